@@ -1,0 +1,261 @@
+//! Composites: which rule each layer gets (Zennit's `composites.py`).
+//!
+//! A composite maps layers to rules by index, by a special first layer, and by layer type, in
+//! that order of precedence. Whatever is left gets the base map every Zennit composite shares:
+//! activations (and other element-wise or reshaping layers) pass relevance through, average
+//! pooling gets [`Rule::Norm`], max pooling sends relevance to the winning input.
+
+use crate::error::{Error, Result};
+use crate::model::{Layer, Sequential};
+use crate::rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, Rule};
+
+/// A class of layers that a composite assigns a rule to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayerType {
+    /// Dense (`Linear`) layers.
+    Dense,
+    /// 2-D convolutions.
+    Conv2d,
+    /// Dense or convolutional layers (Zennit's `Linear` type).
+    AnyLinear,
+    /// Average pooling, plain or adaptive.
+    AvgPool,
+    /// Max pooling.
+    MaxPool,
+    /// Element-wise activations.
+    Activation,
+}
+
+impl LayerType {
+    /// Whether `layer` belongs to this class.
+    pub fn matches(&self, layer: &Layer) -> bool {
+        match self {
+            LayerType::Dense => matches!(layer, Layer::Linear(_)),
+            LayerType::Conv2d => matches!(layer, Layer::Conv2d(_)),
+            LayerType::AnyLinear => matches!(layer, Layer::Linear(_) | Layer::Conv2d(_)),
+            LayerType::AvgPool => matches!(layer, Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_)),
+            LayerType::MaxPool => matches!(layer, Layer::MaxPool2d(_)),
+            LayerType::Activation => layer.is_activation(),
+        }
+    }
+}
+
+/// How relevance crosses one layer, once a composite has been resolved against a model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Propagation {
+    /// The gradient trick with this rule (never [`Rule::Pass`]).
+    Rule(Rule),
+    /// Relevance passes unchanged (reshaped to the layer input where the layer reshapes).
+    Pass,
+    /// Relevance goes to the winning input of each max-pooling window (the gradient).
+    WinnerTakesAll,
+}
+
+impl std::fmt::Display for Propagation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Propagation::Rule(Rule::Epsilon { epsilon }) => write!(f, "epsilon (ε = {epsilon})"),
+            Propagation::Rule(Rule::Gamma { gamma }) => write!(f, "gamma (γ = {gamma})"),
+            Propagation::Rule(Rule::AlphaBeta { alpha, beta }) => write!(f, "alpha-beta (α = {alpha}, β = {beta})"),
+            Propagation::Rule(rule) => f.write_str(rule.name()),
+            Propagation::Pass => f.write_str("pass"),
+            Propagation::WinnerTakesAll => f.write_str("winner-takes-all"),
+        }
+    }
+}
+
+/// Names of the built-in composites, as [`Composite::named`] takes them.
+pub const COMPOSITE_NAMES: [&str; 5] = [
+    "epsilon-plus",
+    "epsilon-plus-flat",
+    "epsilon-gamma-box",
+    "epsilon-alpha2-beta1",
+    "epsilon-alpha2-beta1-flat",
+];
+
+/// A mapping from layers to rules.
+///
+/// ```
+/// use lrp_grad::{Composite, LayerType, Rule};
+/// // Zennit's EpsilonPlusFlat, but LRP-0 on every dense layer and w-square on layer 0.
+/// let composite = Composite::epsilon_plus_flat()
+///     .with_type(LayerType::Dense, Rule::Zero)
+///     .with_index(0, Rule::WSquare);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Composite {
+    by_index: Vec<(usize, Rule)>,
+    first: Vec<(LayerType, Rule)>,
+    by_type: Vec<(LayerType, Rule)>,
+}
+
+impl Composite {
+    /// An empty composite: only the base map (activations pass, pooling as Zennit does).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One rule for every dense and conv layer.
+    pub fn uniform(rule: Rule) -> Self {
+        Self::new().with_type(LayerType::AnyLinear, rule)
+    }
+
+    /// Assigns `rule` to the layer at `index`; this beats every other assignment.
+    #[must_use]
+    pub fn with_index(mut self, index: usize, rule: Rule) -> Self {
+        self.by_index.retain(|(i, _)| *i != index);
+        self.by_index.push((index, rule));
+        self
+    }
+
+    /// Assigns `rule` to every layer of type `ty`; a later call wins over earlier ones.
+    #[must_use]
+    pub fn with_type(mut self, ty: LayerType, rule: Rule) -> Self {
+        self.by_type.insert(0, (ty, rule));
+        self
+    }
+
+    /// Assigns `rule` to the first layer (in model order) of type `ty`, as Zennit's
+    /// `SpecialFirstLayerMapComposite`; a later call wins over earlier ones.
+    #[must_use]
+    pub fn with_first(mut self, ty: LayerType, rule: Rule) -> Self {
+        self.first.insert(0, (ty, rule));
+        self
+    }
+
+    /// Zennit's `EpsilonPlus`: z⁺ on conv layers, ε on dense layers.
+    pub fn epsilon_plus() -> Self {
+        Self::new()
+            .with_type(LayerType::Dense, Rule::Epsilon { epsilon: DEFAULT_EPSILON })
+            .with_type(LayerType::Conv2d, Rule::ZPlus)
+    }
+
+    /// Zennit's `EpsilonPlusFlat`: as [`Composite::epsilon_plus`], with flat on the first dense
+    /// or conv layer. The default composite of [`crate::explain`].
+    pub fn epsilon_plus_flat() -> Self {
+        Self::epsilon_plus().with_first(LayerType::AnyLinear, Rule::Flat)
+    }
+
+    /// Zennit's `EpsilonGammaBox`: z-box on the first conv layer, γ = 0.25 on the other conv
+    /// layers, ε on dense layers.
+    pub fn epsilon_gamma_box(low: impl Into<Bound>, high: impl Into<Bound>) -> Result<Self> {
+        Ok(Self::new()
+            .with_type(LayerType::Dense, Rule::Epsilon { epsilon: DEFAULT_EPSILON })
+            .with_type(LayerType::Conv2d, Rule::Gamma { gamma: DEFAULT_GAMMA })
+            .with_first(LayerType::Conv2d, Rule::z_box(low, high)?))
+    }
+
+    /// Zennit's `EpsilonAlpha2Beta1`: α2β1 on conv layers, ε on dense layers.
+    pub fn epsilon_alpha2_beta1() -> Self {
+        Self::new()
+            .with_type(LayerType::Dense, Rule::Epsilon { epsilon: DEFAULT_EPSILON })
+            .with_type(LayerType::Conv2d, Rule::AlphaBeta { alpha: 2.0, beta: 1.0 })
+    }
+
+    /// Zennit's `EpsilonAlpha2Beta1Flat`: as [`Composite::epsilon_alpha2_beta1`], with flat on
+    /// the first dense or conv layer.
+    pub fn epsilon_alpha2_beta1_flat() -> Self {
+        Self::epsilon_alpha2_beta1().with_first(LayerType::AnyLinear, Rule::Flat)
+    }
+
+    /// A built-in composite by name (see [`COMPOSITE_NAMES`]); `bounds` are z-box's low and
+    /// high, needed by `epsilon-gamma-box` only.
+    pub fn named(name: &str, bounds: Option<(Bound, Bound)>) -> Result<Self> {
+        match name {
+            "epsilon-plus" => Ok(Self::epsilon_plus()),
+            "epsilon-plus-flat" => Ok(Self::epsilon_plus_flat()),
+            "epsilon-alpha2-beta1" => Ok(Self::epsilon_alpha2_beta1()),
+            "epsilon-alpha2-beta1-flat" => Ok(Self::epsilon_alpha2_beta1_flat()),
+            "epsilon-gamma-box" => match bounds {
+                Some((low, high)) => Self::epsilon_gamma_box(low, high),
+                None => Err(Error::InvalidRule {
+                    rule: "z-box",
+                    reason: "epsilon-gamma-box needs the input bounds low and high".into(),
+                }),
+            },
+            other => Err(Error::UnknownComposite {
+                name: other.to_string(),
+            }),
+        }
+    }
+
+    /// Resolves the composite against a model: how relevance crosses each layer. Checks every
+    /// rule's parameters and that each rule makes sense for its layer.
+    pub fn plan(&self, model: &Sequential) -> Result<Vec<Propagation>> {
+        if let Some(&(index, _)) = self.by_index.iter().find(|(i, _)| *i >= model.len()) {
+            return Err(Error::NoSuchLayer {
+                index,
+                layers: model.len(),
+            });
+        }
+        let mut first_seen = false;
+        model
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                let in_first_map = self.first.iter().find(|(ty, _)| ty.matches(layer));
+                let by_index = self.by_index.iter().find(|(i, _)| *i == index).map(|(_, r)| r);
+                let first = match in_first_map {
+                    Some((_, rule)) if !first_seen => {
+                        first_seen = true;
+                        Some(rule)
+                    }
+                    _ => None,
+                };
+                let by_type = || self.by_type.iter().find(|(ty, _)| ty.matches(layer)).map(|(_, r)| r);
+                match by_index.or(first).or_else(by_type) {
+                    Some(rule) => pair(rule, layer, index),
+                    None => base(layer, index),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The base map for layers no assignment covers.
+fn base(layer: &Layer, index: usize) -> Result<Propagation> {
+    match layer {
+        Layer::Linear(_) | Layer::Conv2d(_) => Err(Error::MissingRule {
+            index,
+            kind: layer.kind(),
+        }),
+        Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_) => Ok(Propagation::Rule(Rule::Norm)),
+        Layer::MaxPool2d(_) => Ok(Propagation::WinnerTakesAll),
+        _ => Ok(Propagation::Pass),
+    }
+}
+
+/// Checks that `rule` makes sense for `layer`.
+fn pair(rule: &Rule, layer: &Layer, index: usize) -> Result<Propagation> {
+    rule.validate()?;
+    let mismatch = |reason: &str| Error::RuleLayerMismatch {
+        rule: rule.name(),
+        index,
+        kind: layer.kind(),
+        reason: reason.to_string(),
+    };
+    match layer {
+        Layer::Linear(_) | Layer::Conv2d(_) => match rule {
+            Rule::Pass => Err(mismatch(
+                "pass keeps relevance as it is, but this layer maps its input to another shape; use zero, epsilon or another LRP rule",
+            )),
+            _ => Ok(Propagation::Rule(rule.clone())),
+        },
+        Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_) | Layer::MaxPool2d(_) => {
+            if matches!(rule, Rule::Pass) {
+                Err(mismatch("pass keeps relevance as it is, but pooling changes its shape; use norm"))
+            } else if rule.needs_parameters() {
+                Err(mismatch("the rule modifies weights, and pooling has none; use norm, zero or epsilon"))
+            } else {
+                Ok(Propagation::Rule(rule.clone()))
+            }
+        }
+        _ => match rule {
+            Rule::Pass => Ok(Propagation::Pass),
+            _ => Err(mismatch(
+                "element-wise and reshaping layers only take pass (LRP rules are for linear and pooling layers)",
+            )),
+        },
+    }
+}

@@ -1,0 +1,174 @@
+//! The one engine: the gradient trick, applied per layer.
+//!
+//! For a layer with input `a` and upper relevance `R`, each term `t` of the rule evaluates the
+//! layer with modified parameters on a modified input `xₜ` (a fresh autodiff leaf):
+//! `zₜ = ρₜ(layer)(xₜ)`. Each group sums its terms, `z = Σ signₜ·zₜ`, and forms the constant
+//! `s = scale · mask · R / stab(z)` — computed on the plain (non-autodiff) device, so it is
+//! detached by construction. One backward pass of `Σₜ signₜ·Σ(zₜ ⊙ s)` gives every
+//! `cₜ = ∂/∂xₜ = signₜ·ρₜ(W)ᵀ s` at once, for dense and convolutional layers alike, and the
+//! relevance of the layer input is `Σₜ xₜ ⊙ cₜ`.
+
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+use burn::tensor::Tensor;
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_pool2d};
+
+use crate::model::Layer;
+use crate::model::shape::{avg_pool_options, conv_options, max_pool_options};
+use crate::rules::{Group, InputMod, OutputMask, ParamMod};
+
+/// A layer the rule engine can evaluate with modified parameters and inputs: linear in its
+/// input up to a bias (dense, conv, average pooling) or piecewise linear (max pooling).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RuleLayer<'a> {
+    Dense(&'a Linear),
+    Conv(&'a Conv2d),
+    AvgPool(&'a AvgPool2d),
+    AdaptiveAvgPool(&'a AdaptiveAvgPool2d),
+    MaxPool(&'a MaxPool2d),
+}
+
+impl<'a> RuleLayer<'a> {
+    pub(crate) fn new(layer: &'a Layer) -> Option<Self> {
+        Some(match layer {
+            Layer::Linear(l) => Self::Dense(l),
+            Layer::Conv2d(c) => Self::Conv(c),
+            Layer::AvgPool2d(p) => Self::AvgPool(p),
+            Layer::AdaptiveAvgPool2d(p) => Self::AdaptiveAvgPool(p),
+            Layer::MaxPool2d(p) => Self::MaxPool(p),
+            _ => return None,
+        })
+    }
+
+    /// The layer's own forward pass.
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_with(x, ParamMod::Identity, true)
+    }
+
+    /// The forward pass with every parameter modified by `params`, and the bias left out unless
+    /// `bias`. Parameter-free layers ignore both.
+    pub(crate) fn forward_with(&self, x: Tensor<4>, params: ParamMod, bias: bool) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        match *self {
+            Self::Dense(layer) => {
+                let weight = params.apply(layer.weight.val());
+                let bias = bias.then(|| layer.bias.as_ref().map(|b| params.apply(b.val()))).flatten();
+                let out = linear(x.reshape([n, c * h * w]), weight, bias);
+                let [_, features] = out.dims();
+                out.reshape([n, features, 1, 1])
+            }
+            Self::Conv(layer) => {
+                let weight = params.apply(layer.weight.val());
+                let bias = bias.then(|| layer.bias.as_ref().map(|b| params.apply(b.val()))).flatten();
+                conv2d(x, weight, bias, conv_options(layer, h, w))
+            }
+            Self::AvgPool(pool) => avg_pool2d(x, avg_pool_options(pool, h, w)),
+            Self::AdaptiveAvgPool(pool) => adaptive_avg_pool2d(x, pool.output_size),
+            Self::MaxPool(pool) => max_pool2d(x, max_pool_options(pool, h, w)),
+        }
+    }
+}
+
+impl ParamMod {
+    fn apply<const D: usize>(self, p: Tensor<D>) -> Tensor<D> {
+        match self {
+            ParamMod::Identity => p,
+            ParamMod::Positive => p.clamp_min(0.0),
+            ParamMod::Negative => p.clamp_max(0.0),
+            ParamMod::GammaPositive(gamma) => p.clone() + p.clamp_min(0.0).mul_scalar(gamma),
+            ParamMod::GammaNegative(gamma) => p.clone() + p.clamp_max(0.0).mul_scalar(gamma),
+            ParamMod::Square => p.square(),
+            ParamMod::Ones => p.ones_like(),
+        }
+    }
+}
+
+/// Zennit's stabilizer: `z + ε·sign(z)` with sign(0) = +1 (Burn's `sign(0)` is 0, hence the mask).
+pub(crate) fn stabilize(z: Tensor<4>, epsilon: f64) -> Tensor<4> {
+    let sign = z.clone().greater_equal_elem(0.0).float().mul_scalar(2.0).sub_scalar(1.0);
+    z + sign.mul_scalar(epsilon)
+}
+
+/// The z-box bounds, already broadcast to the layer input's shape.
+pub(crate) struct Bounds {
+    pub low: Tensor<4>,
+    pub high: Tensor<4>,
+}
+
+/// Relevance of the layer input `a` for a rule given as groups of terms (see the module docs).
+/// `z` is the unmodified layer output from the forward pass (used by masked groups), `r` the
+/// relevance of the layer output. All three live on a plain (non-autodiff) device.
+pub(crate) fn propagate(
+    layer: RuleLayer<'_>,
+    groups: &[Group],
+    a: &Tensor<4>,
+    z: &Tensor<4>,
+    r: &Tensor<4>,
+    bounds: Option<&Bounds>,
+) -> Tensor<4> {
+    let mut leaves = Vec::new();
+    let mut objective: Option<Tensor<1>> = None;
+    for group in groups {
+        let outputs: Vec<(Tensor<4>, f32)> = group
+            .terms
+            .iter()
+            .map(|term| {
+                let leaf = modified_input(term.input, a, bounds).autodiff().require_grad();
+                let out = layer.forward_with(leaf.clone(), term.params, term.bias);
+                leaves.push(leaf);
+                (out, term.sign)
+            })
+            .collect();
+        // The denominator on the plain device: `s` is a constant of the backward pass.
+        let denominator = outputs
+            .iter()
+            .map(|(out, sign)| out.clone().without_autodiff().mul_scalar(*sign))
+            .reduce(|acc, t| acc + t)
+            .expect("a group has at least one term");
+        let mut s = r.clone() / stabilize(denominator, group.stabilizer);
+        s = match group.mask {
+            OutputMask::All => s,
+            OutputMask::Positive => s * z.clone().greater_elem(0.0).float(),
+            OutputMask::Negative => s * z.clone().lower_elem(0.0).float(),
+        };
+        for (out, sign) in outputs {
+            let term = (out * s.clone().mul_scalar(sign * group.scale)).sum();
+            objective = Some(match objective {
+                Some(acc) => acc + term,
+                None => term,
+            });
+        }
+    }
+    let gradients = objective.expect("a rule has at least one term").backward();
+    leaves
+        .into_iter()
+        .map(|leaf| {
+            let c = leaf
+                .grad(&gradients)
+                .expect("every leaf takes part in the objective");
+            leaf.without_autodiff() * c
+        })
+        .reduce(|acc, t| acc + t)
+        .expect("a rule has at least one term")
+}
+
+/// Relevance routed by the layer's own gradient: `∂ Σ f(a)·R / ∂a`. For max pooling this sends
+/// each output's relevance to the window's winning input.
+pub(crate) fn route_by_gradient(layer: RuleLayer<'_>, a: &Tensor<4>, r: &Tensor<4>) -> Tensor<4> {
+    let leaf = a.clone().autodiff().require_grad();
+    let objective = (layer.forward(leaf.clone()) * r.clone()).sum();
+    let gradients = objective.backward();
+    leaf.grad(&gradients).expect("the leaf takes part in the objective")
+}
+
+fn modified_input(input: InputMod, a: &Tensor<4>, bounds: Option<&Bounds>) -> Tensor<4> {
+    match input {
+        InputMod::Identity => a.clone(),
+        InputMod::Positive => a.clone().clamp_min(0.0),
+        InputMod::Negative => a.clone().clamp_max(0.0),
+        InputMod::Ones => a.ones_like(),
+        InputMod::Low => bounds.expect("z-box bounds are resolved before propagation").low.clone(),
+        InputMod::High => bounds.expect("z-box bounds are resolved before propagation").high.clone(),
+    }
+}

@@ -1,0 +1,162 @@
+//! The library's typed errors. Every message says what was expected and what came.
+
+/// Everything that can go wrong when a model is explained.
+///
+/// No function of this crate panics on user input: shapes, targets, rule parameters and
+/// rule/layer pairings are checked up front and reported as one of these variants.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input tensor has a rank the model cannot take.
+    #[error("input has rank {found}; expected rank 2 ([batch, features]) or 4 ([batch, channels, height, width])")]
+    UnsupportedRank {
+        /// The rank that came.
+        found: usize,
+    },
+
+    /// The input (or an intermediate activation) does not fit a layer.
+    #[error("layer {index} ({kind}) expects {expected}, but gets per-sample shape {found:?}")]
+    ShapeMismatch {
+        /// Index of the layer in the model.
+        index: usize,
+        /// The layer's kind, e.g. `linear`.
+        kind: &'static str,
+        /// What the layer expects, in words.
+        expected: String,
+        /// The per-sample shape that came (batch dimension left out).
+        found: Vec<usize>,
+    },
+
+    /// A layer is configured in a way lrp-grad does not support.
+    #[error("layer {index} ({kind}) is not supported: {reason}")]
+    UnsupportedLayer {
+        /// Index of the layer in the model.
+        index: usize,
+        /// The layer's kind.
+        kind: &'static str,
+        /// Why.
+        reason: String,
+    },
+
+    /// The model's output is not one score per class.
+    #[error("the model's per-sample output has shape {found:?}; expected one score per class (end the model with a linear layer or a flatten)")]
+    OutputNotVector {
+        /// The per-sample output shape that came.
+        found: Vec<usize>,
+    },
+
+    /// The input batch holds no sample.
+    #[error("empty batch: the input has shape {shape:?}, with 0 samples or a zero-sized dimension")]
+    EmptyBatch {
+        /// The shape that came.
+        shape: Vec<usize>,
+    },
+
+    /// The input holds NaN or infinite values.
+    #[error("non-finite input: {count} value(s) are NaN or infinite (first at flat index {first_index}); expected finite numbers")]
+    NonFiniteInput {
+        /// How many values are not finite.
+        count: usize,
+        /// Flat (row-major) index of the first one.
+        first_index: usize,
+    },
+
+    /// A target class is not one of the model's outputs.
+    #[error("target class {class} (sample {sample}) is out of range: the model has {classes} outputs, so expected 0..{classes}")]
+    TargetOutOfRange {
+        /// The sample whose target is wrong.
+        sample: usize,
+        /// The class that came.
+        class: usize,
+        /// The number of model outputs.
+        classes: usize,
+    },
+
+    /// One target per sample was asked for, but the counts differ.
+    #[error("{found} target(s) given for a batch of {expected} sample(s); expected one per sample")]
+    TargetCountMismatch {
+        /// The batch size.
+        expected: usize,
+        /// The number of targets that came.
+        found: usize,
+    },
+
+    /// A custom output relevance does not have the model output's shape.
+    #[error("output relevance has shape {found:?}; expected the model output's shape {expected:?}")]
+    OutputRelevanceShape {
+        /// The model output's shape.
+        expected: Vec<usize>,
+        /// The shape that came.
+        found: Vec<usize>,
+    },
+
+    /// A rule parameter is out of its domain.
+    #[error("invalid parameter for rule {rule}: {reason}")]
+    InvalidRule {
+        /// The rule's name.
+        rule: &'static str,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+
+    /// A rule was assigned to a layer it cannot explain.
+    #[error("rule {rule} cannot be applied to layer {index} ({kind}): {reason}")]
+    RuleLayerMismatch {
+        /// The rule's name.
+        rule: &'static str,
+        /// Index of the layer in the model.
+        index: usize,
+        /// The layer's kind.
+        kind: &'static str,
+        /// Why the pairing makes no sense.
+        reason: String,
+    },
+
+    /// A linear or convolutional layer received no rule from the composite.
+    #[error("no rule for layer {index} ({kind}): the composite maps no rule to it; assign one by index or by layer type")]
+    MissingRule {
+        /// Index of the layer in the model.
+        index: usize,
+        /// The layer's kind.
+        kind: &'static str,
+    },
+
+    /// A composite name that is not one of the built-in composites.
+    #[error("unknown composite `{name}`; expected one of epsilon-plus, epsilon-plus-flat, epsilon-gamma-box, epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat")]
+    UnknownComposite {
+        /// The name that came.
+        name: String,
+    },
+
+    /// A rule was assigned by index to a layer that does not exist.
+    #[error("a rule is assigned to layer {index}, but the model has only {layers} layers")]
+    NoSuchLayer {
+        /// The index that came.
+        index: usize,
+        /// The number of layers in the model.
+        layers: usize,
+    },
+
+    /// Batch normalization that cannot be merged into a preceding linear or conv layer.
+    #[error("batch norm at layer {index} cannot be merged: {reason}")]
+    UnmergeableBatchNorm {
+        /// Index of the batch-norm layer.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+
+    /// Z-box bounds whose shape fits neither a scalar nor the input.
+    #[error("z-box bound `{which}` has shape {found:?}; expected a scalar or the input's shape without batch {expected:?}")]
+    BoundShape {
+        /// `low` or `high`.
+        which: &'static str,
+        /// The per-sample input shape.
+        expected: Vec<usize>,
+        /// The shape that came.
+        found: Vec<usize>,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,330 @@
+//! The attributor: runs the model once, then walks back through the layers with the engine.
+
+use burn::module::Module;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::composite::{Composite, Propagation};
+use crate::engine::{self, Bounds, RuleLayer};
+use crate::error::{Error, Result};
+use crate::model::{FeatureShape, Sequential, to_internal};
+use crate::rules::{Bound, Rule};
+
+/// Which output the explanation is about.
+#[derive(Debug, Clone, Default)]
+pub enum Target {
+    /// Each sample's predicted class (the arg-max of its scores).
+    #[default]
+    Predicted,
+    /// The same class for every sample.
+    Class(usize),
+    /// One class per sample.
+    PerSample(Vec<usize>),
+    /// A custom relevance for the model output, `[N, classes]`; used as it is.
+    Relevance(Tensor<2>),
+}
+
+/// How the output relevance of a class target is initialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputRelevance {
+    /// The target's score: `R = f_target(x)` on the target, 0 elsewhere, so the input relevance
+    /// sums to (about) `f_target(x)`.
+    #[default]
+    Logit,
+    /// 1 on the target, 0 elsewhere (Zennit's usual call).
+    OneHot,
+}
+
+/// The relevance at the input of one layer (or at the model output).
+#[derive(Debug, Clone)]
+pub struct LayerRelevance {
+    /// The layer whose input this relevance belongs to; the number of layers for the output.
+    pub index: usize,
+    /// The per-sample shape of the relevance.
+    pub shape: FeatureShape,
+    /// The relevance in the internal rank-4 form (`[N, F, 1, 1]` for vectors).
+    pub relevance: Tensor<4>,
+    /// Per-sample sum of the relevance (the conservation check).
+    pub sums: Vec<f32>,
+}
+
+/// The result of an explanation.
+#[derive(Debug, Clone)]
+pub struct Explanation<const D: usize> {
+    /// Relevance of each input value, the input's shape.
+    pub relevance: Tensor<D>,
+    /// The model output, `[N, classes]`.
+    pub output: Tensor<2>,
+    /// The explained class of each sample (`None` for a custom output relevance).
+    pub targets: Option<Vec<usize>>,
+    /// Relevance at every layer's input and at the output, when asked for with
+    /// [`Explainer::record_layers`]; empty otherwise.
+    pub layers: Vec<LayerRelevance>,
+}
+
+impl<const D: usize> Explanation<D> {
+    /// Per-sample sum of the input relevance.
+    pub fn relevance_sums(&self) -> Vec<f32> {
+        per_sample_sums(self.relevance.clone())
+    }
+}
+
+/// Explains `model` on `input` with the defaults: composite `epsilon-plus-flat`, each sample's
+/// predicted class, output relevance = the target's logit.
+///
+/// `input` is `[N, features]` or `[N, channels, height, width]` on any Burn device.
+pub fn explain<const D: usize>(model: &Sequential, input: Tensor<D>) -> Result<Explanation<D>> {
+    Explainer::new().explain(model, input)
+}
+
+/// Builder for explanations with other composites, rules or targets.
+///
+/// ```
+/// use burn::nn::{LinearConfig, Relu};
+/// use burn::tensor::{Device, Tensor};
+/// use lrp_grad::{Composite, Explainer, OutputRelevance, Sequential, Target};
+///
+/// let device = Device::default();
+/// let model = Sequential::new()
+///     .push(LinearConfig::new(4, 8).init(&device))
+///     .push(Relu::new())
+///     .push(LinearConfig::new(8, 3).init(&device));
+/// let input = Tensor::<2>::ones([2, 4], &device);
+/// let explanation = Explainer::new()
+///     .composite(Composite::epsilon_plus())
+///     .target(Target::Class(1))
+///     .output_relevance(OutputRelevance::OneHot)
+///     .explain(&model, input)?;
+/// assert_eq!(explanation.relevance.dims(), [2, 4]);
+/// # Ok::<(), lrp_grad::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Explainer {
+    composite: Composite,
+    target: Target,
+    output_relevance: OutputRelevance,
+    record_layers: bool,
+}
+
+impl Default for Explainer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Explainer {
+    /// The defaults of [`explain`].
+    pub fn new() -> Self {
+        Self {
+            composite: Composite::epsilon_plus_flat(),
+            target: Target::Predicted,
+            output_relevance: OutputRelevance::Logit,
+            record_layers: false,
+        }
+    }
+
+    /// Use this composite.
+    #[must_use]
+    pub fn composite(mut self, composite: Composite) -> Self {
+        self.composite = composite;
+        self
+    }
+
+    /// One rule for every dense and conv layer (pooling and activations as in the composites).
+    #[must_use]
+    pub fn rule(self, rule: Rule) -> Self {
+        self.composite(Composite::uniform(rule))
+    }
+
+    /// Explain this target.
+    #[must_use]
+    pub fn target(mut self, target: Target) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Initialise the output relevance this way (for class targets).
+    #[must_use]
+    pub fn output_relevance(mut self, output_relevance: OutputRelevance) -> Self {
+        self.output_relevance = output_relevance;
+        self
+    }
+
+    /// Keep every layer's relevance and its per-sample sum in the result.
+    #[must_use]
+    pub fn record_layers(mut self, record: bool) -> Self {
+        self.record_layers = record;
+        self
+    }
+
+    /// Explains `model` on `input` (`[N, features]` or `[N, channels, height, width]`).
+    ///
+    /// The model is not changed: explanations use its inference behaviour (batch norm with
+    /// running statistics, merged into the layer before it; dropout off).
+    pub fn explain<const D: usize>(&self, model: &Sequential, input: Tensor<D>) -> Result<Explanation<D>> {
+        let input_dims = input.dims();
+        let (x, shape) = to_internal(input.without_autodiff())?;
+        check_finite(&x)?;
+        let model = model.valid().canonize()?;
+        let shapes = model.shapes(shape)?;
+        let classes = model.num_classes(shape)?;
+        let plan = self.composite.plan(&model)?;
+        let n = input_dims[0];
+        let bounds = plan
+            .iter()
+            .zip(&shapes)
+            .map(|(step, shape)| match step {
+                Propagation::Rule(Rule::ZBox { low, high }) => Ok(Some(Bounds {
+                    low: broadcast_bound(&low, "low", *shape, n, &x)?,
+                    high: broadcast_bound(&high, "high", *shape, n, &x)?,
+                })),
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let acts = model.activations(x);
+        let output = acts.last().expect("activations hold the output").clone().reshape([n, classes]);
+        let (targets, r_out) = self.initial_relevance(&output, n, classes)?;
+
+        let mut r = r_out.reshape([n, classes, 1, 1]);
+        let mut layers = Vec::new();
+        let mut record = |index: usize, r: &Tensor<4>| {
+            if self.record_layers {
+                layers.push(LayerRelevance {
+                    index,
+                    shape: shapes[index],
+                    relevance: r.clone(),
+                    sums: per_sample_sums(r.clone()),
+                });
+            }
+        };
+        record(model.len(), &r);
+        for (index, layer) in model.layers.iter().enumerate().rev() {
+            let a = &acts[index];
+            r = match &plan[index] {
+                Propagation::Pass => r.reshape(a.dims()),
+                Propagation::WinnerTakesAll => {
+                    let layer = RuleLayer::new(layer).expect("max pooling is a rule layer");
+                    engine::route_by_gradient(layer, a, &r)
+                }
+                Propagation::Rule(rule) => {
+                    let layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
+                    let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
+                    engine::propagate(layer, &groups, a, &acts[index + 1], &r, bounds[index].as_ref())
+                }
+            };
+            record(index, &r);
+        }
+        layers.reverse();
+        Ok(Explanation {
+            relevance: r.reshape(input_dims),
+            output,
+            targets,
+            layers,
+        })
+    }
+
+    /// The output relevance `[N, classes]` and the explained classes.
+    fn initial_relevance(&self, output: &Tensor<2>, n: usize, classes: usize) -> Result<(Option<Vec<usize>>, Tensor<2>)> {
+        let targets = match &self.target {
+            Target::Relevance(relevance) => {
+                if relevance.dims() != [n, classes] {
+                    return Err(Error::OutputRelevanceShape {
+                        expected: vec![n, classes],
+                        found: relevance.dims().to_vec(),
+                    });
+                }
+                let relevance = relevance.clone().without_autodiff().to_device(&output.device());
+                return Ok((None, relevance));
+            }
+            Target::Predicted => {
+                let predicted: Tensor<2, Int> = output.clone().argmax(1);
+                predicted
+                    .into_data()
+                    .convert::<i64>()
+                    .try_to_vec::<i64>()
+                    .expect("argmax gives integers")
+                    .into_iter()
+                    .map(|c| c as usize)
+                    .collect()
+            }
+            Target::Class(class) => vec![*class; n],
+            Target::PerSample(classes) => classes.clone(),
+        };
+        if targets.len() != n {
+            return Err(Error::TargetCountMismatch {
+                expected: n,
+                found: targets.len(),
+            });
+        }
+        if let Some((sample, &class)) = targets.iter().enumerate().find(|(_, c)| **c >= classes) {
+            return Err(Error::TargetOutOfRange { sample, class, classes });
+        }
+        let mut one_hot = vec![0.0f32; n * classes];
+        for (sample, class) in targets.iter().enumerate() {
+            one_hot[sample * classes + class] = 1.0;
+        }
+        let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot, [n, classes]), &output.device());
+        let relevance = match self.output_relevance {
+            OutputRelevance::OneHot => one_hot,
+            OutputRelevance::Logit => one_hot * output.clone(),
+        };
+        Ok((Some(targets), relevance))
+    }
+}
+
+fn per_sample_sums<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    let n = t.dims()[0];
+    t.reshape([n as i64, -1])
+        .sum_dim(1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float sums")
+}
+
+fn check_finite(x: &Tensor<4>) -> Result<()> {
+    let bad = x.clone().is_finite().bool_not();
+    if !bad.clone().any().into_scalar::<bool>() {
+        return Ok(());
+    }
+    let flags = bad.into_data().try_to_vec::<bool>().expect("bool data");
+    Err(Error::NonFiniteInput {
+        count: flags.iter().filter(|b| **b).count(),
+        first_index: flags.iter().position(|b| *b).unwrap_or(0),
+    })
+}
+
+/// A z-box bound as a tensor of the layer input's (internal) shape.
+fn broadcast_bound(bound: &Bound, which: &'static str, shape: FeatureShape, n: usize, like: &Tensor<4>) -> Result<Tensor<4>> {
+    let device = like.device();
+    let full = shape.batched(n);
+    let data = match bound {
+        Bound::Scalar(value) => return Ok(Tensor::<4>::full(full, *value, &device)),
+        Bound::Tensor(data) => data,
+    };
+    let sample = shape.dims();
+    let found = data.shape().to_vec();
+    let error = || Error::BoundShape {
+        which,
+        expected: sample.clone(),
+        found: found.clone(),
+    };
+    // Accept [..sample], [1 | N, ..sample], or a same-rank broadcastable shape like [C, 1, 1].
+    let (batch, per_sample): (usize, &[usize]) = if found.len() == sample.len() + 1 && (found[0] == 1 || found[0] == n) {
+        (found[0], &found[1..])
+    } else if found.len() == sample.len() {
+        (1, &found[..])
+    } else {
+        return Err(error());
+    };
+    if per_sample.iter().zip(&sample).any(|(b, s)| *b != *s && *b != 1) {
+        return Err(error());
+    }
+    let per_sample_shape = match FeatureShape::from_batched(&[&[batch][..], per_sample].concat()) {
+        Ok(s) => s,
+        Err(_) => return Err(error()),
+    };
+    let values = data.clone().convert::<f32>().try_to_vec::<f32>().map_err(|_| error())?;
+    let tensor = Tensor::<4>::from_data(TensorData::new(values, per_sample_shape.batched(batch)), &device);
+    Ok(tensor.expand(full))
+}

@@ -1,0 +1,49 @@
+//! # lrp-grad
+//!
+//! Layer-wise Relevance Propagation (LRP) for [Burn](https://burn.dev) models, computed with
+//! the gradient trick and matching [Zennit](https://github.com/chr5tphr/zennit) rule for rule.
+//!
+//! ```
+//! use burn::nn::{LinearConfig, Relu};
+//! use burn::tensor::{Device, Tensor};
+//! use lrp_grad::{explain, Sequential};
+//!
+//! let device = Device::default();
+//! let model = Sequential::new()
+//!     .push(LinearConfig::new(4, 16).init(&device))
+//!     .push(Relu::new())
+//!     .push(LinearConfig::new(16, 3).init(&device));
+//! let input = Tensor::<2>::random([8, 4], burn::tensor::Distribution::Default, &device);
+//! let explanation = explain(&model, input)?;
+//! assert_eq!(explanation.relevance.dims(), [8, 4]);
+//! # Ok::<(), lrp_grad::Error>(())
+//! ```
+//!
+//! ## The gradient trick
+//! For a layer with input `a`, output `z = ρ(W)·a (+ b)` and upper relevance `R`, the constant
+//! `s = R / stab(z)` (detached) gives `c = ∂ Σ(z ⊙ s) / ∂a = ρ(W)ᵀ s` for any linear map, dense
+//! or convolutional, and `R_prev = a ⊙ c`. Every rule is a choice of `ρ`, input modifiers and
+//! stabilizer ([`Rule`]); one engine evaluates them all.
+//!
+//! ## Concepts
+//! - [`Sequential`] / [`Layer`]: a Burn module built from Burn's own layers.
+//! - [`Rule`]: a small value describing one LRP rule.
+//! - [`Composite`]: which rule each layer gets (Zennit's composites included).
+//! - [`Sequential::canonize`]: merges batch norm into the preceding layer.
+//! - [`explain`] / [`Explainer`]: runs it all and returns an [`Explanation`].
+
+mod composite;
+mod engine;
+mod error;
+mod explain;
+mod model;
+mod rules;
+
+pub use composite::{COMPOSITE_NAMES, Composite, LayerType, Propagation};
+pub use error::{Error, Result};
+pub use explain::{Explainer, Explanation, LayerRelevance, OutputRelevance, Target, explain};
+pub use model::{FeatureShape, Flatten, Layer, Sequential};
+pub use rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Rule, ZERO_RULE_STABILIZER};
+
+/// Burn, re-exported so users build models against the same version.
+pub use burn;

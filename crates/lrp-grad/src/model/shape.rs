@@ -1,0 +1,248 @@
+//! Shape inference: every layer's output shape is computed (and checked) before any tensor
+//! operation runs, so bad input becomes an [`Error`] rather than a panic inside Burn.
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{AvgPool2d, MaxPool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+
+use super::Layer;
+use crate::error::{Error, Result};
+
+/// The shape of one sample's activation: a feature vector or a `C × H × W` image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeatureShape {
+    /// `[features]`.
+    Vector(usize),
+    /// `[channels, height, width]`.
+    Image {
+        /// Channels.
+        channels: usize,
+        /// Height.
+        height: usize,
+        /// Width.
+        width: usize,
+    },
+}
+
+impl FeatureShape {
+    /// The per-sample shape of a batched tensor's dims (`[N, F]` or `[N, C, H, W]`).
+    pub fn from_batched(dims: &[usize]) -> Result<Self> {
+        match *dims {
+            [_, features] => Ok(Self::Vector(features)),
+            [_, channels, height, width] => Ok(Self::Image {
+                channels,
+                height,
+                width,
+            }),
+            _ => Err(Error::UnsupportedRank { found: dims.len() }),
+        }
+    }
+
+    /// The per-sample dims: `[F]` or `[C, H, W]`.
+    pub fn dims(&self) -> Vec<usize> {
+        match *self {
+            Self::Vector(f) => vec![f],
+            Self::Image {
+                channels,
+                height,
+                width,
+            } => vec![channels, height, width],
+        }
+    }
+
+    /// The internal rank-4 dims for a batch of `n` (a vector `F` becomes `[n, F, 1, 1]`).
+    pub fn batched(&self, n: usize) -> [usize; 4] {
+        match *self {
+            Self::Vector(f) => [n, f, 1, 1],
+            Self::Image {
+                channels,
+                height,
+                width,
+            } => [n, channels, height, width],
+        }
+    }
+
+    /// Number of values per sample.
+    pub fn numel(&self) -> usize {
+        self.dims().iter().product()
+    }
+
+    /// Channels (the features of a vector).
+    pub fn channels(&self) -> usize {
+        match *self {
+            Self::Vector(f) => f,
+            Self::Image { channels, .. } => channels,
+        }
+    }
+}
+
+impl std::fmt::Display for FeatureShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.dims())
+    }
+}
+
+/// Resolves Burn's padding config to `((top, bottom), (left, right))`, as Burn's own layers do.
+pub(crate) fn padding_pairs(
+    padding: &PaddingConfig2d,
+    height: usize,
+    width: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> [(usize, usize); 2] {
+    // "Same" padding as burn-nn computes it (that helper is private to burn-nn).
+    let same = |k: usize, s: usize, size: usize| {
+        let out = size.div_ceil(s);
+        let total = if out > 0 {
+            ((out - 1) * s + k).saturating_sub(size)
+        } else {
+            0
+        };
+        (total / 2, total - total / 2)
+    };
+    match *padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Same => [same(kernel[0], stride[0], height), same(kernel[1], stride[1], width)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+    }
+}
+
+pub(crate) fn conv_options(conv: &Conv2d, height: usize, width: usize) -> ConvOptions<2> {
+    let padding = padding_pairs(&conv.padding, height, width, conv.kernel_size, conv.stride);
+    ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups)
+}
+
+pub(crate) fn max_pool_options(pool: &MaxPool2d, height: usize, width: usize) -> MaxPoolOptions<2> {
+    let padding = padding_pairs(&pool.padding, height, width, pool.kernel_size, pool.stride);
+    MaxPoolOptions::new(pool.kernel_size)
+        .with_stride(pool.stride)
+        .with_padding_pairs(padding)
+        .with_dilation(pool.dilation)
+        .with_ceil_mode(pool.ceil_mode)
+}
+
+pub(crate) fn avg_pool_options(pool: &AvgPool2d, height: usize, width: usize) -> AvgPoolOptions<2> {
+    let padding = padding_pairs(&pool.padding, height, width, pool.kernel_size, pool.stride);
+    AvgPoolOptions::new(pool.kernel_size)
+        .with_stride(pool.stride)
+        .with_padding_pairs(padding)
+        .with_count_include_pad(pool.count_include_pad)
+        .with_ceil_mode(pool.ceil_mode)
+}
+
+/// Output length of a sliding window, or `None` when the window does not fit.
+fn window_out(size: usize, pad: (usize, usize), kernel: usize, stride: usize, dilation: usize) -> Option<usize> {
+    let span = dilation * (kernel.checked_sub(1)?) + 1;
+    let padded = size + pad.0 + pad.1;
+    (stride > 0 && padded >= span).then(|| (padded - span) / stride + 1)
+}
+
+impl Layer {
+    /// The per-sample output shape for a per-sample input shape, or why the input does not fit.
+    pub fn output_shape(&self, index: usize, input: FeatureShape) -> Result<FeatureShape> {
+        let kind = self.kind();
+        let mismatch = |expected: String| Error::ShapeMismatch {
+            index,
+            kind,
+            expected,
+            found: input.dims(),
+        };
+        let unsupported = |reason: &str| Error::UnsupportedLayer {
+            index,
+            kind,
+            reason: reason.to_string(),
+        };
+        let image = |what: &str| match input {
+            FeatureShape::Image {
+                channels,
+                height,
+                width,
+            } => Ok((channels, height, width)),
+            FeatureShape::Vector(_) => Err(mismatch(format!("an image [N, C, H, W] ({what})"))),
+        };
+        // Sliding-window layers share the output-size arithmetic.
+        let window = |channels: usize,
+                      h: usize,
+                      w: usize,
+                      kernel: [usize; 2],
+                      stride: [usize; 2],
+                      dilation: [usize; 2],
+                      padding: &PaddingConfig2d| {
+            let pad = padding_pairs(padding, h, w, kernel, stride);
+            match (
+                window_out(h, pad[0], kernel[0], stride[0], dilation[0]),
+                window_out(w, pad[1], kernel[1], stride[1], dilation[1]),
+            ) {
+                (Some(height), Some(width)) if height > 0 && width > 0 => Ok(FeatureShape::Image {
+                    channels,
+                    height,
+                    width,
+                }),
+                _ => Err(mismatch(format!(
+                    "an image at least as large as its {}x{} window (dilation {:?}, padding {:?})",
+                    kernel[0], kernel[1], dilation, pad
+                ))),
+            }
+        };
+        match self {
+            Layer::Linear(linear) => {
+                let [d_in, d_out] = linear.weight.dims();
+                match input {
+                    FeatureShape::Vector(f) if f == d_in => Ok(FeatureShape::Vector(d_out)),
+                    _ => Err(mismatch(format!("[N, {d_in}] (a vector of {d_in} features)"))),
+                }
+            }
+            Layer::Conv2d(conv) => {
+                let [c_out, c_in_group, _, _] = conv.weight.dims();
+                let c_in = c_in_group * conv.groups;
+                let (channels, h, w) = image(&format!("{c_in} channels"))?;
+                if channels != c_in {
+                    return Err(mismatch(format!("[N, {c_in}, H, W] ({c_in} input channels)")));
+                }
+                window(c_out, h, w, conv.kernel_size, conv.stride, conv.dilation, &conv.padding)
+            }
+            Layer::MaxPool2d(pool) => {
+                if pool.ceil_mode {
+                    return Err(unsupported("ceil_mode = true"));
+                }
+                let (channels, h, w) = image("max pooling")?;
+                window(channels, h, w, pool.kernel_size, pool.stride, pool.dilation, &pool.padding)
+            }
+            Layer::AvgPool2d(pool) => {
+                if pool.ceil_mode {
+                    return Err(unsupported("ceil_mode = true"));
+                }
+                let (channels, h, w) = image("average pooling")?;
+                window(channels, h, w, pool.kernel_size, pool.stride, [1, 1], &pool.padding)
+            }
+            Layer::AdaptiveAvgPool2d(pool) => {
+                let (channels, _, _) = image("adaptive average pooling")?;
+                let [height, width] = pool.output_size;
+                if height == 0 || width == 0 {
+                    return Err(unsupported("output size 0"));
+                }
+                Ok(FeatureShape::Image {
+                    channels,
+                    height,
+                    width,
+                })
+            }
+            Layer::BatchNorm(bn) => {
+                let [features] = bn.gamma.dims();
+                if input.channels() != features {
+                    return Err(mismatch(format!("{features} channels (features)")));
+                }
+                Ok(input)
+            }
+            Layer::Flatten(_) => Ok(FeatureShape::Vector(input.numel())),
+            Layer::Relu(_)
+            | Layer::LeakyRelu(_)
+            | Layer::Tanh(_)
+            | Layer::Sigmoid(_)
+            | Layer::Gelu(_)
+            | Layer::Dropout(_)
+            | Layer::Identity(_) => Ok(input),
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! LRP rules as small values.
+//!
+//! A rule never propagates anything itself. It only describes, as Zennit's `BasicHook` does,
+//! which *terms* the one engine ([`crate::engine`]) evaluates: each term feeds a modified input
+//! (`x`, `x⁺`, `x⁻`, ones, a bound) through the layer with modified parameters (`W`, `W⁺`, `W⁻`,
+//! `W + γW⁺`, `W²`, ones), terms are summed into groups, and each group divides the upper
+//! relevance by its stabilized sum. Adding a rule is a few lines in [`Rule::groups`].
+
+use burn::tensor::TensorData;
+
+use crate::error::{Error, Result};
+
+/// Zennit's default stabilizer for every rule but epsilon.
+pub const DEFAULT_STABILIZER: f64 = 1e-6;
+/// Default ε of the epsilon rule (Zennit's).
+pub const DEFAULT_EPSILON: f64 = 1e-6;
+/// The tiny stabilizer of LRP-0, only there against 0/0.
+pub const ZERO_RULE_STABILIZER: f64 = 1e-9;
+/// Default γ of the gamma rule (Zennit's).
+pub const DEFAULT_GAMMA: f64 = 0.25;
+
+/// A bound of the z-box rule: one number, or a tensor (see [`Rule::z_box`] for accepted shapes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound {
+    /// The same bound for every input value.
+    Scalar(f64),
+    /// Per-value bounds, broadcast to the layer input.
+    Tensor(TensorData),
+}
+
+impl From<f64> for Bound {
+    fn from(value: f64) -> Self {
+        Bound::Scalar(value)
+    }
+}
+
+impl From<f32> for Bound {
+    fn from(value: f32) -> Self {
+        Bound::Scalar(value as f64)
+    }
+}
+
+impl From<TensorData> for Bound {
+    fn from(value: TensorData) -> Self {
+        Bound::Tensor(value)
+    }
+}
+
+/// An LRP rule, as defined by Zennit 0.5 (`zennit.rules`).
+///
+/// With `a` the layer input, `z = W·a + b` its output, `R` the upper relevance and
+/// `stab(z) = z + ε·sign(z)` (sign(0) = +1):
+///
+/// | rule | relevance of the layer input |
+/// |---|---|
+/// | `Zero` | `a ⊙ Wᵀ(R / stab(z))`, ε = 1e-9 |
+/// | `Epsilon` | the same with ε (default 1e-6) |
+/// | `Gamma` | sign-split: positive outputs use `(W + γW⁺)` on `a⁺`, `(W + γW⁻)` on `a⁻`; negative outputs the mirror |
+/// | `AlphaBeta` | `α·R⁺ − β·R⁻`, with `R⁺` from `W⁺a⁺ + W⁻a⁻` and `R⁻` from `W⁻a⁺ + W⁺a⁻` |
+/// | `ZPlus` | relevance by `W⁺a⁺ + W⁻a⁻` (α = 1, β = 0) |
+/// | `ZBox` | `z = Wa − W⁺l − W⁻h`; `R = a⊙c − l⊙c⁺ − h⊙c⁻` |
+/// | `Flat` | spread uniformly over the receptive field (W = 1, a = 1, no bias) |
+/// | `WSquare` | spread by `W²` (a = 1, bias squared) |
+/// | `Pass` | unchanged (element-wise layers) |
+/// | `Norm` | `a ⊙ Pᵀ(R / stab(P a))` for a parameter-free linear map `P` (pooling) |
+///
+/// Bias treatment follows Zennit: kept where the weight is kept, positive/negative part with
+/// the clamped weights, squared in w-square, zeroed in flat, cancelled in z-box.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// LRP-0: the plain redistribution, with a stabilizer of 1e-9 only against 0/0.
+    Zero,
+    /// LRP-ε.
+    Epsilon {
+        /// ε ≥ 0, added with the sign of `z`.
+        epsilon: f64,
+    },
+    /// Generalized LRP-γ (Zennit's sign-split form).
+    Gamma {
+        /// γ ≥ 0: how much the same-signed contributions are favoured.
+        gamma: f64,
+    },
+    /// LRP-αβ with `α − β = 1`.
+    AlphaBeta {
+        /// Weight of positive contributions, ≥ 0.
+        alpha: f64,
+        /// Weight of negative contributions, ≥ 0.
+        beta: f64,
+    },
+    /// LRP-z⁺.
+    ZPlus,
+    /// LRP-zᴮ for bounded inputs (usually the first layer).
+    ZBox {
+        /// Lowest possible input value(s).
+        low: Bound,
+        /// Highest possible input value(s).
+        high: Bound,
+    },
+    /// Flat: uniform over the receptive field.
+    Flat,
+    /// W²: by the squared weights.
+    WSquare,
+    /// Pass the relevance through unchanged.
+    Pass,
+    /// Normalize by the layer's own output (for pooling layers).
+    Norm,
+}
+
+impl Rule {
+    /// LRP-ε, checking `ε ≥ 0` and finite.
+    pub fn epsilon(epsilon: f64) -> Result<Rule> {
+        let rule = Rule::Epsilon { epsilon };
+        rule.validate()?;
+        Ok(rule)
+    }
+
+    /// LRP-γ, checking `γ ≥ 0` and finite.
+    pub fn gamma(gamma: f64) -> Result<Rule> {
+        let rule = Rule::Gamma { gamma };
+        rule.validate()?;
+        Ok(rule)
+    }
+
+    /// LRP-αβ, checking `α, β ≥ 0` and `α − β = 1`.
+    pub fn alpha_beta(alpha: f64, beta: f64) -> Result<Rule> {
+        let rule = Rule::AlphaBeta { alpha, beta };
+        rule.validate()?;
+        Ok(rule)
+    }
+
+    /// LRP-zᴮ with bounds: scalars, or tensors whose shape is the layer input's per-sample shape
+    /// (`[F]` or `[C, H, W]`), that shape with a leading batch dimension of 1 or N, or a
+    /// broadcastable shape of the same rank (e.g. `[C, 1, 1]` for per-channel bounds).
+    pub fn z_box(low: impl Into<Bound>, high: impl Into<Bound>) -> Result<Rule> {
+        let rule = Rule::ZBox {
+            low: low.into(),
+            high: high.into(),
+        };
+        rule.validate()?;
+        Ok(rule)
+    }
+
+    /// The rule's name, as used in messages and on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::Zero => "zero",
+            Rule::Epsilon { .. } => "epsilon",
+            Rule::Gamma { .. } => "gamma",
+            Rule::AlphaBeta { .. } => "alpha-beta",
+            Rule::ZPlus => "z-plus",
+            Rule::ZBox { .. } => "z-box",
+            Rule::Flat => "flat",
+            Rule::WSquare => "w-square",
+            Rule::Pass => "pass",
+            Rule::Norm => "norm",
+        }
+    }
+
+    /// Checks the rule's parameters.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |reason: String| {
+            Err(Error::InvalidRule {
+                rule: self.name(),
+                reason,
+            })
+        };
+        match self {
+            Rule::Epsilon { epsilon } if !(epsilon.is_finite() && *epsilon >= 0.0) => {
+                invalid(format!("epsilon must be finite and >= 0, got {epsilon}"))
+            }
+            Rule::Gamma { gamma } if !(gamma.is_finite() && *gamma >= 0.0) => {
+                invalid(format!("gamma must be finite and >= 0, got {gamma}"))
+            }
+            Rule::AlphaBeta { alpha, beta } => {
+                if !(alpha.is_finite() && beta.is_finite() && *alpha >= 0.0 && *beta >= 0.0) {
+                    invalid(format!("alpha and beta must be finite and >= 0, got alpha = {alpha}, beta = {beta}"))
+                } else if alpha - beta != 1.0 {
+                    invalid(format!(
+                        "alpha - beta must equal 1 (relevance is conserved only then), got alpha = {alpha}, beta = {beta}"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            Rule::ZBox { low, high } => {
+                for (which, bound) in [("low", low), ("high", high)] {
+                    let finite = match bound {
+                        Bound::Scalar(v) => v.is_finite(),
+                        Bound::Tensor(data) => match data.clone().convert::<f32>().try_to_vec::<f32>() {
+                            Ok(values) => values.iter().all(|v| v.is_finite()),
+                            Err(_) => return invalid(format!("bound `{which}` must hold float values")),
+                        },
+                    };
+                    if !finite {
+                        return invalid(format!("bound `{which}` must be finite"));
+                    }
+                }
+                if let (Bound::Scalar(l), Bound::Scalar(h)) = (low, high)
+                    && l > h
+                {
+                    return invalid(format!("low must not exceed high, got low = {l}, high = {h}"));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the rule reads (and modifies) the layer's weights; such rules need a layer with
+    /// parameters (linear or conv).
+    pub fn needs_parameters(&self) -> bool {
+        !matches!(self, Rule::Zero | Rule::Epsilon { .. } | Rule::Norm | Rule::Pass)
+    }
+
+    /// The terms the engine evaluates for this rule; `None` for [`Rule::Pass`].
+    pub(crate) fn groups(&self) -> Option<Vec<Group>> {
+        use InputMod as I;
+        use ParamMod as P;
+        let term = |input, params, bias, sign| Term {
+            input,
+            params,
+            bias,
+            sign,
+        };
+        let one = |terms, stabilizer| vec![Group::new(terms, stabilizer)];
+        let eps = DEFAULT_STABILIZER;
+        Some(match *self {
+            Rule::Zero => one(vec![term(I::Identity, P::Identity, true, 1.0)], ZERO_RULE_STABILIZER),
+            Rule::Epsilon { epsilon } => one(vec![term(I::Identity, P::Identity, true, 1.0)], epsilon),
+            Rule::Norm => one(vec![term(I::Identity, P::Identity, true, 1.0)], eps),
+            Rule::ZPlus => one(
+                vec![
+                    term(I::Positive, P::Positive, true, 1.0),
+                    term(I::Negative, P::Negative, false, 1.0),
+                ],
+                eps,
+            ),
+            Rule::AlphaBeta { alpha, beta } => vec![
+                Group {
+                    scale: alpha as f32,
+                    ..Group::new(
+                        vec![
+                            term(I::Positive, P::Positive, true, 1.0),
+                            term(I::Negative, P::Negative, false, 1.0),
+                        ],
+                        eps,
+                    )
+                },
+                Group {
+                    scale: -beta as f32,
+                    ..Group::new(
+                        vec![
+                            term(I::Positive, P::Negative, true, 1.0),
+                            term(I::Negative, P::Positive, false, 1.0),
+                        ],
+                        eps,
+                    )
+                },
+            ],
+            Rule::Gamma { gamma } => {
+                let g = gamma as f32;
+                vec![
+                    Group {
+                        mask: OutputMask::Positive,
+                        ..Group::new(
+                            vec![
+                                term(I::Positive, P::GammaPositive(g), true, 1.0),
+                                term(I::Negative, P::GammaNegative(g), false, 1.0),
+                            ],
+                            eps,
+                        )
+                    },
+                    Group {
+                        mask: OutputMask::Negative,
+                        ..Group::new(
+                            vec![
+                                term(I::Positive, P::GammaNegative(g), true, 1.0),
+                                term(I::Negative, P::GammaPositive(g), false, 1.0),
+                            ],
+                            eps,
+                        )
+                    },
+                ]
+            }
+            Rule::ZBox { .. } => one(
+                vec![
+                    term(I::Identity, P::Identity, true, 1.0),
+                    term(I::Low, P::Positive, true, -1.0),
+                    term(I::High, P::Negative, true, -1.0),
+                ],
+                eps,
+            ),
+            Rule::Flat => one(vec![term(I::Ones, P::Ones, false, 1.0)], eps),
+            Rule::WSquare => one(vec![term(I::Ones, P::Square, true, 1.0)], eps),
+            Rule::Pass => return None,
+        })
+    }
+}
+
+/// How a term modifies the layer input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum InputMod {
+    Identity,
+    Positive,
+    Negative,
+    Ones,
+    Low,
+    High,
+}
+
+/// How a term modifies the layer's weight and bias.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ParamMod {
+    Identity,
+    Positive,
+    Negative,
+    /// `p + γ·p⁺`
+    GammaPositive(f32),
+    /// `p + γ·p⁻`
+    GammaNegative(f32),
+    Square,
+    Ones,
+}
+
+/// Which outputs of the unmodified layer a group explains.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum OutputMask {
+    All,
+    Positive,
+    Negative,
+}
+
+/// One modified forward pass of the layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Term {
+    pub input: InputMod,
+    pub params: ParamMod,
+    /// Whether the (modified) bias takes part.
+    pub bias: bool,
+    /// Sign of this term in the group's sum.
+    pub sign: f32,
+}
+
+/// Terms whose stabilized sum normalizes the upper relevance.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Group {
+    pub terms: Vec<Term>,
+    pub stabilizer: f64,
+    pub mask: OutputMask,
+    /// Weight of this group's relevance (α, −β; 1 otherwise).
+    pub scale: f32,
+}
+
+impl Group {
+    fn new(terms: Vec<Term>, stabilizer: f64) -> Self {
+        Group {
+            terms,
+            stabilizer,
+            mask: OutputMask::All,
+            scale: 1.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpha_beta_must_differ_by_one() {
+        assert!(Rule::alpha_beta(2.0, 1.0).is_ok());
+        assert!(Rule::alpha_beta(1.0, 0.0).is_ok());
+        let err = Rule::alpha_beta(2.0, 0.5).unwrap_err();
+        assert!(err.to_string().contains("alpha - beta must equal 1"), "{err}");
+    }
+
+    #[test]
+    fn negative_parameters_are_rejected() {
+        assert!(matches!(Rule::epsilon(-1.0), Err(Error::InvalidRule { rule: "epsilon", .. })));
+        assert!(matches!(Rule::gamma(f64::NAN), Err(Error::InvalidRule { rule: "gamma", .. })));
+        assert!(matches!(Rule::z_box(1.0, -1.0), Err(Error::InvalidRule { rule: "z-box", .. })));
+    }
+
+    #[test]
+    fn every_rule_but_pass_has_terms() {
+        let rules = [
+            Rule::Zero,
+            Rule::Epsilon { epsilon: 0.1 },
+            Rule::Gamma { gamma: 0.25 },
+            Rule::AlphaBeta { alpha: 2.0, beta: 1.0 },
+            Rule::ZPlus,
+            Rule::ZBox {
+                low: Bound::Scalar(0.0),
+                high: Bound::Scalar(1.0),
+            },
+            Rule::Flat,
+            Rule::WSquare,
+            Rule::Norm,
+        ];
+        for rule in rules {
+            let groups = rule.groups().expect("terms");
+            assert!(groups.iter().all(|g| !g.terms.is_empty()), "{rule:?}");
+        }
+        assert!(Rule::Pass.groups().is_none());
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests and examples of lrp-grad live in `tests/` and `examples/`.
