@@ -36,6 +36,8 @@ mod composite;
 mod engine;
 mod error;
 mod explain;
+#[cfg(feature = "interchange")]
+pub mod interchange;
 mod model;
 mod rules;
 

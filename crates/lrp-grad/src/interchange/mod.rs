@@ -1,0 +1,179 @@
+//! The interchange format: a JSON model description plus PyTorch `state_dict` weights in
+//! safetensors, so a PyTorch `nn.Sequential` saved with `safetensors.torch.save_file` loads as
+//! it is.
+//!
+//! ```json
+//! {"input_shape": [1, 28, 28],
+//!  "layers": [{"kind": "conv2d", "name": "0", "in_channels": 1, "out_channels": 8,
+//!              "kernel_size": [3, 3], "padding": [1, 1]},
+//!             {"kind": "relu"}, {"kind": "flatten"},
+//!             {"kind": "linear", "name": "3", "in_features": 6272, "out_features": 10}]}
+//! ```
+//! `name` is the prefix of the layer's tensors: `<name>.weight`, `<name>.bias`, and for batch
+//! norm `<name>.running_mean`, `<name>.running_var` (`num_batches_tracked` is ignored).
+//! Linear weights are `[out, in]`, conv weights `[out, in/groups, kh, kw]`, all float32.
+
+mod spec;
+mod weights;
+
+pub use spec::{LayerSpec, ModelSpec, Pair};
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use crate::Error;
+use crate::model::{FeatureShape, Sequential};
+
+/// What can go wrong reading or writing the interchange format. Every message names the file
+/// and the field, key or shape at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read or written.
+    #[error("{file}: {source}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Malformed JSON, or a field missing, unknown or of the wrong type.
+    #[error("{file}: at `{path}`: {message}")]
+    Json {
+        /// The file.
+        file: PathBuf,
+        /// Where in the document (e.g. `layers[3].kernel_size`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A field whose value is out of range or inconsistent with the rest of the model.
+    #[error("{file}: at `{path}`: {message}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Where in the document.
+        path: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// The weights file is not valid safetensors.
+    #[error("{file}: not a valid safetensors file: {message}")]
+    Safetensors {
+        /// The file.
+        file: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A tensor the model needs is not in the weights file.
+    #[error("{file}: tensor `{key}` is missing (needed by layers[{layer}])")]
+    MissingTensor {
+        /// The file.
+        file: PathBuf,
+        /// The missing key.
+        key: String,
+        /// The layer that needs it.
+        layer: usize,
+    },
+    /// A tensor in the weights file that no layer uses.
+    #[error("{file}: tensor `{key}` is not used by any layer of the model (check the layer names)")]
+    UnexpectedTensor {
+        /// The file.
+        file: PathBuf,
+        /// The unused key.
+        key: String,
+    },
+    /// A tensor of the wrong shape.
+    #[error("{file}: tensor `{key}` has shape {found:?}; expected {expected:?}")]
+    TensorShape {
+        /// The file.
+        file: PathBuf,
+        /// The key.
+        key: String,
+        /// The shape the model needs.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor of the wrong dtype.
+    #[error("{file}: tensor `{key}` has dtype {found}; expected F32")]
+    TensorDtype {
+        /// The file.
+        file: PathBuf,
+        /// The key.
+        key: String,
+        /// The dtype in the file.
+        found: String,
+    },
+    /// The model cannot be expressed in the interchange format.
+    #[error("layer {index} ({kind}) cannot be written in the interchange format: {reason}")]
+    Unsupported {
+        /// The layer index.
+        index: usize,
+        /// The layer kind.
+        kind: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A model read from the interchange format, with its per-sample input shape.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    /// The model.
+    pub model: Sequential,
+    /// The per-sample input shape from the description.
+    pub input_shape: FeatureShape,
+    /// The description it was built from.
+    pub spec: ModelSpec,
+}
+
+/// Reads a model description (JSON) and its weights (safetensors) onto `device`.
+pub fn load(model_json: &Path, weights: &Path, device: &Device) -> Result<LoadedModel, LoadError> {
+    let spec = ModelSpec::read(model_json)?;
+    let model = weights::load(&spec, weights, device)?;
+    let input_shape = spec.input_feature_shape(model_json)?;
+    // Shapes across layers (e.g. `in_features` against the previous layer's output).
+    model.num_classes(input_shape).map_err(|e| LoadError::Invalid {
+        file: model_json.to_path_buf(),
+        path: match &e {
+            Error::ShapeMismatch { index, .. } | Error::UnsupportedLayer { index, .. } => format!("layers[{index}]"),
+            _ => "layers".into(),
+        },
+        message: e.to_string(),
+    })?;
+    Ok(LoadedModel {
+        model,
+        input_shape,
+        spec,
+    })
+}
+
+/// Writes `model` as a description (JSON) and weights (safetensors, PyTorch names and layouts).
+///
+/// Each file is written to a temporary file beside it and renamed at the end, so no
+/// half-written file is left behind.
+pub fn save(model: &Sequential, input_shape: FeatureShape, model_json: &Path, weights: &Path) -> Result<(), LoadError> {
+    let spec = ModelSpec::from_model(model, input_shape)?;
+    let text = serde_json::to_string_pretty(&spec).expect("a model spec serializes") + "\n";
+    let bytes = weights::serialize(model, &spec)?;
+    write_atomically(weights, &bytes)?;
+    write_atomically(model_json, text.as_bytes())
+}
+
+/// Writes `bytes` to a temporary file next to `path`, then renames it into place.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let io = |source| LoadError::Io {
+        file: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}

@@ -1,0 +1,461 @@
+//! The JSON model description.
+
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::LoadError;
+use crate::model::{FeatureShape, Layer, Sequential};
+
+/// A model description: the per-sample input shape and the layers of an `nn.Sequential`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Per-sample input shape: `[features]` or `[channels, height, width]`.
+    pub input_shape: Vec<usize>,
+    /// The layers, in order.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// A pair of sizes (height, width); JSON takes `3` or `[3, 3]`, as PyTorch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pair(pub [usize; 2]);
+
+impl Serialize for Pair {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pair {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a size or a pair of sizes [height, width]")]
+        enum Either {
+            One(usize),
+            Two([usize; 2]),
+        }
+        Ok(match Either::deserialize(deserializer)? {
+            Either::One(v) => Pair([v, v]),
+            Either::Two(v) => Pair(v),
+        })
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> usize {
+    1
+}
+fn ones() -> Pair {
+    Pair([1, 1])
+}
+fn batch_norm_eps() -> f64 {
+    1e-5
+}
+fn leaky_slope() -> f64 {
+    0.01
+}
+fn dropout_p() -> f64 {
+    0.5
+}
+
+/// One layer of the description, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// `nn.Linear`.
+    Linear {
+        /// Prefix of the layer's tensors.
+        name: String,
+        /// Input features.
+        in_features: usize,
+        /// Output features.
+        out_features: usize,
+        /// Whether the layer has a bias (default true).
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    /// `nn.Conv2d`.
+    Conv2d {
+        /// Prefix of the layer's tensors.
+        name: String,
+        /// Input channels.
+        in_channels: usize,
+        /// Output channels.
+        out_channels: usize,
+        /// Kernel size.
+        kernel_size: Pair,
+        /// Stride (default 1).
+        #[serde(default = "ones")]
+        stride: Pair,
+        /// Zero padding on each side (default 0).
+        #[serde(default)]
+        padding: Pair,
+        /// Dilation (default 1).
+        #[serde(default = "ones")]
+        dilation: Pair,
+        /// Groups (default 1).
+        #[serde(default = "one")]
+        groups: usize,
+        /// Whether the layer has a bias (default true).
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    /// `nn.BatchNorm2d`.
+    BatchNorm2d {
+        /// Prefix of the layer's tensors.
+        name: String,
+        /// Channels.
+        num_features: usize,
+        /// ε (default 1e-5).
+        #[serde(default = "batch_norm_eps")]
+        eps: f64,
+    },
+    /// `nn.BatchNorm1d`.
+    BatchNorm1d {
+        /// Prefix of the layer's tensors.
+        name: String,
+        /// Features.
+        num_features: usize,
+        /// ε (default 1e-5).
+        #[serde(default = "batch_norm_eps")]
+        eps: f64,
+    },
+    /// `nn.MaxPool2d`.
+    MaxPool2d {
+        /// Window size.
+        kernel_size: Pair,
+        /// Stride (default: the kernel size).
+        #[serde(default)]
+        stride: Option<Pair>,
+        /// Padding (default 0).
+        #[serde(default)]
+        padding: Pair,
+        /// Dilation (default 1).
+        #[serde(default = "ones")]
+        dilation: Pair,
+    },
+    /// `nn.AvgPool2d` (padding counted in the average, as PyTorch's default).
+    AvgPool2d {
+        /// Window size.
+        kernel_size: Pair,
+        /// Stride (default: the kernel size).
+        #[serde(default)]
+        stride: Option<Pair>,
+        /// Padding (default 0).
+        #[serde(default)]
+        padding: Pair,
+    },
+    /// `nn.AdaptiveAvgPool2d`.
+    AdaptiveAvgPool2d {
+        /// Output size.
+        output_size: Pair,
+    },
+    /// `nn.ReLU`.
+    Relu,
+    /// `nn.LeakyReLU`.
+    LeakyRelu {
+        /// Slope for negative inputs (default 0.01).
+        #[serde(default = "leaky_slope")]
+        negative_slope: f64,
+    },
+    /// `nn.Tanh`.
+    Tanh,
+    /// `nn.Sigmoid`.
+    Sigmoid,
+    /// `nn.GELU` (exact).
+    Gelu,
+    /// `nn.Identity`.
+    Identity,
+    /// `nn.Flatten`.
+    Flatten,
+    /// `nn.Dropout` (the identity at inference).
+    Dropout {
+        /// Drop probability (default 0.5).
+        #[serde(default = "dropout_p")]
+        p: f64,
+    },
+}
+
+impl LayerSpec {
+    /// The `kind` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerSpec::Linear { .. } => "linear",
+            LayerSpec::Conv2d { .. } => "conv2d",
+            LayerSpec::BatchNorm2d { .. } => "batch_norm2d",
+            LayerSpec::BatchNorm1d { .. } => "batch_norm1d",
+            LayerSpec::MaxPool2d { .. } => "max_pool2d",
+            LayerSpec::AvgPool2d { .. } => "avg_pool2d",
+            LayerSpec::AdaptiveAvgPool2d { .. } => "adaptive_avg_pool2d",
+            LayerSpec::Relu => "relu",
+            LayerSpec::LeakyRelu { .. } => "leaky_relu",
+            LayerSpec::Tanh => "tanh",
+            LayerSpec::Sigmoid => "sigmoid",
+            LayerSpec::Gelu => "gelu",
+            LayerSpec::Identity => "identity",
+            LayerSpec::Flatten => "flatten",
+            LayerSpec::Dropout { .. } => "dropout",
+        }
+    }
+
+    /// The layer's tensor-name prefix, for layers with tensors.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            LayerSpec::Linear { name, .. }
+            | LayerSpec::Conv2d { name, .. }
+            | LayerSpec::BatchNorm2d { name, .. }
+            | LayerSpec::BatchNorm1d { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// Reads and checks a description; errors name the file and the field.
+    pub fn read(file: &Path) -> Result<Self, LoadError> {
+        let text = std::fs::read_to_string(file).map_err(|source| LoadError::Io {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, file)
+    }
+
+    /// Parses and checks a description given as text (`file` names it in messages).
+    pub fn parse(text: &str, file: &Path) -> Result<Self, LoadError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let spec: ModelSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            LoadError::Json {
+                file: file.to_path_buf(),
+                path: if path == "." { "(top level)".into() } else { path },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        spec.check(file)?;
+        Ok(spec)
+    }
+
+    /// The per-sample input shape.
+    pub fn input_feature_shape(&self, file: &Path) -> Result<FeatureShape, LoadError> {
+        match *self.input_shape.as_slice() {
+            [f] if f > 0 => Ok(FeatureShape::Vector(f)),
+            [channels, height, width] if channels > 0 && height > 0 && width > 0 => Ok(FeatureShape::Image {
+                channels,
+                height,
+                width,
+            }),
+            _ => Err(LoadError::Invalid {
+                file: file.to_path_buf(),
+                path: "input_shape".into(),
+                message: format!(
+                    "expected [features] or [channels, height, width] with positive sizes, got {:?}",
+                    self.input_shape
+                ),
+            }),
+        }
+    }
+
+    /// Checks every value's range; shapes across layers are checked once the model is built.
+    fn check(&self, file: &Path) -> Result<(), LoadError> {
+        self.input_feature_shape(file)?;
+        let invalid = |index: usize, field: &str, message: String| LoadError::Invalid {
+            file: file.to_path_buf(),
+            path: format!("layers[{index}].{field}"),
+            message,
+        };
+        let mut names = std::collections::HashSet::new();
+        for (index, layer) in self.layers.iter().enumerate() {
+            if let Some(name) = layer.name()
+                && !names.insert(name)
+            {
+                return Err(invalid(index, "name", format!("`{name}` is used by an earlier layer; names must be unique")));
+            }
+            let positive = |field: &str, values: &[usize]| {
+                if values.contains(&0) {
+                    Err(invalid(index, field, format!("expected positive sizes, got {values:?}")))
+                } else {
+                    Ok(())
+                }
+            };
+            match layer {
+                LayerSpec::Linear {
+                    in_features,
+                    out_features,
+                    ..
+                } => {
+                    positive("in_features", &[*in_features])?;
+                    positive("out_features", &[*out_features])?;
+                }
+                LayerSpec::Conv2d {
+                    in_channels,
+                    out_channels,
+                    kernel_size,
+                    stride,
+                    dilation,
+                    groups,
+                    ..
+                } => {
+                    positive("in_channels", &[*in_channels])?;
+                    positive("out_channels", &[*out_channels])?;
+                    positive("kernel_size", &kernel_size.0)?;
+                    positive("stride", &stride.0)?;
+                    positive("dilation", &dilation.0)?;
+                    positive("groups", &[*groups])?;
+                    if in_channels % groups != 0 || out_channels % groups != 0 {
+                        return Err(invalid(
+                            index,
+                            "groups",
+                            format!("{groups} groups must divide in_channels ({in_channels}) and out_channels ({out_channels})"),
+                        ));
+                    }
+                }
+                LayerSpec::BatchNorm1d { num_features, eps, .. } | LayerSpec::BatchNorm2d { num_features, eps, .. } => {
+                    positive("num_features", &[*num_features])?;
+                    if !(eps.is_finite() && *eps > 0.0) {
+                        return Err(invalid(index, "eps", format!("expected a finite eps > 0, got {eps}")));
+                    }
+                }
+                LayerSpec::MaxPool2d {
+                    kernel_size,
+                    stride,
+                    dilation,
+                    ..
+                } => {
+                    positive("kernel_size", &kernel_size.0)?;
+                    positive("stride", &stride.unwrap_or(*kernel_size).0)?;
+                    positive("dilation", &dilation.0)?;
+                }
+                LayerSpec::AvgPool2d {
+                    kernel_size, stride, ..
+                } => {
+                    positive("kernel_size", &kernel_size.0)?;
+                    positive("stride", &stride.unwrap_or(*kernel_size).0)?;
+                }
+                LayerSpec::AdaptiveAvgPool2d { output_size } => positive("output_size", &output_size.0)?,
+                LayerSpec::LeakyRelu { negative_slope } if !negative_slope.is_finite() => {
+                    return Err(invalid(index, "negative_slope", format!("expected a finite number, got {negative_slope}")));
+                }
+                LayerSpec::Dropout { p } if !(p.is_finite() && (0.0..1.0).contains(p)) => {
+                    return Err(invalid(index, "p", format!("expected 0 <= p < 1, got {p}")));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The description of a model (names are the layer indices, as in `nn.Sequential`).
+    pub fn from_model(model: &Sequential, input_shape: FeatureShape) -> Result<Self, LoadError> {
+        use burn::nn::PaddingConfig2d;
+        let shapes = model.shapes(input_shape).map_err(|e| LoadError::Unsupported {
+            index: 0,
+            kind: "model",
+            reason: e.to_string(),
+        })?;
+        let unsupported = |index: usize, kind: &'static str, reason: &str| LoadError::Unsupported {
+            index,
+            kind,
+            reason: reason.to_string(),
+        };
+        let symmetric = |index: usize, kind: &'static str, padding: &PaddingConfig2d| match *padding {
+            PaddingConfig2d::Valid => Ok(Pair([0, 0])),
+            PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => Ok(Pair([top, left])),
+            _ => Err(unsupported(index, kind, "only symmetric explicit padding has a PyTorch equivalent")),
+        };
+        let layers = model
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                let name = index.to_string();
+                let kind = layer.kind();
+                Ok(match layer {
+                    Layer::Linear(l) => {
+                        let [in_features, out_features] = l.weight.dims();
+                        LayerSpec::Linear {
+                            name,
+                            in_features,
+                            out_features,
+                            bias: l.bias.is_some(),
+                        }
+                    }
+                    Layer::Conv2d(c) => {
+                        let [out_channels, in_group, _, _] = c.weight.dims();
+                        LayerSpec::Conv2d {
+                            name,
+                            in_channels: in_group * c.groups,
+                            out_channels,
+                            kernel_size: Pair(c.kernel_size),
+                            stride: Pair(c.stride),
+                            padding: symmetric(index, kind, &c.padding)?,
+                            dilation: Pair(c.dilation),
+                            groups: c.groups,
+                            bias: c.bias.is_some(),
+                        }
+                    }
+                    Layer::BatchNorm(bn) => {
+                        let [num_features] = bn.gamma.dims();
+                        match shapes[index] {
+                            FeatureShape::Vector(_) => LayerSpec::BatchNorm1d {
+                                name,
+                                num_features,
+                                eps: bn.epsilon,
+                            },
+                            FeatureShape::Image { .. } => LayerSpec::BatchNorm2d {
+                                name,
+                                num_features,
+                                eps: bn.epsilon,
+                            },
+                        }
+                    }
+                    Layer::MaxPool2d(p) => {
+                        if p.ceil_mode {
+                            return Err(unsupported(index, kind, "ceil_mode"));
+                        }
+                        LayerSpec::MaxPool2d {
+                            kernel_size: Pair(p.kernel_size),
+                            stride: Some(Pair(p.stride)),
+                            padding: symmetric(index, kind, &p.padding)?,
+                            dilation: Pair(p.dilation),
+                        }
+                    }
+                    Layer::AvgPool2d(p) => {
+                        if p.ceil_mode || !p.count_include_pad {
+                            return Err(unsupported(index, kind, "ceil_mode or count_include_pad = false"));
+                        }
+                        LayerSpec::AvgPool2d {
+                            kernel_size: Pair(p.kernel_size),
+                            stride: Some(Pair(p.stride)),
+                            padding: symmetric(index, kind, &p.padding)?,
+                        }
+                    }
+                    Layer::AdaptiveAvgPool2d(p) => LayerSpec::AdaptiveAvgPool2d {
+                        output_size: Pair(p.output_size),
+                    },
+                    Layer::Relu(_) => LayerSpec::Relu,
+                    Layer::LeakyRelu(l) => LayerSpec::LeakyRelu {
+                        negative_slope: l.negative_slope,
+                    },
+                    Layer::Tanh(_) => LayerSpec::Tanh,
+                    Layer::Sigmoid(_) => LayerSpec::Sigmoid,
+                    Layer::Gelu(g) => {
+                        if g.approximate {
+                            return Err(unsupported(index, kind, "the tanh approximation"));
+                        }
+                        LayerSpec::Gelu
+                    }
+                    Layer::Flatten(_) => LayerSpec::Flatten,
+                    Layer::Dropout(d) => LayerSpec::Dropout { p: d.prob },
+                    Layer::Identity(_) => LayerSpec::Identity,
+                })
+            })
+            .collect::<Result<Vec<_>, LoadError>>()?;
+        Ok(ModelSpec {
+            input_shape: input_shape.dims(),
+            layers,
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! Weights in safetensors, with PyTorch `state_dict` names and layouts.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use burn::module::{Param, RunningState};
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
+use burn::nn::{BatchNormConfig, DropoutConfig, Gelu, Identity, LeakyReluConfig, LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use super::spec::{LayerSpec, ModelSpec, Pair};
+use super::LoadError;
+use crate::model::{Flatten, Layer, Sequential};
+
+/// Reads the tensors of a safetensors file, tracking which keys the model used.
+struct Store<'a> {
+    file: &'a Path,
+    tensors: SafeTensors<'a>,
+    used: HashSet<String>,
+    device: &'a Device,
+}
+
+impl Store<'_> {
+    fn take<const D: usize>(&mut self, key: String, shape: [usize; D], layer: usize) -> Result<Tensor<D>, LoadError> {
+        let view = self.tensors.tensor(&key).map_err(|_| LoadError::MissingTensor {
+            file: self.file.to_path_buf(),
+            key: key.clone(),
+            layer,
+        })?;
+        if view.dtype() != Dtype::F32 {
+            return Err(LoadError::TensorDtype {
+                file: self.file.to_path_buf(),
+                key,
+                found: format!("{:?}", view.dtype()),
+            });
+        }
+        if view.shape() != shape {
+            return Err(LoadError::TensorShape {
+                file: self.file.to_path_buf(),
+                key,
+                expected: shape.to_vec(),
+                found: view.shape().to_vec(),
+            });
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        self.used.insert(key);
+        Ok(Tensor::from_data(TensorData::new(values, shape), self.device))
+    }
+
+    fn take_param<const D: usize>(&mut self, key: String, shape: [usize; D], layer: usize) -> Result<Param<Tensor<D>>, LoadError> {
+        self.take(key, shape, layer).map(Param::from_tensor)
+    }
+}
+
+/// Builds the model described by `spec` with the weights in `file`.
+pub(super) fn load(spec: &ModelSpec, file: &Path, device: &Device) -> Result<Sequential, LoadError> {
+    let bytes = std::fs::read(file).map_err(|source| LoadError::Io {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| LoadError::Safetensors {
+        file: file.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut store = Store {
+        file,
+        tensors,
+        used: HashSet::new(),
+        device,
+    };
+    let explicit = |p: Pair| PaddingConfig2d::Explicit(p.0[0], p.0[1], p.0[0], p.0[1]);
+    let mut layers = Vec::with_capacity(spec.layers.len());
+    for (index, layer) in spec.layers.iter().enumerate() {
+        let layer: Layer = match layer {
+            LayerSpec::Linear {
+                name,
+                in_features,
+                out_features,
+                bias,
+            } => {
+                let mut linear = LinearConfig::new(*in_features, *out_features).with_bias(*bias).init(device);
+                // PyTorch stores [out, in]; Burn's linear weight is [in, out].
+                let weight: Tensor<2> = store.take(format!("{name}.weight"), [*out_features, *in_features], index)?;
+                linear.weight = Param::from_tensor(weight.transpose());
+                if *bias {
+                    linear.bias = Some(store.take_param(format!("{name}.bias"), [*out_features], index)?);
+                }
+                linear.into()
+            }
+            LayerSpec::Conv2d {
+                name,
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                groups,
+                bias,
+            } => {
+                let mut conv = Conv2dConfig::new([*in_channels, *out_channels], kernel_size.0)
+                    .with_stride(stride.0)
+                    .with_padding(explicit(*padding))
+                    .with_dilation(dilation.0)
+                    .with_groups(*groups)
+                    .with_bias(*bias)
+                    .init(device);
+                let [kh, kw] = kernel_size.0;
+                conv.weight = store.take_param(format!("{name}.weight"), [*out_channels, in_channels / groups, kh, kw], index)?;
+                if *bias {
+                    conv.bias = Some(store.take_param(format!("{name}.bias"), [*out_channels], index)?);
+                }
+                conv.into()
+            }
+            LayerSpec::BatchNorm1d { name, num_features, eps } | LayerSpec::BatchNorm2d { name, num_features, eps } => {
+                let n = *num_features;
+                let mut bn = BatchNormConfig::new(n).with_epsilon(*eps).init(device);
+                bn.gamma = store.take_param(format!("{name}.weight"), [n], index)?;
+                bn.beta = store.take_param(format!("{name}.bias"), [n], index)?;
+                bn.running_mean = RunningState::new(store.take(format!("{name}.running_mean"), [n], index)?);
+                bn.running_var = RunningState::new(store.take(format!("{name}.running_var"), [n], index)?);
+                bn.into()
+            }
+            LayerSpec::MaxPool2d {
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+            } => MaxPool2dConfig::new(kernel_size.0)
+                .with_strides(stride.unwrap_or(*kernel_size).0)
+                .with_padding(explicit(*padding))
+                .with_dilation(dilation.0)
+                .init()
+                .into(),
+            LayerSpec::AvgPool2d {
+                kernel_size,
+                stride,
+                padding,
+            } => AvgPool2dConfig::new(kernel_size.0)
+                .with_strides(stride.unwrap_or(*kernel_size).0)
+                .with_padding(explicit(*padding))
+                .with_count_include_pad(true)
+                .init()
+                .into(),
+            LayerSpec::AdaptiveAvgPool2d { output_size } => AdaptiveAvgPool2dConfig::new(output_size.0).init().into(),
+            LayerSpec::Relu => Relu::new().into(),
+            LayerSpec::LeakyRelu { negative_slope } => LeakyReluConfig::new().with_negative_slope(*negative_slope).init().into(),
+            LayerSpec::Tanh => Tanh::new().into(),
+            LayerSpec::Sigmoid => Sigmoid::new().into(),
+            LayerSpec::Gelu => Gelu::new().into(),
+            LayerSpec::Identity => Identity::new().into(),
+            LayerSpec::Flatten => Flatten.into(),
+            LayerSpec::Dropout { p } => DropoutConfig::new(*p).init().into(),
+        };
+        layers.push(layer);
+    }
+    if let Some(extra) = store
+        .tensors
+        .names()
+        .into_iter()
+        .filter(|k| !store.used.contains(*k) && !k.ends_with(".num_batches_tracked"))
+        .min()
+    {
+        return Err(LoadError::UnexpectedTensor {
+            file: file.to_path_buf(),
+            key: extra.to_string(),
+        });
+    }
+    Ok(Sequential::from_layers(layers))
+}
+
+/// The model's tensors as safetensors bytes, under the names of `spec`.
+pub(super) fn serialize(model: &Sequential, spec: &ModelSpec) -> Result<Vec<u8>, LoadError> {
+    let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    let mut put = |key: String, t: TensorData| {
+        let shape = t.shape().to_vec();
+        let values = t.convert::<f32>().try_to_vec::<f32>().expect("float parameters");
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.insert(key, (shape, bytes));
+    };
+    for (layer, layer_spec) in model.layers.iter().zip(&spec.layers) {
+        let Some(name) = layer_spec.name() else { continue };
+        match layer {
+            Layer::Linear(l) => {
+                put(format!("{name}.weight"), l.weight.val().transpose().into_data());
+                if let Some(b) = &l.bias {
+                    put(format!("{name}.bias"), b.val().into_data());
+                }
+            }
+            Layer::Conv2d(c) => {
+                put(format!("{name}.weight"), c.weight.val().into_data());
+                if let Some(b) = &c.bias {
+                    put(format!("{name}.bias"), b.val().into_data());
+                }
+            }
+            Layer::BatchNorm(bn) => {
+                put(format!("{name}.weight"), bn.gamma.val().into_data());
+                put(format!("{name}.bias"), bn.beta.val().into_data());
+                put(format!("{name}.running_mean"), bn.running_mean.value().into_data());
+                put(format!("{name}.running_var"), bn.running_var.value().into_data());
+            }
+            _ => {}
+        }
+    }
+    let views = tensors
+        .iter()
+        .map(|(k, (shape, bytes))| {
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes).expect("consistent view");
+            (k.clone(), view)
+        })
+        .collect::<Vec<_>>();
+    safetensors::serialize(views, None).map_err(|e| LoadError::Safetensors {
+        file: "(weights being written)".into(),
+        message: e.to_string(),
+    })
+}

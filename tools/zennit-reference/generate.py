@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Writes lrp-grad's reference fixtures with Zennit itself.
+
+For each small model (fixed seeds) this writes, under tests/fixtures/zennit/<model>/:
+  model.json           the model in lrp-grad's interchange format
+  weights.safetensors  the PyTorch state_dict, as `safetensors.torch.save_file` writes it
+  reference.safetensors
+                       `input`, `output`, and `relevance.<case>` for every case
+  cases.json           case name -> what Zennit ran (a rule on every linear/conv layer, or a
+                       composite), the target classes and the output relevance used
+
+Run it with ./run.sh (it makes a virtualenv with torch and zennit from PyPI). CI does not need
+Python: the fixtures are committed.
+"""
+import json
+import pathlib
+import sys
+
+import torch
+from safetensors.torch import save_file
+import zennit
+from zennit.canonizers import SequentialMergeBatchNorm
+from zennit.composites import (
+    EpsilonAlpha2Beta1,
+    EpsilonAlpha2Beta1Flat,
+    EpsilonGammaBox,
+    EpsilonPlus,
+    EpsilonPlusFlat,
+    LayerMapComposite,
+)
+from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox, ZPlus
+from zennit.types import Activation, AvgPool, Linear as AnyLinear
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OUT = ROOT / "tests" / "fixtures" / "zennit"
+LOW, HIGH = -2.5, 2.5
+
+
+def describe(seq, input_shape):
+    """The interchange-format description of an nn.Sequential."""
+    layers = []
+    for name, m in seq.named_children():
+        if isinstance(m, torch.nn.Linear):
+            layers.append({"kind": "linear", "name": name, "in_features": m.in_features,
+                           "out_features": m.out_features, "bias": m.bias is not None})
+        elif isinstance(m, torch.nn.Conv2d):
+            layers.append({"kind": "conv2d", "name": name, "in_channels": m.in_channels,
+                           "out_channels": m.out_channels, "kernel_size": list(m.kernel_size),
+                           "stride": list(m.stride), "padding": list(m.padding),
+                           "dilation": list(m.dilation), "groups": m.groups,
+                           "bias": m.bias is not None})
+        elif isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            kind = "batch_norm1d" if isinstance(m, torch.nn.BatchNorm1d) else "batch_norm2d"
+            layers.append({"kind": kind, "name": name, "num_features": m.num_features, "eps": m.eps})
+        elif isinstance(m, torch.nn.ReLU):
+            layers.append({"kind": "relu"})
+        elif isinstance(m, torch.nn.Tanh):
+            layers.append({"kind": "tanh"})
+        elif isinstance(m, torch.nn.LeakyReLU):
+            layers.append({"kind": "leaky_relu", "negative_slope": m.negative_slope})
+        elif isinstance(m, torch.nn.MaxPool2d):
+            layers.append({"kind": "max_pool2d", "kernel_size": pair(m.kernel_size), "stride": pair(m.stride),
+                           "padding": pair(m.padding)})
+        elif isinstance(m, torch.nn.AvgPool2d):
+            layers.append({"kind": "avg_pool2d", "kernel_size": pair(m.kernel_size), "stride": pair(m.stride),
+                           "padding": pair(m.padding)})
+        elif isinstance(m, torch.nn.AdaptiveAvgPool2d):
+            layers.append({"kind": "adaptive_avg_pool2d", "output_size": pair(m.output_size)})
+        elif isinstance(m, torch.nn.Flatten):
+            layers.append({"kind": "flatten"})
+        elif isinstance(m, torch.nn.Dropout):
+            layers.append({"kind": "dropout", "p": m.p})
+        else:
+            raise TypeError(f"no interchange kind for {m}")
+    return {"input_shape": list(input_shape), "layers": layers}
+
+
+def pair(v):
+    return list(v) if isinstance(v, (tuple, list)) else [v, v]
+
+
+def mlp():
+    torch.manual_seed(1)
+    seq = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.ReLU(),
+        torch.nn.Linear(8, 7), torch.nn.BatchNorm1d(7), torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(7, 4),
+    )
+    return seq, (6,), 5
+
+
+def cnn():
+    torch.manual_seed(2)
+    seq = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2), torch.nn.ReLU(),
+        torch.nn.AvgPool2d(2, stride=1),
+        torch.nn.Conv2d(6, 8, 1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d((1, 1)),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 10), torch.nn.ReLU(),
+        torch.nn.Linear(10, 5),
+    )
+    return seq, (3, 12, 12), 3
+
+
+def randomize_batch_norm(seq):
+    for m in seq.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+
+
+def uniform(rule):
+    """`rule` on every dense and conv layer; the rest as in Zennit's composites."""
+    return LayerMapComposite([(Activation, Pass()), (AvgPool, Norm()), (AnyLinear, rule)])
+
+
+def cases(input_shape, batch):
+    bound_shape = (input_shape[0], 1, 1) if len(input_shape) == 3 else input_shape
+    low_t = torch.linspace(-3.0, -2.5, bound_shape[0]).reshape(bound_shape).expand(input_shape).contiguous()
+    high_t = torch.linspace(2.5, 3.0, bound_shape[0]).reshape(bound_shape).expand(input_shape).contiguous()
+    return {
+        # name: (description for the Rust test, zennit composite)
+        "zero": ({"rule": "zero"}, uniform(Epsilon(epsilon=1e-9))),
+        "epsilon": ({"rule": "epsilon", "epsilon": 1e-6}, uniform(Epsilon(epsilon=1e-6))),
+        "epsilon-0.25": ({"rule": "epsilon", "epsilon": 0.25}, uniform(Epsilon(epsilon=0.25))),
+        "gamma": ({"rule": "gamma", "gamma": 0.25}, uniform(Gamma(gamma=0.25))),
+        "gamma-1": ({"rule": "gamma", "gamma": 1.0}, uniform(Gamma(gamma=1.0))),
+        "alpha2-beta1": ({"rule": "alpha-beta", "alpha": 2.0, "beta": 1.0}, uniform(AlphaBeta(alpha=2.0, beta=1.0))),
+        "alpha1-beta0": ({"rule": "alpha-beta", "alpha": 1.0, "beta": 0.0}, uniform(AlphaBeta(alpha=1.0, beta=0.0))),
+        "z-plus": ({"rule": "z-plus"}, uniform(ZPlus())),
+        "z-box": ({"rule": "z-box", "low": LOW, "high": HIGH}, uniform(ZBox(low=LOW, high=HIGH))),
+        "flat": ({"rule": "flat"}, uniform(Flat())),
+        "w-square": ({"rule": "w-square"}, uniform(WSquare())),
+        "epsilon-plus": ({"composite": "epsilon-plus"}, EpsilonPlus()),
+        "epsilon-plus-flat": ({"composite": "epsilon-plus-flat"}, EpsilonPlusFlat()),
+        "epsilon-gamma-box": ({"composite": "epsilon-gamma-box", "low": LOW, "high": HIGH},
+                              EpsilonGammaBox(low=LOW, high=HIGH)),
+        "epsilon-gamma-box-tensor-bounds": (
+            {"composite": "epsilon-gamma-box", "low": "low", "high": "high"},
+            # Zennit wants batched tensor bounds; lrp-grad takes the per-sample ones.
+            EpsilonGammaBox(low=low_t.expand((batch,) + tuple(input_shape)),
+                            high=high_t.expand((batch,) + tuple(input_shape))),
+        ),
+        "epsilon-alpha2-beta1": ({"composite": "epsilon-alpha2-beta1"}, EpsilonAlpha2Beta1()),
+        "epsilon-alpha2-beta1-flat": ({"composite": "epsilon-alpha2-beta1-flat"}, EpsilonAlpha2Beta1Flat()),
+    }, {"low": low_t, "high": high_t}
+
+
+def attribute(seq, composite, x, one_hot, logit):
+    """Zennit's relevance for R_out = one_hot * output (logit) or one_hot."""
+    composite.canonizers = [SequentialMergeBatchNorm()]
+    x = x.clone().requires_grad_(True)
+    with composite.context(seq) as modified:
+        out = modified(x)
+        grad_out = one_hot * out if logit else one_hot
+        (relevance,) = torch.autograd.grad(out, x, grad_outputs=grad_out)
+    return relevance.detach()
+
+
+def write(name, seq, input_shape, batch):
+    randomize_batch_norm(seq)
+    seq.eval()
+    torch.manual_seed(100)
+    x = (torch.randn((batch,) + tuple(input_shape)) * 1.2).clamp(LOW, HIGH)
+    with torch.no_grad():
+        out = seq(x)
+    # Fixed targets (not only the predicted class) so every sample explains a different output.
+    targets = torch.arange(batch) % out.shape[1]
+    one_hot = torch.nn.functional.one_hot(targets, out.shape[1]).to(out)
+
+    folder = OUT / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.json").write_text(json.dumps(describe(seq, input_shape), indent=2) + "\n")
+    save_file({k: v.contiguous() for k, v in seq.state_dict().items()}, folder / "weights.safetensors")
+
+    table, bounds = cases(input_shape, batch)
+    tensors = {"input": x, "output": out, "bound.low": bounds["low"], "bound.high": bounds["high"]}
+    described = {}
+    for case, (desc, composite) in table.items():
+        for mode in ("logit", "one-hot"):
+            key = f"{case}/{mode}"
+            tensors[f"relevance.{key}"] = attribute(seq, composite, x, one_hot, mode == "logit")
+            described[key] = dict(desc, output_relevance=mode)
+            # Zennit must leave the model as it was (canonizers revert).
+            with torch.no_grad():
+                assert torch.allclose(seq(x), out)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, folder / "reference.safetensors")
+    meta = {
+        "zennit": zennit.__version__ if hasattr(zennit, "__version__") else "0.5.1",
+        "torch": torch.__version__,
+        "targets": targets.tolist(),
+        "cases": described,
+    }
+    (folder / "cases.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"{name}: {len(described)} cases -> {folder}", file=sys.stderr)
+
+
+def main():
+    torch.set_num_threads(1)
+    for name, (seq, shape, batch) in {"mlp": mlp(), "cnn": cnn()}.items():
+        write(name, seq, shape, batch)
+
+
+if __name__ == "__main__":
+    main()
