@@ -1,0 +1,130 @@
+//! Every rule and composite against relevances computed by Zennit 0.5.1 itself
+//! (tools/zennit-reference/generate.py writes the fixtures; CI needs no Python).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+use common::{device, relative_error, values};
+use lrp_grad::interchange;
+use lrp_grad::{Bound, Composite, Explainer, OutputRelevance, Rule, Target};
+use safetensors::SafeTensors;
+use serde_json::Value;
+
+/// Fixtures agree with Zennit to this relative error (max |Δ| / max |reference|).
+const TOLERANCE: f64 = 1e-5;
+
+fn fixture(model: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zennit").join(model)
+}
+
+struct Reference {
+    bytes: Vec<u8>,
+}
+
+impl Reference {
+    fn read(folder: &Path) -> Self {
+        Reference {
+            bytes: std::fs::read(folder.join("reference.safetensors")).unwrap(),
+        }
+    }
+
+    fn data(&self, key: &str) -> TensorData {
+        let tensors = SafeTensors::deserialize(&self.bytes).unwrap();
+        let view = tensors.tensor(key).unwrap_or_else(|_| panic!("no `{key}` in the fixture"));
+        let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        TensorData::new(values, view.shape().to_vec())
+    }
+}
+
+fn bound(value: &Value, reference: &Reference) -> Bound {
+    match value {
+        Value::Number(n) => Bound::Scalar(n.as_f64().unwrap()),
+        Value::String(which) => Bound::Tensor(reference.data(&format!("bound.{which}"))),
+        other => panic!("bad bound {other}"),
+    }
+}
+
+fn composite(case: &Value, reference: &Reference) -> Composite {
+    let num = |key: &str| case[key].as_f64().unwrap();
+    if let Some(name) = case["composite"].as_str() {
+        let bounds = case.get("low").map(|low| (bound(low, reference), bound(&case["high"], reference)));
+        return Composite::named(name, bounds).unwrap();
+    }
+    let rule = match case["rule"].as_str().unwrap() {
+        "zero" => Rule::Zero,
+        "epsilon" => Rule::epsilon(num("epsilon")).unwrap(),
+        "gamma" => Rule::gamma(num("gamma")).unwrap(),
+        "alpha-beta" => Rule::alpha_beta(num("alpha"), num("beta")).unwrap(),
+        "z-plus" => Rule::ZPlus,
+        "z-box" => Rule::z_box(bound(&case["low"], reference), bound(&case["high"], reference)).unwrap(),
+        "flat" => Rule::Flat,
+        "w-square" => Rule::WSquare,
+        other => panic!("unknown rule {other}"),
+    };
+    Composite::uniform(rule)
+}
+
+/// Runs every case of one fixture model; returns (case, relative error) pairs.
+fn compare(model_name: &str) -> Vec<(String, f64)> {
+    let folder = fixture(model_name);
+    let loaded = interchange::load(&folder.join("model.json"), &folder.join("weights.safetensors"), &device()).unwrap();
+    let reference = Reference::read(&folder);
+    let meta: Value = serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap()).unwrap();
+    let targets: Vec<usize> = meta["targets"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as usize).collect();
+    let input: Tensor<4> = match loaded.input_shape {
+        lrp_grad::FeatureShape::Vector(_) => {
+            let x: Tensor<2> = Tensor::from_data(reference.data("input"), &device());
+            let [n, f] = x.dims();
+            x.reshape([n, f, 1, 1])
+        }
+        lrp_grad::FeatureShape::Image { .. } => Tensor::from_data(reference.data("input"), &device()),
+    };
+    let expected_output = reference.data("output").convert::<f32>().try_to_vec::<f32>().unwrap();
+    let mut errors = Vec::new();
+    for (key, case) in meta["cases"].as_object().unwrap() {
+        let explainer = Explainer::new()
+            .composite(composite(case, &reference))
+            .target(Target::PerSample(targets.clone()))
+            .output_relevance(match case["output_relevance"].as_str().unwrap() {
+                "logit" => OutputRelevance::Logit,
+                _ => OutputRelevance::OneHot,
+            });
+        let (relevance, output) = match loaded.input_shape {
+            lrp_grad::FeatureShape::Vector(_) => {
+                let [n, f, _, _] = input.dims();
+                let e = explainer.explain(&loaded.model, input.clone().reshape([n, f])).unwrap();
+                (values(e.relevance), values(e.output))
+            }
+            lrp_grad::FeatureShape::Image { .. } => {
+                let e = explainer.explain(&loaded.model, input.clone()).unwrap();
+                (values(e.relevance), values(e.output))
+            }
+        };
+        assert!(relative_error(&output, &expected_output) < 1e-5, "{model_name}: outputs differ from PyTorch");
+        let expected = reference.data(&format!("relevance.{key}")).convert::<f32>().try_to_vec::<f32>().unwrap();
+        errors.push((key.clone(), relative_error(&relevance, &expected)));
+    }
+    errors
+}
+
+fn assert_all_within_tolerance(model: &str) {
+    let errors = compare(model);
+    assert_eq!(errors.len(), 34, "{model}: every rule and composite, logit and one-hot");
+    let report: Vec<String> = errors.iter().map(|(k, e)| format!("{model}/{k}: {e:.2e}")).collect();
+    // Printed for the closing note / README (visible with --nocapture).
+    println!("{}", report.join("\n"));
+    let failing: Vec<&String> = errors.iter().zip(&report).filter(|((_, e), _)| *e > TOLERANCE).map(|(_, r)| r).collect();
+    assert!(failing.is_empty(), "relative error above {TOLERANCE:.0e}:\n{failing:#?}");
+}
+
+#[test]
+fn mlp_with_batch_norm_matches_zennit_for_every_rule_and_composite() {
+    assert_all_within_tolerance("mlp");
+}
+
+#[test]
+fn cnn_with_pooling_groups_and_batch_norm_matches_zennit_for_every_rule_and_composite() {
+    assert_all_within_tolerance("cnn");
+}
