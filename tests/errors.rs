@@ -157,8 +157,8 @@ fn z_box_bounds_of_the_wrong_shape() {
         .rule(Rule::z_box(bounds, 1.0).unwrap())
         .explain(&mlp(), input())
         .unwrap_err();
-    assert!(matches!(err, Error::BoundShape { which: "low", .. }));
-    message_contains(&err, &["bound `low` has shape [3]", "[4]"]);
+    assert!(matches!(err, Error::BoundShape { which: "z-box low", .. }));
+    message_contains(&err, &["z-box low has shape [3]", "[4]"]);
 }
 
 #[test]

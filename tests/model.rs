@@ -133,6 +133,7 @@ fn a_model_saved_in_the_interchange_format_loads_back_with_the_same_relevance() 
 
 #[cfg(feature = "ndarray")]
 #[test]
+#[allow(deprecated)] // burn-ndarray is deprecated in favour of flex; it is still a supported backend
 fn the_ndarray_backend_gives_the_same_relevance_as_flex() {
     use burn::backend::NdArrayDevice;
     let flex = device();

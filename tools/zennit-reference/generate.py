@@ -230,8 +230,26 @@ def write(name, seq, input_shape, batch):
     print(f"{name}: {len(described)} cases -> {folder}", file=sys.stderr)
 
 
+def palettes():
+    """Zennit's palettes and one symmetric heatmap per colour map, for lrp_grad::heatmap."""
+    import numpy as np
+    from zennit.image import CMAPS, imgify, palette
+    rng = np.random.default_rng(0)
+    relevance = rng.normal(size=(2, 5, 7)).astype(np.float32)  # [channels, height, width]
+    summed = relevance.sum(0)
+    out = {"relevance": relevance.tolist(), "maps": {}}
+    for name in ("gray", "wred", "wblue", "hot", "cold", "coldnhot", "bwr", "france", "seismic", "coolio", "coleus"):
+        image = imgify(summed, cmap=name, symmetric=True).convert("RGB")
+        out["maps"][name] = {
+            "palette": palette(name).tolist(),
+            "heatmap": np.asarray(image).tolist(),
+        }
+    (OUT / "colormaps.json").write_text(json.dumps(out) + "\n")
+
+
 def main():
     torch.set_num_threads(1)
+    palettes()
     for name, (seq, shape, batch) in {"mlp": mlp(), "cnn": cnn()}.items():
         write(name, seq, shape, batch)
 

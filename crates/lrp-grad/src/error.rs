@@ -99,6 +99,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// An attribution method's parameter is out of its domain.
+    #[error("invalid parameter for method {method}: {reason}")]
+    InvalidMethod {
+        /// The method's name.
+        method: &'static str,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+
     /// A rule was assigned to a layer it cannot explain.
     #[error("rule {rule} cannot be applied to layer {index} ({kind}): {reason}")]
     RuleLayerMismatch {
@@ -146,10 +155,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// Z-box bounds whose shape fits neither a scalar nor the input.
-    #[error("z-box bound `{which}` has shape {found:?}; expected a scalar or the input's shape without batch {expected:?}")]
+    /// Z-box bounds (or an Integrated-Gradients baseline) whose shape does not fit the input.
+    #[error("{which} has shape {found:?}; expected a scalar, or the layer input's per-sample shape {expected:?} (optionally with a batch dimension, or broadcastable)")]
     BoundShape {
-        /// `low` or `high`.
+        /// Which tensor: `z-box low`, `z-box high` or `integrated-gradients baseline`.
         which: &'static str,
         /// The per-sample input shape.
         expected: Vec<usize>,

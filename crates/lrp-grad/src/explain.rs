@@ -7,6 +7,7 @@ use crate::composite::{Composite, Propagation};
 use crate::engine::{self, Bounds, RuleLayer};
 use crate::error::{Error, Result};
 use crate::model::{FeatureShape, Sequential, to_internal};
+use crate::methods::{self, Base, Baseline, Method};
 use crate::rules::{Bound, Rule};
 
 /// Which output the explanation is about.
@@ -59,12 +60,92 @@ pub struct Explanation<const D: usize> {
     /// Relevance at every layer's input and at the output, when asked for with
     /// [`Explainer::record_layers`]; empty otherwise.
     pub layers: Vec<LayerRelevance>,
+    /// Integrated Gradients only: the target score at the baseline, per sample.
+    pub baseline_scores: Option<Vec<f32>>,
 }
 
 impl<const D: usize> Explanation<D> {
     /// Per-sample sum of the input relevance.
     pub fn relevance_sums(&self) -> Vec<f32> {
         per_sample_sums(self.relevance.clone())
+    }
+
+    /// Integrated Gradients only: per sample, `Σ attribution − (f_t(x) − f_t(baseline))`; zero
+    /// for the exact integral, shrinking as the number of steps grows.
+    pub fn completeness_gap(&self) -> Option<Vec<f32>> {
+        let baseline = self.baseline_scores.as_ref()?;
+        let targets = self.targets.as_ref()?;
+        let output = self.output.clone().into_data().convert::<f32>().try_to_vec::<f32>().ok()?;
+        let classes = output.len() / targets.len();
+        Some(
+            self.relevance_sums()
+                .iter()
+                .zip(targets.iter().enumerate())
+                .zip(baseline)
+                .map(|((sum, (s, t)), b)| sum - (output[s * classes + t] - b))
+                .collect(),
+        )
+    }
+}
+
+/// The canonical model and what every pass over it needs.
+struct Prepared {
+    model: Sequential,
+    shapes: Vec<FeatureShape>,
+    classes: usize,
+    /// The composite's plan and z-box bounds, for methods that run LRP.
+    lrp: Option<(Vec<Propagation>, Vec<Option<Bounds>>)>,
+}
+
+impl Prepared {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.model.layers.iter().fold(x, |x, layer| layer.forward(x))
+    }
+
+    /// `∂ Σ f(x)·R_out / ∂x`.
+    fn gradient(&self, x: Tensor<4>, r_out: &Tensor<2>) -> Tensor<4> {
+        let [n, ..] = x.dims();
+        let leaf = x.autodiff().require_grad();
+        let out = self.forward(leaf.clone()).reshape([n, self.classes]);
+        let gradients = (out * r_out.clone()).sum().backward();
+        leaf.grad(&gradients).expect("the input takes part in the output")
+    }
+
+    /// The LRP pass over given activations: input relevance and, if asked, every layer's.
+    fn lrp(&self, acts: &[Tensor<4>], r_out: &Tensor<2>, record_layers: bool) -> (Tensor<4>, Vec<LayerRelevance>) {
+        let (plan, bounds) = self.lrp.as_ref().expect("LRP methods resolve the composite");
+        let n = acts[0].dims()[0];
+        let mut r = r_out.clone().reshape([n, self.classes, 1, 1]);
+        let mut layers = Vec::new();
+        let mut record = |index: usize, r: &Tensor<4>| {
+            if record_layers {
+                layers.push(LayerRelevance {
+                    index,
+                    shape: self.shapes[index],
+                    relevance: r.clone(),
+                    sums: per_sample_sums(r.clone()),
+                });
+            }
+        };
+        record(self.model.len(), &r);
+        for (index, layer) in self.model.layers.iter().enumerate().rev() {
+            let a = &acts[index];
+            r = match &plan[index] {
+                Propagation::Pass => r.reshape(a.dims()),
+                Propagation::WinnerTakesAll => {
+                    let layer = RuleLayer::new(layer).expect("max pooling is a rule layer");
+                    engine::route_by_gradient(layer, a, &r)
+                }
+                Propagation::Rule(rule) => {
+                    let layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
+                    let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
+                    engine::propagate(layer, &groups, a, &acts[index + 1], &r, bounds[index].as_ref())
+                }
+            };
+            record(index, &r);
+        }
+        layers.reverse();
+        (r, layers)
     }
 }
 
@@ -100,6 +181,7 @@ pub fn explain<const D: usize>(model: &Sequential, input: Tensor<D>) -> Result<E
 #[derive(Debug, Clone)]
 pub struct Explainer {
     composite: Composite,
+    method: Method,
     target: Target,
     output_relevance: OutputRelevance,
     record_layers: bool,
@@ -116,6 +198,7 @@ impl Explainer {
     pub fn new() -> Self {
         Self {
             composite: Composite::epsilon_plus_flat(),
+            method: Method::Lrp,
             target: Target::Predicted,
             output_relevance: OutputRelevance::Logit,
             record_layers: false,
@@ -156,6 +239,13 @@ impl Explainer {
         self
     }
 
+    /// Use this attribution method (default: [`Method::Lrp`]).
+    #[must_use]
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
     /// Explains `model` on `input` (`[N, features]` or `[N, channels, height, width]`).
     ///
     /// The model is not changed: explanations use its inference behaviour (batch norm with
@@ -164,67 +254,149 @@ impl Explainer {
         let input_dims = input.dims();
         let (x, shape) = to_internal(input.without_autodiff())?;
         check_finite(&x)?;
+        self.method.validate()?;
         let model = model.valid().canonize()?;
         let shapes = model.shapes(shape)?;
         let classes = model.num_classes(shape)?;
-        let plan = self.composite.plan(&model)?;
         let n = input_dims[0];
-        let bounds = plan
-            .iter()
-            .zip(&shapes)
-            .map(|(step, shape)| match step {
-                Propagation::Rule(Rule::ZBox { low, high }) => Ok(Some(Bounds {
-                    low: broadcast_bound(&low, "low", *shape, n, &x)?,
-                    high: broadcast_bound(&high, "high", *shape, n, &x)?,
-                })),
-                _ => Ok(None),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let uses_lrp = match &self.method {
+            Method::Lrp => true,
+            Method::SmoothGrad { base, .. } | Method::IntegratedGradients { base, .. } => *base == Base::Lrp,
+            _ => false,
+        };
+        let lrp = if uses_lrp {
+            let plan = self.composite.plan(&model)?;
+            let bounds = plan
+                .iter()
+                .zip(&shapes)
+                .map(|(step, shape)| match step {
+                    Propagation::Rule(Rule::ZBox { low, high }) => Ok(Some(Bounds {
+                        low: broadcast_bound(low, "z-box low", *shape, n, &x)?,
+                        high: broadcast_bound(high, "z-box high", *shape, n, &x)?,
+                    })),
+                    _ => Ok(None),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Some((plan, bounds))
+        } else {
+            None
+        };
+        let prepared = Prepared {
+            model,
+            shapes,
+            classes,
+            lrp,
+        };
 
-        let acts = model.activations(x);
+        let acts = prepared.model.activations(x.clone());
         let output = acts.last().expect("activations hold the output").clone().reshape([n, classes]);
-        let (targets, r_out) = self.initial_relevance(&output, n, classes)?;
-
-        let mut r = r_out.reshape([n, classes, 1, 1]);
-        let mut layers = Vec::new();
-        let mut record = |index: usize, r: &Tensor<4>| {
-            if self.record_layers {
-                layers.push(LayerRelevance {
-                    index,
-                    shape: shapes[index],
-                    relevance: r.clone(),
-                    sums: per_sample_sums(r.clone()),
-                });
+        let (targets, r_out) = self.initial_relevance(&output, n, classes, self.output_relevance)?;
+        // Gradient-based methods differentiate the target score: one-hot, unless custom.
+        let gradient_r_out = || -> Result<Tensor<2>> {
+            Ok(match &self.target {
+                Target::Relevance(_) => r_out.clone(),
+                _ => self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?.1,
+            })
+        };
+        let base = |base: Base, point: Tensor<4>, r: &Tensor<2>| match base {
+            Base::Gradient => prepared.gradient(point, r),
+            Base::Lrp => {
+                let acts = prepared.model.activations(point);
+                prepared.lrp(&acts, r, false).0
             }
         };
-        record(model.len(), &r);
-        for (index, layer) in model.layers.iter().enumerate().rev() {
-            let a = &acts[index];
-            r = match &plan[index] {
-                Propagation::Pass => r.reshape(a.dims()),
-                Propagation::WinnerTakesAll => {
-                    let layer = RuleLayer::new(layer).expect("max pooling is a rule layer");
-                    engine::route_by_gradient(layer, a, &r)
+        let base_r_out = |b: Base| -> Result<Tensor<2>> {
+            match b {
+                Base::Gradient => gradient_r_out(),
+                Base::Lrp => Ok(r_out.clone()),
+            }
+        };
+
+        let mut layers = Vec::new();
+        let mut baseline_scores = None;
+        let relevance = match &self.method {
+            Method::Lrp => {
+                let (r, recorded) = prepared.lrp(&acts, &r_out, self.record_layers);
+                layers = recorded;
+                r
+            }
+            Method::Gradient => prepared.gradient(x, &gradient_r_out()?),
+            Method::GradientTimesInput => prepared.gradient(x.clone(), &gradient_r_out()?) * x,
+            Method::SmoothGrad {
+                samples,
+                noise,
+                seed,
+                base: b,
+            } => {
+                let r = base_r_out(*b)?;
+                let sigma = methods::value_range(&x).mul_scalar(*noise);
+                let mut sum = x.zeros_like();
+                for k in 0..*samples {
+                    // As Zennit: the last sample is noise-free, so one sample is the base itself.
+                    let point = if k + 1 == *samples {
+                        x.clone()
+                    } else {
+                        x.clone() + methods::normal_noise(x.dims(), seed.wrapping_add(k as u64), &x) * sigma.clone()
+                    };
+                    sum = sum + base(*b, point, &r);
                 }
-                Propagation::Rule(rule) => {
-                    let layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
-                    let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
-                    engine::propagate(layer, &groups, a, &acts[index + 1], &r, bounds[index].as_ref())
+                sum.div_scalar(*samples as f64)
+            }
+            Method::IntegratedGradients {
+                steps,
+                baseline,
+                base: b,
+            } => {
+                let r = base_r_out(*b)?;
+                let start = match baseline {
+                    Baseline::Zero => x.zeros_like(),
+                    Baseline::Tensor(data) => broadcast_bound(&Bound::Tensor(data.clone()), "integrated-gradients baseline", shape, n, &x)?,
+                };
+                let delta = x.clone() - start.clone();
+                let mut sum = x.zeros_like();
+                for k in 1..=*steps {
+                    let alpha = k as f64 / *steps as f64;
+                    sum = sum + base(*b, start.clone() + delta.clone().mul_scalar(alpha), &r);
                 }
-            };
-            record(index, &r);
-        }
-        layers.reverse();
+                let start_scores = prepared.forward(start).reshape([n, classes]) * gradient_r_out()?;
+                baseline_scores = Some(per_sample_sums(start_scores));
+                sum.div_scalar(*steps as f64) * delta
+            }
+            Method::Occlusion { window, stride, fill } => {
+                let r = gradient_r_out()?;
+                let score = |out: Tensor<2>| (out * r.clone()).sum_dim(1).reshape([n as i64, 1, 1, 1]);
+                let clean = score(output.clone());
+                let [_, c, h, w] = x.dims();
+                let mut result = x.zeros_like();
+                for (top, left, wh, ww) in methods::windows(h, w, *window, *stride) {
+                    let patch = Tensor::<4>::full([n, c, wh, ww], *fill, &x.device());
+                    let ranges = [0..n, 0..c, top..top + wh, left..left + ww];
+                    let occluded = x.clone().slice_assign(ranges.clone(), patch);
+                    let drop = clean.clone() - score(prepared.forward(occluded).reshape([n, classes]));
+                    let region = Tensor::<4>::zeros([n, c, h, w], &x.device())
+                        .slice_assign(ranges, Tensor::<4>::ones([n, c, wh, ww], &x.device()));
+                    result = result + region * drop;
+                }
+                result
+            }
+        };
         Ok(Explanation {
-            relevance: r.reshape(input_dims),
+            relevance: relevance.reshape(input_dims),
             output,
             targets,
             layers,
+            baseline_scores,
         })
     }
 
     /// The output relevance `[N, classes]` and the explained classes.
-    fn initial_relevance(&self, output: &Tensor<2>, n: usize, classes: usize) -> Result<(Option<Vec<usize>>, Tensor<2>)> {
+    fn initial_relevance(
+        &self,
+        output: &Tensor<2>,
+        n: usize,
+        classes: usize,
+        mode: OutputRelevance,
+    ) -> Result<(Option<Vec<usize>>, Tensor<2>)> {
         let targets = match &self.target {
             Target::Relevance(relevance) => {
                 if relevance.dims() != [n, classes] {
@@ -264,7 +436,7 @@ impl Explainer {
             one_hot[sample * classes + class] = 1.0;
         }
         let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot, [n, classes]), &output.device());
-        let relevance = match self.output_relevance {
+        let relevance = match mode {
             OutputRelevance::OneHot => one_hot,
             OutputRelevance::Logit => one_hot * output.clone(),
         };

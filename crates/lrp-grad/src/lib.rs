@@ -36,14 +36,18 @@ mod composite;
 mod engine;
 mod error;
 mod explain;
+#[cfg(feature = "heatmap")]
+pub mod heatmap;
 #[cfg(feature = "interchange")]
 pub mod interchange;
+mod methods;
 mod model;
 mod rules;
 
 pub use composite::{COMPOSITE_NAMES, Composite, LayerType, Propagation};
 pub use error::{Error, Result};
 pub use explain::{Explainer, Explanation, LayerRelevance, OutputRelevance, Target, explain};
+pub use methods::{Base, Baseline, DEFAULT_NOISE_LEVEL, DEFAULT_OCCLUSION_WINDOW, DEFAULT_SAMPLES, Method};
 pub use model::{FeatureShape, Flatten, Layer, Sequential};
 pub use rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Rule, ZERO_RULE_STABILIZER};
 

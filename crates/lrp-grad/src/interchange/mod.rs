@@ -131,6 +131,15 @@ pub struct LoadedModel {
 
 /// Reads a model description (JSON) and its weights (safetensors) onto `device`.
 pub fn load(model_json: &Path, weights: &Path, device: &Device) -> Result<LoadedModel, LoadError> {
+    build(model_json, Some(weights), device)
+}
+
+/// Reads a model description alone: the architecture, with Burn's default initialization.
+pub fn load_architecture(model_json: &Path, device: &Device) -> Result<LoadedModel, LoadError> {
+    build(model_json, None, device)
+}
+
+fn build(model_json: &Path, weights: Option<&Path>, device: &Device) -> Result<LoadedModel, LoadError> {
     let spec = ModelSpec::read(model_json)?;
     let model = weights::load(&spec, weights, device)?;
     let input_shape = spec.input_feature_shape(model_json)?;

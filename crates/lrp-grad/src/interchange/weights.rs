@@ -58,21 +58,27 @@ impl Store<'_> {
     }
 }
 
-/// Builds the model described by `spec` with the weights in `file`.
-pub(super) fn load(spec: &ModelSpec, file: &Path, device: &Device) -> Result<Sequential, LoadError> {
-    let bytes = std::fs::read(file).map_err(|source| LoadError::Io {
-        file: file.to_path_buf(),
-        source,
-    })?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| LoadError::Safetensors {
-        file: file.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let mut store = Store {
-        file,
-        tensors,
-        used: HashSet::new(),
-        device,
+/// Builds the model described by `spec` with the weights in `file` (or, without a file, with
+/// Burn's default initialization: the architecture only).
+pub(super) fn load(spec: &ModelSpec, file: Option<&Path>, device: &Device) -> Result<Sequential, LoadError> {
+    let bytes = match file {
+        Some(file) => std::fs::read(file).map_err(|source| LoadError::Io {
+            file: file.to_path_buf(),
+            source,
+        })?,
+        None => Vec::new(),
+    };
+    let mut store = match file {
+        Some(file) => Some(Store {
+            file,
+            tensors: SafeTensors::deserialize(&bytes).map_err(|e| LoadError::Safetensors {
+                file: file.to_path_buf(),
+                message: e.to_string(),
+            })?,
+            used: HashSet::new(),
+            device,
+        }),
+        None => None,
     };
     let explicit = |p: Pair| PaddingConfig2d::Explicit(p.0[0], p.0[1], p.0[0], p.0[1]);
     let mut layers = Vec::with_capacity(spec.layers.len());
@@ -85,11 +91,13 @@ pub(super) fn load(spec: &ModelSpec, file: &Path, device: &Device) -> Result<Seq
                 bias,
             } => {
                 let mut linear = LinearConfig::new(*in_features, *out_features).with_bias(*bias).init(device);
-                // PyTorch stores [out, in]; Burn's linear weight is [in, out].
-                let weight: Tensor<2> = store.take(format!("{name}.weight"), [*out_features, *in_features], index)?;
-                linear.weight = Param::from_tensor(weight.transpose());
-                if *bias {
-                    linear.bias = Some(store.take_param(format!("{name}.bias"), [*out_features], index)?);
+                if let Some(store) = store.as_mut() {
+                    // PyTorch stores [out, in]; Burn's linear weight is [in, out].
+                    let weight: Tensor<2> = store.take(format!("{name}.weight"), [*out_features, *in_features], index)?;
+                    linear.weight = Param::from_tensor(weight.transpose());
+                    if *bias {
+                        linear.bias = Some(store.take_param(format!("{name}.bias"), [*out_features], index)?);
+                    }
                 }
                 linear.into()
             }
@@ -111,20 +119,24 @@ pub(super) fn load(spec: &ModelSpec, file: &Path, device: &Device) -> Result<Seq
                     .with_groups(*groups)
                     .with_bias(*bias)
                     .init(device);
-                let [kh, kw] = kernel_size.0;
-                conv.weight = store.take_param(format!("{name}.weight"), [*out_channels, in_channels / groups, kh, kw], index)?;
-                if *bias {
-                    conv.bias = Some(store.take_param(format!("{name}.bias"), [*out_channels], index)?);
+                if let Some(store) = store.as_mut() {
+                    let [kh, kw] = kernel_size.0;
+                    conv.weight = store.take_param(format!("{name}.weight"), [*out_channels, in_channels / groups, kh, kw], index)?;
+                    if *bias {
+                        conv.bias = Some(store.take_param(format!("{name}.bias"), [*out_channels], index)?);
+                    }
                 }
                 conv.into()
             }
             LayerSpec::BatchNorm1d { name, num_features, eps } | LayerSpec::BatchNorm2d { name, num_features, eps } => {
                 let n = *num_features;
                 let mut bn = BatchNormConfig::new(n).with_epsilon(*eps).init(device);
-                bn.gamma = store.take_param(format!("{name}.weight"), [n], index)?;
-                bn.beta = store.take_param(format!("{name}.bias"), [n], index)?;
-                bn.running_mean = RunningState::new(store.take(format!("{name}.running_mean"), [n], index)?);
-                bn.running_var = RunningState::new(store.take(format!("{name}.running_var"), [n], index)?);
+                if let Some(store) = store.as_mut() {
+                    bn.gamma = store.take_param(format!("{name}.weight"), [n], index)?;
+                    bn.beta = store.take_param(format!("{name}.bias"), [n], index)?;
+                    bn.running_mean = RunningState::new(store.take(format!("{name}.running_mean"), [n], index)?);
+                    bn.running_var = RunningState::new(store.take(format!("{name}.running_var"), [n], index)?);
+                }
                 bn.into()
             }
             LayerSpec::MaxPool2d {
@@ -160,15 +172,16 @@ pub(super) fn load(spec: &ModelSpec, file: &Path, device: &Device) -> Result<Seq
         };
         layers.push(layer);
     }
-    if let Some(extra) = store
-        .tensors
-        .names()
-        .into_iter()
-        .filter(|k| !store.used.contains(*k) && !k.ends_with(".num_batches_tracked"))
-        .min()
+    if let Some(store) = &store
+        && let Some(extra) = store
+            .tensors
+            .names()
+            .into_iter()
+            .filter(|k| !store.used.contains(*k) && !k.ends_with(".num_batches_tracked"))
+            .min()
     {
         return Err(LoadError::UnexpectedTensor {
-            file: file.to_path_buf(),
+            file: store.file.to_path_buf(),
             key: extra.to_string(),
         });
     }
