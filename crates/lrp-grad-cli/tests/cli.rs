@@ -1,0 +1,405 @@
+//! The `lrp-grad` binary: round trips, Zennit's fixtures through the command line, and every
+//! kind of bad input (clear message naming the file and field, non-zero exit, no output file).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::{LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use lrp_grad::{Composite, Explainer, FeatureShape, Flatten, Sequential, Target, interchange};
+use predicates::prelude::*;
+use safetensors::SafeTensors;
+use tempfile::TempDir;
+
+fn lrp_grad() -> Command {
+    Command::cargo_bin("lrp-grad").unwrap()
+}
+
+fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
+    let shape: Vec<u64> = shape.iter().map(|d| *d as u64).collect();
+    let mut bytes = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd().unwrap();
+        w.extend(data.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let file = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = file.shape().iter().map(|d| *d as usize).collect();
+    (shape, file.into_vec::<f32>().unwrap())
+}
+
+fn max_relative_error(actual: &[f32], expected: &[f32]) -> f64 {
+    assert_eq!(actual.len(), expected.len());
+    let scale = expected.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-12);
+    actual.iter().zip(expected).fold(0f64, |m, (a, e)| m.max((*a as f64 - *e as f64).abs())) / scale
+}
+
+/// A small CNN saved in the interchange format, plus a random input.
+struct Fixture {
+    dir: TempDir,
+    model: Sequential,
+    input: Vec<f32>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let device = Device::default();
+        device.seed(7);
+        let model = Sequential::new()
+            .push(Conv2dConfig::new([1, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device))
+            .push(Relu::new())
+            .push(MaxPool2dConfig::new([2, 2]).init())
+            .push(Flatten)
+            .push(LinearConfig::new(4 * 4 * 4, 10).init(&device))
+            .push(Relu::new())
+            .push(LinearConfig::new(10, 3).init(&device));
+        let dir = TempDir::new().unwrap();
+        let shape = FeatureShape::Image {
+            channels: 1,
+            height: 8,
+            width: 8,
+        };
+        interchange::save(&model, shape, &dir.path().join("m.json"), &dir.path().join("w.safetensors")).unwrap();
+        let x: Tensor<4> = Tensor::random([5, 1, 8, 8], Distribution::Uniform(0.0, 1.0), &device);
+        let input = x.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        write_npy(&dir.path().join("x.npy"), &[5, 1, 8, 8], &input);
+        Fixture { dir, model, input }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn explain(&self) -> Command {
+        self.explain_input(&self.path("x.npy"))
+    }
+
+    fn explain_input(&self, input: &Path) -> Command {
+        let mut cmd = lrp_grad();
+        cmd.arg("explain")
+            .arg("--model")
+            .arg(self.path("m.json"))
+            .arg("--weights")
+            .arg(self.path("w.safetensors"))
+            .arg("--input")
+            .arg(input)
+            .arg("--output")
+            .arg(self.path("r.npy"));
+        cmd
+    }
+
+    fn library(&self, explainer: Explainer) -> Vec<f32> {
+        let x = Tensor::<4>::from_data(TensorData::new(self.input.clone(), [5, 1, 8, 8]), &Device::default());
+        let e = explainer.explain(&self.model, x).unwrap();
+        e.relevance.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+}
+
+#[test]
+fn a_model_built_in_rust_and_explained_by_the_cli_gives_the_library_relevance() {
+    let f = Fixture::new();
+    f.explain().args(["--batch-size", "2", "--heatmap"]).arg(f.path("h.png")).assert().success();
+    let (shape, relevance) = read_npy(&f.path("r.npy"));
+    assert_eq!(shape, [5, 1, 8, 8]);
+    assert!(max_relative_error(&relevance, &f.library(Explainer::new())) < 1e-6);
+    let png = image::open(f.path("h.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (2 + 5 * (8 * 14 + 2), 2 + (8 * 14 + 2)));
+
+    f.explain()
+        .args(["--composite", "epsilon-gamma-box", "--low", "-3", "--high", "3", "--target", "1", "--output-relevance", "one-hot"])
+        .assert()
+        .success();
+    let expected = f.library(
+        Explainer::new()
+            .composite(Composite::epsilon_gamma_box(-3.0, 3.0).unwrap())
+            .target(Target::Class(1))
+            .output_relevance(lrp_grad::OutputRelevance::OneHot),
+    );
+    assert!(max_relative_error(&read_npy(&f.path("r.npy")).1, &expected) < 1e-6);
+}
+
+#[test]
+fn a_single_sample_without_batch_dimension_keeps_its_shape() {
+    let f = Fixture::new();
+    write_npy(&f.path("one.npy"), &[1, 8, 8], &f.input[..64]);
+    f.explain_input(&f.path("one.npy")).assert().success();
+    assert_eq!(read_npy(&f.path("r.npy")).0, [1, 8, 8]);
+}
+
+/// Every rule and composite of the Zennit fixtures, through the binary.
+#[test]
+fn zennit_fixtures_through_the_command_line() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/zennit");
+    let tmp = TempDir::new().unwrap();
+    let mut worst = 0f64;
+    let mut runs = 0;
+    for model in ["mlp", "cnn"] {
+        let folder = root.join(model);
+        let bytes = std::fs::read(folder.join("reference.safetensors")).unwrap();
+        let tensors = SafeTensors::deserialize(&bytes).unwrap();
+        let get = |k: &str| -> (Vec<usize>, Vec<f32>) {
+            let v = tensors.tensor(k).unwrap();
+            (v.shape().to_vec(), v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        };
+        let (shape, input) = get("input");
+        let per = input.len() / shape[0];
+        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap()).unwrap();
+        let targets: Vec<usize> = meta["targets"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as usize).collect();
+        for (key, case) in meta["cases"].as_object().unwrap() {
+            if case.get("low").is_some_and(|l| l.is_string()) {
+                continue; // tensor bounds: library only (the CLI takes scalar --low/--high)
+            }
+            let mut args: Vec<String> = match (case["rule"].as_str(), case["composite"].as_str()) {
+                (Some(rule), _) => {
+                    let p = |k: &str| case[k].as_f64().unwrap().to_string();
+                    let spec = match rule {
+                        "epsilon" => format!("epsilon:{}", p("epsilon")),
+                        "gamma" => format!("gamma:{}", p("gamma")),
+                        "alpha-beta" => format!("alpha-beta:{},{}", p("alpha"), p("beta")),
+                        "z-box" => format!("z-box:{},{}", p("low"), p("high")),
+                        other => other.to_string(),
+                    };
+                    vec!["--rule".into(), spec]
+                }
+                (None, Some(composite)) => {
+                    let mut a = vec!["--composite".into(), composite.to_string()];
+                    if let Some(low) = case.get("low") {
+                        a.extend(["--low".into(), low.to_string(), "--high".into(), case["high"].to_string()]);
+                    }
+                    a
+                }
+                _ => unreachable!(),
+            };
+            args.extend(["--output-relevance".into(), case["output_relevance"].as_str().unwrap().into()]);
+            let (_, expected) = get(&format!("relevance.{key}"));
+            // One run per target class over the samples with that target.
+            let mut classes = targets.clone();
+            classes.sort();
+            classes.dedup();
+            for class in classes {
+                let samples: Vec<usize> = (0..targets.len()).filter(|s| targets[*s] == class).collect();
+                let x: Vec<f32> = samples.iter().flat_map(|s| input[s * per..(s + 1) * per].to_vec()).collect();
+                let mut sub_shape = shape.clone();
+                sub_shape[0] = samples.len();
+                write_npy(&tmp.path().join("x.npy"), &sub_shape, &x);
+                lrp_grad()
+                    .arg("explain")
+                    .arg("--model")
+                    .arg(folder.join("model.json"))
+                    .arg("--weights")
+                    .arg(folder.join("weights.safetensors"))
+                    .arg("--input")
+                    .arg(tmp.path().join("x.npy"))
+                    .arg("--output")
+                    .arg(tmp.path().join("r.npy"))
+                    .args(&args)
+                    .args(["--target", &class.to_string()])
+                    .assert()
+                    .success();
+                let (_, r) = read_npy(&tmp.path().join("r.npy"));
+                let e: Vec<f32> = samples.iter().flat_map(|s| expected[s * per..(s + 1) * per].to_vec()).collect();
+                let err = max_relative_error(&r, &e);
+                assert!(err < 1e-5, "{model}/{key} class {class}: {err:.2e}");
+                worst = worst.max(err);
+                runs += 1;
+            }
+        }
+    }
+    println!("{runs} CLI runs, worst relative error {worst:.2e}");
+}
+
+/// Runs the command, expects failure with every `parts` in stderr and no output file.
+#[track_caller]
+fn fails(f: &Fixture, cmd: &mut Command, parts: &[&str]) {
+    let out = cmd.assert().failure();
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    for part in parts {
+        assert!(stderr.contains(part), "stderr `{stderr}` lacks `{part}`");
+    }
+    assert!(!f.path("r.npy").exists(), "an output file was left behind");
+    assert!(!f.path("h.png").exists(), "a heatmap was left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+fn with_model_json(f: &Fixture, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = f.path("m.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut json);
+    std::fs::write(path, json.to_string()).unwrap();
+}
+
+fn with_weights(f: &Fixture, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)>)) {
+    let path = f.path("w.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let mut entries: Vec<_> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, v.shape().to_vec(), v.data().to_vec(), v.dtype()))
+        .collect();
+    edit(&mut entries);
+    let views: Vec<_> = entries
+        .iter()
+        .map(|(k, s, d, t)| (k.clone(), safetensors::tensor::TensorView::new(*t, s.clone(), d).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn malformed_json_names_the_file_and_position() {
+    let f = Fixture::new();
+    std::fs::write(f.path("m.json"), "{\"input_shape\": [1, 8, 8], \"layers\": [").unwrap();
+    fails(&f, &mut f.explain(), &["m.json", "EOF"]);
+}
+
+#[test]
+fn unknown_kind_names_the_layer() {
+    let f = Fixture::new();
+    with_model_json(&f, |j| j["layers"][1]["kind"] = "swish".into());
+    fails(&f, &mut f.explain(), &["m.json", "layers[1]", "unknown variant `swish`"]);
+}
+
+#[test]
+fn missing_field_names_the_layer() {
+    let f = Fixture::new();
+    with_model_json(&f, |j| {
+        j["layers"][4].as_object_mut().unwrap().remove("out_features");
+    });
+    fails(&f, &mut f.explain(), &["m.json", "layers[4]", "missing field `out_features`"]);
+}
+
+#[test]
+fn inconsistent_in_features_names_the_layer_and_shapes() {
+    let f = Fixture::new();
+    with_model_json(&f, |j| j["layers"][4]["in_features"] = 60.into());
+    with_weights(&f, |w| {
+        // Keep the weights consistent with the (wrong) description: the shape error must come
+        // from the layer chain, not from the weights.
+        let e = w.iter_mut().find(|e| e.0 == "4.weight").unwrap();
+        e.1 = vec![10, 60];
+        e.2.truncate(10 * 60 * 4);
+    });
+    fails(&f, &mut f.explain(), &["m.json", "layers[4]", "[N, 60]", "[64]"]);
+}
+
+#[test]
+fn missing_extra_misshapen_and_mistyped_tensors() {
+    let f = Fixture::new();
+    with_weights(&f, |w| w.retain(|e| e.0 != "0.bias"));
+    fails(&f, &mut f.explain(), &["w.safetensors", "`0.bias` is missing"]);
+
+    let f = Fixture::new();
+    with_weights(&f, |w| w.push(("9.weight".into(), vec![1], vec![0; 4], safetensors::Dtype::F32)));
+    fails(&f, &mut f.explain(), &["w.safetensors", "`9.weight` is not used"]);
+
+    let f = Fixture::new();
+    with_weights(&f, |w| {
+        let e = w.iter_mut().find(|e| e.0 == "6.bias").unwrap();
+        e.1 = vec![2];
+        e.2.truncate(8);
+    });
+    fails(&f, &mut f.explain(), &["w.safetensors", "`6.bias` has shape [2]; expected [3]"]);
+
+    let f = Fixture::new();
+    with_weights(&f, |w| {
+        let e = w.iter_mut().find(|e| e.0 == "6.bias").unwrap();
+        e.3 = safetensors::Dtype::I32;
+    });
+    fails(&f, &mut f.explain(), &["w.safetensors", "`6.bias` has dtype I32; expected F32"]);
+
+    let f = Fixture::new();
+    std::fs::write(f.path("w.safetensors"), b"not safetensors").unwrap();
+    fails(&f, &mut f.explain(), &["w.safetensors", "not a valid safetensors file"]);
+}
+
+#[test]
+fn bad_npy_inputs() {
+    let f = Fixture::new();
+    write_npy(&f.path("x.npy"), &[5, 1, 7, 8], &vec![0.0; 5 * 56]);
+    fails(&f, &mut f.explain(), &["x.npy", "shape [5, 1, 7, 8]", "[N, 1, 8, 8]"]);
+
+    let f = Fixture::new();
+    let mut bytes = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::<i32>::new().default_dtype().shape(&[64]).writer(&mut bytes).begin_nd().unwrap();
+        w.extend(0..64).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(f.path("x.npy"), bytes).unwrap();
+    fails(&f, &mut f.explain(), &["x.npy", "dtype '<i4'", "float32"]);
+
+    let f = Fixture::new();
+    let bytes = std::fs::read(f.path("x.npy")).unwrap();
+    std::fs::write(f.path("x.npy"), &bytes[..bytes.len() - 100]).unwrap();
+    fails(&f, &mut f.explain(), &["x.npy", "corrupt"]);
+
+    let f = Fixture::new();
+    std::fs::write(f.path("x.npy"), b"garbage").unwrap();
+    fails(&f, &mut f.explain(), &["x.npy", "not a valid .npy file"]);
+
+    let f = Fixture::new();
+    let mut x = f.input.clone();
+    x[70] = f32::NAN;
+    write_npy(&f.path("x.npy"), &[5, 1, 8, 8], &x);
+    fails(&f, &mut f.explain(), &["x.npy", "non-finite input", "flat index 70"]);
+}
+
+#[test]
+fn bad_targets_rules_composites_and_bounds() {
+    let f = Fixture::new();
+    fails(&f, f.explain().args(["--target", "3"]), &["x.npy", "m.json", "target class 3", "3 outputs"]);
+    fails(&f, f.explain().args(["--rule", "epsilonn"]), &["unknown rule `epsilonn`", "z-plus"]);
+    fails(&f, f.explain().args(["--rule", "alpha-beta:3,1"]), &["alpha - beta must equal 1"]);
+    fails(&f, f.explain().args(["--rule", "epsilon:abc"]), &["`abc` is not a number"]);
+    fails(&f, f.explain().args(["--composite", "epsilon-max"]), &["unknown composite `epsilon-max`"]);
+    fails(&f, f.explain().args(["--composite", "epsilon-gamma-box"]), &["needs the input bounds", "--low"]);
+    fails(&f, f.explain().args(["--rule", "z-box"]), &["z-box needs the input bounds"]);
+    fails(&f, f.explain().args(["--cmap", "rainbow", "--heatmap"]).arg(f.path("h.png")), &["--cmap", "unknown colour map"]);
+    fails(&f, f.explain().args(["--method", "magic"]), &["unknown method `magic`"]);
+}
+
+#[test]
+fn info_shows_layers_shapes_parameters_and_rules() {
+    let f = Fixture::new();
+    lrp_grad()
+        .arg("info")
+        .arg("--model")
+        .arg(f.path("m.json"))
+        .args(["--composite", "epsilon-gamma-box", "--low", "0", "--high", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 classes, 723 parameters"))
+        .stdout(predicate::str::contains("conv2d 1→4 k3x3 s1 p1"))
+        .stdout(predicate::str::contains("[4, 8, 8]"))
+        .stdout(predicate::str::contains("z-box"))
+        .stdout(predicate::str::contains("winner-takes-all"))
+        .stdout(predicate::str::contains("epsilon (ε = 0.000001)"));
+}
+
+#[test]
+fn bench_prints_one_json_object() {
+    let f = Fixture::new();
+    let out = lrp_grad()
+        .arg("bench")
+        .arg("--model")
+        .arg(f.path("m.json"))
+        .arg("--weights")
+        .arg(f.path("w.safetensors"))
+        .args(["--batch", "4", "--runs", "2", "--json"])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let modes: Vec<&str> = json["modes"].as_array().unwrap().iter().map(|m| m["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["forward", "gradient", "lrp (composite epsilon-plus-flat)"]);
+    assert!(json["modes"][2]["median_ms"].as_f64().unwrap() > 0.0);
+}
