@@ -192,6 +192,29 @@ def attribute(seq, composite, x, one_hot, logit):
     return relevance.detach().float()
 
 
+def methods(seq, x, one_hot, input_shape):
+    """Zennit's other attributors on the same model (float64, one-hot output relevance)."""
+    from zennit.attribution import Gradient, IntegratedGradients, Occlusion, occlude_independent
+    seq = copy.deepcopy(seq).double()
+    x = x.double()
+    one_hot = one_hot.double()
+    out = {}
+    with Gradient(seq) as attributor:
+        out["method.gradient"] = attributor(x, one_hot)[1]
+    with IntegratedGradients(seq, n_iter=20) as attributor:
+        out["method.integrated-gradients"] = attributor(x, one_hot)[1]
+    # Zennit scores the occluded input; lrp-grad reports the score drop f(x) - f(occluded).
+    # Occluding inside the window (invert=False keeps the rest) with fill 0.
+    window = 4 if len(input_shape) == 3 else 2
+    fill_zero = lambda input, mask: occlude_independent(input, mask, fill_fn=torch.zeros_like, invert=True)
+    with Occlusion(seq, occlusion_fn=fill_zero, window=window, stride=window) as attributor:
+        # A tensor attr_output is used as the score itself; the target score is output * one_hot.
+        clean, score = attributor(x, lambda output: output * one_hot)
+        out["method.occlusion-score"] = score
+        out["method.occlusion-output"] = clean
+    return {k: v.detach().float() for k, v in out.items()}
+
+
 def write(name, seq, input_shape, batch):
     randomize_batch_norm(seq)
     seq.eval()
@@ -219,6 +242,7 @@ def write(name, seq, input_shape, batch):
             # Zennit must leave the model as it was (canonizers revert).
             with torch.no_grad():
                 assert torch.allclose(seq(x), out)
+    tensors.update(methods(seq, x, one_hot, input_shape))
     save_file({k: v.contiguous() for k, v in tensors.items()}, folder / "reference.safetensors")
     meta = {
         "zennit": zennit.__version__ if hasattr(zennit, "__version__") else "0.5.1",

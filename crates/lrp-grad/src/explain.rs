@@ -366,18 +366,25 @@ impl Explainer {
                 let r = gradient_r_out()?;
                 let score = |out: Tensor<2>| (out * r.clone()).sum_dim(1).reshape([n as i64, 1, 1, 1]);
                 let clean = score(output.clone());
-                let [_, c, h, w] = x.dims();
-                let mut result = x.zeros_like();
+                // Windows slide over height and width (covering all channels); a feature vector
+                // is a single row, so windows slide along its features.
+                let dims = x.dims();
+                let plane = match shape {
+                    FeatureShape::Vector(f) => [n, 1, 1, f],
+                    image => image.batched(n),
+                };
+                let xs = x.clone().reshape(plane);
+                let [_, c, h, w] = plane;
+                let mut result = xs.zeros_like();
                 for (top, left, wh, ww) in methods::windows(h, w, *window, *stride) {
-                    let patch = Tensor::<4>::full([n, c, wh, ww], *fill, &x.device());
                     let ranges = [0..n, 0..c, top..top + wh, left..left + ww];
-                    let occluded = x.clone().slice_assign(ranges.clone(), patch);
+                    let patch = Tensor::<4>::full([n, c, wh, ww], *fill, &x.device());
+                    let occluded = xs.clone().slice_assign(ranges.clone(), patch).reshape(dims);
                     let drop = clean.clone() - score(prepared.forward(occluded).reshape([n, classes]));
-                    let region = Tensor::<4>::zeros([n, c, h, w], &x.device())
-                        .slice_assign(ranges, Tensor::<4>::ones([n, c, wh, ww], &x.device()));
+                    let region = xs.zeros_like().slice_assign(ranges, Tensor::<4>::ones([n, c, wh, ww], &x.device()));
                     result = result + region * drop;
                 }
-                result
+                result.reshape(dims)
             }
         };
         Ok(Explanation {
