@@ -403,3 +403,46 @@ fn bench_prints_one_json_object() {
     assert_eq!(modes, ["forward", "gradient", "lrp (composite epsilon-plus-flat)"]);
     assert!(json["modes"][2]["median_ms"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn every_attribution_method_through_the_command_line_equals_the_library() {
+    use lrp_grad::{Base, Baseline, Method};
+    let f = Fixture::new();
+    let cases: Vec<(Vec<&str>, Method)> = vec![
+        (vec!["--method", "gradient"], Method::Gradient),
+        (vec!["--method", "gradient-x-input"], Method::GradientTimesInput),
+        (
+            vec!["--method", "smoothgrad", "--samples", "5", "--noise", "0.2", "--seed", "9"],
+            Method::SmoothGrad { samples: 5, noise: 0.2, seed: 9, base: Base::Gradient },
+        ),
+        (
+            vec!["--method", "smoothgrad", "--over-lrp", "--samples", "3"],
+            Method::SmoothGrad { samples: 3, noise: 0.1, seed: 0, base: Base::Lrp },
+        ),
+        (
+            vec!["--method", "integrated-gradients", "--steps", "7"],
+            Method::IntegratedGradients { steps: 7, baseline: Baseline::Zero, base: Base::Gradient },
+        ),
+        (
+            vec!["--method", "occlusion", "--window", "4", "--stride", "2", "--fill", "-1"],
+            Method::Occlusion { window: [4, 4], stride: [2, 2], fill: -1.0 },
+        ),
+    ];
+    for (args, method) in cases {
+        f.explain().args(&args).assert().success();
+        let expected = f.library(Explainer::new().method(method));
+        let err = max_relative_error(&read_npy(&f.path("r.npy")).1, &expected);
+        assert!(err < 1e-6, "{args:?}: {err:.2e}");
+    }
+    // A baseline file for Integrated Gradients.
+    write_npy(&f.path("b.npy"), &[1, 8, 8], &[0.25; 64]);
+    f.explain().args(["--method", "integrated-gradients", "--baseline"]).arg(f.path("b.npy")).assert().success();
+    let expected = f.library(Explainer::new().method(Method::IntegratedGradients {
+        steps: 20,
+        baseline: Baseline::Tensor(TensorData::new(vec![0.25f32; 64], [1, 8, 8])),
+        base: Base::Gradient,
+    }));
+    assert!(max_relative_error(&read_npy(&f.path("r.npy")).1, &expected) < 1e-6);
+    std::fs::remove_file(f.path("r.npy")).unwrap();
+    fails(&f, f.explain().args(["--method", "smoothgrad", "--samples", "0"]), &["--method smoothgrad", "samples must be at least 1"]);
+}
