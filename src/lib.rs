@@ -1,1 +1,44 @@
-//! Integration tests and examples of lrp-grad live in `tests/` and `examples/`.
+//! Support code for lrp-grad's examples, benchmarks and integration tests (not published):
+//! MNIST reading, the fixed example/benchmark models, training, and figures.
+
+pub mod figures;
+pub mod mnist;
+pub mod train;
+pub mod zoo;
+
+use lrp_grad::{Base, Baseline, Composite, Explainer, Method, OutputRelevance};
+
+/// The explanation methods compared in the MNIST examples, by name. Pixels are in [0, 1], so
+/// z-box gets the bounds 0 and 1.
+pub fn mnist_methods() -> Vec<(String, Explainer)> {
+    let lrp = |name: &str| {
+        let composite = Composite::named(name, Some((0.0.into(), 1.0.into()))).expect("built-in composite");
+        (format!("LRP {name}"), Explainer::new().composite(composite))
+    };
+    let mut methods: Vec<(String, Explainer)> = lrp_grad::COMPOSITE_NAMES.iter().map(|n| lrp(n)).collect();
+    let one_hot = || Explainer::new().output_relevance(OutputRelevance::OneHot);
+    methods.push(("gradient".into(), one_hot().method(Method::Gradient)));
+    methods.push(("gradient x input".into(), one_hot().method(Method::GradientTimesInput)));
+    methods.push(("SmoothGrad".into(), one_hot().method(Method::smooth_grad())));
+    methods.push((
+        "Integrated Gradients".into(),
+        one_hot().method(Method::IntegratedGradients {
+            steps: lrp_grad::DEFAULT_SAMPLES,
+            baseline: Baseline::Zero,
+            base: Base::Gradient,
+        }),
+    ));
+    methods
+}
+
+/// Occlusion with a 4x4 window and stride 2 (8x8 is coarse on 28x28 digits).
+pub fn mnist_occlusion() -> (String, Explainer) {
+    (
+        "occlusion 4x4".into(),
+        Explainer::new().method(Method::Occlusion {
+            window: [4, 4],
+            stride: [2, 2],
+            fill: 0.0,
+        }),
+    )
+}
