@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Tensor, TensorData};
 use common::{device, relative_error, values};
 use lrp_grad::interchange;
-use lrp_grad::{Bound, Composite, Explainer, OutputRelevance, Rule, Target};
+use lrp_grad::{Bound, Composite, Explainer, OutputRelevance, Rule, Strategy, Target};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
@@ -67,7 +67,7 @@ fn composite(case: &Value, reference: &Reference) -> Composite {
 }
 
 /// Runs every case of one fixture model; returns (case, relative error) pairs.
-fn compare(model_name: &str) -> Vec<(String, f64)> {
+fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
     let folder = fixture(model_name);
     let loaded = interchange::load(&folder.join("model.json"), &folder.join("weights.safetensors"), &device()).unwrap();
     let reference = Reference::read(&folder);
@@ -85,6 +85,7 @@ fn compare(model_name: &str) -> Vec<(String, f64)> {
     let mut errors = Vec::new();
     for (key, case) in meta["cases"].as_object().unwrap() {
         let explainer = Explainer::new()
+            .strategy(strategy)
             .composite(composite(case, &reference))
             .target(Target::PerSample(targets.clone()))
             .output_relevance(match case["output_relevance"].as_str().unwrap() {
@@ -109,10 +110,17 @@ fn compare(model_name: &str) -> Vec<(String, f64)> {
     errors
 }
 
+/// Both strategies (one pass where possible, and layer by layer) against Zennit.
 fn assert_all_within_tolerance(model: &str) {
-    let errors = compare(model);
+    for strategy in [Strategy::Auto, Strategy::LayerWise] {
+        assert_within_tolerance(model, strategy);
+    }
+}
+
+fn assert_within_tolerance(model: &str, strategy: Strategy) {
+    let errors = compare(model, strategy);
     assert_eq!(errors.len(), 34, "{model}: every rule and composite, logit and one-hot");
-    let report: Vec<String> = errors.iter().map(|(k, e)| format!("{model}/{k}: {e:.2e}")).collect();
+    let report: Vec<String> = errors.iter().map(|(k, e)| format!("{model}/{strategy:?}/{k}: {e:.2e}")).collect();
     // Printed for the closing note / README (visible with --nocapture).
     println!("{}", report.join("\n"));
     let failing: Vec<&String> = errors.iter().zip(&report).filter(|((_, e), _)| *e > TOLERANCE).map(|(_, r)| r).collect();

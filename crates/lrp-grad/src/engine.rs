@@ -14,6 +14,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use burn::tensor::Tensor;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_pool2d};
 
+use crate::composite::Propagation;
 use crate::model::Layer;
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options};
 use crate::rules::{Group, InputMod, OutputMask, ParamMod};
@@ -171,4 +172,79 @@ fn modified_input(input: InputMod, a: &Tensor<4>, bounds: Option<&Bounds>) -> Te
         InputMod::Low => bounds.expect("z-box bounds are resolved before propagation").low.clone(),
         InputMod::High => bounds.expect("z-box bounds are resolved before propagation").high.clone(),
     }
+}
+
+/// Whether relevance can cross this layer in the one-pass formulation: its relevance must be
+/// `input ⊙ (modified gradient)`. True for rules whose terms read only `a`, `a⁺` or `a⁻`
+/// (all but flat, w-square and z-box), for max pooling, and for passing relevance through
+/// positively homogeneous layers (ReLU, leaky ReLU, identity, dropout, flatten), where
+/// `z·f'(z) = f(z)` makes the plain gradient carry the relevance unchanged.
+pub(crate) fn one_pass_able(layer: &Layer, propagation: &Propagation) -> bool {
+    match propagation {
+        Propagation::Pass => matches!(
+            layer,
+            Layer::Relu(_) | Layer::LeakyRelu(_) | Layer::Identity(_) | Layer::Dropout(_) | Layer::Flatten(_)
+        ),
+        Propagation::WinnerTakesAll => true,
+        Propagation::Rule(rule) => rule.groups().is_some_and(|groups| {
+            groups
+                .iter()
+                .flat_map(|g| &g.terms)
+                .all(|t| matches!(t.input, InputMod::Identity | InputMod::Positive | InputMod::Negative))
+        }),
+    }
+}
+
+/// One layer of the one-pass formulation, on an autodiff input `a`.
+///
+/// A rule layer outputs `y = Σ_groups z_ρ(a) ⊙ (scale · mask · z / stab(z_ρ))`, the factor a
+/// constant: its value is (about) the layer's output `z`, its gradient
+/// `∂y/∂a = ρᵀ(z / stab(z_ρ) ⊙ ·)`. With `R = z ⊙ g` above, `a ⊙ ∂y/∂a · g` is exactly the rule's
+/// `a ⊙ ρᵀ(R / stab(z_ρ))`, so one backward pass through all such layers gives the relevance as
+/// input × gradient. The value is then reset to the exact `z` (`y + (z − y)` with the second
+/// part constant), so later layers see the model's true activations.
+pub(crate) fn one_pass_forward(layer: &Layer, propagation: &Propagation, a: Tensor<4>) -> Tensor<4> {
+    let Propagation::Rule(rule) = propagation else {
+        return layer.forward(a);
+    };
+    let rule_layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
+    let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
+    // The unmodified output: for a single unmodified term (zero, epsilon, norm) it is that
+    // term's own output; otherwise one plain forward outside the graph.
+    let plain_term = matches!(groups.as_slice(), [g] if g.terms.len() == 1 && g.terms[0].input == InputMod::Identity
+        && g.terms[0].params == ParamMod::Identity && g.terms[0].bias && g.terms[0].sign == 1.0);
+    let mut z: Option<Tensor<4>> = (!plain_term).then(|| rule_layer.forward(a.clone().without_autodiff()));
+    let mut y: Option<Tensor<4>> = None;
+    for group in &groups {
+        let z_rho = group
+            .terms
+            .iter()
+            .map(|term| {
+                let input = match term.input {
+                    InputMod::Positive => a.clone().clamp_min(0.0),
+                    InputMod::Negative => a.clone().clamp_max(0.0),
+                    _ => a.clone(),
+                };
+                rule_layer.forward_with(input, term.params, term.bias).mul_scalar(term.sign)
+            })
+            .reduce(|acc, t| acc + t)
+            .expect("a group has at least one term");
+        let z_rho_value = z_rho.clone().without_autodiff();
+        let z_value = z.get_or_insert_with(|| z_rho_value.clone()).clone();
+        let mut factor = z_value.clone() / stabilize(z_rho_value, group.stabilizer);
+        factor = match group.mask {
+            OutputMask::All => factor,
+            OutputMask::Positive => factor * z_value.greater_elem(0.0).float(),
+            OutputMask::Negative => factor * z_value.lower_elem(0.0).float(),
+        };
+        let term = z_rho * factor.mul_scalar(group.scale);
+        y = Some(match y {
+            Some(acc) => acc + term,
+            None => term,
+        });
+    }
+    let y = y.expect("a rule has at least one group");
+    let z = z.expect("set by the first group");
+    let correction = z - y.clone().without_autodiff();
+    y + correction
 }

@@ -35,6 +35,19 @@ pub enum OutputRelevance {
     OneHot,
 }
 
+/// How LRP is computed. Both strategies give the same relevance (to float round-off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// One forward and one backward pass through every layer whose rule allows it (all but
+    /// flat, w-square, z-box and non-homogeneous activations), the layer-wise step for the
+    /// rest. The default; recording every layer's relevance switches to `LayerWise`.
+    #[default]
+    Auto,
+    /// The gradient trick layer by layer: a plain forward pass, then one modified forward and
+    /// backward per layer.
+    LayerWise,
+}
+
 /// The relevance at the input of one layer (or at the model output).
 #[derive(Debug, Clone)]
 pub struct LayerRelevance {
@@ -128,24 +141,86 @@ impl Prepared {
             }
         };
         record(self.model.len(), &r);
-        for (index, layer) in self.model.layers.iter().enumerate().rev() {
-            let a = &acts[index];
-            r = match &plan[index] {
-                Propagation::Pass => r.reshape(a.dims()),
-                Propagation::WinnerTakesAll => {
-                    let layer = RuleLayer::new(layer).expect("max pooling is a rule layer");
-                    engine::route_by_gradient(layer, a, &r)
-                }
-                Propagation::Rule(rule) => {
-                    let layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
-                    let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
-                    engine::propagate(layer, &groups, a, &acts[index + 1], &r, bounds[index].as_ref())
-                }
-            };
+        for index in (0..self.model.len()).rev() {
+            r = self.step(plan, bounds, index, acts, r);
             record(index, &r);
         }
         layers.reverse();
         (r, layers)
+    }
+
+    /// The layer-wise step: relevance of layer `index`'s input from that of its output.
+    fn step(&self, plan: &[Propagation], bounds: &[Option<Bounds>], index: usize, acts: &[Tensor<4>], r: Tensor<4>) -> Tensor<4> {
+        let layer = &self.model.layers[index];
+        let a = &acts[index];
+        match &plan[index] {
+            Propagation::Pass => r.reshape(a.dims()),
+            Propagation::WinnerTakesAll => {
+                let layer = RuleLayer::new(layer).expect("max pooling is a rule layer");
+                engine::route_by_gradient(layer, a, &r)
+            }
+            Propagation::Rule(rule) => {
+                let layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
+                let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
+                engine::propagate(layer, &groups, a, &acts[index + 1], &r, bounds[index].as_ref())
+            }
+        }
+    }
+
+    /// LRP with the one-pass formulation where it applies: the longest suffix of one-pass-able
+    /// layers runs as one forward and one backward pass; the layers before it (e.g. a first
+    /// layer with flat or z-box) take the layer-wise step. Returns the input relevance, the
+    /// model output and the initial output relevance, or `None` when the one pass does not
+    /// apply (no suffix, or a zero model output that carries relevance).
+    fn lrp_one_pass(
+        &self,
+        x: Tensor<4>,
+        initial: impl Fn(&Tensor<2>) -> Result<(Option<Vec<usize>>, Tensor<2>, Option<Tensor<2>>)>,
+    ) -> Result<Option<(Tensor<4>, Tensor<2>, Option<Vec<usize>>)>> {
+        let (plan, bounds) = self.lrp.as_ref().expect("LRP methods resolve the composite");
+        let layers = &self.model.layers;
+        let start = plan
+            .iter()
+            .zip(layers)
+            .rposition(|(p, l)| !engine::one_pass_able(l, p))
+            .map_or(0, |k| k + 1);
+        if start == layers.len() {
+            return Ok(None);
+        }
+        let n = x.dims()[0];
+        let mut acts = vec![x];
+        for layer in &layers[..start] {
+            let next = layer.forward(acts.last().expect("non-empty").clone());
+            acts.push(next);
+        }
+        let leaf = acts[start].clone().autodiff().require_grad();
+        let y = layers[start..]
+            .iter()
+            .zip(&plan[start..])
+            .fold(leaf.clone(), |a, (layer, p)| engine::one_pass_forward(layer, p, a))
+            .reshape([n, self.classes]);
+        let output = y.clone().without_autodiff();
+        let (targets, r_out, one_hot) = initial(&output)?;
+        // The backward seed g with R_out = output ⊙ g: the one-hot itself when R_out is the
+        // logit, otherwise R_out / output (not defined where the output is 0 but R_out is not).
+        let seed = match one_hot {
+            Some(one_hot) => one_hot,
+            None => {
+                let zero = output.clone().equal_elem(0.0);
+                let carries = r_out.clone().not_equal_elem(0.0);
+                if zero.clone().bool_and(carries).any().into_scalar::<bool>() {
+                    return Ok(None);
+                }
+                (r_out / output.clone().mask_fill(zero.clone(), 1.0)).mask_fill(zero, 0.0)
+            }
+        };
+        let gradients = (y * seed).sum().backward();
+        let g = leaf.grad(&gradients).expect("the leaf takes part in the output");
+        let mut r = acts[start].clone() * g;
+        for index in (0..start).rev() {
+            r = self.step(plan, bounds, index, &acts, r);
+        }
+        Ok(Some((r, output, targets)))
     }
 }
 
@@ -185,6 +260,7 @@ pub struct Explainer {
     target: Target,
     output_relevance: OutputRelevance,
     record_layers: bool,
+    strategy: Strategy,
 }
 
 impl Default for Explainer {
@@ -202,6 +278,7 @@ impl Explainer {
             target: Target::Predicted,
             output_relevance: OutputRelevance::Logit,
             record_layers: false,
+            strategy: Strategy::Auto,
         }
     }
 
@@ -236,6 +313,13 @@ impl Explainer {
     #[must_use]
     pub fn record_layers(mut self, record: bool) -> Self {
         self.record_layers = record;
+        self
+    }
+
+    /// How LRP is computed (default: [`Strategy::Auto`]).
+    #[must_use]
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
         self
     }
 
@@ -288,6 +372,25 @@ impl Explainer {
             lrp,
         };
 
+        if matches!(self.method, Method::Lrp) && self.strategy == Strategy::Auto && !self.record_layers {
+            let initial = |output: &Tensor<2>| {
+                let (targets, r_out) = self.initial_relevance(output, n, classes, self.output_relevance)?;
+                let one_hot = match (&targets, self.output_relevance) {
+                    (Some(_), OutputRelevance::Logit) => Some(self.initial_relevance(output, n, classes, OutputRelevance::OneHot)?.1),
+                    _ => None,
+                };
+                Ok((targets, r_out, one_hot))
+            };
+            if let Some((relevance, output, targets)) = prepared.lrp_one_pass(x.clone(), initial)? {
+                return Ok(Explanation {
+                    relevance: relevance.reshape(input_dims),
+                    output,
+                    targets,
+                    layers: Vec::new(),
+                    baseline_scores: None,
+                });
+            }
+        }
         let acts = prepared.model.activations(x.clone());
         let output = acts.last().expect("activations hold the output").clone().reshape([n, classes]);
         let (targets, r_out) = self.initial_relevance(&output, n, classes, self.output_relevance)?;
