@@ -1,1 +1,53 @@
-fn main() {}
+//! Criterion benchmarks: forward, input gradient and LRP (ε, epsilon-plus-flat,
+//! epsilon-gamma-box; one pass and layer-wise) on the two fixed benchmark models.
+//!
+//! `cargo bench --bench lrp` (add `-- mnist-cnn` to run one model).
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+use criterion::{Criterion, criterion_group, criterion_main};
+use lrp_grad::{Composite, Explainer, Method, Rule, Sequential, Strategy};
+use lrp_grad_suite::zoo;
+
+fn sum(t: Tensor<4>) -> f32 {
+    // Reading one number back makes sure the work has finished, on every backend.
+    t.sum().into_scalar::<f32>()
+}
+
+fn bench_model(c: &mut Criterion, name: &str, model: Sequential, dims: [usize; 4]) {
+    let device = Device::default();
+    device.seed(0);
+    let model = model.valid();
+    let x: Tensor<4> = Tensor::random(dims, Distribution::Uniform(0.0, 1.0), &device);
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.bench_function("forward", |b| b.iter(|| model.forward(x.clone()).sum().into_scalar::<f32>()));
+    let gradient = Explainer::new().method(Method::Gradient);
+    group.bench_function("gradient", |b| b.iter(|| sum(gradient.explain(&model, x.clone()).unwrap().relevance)));
+    let composites = [
+        ("lrp-epsilon", Composite::uniform(Rule::Epsilon { epsilon: 1e-6 })),
+        ("lrp-epsilon-plus-flat", Composite::epsilon_plus_flat()),
+        ("lrp-epsilon-gamma-box", Composite::epsilon_gamma_box(0.0, 1.0).unwrap()),
+    ];
+    for (label, composite) in composites {
+        for strategy in [Strategy::Auto, Strategy::LayerWise] {
+            let explainer = Explainer::new().composite(composite.clone()).strategy(strategy);
+            let id = match strategy {
+                Strategy::Auto => label.to_string(),
+                Strategy::LayerWise => format!("{label}/layer-wise"),
+            };
+            group.bench_function(id, |b| b.iter(|| sum(explainer.explain(&model, x.clone()).unwrap().relevance)));
+        }
+    }
+    group.finish();
+}
+
+fn benchmarks(c: &mut Criterion) {
+    let device = Device::default();
+    device.seed(1);
+    bench_model(c, "mnist-cnn", zoo::mnist_cnn(&device), [64, 1, 28, 28]);
+    bench_model(c, "vgg-small", zoo::vgg_small(&device), [16, 3, 64, 64]);
+}
+
+criterion_group!(benches, benchmarks);
+criterion_main!(benches);

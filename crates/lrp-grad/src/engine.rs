@@ -17,7 +17,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_
 use crate::composite::Propagation;
 use crate::model::Layer;
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options};
-use crate::rules::{Group, InputMod, OutputMask, ParamMod};
+use crate::rules::{Group, InputMod, OutputMask, ParamMod, Term};
 
 /// A layer the rule engine can evaluate with modified parameters and inputs: linear in its
 /// input up to a bias (dense, conv, average pooling) or piecewise linear (max pooling).
@@ -107,12 +107,12 @@ pub(crate) fn propagate(
     z: &Tensor<4>,
     r: &Tensor<4>,
     bounds: Option<&Bounds>,
+    nonnegative: bool,
 ) -> Tensor<4> {
     let mut leaves = Vec::new();
     let mut objective: Option<Tensor<1>> = None;
     for group in groups {
-        let outputs: Vec<(Tensor<4>, f32)> = group
-            .terms
+        let outputs: Vec<(Tensor<4>, f32)> = live_terms(group, nonnegative)
             .iter()
             .map(|term| {
                 let leaf = modified_input(term.input, a, bounds).autodiff().require_grad();
@@ -163,6 +163,23 @@ pub(crate) fn route_by_gradient(layer: RuleLayer<'_>, a: &Tensor<4>, r: &Tensor<
     leaf.grad(&gradients).expect("the leaf takes part in the objective")
 }
 
+/// The terms of a group that can be non-zero: on a non-negative input `a⁻ = 0`, so terms that
+/// read `a⁻` vanish (their bias is never kept, so their output is exactly 0) and `a⁺ = a`.
+fn live_terms(group: &Group, nonnegative: bool) -> Vec<Term> {
+    group
+        .terms
+        .iter()
+        .filter(|t| !(nonnegative && t.input == InputMod::Negative))
+        .map(|t| match t.input {
+            InputMod::Positive if nonnegative => Term {
+                input: InputMod::Identity,
+                ..*t
+            },
+            _ => *t,
+        })
+        .collect()
+}
+
 fn modified_input(input: InputMod, a: &Tensor<4>, bounds: Option<&Bounds>) -> Tensor<4> {
     match input {
         InputMod::Identity => a.clone(),
@@ -203,7 +220,7 @@ pub(crate) fn one_pass_able(layer: &Layer, propagation: &Propagation) -> bool {
 /// `a ⊙ ρᵀ(R / stab(z_ρ))`, so one backward pass through all such layers gives the relevance as
 /// input × gradient. The value is then reset to the exact `z` (`y + (z − y)` with the second
 /// part constant), so later layers see the model's true activations.
-pub(crate) fn one_pass_forward(layer: &Layer, propagation: &Propagation, a: Tensor<4>) -> Tensor<4> {
+pub(crate) fn one_pass_forward(layer: &Layer, propagation: &Propagation, a: Tensor<4>, nonnegative: bool) -> Tensor<4> {
     let Propagation::Rule(rule) = propagation else {
         return layer.forward(a);
     };
@@ -211,13 +228,13 @@ pub(crate) fn one_pass_forward(layer: &Layer, propagation: &Propagation, a: Tens
     let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
     // The unmodified output: for a single unmodified term (zero, epsilon, norm) it is that
     // term's own output; otherwise one plain forward outside the graph.
-    let plain_term = matches!(groups.as_slice(), [g] if g.terms.len() == 1 && g.terms[0].input == InputMod::Identity
-        && g.terms[0].params == ParamMod::Identity && g.terms[0].bias && g.terms[0].sign == 1.0);
+    let groups: Vec<(Vec<Term>, &Group)> = groups.iter().map(|g| (live_terms(g, nonnegative), g)).collect();
+    let plain_term = matches!(groups.as_slice(), [(terms, _)] if terms.len() == 1 && terms[0].input == InputMod::Identity
+        && terms[0].params == ParamMod::Identity && terms[0].bias && terms[0].sign == 1.0);
     let mut z: Option<Tensor<4>> = (!plain_term).then(|| rule_layer.forward(a.clone().without_autodiff()));
     let mut y: Option<Tensor<4>> = None;
-    for group in &groups {
-        let z_rho = group
-            .terms
+    for (terms, group) in &groups {
+        let z_rho = terms
             .iter()
             .map(|term| {
                 let input = match term.input {

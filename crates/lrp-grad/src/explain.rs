@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::composite::{Composite, Propagation};
 use crate::engine::{self, Bounds, RuleLayer};
 use crate::error::{Error, Result};
-use crate::model::{FeatureShape, Sequential, to_internal};
+use crate::model::{FeatureShape, Layer, Sequential, to_internal};
 use crate::methods::{self, Base, Baseline, Method};
 use crate::rules::{Bound, Rule};
 
@@ -104,6 +104,7 @@ impl<const D: usize> Explanation<D> {
 /// The canonical model and what every pass over it needs.
 struct Prepared {
     model: Sequential,
+
     shapes: Vec<FeatureShape>,
     classes: usize,
     /// The composite's plan and z-box bounds, for methods that run LRP.
@@ -141,8 +142,9 @@ impl Prepared {
             }
         };
         record(self.model.len(), &r);
+        let nonnegative = nonnegative_inputs(&self.model, &acts[0]);
         for index in (0..self.model.len()).rev() {
-            r = self.step(plan, bounds, index, acts, r);
+            r = self.step(plan, bounds, index, acts, r, &nonnegative);
             record(index, &r);
         }
         layers.reverse();
@@ -150,7 +152,15 @@ impl Prepared {
     }
 
     /// The layer-wise step: relevance of layer `index`'s input from that of its output.
-    fn step(&self, plan: &[Propagation], bounds: &[Option<Bounds>], index: usize, acts: &[Tensor<4>], r: Tensor<4>) -> Tensor<4> {
+    fn step(
+        &self,
+        plan: &[Propagation],
+        bounds: &[Option<Bounds>],
+        index: usize,
+        acts: &[Tensor<4>],
+        r: Tensor<4>,
+        nonnegative: &[bool],
+    ) -> Tensor<4> {
         let layer = &self.model.layers[index];
         let a = &acts[index];
         match &plan[index] {
@@ -162,7 +172,7 @@ impl Prepared {
             Propagation::Rule(rule) => {
                 let layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
                 let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
-                engine::propagate(layer, &groups, a, &acts[index + 1], &r, bounds[index].as_ref())
+                engine::propagate(layer, &groups, a, &acts[index + 1], &r, bounds[index].as_ref(), nonnegative[index])
             }
         }
     }
@@ -188,16 +198,15 @@ impl Prepared {
             return Ok(None);
         }
         let n = x.dims()[0];
+        let nonnegative = nonnegative_inputs(&self.model, &x);
         let mut acts = vec![x];
         for layer in &layers[..start] {
             let next = layer.forward(acts.last().expect("non-empty").clone());
             acts.push(next);
         }
         let leaf = acts[start].clone().autodiff().require_grad();
-        let y = layers[start..]
-            .iter()
-            .zip(&plan[start..])
-            .fold(leaf.clone(), |a, (layer, p)| engine::one_pass_forward(layer, p, a))
+        let y = (start..layers.len())
+            .fold(leaf.clone(), |a, i| engine::one_pass_forward(&layers[i], &plan[i], a, nonnegative[i]))
             .reshape([n, self.classes]);
         let output = y.clone().without_autodiff();
         let (targets, r_out, one_hot) = initial(&output)?;
@@ -218,7 +227,7 @@ impl Prepared {
         let g = leaf.grad(&gradients).expect("the leaf takes part in the output");
         let mut r = acts[start].clone() * g;
         for index in (0..start).rev() {
-            r = self.step(plan, bounds, index, &acts, r);
+            r = self.step(plan, bounds, index, &acts, r, &nonnegative);
         }
         Ok(Some((r, output, targets)))
     }
@@ -391,6 +400,25 @@ impl Explainer {
                 });
             }
         }
+        if let Method::Gradient | Method::GradientTimesInput = self.method {
+            // One forward pass in the graph gives the output (for the targets) and the gradient.
+            let leaf = x.clone().autodiff().require_grad();
+            let out = prepared.forward(leaf.clone()).reshape([n, classes]);
+            let output = out.clone().without_autodiff();
+            let (targets, r) = self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?;
+            let g = leaf.grad(&(out * r).sum().backward()).expect("the input takes part in the output");
+            let relevance = match self.method {
+                Method::GradientTimesInput => g * x,
+                _ => g,
+            };
+            return Ok(Explanation {
+                relevance: relevance.reshape(input_dims),
+                output,
+                targets,
+                layers: Vec::new(),
+                baseline_scores: None,
+            });
+        }
         let acts = prepared.model.activations(x.clone());
         let output = acts.last().expect("activations hold the output").clone().reshape([n, classes]);
         let (targets, r_out) = self.initial_relevance(&output, n, classes, self.output_relevance)?;
@@ -423,8 +451,7 @@ impl Explainer {
                 layers = recorded;
                 r
             }
-            Method::Gradient => prepared.gradient(x, &gradient_r_out()?),
-            Method::GradientTimesInput => prepared.gradient(x.clone(), &gradient_r_out()?) * x,
+            Method::Gradient | Method::GradientTimesInput => unreachable!("answered above with one forward pass"),
             Method::SmoothGrad {
                 samples,
                 noise,
@@ -552,6 +579,23 @@ impl Explainer {
         };
         Ok((Some(targets), relevance))
     }
+}
+
+/// Which layer inputs are non-negative: the model input if all its values are (one number read
+/// back), and every input after a ReLU, carried through pooling and reshaping layers.
+fn nonnegative_inputs(model: &Sequential, x: &Tensor<4>) -> Vec<bool> {
+    let mut known = vec![x.clone().min().into_scalar::<f32>() >= 0.0];
+    for layer in &model.layers {
+        let previous = *known.last().expect("non-empty");
+        known.push(match layer {
+            Layer::Relu(_) => true,
+            Layer::MaxPool2d(_) | Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_) | Layer::Flatten(_) | Layer::Dropout(_) | Layer::Identity(_) => {
+                previous
+            }
+            _ => false,
+        });
+    }
+    known
 }
 
 fn per_sample_sums<const D: usize>(t: Tensor<D>) -> Vec<f32> {
