@@ -29,6 +29,17 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Which modes to time (run one mode per process to compare peak memory).
+    #[arg(long, value_delimiter = ',', default_value = "forward,gradient,lrp")]
+    modes: Vec<String>,
+}
+
+/// Peak resident memory of this process in MiB (Linux: VmHWM), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 struct Timing {
@@ -80,6 +91,14 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         });
         Ok(())
     };
+    for mode in &args.modes {
+        anyhow::ensure!(
+            ["forward", "gradient", "lrp"].contains(&mode.as_str()),
+            "--modes: unknown mode `{mode}`; expected forward, gradient or lrp"
+        );
+    }
+    let wants = |m: &str| args.modes.iter().any(|x| x == m);
+    if wants("forward") {
     time("forward", &mut || {
         let out = if vector {
             let [n, f, _, _] = x.dims();
@@ -89,11 +108,16 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         };
         Ok(out.sum().into_scalar::<f32>())
     })?;
-    time("gradient", &mut || explain(&gradient))?;
-    let lrp_mode = format!("lrp ({})", args.rules.describe());
-    time(&lrp_mode, &mut || explain(&lrp))?;
-
-    let gradient_median = timings[1].median.as_secs_f64();
+    }
+    if wants("gradient") {
+        time("gradient", &mut || explain(&gradient))?;
+    }
+    if wants("lrp") {
+        let lrp_mode = format!("lrp ({})", args.rules.describe());
+        time(&lrp_mode, &mut || explain(&lrp))?;
+    }
+    let gradient_median = timings.iter().find(|t| t.mode == "gradient").map(|t| t.median.as_secs_f64());
+    let ratio = |t: &Timing| gradient_median.map(|g| t.median.as_secs_f64() / g);
     if args.json {
         let modes: Vec<serde_json::Value> = timings
             .iter()
@@ -104,7 +128,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
                     "min_ms": t.min.as_secs_f64() * 1e3,
                     "max_ms": t.max.as_secs_f64() * 1e3,
                     "images_per_s": n as f64 / t.median.as_secs_f64(),
-                    "ratio_to_gradient": t.median.as_secs_f64() / gradient_median,
+                    "ratio_to_gradient": ratio(t),
                 })
             })
             .collect();
@@ -114,6 +138,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
             "runs": runs,
             "threads": std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1),
             "modes": modes,
+            "peak_rss_mib": peak_rss_mib(),
         });
         println!("{report}");
     } else {
@@ -124,14 +149,17 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         println!("{:<40} {:>10} {:>10} {:>10} {:>10} {:>9}", "mode", "median ms", "min ms", "max ms", "images/s", "÷ grad");
         for t in &timings {
             println!(
-                "{:<40} {:>10.2} {:>10.2} {:>10.2} {:>10.1} {:>9.2}",
+                "{:<40} {:>10.2} {:>10.2} {:>10.2} {:>10.1} {:>9}",
                 t.mode,
                 t.median.as_secs_f64() * 1e3,
                 t.min.as_secs_f64() * 1e3,
                 t.max.as_secs_f64() * 1e3,
                 n as f64 / t.median.as_secs_f64(),
-                t.median.as_secs_f64() / gradient_median
+                ratio(t).map_or("–".into(), |r| format!("{r:.2}"))
             );
+        }
+        if let Some(peak) = peak_rss_mib() {
+            println!("peak resident memory: {peak:.0} MiB");
         }
     }
     Ok(())
