@@ -21,22 +21,36 @@ fn bench_model(c: &mut Criterion, name: &str, model: Sequential, dims: [usize; 4
     let x: Tensor<4> = Tensor::random(dims, Distribution::Uniform(0.0, 1.0), &device);
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
-    group.bench_function("forward", |b| b.iter(|| model.forward(x.clone()).sum().into_scalar::<f32>()));
+    group.bench_function("forward", |b| {
+        b.iter(|| model.forward(x.clone()).sum().into_scalar::<f32>())
+    });
     let gradient = Explainer::new().method(Method::Gradient);
-    group.bench_function("gradient", |b| b.iter(|| sum(gradient.explain(&model, x.clone()).unwrap().relevance)));
+    group.bench_function("gradient", |b| {
+        b.iter(|| sum(gradient.explain(&model, x.clone()).unwrap().relevance))
+    });
     let composites = [
-        ("lrp-epsilon", Composite::uniform(Rule::Epsilon { epsilon: 1e-6 })),
+        (
+            "lrp-epsilon",
+            Composite::uniform(Rule::Epsilon { epsilon: 1e-6 }),
+        ),
         ("lrp-epsilon-plus-flat", Composite::epsilon_plus_flat()),
-        ("lrp-epsilon-gamma-box", Composite::epsilon_gamma_box(0.0, 1.0).unwrap()),
+        (
+            "lrp-epsilon-gamma-box",
+            Composite::epsilon_gamma_box(0.0, 1.0).unwrap(),
+        ),
     ];
     for (label, composite) in composites {
         for strategy in [Strategy::Auto, Strategy::LayerWise] {
-            let explainer = Explainer::new().composite(composite.clone()).strategy(strategy);
+            let explainer = Explainer::new()
+                .composite(composite.clone())
+                .strategy(strategy);
             let id = match strategy {
                 Strategy::Auto => label.to_string(),
                 Strategy::LayerWise => format!("{label}/layer-wise"),
             };
-            group.bench_function(id, |b| b.iter(|| sum(explainer.explain(&model, x.clone()).unwrap().relevance)));
+            group.bench_function(id, |b| {
+                b.iter(|| sum(explainer.explain(&model, x.clone()).unwrap().relevance))
+            });
         }
     }
     group.finish();

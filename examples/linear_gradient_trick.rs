@@ -17,9 +17,13 @@ fn main() -> Result<(), lrp_grad::Error> {
     let r_out = [0.7f32, 0.3];
 
     // Matrix method, written out.
-    let z: Vec<f32> = (0..2).map(|j| (0..4).map(|i| a[i] * w[j][i]).sum()).collect();
+    let z: Vec<f32> = (0..2)
+        .map(|j| (0..4).map(|i| a[i] * w[j][i]).sum())
+        .collect();
     let s: Vec<f32> = (0..2).map(|j| r_out[j] / z[j]).collect();
-    let c: Vec<f32> = (0..4).map(|i| (0..2).map(|j| s[j] * w[j][i]).sum()).collect();
+    let c: Vec<f32> = (0..4)
+        .map(|i| (0..2).map(|j| s[j] * w[j][i]).sum())
+        .collect();
     let matrix: Vec<f32> = (0..4).map(|i| a[i] * c[i]).collect();
 
     // Gradient method: lrp-grad's engine with LRP-0.
@@ -30,14 +34,34 @@ fn main() -> Result<(), lrp_grad::Error> {
     let model = Sequential::new().push(linear);
     let explanation = Explainer::new()
         .rule(Rule::Zero)
-        .target(Target::Relevance(Tensor::from_data(TensorData::new(r_out.to_vec(), [1, 2]), &device)))
-        .explain(&model, Tensor::<2>::from_data(TensorData::new(a.to_vec(), [1, 4]), &device))?;
-    let gradient: Vec<f32> = explanation.relevance.into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");
+        .target(Target::Relevance(Tensor::from_data(
+            TensorData::new(r_out.to_vec(), [1, 2]),
+            &device,
+        )))
+        .explain(
+            &model,
+            Tensor::<2>::from_data(TensorData::new(a.to_vec(), [1, 4]), &device),
+        )?;
+    let gradient: Vec<f32> = explanation
+        .relevance
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("floats");
 
     println!("z = a·Wᵀ = {z:?}   s = R/z = {s:?}");
-    println!("{:>5} {:>12} {:>12} {:>10}", "input", "matrix", "gradient", "|diff|");
+    println!(
+        "{:>5} {:>12} {:>12} {:>10}",
+        "input", "matrix", "gradient", "|diff|"
+    );
     for i in 0..4 {
-        println!("{:>5} {:>12.7} {:>12.7} {:>10.1e}", i, matrix[i], gradient[i], (matrix[i] - gradient[i]).abs());
+        println!(
+            "{:>5} {:>12.7} {:>12.7} {:>10.1e}",
+            i,
+            matrix[i],
+            gradient[i],
+            (matrix[i] - gradient[i]).abs()
+        );
     }
     println!(
         "sum: matrix {:.7}, gradient {:.7}, R_out {:.7}",

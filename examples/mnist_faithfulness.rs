@@ -6,7 +6,6 @@
 //!
 //! `MNIST_DIR=../shared/data/mnist cargo run --release --example mnist_faithfulness`
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -16,26 +15,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lrp_grad::Sequential;
 use lrp_grad_suite::figures::curves;
 use lrp_grad_suite::mnist::{self, PIXELS, SIDE};
-use lrp_grad_suite::train::load_or_train;
-use lrp_grad_suite::{mnist_methods, mnist_occlusion};
+use lrp_grad_suite::{ModelArgs, mnist_methods, mnist_occlusion};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 #[derive(Parser)]
 struct Args {
-    /// Directory with the four MNIST IDX files (default: $MNIST_DIR).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Directory of the trained models (mnist_train's --out).
-    #[arg(long, default_value = "mnist-output")]
-    models: PathBuf,
-    /// Where to write the table and the plot (default: the models directory).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Model: cnn or mlp.
-    #[arg(long, default_value = "cnn")]
-    model: String,
+    #[command(flatten)]
+    common: ModelArgs,
     /// Number of test digits (the first N of the test set).
     #[arg(long, default_value_t = 1000)]
     n: usize,
@@ -62,8 +50,19 @@ fn scores(model: &Sequential, images: &[f32], targets: &[usize], device: &Device
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(500) {
         let end = (start + 500).min(n);
-        let x = Tensor::<4>::from_data(TensorData::new(images[start * PIXELS..end * PIXELS].to_vec(), [end - start, 1, SIDE, SIDE]), device);
-        let logits = model.forward(x).into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                images[start * PIXELS..end * PIXELS].to_vec(),
+                [end - start, 1, SIDE, SIDE],
+            ),
+            device,
+        );
+        let logits = model
+            .forward(x)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("floats");
         out.extend((start..end).map(|s| logits[(s - start) * 10 + targets[s]]));
     }
     out
@@ -73,7 +72,9 @@ fn scores(model: &Sequential, images: &[f32], targets: &[usize], device: &Device
 fn order(relevance: &[f32]) -> Vec<usize> {
     let score = |p: usize| {
         let (py, px) = (p / PATCHES_PER_SIDE, p % PATCHES_PER_SIDE);
-        (0..PATCH * PATCH).map(|k| relevance[(py * PATCH + k / PATCH) * SIDE + px * PATCH + k % PATCH]).sum::<f32>()
+        (0..PATCH * PATCH)
+            .map(|k| relevance[(py * PATCH + k / PATCH) * SIDE + px * PATCH + k % PATCH])
+            .sum::<f32>()
     };
     let mut patches: Vec<usize> = (0..PATCHES_PER_SIDE * PATCHES_PER_SIDE).collect();
     patches.sort_by(|a, b| score(*b).total_cmp(&score(*a)));
@@ -91,19 +92,22 @@ struct Outcome {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let data = mnist::data_dir(args.data)?;
-    let out = args.out.unwrap_or_else(|| args.models.clone());
-    std::fs::create_dir_all(&out)?;
-    let loaded = load_or_train(&args.model, &args.models, &data)?;
+    let (data, out, loaded) = args.common.resolve()?;
     let model = &loaded.model;
     let device = Device::default();
     let test = mnist::load(&data, "t10k")?.truncate(args.n);
     let n = test.len();
     anyhow::ensure!(n > 0, "--n must be at least 1");
-    anyhow::ensure!(args.steps * args.per_step <= PATCHES_PER_SIDE * PATCHES_PER_SIDE, "steps × per-step exceeds the 196 patches");
+    anyhow::ensure!(
+        args.steps * args.per_step <= PATCHES_PER_SIDE * PATCHES_PER_SIDE,
+        "steps × per-step exceeds the 196 patches"
+    );
 
     // Explain the predicted class of each digit.
-    let x_all = Tensor::<4>::from_data(TensorData::new(test.images.clone(), [n, 1, SIDE, SIDE]), &device);
+    let x_all = Tensor::<4>::from_data(
+        TensorData::new(test.images.clone(), [n, 1, SIDE, SIDE]),
+        &device,
+    );
     let targets: Vec<usize> = model
         .forward(x_all)
         .argmax(1)
@@ -126,8 +130,16 @@ fn main() -> Result<()> {
         let mut conservation = Vec::new();
         for chunk in (0..n).step_by(100) {
             let end = (chunk + 100).min(n);
-            let x = Tensor::<4>::from_data(TensorData::new(test.images[chunk * PIXELS..end * PIXELS].to_vec(), [end - chunk, 1, SIDE, SIDE]), &device);
-            let explainer = explainer.clone().target(lrp_grad::Target::PerSample(targets[chunk..end].to_vec()));
+            let x = Tensor::<4>::from_data(
+                TensorData::new(
+                    test.images[chunk * PIXELS..end * PIXELS].to_vec(),
+                    [end - chunk, 1, SIDE, SIDE],
+                ),
+                &device,
+            );
+            let explainer = explainer
+                .clone()
+                .target(lrp_grad::Target::PerSample(targets[chunk..end].to_vec()));
             let e = explainer.explain(model, x)?;
             if name.starts_with("LRP") {
                 for (k, sum) in e.relevance_sums().iter().enumerate() {
@@ -135,12 +147,26 @@ fn main() -> Result<()> {
                     conservation.push(((sum - f).abs() / f.abs().max(1e-6)) as f64);
                 }
             }
-            let r = e.relevance.into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");
+            let r = e
+                .relevance
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("floats");
             per_sample.extend((0..end - chunk).map(|k| order(&r[k * PIXELS..(k + 1) * PIXELS])));
         }
-        let conservation = (!conservation.is_empty()).then(|| conservation.iter().sum::<f64>() / conservation.len() as f64);
-        println!("{name}: explained {n} digits in {:.1} s", start.elapsed().as_secs_f64());
-        orders.push((name, per_sample, conservation, start.elapsed().as_secs_f64()));
+        let conservation = (!conservation.is_empty())
+            .then(|| conservation.iter().sum::<f64>() / conservation.len() as f64);
+        println!(
+            "{name}: explained {n} digits in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+        orders.push((
+            name,
+            per_sample,
+            conservation,
+            start.elapsed().as_secs_f64(),
+        ));
     }
     let mut rng = StdRng::seed_from_u64(args.seed);
     let random: Vec<Vec<usize>> = (0..n)
@@ -153,7 +179,10 @@ fn main() -> Result<()> {
     orders.push(("random order".into(), random, None, 0.0));
 
     let bar = ProgressBar::new((orders.len() * args.steps) as u64);
-    bar.set_style(ProgressStyle::with_template("perturbing {bar:30} {pos}/{len} steps {elapsed}<{eta}").expect("template"));
+    bar.set_style(
+        ProgressStyle::with_template("perturbing {bar:30} {pos}/{len} steps {elapsed}<{eta}")
+            .expect("template"),
+    );
     let mut outcomes = Vec::new();
     for (name, order, conservation, seconds) in orders {
         let mut images = test.images.clone();
@@ -164,7 +193,10 @@ fn main() -> Result<()> {
                 for p in &patches[(step - 1) * args.per_step..step * args.per_step] {
                     let (py, px) = (p / PATCHES_PER_SIDE, p % PATCHES_PER_SIDE);
                     for k in 0..PATCH * PATCH {
-                        images[s * PIXELS + (py * PATCH + k / PATCH) * SIDE + px * PATCH + k % PATCH] = args.baseline;
+                        images[s * PIXELS
+                            + (py * PATCH + k / PATCH) * SIDE
+                            + px * PATCH
+                            + k % PATCH] = args.baseline;
                     }
                 }
             }
@@ -193,7 +225,7 @@ fn main() -> Result<()> {
     let mut table = format!(
         "Model `{}`, {n} test digits, {} steps of {} 2×2 patches set to {} (most relevant first).\n\n\
          | method | AOPC | std. error | conservation error | time (s) |\n|---|---|---|---|---|\n",
-        args.model, args.steps, args.per_step, args.baseline
+        args.common.model, args.steps, args.per_step, args.baseline
     );
     for o in &outcomes {
         table.push_str(&format!(
@@ -206,13 +238,19 @@ fn main() -> Result<()> {
         ));
     }
     print!("\n{table}");
-    let table_path = out.join(format!("faithfulness-{}.md", args.model));
+    let table_path = out.join(format!("faithfulness-{}.md", args.common.model));
     std::fs::write(&table_path, &table)?;
-    let plot_path = out.join(format!("faithfulness-{}.png", args.model));
-    let series: Vec<(String, Vec<f64>)> = outcomes.iter().map(|o| (format!("{} ({:.2})", o.name, o.aopc), o.curve.clone())).collect();
+    let plot_path = out.join(format!("faithfulness-{}.png", args.common.model));
+    let series: Vec<(String, Vec<f64>)> = outcomes
+        .iter()
+        .map(|o| (format!("{} ({:.2})", o.name, o.aopc), o.curve.clone()))
+        .collect();
     curves(
         &plot_path,
-        &format!("Pixel flipping on MNIST ({}), {n} digits", args.model),
+        &format!(
+            "Pixel flipping on MNIST ({}), {n} digits",
+            args.common.model
+        ),
         &format!("step ({} patches of 2x2 removed per step)", args.per_step),
         &series,
     )?;

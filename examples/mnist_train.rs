@@ -35,13 +35,19 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let data = mnist::data_dir(args.data)?;
-    let mut summary = String::from("| model | epochs | training digits | test accuracy per epoch | time |\n|---|---|---|---|---|\n");
+    let mut summary = String::from(
+        "| model | epochs | training digits | test accuracy per epoch | time |\n|---|---|---|---|---|\n",
+    );
     for name in &args.models {
         let mut settings = Training::default_for(name);
         settings.epochs = args.epochs.unwrap_or(settings.epochs);
         settings.seed = args.seed;
         let report = train_and_save(name, &data, &args.out, &settings, args.limit)?;
-        let accuracies: Vec<String> = report.accuracies.iter().map(|a| format!("{:.2} %", a * 100.0)).collect();
+        let accuracies: Vec<String> = report
+            .accuracies
+            .iter()
+            .map(|a| format!("{:.2} %", a * 100.0))
+            .collect();
         summary.push_str(&format!(
             "| {} | {} | {} | {} | {:.0} s |\n",
             report.name,

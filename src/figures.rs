@@ -51,12 +51,29 @@ pub fn relevance_map(relevance: &[f32], cmap: &ColorMap) -> RgbImage {
 
 /// A grid of cells (rows × columns, all the same size) with column titles on top and row
 /// labels on the left, written as PNG.
-pub fn labelled_grid(path: &Path, cells: &[Vec<RgbImage>], columns: &[String], rows: &[String], scale: u32) -> Result<()> {
+pub fn labelled_grid(
+    path: &Path,
+    cells: &[Vec<RgbImage>],
+    columns: &[String],
+    rows: &[String],
+    scale: u32,
+) -> Result<()> {
     let cols = cells.first().map_or(0, Vec::len);
-    let flat: Vec<RgbImage> = cells.iter().flatten().map(|c| heatmap::upscale(c, scale)).collect();
+    let flat: Vec<RgbImage> = cells
+        .iter()
+        .flatten()
+        .map(|c| heatmap::upscale(c, scale))
+        .collect();
     let grid = heatmap::grid(&flat, cols.max(1), 4);
-    let (top, left) = (if columns.is_empty() { 0 } else { 44 }, if rows.is_empty() { 0 } else { 70 });
-    let mut canvas = RgbImage::from_pixel(grid.width() + left, grid.height() + top, Rgb([255, 255, 255]));
+    let (top, left) = (
+        if columns.is_empty() { 0 } else { 44 },
+        if rows.is_empty() { 0 } else { 70 },
+    );
+    let mut canvas = RgbImage::from_pixel(
+        grid.width() + left,
+        grid.height() + top,
+        Rgb([255, 255, 255]),
+    );
     image::imageops::overlay(&mut canvas, &grid, left as i64, top as i64);
     if fonts() {
         let (w, h) = canvas.dimensions();
@@ -78,7 +95,9 @@ pub fn labelled_grid(path: &Path, cells: &[Vec<RgbImage>], columns: &[String], r
             root.present().context("drawing labels")?;
         }
     }
-    canvas.save(path).with_context(|| format!("writing {}", path.display()))
+    canvas
+        .save(path)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn split_title(title: &str) -> (String, String) {
@@ -91,16 +110,26 @@ fn split_title(title: &str) -> (String, String) {
         .filter(|(_, c)| *c == ' ' || *c == '-')
         .min_by_key(|(i, _)| i.abs_diff(middle))
         .map_or(title.len(), |(i, _)| i + 1);
-    (title[..cut].trim().to_string(), title[cut..].trim().to_string())
+    (
+        title[..cut].trim().to_string(),
+        title[cut..].trim().to_string(),
+    )
 }
 
 /// Perturbation curves: the mean target score after each step, one line per method.
-pub fn curves(path: &Path, title: &str, x_label: &str, series: &[(String, Vec<f64>)]) -> Result<()> {
+pub fn curves(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    series: &[(String, Vec<f64>)],
+) -> Result<()> {
     let steps = series.iter().map(|(_, v)| v.len()).max().unwrap_or(1);
     let (lo, hi) = series
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
     let pad = ((hi - lo) * 0.05).max(1e-6);
     let has_text = fonts();
     {
@@ -109,18 +138,30 @@ pub fn curves(path: &Path, title: &str, x_label: &str, series: &[(String, Vec<f6
         let mut builder = ChartBuilder::on(&root);
         builder.margin(14);
         if has_text {
-            builder.caption(title, ("sans-serif", 20)).x_label_area_size(40).y_label_area_size(60);
+            builder
+                .caption(title, ("sans-serif", 20))
+                .x_label_area_size(40)
+                .y_label_area_size(60);
         }
-        let mut chart = builder.build_cartesian_2d(0f64..(steps - 1).max(1) as f64, (lo - pad)..(hi + pad))?;
+        let mut chart =
+            builder.build_cartesian_2d(0f64..(steps - 1).max(1) as f64, (lo - pad)..(hi + pad))?;
         if has_text {
-            chart.configure_mesh().x_desc(x_label).y_desc("mean target score").draw()?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc("mean target score")
+                .draw()?;
         }
         for (k, (name, values)) in series.iter().enumerate() {
             let color = Palette99::pick(k).to_rgba();
-            let line = chart.draw_series(LineSeries::new(values.iter().enumerate().map(|(i, v)| (i as f64, *v)), color.stroke_width(2)))?;
+            let line = chart.draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(i, v)| (i as f64, *v)),
+                color.stroke_width(2),
+            ))?;
             if has_text {
-                line.label(name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                line.label(name.clone()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
             }
         }
         if has_text {
@@ -131,7 +172,8 @@ pub fn curves(path: &Path, title: &str, x_label: &str, series: &[(String, Vec<f6
                 .label_font(("sans-serif", 13))
                 .draw()?;
         }
-        root.present().with_context(|| format!("writing {}", path.display()))?;
+        root.present()
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

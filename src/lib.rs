@@ -6,19 +6,56 @@ pub mod mnist;
 pub mod train;
 pub mod zoo;
 
+use std::path::PathBuf;
+
 use lrp_grad::{Base, Baseline, Composite, Explainer, Method, OutputRelevance};
+
+/// Command-line options the MNIST examples that use a trained model share.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// Directory with the four MNIST IDX files (default: $MNIST_DIR).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Directory of the trained models (mnist_train's --out); a missing model is trained first.
+    #[arg(long, default_value = "mnist-output")]
+    pub models: PathBuf,
+    /// Where to write the results (default: the models directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Model: cnn or mlp.
+    #[arg(long, default_value = "cnn")]
+    pub model: String,
+}
+
+impl ModelArgs {
+    /// The MNIST directory, the output directory (created) and the trained model.
+    pub fn resolve(
+        &self,
+    ) -> anyhow::Result<(PathBuf, PathBuf, lrp_grad::interchange::LoadedModel)> {
+        let data = mnist::data_dir(self.data.clone())?;
+        let out = self.out.clone().unwrap_or_else(|| self.models.clone());
+        std::fs::create_dir_all(&out)?;
+        let loaded = train::load_or_train(&self.model, &self.models, &data)?;
+        Ok((data, out, loaded))
+    }
+}
 
 /// The explanation methods compared in the MNIST examples, by name. Pixels are in [0, 1], so
 /// z-box gets the bounds 0 and 1.
 pub fn mnist_methods() -> Vec<(String, Explainer)> {
     let lrp = |name: &str| {
-        let composite = Composite::named(name, Some((0.0.into(), 1.0.into()))).expect("built-in composite");
+        let composite =
+            Composite::named(name, Some((0.0.into(), 1.0.into()))).expect("built-in composite");
         (format!("LRP {name}"), Explainer::new().composite(composite))
     };
-    let mut methods: Vec<(String, Explainer)> = lrp_grad::COMPOSITE_NAMES.iter().map(|n| lrp(n)).collect();
+    let mut methods: Vec<(String, Explainer)> =
+        lrp_grad::COMPOSITE_NAMES.iter().map(|n| lrp(n)).collect();
     let one_hot = || Explainer::new().output_relevance(OutputRelevance::OneHot);
     methods.push(("gradient".into(), one_hot().method(Method::Gradient)));
-    methods.push(("gradient x input".into(), one_hot().method(Method::GradientTimesInput)));
+    methods.push((
+        "gradient x input".into(),
+        one_hot().method(Method::GradientTimesInput),
+    ));
     methods.push(("SmoothGrad".into(), one_hot().method(Method::smooth_grad())));
     methods.push((
         "Integrated Gradients".into(),

@@ -58,7 +58,11 @@ pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     let Some(dir) = dir else {
         bail!("no MNIST directory given.\n{help}");
     };
-    let missing: Vec<&str> = FILES.iter().copied().filter(|f| !dir.join(f).is_file()).collect();
+    let missing: Vec<&str> = FILES
+        .iter()
+        .copied()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
     if !missing.is_empty() {
         bail!("{}: missing {}.\n{help}", dir.display(), missing.join(", "));
     }
@@ -66,7 +70,8 @@ pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 fn read_gz(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let mut bytes = Vec::new();
     flate2::read::GzDecoder::new(file)
         .read_to_end(&mut bytes)
@@ -82,7 +87,11 @@ fn header(bytes: &[u8], path: &Path, magic: u32, dims: usize) -> Result<Vec<usiz
             .with_context(|| format!("{}: truncated IDX header", path.display()))
     };
     if word(0)? != magic {
-        bail!("{}: IDX magic number {:#x}, expected {magic:#x}", path.display(), word(0)?);
+        bail!(
+            "{}: IDX magic number {:#x}, expected {magic:#x}",
+            path.display(),
+            word(0)?
+        );
     }
     (1..=dims).map(|i| word(i).map(|d| d as usize)).collect()
 }
@@ -96,11 +105,17 @@ pub fn load(dir: &Path, split: &str) -> Result<Split> {
     let dims = header(&images, &images_path, 0x0803, 3)?;
     let [n, rows, cols] = [dims[0], dims[1], dims[2]];
     if rows != SIDE || cols != SIDE || images.len() != 16 + n * PIXELS {
-        bail!("{}: expected {n} images of 28x28 after a 16-byte header", images_path.display());
+        bail!(
+            "{}: expected {n} images of 28x28 after a 16-byte header",
+            images_path.display()
+        );
     }
     let label_dims = header(&labels, &labels_path, 0x0801, 1)?;
     if label_dims[0] != n || labels.len() != 8 + n {
-        bail!("{}: expected {n} labels after an 8-byte header", labels_path.display());
+        bail!(
+            "{}: expected {n} labels after an 8-byte header",
+            labels_path.display()
+        );
     }
     Ok(Split {
         images: images[16..].iter().map(|p| *p as f32 / 255.0).collect(),

@@ -14,8 +14,14 @@ use crate::mnist::{PIXELS, SIDE, Split};
 
 /// A batch of images as `[n, 1, 28, 28]`.
 pub fn images(split: &Split, indices: &[usize], device: &Device) -> Tensor<4> {
-    let data: Vec<f32> = indices.iter().flat_map(|i| split.image(*i).iter().copied()).collect();
-    Tensor::from_data(TensorData::new(data, [indices.len(), 1, SIDE, SIDE]), device)
+    let data: Vec<f32> = indices
+        .iter()
+        .flat_map(|i| split.image(*i).iter().copied())
+        .collect();
+    Tensor::from_data(
+        TensorData::new(data, [indices.len(), 1, SIDE, SIDE]),
+        device,
+    )
 }
 
 fn labels(split: &Split, indices: &[usize], device: &Device) -> Tensor<1, Int> {
@@ -31,8 +37,16 @@ pub fn accuracy(model: &Sequential, test: &Split) -> f64 {
     let all: Vec<usize> = (0..test.len()).collect();
     for chunk in all.chunks(1000) {
         let predicted = model.forward(images(test, chunk, &device)).argmax(1);
-        let predicted = predicted.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints");
-        correct += chunk.iter().zip(predicted).filter(|(i, p)| test.labels[**i] as i64 == *p).count();
+        let predicted = predicted
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .expect("ints");
+        correct += chunk
+            .iter()
+            .zip(predicted)
+            .filter(|(i, p)| test.labels[**i] as i64 == *p)
+            .count();
     }
     correct as f64 / test.len().max(1) as f64
 }
@@ -64,9 +78,16 @@ pub fn train(
     let mut order: Vec<usize> = (0..train.len()).collect();
     let batches = train.len().div_ceil(settings.batch_size);
     for epoch in 1..=settings.epochs {
-        order.shuffle(&mut StdRng::seed_from_u64(settings.seed.wrapping_add(epoch as u64)));
+        order.shuffle(&mut StdRng::seed_from_u64(
+            settings.seed.wrapping_add(epoch as u64),
+        ));
         let bar = ProgressBar::new(batches as u64);
-        bar.set_style(ProgressStyle::with_template("  epoch {msg} {bar:30} {pos}/{len} batches {elapsed}<{eta}").expect("template"));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "  epoch {msg} {bar:30} {pos}/{len} batches {elapsed}<{eta}",
+            )
+            .expect("template"),
+        );
         bar.set_message(format!("{epoch}/{}", settings.epochs));
         for chunk in order.chunks(settings.batch_size) {
             let logits = model.forward(images(train, chunk, &device));
@@ -115,7 +136,11 @@ pub fn train_and_save(
         "cnn" => crate::zoo::mnist_cnn(&device),
         other => anyhow::bail!("unknown model `{other}`; expected mlp or cnn"),
     };
-    println!("training {name} on {} digits ({} epochs)", train_split.len(), settings.epochs);
+    println!(
+        "training {name} on {} digits ({} epochs)",
+        train_split.len(),
+        settings.epochs
+    );
     let start = std::time::Instant::now();
     let mut accuracies = Vec::new();
     let model = train(model, &train_split, &test, settings, |epoch, acc| {
@@ -144,13 +169,27 @@ pub fn train_and_save(
 
 /// The trained model `name` from `models`, training it first (with the default settings) when
 /// it is not there yet.
-pub fn load_or_train(name: &str, models: &std::path::Path, data: &std::path::Path) -> anyhow::Result<lrp_grad::interchange::LoadedModel> {
-    let (json, weights) = (models.join(format!("{name}.json")), models.join(format!("{name}.safetensors")));
+pub fn load_or_train(
+    name: &str,
+    models: &std::path::Path,
+    data: &std::path::Path,
+) -> anyhow::Result<lrp_grad::interchange::LoadedModel> {
+    let (json, weights) = (
+        models.join(format!("{name}.json")),
+        models.join(format!("{name}.safetensors")),
+    );
     if !json.is_file() || !weights.is_file() {
-        println!("no trained {name} in {}: training it first (as mnist_train does)", models.display());
+        println!(
+            "no trained {name} in {}: training it first (as mnist_train does)",
+            models.display()
+        );
         train_and_save(name, data, models, &Training::default_for(name), None)?;
     }
-    Ok(lrp_grad::interchange::load(&json, &weights, &Device::default())?)
+    Ok(lrp_grad::interchange::load(
+        &json,
+        &weights,
+        &Device::default(),
+    )?)
 }
 
 impl Training {

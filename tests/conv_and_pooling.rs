@@ -10,21 +10,47 @@ use lrp_grad::{Composite, Explainer, Flatten, LayerType, Rule, Sequential, Targe
 
 /// Explains a one-layer model (plus a flatten, so the output is one score per unit) with a
 /// custom output relevance and returns the input relevance.
-fn explain_single(model: Sequential, rule: Rule, x: &[f32], shape: [usize; 4], r_out: &[f32], outputs: usize) -> Vec<f32> {
+fn explain_single(
+    model: Sequential,
+    rule: Rule,
+    x: &[f32],
+    shape: [usize; 4],
+    r_out: &[f32],
+    outputs: usize,
+) -> Vec<f32> {
     let explanation = Explainer::new()
         .composite(Composite::new().with_index(0, rule))
-        .target(Target::Relevance(tensor(r_out.to_vec(), [shape[0], outputs])))
+        .target(Target::Relevance(tensor(
+            r_out.to_vec(),
+            [shape[0], outputs],
+        )))
         .explain(&model.push(Flatten), tensor(x.to_vec(), shape))
         .unwrap();
     values(explanation.relevance)
 }
 
-fn check_against_reference(rule: &Rule, m: &Matrix, actual: &[f32], x: &[f32], r_out: &[f32], batch: usize) {
+fn check_against_reference(
+    rule: &Rule,
+    m: &Matrix,
+    actual: &[f32],
+    x: &[f32],
+    r_out: &[f32],
+    batch: usize,
+) {
     let (n_in, n_out) = (x.len() / batch, r_out.len() / batch);
     for n in 0..batch {
-        let xs: Vec<f64> = x[n * n_in..(n + 1) * n_in].iter().map(|v| *v as f64).collect();
-        let rs: Vec<f64> = r_out[n * n_out..(n + 1) * n_out].iter().map(|v| *v as f64).collect();
-        let expected: Vec<f32> = reference::lrp(rule, m, &xs, &rs).iter().map(|v| *v as f32).collect();
+        let xs: Vec<f64> = x[n * n_in..(n + 1) * n_in]
+            .iter()
+            .map(|v| *v as f64)
+            .collect();
+        let rs: Vec<f64> = r_out[n * n_out..(n + 1) * n_out]
+            .iter()
+            .map(|v| *v as f64)
+            .collect();
+        let expected: Vec<f32> = reference::lrp(rule, m, &xs, &rs)
+            .iter()
+            .map(|v| *v as f32)
+            .collect();
         let err = relative_error(&actual[n * n_in..(n + 1) * n_in], &expected);
         assert!(err < 1e-5, "{rule:?}, sample {n}: relative error {err:.2e}");
     }
@@ -64,7 +90,12 @@ fn conv_with_stride_padding_dilation_and_groups_equals_explicit_loops_for_every_
     let mut rng = rng(3);
     let (batch, h, w) = (2, 7, 6);
     for g in geometries {
-        let weight = random_vec(&mut rng, g.out_channels * g.in_channels / g.groups * g.kernel[0] * g.kernel[1], -1.0, 1.0);
+        let weight = random_vec(
+            &mut rng,
+            g.out_channels * g.in_channels / g.groups * g.kernel[0] * g.kernel[1],
+            -1.0,
+            1.0,
+        );
         let bias = random_vec(&mut rng, g.out_channels, -0.3, 0.3);
         let x = random_vec(&mut rng, batch * g.in_channels * h * w, -1.0, 1.0);
         let (m, [o, ho, wo]) = Matrix::conv(g, &weight, Some(&bias), [g.in_channels, h, w]);
@@ -73,13 +104,27 @@ fn conv_with_stride_padding_dilation_and_groups_equals_explicit_loops_for_every_
         let u = random_vec(&mut rng, batch * o * ho * wo, 0.0, 1.0);
         let n_in = g.in_channels * h * w;
         let r_out: Vec<f32> = (0..batch)
-            .flat_map(|n| m.forward(&x[n * n_in..(n + 1) * n_in].iter().map(|v| *v as f64).collect::<Vec<_>>()))
+            .flat_map(|n| {
+                m.forward(
+                    &x[n * n_in..(n + 1) * n_in]
+                        .iter()
+                        .map(|v| *v as f64)
+                        .collect::<Vec<_>>(),
+                )
+            })
             .zip(&u)
             .map(|(z, u)| (z * *u as f64) as f32)
             .collect();
         for rule in reference::all_rules() {
             let model = Sequential::new().push(conv(g, &weight, Some(&bias)));
-            let actual = explain_single(model, rule.clone(), &x, [batch, g.in_channels, h, w], &r_out, o * ho * wo);
+            let actual = explain_single(
+                model,
+                rule.clone(),
+                &x,
+                [batch, g.in_channels, h, w],
+                &r_out,
+                o * ho * wo,
+            );
             check_against_reference(&rule, &m, &actual, &x, &r_out, batch);
         }
     }
@@ -106,7 +151,14 @@ fn z_box_takes_per_value_bounds() {
     let r_out = random_vec(&mut rng, o * ho * wo, 0.0, 1.0);
     let data = |v: &Vec<f32>| burn::tensor::TensorData::new(v.clone(), [2, h, w]);
     let rule = Rule::z_box(data(&low), data(&high)).unwrap();
-    let actual = explain_single(Sequential::new().push(conv(g, &weight, None)), rule.clone(), &x, [1, 2, h, w], &r_out, o * ho * wo);
+    let actual = explain_single(
+        Sequential::new().push(conv(g, &weight, None)),
+        rule.clone(),
+        &x,
+        [1, 2, h, w],
+        &r_out,
+        o * ho * wo,
+    );
     check_against_reference(&rule, &m, &actual, &x, &r_out, 1);
 }
 
@@ -121,9 +173,19 @@ fn average_pooling_gets_the_norm_rule() {
     let explanation = Explainer::new()
         .composite(Composite::new()) // the base map gives average pooling `norm`
         .target(Target::Relevance(tensor(r_out.clone(), [1, c * ho * wo])))
-        .explain(&Sequential::new().push(pool).push(Flatten), tensor(x.clone(), [1, c, h, w]))
+        .explain(
+            &Sequential::new().push(pool).push(Flatten),
+            tensor(x.clone(), [1, c, h, w]),
+        )
         .unwrap();
-    check_against_reference(&Rule::Norm, &m, &values(explanation.relevance), &x, &r_out, 1);
+    check_against_reference(
+        &Rule::Norm,
+        &m,
+        &values(explanation.relevance),
+        &x,
+        &r_out,
+        1,
+    );
 }
 
 #[test]
@@ -142,7 +204,10 @@ fn max_pooling_sends_relevance_to_the_winner_and_on_ties_to_the_first() {
     let explanation = Explainer::new()
         .composite(Composite::new())
         .target(Target::Relevance(tensor(r_out, [1, 4])))
-        .explain(&Sequential::new().push(pool).push(Flatten), tensor(x, [1, 1, 4, 4]))
+        .explain(
+            &Sequential::new().push(pool).push(Flatten),
+            tensor(x, [1, 1, 4, 4]),
+        )
         .unwrap();
     #[rustfmt::skip]
     let expected = vec![
@@ -171,15 +236,32 @@ fn composites_assign_rules_by_type_first_layer_and_index() {
     let model = Sequential::new()
         .push(conv(g, &w, None))
         .push(burn::nn::Relu::new())
-        .push(conv(ConvGeometry { in_channels: 2, ..g }, &[0.1f32; 36], None))
+        .push(conv(
+            ConvGeometry {
+                in_channels: 2,
+                ..g
+            },
+            &[0.1f32; 36],
+            None,
+        ))
         .push(MaxPool2dConfig::new([2, 2]).init())
         .push(Flatten)
         .push(common::linear(&[0.1; 8 * 3], None, 8, 3));
-    let plan = Composite::epsilon_gamma_box(-1.0, 1.0).unwrap().plan(&model).unwrap();
+    let plan = Composite::epsilon_gamma_box(-1.0, 1.0)
+        .unwrap()
+        .plan(&model)
+        .unwrap();
     let names: Vec<String> = plan.iter().map(|p| p.to_string()).collect();
     assert_eq!(
         names,
-        ["z-box", "pass", "gamma (γ = 0.25)", "winner-takes-all", "pass", "epsilon (ε = 0.000001)"]
+        [
+            "z-box",
+            "pass",
+            "gamma (γ = 0.25)",
+            "winner-takes-all",
+            "pass",
+            "epsilon (ε = 0.000001)"
+        ]
     );
     let plan = Composite::epsilon_plus_flat()
         .with_type(LayerType::Dense, Rule::Zero)
@@ -193,8 +275,19 @@ fn composites_assign_rules_by_type_first_layer_and_index() {
     for name in lrp_grad::COMPOSITE_NAMES {
         let composite = Composite::named(name, Some((0.0.into(), 1.0.into()))).unwrap();
         let x = tensor(vec![0.5f32; 2 * 16], [2, 1, 4, 4]);
-        let explanation = Explainer::new().composite(composite).explain(&model, x).unwrap();
+        let explanation = Explainer::new()
+            .composite(composite)
+            .explain(&model, x)
+            .unwrap();
         assert_eq!(explanation.relevance.dims(), [2, 1, 4, 4], "{name}");
-        assert_close(&explanation.relevance_sums().iter().map(|s| s.is_finite() as u8 as f32).collect::<Vec<_>>(), &[1.0, 1.0], 0.0);
+        assert_close(
+            &explanation
+                .relevance_sums()
+                .iter()
+                .map(|s| s.is_finite() as u8 as f32)
+                .collect::<Vec<_>>(),
+            &[1.0, 1.0],
+            0.0,
+        );
     }
 }

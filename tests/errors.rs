@@ -7,7 +7,9 @@ use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{BatchNormConfig, LinearConfig, Relu};
 use burn::tensor::{Tensor, TensorData};
 use common::{device, tensor};
-use lrp_grad::{Composite, Error, Explainer, Flatten, LayerType, Rule, Sequential, Target, explain};
+use lrp_grad::{
+    Composite, Error, Explainer, Flatten, LayerType, Rule, Sequential, Target, explain,
+};
 
 fn mlp() -> Sequential {
     let d = device();
@@ -39,7 +41,14 @@ fn input_of_the_wrong_rank() {
 #[test]
 fn input_that_does_not_fit_the_first_layer() {
     let err = explain(&mlp(), tensor(vec![0.5; 6], [2, 3])).unwrap_err();
-    assert!(matches!(err, Error::ShapeMismatch { index: 0, kind: "linear", .. }));
+    assert!(matches!(
+        err,
+        Error::ShapeMismatch {
+            index: 0,
+            kind: "linear",
+            ..
+        }
+    ));
     message_contains(&err, &["layer 0 (linear)", "[N, 4]", "[3]"]);
 }
 
@@ -47,7 +56,9 @@ fn input_that_does_not_fit_the_first_layer() {
 fn image_into_a_dense_layer_and_vector_into_a_conv() {
     let err = explain(&mlp(), tensor(vec![0.5; 8], [2, 4, 1, 1])).unwrap_err();
     message_contains(&err, &["layer 0 (linear)", "[4, 1, 1]"]);
-    let conv = Sequential::new().push(Conv2dConfig::new([2, 3], [3, 3]).init(&device())).push(Flatten);
+    let conv = Sequential::new()
+        .push(Conv2dConfig::new([2, 3], [3, 3]).init(&device()))
+        .push(Flatten);
     let err = explain(&conv, tensor(vec![0.5; 4], [2, 2])).unwrap_err();
     message_contains(&err, &["layer 0 (conv2d)", "image"]);
     let err = explain(&conv, tensor(vec![0.5; 2 * 2 * 2 * 2], [2, 2, 2, 2])).unwrap_err();
@@ -64,18 +75,50 @@ fn empty_batch() {
 
 #[test]
 fn non_finite_input() {
-    let err = explain(&mlp(), tensor(vec![0.5, f32::NAN, 0.5, 0.5, f32::INFINITY, 0.0, 0.0, 0.0], [2, 4])).unwrap_err();
-    assert_eq!(err, Error::NonFiniteInput { count: 2, first_index: 1 });
+    let err = explain(
+        &mlp(),
+        tensor(
+            vec![0.5, f32::NAN, 0.5, 0.5, f32::INFINITY, 0.0, 0.0, 0.0],
+            [2, 4],
+        ),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        Error::NonFiniteInput {
+            count: 2,
+            first_index: 1
+        }
+    );
     message_contains(&err, &["2 value(s)", "flat index 1", "finite"]);
 }
 
 #[test]
 fn targets_out_of_range_or_miscounted() {
-    let err = Explainer::new().target(Target::Class(3)).explain(&mlp(), input()).unwrap_err();
-    assert_eq!(err, Error::TargetOutOfRange { sample: 0, class: 3, classes: 3 });
+    let err = Explainer::new()
+        .target(Target::Class(3))
+        .explain(&mlp(), input())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::TargetOutOfRange {
+            sample: 0,
+            class: 3,
+            classes: 3
+        }
+    );
     message_contains(&err, &["target class 3", "3 outputs", "0..3"]);
-    let err = Explainer::new().target(Target::PerSample(vec![0, 1, 2])).explain(&mlp(), input()).unwrap_err();
-    assert_eq!(err, Error::TargetCountMismatch { expected: 2, found: 3 });
+    let err = Explainer::new()
+        .target(Target::PerSample(vec![0, 1, 2]))
+        .explain(&mlp(), input())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::TargetCountMismatch {
+            expected: 2,
+            found: 3
+        }
+    );
     let err = Explainer::new()
         .target(Target::Relevance(tensor(vec![1.0; 4], [2, 2])))
         .explain(&mlp(), input())
@@ -87,10 +130,22 @@ fn targets_out_of_range_or_miscounted() {
 #[test]
 fn invalid_rule_parameters() {
     let err = Rule::alpha_beta(3.0, 1.0).unwrap_err();
-    message_contains(&err, &["alpha-beta", "alpha - beta must equal 1", "alpha = 3"]);
+    message_contains(
+        &err,
+        &["alpha-beta", "alpha - beta must equal 1", "alpha = 3"],
+    );
     // A rule built directly (not through its checking constructor) is checked when used.
-    let err = Explainer::new().rule(Rule::Epsilon { epsilon: -0.1 }).explain(&mlp(), input()).unwrap_err();
-    assert!(matches!(err, Error::InvalidRule { rule: "epsilon", .. }));
+    let err = Explainer::new()
+        .rule(Rule::Epsilon { epsilon: -0.1 })
+        .explain(&mlp(), input())
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::InvalidRule {
+            rule: "epsilon",
+            ..
+        }
+    ));
     message_contains(&err, &["epsilon must be finite and >= 0, got -0.1"]);
     let err = Rule::gamma(-1.0).unwrap_err();
     message_contains(&err, &["gamma must be finite and >= 0"]);
@@ -98,15 +153,31 @@ fn invalid_rule_parameters() {
 
 #[test]
 fn rules_that_make_no_sense_for_a_layer() {
-    let err = Explainer::new().rule(Rule::Pass).explain(&mlp(), input()).unwrap_err();
-    assert!(matches!(err, Error::RuleLayerMismatch { rule: "pass", index: 0, .. }));
+    let err = Explainer::new()
+        .rule(Rule::Pass)
+        .explain(&mlp(), input())
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::RuleLayerMismatch {
+            rule: "pass",
+            index: 0,
+            ..
+        }
+    ));
     message_contains(&err, &["rule pass cannot be applied to layer 0 (linear)"]);
 
     let err = Explainer::new()
         .composite(Composite::epsilon_plus().with_type(LayerType::Activation, Rule::ZPlus))
         .explain(&mlp(), input())
         .unwrap_err();
-    message_contains(&err, &["rule z-plus cannot be applied to layer 1 (relu)", "only take pass"]);
+    message_contains(
+        &err,
+        &[
+            "rule z-plus cannot be applied to layer 1 (relu)",
+            "only take pass",
+        ],
+    );
 
     let pooled = Sequential::new()
         .push(AvgPool2dConfig::new([2, 2]).init())
@@ -121,15 +192,33 @@ fn rules_that_make_no_sense_for_a_layer() {
 
 #[test]
 fn missing_rules_and_indices_beyond_the_model() {
-    let err = Explainer::new().composite(Composite::new()).explain(&mlp(), input()).unwrap_err();
-    assert_eq!(err, Error::MissingRule { index: 0, kind: "linear" });
+    let err = Explainer::new()
+        .composite(Composite::new())
+        .explain(&mlp(), input())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::MissingRule {
+            index: 0,
+            kind: "linear"
+        }
+    );
     let err = Explainer::new()
         .composite(Composite::epsilon_plus().with_index(7, Rule::Zero))
         .explain(&mlp(), input())
         .unwrap_err();
-    assert_eq!(err, Error::NoSuchLayer { index: 7, layers: 3 });
+    assert_eq!(
+        err,
+        Error::NoSuchLayer {
+            index: 7,
+            layers: 3
+        }
+    );
     let err = Composite::named("epsilon-minus", None).unwrap_err();
-    message_contains(&err, &["unknown composite `epsilon-minus`", "epsilon-plus-flat"]);
+    message_contains(
+        &err,
+        &["unknown composite `epsilon-minus`", "epsilon-plus-flat"],
+    );
     let err = Composite::named("epsilon-gamma-box", None).unwrap_err();
     message_contains(&err, &["needs the input bounds"]);
 }
@@ -137,7 +226,9 @@ fn missing_rules_and_indices_beyond_the_model() {
 #[test]
 fn batch_norm_that_cannot_be_merged() {
     let d = device();
-    let first = Sequential::new().push(BatchNormConfig::new(4).init(&d)).push(LinearConfig::new(4, 2).init(&d));
+    let first = Sequential::new()
+        .push(BatchNormConfig::new(4).init(&d))
+        .push(LinearConfig::new(4, 2).init(&d));
     let err = explain(&first, input()).unwrap_err();
     assert!(matches!(err, Error::UnmergeableBatchNorm { index: 0, .. }));
     message_contains(&err, &["first layer"]);
@@ -157,7 +248,13 @@ fn z_box_bounds_of_the_wrong_shape() {
         .rule(Rule::z_box(bounds, 1.0).unwrap())
         .explain(&mlp(), input())
         .unwrap_err();
-    assert!(matches!(err, Error::BoundShape { which: "z-box low", .. }));
+    assert!(matches!(
+        err,
+        Error::BoundShape {
+            which: "z-box low",
+            ..
+        }
+    ));
     message_contains(&err, &["z-box low has shape [3]", "[4]"]);
 }
 
@@ -168,9 +265,14 @@ fn models_without_one_score_per_class_and_unsupported_layers() {
     let err = explain(&image_out, tensor(vec![1.0; 4], [1, 1, 2, 2])).unwrap_err();
     assert!(matches!(err, Error::OutputNotVector { .. }));
     message_contains(&err, &["[2, 2, 2]", "one score per class"]);
-    let ceil = Sequential::new().push(MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init()).push(Flatten);
+    let ceil = Sequential::new()
+        .push(MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init())
+        .push(Flatten);
     let err = explain(&ceil, tensor(vec![1.0; 9], [1, 1, 3, 3])).unwrap_err();
-    message_contains(&err, &["layer 0 (max_pool2d) is not supported", "ceil_mode"]);
+    message_contains(
+        &err,
+        &["layer 0 (max_pool2d) is not supported", "ceil_mode"],
+    );
 }
 
 #[test]

@@ -18,9 +18,13 @@ fn classic_linear_4_2_gradient_equals_matrix_method() {
     let r_out = [0.7f32, 0.3];
 
     // Matrix method: z = a·Wᵀ, s = R/z, c = s·W, R = a·c.
-    let z: Vec<f32> = (0..2).map(|j| (0..4).map(|i| a[i] * w[j * 4 + i]).sum()).collect();
+    let z: Vec<f32> = (0..2)
+        .map(|j| (0..4).map(|i| a[i] * w[j * 4 + i]).sum())
+        .collect();
     let s: Vec<f32> = (0..2).map(|j| r_out[j] / z[j]).collect();
-    let c: Vec<f32> = (0..4).map(|i| (0..2).map(|j| s[j] * w[j * 4 + i]).sum()).collect();
+    let c: Vec<f32> = (0..4)
+        .map(|i| (0..2).map(|j| s[j] * w[j * 4 + i]).sum())
+        .collect();
     let expected: Vec<f32> = (0..4).map(|i| a[i] * c[i]).collect();
 
     let model = Sequential::new().push(linear(&w, None, 4, 2));
@@ -37,7 +41,10 @@ fn classic_linear_4_2_gradient_equals_matrix_method() {
 fn bias_free_relu_mlp_equals_layerwise_matrix_method() {
     let mut rng = rng(7);
     let dims = [6usize, 9, 7, 4];
-    let weights: Vec<Vec<f32>> = dims.windows(2).map(|d| random_vec(&mut rng, d[0] * d[1], -1.0, 1.0)).collect();
+    let weights: Vec<Vec<f32>> = dims
+        .windows(2)
+        .map(|d| random_vec(&mut rng, d[0] * d[1], -1.0, 1.0))
+        .collect();
     let mut model = Sequential::new();
     for (k, d) in dims.windows(2).enumerate() {
         model = model.push(linear(&weights[k], None, d[0], d[1]));
@@ -60,7 +67,12 @@ fn bias_free_relu_mlp_equals_layerwise_matrix_method() {
             .enumerate()
             .map(|(k, d)| Matrix::dense(&weights[k], None, d[0], d[1]))
             .collect();
-        let mut acts = vec![x[n * dims[0]..(n + 1) * dims[0]].iter().map(|v| *v as f64).collect::<Vec<_>>()];
+        let mut acts = vec![
+            x[n * dims[0]..(n + 1) * dims[0]]
+                .iter()
+                .map(|v| *v as f64)
+                .collect::<Vec<_>>(),
+        ];
         for (k, m) in mats.iter().enumerate() {
             let mut z = m.forward(acts.last().unwrap());
             if k + 1 < mats.len() {
@@ -69,7 +81,9 @@ fn bias_free_relu_mlp_equals_layerwise_matrix_method() {
             acts.push(z);
         }
         let logits = acts.last().unwrap();
-        let mut r: Vec<f64> = (0..logits.len()).map(|j| if j == 2 { logits[j] } else { 0.0 }).collect();
+        let mut r: Vec<f64> = (0..logits.len())
+            .map(|j| if j == 2 { logits[j] } else { 0.0 })
+            .collect();
         for (k, m) in mats.iter().enumerate().rev() {
             r = reference::lrp(&Rule::Zero, m, &acts[k], &r);
         }
@@ -99,9 +113,18 @@ fn every_rule_equals_its_matrix_form_on_a_dense_layer() {
             .unwrap();
         let actual = values(explanation.relevance);
         for n in 0..batch {
-            let xs: Vec<f64> = x[n * d_in..(n + 1) * d_in].iter().map(|v| *v as f64).collect();
-            let rs: Vec<f64> = r_out[n * d_out..(n + 1) * d_out].iter().map(|v| *v as f64).collect();
-            let expected: Vec<f32> = reference::lrp(&rule, &m, &xs, &rs).iter().map(|v| *v as f32).collect();
+            let xs: Vec<f64> = x[n * d_in..(n + 1) * d_in]
+                .iter()
+                .map(|v| *v as f64)
+                .collect();
+            let rs: Vec<f64> = r_out[n * d_out..(n + 1) * d_out]
+                .iter()
+                .map(|v| *v as f64)
+                .collect();
+            let expected: Vec<f32> = reference::lrp(&rule, &m, &xs, &rs)
+                .iter()
+                .map(|v| *v as f32)
+                .collect();
             let err = relative_error(&actual[n * d_in..(n + 1) * d_in], &expected);
             assert!(err < 1e-5, "{rule:?}, sample {n}: relative error {err:.2e}");
         }
@@ -127,14 +150,16 @@ fn bias_changes_z_so_the_bias_free_matrix_product_differs() {
     );
     let a64: Vec<f64> = a.iter().map(|v| *v as f64).collect();
     let r64: Vec<f64> = r_out.iter().map(|v| *v as f64).collect();
-    let with_bias: Vec<f32> = reference::lrp(&Rule::Zero, &Matrix::dense(&w, Some(&b), 4, 2), &a64, &r64)
-        .iter()
-        .map(|v| *v as f32)
-        .collect();
-    let bias_free: Vec<f32> = reference::lrp(&Rule::Zero, &Matrix::dense(&w, None, 4, 2), &a64, &r64)
-        .iter()
-        .map(|v| *v as f32)
-        .collect();
+    let with_bias: Vec<f32> =
+        reference::lrp(&Rule::Zero, &Matrix::dense(&w, Some(&b), 4, 2), &a64, &r64)
+            .iter()
+            .map(|v| *v as f32)
+            .collect();
+    let bias_free: Vec<f32> =
+        reference::lrp(&Rule::Zero, &Matrix::dense(&w, None, 4, 2), &a64, &r64)
+            .iter()
+            .map(|v| *v as f32)
+            .collect();
     assert_close(&relevance, &with_bias, 1e-6);
     assert!(
         relative_error(&relevance, &bias_free) > 0.05,
@@ -156,17 +181,32 @@ fn s_must_be_detached() {
     let relevance_with = |detach: bool| -> Vec<f32> {
         let leaf = tensor(a.to_vec(), [1, 4]).autodiff().require_grad();
         let z: Tensor<2> = linear_op(leaf.clone(), weight.clone(), None);
-        let s = if detach { r.clone() / z.clone().detach() } else { r.clone() / z.clone() };
+        let s = if detach {
+            r.clone() / z.clone().detach()
+        } else {
+            r.clone() / z.clone()
+        };
         let grads = (z * s).sum().backward();
         values(leaf.clone().without_autodiff() * leaf.grad(&grads).unwrap())
     };
     let expected = {
         let a64: Vec<f64> = a.iter().map(|v| *v as f64).collect();
-        let out = reference::lrp(&Rule::Zero, &Matrix::dense(&w, None, 4, 2), &a64, &[0.7, 0.3]);
+        let out = reference::lrp(
+            &Rule::Zero,
+            &Matrix::dense(&w, None, 4, 2),
+            &a64,
+            &[0.7, 0.3],
+        );
         out.iter().map(|v| *v as f32).collect::<Vec<_>>()
     };
     assert_close(&relevance_with(true), &expected, 1e-6);
     let undetached = relevance_with(false);
-    assert!(relative_error(&undetached, &expected) > 0.5, "undetached: {undetached:?}");
-    assert!(undetached.iter().all(|v| v.abs() < 1e-5), "Σ z·(R/z) = Σ R is constant in a: {undetached:?}");
+    assert!(
+        relative_error(&undetached, &expected) > 0.5,
+        "undetached: {undetached:?}"
+    );
+    assert!(
+        undetached.iter().all(|v| v.abs() < 1e-5),
+        "Σ z·(R/z) = Σ R is constant in a: {undetached:?}"
+    );
 }

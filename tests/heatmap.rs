@@ -22,8 +22,17 @@ fn numbers(v: &Value) -> Vec<f64> {
 fn every_built_in_palette_equals_zennits() {
     let fixture = fixture();
     for name in ColorMap::NAMES {
-        let expected: Vec<u8> = numbers(&fixture["maps"][name]["palette"]).iter().map(|v| *v as u8).collect();
-        let actual: Vec<u8> = ColorMap::new(name).unwrap().palette().iter().flatten().copied().collect();
+        let expected: Vec<u8> = numbers(&fixture["maps"][name]["palette"])
+            .iter()
+            .map(|v| *v as u8)
+            .collect();
+        let actual: Vec<u8> = ColorMap::new(name)
+            .unwrap()
+            .palette()
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
         assert_eq!(actual, expected, "palette {name}");
     }
 }
@@ -31,10 +40,16 @@ fn every_built_in_palette_equals_zennits() {
 #[test]
 fn symmetric_heatmaps_equal_zennits_imgify() {
     let fixture = fixture();
-    let relevance: Vec<f32> = numbers(&fixture["relevance"]).iter().map(|v| *v as f32).collect();
+    let relevance: Vec<f32> = numbers(&fixture["relevance"])
+        .iter()
+        .map(|v| *v as f32)
+        .collect();
     for name in ColorMap::NAMES {
         let image = heatmap(&relevance, 2, 5, 7, &ColorMap::new(name).unwrap()).unwrap();
-        let expected: Vec<u8> = numbers(&fixture["maps"][name]["heatmap"]).iter().map(|v| *v as u8).collect();
+        let expected: Vec<u8> = numbers(&fixture["maps"][name]["heatmap"])
+            .iter()
+            .map(|v| *v as u8)
+            .collect();
         assert_eq!(image.into_raw(), expected, "heatmap {name}");
     }
 }
@@ -42,10 +57,22 @@ fn symmetric_heatmaps_equal_zennits_imgify() {
 #[test]
 fn colour_map_code_and_errors() {
     // Two colours, black to white: the code of `gray`.
-    assert_eq!(ColorMap::new("000,fff").unwrap(), ColorMap::new("gray").unwrap());
+    assert_eq!(
+        ColorMap::new("000,fff").unwrap(),
+        ColorMap::new("gray").unwrap()
+    );
     let err = ColorMap::new("rainbow").unwrap_err();
     assert!(matches!(err, HeatmapError::UnknownColorMap { .. }));
-    assert!(err.to_string().contains("unknown colour map `rainbow`") && err.to_string().contains("bwr"), "{err}");
+    assert!(
+        err.to_string().contains("unknown colour map `rainbow`") && err.to_string().contains("bwr"),
+        "{err}"
+    );
     let err = heatmap(&[0.0; 5], 1, 2, 2, &ColorMap::new("bwr").unwrap()).unwrap_err();
-    assert_eq!(err, HeatmapError::Shape { expected: 4, found: 5 });
+    assert_eq!(
+        err,
+        HeatmapError::Shape {
+            expected: 4,
+            found: 5
+        }
+    );
 }

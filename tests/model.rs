@@ -8,7 +8,10 @@ use burn::module::{Module, RunningState};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::{BatchNormConfig, DropoutConfig, Gelu, LeakyReluConfig, LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh};
+use burn::nn::{
+    BatchNormConfig, DropoutConfig, Gelu, LeakyReluConfig, LinearConfig, PaddingConfig2d, Relu,
+    Sigmoid, Tanh,
+};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::{assert_close, device, random_vec, rng, tensor, values};
@@ -20,15 +23,31 @@ fn cnn_with_batch_norm(device: &Device) -> Sequential {
     let mut bn1d = BatchNormConfig::new(6).init(device);
     let mut r = rng(5);
     let mut stats = |bn: &mut burn::nn::BatchNorm, n: usize| {
-        bn.running_mean = RunningState::new(Tensor::from_data(TensorData::new(random_vec(&mut r, n, -0.5, 0.5), [n]), device));
-        bn.running_var = RunningState::new(Tensor::from_data(TensorData::new(random_vec(&mut r, n, 0.5, 2.0), [n]), device));
-        bn.gamma = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(random_vec(&mut r, n, 0.5, 1.5), [n]), device));
-        bn.beta = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(random_vec(&mut r, n, -0.5, 0.5), [n]), device));
+        bn.running_mean = RunningState::new(Tensor::from_data(
+            TensorData::new(random_vec(&mut r, n, -0.5, 0.5), [n]),
+            device,
+        ));
+        bn.running_var = RunningState::new(Tensor::from_data(
+            TensorData::new(random_vec(&mut r, n, 0.5, 2.0), [n]),
+            device,
+        ));
+        bn.gamma = burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(random_vec(&mut r, n, 0.5, 1.5), [n]),
+            device,
+        ));
+        bn.beta = burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(random_vec(&mut r, n, -0.5, 0.5), [n]),
+            device,
+        ));
     };
     stats(&mut bn2d, 4);
     stats(&mut bn1d, 6);
     Sequential::new()
-        .push(Conv2dConfig::new([1, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device))
+        .push(
+            Conv2dConfig::new([1, 4], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+        )
         .push(bn2d)
         .push(Relu::new())
         .push(MaxPool2dConfig::new([2, 2]).init())
@@ -47,7 +66,11 @@ fn canonizing_merges_batch_norm_and_keeps_the_outputs() {
     let canonical = model.canonize().unwrap();
     assert!(canonical.layers.iter().all(|l| l.kind() != "batch_norm"));
     assert_eq!(canonical.len(), model.len(), "indices stay the same");
-    assert_close(&values(canonical.forward(x.clone())), &values(model.forward(x)), 1e-6);
+    assert_close(
+        &values(canonical.forward(x.clone())),
+        &values(model.forward(x)),
+        1e-6,
+    );
 }
 
 #[test]
@@ -60,20 +83,27 @@ fn explaining_leaves_a_training_model_unchanged() {
     assert_eq!(explanation.relevance.dims(), [2, 1, 8, 8]);
     // The explanation used inference behaviour: its output is the validation output.
     assert_close(&values(explanation.output), &before, 1e-6);
-    assert_eq!(values(model.valid().forward(x)), before, "running statistics must not move");
+    assert_eq!(
+        values(model.valid().forward(x)),
+        before,
+        "running statistics must not move"
+    );
 }
 
 #[test]
 fn the_model_trains_with_burn_optimizers_and_round_trips_through_burn_records() {
     let device = device().autodiff();
-    let mut model = Sequential::new()
-        .push(LinearConfig::new(4, 16).init(&device))
-        .push(Tanh::new())
-        .push(LinearConfig::new(16, 8).init(&device))
-        .push(Gelu::new())
-        .push(LinearConfig::new(8, 8).init(&device))
-        .push(Sigmoid::new())
-        .push(LinearConfig::new(8, 2).init(&device));
+    let smooth_mlp = || {
+        Sequential::new()
+            .push(LinearConfig::new(4, 16).init(&device))
+            .push(Tanh::new())
+            .push(LinearConfig::new(16, 8).init(&device))
+            .push(Gelu::new())
+            .push(LinearConfig::new(8, 8).init(&device))
+            .push(Sigmoid::new())
+            .push(LinearConfig::new(8, 2).init(&device))
+    };
+    let mut model = smooth_mlp();
     // Two separable classes: the sign of the first feature.
     let mut r = rng(3);
     let xs = random_vec(&mut r, 32 * 4, -1.0, 1.0);
@@ -89,23 +119,24 @@ fn the_model_trains_with_burn_optimizers_and_round_trips_through_burn_records() 
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(0.02, model, grads);
     }
-    assert!(losses[59] < 0.5 * losses[0], "loss {} -> {}", losses[0], losses[59]);
+    assert!(
+        losses[59] < 0.5 * losses[0],
+        "loss {} -> {}",
+        losses[0],
+        losses[59]
+    );
 
     let dir = std::env::temp_dir().join(format!("lrp-grad-record-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("model");
     model.clone().valid().save_file(&file).unwrap();
-    let fresh = Sequential::new()
-        .push(LinearConfig::new(4, 16).init(&device))
-        .push(Tanh::new())
-        .push(LinearConfig::new(16, 8).init(&device))
-        .push(Gelu::new())
-        .push(LinearConfig::new(8, 8).init(&device))
-        .push(Sigmoid::new())
-        .push(LinearConfig::new(8, 2).init(&device));
-    let loaded = fresh.load_file(&file);
+    let loaded = smooth_mlp().load_file(&file);
     let probe = tensor(random_vec(&mut r, 3 * 4, -1.0, 1.0), [3, 4]);
-    assert_close(&values(loaded.valid().forward(probe.clone())), &values(model.valid().forward(probe)), 1e-6);
+    assert_close(
+        &values(loaded.valid().forward(probe.clone())),
+        &values(model.valid().forward(probe)),
+        1e-6,
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -127,7 +158,11 @@ fn a_model_saved_in_the_interchange_format_loads_back_with_the_same_relevance() 
     let original = Explainer::new().explain(&model, x.clone()).unwrap();
     let reloaded = Explainer::new().explain(&loaded.model, x).unwrap();
     assert_close(&values(reloaded.output), &values(original.output), 1e-6);
-    assert_close(&values(reloaded.relevance), &values(original.relevance), 1e-6);
+    assert_close(
+        &values(reloaded.relevance),
+        &values(original.relevance),
+        1e-6,
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -142,5 +177,9 @@ fn the_ndarray_backend_gives_the_same_relevance_as_flex() {
     let x = tensor(random_vec(&mut rng(6), 2 * 64, -1.0, 1.0), [2, 1, 8, 8]);
     let on_flex = explain(&model, x.clone()).unwrap();
     let on_ndarray = explain(&model.clone().to_device(&ndarray), x.to_device(&ndarray)).unwrap();
-    assert_close(&values(on_ndarray.relevance), &values(on_flex.relevance), 1e-5);
+    assert_close(
+        &values(on_ndarray.relevance),
+        &values(on_flex.relevance),
+        1e-5,
+    );
 }

@@ -7,8 +7,8 @@
 
 mod common;
 
-use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::Relu;
+use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use common::{ConvGeometry, assert_close, conv, linear, random_vec, rng, tensor, values};
 use lrp_grad::{Composite, Explainer, Flatten, OutputRelevance, Rule, Sequential, Target};
 use proptest::prelude::*;
@@ -17,7 +17,12 @@ use proptest::prelude::*;
 /// sample. (With a one-hot `R_out`, a target whose score is exactly 0 — every unit dead — has
 /// nothing to distribute: the logit start is the consistent one.)
 #[track_caller]
-fn assert_conserved<const D: usize>(model: &Sequential, x: Vec<f32>, shape: [usize; D], rule: Rule) {
+fn assert_conserved<const D: usize>(
+    model: &Sequential,
+    x: Vec<f32>,
+    shape: [usize; D],
+    rule: Rule,
+) {
     let explanation = Explainer::new()
         .rule(rule)
         .output_relevance(OutputRelevance::Logit)
@@ -49,7 +54,12 @@ fn bias_free_mlp(seed: u64, dims: &[usize]) -> Sequential {
     let mut rng = rng(seed);
     let mut model = Sequential::new();
     for (k, d) in dims.windows(2).enumerate() {
-        model = model.push(linear(&random_vec(&mut rng, d[0] * d[1], -1.0, 1.0), None, d[0], d[1]));
+        model = model.push(linear(
+            &random_vec(&mut rng, d[0] * d[1], -1.0, 1.0),
+            None,
+            d[0],
+            d[1],
+        ));
         if k + 2 < dims.len() {
             model = model.push(Relu::new());
         }
@@ -57,7 +67,12 @@ fn bias_free_mlp(seed: u64, dims: &[usize]) -> Sequential {
     model
 }
 
-fn geometry(in_channels: usize, out_channels: usize, kernel: usize, padding: usize) -> ConvGeometry {
+fn geometry(
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    padding: usize,
+) -> ConvGeometry {
     ConvGeometry {
         in_channels,
         out_channels,
@@ -83,7 +98,12 @@ fn bias_free_cnn(seed: u64) -> Sequential {
         .push(AvgPool2dConfig::new([2, 2]).with_strides([1, 1]).init())
         .push(AdaptiveAvgPool2dConfig::new([2, 2]).init())
         .push(Flatten)
-        .push(linear(&random_vec(&mut rng, 20 * 3, -1.0, 1.0), None, 20, 3))
+        .push(linear(
+            &random_vec(&mut rng, 20 * 3, -1.0, 1.0),
+            None,
+            20,
+            3,
+        ))
 }
 
 #[test]
@@ -108,7 +128,9 @@ fn explaining_a_batch_equals_explaining_each_sample_alone() {
     let x = random_vec(&mut rng(42), batch * 2 * 8 * 8, -1.0, 1.0);
     let composite = Composite::epsilon_gamma_box(-1.0, 1.0).unwrap();
     let explainer = Explainer::new().composite(composite);
-    let together = explainer.explain(&model, tensor(x.clone(), [batch, 2, 8, 8])).unwrap();
+    let together = explainer
+        .explain(&model, tensor(x.clone(), [batch, 2, 8, 8]))
+        .unwrap();
     let targets = together.targets.clone().unwrap();
     let together = values(together.relevance);
     let per = 2 * 8 * 8;
@@ -116,9 +138,16 @@ fn explaining_a_batch_equals_explaining_each_sample_alone() {
         let alone = explainer
             .clone()
             .target(Target::Class(targets[s]))
-            .explain(&model, tensor(x[s * per..(s + 1) * per].to_vec(), [1, 2, 8, 8]))
+            .explain(
+                &model,
+                tensor(x[s * per..(s + 1) * per].to_vec(), [1, 2, 8, 8]),
+            )
             .unwrap();
-        assert_close(&values(alone.relevance), &together[s * per..(s + 1) * per], 1e-6);
+        assert_close(
+            &values(alone.relevance),
+            &together[s * per..(s + 1) * per],
+            1e-6,
+        );
     }
 }
 

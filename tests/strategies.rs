@@ -22,21 +22,52 @@ fn cnn(seed: u64, activation_tanh: bool) -> Sequential {
         groups: 1,
     };
     let model = Sequential::new()
-        .push(conv(g(2, 4), &random_vec(&mut r, 4 * 2 * 9, -1.0, 1.0), Some(&random_vec(&mut r, 4, -0.2, 0.2))))
+        .push(conv(
+            g(2, 4),
+            &random_vec(&mut r, 4 * 2 * 9, -1.0, 1.0),
+            Some(&random_vec(&mut r, 4, -0.2, 0.2)),
+        ))
         .push(Relu::new())
         .push(MaxPool2dConfig::new([2, 2]).init())
-        .push(conv(g(4, 6), &random_vec(&mut r, 6 * 4 * 9, -1.0, 1.0), Some(&random_vec(&mut r, 6, -0.2, 0.2))));
-    let model = if activation_tanh { model.push(Tanh::new()) } else { model.push(LeakyReluConfig::new().init()) };
+        .push(conv(
+            g(4, 6),
+            &random_vec(&mut r, 6 * 4 * 9, -1.0, 1.0),
+            Some(&random_vec(&mut r, 6, -0.2, 0.2)),
+        ));
+    let model = if activation_tanh {
+        model.push(Tanh::new())
+    } else {
+        model.push(LeakyReluConfig::new().init())
+    };
     model
         .push(AvgPool2dConfig::new([2, 2]).init())
         .push(Flatten)
-        .push(linear(&random_vec(&mut r, 24 * 8, -1.0, 1.0), Some(&random_vec(&mut r, 8, -0.2, 0.2)), 24, 8))
+        .push(linear(
+            &random_vec(&mut r, 24 * 8, -1.0, 1.0),
+            Some(&random_vec(&mut r, 8, -0.2, 0.2)),
+            24,
+            8,
+        ))
         .push(Relu::new())
-        .push(linear(&random_vec(&mut r, 8 * 3, -1.0, 1.0), Some(&random_vec(&mut r, 3, -0.2, 0.2)), 8, 3))
+        .push(linear(
+            &random_vec(&mut r, 8 * 3, -1.0, 1.0),
+            Some(&random_vec(&mut r, 3, -0.2, 0.2)),
+            8,
+            3,
+        ))
 }
 
 fn both(explainer: Explainer, model: &Sequential, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let run = |s: Strategy| values(explainer.clone().strategy(s).explain(model, tensor(x.to_vec(), [3, 2, 8, 8])).unwrap().relevance);
+    let run = |s: Strategy| {
+        values(
+            explainer
+                .clone()
+                .strategy(s)
+                .explain(model, tensor(x.to_vec(), [3, 2, 8, 8]))
+                .unwrap()
+                .relevance,
+        )
+    };
     (run(Strategy::Auto), run(Strategy::LayerWise))
 }
 
@@ -45,7 +76,10 @@ fn one_pass_equals_layer_wise_for_every_rule_composite_and_mode() {
     let x = random_vec(&mut rng(2), 3 * 2 * 8 * 8, -1.0, 1.0);
     for tanh in [false, true] {
         let model = cnn(1, tanh);
-        let mut explainers: Vec<(String, Explainer)> = all_rules().into_iter().map(|r| (format!("{r:?}"), Explainer::new().rule(r))).collect();
+        let mut explainers: Vec<(String, Explainer)> = all_rules()
+            .into_iter()
+            .map(|r| (format!("{r:?}"), Explainer::new().rule(r)))
+            .collect();
         for name in lrp_grad::COMPOSITE_NAMES {
             let c = Composite::named(name, Some(((-1.0).into(), 1.0.into()))).unwrap();
             explainers.push((name.to_string(), Explainer::new().composite(c)));
@@ -67,9 +101,20 @@ fn one_pass_equals_layer_wise_for_every_rule_composite_and_mode() {
 fn a_zero_output_with_relevance_falls_back_to_the_layer_wise_steps() {
     // All weights zero: every output is exactly the (zero) bias; a custom R_out of 1 has no
     // activation to divide by, which the layer-wise path's stabilizer handles.
-    let model = Sequential::new().push(Flatten).push(linear(&[0.0; 4 * 2], None, 4, 2));
+    let model = Sequential::new()
+        .push(Flatten)
+        .push(linear(&[0.0; 4 * 2], None, 4, 2));
     let x = tensor(vec![1.0f32; 4], [1, 1, 2, 2]);
     let r = Target::Relevance(tensor(vec![1.0, 0.5], [1, 2]));
-    let run = |s: Strategy| values(Explainer::new().strategy(s).target(r.clone()).explain(&model, x.clone()).unwrap().relevance);
+    let run = |s: Strategy| {
+        values(
+            Explainer::new()
+                .strategy(s)
+                .target(r.clone())
+                .explain(&model, x.clone())
+                .unwrap()
+                .relevance,
+        )
+    };
     assert_eq!(run(Strategy::Auto), run(Strategy::LayerWise));
 }

@@ -16,7 +16,9 @@ use serde_json::Value;
 const TOLERANCE: f64 = 1e-5;
 
 fn fixture(model: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zennit").join(model)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/zennit")
+        .join(model)
 }
 
 struct Reference {
@@ -32,8 +34,14 @@ impl Reference {
 
     fn data(&self, key: &str) -> TensorData {
         let tensors = SafeTensors::deserialize(&self.bytes).unwrap();
-        let view = tensors.tensor(key).unwrap_or_else(|_| panic!("no `{key}` in the fixture"));
-        let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let view = tensors
+            .tensor(key)
+            .unwrap_or_else(|_| panic!("no `{key}` in the fixture"));
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         TensorData::new(values, view.shape().to_vec())
     }
 }
@@ -49,7 +57,9 @@ fn bound(value: &Value, reference: &Reference) -> Bound {
 fn composite(case: &Value, reference: &Reference) -> Composite {
     let num = |key: &str| case[key].as_f64().unwrap();
     if let Some(name) = case["composite"].as_str() {
-        let bounds = case.get("low").map(|low| (bound(low, reference), bound(&case["high"], reference)));
+        let bounds = case
+            .get("low")
+            .map(|low| (bound(low, reference), bound(&case["high"], reference)));
         return Composite::named(name, bounds).unwrap();
     }
     let rule = match case["rule"].as_str().unwrap() {
@@ -58,7 +68,11 @@ fn composite(case: &Value, reference: &Reference) -> Composite {
         "gamma" => Rule::gamma(num("gamma")).unwrap(),
         "alpha-beta" => Rule::alpha_beta(num("alpha"), num("beta")).unwrap(),
         "z-plus" => Rule::ZPlus,
-        "z-box" => Rule::z_box(bound(&case["low"], reference), bound(&case["high"], reference)).unwrap(),
+        "z-box" => Rule::z_box(
+            bound(&case["low"], reference),
+            bound(&case["high"], reference),
+        )
+        .unwrap(),
         "flat" => Rule::Flat,
         "w-square" => Rule::WSquare,
         other => panic!("unknown rule {other}"),
@@ -69,19 +83,36 @@ fn composite(case: &Value, reference: &Reference) -> Composite {
 /// Runs every case of one fixture model; returns (case, relative error) pairs.
 fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
     let folder = fixture(model_name);
-    let loaded = interchange::load(&folder.join("model.json"), &folder.join("weights.safetensors"), &device()).unwrap();
+    let loaded = interchange::load(
+        &folder.join("model.json"),
+        &folder.join("weights.safetensors"),
+        &device(),
+    )
+    .unwrap();
     let reference = Reference::read(&folder);
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap()).unwrap();
-    let targets: Vec<usize> = meta["targets"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as usize).collect();
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap()).unwrap();
+    let targets: Vec<usize> = meta["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as usize)
+        .collect();
     let input: Tensor<4> = match loaded.input_shape {
         lrp_grad::FeatureShape::Vector(_) => {
             let x: Tensor<2> = Tensor::from_data(reference.data("input"), &device());
             let [n, f] = x.dims();
             x.reshape([n, f, 1, 1])
         }
-        lrp_grad::FeatureShape::Image { .. } => Tensor::from_data(reference.data("input"), &device()),
+        lrp_grad::FeatureShape::Image { .. } => {
+            Tensor::from_data(reference.data("input"), &device())
+        }
     };
-    let expected_output = reference.data("output").convert::<f32>().try_to_vec::<f32>().unwrap();
+    let expected_output = reference
+        .data("output")
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
     let mut errors = Vec::new();
     for (key, case) in meta["cases"].as_object().unwrap() {
         let explainer = Explainer::new()
@@ -95,7 +126,9 @@ fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
         let (relevance, output) = match loaded.input_shape {
             lrp_grad::FeatureShape::Vector(_) => {
                 let [n, f, _, _] = input.dims();
-                let e = explainer.explain(&loaded.model, input.clone().reshape([n, f])).unwrap();
+                let e = explainer
+                    .explain(&loaded.model, input.clone().reshape([n, f]))
+                    .unwrap();
                 (values(e.relevance), values(e.output))
             }
             lrp_grad::FeatureShape::Image { .. } => {
@@ -103,8 +136,15 @@ fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
                 (values(e.relevance), values(e.output))
             }
         };
-        assert!(relative_error(&output, &expected_output) < 1e-5, "{model_name}: outputs differ from PyTorch");
-        let expected = reference.data(&format!("relevance.{key}")).convert::<f32>().try_to_vec::<f32>().unwrap();
+        assert!(
+            relative_error(&output, &expected_output) < 1e-5,
+            "{model_name}: outputs differ from PyTorch"
+        );
+        let expected = reference
+            .data(&format!("relevance.{key}"))
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         errors.push((key.clone(), relative_error(&relevance, &expected)));
     }
     errors
@@ -119,12 +159,27 @@ fn assert_all_within_tolerance(model: &str) {
 
 fn assert_within_tolerance(model: &str, strategy: Strategy) {
     let errors = compare(model, strategy);
-    assert_eq!(errors.len(), 34, "{model}: every rule and composite, logit and one-hot");
-    let report: Vec<String> = errors.iter().map(|(k, e)| format!("{model}/{strategy:?}/{k}: {e:.2e}")).collect();
+    assert_eq!(
+        errors.len(),
+        34,
+        "{model}: every rule and composite, logit and one-hot"
+    );
+    let report: Vec<String> = errors
+        .iter()
+        .map(|(k, e)| format!("{model}/{strategy:?}/{k}: {e:.2e}"))
+        .collect();
     // Printed for the closing note / README (visible with --nocapture).
     println!("{}", report.join("\n"));
-    let failing: Vec<&String> = errors.iter().zip(&report).filter(|((_, e), _)| *e > TOLERANCE).map(|(_, r)| r).collect();
-    assert!(failing.is_empty(), "relative error above {TOLERANCE:.0e}:\n{failing:#?}");
+    let failing: Vec<&String> = errors
+        .iter()
+        .zip(&report)
+        .filter(|((_, e), _)| *e > TOLERANCE)
+        .map(|(_, r)| r)
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "relative error above {TOLERANCE:.0e}:\n{failing:#?}"
+    );
 }
 
 #[test]

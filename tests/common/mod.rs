@@ -20,13 +20,19 @@ pub fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<D> 
 }
 
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("float tensor")
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float tensor")
 }
 
 /// Largest |actual − expected| relative to the largest |expected|.
 pub fn relative_error(actual: &[f32], expected: &[f32]) -> f64 {
     assert_eq!(actual.len(), expected.len(), "length differs");
-    let scale = expected.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-12);
+    let scale = expected
+        .iter()
+        .fold(0f64, |m, v| m.max(v.abs() as f64))
+        .max(1e-12);
     let err = actual
         .iter()
         .zip(expected)
@@ -55,7 +61,9 @@ pub fn random_vec(rng: &mut StdRng, n: usize, low: f32, high: f32) -> Vec<f32> {
 
 /// A dense layer from a PyTorch-layout weight `[out, in]` (row-major) and an optional bias.
 pub fn linear(weight_out_in: &[f32], bias: Option<&[f32]>, d_in: usize, d_out: usize) -> Linear {
-    let mut layer = LinearConfig::new(d_in, d_out).with_bias(bias.is_some()).init(&device());
+    let mut layer = LinearConfig::new(d_in, d_out)
+        .with_bias(bias.is_some())
+        .init(&device());
     layer.weight = Param::from_tensor(tensor(weight_out_in.to_vec(), [d_out, d_in]).transpose());
     layer.bias = bias.map(|b| Param::from_tensor(tensor(b.to_vec(), [d_out])));
     layer
@@ -77,12 +85,22 @@ pub struct ConvGeometry {
 pub fn conv(g: ConvGeometry, weight: &[f32], bias: Option<&[f32]>) -> Conv2d {
     let mut layer = Conv2dConfig::new([g.in_channels, g.out_channels], g.kernel)
         .with_stride(g.stride)
-        .with_padding(PaddingConfig2d::Explicit(g.padding[0], g.padding[1], g.padding[0], g.padding[1]))
+        .with_padding(PaddingConfig2d::Explicit(
+            g.padding[0],
+            g.padding[1],
+            g.padding[0],
+            g.padding[1],
+        ))
         .with_dilation(g.dilation)
         .with_groups(g.groups)
         .with_bias(bias.is_some())
         .init(&device());
-    let shape = [g.out_channels, g.in_channels / g.groups, g.kernel[0], g.kernel[1]];
+    let shape = [
+        g.out_channels,
+        g.in_channels / g.groups,
+        g.kernel[0],
+        g.kernel[1],
+    ];
     layer.weight = Param::from_tensor(tensor(weight.to_vec(), shape));
     layer.bias = bias.map(|b| Param::from_tensor(tensor(b.to_vec(), [g.out_channels])));
     layer

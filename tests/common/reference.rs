@@ -28,9 +28,16 @@ impl Matrix {
     }
 
     /// Unfolds a convolution on a `[C, H, W]` input; returns the matrix and the output `[O, Ho, Wo]`.
-    pub fn conv(g: super::ConvGeometry, weight: &[f32], bias: Option<&[f32]>, input: [usize; 3]) -> (Self, [usize; 3]) {
+    pub fn conv(
+        g: super::ConvGeometry,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        input: [usize; 3],
+    ) -> (Self, [usize; 3]) {
         let [c, h, w] = input;
-        let out_size = |size: usize, k: usize, s: usize, p: usize, d: usize| (size + 2 * p - d * (k - 1) - 1) / s + 1;
+        let out_size = |size: usize, k: usize, s: usize, p: usize, d: usize| {
+            (size + 2 * p - d * (k - 1) - 1) / s + 1
+        };
         let ho = out_size(h, g.kernel[0], g.stride[0], g.padding[0], g.dilation[0]);
         let wo = out_size(w, g.kernel[1], g.stride[1], g.padding[1], g.dilation[1]);
         let (o_n, cin_g, cout_g) = (g.out_channels, c / g.groups, g.out_channels / g.groups);
@@ -47,8 +54,10 @@ impl Matrix {
                         let ci = group * cin_g + cl;
                         for ky in 0..g.kernel[0] {
                             for kx in 0..g.kernel[1] {
-                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.padding[0] as isize;
-                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize - g.padding[1] as isize;
+                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
+                                    - g.padding[0] as isize;
+                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
+                                    - g.padding[1] as isize;
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     continue;
                                 }
@@ -73,9 +82,16 @@ impl Matrix {
     }
 
     /// Average pooling (padding counted, as PyTorch's default) on `[C, H, W]`.
-    pub fn avg_pool(input: [usize; 3], kernel: [usize; 2], stride: [usize; 2]) -> (Self, [usize; 3]) {
+    pub fn avg_pool(
+        input: [usize; 3],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> (Self, [usize; 3]) {
         let [c, h, w] = input;
-        let (ho, wo) = ((h - kernel[0]) / stride[0] + 1, (w - kernel[1]) / stride[1] + 1);
+        let (ho, wo) = (
+            (h - kernel[0]) / stride[0] + 1,
+            (w - kernel[1]) / stride[1] + 1,
+        );
         let area = (kernel[0] * kernel[1]) as f64;
         let mut m = vec![vec![0.0; c * h * w]; c * ho * wo];
         for ch in 0..c {
@@ -90,7 +106,10 @@ impl Matrix {
                 }
             }
         }
-        let connected = m.iter().map(|r| r.iter().map(|v| *v != 0.0).collect()).collect();
+        let connected = m
+            .iter()
+            .map(|r| r.iter().map(|v| *v != 0.0).collect())
+            .collect();
         (
             Matrix {
                 w: m,
@@ -134,7 +153,11 @@ pub fn lrp(rule: &Rule, m: &Matrix, x: &[f64], r: &[f64]) -> Vec<f64> {
     let (n_out, n_in) = (m.w.len(), x.len());
     let mut out = vec![0.0; n_in];
     // Adds Σ_j scale · c(i, j) · R_j / stab(Σ_i c(i, j) + bias(j)) to `out`.
-    let mut redistribute = |c: &dyn Fn(usize, usize) -> f64, bias: &dyn Fn(usize) -> f64, keep: &dyn Fn(usize) -> bool, scale: f64, eps: f64| {
+    let mut redistribute = |c: &dyn Fn(usize, usize) -> f64,
+                            bias: &dyn Fn(usize) -> f64,
+                            keep: &dyn Fn(usize) -> bool,
+                            scale: f64,
+                            eps: f64| {
         for j in 0..n_out {
             if !keep(j) {
                 continue;
@@ -158,24 +181,48 @@ pub fn lrp(rule: &Rule, m: &Matrix, x: &[f64], r: &[f64]) -> Vec<f64> {
             redistribute(&|i, j| x[i] * w[j][i], &|j| b[j], &all, 1.0, eps);
         }
         Rule::ZPlus => {
-            redistribute(&|i, j| pos(x[i]) * pos(w[j][i]) + neg(x[i]) * neg(w[j][i]), &|j| pos(b[j]), &all, 1.0, 1e-6);
+            redistribute(
+                &|i, j| pos(x[i]) * pos(w[j][i]) + neg(x[i]) * neg(w[j][i]),
+                &|j| pos(b[j]),
+                &all,
+                1.0,
+                1e-6,
+            );
         }
         Rule::AlphaBeta { alpha, beta } => {
-            redistribute(&|i, j| pos(x[i]) * pos(w[j][i]) + neg(x[i]) * neg(w[j][i]), &|j| pos(b[j]), &all, *alpha, 1e-6);
-            redistribute(&|i, j| pos(x[i]) * neg(w[j][i]) + neg(x[i]) * pos(w[j][i]), &|j| neg(b[j]), &all, -*beta, 1e-6);
+            redistribute(
+                &|i, j| pos(x[i]) * pos(w[j][i]) + neg(x[i]) * neg(w[j][i]),
+                &|j| pos(b[j]),
+                &all,
+                *alpha,
+                1e-6,
+            );
+            redistribute(
+                &|i, j| pos(x[i]) * neg(w[j][i]) + neg(x[i]) * pos(w[j][i]),
+                &|j| neg(b[j]),
+                &all,
+                -*beta,
+                1e-6,
+            );
         }
         Rule::Gamma { gamma } => {
             let g = *gamma;
             let z = m.forward(x);
             redistribute(
-                &|i, j| pos(x[i]) * (w[j][i] + g * pos(w[j][i])) + neg(x[i]) * (w[j][i] + g * neg(w[j][i])),
+                &|i, j| {
+                    pos(x[i]) * (w[j][i] + g * pos(w[j][i]))
+                        + neg(x[i]) * (w[j][i] + g * neg(w[j][i]))
+                },
                 &|j| b[j] + g * pos(b[j]),
                 &|j| z[j] > 0.0,
                 1.0,
                 1e-6,
             );
             redistribute(
-                &|i, j| pos(x[i]) * (w[j][i] + g * neg(w[j][i])) + neg(x[i]) * (w[j][i] + g * pos(w[j][i])),
+                &|i, j| {
+                    pos(x[i]) * (w[j][i] + g * neg(w[j][i]))
+                        + neg(x[i]) * (w[j][i] + g * pos(w[j][i]))
+                },
                 &|j| b[j] + g * neg(b[j]),
                 &|j| z[j] < 0.0,
                 1.0,
@@ -184,7 +231,9 @@ pub fn lrp(rule: &Rule, m: &Matrix, x: &[f64], r: &[f64]) -> Vec<f64> {
         }
         Rule::ZBox { low, high } => {
             redistribute(
-                &|i, j| x[i] * w[j][i] - bound(low, i) * pos(w[j][i]) - bound(high, i) * neg(w[j][i]),
+                &|i, j| {
+                    x[i] * w[j][i] - bound(low, i) * pos(w[j][i]) - bound(high, i) * neg(w[j][i])
+                },
                 // b − b⁺ − b⁻ = 0: the bias cancels.
                 &|_| 0.0,
                 &all,
@@ -193,7 +242,13 @@ pub fn lrp(rule: &Rule, m: &Matrix, x: &[f64], r: &[f64]) -> Vec<f64> {
             );
         }
         Rule::Flat => {
-            redistribute(&|i, j| if m.connected[j][i] { 1.0 } else { 0.0 }, &|_| 0.0, &all, 1.0, 1e-6);
+            redistribute(
+                &|i, j| if m.connected[j][i] { 1.0 } else { 0.0 },
+                &|_| 0.0,
+                &all,
+                1.0,
+                1e-6,
+            );
         }
         Rule::WSquare => {
             redistribute(&|i, j| w[j][i] * w[j][i], &|j| b[j] * b[j], &all, 1.0, 1e-6);
@@ -211,8 +266,14 @@ pub fn all_rules() -> Vec<Rule> {
         Rule::Epsilon { epsilon: 0.3 },
         Rule::Gamma { gamma: 0.25 },
         Rule::Gamma { gamma: 1.5 },
-        Rule::AlphaBeta { alpha: 2.0, beta: 1.0 },
-        Rule::AlphaBeta { alpha: 1.0, beta: 0.0 },
+        Rule::AlphaBeta {
+            alpha: 2.0,
+            beta: 1.0,
+        },
+        Rule::AlphaBeta {
+            alpha: 1.0,
+            beta: 0.0,
+        },
         Rule::ZPlus,
         Rule::ZBox {
             low: Bound::Scalar(-1.0),

@@ -56,7 +56,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let n = args.batch.max(1);
     let runs = args.runs.max(1);
     device.seed(0);
-    let x: Tensor<4> = Tensor::random(loaded.input_shape.batched(n), Distribution::Default, &device);
+    let x: Tensor<4> = Tensor::random(
+        loaded.input_shape.batched(n),
+        Distribution::Default,
+        &device,
+    );
     let composite = args.rules.composite()?;
     let lrp = Explainer::new().composite(composite);
     let gradient = Explainer::new().method(Method::Gradient);
@@ -66,9 +70,17 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         let x = x.clone();
         Ok(if vector {
             let [n, f, _, _] = x.dims();
-            explainer.explain(&model, x.reshape([n, f]))?.relevance.sum().into_scalar::<f32>()
+            explainer
+                .explain(&model, x.reshape([n, f]))?
+                .relevance
+                .sum()
+                .into_scalar::<f32>()
         } else {
-            explainer.explain(&model, x)?.relevance.sum().into_scalar::<f32>()
+            explainer
+                .explain(&model, x)?
+                .relevance
+                .sum()
+                .into_scalar::<f32>()
         })
     };
     let mut timings = Vec::new();
@@ -99,15 +111,15 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     }
     let wants = |m: &str| args.modes.iter().any(|x| x == m);
     if wants("forward") {
-    time("forward", &mut || {
-        let out = if vector {
-            let [n, f, _, _] = x.dims();
-            model.try_forward(x.clone().reshape([n, f]))?
-        } else {
-            model.try_forward(x.clone())?
-        };
-        Ok(out.sum().into_scalar::<f32>())
-    })?;
+        time("forward", &mut || {
+            let out = if vector {
+                let [n, f, _, _] = x.dims();
+                model.try_forward(x.clone().reshape([n, f]))?
+            } else {
+                model.try_forward(x.clone())?
+            };
+            Ok(out.sum().into_scalar::<f32>())
+        })?;
     }
     if wants("gradient") {
         time("gradient", &mut || explain(&gradient))?;
@@ -116,7 +128,10 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         let lrp_mode = format!("lrp ({})", args.rules.describe());
         time(&lrp_mode, &mut || explain(&lrp))?;
     }
-    let gradient_median = timings.iter().find(|t| t.mode == "gradient").map(|t| t.median.as_secs_f64());
+    let gradient_median = timings
+        .iter()
+        .find(|t| t.mode == "gradient")
+        .map(|t| t.median.as_secs_f64());
     let ratio = |t: &Timing| gradient_median.map(|g| t.median.as_secs_f64() / g);
     if args.json {
         let modes: Vec<serde_json::Value> = timings
@@ -146,7 +161,10 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
             "{}: batch {n}, {runs} runs after 2 warm-ups",
             args.model.model.display()
         );
-        println!("{:<40} {:>10} {:>10} {:>10} {:>10} {:>9}", "mode", "median ms", "min ms", "max ms", "images/s", "÷ grad");
+        println!(
+            "{:<40} {:>10} {:>10} {:>10} {:>10} {:>9}",
+            "mode", "median ms", "min ms", "max ms", "images/s", "÷ grad"
+        );
         for t in &timings {
             println!(
                 "{:<40} {:>10.2} {:>10.2} {:>10.2} {:>10.1} {:>9}",

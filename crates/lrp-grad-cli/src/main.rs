@@ -17,7 +17,11 @@ use lrp_grad::interchange::{self, LoadedModel, write_atomically};
 use lrp_grad::{Baseline, Explainer, FeatureShape, Layer, OutputRelevance, Target};
 
 #[derive(Parser)]
-#[command(name = "lrp-grad", version, about = "Explain neural-network predictions with Layer-wise Relevance Propagation")]
+#[command(
+    name = "lrp-grad",
+    version,
+    about = "Explain neural-network predictions with Layer-wise Relevance Propagation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +48,12 @@ pub(crate) struct ModelArgs {
 pub(crate) struct RuleArgs {
     /// One rule for every linear and conv layer: zero, epsilon[:EPS], gamma[:GAMMA],
     /// alpha-beta[:ALPHA,BETA], z-plus, z-box:LOW,HIGH, flat, w-square.
-    #[arg(long, value_name = "SPEC", conflicts_with = "composite", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "SPEC",
+        conflicts_with = "composite",
+        allow_hyphen_values = true
+    )]
     rule: Option<String>,
     /// A composite: epsilon-plus, epsilon-plus-flat (default), epsilon-gamma-box (needs --low
     /// and --high), epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat.
@@ -60,7 +69,12 @@ pub(crate) struct RuleArgs {
 
 impl RuleArgs {
     pub(crate) fn composite(&self) -> Result<lrp_grad::Composite> {
-        spec::composite(self.rule.as_deref(), self.composite.as_deref(), self.low, self.high)
+        spec::composite(
+            self.rule.as_deref(),
+            self.composite.as_deref(),
+            self.low,
+            self.high,
+        )
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -194,13 +208,26 @@ pub(crate) enum Batch {
 
 pub(crate) fn batch(data: Vec<f32>, n: usize, shape: FeatureShape, device: &Device) -> Batch {
     match shape {
-        FeatureShape::Vector(f) => Batch::Vector(Tensor::from_data(TensorData::new(data, [n, f]), device)),
-        image => Batch::Image(Tensor::from_data(TensorData::new(data, image.batched(n)), device)),
+        FeatureShape::Vector(f) => {
+            Batch::Vector(Tensor::from_data(TensorData::new(data, [n, f]), device))
+        }
+        image => Batch::Image(Tensor::from_data(
+            TensorData::new(data, image.batched(n)),
+            device,
+        )),
     }
 }
 
-pub(crate) fn explain_batch(explainer: &Explainer, model: &LoadedModel, batch: Batch) -> lrp_grad::Result<Vec<f32>> {
-    let floats = |t: TensorData| t.convert::<f32>().try_to_vec::<f32>().expect("float relevance");
+pub(crate) fn explain_batch(
+    explainer: &Explainer,
+    model: &LoadedModel,
+    batch: Batch,
+) -> lrp_grad::Result<Vec<f32>> {
+    let floats = |t: TensorData| {
+        t.convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("float relevance")
+    };
     Ok(match batch {
         Batch::Vector(x) => floats(explainer.explain(&model.model, x)?.relevance.into_data()),
         Batch::Image(x) => floats(explainer.explain(&model.model, x)?.relevance.into_data()),
@@ -224,12 +251,20 @@ fn explain(args: ExplainArgs) -> Result<()> {
             input.shape,
             args.model.model.display(),
             sample_dims,
-            sample_dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+            sample_dims
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             sample_dims
         );
     };
     if n == 0 {
-        bail!("{}: shape {:?} holds no sample", args.input.display(), input.shape);
+        bail!(
+            "{}: shape {:?} holds no sample",
+            args.input.display(),
+            input.shape
+        );
     }
     let per_sample = model.input_shape.numel();
     let baseline = match &args.baseline {
@@ -278,14 +313,22 @@ fn explain(args: ExplainArgs) -> Result<()> {
         ProgressBar::hidden()
     } else {
         let bar = ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr());
-        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} samples {elapsed}<{eta}").expect("template"));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} samples {elapsed}<{eta}")
+                .expect("template"),
+        );
         bar
     };
     let mut relevance = Vec::with_capacity(input.data.len());
     for start in (0..n).step_by(chunk) {
         let end = (start + chunk).min(n);
         let data = input.data[start * per_sample..end * per_sample].to_vec();
-        let r = explain_batch(&explainer, &model, batch(data, end - start, model.input_shape, &device)).map_err(|e| {
+        let r = explain_batch(
+            &explainer,
+            &model,
+            batch(data, end - start, model.input_shape, &device),
+        )
+        .map_err(|e| {
             anyhow!(
                 "explaining {} with {} ({}): {e}",
                 args.input.display(),
@@ -300,7 +343,14 @@ fn explain(args: ExplainArgs) -> Result<()> {
 
     // Everything is computed before any file is written; each file is written atomically.
     let png = match (&args.heatmap, cmap) {
-        (Some(_), Some(cmap)) => Some(heatmap_png(&relevance, &input.data, n, model.input_shape, &cmap, args.overlay)?),
+        (Some(_), Some(cmap)) => Some(heatmap_png(
+            &relevance,
+            &input.data,
+            n,
+            model.input_shape,
+            &cmap,
+            args.overlay,
+        )?),
         _ => None,
     };
     let npy_bytes = npy::encode(&input.shape, &relevance)?;
@@ -312,7 +362,14 @@ fn explain(args: ExplainArgs) -> Result<()> {
 }
 
 /// One grid PNG: a cell per sample (8 per row), small images scaled up to ~112 px.
-fn heatmap_png(relevance: &[f32], input: &[f32], n: usize, shape: FeatureShape, cmap: &ColorMap, overlay: bool) -> Result<Vec<u8>> {
+fn heatmap_png(
+    relevance: &[f32],
+    input: &[f32],
+    n: usize,
+    shape: FeatureShape,
+    cmap: &ColorMap,
+    overlay: bool,
+) -> Result<Vec<u8>> {
     let FeatureShape::Image {
         channels,
         height,
@@ -325,7 +382,13 @@ fn heatmap_png(relevance: &[f32], input: &[f32], n: usize, shape: FeatureShape, 
     let scale = (112 / height.max(width)).max(1) as u32;
     let cells = (0..n)
         .map(|s| {
-            let heat = heatmap::heatmap(&relevance[s * per..(s + 1) * per], channels, height, width, cmap)?;
+            let heat = heatmap::heatmap(
+                &relevance[s * per..(s + 1) * per],
+                channels,
+                height,
+                width,
+                cmap,
+            )?;
             let heat = if overlay {
                 heatmap::overlay(&heat, &input[s * per..(s + 1) * per], channels, 0.6)
             } else {
@@ -337,7 +400,10 @@ fn heatmap_png(relevance: &[f32], input: &[f32], n: usize, shape: FeatureShape, 
     let image = heatmap::grid(&cells, n.min(8), 2);
     let mut bytes = Vec::new();
     image
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
         .context("encoding the heatmap")?;
     Ok(bytes)
 }
@@ -356,9 +422,16 @@ fn info(args: InfoArgs) -> Result<()> {
         classes,
         group_digits(model.model.layers.iter().map(Layer::num_params).sum()),
         args.rules.describe(),
-        if args.weights.is_some() { "" } else { " (architecture only: no weights given)" }
+        if args.weights.is_some() {
+            ""
+        } else {
+            " (architecture only: no weights given)"
+        }
     );
-    println!("{:>3}  {:<34} {:<16} {:>10}  rule", "#", "layer", "output", "params");
+    println!(
+        "{:>3}  {:<34} {:<16} {:>10}  rule",
+        "#", "layer", "output", "params"
+    );
     for (index, layer) in model.model.layers.iter().enumerate() {
         let rule = match layer {
             Layer::BatchNorm(_) => "merged into the layer before".to_string(),
@@ -395,9 +468,16 @@ fn describe_layer(spec: &interchange::LayerSpec) -> String {
             "conv2d {in_channels}→{out_channels} k{}x{} s{} p{}",
             kernel_size.0[0], kernel_size.0[1], stride.0[0], padding.0[0]
         ),
-        L::MaxPool2d { kernel_size, .. } => format!("max_pool2d {}x{}", kernel_size.0[0], kernel_size.0[1]),
-        L::AvgPool2d { kernel_size, .. } => format!("avg_pool2d {}x{}", kernel_size.0[0], kernel_size.0[1]),
-        L::AdaptiveAvgPool2d { output_size } => format!("adaptive_avg_pool2d {}x{}", output_size.0[0], output_size.0[1]),
+        L::MaxPool2d { kernel_size, .. } => {
+            format!("max_pool2d {}x{}", kernel_size.0[0], kernel_size.0[1])
+        }
+        L::AvgPool2d { kernel_size, .. } => {
+            format!("avg_pool2d {}x{}", kernel_size.0[0], kernel_size.0[1])
+        }
+        L::AdaptiveAvgPool2d { output_size } => format!(
+            "adaptive_avg_pool2d {}x{}",
+            output_size.0[0], output_size.0[1]
+        ),
         L::Dropout { p } => format!("dropout p={p}"),
         L::LeakyRelu { negative_slope } => format!("leaky_relu {negative_slope}"),
         other => other.kind().to_string(),

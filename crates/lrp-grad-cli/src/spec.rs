@@ -16,10 +16,17 @@ pub fn rule(spec: &str, bounds: Option<(f64, f64)>) -> Result<Rule> {
         let args = args.unwrap_or_default();
         let values: Vec<f64> = args
             .split(',')
-            .map(|v| v.trim().parse::<f64>().with_context(|| format!("--rule {spec}: `{v}` is not a number")))
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .with_context(|| format!("--rule {spec}: `{v}` is not a number"))
+            })
             .collect::<Result<_>>()?;
         if values.len() != expected {
-            bail!("--rule {spec}: expected {expected} number(s) after `{name}:`, got {}", values.len());
+            bail!(
+                "--rule {spec}: expected {expected} number(s) after `{name}:`, got {}",
+                values.len()
+            );
         }
         Ok(values)
     };
@@ -31,10 +38,22 @@ pub fn rule(spec: &str, bounds: Option<(f64, f64)>) -> Result<Rule> {
     };
     let rule = match name {
         "zero" => no_args(Rule::Zero)?,
-        "epsilon" => Rule::epsilon(if args.is_some() { numbers(1)?[0] } else { lrp_grad::DEFAULT_EPSILON })?,
-        "gamma" => Rule::gamma(if args.is_some() { numbers(1)?[0] } else { lrp_grad::DEFAULT_GAMMA })?,
+        "epsilon" => Rule::epsilon(if args.is_some() {
+            numbers(1)?[0]
+        } else {
+            lrp_grad::DEFAULT_EPSILON
+        })?,
+        "gamma" => Rule::gamma(if args.is_some() {
+            numbers(1)?[0]
+        } else {
+            lrp_grad::DEFAULT_GAMMA
+        })?,
         "alpha-beta" => {
-            let ab = if args.is_some() { numbers(2)? } else { vec![2.0, 1.0] };
+            let ab = if args.is_some() {
+                numbers(2)?
+            } else {
+                vec![2.0, 1.0]
+            };
             Rule::alpha_beta(ab[0], ab[1])?
         }
         "z-plus" => no_args(Rule::ZPlus)?,
@@ -45,7 +64,9 @@ pub fn rule(spec: &str, bounds: Option<(f64, f64)>) -> Result<Rule> {
                     (b[0], b[1])
                 }
                 (None, Some(b)) => b,
-                (None, None) => bail!("--rule z-box needs the input bounds: z-box:LOW,HIGH (or --low L --high H)"),
+                (None, None) => bail!(
+                    "--rule z-box needs the input bounds: z-box:LOW,HIGH (or --low L --high H)"
+                ),
             };
             Rule::z_box(low, high)?
         }
@@ -57,7 +78,12 @@ pub fn rule(spec: &str, bounds: Option<(f64, f64)>) -> Result<Rule> {
 }
 
 /// The composite from `--rule` / `--composite` (default `epsilon-plus-flat`).
-pub fn composite(rule_spec: Option<&str>, composite: Option<&str>, low: Option<f64>, high: Option<f64>) -> Result<Composite> {
+pub fn composite(
+    rule_spec: Option<&str>,
+    composite: Option<&str>,
+    low: Option<f64>,
+    high: Option<f64>,
+) -> Result<Composite> {
     let bounds = match (low, high) {
         (Some(l), Some(h)) => Some((l, h)),
         (None, None) => None,
@@ -70,11 +96,16 @@ pub fn composite(rule_spec: Option<&str>, composite: Option<&str>, low: Option<f
     if name == "epsilon-gamma-box" && bounds.is_none() {
         bail!("--composite epsilon-gamma-box needs the input bounds: --low L --high H");
     }
-    Composite::named(name, bounds.map(|(l, h)| (Bound::Scalar(l), Bound::Scalar(h)))).map_err(|e| anyhow!("--composite {name}: {e}"))
+    Composite::named(
+        name,
+        bounds.map(|(l, h)| (Bound::Scalar(l), Bound::Scalar(h))),
+    )
+    .map_err(|e| anyhow!("--composite {name}: {e}"))
 }
 
 /// Method names, as `--method` takes them.
-pub const METHODS: &str = "lrp, gradient, gradient-x-input, smoothgrad, integrated-gradients, occlusion";
+pub const METHODS: &str =
+    "lrp, gradient, gradient-x-input, smoothgrad, integrated-gradients, occlusion";
 
 /// Parameters of the attribution methods.
 pub struct MethodArgs<'a> {
@@ -91,7 +122,11 @@ pub struct MethodArgs<'a> {
 }
 
 pub fn method(args: MethodArgs<'_>) -> Result<Method> {
-    let base = if args.over_lrp { Base::Lrp } else { Base::Gradient };
+    let base = if args.over_lrp {
+        Base::Lrp
+    } else {
+        Base::Gradient
+    };
     let method = match args.name {
         "lrp" => Method::Lrp,
         "gradient" => Method::Gradient,
@@ -118,6 +153,8 @@ pub fn method(args: MethodArgs<'_>) -> Result<Method> {
         }
         other => bail!("unknown method `{other}`; expected one of {METHODS}"),
     };
-    method.validate().map_err(|e| anyhow!("--method {}: {e}", args.name))?;
+    method
+        .validate()
+        .map_err(|e| anyhow!("--method {}: {e}", args.name))?;
     Ok(method)
 }

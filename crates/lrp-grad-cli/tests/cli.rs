@@ -22,7 +22,12 @@ fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
     let mut bytes = Vec::new();
     {
         use npyz::WriterBuilder;
-        let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd().unwrap();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(&mut bytes)
+            .begin_nd()
+            .unwrap();
         w.extend(data.iter().copied()).unwrap();
         w.finish().unwrap();
     }
@@ -38,8 +43,15 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
 
 fn max_relative_error(actual: &[f32], expected: &[f32]) -> f64 {
     assert_eq!(actual.len(), expected.len());
-    let scale = expected.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-12);
-    actual.iter().zip(expected).fold(0f64, |m, (a, e)| m.max((*a as f64 - *e as f64).abs())) / scale
+    let scale = expected
+        .iter()
+        .fold(0f64, |m, v| m.max(v.abs() as f64))
+        .max(1e-12);
+    actual
+        .iter()
+        .zip(expected)
+        .fold(0f64, |m, (a, e)| m.max((*a as f64 - *e as f64).abs()))
+        / scale
 }
 
 /// A small CNN saved in the interchange format, plus a random input.
@@ -54,7 +66,11 @@ impl Fixture {
         let device = Device::default();
         device.seed(7);
         let model = Sequential::new()
-            .push(Conv2dConfig::new([1, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device))
+            .push(
+                Conv2dConfig::new([1, 4], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(&device),
+            )
             .push(Relu::new())
             .push(MaxPool2dConfig::new([2, 2]).init())
             .push(Flatten)
@@ -67,7 +83,13 @@ impl Fixture {
             height: 8,
             width: 8,
         };
-        interchange::save(&model, shape, &dir.path().join("m.json"), &dir.path().join("w.safetensors")).unwrap();
+        interchange::save(
+            &model,
+            shape,
+            &dir.path().join("m.json"),
+            &dir.path().join("w.safetensors"),
+        )
+        .unwrap();
         let x: Tensor<4> = Tensor::random([5, 1, 8, 8], Distribution::Uniform(0.0, 1.0), &device);
         let input = x.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         write_npy(&dir.path().join("x.npy"), &[5, 1, 8, 8], &input);
@@ -97,24 +119,49 @@ impl Fixture {
     }
 
     fn library(&self, explainer: Explainer) -> Vec<f32> {
-        let x = Tensor::<4>::from_data(TensorData::new(self.input.clone(), [5, 1, 8, 8]), &Device::default());
+        let x = Tensor::<4>::from_data(
+            TensorData::new(self.input.clone(), [5, 1, 8, 8]),
+            &Device::default(),
+        );
         let e = explainer.explain(&self.model, x).unwrap();
-        e.relevance.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+        e.relevance
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap()
     }
 }
 
 #[test]
 fn a_model_built_in_rust_and_explained_by_the_cli_gives_the_library_relevance() {
     let f = Fixture::new();
-    f.explain().args(["--batch-size", "2", "--heatmap"]).arg(f.path("h.png")).assert().success();
+    f.explain()
+        .args(["--batch-size", "2", "--heatmap"])
+        .arg(f.path("h.png"))
+        .assert()
+        .success();
     let (shape, relevance) = read_npy(&f.path("r.npy"));
     assert_eq!(shape, [5, 1, 8, 8]);
     assert!(max_relative_error(&relevance, &f.library(Explainer::new())) < 1e-6);
     let png = image::open(f.path("h.png")).unwrap();
-    assert_eq!((png.width(), png.height()), (2 + 5 * (8 * 14 + 2), 2 + (8 * 14 + 2)));
+    assert_eq!(
+        (png.width(), png.height()),
+        (2 + 5 * (8 * 14 + 2), 2 + (8 * 14 + 2))
+    );
 
     f.explain()
-        .args(["--composite", "epsilon-gamma-box", "--low", "-3", "--high", "3", "--target", "1", "--output-relevance", "one-hot"])
+        .args([
+            "--composite",
+            "epsilon-gamma-box",
+            "--low",
+            "-3",
+            "--high",
+            "3",
+            "--target",
+            "1",
+            "--output-relevance",
+            "one-hot",
+        ])
         .assert()
         .success();
     let expected = f.library(
@@ -147,12 +194,25 @@ fn zennit_fixtures_through_the_command_line() {
         let tensors = SafeTensors::deserialize(&bytes).unwrap();
         let get = |k: &str| -> (Vec<usize>, Vec<f32>) {
             let v = tensors.tensor(k).unwrap();
-            (v.shape().to_vec(), v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+            (
+                v.shape().to_vec(),
+                v.data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            )
         };
         let (shape, input) = get("input");
         let per = input.len() / shape[0];
-        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap()).unwrap();
-        let targets: Vec<usize> = meta["targets"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as usize).collect();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap())
+                .unwrap();
+        let targets: Vec<usize> = meta["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap() as usize)
+            .collect();
         for (key, case) in meta["cases"].as_object().unwrap() {
             if case.get("low").is_some_and(|l| l.is_string()) {
                 continue; // tensor bounds: library only (the CLI takes scalar --low/--high)
@@ -172,21 +232,34 @@ fn zennit_fixtures_through_the_command_line() {
                 (None, Some(composite)) => {
                     let mut a = vec!["--composite".into(), composite.to_string()];
                     if let Some(low) = case.get("low") {
-                        a.extend(["--low".into(), low.to_string(), "--high".into(), case["high"].to_string()]);
+                        a.extend([
+                            "--low".into(),
+                            low.to_string(),
+                            "--high".into(),
+                            case["high"].to_string(),
+                        ]);
                     }
                     a
                 }
                 _ => unreachable!(),
             };
-            args.extend(["--output-relevance".into(), case["output_relevance"].as_str().unwrap().into()]);
+            args.extend([
+                "--output-relevance".into(),
+                case["output_relevance"].as_str().unwrap().into(),
+            ]);
             let (_, expected) = get(&format!("relevance.{key}"));
             // One run per target class over the samples with that target.
             let mut classes = targets.clone();
             classes.sort();
             classes.dedup();
             for class in classes {
-                let samples: Vec<usize> = (0..targets.len()).filter(|s| targets[*s] == class).collect();
-                let x: Vec<f32> = samples.iter().flat_map(|s| input[s * per..(s + 1) * per].to_vec()).collect();
+                let samples: Vec<usize> = (0..targets.len())
+                    .filter(|s| targets[*s] == class)
+                    .collect();
+                let x: Vec<f32> = samples
+                    .iter()
+                    .flat_map(|s| input[s * per..(s + 1) * per].to_vec())
+                    .collect();
                 let mut sub_shape = shape.clone();
                 sub_shape[0] = samples.len();
                 write_npy(&tmp.path().join("x.npy"), &sub_shape, &x);
@@ -205,7 +278,10 @@ fn zennit_fixtures_through_the_command_line() {
                     .assert()
                     .success();
                 let (_, r) = read_npy(&tmp.path().join("r.npy"));
-                let e: Vec<f32> = samples.iter().flat_map(|s| expected[s * per..(s + 1) * per].to_vec()).collect();
+                let e: Vec<f32> = samples
+                    .iter()
+                    .flat_map(|s| expected[s * per..(s + 1) * per].to_vec())
+                    .collect();
                 let err = max_relative_error(&r, &e);
                 assert!(err < 1e-5, "{model}/{key} class {class}: {err:.2e}");
                 worst = worst.max(err);
@@ -226,18 +302,26 @@ fn fails(f: &Fixture, cmd: &mut Command, parts: &[&str]) {
     }
     assert!(!f.path("r.npy").exists(), "an output file was left behind");
     assert!(!f.path("h.png").exists(), "a heatmap was left behind");
-    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
 fn with_model_json(f: &Fixture, edit: impl FnOnce(&mut serde_json::Value)) {
     let path = f.path("m.json");
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     edit(&mut json);
     std::fs::write(path, json.to_string()).unwrap();
 }
 
-fn with_weights(f: &Fixture, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)>)) {
+fn with_weights(
+    f: &Fixture,
+    edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)>),
+) {
     let path = f.path("w.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let tensors = SafeTensors::deserialize(&bytes).unwrap();
@@ -249,7 +333,12 @@ fn with_weights(f: &Fixture, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec
     edit(&mut entries);
     let views: Vec<_> = entries
         .iter()
-        .map(|(k, s, d, t)| (k.clone(), safetensors::tensor::TensorView::new(*t, s.clone(), d).unwrap()))
+        .map(|(k, s, d, t)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(*t, s.clone(), d).unwrap(),
+            )
+        })
         .collect();
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
@@ -257,7 +346,11 @@ fn with_weights(f: &Fixture, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec
 #[test]
 fn malformed_json_names_the_file_and_position() {
     let f = Fixture::new();
-    std::fs::write(f.path("m.json"), "{\"input_shape\": [1, 8, 8], \"layers\": [").unwrap();
+    std::fs::write(
+        f.path("m.json"),
+        "{\"input_shape\": [1, 8, 8], \"layers\": [",
+    )
+    .unwrap();
     fails(&f, &mut f.explain(), &["m.json", "EOF"]);
 }
 
@@ -265,16 +358,27 @@ fn malformed_json_names_the_file_and_position() {
 fn unknown_kind_names_the_layer() {
     let f = Fixture::new();
     with_model_json(&f, |j| j["layers"][1]["kind"] = "swish".into());
-    fails(&f, &mut f.explain(), &["m.json", "layers[1]", "unknown variant `swish`"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["m.json", "layers[1]", "unknown variant `swish`"],
+    );
 }
 
 #[test]
 fn missing_field_names_the_layer() {
     let f = Fixture::new();
     with_model_json(&f, |j| {
-        j["layers"][4].as_object_mut().unwrap().remove("out_features");
+        j["layers"][4]
+            .as_object_mut()
+            .unwrap()
+            .remove("out_features");
     });
-    fails(&f, &mut f.explain(), &["m.json", "layers[4]", "missing field `out_features`"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["m.json", "layers[4]", "missing field `out_features`"],
+    );
 }
 
 #[test]
@@ -288,18 +392,37 @@ fn inconsistent_in_features_names_the_layer_and_shapes() {
         e.1 = vec![10, 60];
         e.2.truncate(10 * 60 * 4);
     });
-    fails(&f, &mut f.explain(), &["m.json", "layers[4]", "[N, 60]", "[64]"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["m.json", "layers[4]", "[N, 60]", "[64]"],
+    );
 }
 
 #[test]
 fn missing_extra_misshapen_and_mistyped_tensors() {
     let f = Fixture::new();
     with_weights(&f, |w| w.retain(|e| e.0 != "0.bias"));
-    fails(&f, &mut f.explain(), &["w.safetensors", "`0.bias` is missing"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["w.safetensors", "`0.bias` is missing"],
+    );
 
     let f = Fixture::new();
-    with_weights(&f, |w| w.push(("9.weight".into(), vec![1], vec![0; 4], safetensors::Dtype::F32)));
-    fails(&f, &mut f.explain(), &["w.safetensors", "`9.weight` is not used"]);
+    with_weights(&f, |w| {
+        w.push((
+            "9.weight".into(),
+            vec![1],
+            vec![0; 4],
+            safetensors::Dtype::F32,
+        ))
+    });
+    fails(
+        &f,
+        &mut f.explain(),
+        &["w.safetensors", "`9.weight` is not used"],
+    );
 
     let f = Fixture::new();
     with_weights(&f, |w| {
@@ -307,31 +430,52 @@ fn missing_extra_misshapen_and_mistyped_tensors() {
         e.1 = vec![2];
         e.2.truncate(8);
     });
-    fails(&f, &mut f.explain(), &["w.safetensors", "`6.bias` has shape [2]; expected [3]"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["w.safetensors", "`6.bias` has shape [2]; expected [3]"],
+    );
 
     let f = Fixture::new();
     with_weights(&f, |w| {
         let e = w.iter_mut().find(|e| e.0 == "6.bias").unwrap();
         e.3 = safetensors::Dtype::I32;
     });
-    fails(&f, &mut f.explain(), &["w.safetensors", "`6.bias` has dtype I32; expected F32"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["w.safetensors", "`6.bias` has dtype I32; expected F32"],
+    );
 
     let f = Fixture::new();
     std::fs::write(f.path("w.safetensors"), b"not safetensors").unwrap();
-    fails(&f, &mut f.explain(), &["w.safetensors", "not a valid safetensors file"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["w.safetensors", "not a valid safetensors file"],
+    );
 }
 
 #[test]
 fn bad_npy_inputs() {
     let f = Fixture::new();
     write_npy(&f.path("x.npy"), &[5, 1, 7, 8], &vec![0.0; 5 * 56]);
-    fails(&f, &mut f.explain(), &["x.npy", "shape [5, 1, 7, 8]", "[N, 1, 8, 8]"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["x.npy", "shape [5, 1, 7, 8]", "[N, 1, 8, 8]"],
+    );
 
     let f = Fixture::new();
     let mut bytes = Vec::new();
     {
         use npyz::WriterBuilder;
-        let mut w = npyz::WriteOptions::<i32>::new().default_dtype().shape(&[64]).writer(&mut bytes).begin_nd().unwrap();
+        let mut w = npyz::WriteOptions::<i32>::new()
+            .default_dtype()
+            .shape(&[64])
+            .writer(&mut bytes)
+            .begin_nd()
+            .unwrap();
         w.extend(0..64).unwrap();
         w.finish().unwrap();
     }
@@ -351,21 +495,63 @@ fn bad_npy_inputs() {
     let mut x = f.input.clone();
     x[70] = f32::NAN;
     write_npy(&f.path("x.npy"), &[5, 1, 8, 8], &x);
-    fails(&f, &mut f.explain(), &["x.npy", "non-finite input", "flat index 70"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["x.npy", "non-finite input", "flat index 70"],
+    );
 }
 
 #[test]
 fn bad_targets_rules_composites_and_bounds() {
     let f = Fixture::new();
-    fails(&f, f.explain().args(["--target", "3"]), &["x.npy", "m.json", "target class 3", "3 outputs"]);
-    fails(&f, f.explain().args(["--rule", "epsilonn"]), &["unknown rule `epsilonn`", "z-plus"]);
-    fails(&f, f.explain().args(["--rule", "alpha-beta:3,1"]), &["alpha - beta must equal 1"]);
-    fails(&f, f.explain().args(["--rule", "epsilon:abc"]), &["`abc` is not a number"]);
-    fails(&f, f.explain().args(["--composite", "epsilon-max"]), &["unknown composite `epsilon-max`"]);
-    fails(&f, f.explain().args(["--composite", "epsilon-gamma-box"]), &["needs the input bounds", "--low"]);
-    fails(&f, f.explain().args(["--rule", "z-box"]), &["z-box needs the input bounds"]);
-    fails(&f, f.explain().args(["--cmap", "rainbow", "--heatmap"]).arg(f.path("h.png")), &["--cmap", "unknown colour map"]);
-    fails(&f, f.explain().args(["--method", "magic"]), &["unknown method `magic`"]);
+    fails(
+        &f,
+        f.explain().args(["--target", "3"]),
+        &["x.npy", "m.json", "target class 3", "3 outputs"],
+    );
+    fails(
+        &f,
+        f.explain().args(["--rule", "epsilonn"]),
+        &["unknown rule `epsilonn`", "z-plus"],
+    );
+    fails(
+        &f,
+        f.explain().args(["--rule", "alpha-beta:3,1"]),
+        &["alpha - beta must equal 1"],
+    );
+    fails(
+        &f,
+        f.explain().args(["--rule", "epsilon:abc"]),
+        &["`abc` is not a number"],
+    );
+    fails(
+        &f,
+        f.explain().args(["--composite", "epsilon-max"]),
+        &["unknown composite `epsilon-max`"],
+    );
+    fails(
+        &f,
+        f.explain().args(["--composite", "epsilon-gamma-box"]),
+        &["needs the input bounds", "--low"],
+    );
+    fails(
+        &f,
+        f.explain().args(["--rule", "z-box"]),
+        &["z-box needs the input bounds"],
+    );
+    fails(
+        &f,
+        f.explain()
+            .args(["--cmap", "rainbow", "--heatmap"])
+            .arg(f.path("h.png")),
+        &["--cmap", "unknown colour map"],
+    );
+    fails(
+        &f,
+        f.explain().args(["--method", "magic"]),
+        &["unknown method `magic`"],
+    );
 }
 
 #[test]
@@ -375,7 +561,14 @@ fn info_shows_layers_shapes_parameters_and_rules() {
         .arg("info")
         .arg("--model")
         .arg(f.path("m.json"))
-        .args(["--composite", "epsilon-gamma-box", "--low", "0", "--high", "1"])
+        .args([
+            "--composite",
+            "epsilon-gamma-box",
+            "--low",
+            "0",
+            "--high",
+            "1",
+        ])
         .assert()
         .success()
         .stdout(predicate::str::contains("3 classes, 723 parameters"))
@@ -399,8 +592,16 @@ fn bench_prints_one_json_object() {
         .assert()
         .success();
     let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    let modes: Vec<&str> = json["modes"].as_array().unwrap().iter().map(|m| m["mode"].as_str().unwrap()).collect();
-    assert_eq!(modes, ["forward", "gradient", "lrp (composite epsilon-plus-flat)"]);
+    let modes: Vec<&str> = json["modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        modes,
+        ["forward", "gradient", "lrp (composite epsilon-plus-flat)"]
+    );
     assert!(json["modes"][2]["median_ms"].as_f64().unwrap() > 0.0);
 }
 
@@ -410,22 +611,61 @@ fn every_attribution_method_through_the_command_line_equals_the_library() {
     let f = Fixture::new();
     let cases: Vec<(Vec<&str>, Method)> = vec![
         (vec!["--method", "gradient"], Method::Gradient),
-        (vec!["--method", "gradient-x-input"], Method::GradientTimesInput),
         (
-            vec!["--method", "smoothgrad", "--samples", "5", "--noise", "0.2", "--seed", "9"],
-            Method::SmoothGrad { samples: 5, noise: 0.2, seed: 9, base: Base::Gradient },
+            vec!["--method", "gradient-x-input"],
+            Method::GradientTimesInput,
+        ),
+        (
+            vec![
+                "--method",
+                "smoothgrad",
+                "--samples",
+                "5",
+                "--noise",
+                "0.2",
+                "--seed",
+                "9",
+            ],
+            Method::SmoothGrad {
+                samples: 5,
+                noise: 0.2,
+                seed: 9,
+                base: Base::Gradient,
+            },
         ),
         (
             vec!["--method", "smoothgrad", "--over-lrp", "--samples", "3"],
-            Method::SmoothGrad { samples: 3, noise: 0.1, seed: 0, base: Base::Lrp },
+            Method::SmoothGrad {
+                samples: 3,
+                noise: 0.1,
+                seed: 0,
+                base: Base::Lrp,
+            },
         ),
         (
             vec!["--method", "integrated-gradients", "--steps", "7"],
-            Method::IntegratedGradients { steps: 7, baseline: Baseline::Zero, base: Base::Gradient },
+            Method::IntegratedGradients {
+                steps: 7,
+                baseline: Baseline::Zero,
+                base: Base::Gradient,
+            },
         ),
         (
-            vec!["--method", "occlusion", "--window", "4", "--stride", "2", "--fill", "-1"],
-            Method::Occlusion { window: [4, 4], stride: [2, 2], fill: -1.0 },
+            vec![
+                "--method",
+                "occlusion",
+                "--window",
+                "4",
+                "--stride",
+                "2",
+                "--fill",
+                "-1",
+            ],
+            Method::Occlusion {
+                window: [4, 4],
+                stride: [2, 2],
+                fill: -1.0,
+            },
         ),
     ];
     for (args, method) in cases {
@@ -436,7 +676,11 @@ fn every_attribution_method_through_the_command_line_equals_the_library() {
     }
     // A baseline file for Integrated Gradients.
     write_npy(&f.path("b.npy"), &[1, 8, 8], &[0.25; 64]);
-    f.explain().args(["--method", "integrated-gradients", "--baseline"]).arg(f.path("b.npy")).assert().success();
+    f.explain()
+        .args(["--method", "integrated-gradients", "--baseline"])
+        .arg(f.path("b.npy"))
+        .assert()
+        .success();
     let expected = f.library(Explainer::new().method(Method::IntegratedGradients {
         steps: 20,
         baseline: Baseline::Tensor(TensorData::new(vec![0.25f32; 64], [1, 8, 8])),
@@ -444,5 +688,10 @@ fn every_attribution_method_through_the_command_line_equals_the_library() {
     }));
     assert!(max_relative_error(&read_npy(&f.path("r.npy")).1, &expected) < 1e-6);
     std::fs::remove_file(f.path("r.npy")).unwrap();
-    fails(&f, f.explain().args(["--method", "smoothgrad", "--samples", "0"]), &["--method smoothgrad", "samples must be at least 1"]);
+    fails(
+        &f,
+        f.explain()
+            .args(["--method", "smoothgrad", "--samples", "0"]),
+        &["--method smoothgrad", "samples must be at least 1"],
+    );
 }

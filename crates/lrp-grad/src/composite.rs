@@ -33,7 +33,9 @@ impl LayerType {
             LayerType::Dense => matches!(layer, Layer::Linear(_)),
             LayerType::Conv2d => matches!(layer, Layer::Conv2d(_)),
             LayerType::AnyLinear => matches!(layer, Layer::Linear(_) | Layer::Conv2d(_)),
-            LayerType::AvgPool => matches!(layer, Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_)),
+            LayerType::AvgPool => {
+                matches!(layer, Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_))
+            }
             LayerType::MaxPool => matches!(layer, Layer::MaxPool2d(_)),
             LayerType::Activation => layer.is_activation(),
         }
@@ -56,7 +58,9 @@ impl std::fmt::Display for Propagation {
         match self {
             Propagation::Rule(Rule::Epsilon { epsilon }) => write!(f, "epsilon (ε = {epsilon})"),
             Propagation::Rule(Rule::Gamma { gamma }) => write!(f, "gamma (γ = {gamma})"),
-            Propagation::Rule(Rule::AlphaBeta { alpha, beta }) => write!(f, "alpha-beta (α = {alpha}, β = {beta})"),
+            Propagation::Rule(Rule::AlphaBeta { alpha, beta }) => {
+                write!(f, "alpha-beta (α = {alpha}, β = {beta})")
+            }
             Propagation::Rule(rule) => f.write_str(rule.name()),
             Propagation::Pass => f.write_str("pass"),
             Propagation::WinnerTakesAll => f.write_str("winner-takes-all"),
@@ -126,7 +130,12 @@ impl Composite {
     /// Zennit's `EpsilonPlus`: z⁺ on conv layers, ε on dense layers.
     pub fn epsilon_plus() -> Self {
         Self::new()
-            .with_type(LayerType::Dense, Rule::Epsilon { epsilon: DEFAULT_EPSILON })
+            .with_type(
+                LayerType::Dense,
+                Rule::Epsilon {
+                    epsilon: DEFAULT_EPSILON,
+                },
+            )
             .with_type(LayerType::Conv2d, Rule::ZPlus)
     }
 
@@ -140,16 +149,37 @@ impl Composite {
     /// layers, ε on dense layers.
     pub fn epsilon_gamma_box(low: impl Into<Bound>, high: impl Into<Bound>) -> Result<Self> {
         Ok(Self::new()
-            .with_type(LayerType::Dense, Rule::Epsilon { epsilon: DEFAULT_EPSILON })
-            .with_type(LayerType::Conv2d, Rule::Gamma { gamma: DEFAULT_GAMMA })
+            .with_type(
+                LayerType::Dense,
+                Rule::Epsilon {
+                    epsilon: DEFAULT_EPSILON,
+                },
+            )
+            .with_type(
+                LayerType::Conv2d,
+                Rule::Gamma {
+                    gamma: DEFAULT_GAMMA,
+                },
+            )
             .with_first(LayerType::Conv2d, Rule::z_box(low, high)?))
     }
 
     /// Zennit's `EpsilonAlpha2Beta1`: α2β1 on conv layers, ε on dense layers.
     pub fn epsilon_alpha2_beta1() -> Self {
         Self::new()
-            .with_type(LayerType::Dense, Rule::Epsilon { epsilon: DEFAULT_EPSILON })
-            .with_type(LayerType::Conv2d, Rule::AlphaBeta { alpha: 2.0, beta: 1.0 })
+            .with_type(
+                LayerType::Dense,
+                Rule::Epsilon {
+                    epsilon: DEFAULT_EPSILON,
+                },
+            )
+            .with_type(
+                LayerType::Conv2d,
+                Rule::AlphaBeta {
+                    alpha: 2.0,
+                    beta: 1.0,
+                },
+            )
     }
 
     /// Zennit's `EpsilonAlpha2Beta1Flat`: as [`Composite::epsilon_alpha2_beta1`], with flat on
@@ -195,7 +225,11 @@ impl Composite {
             .enumerate()
             .map(|(index, layer)| {
                 let in_first_map = self.first.iter().find(|(ty, _)| ty.matches(layer));
-                let by_index = self.by_index.iter().find(|(i, _)| *i == index).map(|(_, r)| r);
+                let by_index = self
+                    .by_index
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, r)| r);
                 let first = match in_first_map {
                     Some((_, rule)) if !first_seen => {
                         first_seen = true;
@@ -203,7 +237,12 @@ impl Composite {
                     }
                     _ => None,
                 };
-                let by_type = || self.by_type.iter().find(|(ty, _)| ty.matches(layer)).map(|(_, r)| r);
+                let by_type = || {
+                    self.by_type
+                        .iter()
+                        .find(|(ty, _)| ty.matches(layer))
+                        .map(|(_, r)| r)
+                };
                 match by_index.or(first).or_else(by_type) {
                     Some(rule) => pair(rule, layer, index),
                     None => base(layer, index),
@@ -244,9 +283,13 @@ fn pair(rule: &Rule, layer: &Layer, index: usize) -> Result<Propagation> {
         },
         Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_) | Layer::MaxPool2d(_) => {
             if matches!(rule, Rule::Pass) {
-                Err(mismatch("pass keeps relevance as it is, but pooling changes its shape; use norm"))
+                Err(mismatch(
+                    "pass keeps relevance as it is, but pooling changes its shape; use norm",
+                ))
             } else if rule.needs_parameters() {
-                Err(mismatch("the rule modifies weights, and pooling has none; use norm, zero or epsilon"))
+                Err(mismatch(
+                    "the rule modifies weights, and pooling has none; use norm, zero or epsilon",
+                ))
             } else {
                 Ok(Propagation::Rule(rule.clone()))
             }

@@ -54,14 +54,18 @@ impl<'a> RuleLayer<'a> {
         match *self {
             Self::Dense(layer) => {
                 let weight = params.apply(layer.weight.val());
-                let bias = bias.then(|| layer.bias.as_ref().map(|b| params.apply(b.val()))).flatten();
+                let bias = bias
+                    .then(|| layer.bias.as_ref().map(|b| params.apply(b.val())))
+                    .flatten();
                 let out = linear(x.reshape([n, c * h * w]), weight, bias);
                 let [_, features] = out.dims();
                 out.reshape([n, features, 1, 1])
             }
             Self::Conv(layer) => {
                 let weight = params.apply(layer.weight.val());
-                let bias = bias.then(|| layer.bias.as_ref().map(|b| params.apply(b.val()))).flatten();
+                let bias = bias
+                    .then(|| layer.bias.as_ref().map(|b| params.apply(b.val())))
+                    .flatten();
                 conv2d(x, weight, bias, conv_options(layer, h, w))
             }
             Self::AvgPool(pool) => avg_pool2d(x, avg_pool_options(pool, h, w)),
@@ -87,7 +91,12 @@ impl ParamMod {
 
 /// Zennit's stabilizer: `z + ε·sign(z)` with sign(0) = +1 (Burn's `sign(0)` is 0, hence the mask).
 pub(crate) fn stabilize(z: Tensor<4>, epsilon: f64) -> Tensor<4> {
-    let sign = z.clone().greater_equal_elem(0.0).float().mul_scalar(2.0).sub_scalar(1.0);
+    let sign = z
+        .clone()
+        .greater_equal_elem(0.0)
+        .float()
+        .mul_scalar(2.0)
+        .sub_scalar(1.0);
     z + sign.mul_scalar(epsilon)
 }
 
@@ -115,7 +124,9 @@ pub(crate) fn propagate(
         let outputs: Vec<(Tensor<4>, f32)> = live_terms(group, nonnegative)
             .iter()
             .map(|term| {
-                let leaf = modified_input(term.input, a, bounds).autodiff().require_grad();
+                let leaf = modified_input(term.input, a, bounds)
+                    .autodiff()
+                    .require_grad();
                 let out = layer.forward_with(leaf.clone(), term.params, term.bias);
                 leaves.push(leaf);
                 (out, term.sign)
@@ -160,7 +171,8 @@ pub(crate) fn route_by_gradient(layer: RuleLayer<'_>, a: &Tensor<4>, r: &Tensor<
     let leaf = a.clone().autodiff().require_grad();
     let objective = (layer.forward(leaf.clone()) * r.clone()).sum();
     let gradients = objective.backward();
-    leaf.grad(&gradients).expect("the leaf takes part in the objective")
+    leaf.grad(&gradients)
+        .expect("the leaf takes part in the objective")
 }
 
 /// The terms of a group that can be non-zero: on a non-negative input `a⁻ = 0`, so terms that
@@ -186,8 +198,14 @@ fn modified_input(input: InputMod, a: &Tensor<4>, bounds: Option<&Bounds>) -> Te
         InputMod::Positive => a.clone().clamp_min(0.0),
         InputMod::Negative => a.clone().clamp_max(0.0),
         InputMod::Ones => a.ones_like(),
-        InputMod::Low => bounds.expect("z-box bounds are resolved before propagation").low.clone(),
-        InputMod::High => bounds.expect("z-box bounds are resolved before propagation").high.clone(),
+        InputMod::Low => bounds
+            .expect("z-box bounds are resolved before propagation")
+            .low
+            .clone(),
+        InputMod::High => bounds
+            .expect("z-box bounds are resolved before propagation")
+            .high
+            .clone(),
     }
 }
 
@@ -200,14 +218,20 @@ pub(crate) fn one_pass_able(layer: &Layer, propagation: &Propagation) -> bool {
     match propagation {
         Propagation::Pass => matches!(
             layer,
-            Layer::Relu(_) | Layer::LeakyRelu(_) | Layer::Identity(_) | Layer::Dropout(_) | Layer::Flatten(_)
+            Layer::Relu(_)
+                | Layer::LeakyRelu(_)
+                | Layer::Identity(_)
+                | Layer::Dropout(_)
+                | Layer::Flatten(_)
         ),
         Propagation::WinnerTakesAll => true,
         Propagation::Rule(rule) => rule.groups().is_some_and(|groups| {
-            groups
-                .iter()
-                .flat_map(|g| &g.terms)
-                .all(|t| matches!(t.input, InputMod::Identity | InputMod::Positive | InputMod::Negative))
+            groups.iter().flat_map(|g| &g.terms).all(|t| {
+                matches!(
+                    t.input,
+                    InputMod::Identity | InputMod::Positive | InputMod::Negative
+                )
+            })
         }),
     }
 }
@@ -220,18 +244,29 @@ pub(crate) fn one_pass_able(layer: &Layer, propagation: &Propagation) -> bool {
 /// `a ⊙ ρᵀ(R / stab(z_ρ))`, so one backward pass through all such layers gives the relevance as
 /// input × gradient. The value is then reset to the exact `z` (`y + (z − y)` with the second
 /// part constant), so later layers see the model's true activations.
-pub(crate) fn one_pass_forward(layer: &Layer, propagation: &Propagation, a: Tensor<4>, nonnegative: bool) -> Tensor<4> {
+pub(crate) fn one_pass_forward(
+    layer: &Layer,
+    propagation: &Propagation,
+    a: Tensor<4>,
+    nonnegative: bool,
+) -> Tensor<4> {
     let Propagation::Rule(rule) = propagation else {
         return layer.forward(a);
     };
     let rule_layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
-    let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
+    let groups = rule
+        .groups()
+        .expect("Pass is resolved to Propagation::Pass");
     // The unmodified output: for a single unmodified term (zero, epsilon, norm) it is that
     // term's own output; otherwise one plain forward outside the graph.
-    let groups: Vec<(Vec<Term>, &Group)> = groups.iter().map(|g| (live_terms(g, nonnegative), g)).collect();
+    let groups: Vec<(Vec<Term>, &Group)> = groups
+        .iter()
+        .map(|g| (live_terms(g, nonnegative), g))
+        .collect();
     let plain_term = matches!(groups.as_slice(), [(terms, _)] if terms.len() == 1 && terms[0].input == InputMod::Identity
         && terms[0].params == ParamMod::Identity && terms[0].bias && terms[0].sign == 1.0);
-    let mut z: Option<Tensor<4>> = (!plain_term).then(|| rule_layer.forward(a.clone().without_autodiff()));
+    let mut z: Option<Tensor<4>> =
+        (!plain_term).then(|| rule_layer.forward(a.clone().without_autodiff()));
     let mut y: Option<Tensor<4>> = None;
     for (terms, group) in &groups {
         let z_rho = terms
@@ -242,7 +277,9 @@ pub(crate) fn one_pass_forward(layer: &Layer, propagation: &Propagation, a: Tens
                     InputMod::Negative => a.clone().clamp_max(0.0),
                     _ => a.clone(),
                 };
-                rule_layer.forward_with(input, term.params, term.bias).mul_scalar(term.sign)
+                rule_layer
+                    .forward_with(input, term.params, term.bias)
+                    .mul_scalar(term.sign)
             })
             .reduce(|acc, t| acc + t)
             .expect("a group has at least one term");

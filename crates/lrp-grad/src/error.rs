@@ -8,7 +8,9 @@
 #[non_exhaustive]
 pub enum Error {
     /// The input tensor has a rank the model cannot take.
-    #[error("input has rank {found}; expected rank 2 ([batch, features]) or 4 ([batch, channels, height, width])")]
+    #[error(
+        "input has rank {found}; expected rank 2 ([batch, features]) or 4 ([batch, channels, height, width])"
+    )]
     UnsupportedRank {
         /// The rank that came.
         found: usize,
@@ -39,7 +41,9 @@ pub enum Error {
     },
 
     /// The model's output is not one score per class.
-    #[error("the model's per-sample output has shape {found:?}; expected one score per class (end the model with a linear layer or a flatten)")]
+    #[error(
+        "the model's per-sample output has shape {found:?}; expected one score per class (end the model with a linear layer or a flatten)"
+    )]
     OutputNotVector {
         /// The per-sample output shape that came.
         found: Vec<usize>,
@@ -53,7 +57,9 @@ pub enum Error {
     },
 
     /// The input holds NaN or infinite values.
-    #[error("non-finite input: {count} value(s) are NaN or infinite (first at flat index {first_index}); expected finite numbers")]
+    #[error(
+        "non-finite input: {count} value(s) are NaN or infinite (first at flat index {first_index}); expected finite numbers"
+    )]
     NonFiniteInput {
         /// How many values are not finite.
         count: usize,
@@ -62,7 +68,9 @@ pub enum Error {
     },
 
     /// A target class is not one of the model's outputs.
-    #[error("target class {class} (sample {sample}) is out of range: the model has {classes} outputs, so expected 0..{classes}")]
+    #[error(
+        "target class {class} (sample {sample}) is out of range: the model has {classes} outputs, so expected 0..{classes}"
+    )]
     TargetOutOfRange {
         /// The sample whose target is wrong.
         sample: usize,
@@ -122,7 +130,9 @@ pub enum Error {
     },
 
     /// A linear or convolutional layer received no rule from the composite.
-    #[error("no rule for layer {index} ({kind}): the composite maps no rule to it; assign one by index or by layer type")]
+    #[error(
+        "no rule for layer {index} ({kind}): the composite maps no rule to it; assign one by index or by layer type"
+    )]
     MissingRule {
         /// Index of the layer in the model.
         index: usize,
@@ -131,7 +141,9 @@ pub enum Error {
     },
 
     /// A composite name that is not one of the built-in composites.
-    #[error("unknown composite `{name}`; expected one of epsilon-plus, epsilon-plus-flat, epsilon-gamma-box, epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat")]
+    #[error(
+        "unknown composite `{name}`; expected one of epsilon-plus, epsilon-plus-flat, epsilon-gamma-box, epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat"
+    )]
     UnknownComposite {
         /// The name that came.
         name: String,
@@ -156,7 +168,9 @@ pub enum Error {
     },
 
     /// Z-box bounds (or an Integrated-Gradients baseline) whose shape does not fit the input.
-    #[error("{which} has shape {found:?}; expected a scalar, or the layer input's per-sample shape {expected:?} (optionally with a batch dimension, or broadcastable)")]
+    #[error(
+        "{which} has shape {found:?}; expected a scalar, or the layer input's per-sample shape {expected:?} (optionally with a batch dimension, or broadcastable)"
+    )]
     BoundShape {
         /// Which tensor: `z-box low`, `z-box high` or `integrated-gradients baseline`.
         which: &'static str,

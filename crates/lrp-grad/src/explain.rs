@@ -6,8 +6,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::composite::{Composite, Propagation};
 use crate::engine::{self, Bounds, RuleLayer};
 use crate::error::{Error, Result};
-use crate::model::{FeatureShape, Layer, Sequential, to_internal};
 use crate::methods::{self, Base, Baseline, Method};
+use crate::model::{FeatureShape, Layer, Sequential, to_internal};
 use crate::rules::{Bound, Rule};
 
 /// Which output the explanation is about.
@@ -88,7 +88,13 @@ impl<const D: usize> Explanation<D> {
     pub fn completeness_gap(&self) -> Option<Vec<f32>> {
         let baseline = self.baseline_scores.as_ref()?;
         let targets = self.targets.as_ref()?;
-        let output = self.output.clone().into_data().convert::<f32>().try_to_vec::<f32>().ok()?;
+        let output = self
+            .output
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .ok()?;
         let classes = output.len() / targets.len();
         Some(
             self.relevance_sums()
@@ -113,7 +119,10 @@ struct Prepared {
 
 impl Prepared {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.model.layers.iter().fold(x, |x, layer| layer.forward(x))
+        self.model
+            .layers
+            .iter()
+            .fold(x, |x, layer| layer.forward(x))
     }
 
     /// `∂ Σ f(x)·R_out / ∂x`.
@@ -122,12 +131,21 @@ impl Prepared {
         let leaf = x.autodiff().require_grad();
         let out = self.forward(leaf.clone()).reshape([n, self.classes]);
         let gradients = (out * r_out.clone()).sum().backward();
-        leaf.grad(&gradients).expect("the input takes part in the output")
+        leaf.grad(&gradients)
+            .expect("the input takes part in the output")
     }
 
     /// The LRP pass over given activations: input relevance and, if asked, every layer's.
-    fn lrp(&self, acts: &[Tensor<4>], r_out: &Tensor<2>, record_layers: bool) -> (Tensor<4>, Vec<LayerRelevance>) {
-        let (plan, bounds) = self.lrp.as_ref().expect("LRP methods resolve the composite");
+    fn lrp(
+        &self,
+        acts: &[Tensor<4>],
+        r_out: &Tensor<2>,
+        record_layers: bool,
+    ) -> (Tensor<4>, Vec<LayerRelevance>) {
+        let (plan, bounds) = self
+            .lrp
+            .as_ref()
+            .expect("LRP methods resolve the composite");
         let n = acts[0].dims()[0];
         let mut r = r_out.clone().reshape([n, self.classes, 1, 1]);
         let mut layers = Vec::new();
@@ -170,9 +188,20 @@ impl Prepared {
                 engine::route_by_gradient(layer, a, &r)
             }
             Propagation::Rule(rule) => {
-                let layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
-                let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
-                engine::propagate(layer, &groups, a, &acts[index + 1], &r, bounds[index].as_ref(), nonnegative[index])
+                let layer =
+                    RuleLayer::new(layer).expect("composites give rules only to rule layers");
+                let groups = rule
+                    .groups()
+                    .expect("Pass is resolved to Propagation::Pass");
+                engine::propagate(
+                    layer,
+                    &groups,
+                    a,
+                    &acts[index + 1],
+                    &r,
+                    bounds[index].as_ref(),
+                    nonnegative[index],
+                )
             }
         }
     }
@@ -187,7 +216,10 @@ impl Prepared {
         x: Tensor<4>,
         initial: impl Fn(&Tensor<2>) -> Result<(Option<Vec<usize>>, Tensor<2>, Option<Tensor<2>>)>,
     ) -> Result<Option<(Tensor<4>, Tensor<2>, Option<Vec<usize>>)>> {
-        let (plan, bounds) = self.lrp.as_ref().expect("LRP methods resolve the composite");
+        let (plan, bounds) = self
+            .lrp
+            .as_ref()
+            .expect("LRP methods resolve the composite");
         let layers = &self.model.layers;
         let start = plan
             .iter()
@@ -206,7 +238,9 @@ impl Prepared {
         }
         let leaf = acts[start].clone().autodiff().require_grad();
         let y = (start..layers.len())
-            .fold(leaf.clone(), |a, i| engine::one_pass_forward(&layers[i], &plan[i], a, nonnegative[i]))
+            .fold(leaf.clone(), |a, i| {
+                engine::one_pass_forward(&layers[i], &plan[i], a, nonnegative[i])
+            })
             .reshape([n, self.classes]);
         let output = y.clone().without_autodiff();
         let (targets, r_out, one_hot) = initial(&output)?;
@@ -224,7 +258,9 @@ impl Prepared {
             }
         };
         let gradients = (y * seed).sum().backward();
-        let g = leaf.grad(&gradients).expect("the leaf takes part in the output");
+        let g = leaf
+            .grad(&gradients)
+            .expect("the leaf takes part in the output");
         let mut r = acts[start].clone() * g;
         for index in (0..start).rev() {
             r = self.step(plan, bounds, index, &acts, r, &nonnegative);
@@ -343,7 +379,11 @@ impl Explainer {
     ///
     /// The model is not changed: explanations use its inference behaviour (batch norm with
     /// running statistics, merged into the layer before it; dropout off).
-    pub fn explain<const D: usize>(&self, model: &Sequential, input: Tensor<D>) -> Result<Explanation<D>> {
+    pub fn explain<const D: usize>(
+        &self,
+        model: &Sequential,
+        input: Tensor<D>,
+    ) -> Result<Explanation<D>> {
         let input_dims = input.dims();
         let (x, shape) = to_internal(input.without_autodiff())?;
         check_finite(&x)?;
@@ -354,7 +394,9 @@ impl Explainer {
         let n = input_dims[0];
         let uses_lrp = match &self.method {
             Method::Lrp => true,
-            Method::SmoothGrad { base, .. } | Method::IntegratedGradients { base, .. } => *base == Base::Lrp,
+            Method::SmoothGrad { base, .. } | Method::IntegratedGradients { base, .. } => {
+                *base == Base::Lrp
+            }
             _ => false,
         };
         let lrp = if uses_lrp {
@@ -381,11 +423,18 @@ impl Explainer {
             lrp,
         };
 
-        if matches!(self.method, Method::Lrp) && self.strategy == Strategy::Auto && !self.record_layers {
+        if matches!(self.method, Method::Lrp)
+            && self.strategy == Strategy::Auto
+            && !self.record_layers
+        {
             let initial = |output: &Tensor<2>| {
-                let (targets, r_out) = self.initial_relevance(output, n, classes, self.output_relevance)?;
+                let (targets, r_out) =
+                    self.initial_relevance(output, n, classes, self.output_relevance)?;
                 let one_hot = match (&targets, self.output_relevance) {
-                    (Some(_), OutputRelevance::Logit) => Some(self.initial_relevance(output, n, classes, OutputRelevance::OneHot)?.1),
+                    (Some(_), OutputRelevance::Logit) => Some(
+                        self.initial_relevance(output, n, classes, OutputRelevance::OneHot)?
+                            .1,
+                    ),
                     _ => None,
                 };
                 Ok((targets, r_out, one_hot))
@@ -405,8 +454,11 @@ impl Explainer {
             let leaf = x.clone().autodiff().require_grad();
             let out = prepared.forward(leaf.clone()).reshape([n, classes]);
             let output = out.clone().without_autodiff();
-            let (targets, r) = self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?;
-            let g = leaf.grad(&(out * r).sum().backward()).expect("the input takes part in the output");
+            let (targets, r) =
+                self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?;
+            let g = leaf
+                .grad(&(out * r).sum().backward())
+                .expect("the input takes part in the output");
             let relevance = match self.method {
                 Method::GradientTimesInput => g * x,
                 _ => g,
@@ -420,13 +472,21 @@ impl Explainer {
             });
         }
         let acts = prepared.model.activations(x.clone());
-        let output = acts.last().expect("activations hold the output").clone().reshape([n, classes]);
-        let (targets, r_out) = self.initial_relevance(&output, n, classes, self.output_relevance)?;
+        let output = acts
+            .last()
+            .expect("activations hold the output")
+            .clone()
+            .reshape([n, classes]);
+        let (targets, r_out) =
+            self.initial_relevance(&output, n, classes, self.output_relevance)?;
         // Gradient-based methods differentiate the target score: one-hot, unless custom.
         let gradient_r_out = || -> Result<Tensor<2>> {
             Ok(match &self.target {
                 Target::Relevance(_) => r_out.clone(),
-                _ => self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?.1,
+                _ => {
+                    self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?
+                        .1
+                }
             })
         };
         let base = |base: Base, point: Tensor<4>, r: &Tensor<2>| match base {
@@ -451,7 +511,9 @@ impl Explainer {
                 layers = recorded;
                 r
             }
-            Method::Gradient | Method::GradientTimesInput => unreachable!("answered above with one forward pass"),
+            Method::Gradient | Method::GradientTimesInput => {
+                unreachable!("answered above with one forward pass")
+            }
             Method::SmoothGrad {
                 samples,
                 noise,
@@ -466,7 +528,9 @@ impl Explainer {
                     let point = if k + 1 == *samples {
                         x.clone()
                     } else {
-                        x.clone() + methods::normal_noise(x.dims(), seed.wrapping_add(k as u64), &x) * sigma.clone()
+                        x.clone()
+                            + methods::normal_noise(x.dims(), seed.wrapping_add(k as u64), &x)
+                                * sigma.clone()
                     };
                     sum = sum + base(*b, point, &r);
                 }
@@ -480,7 +544,13 @@ impl Explainer {
                 let r = base_r_out(*b)?;
                 let start = match baseline {
                     Baseline::Zero => x.zeros_like(),
-                    Baseline::Tensor(data) => broadcast_bound(&Bound::Tensor(data.clone()), "integrated-gradients baseline", shape, n, &x)?,
+                    Baseline::Tensor(data) => broadcast_bound(
+                        &Bound::Tensor(data.clone()),
+                        "integrated-gradients baseline",
+                        shape,
+                        n,
+                        &x,
+                    )?,
                 };
                 let delta = x.clone() - start.clone();
                 let mut sum = x.zeros_like();
@@ -488,13 +558,19 @@ impl Explainer {
                     let alpha = k as f64 / *steps as f64;
                     sum = sum + base(*b, start.clone() + delta.clone().mul_scalar(alpha), &r);
                 }
-                let start_scores = prepared.forward(start).reshape([n, classes]) * gradient_r_out()?;
+                let start_scores =
+                    prepared.forward(start).reshape([n, classes]) * gradient_r_out()?;
                 baseline_scores = Some(per_sample_sums(start_scores));
                 sum.div_scalar(*steps as f64) * delta
             }
-            Method::Occlusion { window, stride, fill } => {
+            Method::Occlusion {
+                window,
+                stride,
+                fill,
+            } => {
                 let r = gradient_r_out()?;
-                let score = |out: Tensor<2>| (out * r.clone()).sum_dim(1).reshape([n as i64, 1, 1, 1]);
+                let score =
+                    |out: Tensor<2>| (out * r.clone()).sum_dim(1).reshape([n as i64, 1, 1, 1]);
                 let clean = score(output.clone());
                 // Windows slide over height and width (covering all channels); a feature vector
                 // is a single row, so windows slide along its features.
@@ -510,8 +586,11 @@ impl Explainer {
                     let ranges = [0..n, 0..c, top..top + wh, left..left + ww];
                     let patch = Tensor::<4>::full([n, c, wh, ww], *fill, &x.device());
                     let occluded = xs.clone().slice_assign(ranges.clone(), patch).reshape(dims);
-                    let drop = clean.clone() - score(prepared.forward(occluded).reshape([n, classes]));
-                    let region = xs.zeros_like().slice_assign(ranges, Tensor::<4>::ones([n, c, wh, ww], &x.device()));
+                    let drop =
+                        clean.clone() - score(prepared.forward(occluded).reshape([n, classes]));
+                    let region = xs
+                        .zeros_like()
+                        .slice_assign(ranges, Tensor::<4>::ones([n, c, wh, ww], &x.device()));
                     result = result + region * drop;
                 }
                 result.reshape(dims)
@@ -542,7 +621,10 @@ impl Explainer {
                         found: relevance.dims().to_vec(),
                     });
                 }
-                let relevance = relevance.clone().without_autodiff().to_device(&output.device());
+                let relevance = relevance
+                    .clone()
+                    .without_autodiff()
+                    .to_device(&output.device());
                 return Ok((None, relevance));
             }
             Target::Predicted => {
@@ -566,13 +648,18 @@ impl Explainer {
             });
         }
         if let Some((sample, &class)) = targets.iter().enumerate().find(|(_, c)| **c >= classes) {
-            return Err(Error::TargetOutOfRange { sample, class, classes });
+            return Err(Error::TargetOutOfRange {
+                sample,
+                class,
+                classes,
+            });
         }
         let mut one_hot = vec![0.0f32; n * classes];
         for (sample, class) in targets.iter().enumerate() {
             one_hot[sample * classes + class] = 1.0;
         }
-        let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot, [n, classes]), &output.device());
+        let one_hot =
+            Tensor::<2>::from_data(TensorData::new(one_hot, [n, classes]), &output.device());
         let relevance = match mode {
             OutputRelevance::OneHot => one_hot,
             OutputRelevance::Logit => one_hot * output.clone(),
@@ -589,9 +676,12 @@ fn nonnegative_inputs(model: &Sequential, x: &Tensor<4>) -> Vec<bool> {
         let previous = *known.last().expect("non-empty");
         known.push(match layer {
             Layer::Relu(_) => true,
-            Layer::MaxPool2d(_) | Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_) | Layer::Flatten(_) | Layer::Dropout(_) | Layer::Identity(_) => {
-                previous
-            }
+            Layer::MaxPool2d(_)
+            | Layer::AvgPool2d(_)
+            | Layer::AdaptiveAvgPool2d(_)
+            | Layer::Flatten(_)
+            | Layer::Dropout(_)
+            | Layer::Identity(_) => previous,
             _ => false,
         });
     }
@@ -621,7 +711,13 @@ fn check_finite(x: &Tensor<4>) -> Result<()> {
 }
 
 /// A z-box bound as a tensor of the layer input's (internal) shape.
-fn broadcast_bound(bound: &Bound, which: &'static str, shape: FeatureShape, n: usize, like: &Tensor<4>) -> Result<Tensor<4>> {
+fn broadcast_bound(
+    bound: &Bound,
+    which: &'static str,
+    shape: FeatureShape,
+    n: usize,
+    like: &Tensor<4>,
+) -> Result<Tensor<4>> {
     let device = like.device();
     let full = shape.batched(n);
     let data = match bound {
@@ -636,21 +732,33 @@ fn broadcast_bound(bound: &Bound, which: &'static str, shape: FeatureShape, n: u
         found: found.clone(),
     };
     // Accept [..sample], [1 | N, ..sample], or a same-rank broadcastable shape like [C, 1, 1].
-    let (batch, per_sample): (usize, &[usize]) = if found.len() == sample.len() + 1 && (found[0] == 1 || found[0] == n) {
-        (found[0], &found[1..])
-    } else if found.len() == sample.len() {
-        (1, &found[..])
-    } else {
-        return Err(error());
-    };
-    if per_sample.iter().zip(&sample).any(|(b, s)| *b != *s && *b != 1) {
+    let (batch, per_sample): (usize, &[usize]) =
+        if found.len() == sample.len() + 1 && (found[0] == 1 || found[0] == n) {
+            (found[0], &found[1..])
+        } else if found.len() == sample.len() {
+            (1, &found[..])
+        } else {
+            return Err(error());
+        };
+    if per_sample
+        .iter()
+        .zip(&sample)
+        .any(|(b, s)| *b != *s && *b != 1)
+    {
         return Err(error());
     }
     let per_sample_shape = match FeatureShape::from_batched(&[&[batch][..], per_sample].concat()) {
         Ok(s) => s,
         Err(_) => return Err(error()),
     };
-    let values = data.clone().convert::<f32>().try_to_vec::<f32>().map_err(|_| error())?;
-    let tensor = Tensor::<4>::from_data(TensorData::new(values, per_sample_shape.batched(batch)), &device);
+    let values = data
+        .clone()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|_| error())?;
+    let tensor = Tensor::<4>::from_data(
+        TensorData::new(values, per_sample_shape.batched(batch)),
+        &device,
+    );
     Ok(tensor.expand(full))
 }

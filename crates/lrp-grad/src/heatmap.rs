@@ -14,7 +14,9 @@ use image::{Rgb, RgbImage};
 #[non_exhaustive]
 pub enum HeatmapError {
     /// A colour-map name that is not built in, and not valid colour-map code either.
-    #[error("unknown colour map `{name}`; expected one of {names} or colour-map code like `00f,80:fff,f00`: {reason}")]
+    #[error(
+        "unknown colour map `{name}`; expected one of {names} or colour-map code like `00f,80:fff,f00`: {reason}"
+    )]
     UnknownColorMap {
         /// The name that came.
         name: String,
@@ -56,12 +58,16 @@ const BUILT_IN: [(&str, &str); 11] = [
 impl ColorMap {
     /// Names of Zennit's built-in colour maps.
     pub const NAMES: [&'static str; 11] = [
-        "gray", "wred", "wblue", "hot", "cold", "coldnhot", "bwr", "france", "seismic", "coolio", "coleus",
+        "gray", "wred", "wblue", "hot", "cold", "coldnhot", "bwr", "france", "seismic", "coolio",
+        "coleus",
     ];
 
     /// A built-in map by name, or a map from colour-map code.
     pub fn new(name_or_code: &str) -> Result<Self, HeatmapError> {
-        let code = BUILT_IN.iter().find(|(n, _)| *n == name_or_code).map_or(name_or_code, |(_, c)| c);
+        let code = BUILT_IN
+            .iter()
+            .find(|(n, _)| *n == name_or_code)
+            .map_or(name_or_code, |(_, c)| c);
         Self::from_code(code).map_err(|reason| HeatmapError::UnknownColorMap {
             name: name_or_code.to_string(),
             names: Self::NAMES.join(", "),
@@ -75,7 +81,11 @@ impl ColorMap {
         for token in code.split(',').map(str::trim) {
             let (index, color) = match token.split_once(':') {
                 Some((i, c)) => {
-                    let i = if i.len() == 1 { i.repeat(2) } else { i.to_string() };
+                    let i = if i.len() == 1 {
+                        i.repeat(2)
+                    } else {
+                        i.to_string()
+                    };
                     let i = (i.len() == 2)
                         .then(|| usize::from_str_radix(&i, 16).ok())
                         .flatten()
@@ -84,7 +94,11 @@ impl ColorMap {
                 }
                 None => (None, token),
             };
-            let hex = |s: &str| u8::from_str_radix(s, 16).map(f64::from).map_err(|_| format!("bad colour `{color}`"));
+            let hex = |s: &str| {
+                u8::from_str_radix(s, 16)
+                    .map(f64::from)
+                    .map_err(|_| format!("bad colour `{color}`"))
+            };
             let rgb = match color.len() {
                 3 => {
                     let c: Vec<String> = color.chars().map(|ch| ch.to_string().repeat(2)).collect();
@@ -124,7 +138,10 @@ impl ColorMap {
             let count = pending.len();
             for (k, color) in pending.drain(..).enumerate() {
                 let alpha = (k + 1) as f64 / (count + 1) as f64;
-                stops.push(((last * (1.0 - alpha) + index as f64 * alpha) as usize, color));
+                stops.push((
+                    (last * (1.0 - alpha) + index as f64 * alpha) as usize,
+                    color,
+                ));
             }
             stops.push((index, color));
         }
@@ -134,7 +151,10 @@ impl ColorMap {
         let palette = (0..256)
             .map(|i| {
                 let x = (i as f64 / 255.0) * 255.0;
-                let k = stops[..stops.len() - 1].iter().filter(|(index, _)| (*index as f64) <= x).count();
+                let k = stops[..stops.len() - 1]
+                    .iter()
+                    .filter(|(index, _)| (*index as f64) <= x)
+                    .count();
                 let (i0, c0) = stops[k - 1];
                 let (i1, c1) = stops[k];
                 let alpha = (x - i0 as f64) / (i1 as f64 - i0 as f64);
@@ -164,7 +184,13 @@ impl ColorMap {
 
 /// One sample's heatmap: relevance `[channels, height, width]` (row-major) summed over channels,
 /// normalised symmetrically (`v / max|v|` mapped to [0, 1], 0 → the centre), colour-mapped.
-pub fn heatmap(relevance: &[f32], channels: usize, height: usize, width: usize, cmap: &ColorMap) -> Result<RgbImage, HeatmapError> {
+pub fn heatmap(
+    relevance: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    cmap: &ColorMap,
+) -> Result<RgbImage, HeatmapError> {
     let expected = channels * height * width;
     if relevance.len() != expected {
         return Err(HeatmapError::Shape {
@@ -173,11 +199,17 @@ pub fn heatmap(relevance: &[f32], channels: usize, height: usize, width: usize, 
         });
     }
     let plane = height * width;
-    let summed: Vec<f32> = (0..plane).map(|p| (0..channels).map(|c| relevance[c * plane + p]).sum()).collect();
+    let summed: Vec<f32> = (0..plane)
+        .map(|p| (0..channels).map(|c| relevance[c * plane + p]).sum())
+        .collect();
     let vmax = summed.iter().fold(0f32, |m, v| m.max(v.abs()));
     Ok(RgbImage::from_fn(width as u32, height as u32, |x, y| {
         let v = summed[y as usize * width + x as usize];
-        let normalised = if vmax > 0.0 { (v + vmax) / (2.0 * vmax) } else { 0.5 };
+        let normalised = if vmax > 0.0 {
+            (v + vmax) / (2.0 * vmax)
+        } else {
+            0.5
+        };
         Rgb(cmap.color(normalised))
     }))
 }
@@ -187,13 +219,20 @@ pub fn heatmap(relevance: &[f32], channels: usize, height: usize, width: usize, 
 pub fn overlay(heat: &RgbImage, input: &[f32], channels: usize, alpha: f32) -> RgbImage {
     let (width, height) = heat.dimensions();
     let plane = (width * height) as usize;
-    let (lo, hi) = input.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+    let (lo, hi) = input
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| {
+            (l.min(*v), h.max(*v))
+        });
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
     RgbImage::from_fn(width, height, |x, y| {
         let p = (y * width + x) as usize;
         let pixel = |c: usize| (input[(c.min(channels - 1)) * plane + p] - lo) * scale;
         let h = heat.get_pixel(x, y).0;
-        Rgb([0, 1, 2].map(|c| (alpha * h[c] as f32 + (1.0 - alpha) * pixel(if channels >= 3 { c } else { 0 })).round() as u8))
+        Rgb([0, 1, 2].map(|c| {
+            (alpha * h[c] as f32 + (1.0 - alpha) * pixel(if channels >= 3 { c } else { 0 })).round()
+                as u8
+        }))
     })
 }
 
@@ -210,7 +249,12 @@ pub fn grid(images: &[RgbImage], columns: usize, gap: u32) -> RgbImage {
     );
     for (k, img) in images.iter().enumerate() {
         let (col, row) = ((k % columns) as u32, (k / columns) as u32);
-        image::imageops::overlay(&mut out, img, (gap + col * (w + gap)) as i64, (gap + row * (h + gap)) as i64);
+        image::imageops::overlay(
+            &mut out,
+            img,
+            (gap + col * (w + gap)) as i64,
+            (gap + row * (h + gap)) as i64,
+        );
     }
     out
 }
@@ -218,5 +262,10 @@ pub fn grid(images: &[RgbImage], columns: usize, gap: u32) -> RgbImage {
 /// Scales an image up by an integer factor (nearest neighbour), e.g. 28×28 digits to 112×112.
 pub fn upscale(img: &RgbImage, factor: u32) -> RgbImage {
     let factor = factor.max(1);
-    image::imageops::resize(img, img.width() * factor, img.height() * factor, image::imageops::FilterType::Nearest)
+    image::imageops::resize(
+        img,
+        img.width() * factor,
+        img.height() * factor,
+        image::imageops::FilterType::Nearest,
+    )
 }

@@ -46,10 +46,16 @@ mod rules;
 
 pub use composite::{COMPOSITE_NAMES, Composite, LayerType, Propagation};
 pub use error::{Error, Result};
-pub use explain::{Explainer, Explanation, LayerRelevance, OutputRelevance, Strategy, Target, explain};
-pub use methods::{Base, Baseline, DEFAULT_NOISE_LEVEL, DEFAULT_OCCLUSION_WINDOW, DEFAULT_SAMPLES, Method};
+pub use explain::{
+    Explainer, Explanation, LayerRelevance, OutputRelevance, Strategy, Target, explain,
+};
+pub use methods::{
+    Base, Baseline, DEFAULT_NOISE_LEVEL, DEFAULT_OCCLUSION_WINDOW, DEFAULT_SAMPLES, Method,
+};
 pub use model::{FeatureShape, Flatten, Layer, Sequential};
-pub use rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Rule, ZERO_RULE_STABILIZER};
+pub use rules::{
+    Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Rule, ZERO_RULE_STABILIZER,
+};
 
 /// Burn, re-exported so users build models against the same version.
 pub use burn;

@@ -141,10 +141,18 @@ impl Method {
             Method::SmoothGrad { noise, .. } if !(noise.is_finite() && *noise >= 0.0) => {
                 invalid(format!("noise must be finite and >= 0, got {noise}"))
             }
-            Method::IntegratedGradients { steps: 0, .. } => invalid("steps must be at least 1".into()),
-            Method::Occlusion { window, stride, fill } => {
+            Method::IntegratedGradients { steps: 0, .. } => {
+                invalid("steps must be at least 1".into())
+            }
+            Method::Occlusion {
+                window,
+                stride,
+                fill,
+            } => {
                 if window.contains(&0) || stride.contains(&0) {
-                    invalid(format!("window {window:?} and stride {stride:?} must be positive"))
+                    invalid(format!(
+                        "window {window:?} and stride {stride:?} must be positive"
+                    ))
                 } else if !fill.is_finite() {
                     invalid(format!("fill must be finite, got {fill}"))
                 } else {
@@ -160,7 +168,9 @@ impl Method {
 pub(crate) fn normal_noise(dims: [usize; 4], seed: u64, like: &Tensor<4>) -> Tensor<4> {
     let mut rng = StdRng::seed_from_u64(seed);
     let count = dims.iter().product();
-    let values: Vec<f32> = (0..count).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let values: Vec<f32> = (0..count)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
     Tensor::from_data(TensorData::new(values, dims), &like.device())
 }
 
@@ -175,7 +185,12 @@ pub(crate) fn value_range(x: &Tensor<4>) -> Tensor<4> {
 /// The occlusion windows over an `h × w` image: `(top, left, height, width)`, clipped at the
 /// border (Zennit's roll wraps windows around instead; with a stride that divides the image
 /// the two agree).
-pub(crate) fn windows(h: usize, w: usize, window: [usize; 2], stride: [usize; 2]) -> Vec<(usize, usize, usize, usize)> {
+pub(crate) fn windows(
+    h: usize,
+    w: usize,
+    window: [usize; 2],
+    stride: [usize; 2],
+) -> Vec<(usize, usize, usize, usize)> {
     let (wh, ww) = (window[0].min(h), window[1].min(w));
     let mut out = Vec::new();
     for top in (0..h).step_by(stride[0]) {

@@ -173,7 +173,9 @@ impl Rule {
             }
             Rule::AlphaBeta { alpha, beta } => {
                 if !(alpha.is_finite() && beta.is_finite() && *alpha >= 0.0 && *beta >= 0.0) {
-                    invalid(format!("alpha and beta must be finite and >= 0, got alpha = {alpha}, beta = {beta}"))
+                    invalid(format!(
+                        "alpha and beta must be finite and >= 0, got alpha = {alpha}, beta = {beta}"
+                    ))
                 } else if alpha - beta != 1.0 {
                     invalid(format!(
                         "alpha - beta must equal 1 (relevance is conserved only then), got alpha = {alpha}, beta = {beta}"
@@ -186,10 +188,16 @@ impl Rule {
                 for (which, bound) in [("low", low), ("high", high)] {
                     let finite = match bound {
                         Bound::Scalar(v) => v.is_finite(),
-                        Bound::Tensor(data) => match data.clone().convert::<f32>().try_to_vec::<f32>() {
-                            Ok(values) => values.iter().all(|v| v.is_finite()),
-                            Err(_) => return invalid(format!("bound `{which}` must hold float values")),
-                        },
+                        Bound::Tensor(data) => {
+                            match data.clone().convert::<f32>().try_to_vec::<f32>() {
+                                Ok(values) => values.iter().all(|v| v.is_finite()),
+                                Err(_) => {
+                                    return invalid(format!(
+                                        "bound `{which}` must hold float values"
+                                    ));
+                                }
+                            }
+                        }
                     };
                     if !finite {
                         return invalid(format!("bound `{which}` must be finite"));
@@ -198,7 +206,9 @@ impl Rule {
                 if let (Bound::Scalar(l), Bound::Scalar(h)) = (low, high)
                     && l > h
                 {
-                    return invalid(format!("low must not exceed high, got low = {l}, high = {h}"));
+                    return invalid(format!(
+                        "low must not exceed high, got low = {l}, high = {h}"
+                    ));
                 }
                 Ok(())
             }
@@ -209,7 +219,10 @@ impl Rule {
     /// Whether the rule reads (and modifies) the layer's weights; such rules need a layer with
     /// parameters (linear or conv).
     pub fn needs_parameters(&self) -> bool {
-        !matches!(self, Rule::Zero | Rule::Epsilon { .. } | Rule::Norm | Rule::Pass)
+        !matches!(
+            self,
+            Rule::Zero | Rule::Epsilon { .. } | Rule::Norm | Rule::Pass
+        )
     }
 
     /// The terms the engine evaluates for this rule; `None` for [`Rule::Pass`].
@@ -225,8 +238,13 @@ impl Rule {
         let one = |terms, stabilizer| vec![Group::new(terms, stabilizer)];
         let eps = DEFAULT_STABILIZER;
         Some(match *self {
-            Rule::Zero => one(vec![term(I::Identity, P::Identity, true, 1.0)], ZERO_RULE_STABILIZER),
-            Rule::Epsilon { epsilon } => one(vec![term(I::Identity, P::Identity, true, 1.0)], epsilon),
+            Rule::Zero => one(
+                vec![term(I::Identity, P::Identity, true, 1.0)],
+                ZERO_RULE_STABILIZER,
+            ),
+            Rule::Epsilon { epsilon } => {
+                one(vec![term(I::Identity, P::Identity, true, 1.0)], epsilon)
+            }
             Rule::Norm => one(vec![term(I::Identity, P::Identity, true, 1.0)], eps),
             Rule::ZPlus => one(
                 vec![
@@ -371,14 +389,29 @@ mod tests {
         assert!(Rule::alpha_beta(2.0, 1.0).is_ok());
         assert!(Rule::alpha_beta(1.0, 0.0).is_ok());
         let err = Rule::alpha_beta(2.0, 0.5).unwrap_err();
-        assert!(err.to_string().contains("alpha - beta must equal 1"), "{err}");
+        assert!(
+            err.to_string().contains("alpha - beta must equal 1"),
+            "{err}"
+        );
     }
 
     #[test]
     fn negative_parameters_are_rejected() {
-        assert!(matches!(Rule::epsilon(-1.0), Err(Error::InvalidRule { rule: "epsilon", .. })));
-        assert!(matches!(Rule::gamma(f64::NAN), Err(Error::InvalidRule { rule: "gamma", .. })));
-        assert!(matches!(Rule::z_box(1.0, -1.0), Err(Error::InvalidRule { rule: "z-box", .. })));
+        assert!(matches!(
+            Rule::epsilon(-1.0),
+            Err(Error::InvalidRule {
+                rule: "epsilon",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Rule::gamma(f64::NAN),
+            Err(Error::InvalidRule { rule: "gamma", .. })
+        ));
+        assert!(matches!(
+            Rule::z_box(1.0, -1.0),
+            Err(Error::InvalidRule { rule: "z-box", .. })
+        ));
     }
 
     #[test]
@@ -387,7 +420,10 @@ mod tests {
             Rule::Zero,
             Rule::Epsilon { epsilon: 0.1 },
             Rule::Gamma { gamma: 0.25 },
-            Rule::AlphaBeta { alpha: 2.0, beta: 1.0 },
+            Rule::AlphaBeta {
+                alpha: 2.0,
+                beta: 1.0,
+            },
             Rule::ZPlus,
             Rule::ZBox {
                 low: Bound::Scalar(0.0),

@@ -139,19 +139,27 @@ pub fn load_architecture(model_json: &Path, device: &Device) -> Result<LoadedMod
     build(model_json, None, device)
 }
 
-fn build(model_json: &Path, weights: Option<&Path>, device: &Device) -> Result<LoadedModel, LoadError> {
+fn build(
+    model_json: &Path,
+    weights: Option<&Path>,
+    device: &Device,
+) -> Result<LoadedModel, LoadError> {
     let spec = ModelSpec::read(model_json)?;
     let model = weights::load(&spec, weights, device)?;
     let input_shape = spec.input_feature_shape(model_json)?;
     // Shapes across layers (e.g. `in_features` against the previous layer's output).
-    model.num_classes(input_shape).map_err(|e| LoadError::Invalid {
-        file: model_json.to_path_buf(),
-        path: match &e {
-            Error::ShapeMismatch { index, .. } | Error::UnsupportedLayer { index, .. } => format!("layers[{index}]"),
-            _ => "layers".into(),
-        },
-        message: e.to_string(),
-    })?;
+    model
+        .num_classes(input_shape)
+        .map_err(|e| LoadError::Invalid {
+            file: model_json.to_path_buf(),
+            path: match &e {
+                Error::ShapeMismatch { index, .. } | Error::UnsupportedLayer { index, .. } => {
+                    format!("layers[{index}]")
+                }
+                _ => "layers".into(),
+            },
+            message: e.to_string(),
+        })?;
     Ok(LoadedModel {
         model,
         input_shape,
@@ -163,7 +171,12 @@ fn build(model_json: &Path, weights: Option<&Path>, device: &Device) -> Result<L
 ///
 /// Each file is written to a temporary file beside it and renamed at the end, so no
 /// half-written file is left behind.
-pub fn save(model: &Sequential, input_shape: FeatureShape, model_json: &Path, weights: &Path) -> Result<(), LoadError> {
+pub fn save(
+    model: &Sequential,
+    input_shape: FeatureShape,
+    model_json: &Path,
+    weights: &Path,
+) -> Result<(), LoadError> {
     let spec = ModelSpec::from_model(model, input_shape)?;
     let text = serde_json::to_string_pretty(&spec).expect("a model spec serializes") + "\n";
     let bytes = weights::serialize(model, &spec)?;
@@ -177,8 +190,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
         file: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(|e| {

@@ -230,7 +230,11 @@ impl ModelSpec {
             let path = e.path().to_string();
             LoadError::Json {
                 file: file.to_path_buf(),
-                path: if path == "." { "(top level)".into() } else { path },
+                path: if path == "." {
+                    "(top level)".into()
+                } else {
+                    path
+                },
                 message: e.into_inner().to_string(),
             }
         })?;
@@ -242,11 +246,13 @@ impl ModelSpec {
     pub fn input_feature_shape(&self, file: &Path) -> Result<FeatureShape, LoadError> {
         match *self.input_shape.as_slice() {
             [f] if f > 0 => Ok(FeatureShape::Vector(f)),
-            [channels, height, width] if channels > 0 && height > 0 && width > 0 => Ok(FeatureShape::Image {
-                channels,
-                height,
-                width,
-            }),
+            [channels, height, width] if channels > 0 && height > 0 && width > 0 => {
+                Ok(FeatureShape::Image {
+                    channels,
+                    height,
+                    width,
+                })
+            }
             _ => Err(LoadError::Invalid {
                 file: file.to_path_buf(),
                 path: "input_shape".into(),
@@ -271,11 +277,19 @@ impl ModelSpec {
             if let Some(name) = layer.name()
                 && !names.insert(name)
             {
-                return Err(invalid(index, "name", format!("`{name}` is used by an earlier layer; names must be unique")));
+                return Err(invalid(
+                    index,
+                    "name",
+                    format!("`{name}` is used by an earlier layer; names must be unique"),
+                ));
             }
             let positive = |field: &str, values: &[usize]| {
                 if values.contains(&0) {
-                    Err(invalid(index, field, format!("expected positive sizes, got {values:?}")))
+                    Err(invalid(
+                        index,
+                        field,
+                        format!("expected positive sizes, got {values:?}"),
+                    ))
                 } else {
                     Ok(())
                 }
@@ -308,14 +322,25 @@ impl ModelSpec {
                         return Err(invalid(
                             index,
                             "groups",
-                            format!("{groups} groups must divide in_channels ({in_channels}) and out_channels ({out_channels})"),
+                            format!(
+                                "{groups} groups must divide in_channels ({in_channels}) and out_channels ({out_channels})"
+                            ),
                         ));
                     }
                 }
-                LayerSpec::BatchNorm1d { num_features, eps, .. } | LayerSpec::BatchNorm2d { num_features, eps, .. } => {
+                LayerSpec::BatchNorm1d {
+                    num_features, eps, ..
+                }
+                | LayerSpec::BatchNorm2d {
+                    num_features, eps, ..
+                } => {
                     positive("num_features", &[*num_features])?;
                     if !(eps.is_finite() && *eps > 0.0) {
-                        return Err(invalid(index, "eps", format!("expected a finite eps > 0, got {eps}")));
+                        return Err(invalid(
+                            index,
+                            "eps",
+                            format!("expected a finite eps > 0, got {eps}"),
+                        ));
                     }
                 }
                 LayerSpec::MaxPool2d {
@@ -329,14 +354,22 @@ impl ModelSpec {
                     positive("dilation", &dilation.0)?;
                 }
                 LayerSpec::AvgPool2d {
-                    kernel_size, stride, ..
+                    kernel_size,
+                    stride,
+                    ..
                 } => {
                     positive("kernel_size", &kernel_size.0)?;
                     positive("stride", &stride.unwrap_or(*kernel_size).0)?;
                 }
-                LayerSpec::AdaptiveAvgPool2d { output_size } => positive("output_size", &output_size.0)?,
+                LayerSpec::AdaptiveAvgPool2d { output_size } => {
+                    positive("output_size", &output_size.0)?
+                }
                 LayerSpec::LeakyRelu { negative_slope } if !negative_slope.is_finite() => {
-                    return Err(invalid(index, "negative_slope", format!("expected a finite number, got {negative_slope}")));
+                    return Err(invalid(
+                        index,
+                        "negative_slope",
+                        format!("expected a finite number, got {negative_slope}"),
+                    ));
                 }
                 LayerSpec::Dropout { p } if !(p.is_finite() && (0.0..1.0).contains(p)) => {
                     return Err(invalid(index, "p", format!("expected 0 <= p < 1, got {p}")));
@@ -350,20 +383,31 @@ impl ModelSpec {
     /// The description of a model (names are the layer indices, as in `nn.Sequential`).
     pub fn from_model(model: &Sequential, input_shape: FeatureShape) -> Result<Self, LoadError> {
         use burn::nn::PaddingConfig2d;
-        let shapes = model.shapes(input_shape).map_err(|e| LoadError::Unsupported {
-            index: 0,
-            kind: "model",
-            reason: e.to_string(),
-        })?;
+        let shapes = model
+            .shapes(input_shape)
+            .map_err(|e| LoadError::Unsupported {
+                index: 0,
+                kind: "model",
+                reason: e.to_string(),
+            })?;
         let unsupported = |index: usize, kind: &'static str, reason: &str| LoadError::Unsupported {
             index,
             kind,
             reason: reason.to_string(),
         };
-        let symmetric = |index: usize, kind: &'static str, padding: &PaddingConfig2d| match *padding {
+        let symmetric = |index: usize, kind: &'static str, padding: &PaddingConfig2d| match *padding
+        {
             PaddingConfig2d::Valid => Ok(Pair([0, 0])),
-            PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => Ok(Pair([top, left])),
-            _ => Err(unsupported(index, kind, "only symmetric explicit padding has a PyTorch equivalent")),
+            PaddingConfig2d::Explicit(top, left, bottom, right)
+                if top == bottom && left == right =>
+            {
+                Ok(Pair([top, left]))
+            }
+            _ => Err(unsupported(
+                index,
+                kind,
+                "only symmetric explicit padding has a PyTorch equivalent",
+            )),
         };
         let layers = model
             .layers
@@ -424,7 +468,11 @@ impl ModelSpec {
                     }
                     Layer::AvgPool2d(p) => {
                         if p.ceil_mode || !p.count_include_pad {
-                            return Err(unsupported(index, kind, "ceil_mode or count_include_pad = false"));
+                            return Err(unsupported(
+                                index,
+                                kind,
+                                "ceil_mode or count_include_pad = false",
+                            ));
                         }
                         LayerSpec::AvgPool2d {
                             kernel_size: Pair(p.kernel_size),

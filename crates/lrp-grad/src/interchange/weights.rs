@@ -6,12 +6,15 @@ use std::path::Path;
 use burn::module::{Param, RunningState};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{BatchNormConfig, DropoutConfig, Gelu, Identity, LeakyReluConfig, LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh};
+use burn::nn::{
+    BatchNormConfig, DropoutConfig, Gelu, Identity, LeakyReluConfig, LinearConfig, PaddingConfig2d,
+    Relu, Sigmoid, Tanh,
+};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
-use super::spec::{LayerSpec, ModelSpec, Pair};
 use super::LoadError;
+use super::spec::{LayerSpec, ModelSpec, Pair};
 use crate::model::{Flatten, Layer, Sequential};
 
 /// Reads the tensors of a safetensors file, tracking which keys the model used.
@@ -23,12 +26,20 @@ struct Store<'a> {
 }
 
 impl Store<'_> {
-    fn take<const D: usize>(&mut self, key: String, shape: [usize; D], layer: usize) -> Result<Tensor<D>, LoadError> {
-        let view = self.tensors.tensor(&key).map_err(|_| LoadError::MissingTensor {
-            file: self.file.to_path_buf(),
-            key: key.clone(),
-            layer,
-        })?;
+    fn take<const D: usize>(
+        &mut self,
+        key: String,
+        shape: [usize; D],
+        layer: usize,
+    ) -> Result<Tensor<D>, LoadError> {
+        let view = self
+            .tensors
+            .tensor(&key)
+            .map_err(|_| LoadError::MissingTensor {
+                file: self.file.to_path_buf(),
+                key: key.clone(),
+                layer,
+            })?;
         if view.dtype() != Dtype::F32 {
             return Err(LoadError::TensorDtype {
                 file: self.file.to_path_buf(),
@@ -50,17 +61,29 @@ impl Store<'_> {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         self.used.insert(key);
-        Ok(Tensor::from_data(TensorData::new(values, shape), self.device))
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            self.device,
+        ))
     }
 
-    fn take_param<const D: usize>(&mut self, key: String, shape: [usize; D], layer: usize) -> Result<Param<Tensor<D>>, LoadError> {
+    fn take_param<const D: usize>(
+        &mut self,
+        key: String,
+        shape: [usize; D],
+        layer: usize,
+    ) -> Result<Param<Tensor<D>>, LoadError> {
         self.take(key, shape, layer).map(Param::from_tensor)
     }
 }
 
 /// Builds the model described by `spec` with the weights in `file` (or, without a file, with
 /// Burn's default initialization: the architecture only).
-pub(super) fn load(spec: &ModelSpec, file: Option<&Path>, device: &Device) -> Result<Sequential, LoadError> {
+pub(super) fn load(
+    spec: &ModelSpec,
+    file: Option<&Path>,
+    device: &Device,
+) -> Result<Sequential, LoadError> {
     let bytes = match file {
         Some(file) => std::fs::read(file).map_err(|source| LoadError::Io {
             file: file.to_path_buf(),
@@ -90,13 +113,23 @@ pub(super) fn load(spec: &ModelSpec, file: Option<&Path>, device: &Device) -> Re
                 out_features,
                 bias,
             } => {
-                let mut linear = LinearConfig::new(*in_features, *out_features).with_bias(*bias).init(device);
+                let mut linear = LinearConfig::new(*in_features, *out_features)
+                    .with_bias(*bias)
+                    .init(device);
                 if let Some(store) = store.as_mut() {
                     // PyTorch stores [out, in]; Burn's linear weight is [in, out].
-                    let weight: Tensor<2> = store.take(format!("{name}.weight"), [*out_features, *in_features], index)?;
+                    let weight: Tensor<2> = store.take(
+                        format!("{name}.weight"),
+                        [*out_features, *in_features],
+                        index,
+                    )?;
                     linear.weight = Param::from_tensor(weight.transpose());
                     if *bias {
-                        linear.bias = Some(store.take_param(format!("{name}.bias"), [*out_features], index)?);
+                        linear.bias = Some(store.take_param(
+                            format!("{name}.bias"),
+                            [*out_features],
+                            index,
+                        )?);
                     }
                 }
                 linear.into()
@@ -121,21 +154,43 @@ pub(super) fn load(spec: &ModelSpec, file: Option<&Path>, device: &Device) -> Re
                     .init(device);
                 if let Some(store) = store.as_mut() {
                     let [kh, kw] = kernel_size.0;
-                    conv.weight = store.take_param(format!("{name}.weight"), [*out_channels, in_channels / groups, kh, kw], index)?;
+                    conv.weight = store.take_param(
+                        format!("{name}.weight"),
+                        [*out_channels, in_channels / groups, kh, kw],
+                        index,
+                    )?;
                     if *bias {
-                        conv.bias = Some(store.take_param(format!("{name}.bias"), [*out_channels], index)?);
+                        conv.bias = Some(store.take_param(
+                            format!("{name}.bias"),
+                            [*out_channels],
+                            index,
+                        )?);
                     }
                 }
                 conv.into()
             }
-            LayerSpec::BatchNorm1d { name, num_features, eps } | LayerSpec::BatchNorm2d { name, num_features, eps } => {
+            LayerSpec::BatchNorm1d {
+                name,
+                num_features,
+                eps,
+            }
+            | LayerSpec::BatchNorm2d {
+                name,
+                num_features,
+                eps,
+            } => {
                 let n = *num_features;
                 let mut bn = BatchNormConfig::new(n).with_epsilon(*eps).init(device);
                 if let Some(store) = store.as_mut() {
                     bn.gamma = store.take_param(format!("{name}.weight"), [n], index)?;
                     bn.beta = store.take_param(format!("{name}.bias"), [n], index)?;
-                    bn.running_mean = RunningState::new(store.take(format!("{name}.running_mean"), [n], index)?);
-                    bn.running_var = RunningState::new(store.take(format!("{name}.running_var"), [n], index)?);
+                    bn.running_mean = RunningState::new(store.take(
+                        format!("{name}.running_mean"),
+                        [n],
+                        index,
+                    )?);
+                    bn.running_var =
+                        RunningState::new(store.take(format!("{name}.running_var"), [n], index)?);
                 }
                 bn.into()
             }
@@ -160,9 +215,14 @@ pub(super) fn load(spec: &ModelSpec, file: Option<&Path>, device: &Device) -> Re
                 .with_count_include_pad(true)
                 .init()
                 .into(),
-            LayerSpec::AdaptiveAvgPool2d { output_size } => AdaptiveAvgPool2dConfig::new(output_size.0).init().into(),
+            LayerSpec::AdaptiveAvgPool2d { output_size } => {
+                AdaptiveAvgPool2dConfig::new(output_size.0).init().into()
+            }
             LayerSpec::Relu => Relu::new().into(),
-            LayerSpec::LeakyRelu { negative_slope } => LeakyReluConfig::new().with_negative_slope(*negative_slope).init().into(),
+            LayerSpec::LeakyRelu { negative_slope } => LeakyReluConfig::new()
+                .with_negative_slope(*negative_slope)
+                .init()
+                .into(),
             LayerSpec::Tanh => Tanh::new().into(),
             LayerSpec::Sigmoid => Sigmoid::new().into(),
             LayerSpec::Gelu => Gelu::new().into(),
@@ -193,15 +253,23 @@ pub(super) fn serialize(model: &Sequential, spec: &ModelSpec) -> Result<Vec<u8>,
     let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     let mut put = |key: String, t: TensorData| {
         let shape = t.shape().to_vec();
-        let values = t.convert::<f32>().try_to_vec::<f32>().expect("float parameters");
+        let values = t
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("float parameters");
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         tensors.insert(key, (shape, bytes));
     };
     for (layer, layer_spec) in model.layers.iter().zip(&spec.layers) {
-        let Some(name) = layer_spec.name() else { continue };
+        let Some(name) = layer_spec.name() else {
+            continue;
+        };
         match layer {
             Layer::Linear(l) => {
-                put(format!("{name}.weight"), l.weight.val().transpose().into_data());
+                put(
+                    format!("{name}.weight"),
+                    l.weight.val().transpose().into_data(),
+                );
                 if let Some(b) = &l.bias {
                     put(format!("{name}.bias"), b.val().into_data());
                 }
@@ -215,8 +283,14 @@ pub(super) fn serialize(model: &Sequential, spec: &ModelSpec) -> Result<Vec<u8>,
             Layer::BatchNorm(bn) => {
                 put(format!("{name}.weight"), bn.gamma.val().into_data());
                 put(format!("{name}.bias"), bn.beta.val().into_data());
-                put(format!("{name}.running_mean"), bn.running_mean.value().into_data());
-                put(format!("{name}.running_var"), bn.running_var.value().into_data());
+                put(
+                    format!("{name}.running_mean"),
+                    bn.running_mean.value().into_data(),
+                );
+                put(
+                    format!("{name}.running_var"),
+                    bn.running_var.value().into_data(),
+                );
             }
             _ => {}
         }
@@ -224,7 +298,8 @@ pub(super) fn serialize(model: &Sequential, spec: &ModelSpec) -> Result<Vec<u8>,
     let views = tensors
         .iter()
         .map(|(k, (shape, bytes))| {
-            let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes).expect("consistent view");
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .expect("consistent view");
             (k.clone(), view)
         })
         .collect::<Vec<_>>();

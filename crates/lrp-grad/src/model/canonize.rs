@@ -26,17 +26,24 @@ impl Sequential {
                 layers.push(layer.clone());
                 continue;
             };
-            let previous = layers.last_mut().ok_or_else(|| Error::UnmergeableBatchNorm {
-                index,
-                reason: "it is the first layer; expected a linear or conv2d layer before it".into(),
-            })?;
+            let previous = layers
+                .last_mut()
+                .ok_or_else(|| Error::UnmergeableBatchNorm {
+                    index,
+                    reason: "it is the first layer; expected a linear or conv2d layer before it"
+                        .into(),
+                })?;
             let (scale, shift) = affine(bn);
             *previous = match previous {
                 Layer::Linear(linear) => {
                     let mut linear = linear.clone();
                     // Burn's linear weight is [in, out]: scale the output (last) dimension.
                     let weight = linear.weight.val() * scale.clone().unsqueeze::<2>();
-                    linear.bias = Some(Param::from_tensor(merged_bias(linear.bias.as_ref(), &scale, shift)));
+                    linear.bias = Some(Param::from_tensor(merged_bias(
+                        linear.bias.as_ref(),
+                        &scale,
+                        shift,
+                    )));
                     linear.weight = Param::from_tensor(weight);
                     Layer::Linear(linear)
                 }
@@ -44,7 +51,11 @@ impl Sequential {
                     let mut conv = conv.clone();
                     let [out, _, _, _] = conv.weight.dims();
                     let weight = conv.weight.val() * scale.clone().reshape([out, 1, 1, 1]);
-                    conv.bias = Some(Param::from_tensor(merged_bias(conv.bias.as_ref(), &scale, shift)));
+                    conv.bias = Some(Param::from_tensor(merged_bias(
+                        conv.bias.as_ref(),
+                        &scale,
+                        shift,
+                    )));
                     conv.weight = Param::from_tensor(weight);
                     Layer::Conv2d(conv)
                 }

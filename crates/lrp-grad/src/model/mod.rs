@@ -117,7 +117,11 @@ impl Layer {
     pub fn is_activation(&self) -> bool {
         matches!(
             self,
-            Layer::Relu(_) | Layer::LeakyRelu(_) | Layer::Tanh(_) | Layer::Sigmoid(_) | Layer::Gelu(_)
+            Layer::Relu(_)
+                | Layer::LeakyRelu(_)
+                | Layer::Tanh(_)
+                | Layer::Sigmoid(_)
+                | Layer::Gelu(_)
         )
     }
 
@@ -221,7 +225,10 @@ impl Sequential {
     /// The number of classes (outputs) for a given per-sample input shape, or an error when the
     /// input does not fit or the model does not end in one score per class.
     pub fn num_classes(&self, input: FeatureShape) -> Result<usize> {
-        let output = *self.shapes(input)?.last().expect("shapes has the input at least");
+        let output = *self
+            .shapes(input)?
+            .last()
+            .expect("shapes has the input at least");
         match output {
             FeatureShape::Vector(classes) => Ok(classes),
             other => Err(Error::OutputNotVector {

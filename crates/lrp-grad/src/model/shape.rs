@@ -103,7 +103,10 @@ pub(crate) fn padding_pairs(
     };
     match *padding {
         PaddingConfig2d::Valid => [(0, 0), (0, 0)],
-        PaddingConfig2d::Same => [same(kernel[0], stride[0], height), same(kernel[1], stride[1], width)],
+        PaddingConfig2d::Same => [
+            same(kernel[0], stride[0], height),
+            same(kernel[1], stride[1], width),
+        ],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
     }
 }
@@ -132,7 +135,13 @@ pub(crate) fn avg_pool_options(pool: &AvgPool2d, height: usize, width: usize) ->
 }
 
 /// Output length of a sliding window, or `None` when the window does not fit.
-fn window_out(size: usize, pad: (usize, usize), kernel: usize, stride: usize, dilation: usize) -> Option<usize> {
+fn window_out(
+    size: usize,
+    pad: (usize, usize),
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> Option<usize> {
     let span = dilation * (kernel.checked_sub(1)?) + 1;
     let padded = size + pad.0 + pad.1;
     (stride > 0 && padded >= span).then(|| (padded - span) / stride + 1)
@@ -190,7 +199,9 @@ impl Layer {
                 let [d_in, d_out] = linear.weight.dims();
                 match input {
                     FeatureShape::Vector(f) if f == d_in => Ok(FeatureShape::Vector(d_out)),
-                    _ => Err(mismatch(format!("[N, {d_in}] (a vector of {d_in} features)"))),
+                    _ => Err(mismatch(format!(
+                        "[N, {d_in}] (a vector of {d_in} features)"
+                    ))),
                 }
             }
             Layer::Conv2d(conv) => {
@@ -198,23 +209,49 @@ impl Layer {
                 let c_in = c_in_group * conv.groups;
                 let (channels, h, w) = image(&format!("{c_in} channels"))?;
                 if channels != c_in {
-                    return Err(mismatch(format!("[N, {c_in}, H, W] ({c_in} input channels)")));
+                    return Err(mismatch(format!(
+                        "[N, {c_in}, H, W] ({c_in} input channels)"
+                    )));
                 }
-                window(c_out, h, w, conv.kernel_size, conv.stride, conv.dilation, &conv.padding)
+                window(
+                    c_out,
+                    h,
+                    w,
+                    conv.kernel_size,
+                    conv.stride,
+                    conv.dilation,
+                    &conv.padding,
+                )
             }
             Layer::MaxPool2d(pool) => {
                 if pool.ceil_mode {
                     return Err(unsupported("ceil_mode = true"));
                 }
                 let (channels, h, w) = image("max pooling")?;
-                window(channels, h, w, pool.kernel_size, pool.stride, pool.dilation, &pool.padding)
+                window(
+                    channels,
+                    h,
+                    w,
+                    pool.kernel_size,
+                    pool.stride,
+                    pool.dilation,
+                    &pool.padding,
+                )
             }
             Layer::AvgPool2d(pool) => {
                 if pool.ceil_mode {
                     return Err(unsupported("ceil_mode = true"));
                 }
                 let (channels, h, w) = image("average pooling")?;
-                window(channels, h, w, pool.kernel_size, pool.stride, [1, 1], &pool.padding)
+                window(
+                    channels,
+                    h,
+                    w,
+                    pool.kernel_size,
+                    pool.stride,
+                    [1, 1],
+                    &pool.padding,
+                )
             }
             Layer::AdaptiveAvgPool2d(pool) => {
                 let (channels, _, _) = image("adaptive average pooling")?;
