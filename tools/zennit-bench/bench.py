@@ -117,16 +117,19 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lrp-grad"))
+    parser.add_argument("--keep", help="write the exported models to this directory and keep them")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
+        pathlib.Path(tmp).mkdir(parents=True, exist_ok=True)
         for name, (seq, shape, batch) in {"mnist-cnn": mnist_cnn(), "vgg-small": vgg_small()}.items():
             torch.manual_seed(0)
             for m in seq.modules():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
-            model_json = pathlib.Path(tmp) / f"{name}.json"
+            model_json = pathlib.Path(tmp) / f"{name}.json"  # noqa: E501
             weights = pathlib.Path(tmp) / f"{name}.safetensors"
             model_json.write_text(json.dumps(describe(seq, shape)))
             save_file({k: v.contiguous() for k, v in seq.state_dict().items()}, str(weights))
