@@ -10,8 +10,14 @@ mod common;
 use burn::nn::Relu;
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use common::{ConvGeometry, assert_close, conv, linear, random_vec, rng, tensor, values};
-use lrp_grad::{Composite, Explainer, Flatten, OutputRelevance, Rule, Sequential, Target};
+use lrp_grad::{
+    Composite, Explainer, Flatten, LayerType, OutputRelevance, Rule, Sequential, Target,
+};
 use proptest::prelude::*;
+
+/// LRP-0's stabilizer (1e-9) keeps up to about 1e-9 of a unit's relevance when its
+/// pre-activation is tiny; over a layer that stays below this.
+const STABILIZER_SLACK: f32 = 1e-8;
 
 /// Asserts that every layer's relevance sums to the output relevance `R_out = f_target(x)`, per
 /// sample. (With a one-hot `R_out`, a target whose score is exactly 0 — every unit dead — has
@@ -23,8 +29,11 @@ fn assert_conserved<const D: usize>(
     shape: [usize; D],
     rule: Rule,
 ) {
+    // LRP-0 everywhere: average pooling too (the composites' default for pooling, `norm`,
+    // stabilizes with 1e-6 and so absorbs a little relevance where activations are tiny).
+    let composite = Composite::uniform(rule.clone()).with_type(LayerType::AvgPool, rule);
     let explanation = Explainer::new()
-        .rule(rule)
+        .composite(composite)
         .output_relevance(OutputRelevance::Logit)
         .record_layers(true)
         .explain(model, tensor(x, shape))
@@ -41,7 +50,7 @@ fn assert_conserved<const D: usize>(
             let expected = output[s * classes + targets[s]];
             let err = (layer.sums[s] - expected).abs();
             assert!(
-                err <= 1e-5 * (mass + expected.abs()) + 1e-12,
+                err <= 1e-5 * (mass + expected.abs()) + STABILIZER_SLACK,
                 "layer {} sample {s}: Σ R = {}, f(x) = {expected} (mass {mass})",
                 layer.index,
                 layer.sums[s]
@@ -151,8 +160,18 @@ fn explaining_a_batch_equals_explaining_each_sample_alone() {
     }
 }
 
+/// 32 cases from a fixed seed: the same cases on every run, so CI is reproducible.
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 32,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x1f2e_3d4c),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(config())]
 
     #[test]
     fn lrp_0_conserves_relevance_for_random_bias_free_mlps(

@@ -32,6 +32,8 @@
 //! - [`Sequential::canonize`]: merges batch norm into the preceding layer.
 //! - [`explain`] / [`Explainer`]: runs it all and returns an [`Explanation`].
 
+#![warn(missing_docs)]
+
 mod composite;
 mod engine;
 mod error;
