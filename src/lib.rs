@@ -1,6 +1,11 @@
 //! Support code for lrp-grad's examples, benchmarks and integration tests (not published):
 //! MNIST reading, the fixed example/benchmark models, training, and figures.
 
+/// The README's Rust examples run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod figures;
 pub mod mnist;
 pub mod train;
