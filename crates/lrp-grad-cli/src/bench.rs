@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use burn::module::Module;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Distribution, Tensor};
 use clap::Args;
 use lrp_grad::{Explainer, FeatureShape, Method};
 
@@ -50,7 +50,7 @@ struct Timing {
 }
 
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
-    let device = Device::default();
+    let device = crate::device()?;
     let loaded = load(&args.model.model, Some(&args.weights), &device)?;
     let model = loaded.model.valid();
     let n = args.batch.max(1);

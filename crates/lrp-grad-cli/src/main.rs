@@ -193,6 +193,19 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The default device (Burn picks the backend; `BURN_DEVICE` overrides it). Burn panics on a
+/// `BURN_DEVICE` this build cannot serve; that becomes an error message here.
+pub(crate) fn device() -> Result<Device> {
+    let Ok(name) = std::env::var("BURN_DEVICE") else {
+        return Ok(Device::default());
+    };
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let device = std::panic::catch_unwind(Device::default);
+    std::panic::set_hook(hook);
+    device.map_err(|_| anyhow!("BURN_DEVICE={name}: this build of lrp-grad has no such backend (unset it to use the default CPU backend)"))
+}
+
 pub(crate) fn load(model: &Path, weights: Option<&Path>, device: &Device) -> Result<LoadedModel> {
     Ok(match weights {
         Some(weights) => interchange::load(model, weights, device)?,
@@ -235,7 +248,7 @@ pub(crate) fn explain_batch(
 }
 
 fn explain(args: ExplainArgs) -> Result<()> {
-    let device = Device::default();
+    let device = device()?;
     let model = load(&args.model.model, Some(&args.weights), &device)?;
     let sample_dims = model.input_shape.dims();
     let input = npy::read(&args.input)?;
@@ -409,7 +422,7 @@ fn heatmap_png(
 }
 
 fn info(args: InfoArgs) -> Result<()> {
-    let device = Device::default();
+    let device = device()?;
     let model = load(&args.model.model, args.weights.as_deref(), &device)?;
     let canonical = model.model.canonize()?;
     let plan = args.rules.composite()?.plan(&canonical)?;

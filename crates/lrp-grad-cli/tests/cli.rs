@@ -695,3 +695,13 @@ fn every_attribution_method_through_the_command_line_equals_the_library() {
         &["--method smoothgrad", "samples must be at least 1"],
     );
 }
+
+#[test]
+fn an_unavailable_burn_device_is_an_error_not_a_panic() {
+    let f = Fixture::new();
+    fails(
+        &f,
+        f.explain().env("BURN_DEVICE", "no-such-backend"),
+        &["BURN_DEVICE=no-such-backend", "no such backend"],
+    );
+}
