@@ -73,69 +73,6 @@ impl<'a> RuleLayer<'a> {
             Self::MaxPool(pool) => max_pool2d(x, max_pool_options(pool, h, w)),
         }
     }
-
-    /// `forward_with` for several parameter modifications of the same input, in one call:
-    /// the modified weights are stacked along the output dimension and the result split again
-    /// (one pass over the input instead of one per modification).
-    pub(crate) fn forward_many(&self, x: Tensor<4>, mods: &[(ParamMod, bool)]) -> Vec<Tensor<4>> {
-        let stacked = |weight_of: &dyn Fn(ParamMod) -> Tensor<4>| -> Tensor<4> {
-            Tensor::cat(mods.iter().map(|(m, _)| weight_of(*m)).collect(), 0)
-        };
-        let biases = |bias: Option<&burn::module::Param<Tensor<1>>>| {
-            bias.map(|b| {
-                let parts = mods
-                    .iter()
-                    .map(|(m, keep)| {
-                        if *keep {
-                            m.apply(b.val())
-                        } else {
-                            b.val().zeros_like()
-                        }
-                    })
-                    .collect();
-                Tensor::cat(parts, 0)
-            })
-        };
-        let [n, c, h, w] = x.dims();
-        let out = match *self {
-            _ if mods.len() == 1 => return vec![self.forward_with(x, mods[0].0, mods[0].1)],
-            // Stacking output channels would mix the groups of a grouped convolution.
-            Self::Conv(layer) if layer.groups == 1 => {
-                let weight = stacked(&|m| m.apply(layer.weight.val()));
-                conv2d(
-                    x,
-                    weight,
-                    biases(layer.bias.as_ref()),
-                    conv_options(layer, h, w),
-                )
-            }
-            Self::Dense(layer) => {
-                let weight = Tensor::cat(
-                    mods.iter()
-                        .map(|(m, _)| m.apply(layer.weight.val()))
-                        .collect(),
-                    1,
-                );
-                let out = linear(
-                    x.reshape([n, c * h * w]),
-                    weight,
-                    biases(layer.bias.as_ref()),
-                );
-                let [_, features] = out.dims();
-                out.reshape([n, features, 1, 1])
-            }
-            _ => {
-                return mods
-                    .iter()
-                    .map(|(m, keep)| self.forward_with(x.clone(), *m, *keep))
-                    .collect();
-            }
-        };
-        let channels = out.dims()[1] / mods.len();
-        (0..mods.len())
-            .map(|k| out.clone().narrow(1, k * channels, channels))
-            .collect()
-    }
 }
 
 impl ParamMod {
@@ -154,10 +91,13 @@ impl ParamMod {
 
 /// Zennit's stabilizer: `z + ε·sign(z)` with sign(0) = +1 (Burn's `sign(0)` is 0, hence the mask).
 pub(crate) fn stabilize(z: Tensor<4>, epsilon: f64) -> Tensor<4> {
-    let negative = z.clone().lower_elem(0.0);
-    z.clone()
-        .add_scalar(epsilon)
-        .mask_where(negative, z.sub_scalar(epsilon))
+    let sign = z
+        .clone()
+        .greater_equal_elem(0.0)
+        .float()
+        .mul_scalar(2.0)
+        .sub_scalar(1.0);
+    z + sign.mul_scalar(epsilon)
 }
 
 /// The z-box bounds, already broadcast to the layer input's shape.
@@ -327,45 +267,20 @@ pub(crate) fn one_pass_forward(
         && terms[0].params == ParamMod::Identity && terms[0].bias && terms[0].sign == 1.0);
     let mut z: Option<Tensor<4>> =
         (!plain_term).then(|| rule_layer.forward(a.clone().without_autodiff()));
-    // Every term's output, the terms that read the same input in one call.
-    let mut outputs: Vec<Vec<Option<Tensor<4>>>> = groups
-        .iter()
-        .map(|(terms, _)| vec![None; terms.len()])
-        .collect();
-    for input in [InputMod::Identity, InputMod::Positive, InputMod::Negative] {
-        let slots: Vec<(usize, usize)> = groups
-            .iter()
-            .enumerate()
-            .flat_map(|(g, (terms, _))| {
-                terms
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| t.input == input)
-                    .map(move |(k, _)| (g, k))
-            })
-            .collect();
-        if slots.is_empty() {
-            continue;
-        }
-        let x = match input {
-            InputMod::Positive => a.clone().clamp_min(0.0),
-            InputMod::Negative => a.clone().clamp_max(0.0),
-            _ => a.clone(),
-        };
-        let mods: Vec<(ParamMod, bool)> = slots
-            .iter()
-            .map(|&(g, k)| (groups[g].0[k].params, groups[g].0[k].bias))
-            .collect();
-        for (&(g, k), out) in slots.iter().zip(rule_layer.forward_many(x, &mods)) {
-            outputs[g][k] = Some(out);
-        }
-    }
     let mut y: Option<Tensor<4>> = None;
-    for ((terms, group), outs) in groups.iter().zip(outputs) {
+    for (terms, group) in &groups {
         let z_rho = terms
             .iter()
-            .zip(outs)
-            .map(|(term, out)| out.expect("every term computed").mul_scalar(term.sign))
+            .map(|term| {
+                let input = match term.input {
+                    InputMod::Positive => a.clone().clamp_min(0.0),
+                    InputMod::Negative => a.clone().clamp_max(0.0),
+                    _ => a.clone(),
+                };
+                rule_layer
+                    .forward_with(input, term.params, term.bias)
+                    .mul_scalar(term.sign)
+            })
             .reduce(|acc, t| acc + t)
             .expect("a group has at least one term");
         let z_rho_value = z_rho.clone().without_autodiff();
