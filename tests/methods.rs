@@ -7,12 +7,12 @@ use std::path::Path;
 
 use burn::nn::{Relu, Tanh};
 use burn::tensor::{Tensor, TensorData};
+use common::zennit::ZennitFixture;
 use common::{assert_close, device, linear, random_vec, relative_error, rng, tensor, values};
 use lrp_grad::{
     Base, Baseline, Explainer, Flatten, Method, OutputRelevance, Rule, Sequential, Target,
     interchange,
 };
-use safetensors::SafeTensors;
 
 /// A smooth (tanh) MLP with biases.
 fn tanh_mlp(seed: u64) -> Sequential {
@@ -282,36 +282,11 @@ fn smoothgrad_and_integrated_gradients_run_over_lrp() {
 #[test]
 fn gradient_integrated_gradients_and_occlusion_match_zennit() {
     for (model_name, window) in [("mlp", [1, 2]), ("cnn", [4, 4])] {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/zennit")
-            .join(model_name);
-        let loaded = interchange::load(
-            &folder.join("model.json"),
-            &folder.join("weights.safetensors"),
-            &device(),
-        )
-        .unwrap();
-        let bytes = std::fs::read(folder.join("reference.safetensors")).unwrap();
-        let tensors = SafeTensors::deserialize(&bytes).unwrap();
-        let get = |k: &str| -> (Vec<usize>, Vec<f32>) {
-            let v = tensors.tensor(k).unwrap();
-            (
-                v.shape().to_vec(),
-                v.data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            )
-        };
-        let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap())
-                .unwrap();
-        let targets: Vec<usize> = meta["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_u64().unwrap() as usize)
-            .collect();
+        let fixture = ZennitFixture::open(Path::new(env!("CARGO_MANIFEST_DIR")), model_name);
+        let loaded =
+            interchange::load(&fixture.model_json(), &fixture.weights(), &device()).unwrap();
+        let get = |k: &str| fixture.get(k);
+        let targets = fixture.targets.clone();
         let (shape, x) = get("input");
         let run = |method: Method| -> Vec<f32> {
             let e = Explainer::new()

@@ -3,50 +3,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
+use common::zennit::ZennitFixture;
 use common::{device, relative_error, values};
 use lrp_grad::interchange;
 use lrp_grad::{Bound, Composite, Explainer, OutputRelevance, Rule, Strategy, Target};
-use safetensors::SafeTensors;
 use serde_json::Value;
 
 /// Fixtures agree with Zennit to this relative error (max |Δ| / max |reference|).
 const TOLERANCE: f64 = 1e-5;
 
-fn fixture(model: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/zennit")
-        .join(model)
-}
-
-struct Reference {
-    bytes: Vec<u8>,
-}
-
-impl Reference {
-    fn read(folder: &Path) -> Self {
-        Reference {
-            bytes: std::fs::read(folder.join("reference.safetensors")).unwrap(),
-        }
-    }
-
-    fn data(&self, key: &str) -> TensorData {
-        let tensors = SafeTensors::deserialize(&self.bytes).unwrap();
-        let view = tensors
-            .tensor(key)
-            .unwrap_or_else(|_| panic!("no `{key}` in the fixture"));
-        let values: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        TensorData::new(values, view.shape().to_vec())
-    }
-}
-
-fn bound(value: &Value, reference: &Reference) -> Bound {
+fn bound(value: &Value, reference: &ZennitFixture) -> Bound {
     match value {
         Value::Number(n) => Bound::Scalar(n.as_f64().unwrap()),
         Value::String(which) => Bound::Tensor(reference.data(&format!("bound.{which}"))),
@@ -54,7 +23,7 @@ fn bound(value: &Value, reference: &Reference) -> Bound {
     }
 }
 
-fn composite(case: &Value, reference: &Reference) -> Composite {
+fn composite(case: &Value, reference: &ZennitFixture) -> Composite {
     let num = |key: &str| case[key].as_f64().unwrap();
     if let Some(name) = case["composite"].as_str() {
         let bounds = case
@@ -82,22 +51,10 @@ fn composite(case: &Value, reference: &Reference) -> Composite {
 
 /// Runs every case of one fixture model; returns (case, relative error) pairs.
 fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
-    let folder = fixture(model_name);
-    let loaded = interchange::load(
-        &folder.join("model.json"),
-        &folder.join("weights.safetensors"),
-        &device(),
-    )
-    .unwrap();
-    let reference = Reference::read(&folder);
-    let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap()).unwrap();
-    let targets: Vec<usize> = meta["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as usize)
-        .collect();
+    let reference = ZennitFixture::open(Path::new(env!("CARGO_MANIFEST_DIR")), model_name);
+    let loaded =
+        interchange::load(&reference.model_json(), &reference.weights(), &device()).unwrap();
+    let targets = reference.targets.clone();
     let input: Tensor<4> = match loaded.input_shape {
         lrp_grad::FeatureShape::Vector(_) => {
             let x: Tensor<2> = Tensor::from_data(reference.data("input"), &device());
@@ -114,7 +71,7 @@ fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
         .try_to_vec::<f32>()
         .unwrap();
     let mut errors = Vec::new();
-    for (key, case) in meta["cases"].as_object().unwrap() {
+    for (key, case) in reference.cases() {
         let explainer = Explainer::new()
             .strategy(strategy)
             .composite(composite(case, &reference))

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod reference;
+pub mod zennit;
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};

@@ -13,6 +13,11 @@ use predicates::prelude::*;
 use safetensors::SafeTensors;
 use tempfile::TempDir;
 
+#[path = "../../../tests/common/zennit.rs"]
+#[allow(dead_code)] // shared with the library tests, which use all of it
+mod zennit;
+use zennit::ZennitFixture;
+
 fn lrp_grad() -> Command {
     Command::cargo_bin("lrp-grad").unwrap()
 }
@@ -187,36 +192,18 @@ fn a_single_sample_without_batch_dimension_keeps_its_shape() {
 /// Every rule and composite of the Zennit fixtures, through the binary.
 #[test]
 fn zennit_fixtures_through_the_command_line() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/zennit");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let tmp = TempDir::new().unwrap();
     let mut worst = 0f64;
     let mut runs = 0;
     for model in ["mlp", "cnn"] {
-        let folder = root.join(model);
-        let bytes = std::fs::read(folder.join("reference.safetensors")).unwrap();
-        let tensors = SafeTensors::deserialize(&bytes).unwrap();
-        let get = |k: &str| -> (Vec<usize>, Vec<f32>) {
-            let v = tensors.tensor(k).unwrap();
-            (
-                v.shape().to_vec(),
-                v.data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            )
-        };
+        let fixture = ZennitFixture::open(&root, model);
+        let folder = fixture.folder.clone();
+        let get = |k: &str| fixture.get(k);
         let (shape, input) = get("input");
         let per = input.len() / shape[0];
-        let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap())
-                .unwrap();
-        let targets: Vec<usize> = meta["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_u64().unwrap() as usize)
-            .collect();
-        for (key, case) in meta["cases"].as_object().unwrap() {
+        let targets = fixture.targets.clone();
+        for (key, case) in fixture.cases() {
             if case.get("low").is_some_and(|l| l.is_string()) {
                 continue; // tensor bounds: library only (the CLI takes scalar --low/--high)
             }
