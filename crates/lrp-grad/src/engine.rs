@@ -263,33 +263,51 @@ pub(crate) fn one_pass_forward(
         .iter()
         .map(|g| (live_terms(g, nonnegative), g))
         .collect();
+    let z_rhos: Vec<Tensor<4>> = groups
+        .iter()
+        .map(|(terms, _)| {
+            terms
+                .iter()
+                .map(|term| {
+                    let input = match term.input {
+                        InputMod::Positive => a.clone().clamp_min(0.0),
+                        InputMod::Negative => a.clone().clamp_max(0.0),
+                        _ => a.clone(),
+                    };
+                    rule_layer
+                        .forward_with(input, term.params, term.bias)
+                        .mul_scalar(term.sign)
+                })
+                .reduce(|acc, t| acc + t)
+                .expect("a group has at least one term")
+        })
+        .collect();
+    let values: Vec<Tensor<4>> = z_rhos
+        .iter()
+        .map(|z| z.clone().without_autodiff())
+        .collect();
+    // The unmodified output: a single unmodified term (zero, epsilon, norm) is it; on a
+    // non-negative input γ and αβ give it as a combination of their groups' outputs;
+    // otherwise one plain forward outside the graph.
     let plain_term = matches!(groups.as_slice(), [(terms, _)] if terms.len() == 1 && terms[0].input == InputMod::Identity
         && terms[0].params == ParamMod::Identity && terms[0].bias && terms[0].sign == 1.0);
-    let mut z: Option<Tensor<4>> =
-        (!plain_term).then(|| rule_layer.forward(a.clone().without_autodiff()));
-    let mut y: Option<Tensor<4>> = None;
-    for (terms, group) in &groups {
-        let z_rho = terms
+    let z = match rule.output_from_groups() {
+        _ if plain_term => values[0].clone(),
+        Some(coefficients) if nonnegative => values
             .iter()
-            .map(|term| {
-                let input = match term.input {
-                    InputMod::Positive => a.clone().clamp_min(0.0),
-                    InputMod::Negative => a.clone().clamp_max(0.0),
-                    _ => a.clone(),
-                };
-                rule_layer
-                    .forward_with(input, term.params, term.bias)
-                    .mul_scalar(term.sign)
-            })
+            .zip(coefficients)
+            .map(|(v, c)| v.clone().mul_scalar(c))
             .reduce(|acc, t| acc + t)
-            .expect("a group has at least one term");
-        let z_rho_value = z_rho.clone().without_autodiff();
-        let z_value = z.get_or_insert_with(|| z_rho_value.clone()).clone();
-        let mut factor = z_value.clone() / stabilize(z_rho_value, group.stabilizer);
+            .expect("a rule has at least one group"),
+        _ => rule_layer.forward(a.clone().without_autodiff()),
+    };
+    let mut y: Option<Tensor<4>> = None;
+    for ((z_rho, z_rho_value), (_, group)) in z_rhos.into_iter().zip(values).zip(&groups) {
+        let mut factor = z.clone() / stabilize(z_rho_value, group.stabilizer);
         factor = match group.mask {
             OutputMask::All => factor,
-            OutputMask::Positive => factor * z_value.greater_elem(0.0).float(),
-            OutputMask::Negative => factor * z_value.lower_elem(0.0).float(),
+            OutputMask::Positive => factor * z.clone().greater_elem(0.0).float(),
+            OutputMask::Negative => factor * z.clone().lower_elem(0.0).float(),
         };
         let term = z_rho * factor.mul_scalar(group.scale);
         y = Some(match y {
@@ -298,7 +316,6 @@ pub(crate) fn one_pass_forward(
         });
     }
     let y = y.expect("a rule has at least one group");
-    let z = z.expect("set by the first group");
     let correction = z - y.clone().without_autodiff();
     y + correction
 }
