@@ -118,26 +118,52 @@ pub(crate) fn propagate(
     bounds: Option<&Bounds>,
     nonnegative: bool,
 ) -> Tensor<4> {
-    let mut leaves = Vec::new();
+    // Each evaluated term: its input leaf and sign. A term that is the unmodified layer on `a`
+    // is not evaluated when its group also has a `W⁺` and a `W⁻` term (z-box): its output is
+    // the known `z`, and since `W = W⁺ + W⁻` its input gradient is theirs combined.
+    let mut leaves: Vec<(Tensor<4>, f32)> = Vec::new();
+    let mut derived: Vec<(f32, usize, usize)> = Vec::new(); // (sign, W⁺ leaf, W⁻ leaf)
     let mut objective: Option<Tensor<1>> = None;
     for group in groups {
-        let outputs: Vec<(Tensor<4>, f32)> = live_terms(group, nonnegative)
-            .iter()
-            .map(|term| {
-                let leaf = modified_input(term.input, a, bounds)
-                    .autodiff()
-                    .require_grad();
-                let out = layer.forward_with(leaf.clone(), term.params, term.bias);
-                leaves.push(leaf);
-                (out, term.sign)
-            })
-            .collect();
-        // The denominator on the plain device: `s` is a constant of the backward pass.
-        let denominator = outputs
-            .iter()
-            .map(|(out, sign)| out.clone().without_autodiff().mul_scalar(*sign))
-            .reduce(|acc, t| acc + t)
-            .expect("a group has at least one term");
+        let terms = live_terms(group, nonnegative);
+        let find = |params: ParamMod| terms.iter().position(|t| t.params == params);
+        let known = terms.iter().position(|t| {
+            t.input == InputMod::Identity && t.params == ParamMod::Identity && t.bias
+        });
+        let known = known
+            .filter(|_| find(ParamMod::Positive).is_some() && find(ParamMod::Negative).is_some());
+        let first_leaf = leaves.len();
+        let mut denominator = known.map(|k| z.clone().mul_scalar(terms[k].sign));
+        let mut outputs = Vec::new();
+        for (k, term) in terms.iter().enumerate() {
+            if Some(k) == known {
+                continue;
+            }
+            let leaf = modified_input(term.input, a, bounds)
+                .autodiff()
+                .require_grad();
+            let out = layer.forward_with(leaf.clone(), term.params, term.bias);
+            // The denominator on the plain device: `s` is a constant of the backward pass.
+            let value = out.clone().without_autodiff().mul_scalar(term.sign);
+            denominator = Some(match denominator {
+                Some(acc) => acc + value,
+                None => value,
+            });
+            leaves.push((leaf, term.sign));
+            outputs.push((out, term.sign));
+        }
+        if let Some(k) = known {
+            let leaf_of = |params: ParamMod| {
+                let index = find(params).expect("checked above");
+                first_leaf + index - usize::from(index > k)
+            };
+            derived.push((
+                terms[k].sign,
+                leaf_of(ParamMod::Positive),
+                leaf_of(ParamMod::Negative),
+            ));
+        }
+        let denominator = denominator.expect("a group has at least one term");
         let mut s = r.clone() / stabilize(denominator, group.stabilizer);
         s = match group.mask {
             OutputMask::All => s,
@@ -153,14 +179,27 @@ pub(crate) fn propagate(
         }
     }
     let gradients = objective.expect("a rule has at least one term").backward();
-    leaves
-        .into_iter()
-        .map(|leaf| {
-            let c = leaf
-                .grad(&gradients)
-                .expect("every leaf takes part in the objective");
-            leaf.without_autodiff() * c
+    let grads: Vec<Tensor<4>> = leaves
+        .iter()
+        .map(|(leaf, _)| {
+            leaf.grad(&gradients)
+                .expect("every leaf takes part in the objective")
         })
+        .collect();
+    let signs: Vec<f32> = leaves.iter().map(|(_, sign)| *sign).collect();
+    let evaluated = leaves
+        .into_iter()
+        .zip(&grads)
+        .map(|((leaf, _), c)| leaf.without_autodiff() * c.clone());
+    // c = sign · (c⁺/sign⁺ + c⁻/sign⁻) for a derived term, whose input is `a`.
+    let derived = derived.into_iter().map(|(sign, p, n)| {
+        let (sign_p, sign_n) = (signs[p], signs[n]);
+        let c =
+            grads[p].clone().mul_scalar(sign / sign_p) + grads[n].clone().mul_scalar(sign / sign_n);
+        a.clone() * c
+    });
+    evaluated
+        .chain(derived)
         .reduce(|acc, t| acc + t)
         .expect("a rule has at least one term")
 }
