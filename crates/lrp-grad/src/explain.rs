@@ -428,16 +428,15 @@ impl Explainer {
             && !self.record_layers
         {
             let initial = |output: &Tensor<2>| {
-                let (targets, r_out) =
-                    self.initial_relevance(output, n, classes, self.output_relevance)?;
-                let one_hot = match (&targets, self.output_relevance) {
-                    (Some(_), OutputRelevance::Logit) => Some(
-                        self.initial_relevance(output, n, classes, OutputRelevance::OneHot)?
-                            .1,
-                    ),
-                    _ => None,
-                };
-                Ok((targets, r_out, one_hot))
+                // One target lookup: the one-hot is the backward seed when R_out is the logit.
+                let (targets, one_hot) =
+                    self.initial_relevance(output, n, classes, OutputRelevance::OneHot)?;
+                Ok(match (&targets, self.output_relevance) {
+                    (Some(_), OutputRelevance::Logit) => {
+                        (targets, one_hot.clone() * output.clone(), Some(one_hot))
+                    }
+                    _ => (targets, one_hot, None),
+                })
             };
             if let Some((relevance, output, targets)) = prepared.lrp_one_pass(x.clone(), initial)? {
                 return Ok(Explanation {
