@@ -13,7 +13,7 @@ use lrp_grad::heatmap::ColorMap;
 use lrp_grad::{Explainer, OutputRelevance, Target};
 use lrp_grad_suite::figures::{digit, labelled_grid, relevance_map};
 use lrp_grad_suite::mnist::{self, PIXELS, SIDE};
-use lrp_grad_suite::{ModelArgs, mnist_methods};
+use lrp_grad_suite::{ModelArgs, floats, mnist_methods};
 
 #[derive(Parser)]
 struct Args {
@@ -66,11 +66,7 @@ fn main() -> Result<()> {
         .collect();
     for (name, explainer) in &methods {
         let relevance = explainer.explain(&loaded.model, batch())?.relevance;
-        let relevance = relevance
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("floats");
+        let relevance = floats(relevance);
         for (row, cells) in rows.iter_mut().enumerate() {
             cells.push(relevance_map(
                 &relevance[row * PIXELS..(row + 1) * PIXELS],
@@ -104,24 +100,13 @@ fn main() -> Result<()> {
     );
     let mut cells = vec![digit(test.image(which))];
     let mut titles = vec![format!("digit #{which}")];
-    let scores = loaded
-        .model
-        .forward(single.clone())
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .expect("floats");
+    let scores = floats(loaded.model.forward(single.clone()));
     for class in 0..10 {
         let e = Explainer::new()
             .target(Target::Class(class))
             .output_relevance(OutputRelevance::OneHot)
             .explain(&loaded.model, single.clone())?;
-        let r = e
-            .relevance
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("floats");
+        let r = floats(e.relevance);
         cells.push(relevance_map(&r, &cmap));
         titles.push(format!("class {class} ({:.1})", scores[class]));
     }

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lrp_grad::Sequential;
 use lrp_grad_suite::figures::curves;
 use lrp_grad_suite::mnist::{self, PIXELS, SIDE};
-use lrp_grad_suite::{ModelArgs, mnist_methods, mnist_occlusion};
+use lrp_grad_suite::{ModelArgs, floats, mnist_methods, mnist_occlusion};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -57,12 +57,7 @@ fn scores(model: &Sequential, images: &[f32], targets: &[usize], device: &Device
             ),
             device,
         );
-        let logits = model
-            .forward(x)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("floats");
+        let logits = floats(model.forward(x));
         out.extend((start..end).map(|s| logits[(s - start) * 10 + targets[s]]));
     }
     out
@@ -147,12 +142,7 @@ fn main() -> Result<()> {
                     conservation.push(((sum - f).abs() / f.abs().max(1e-6)) as f64);
                 }
             }
-            let r = e
-                .relevance
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .expect("floats");
+            let r = floats(e.relevance);
             per_sample.extend((0..end - chunk).map(|k| order(&r[k * PIXELS..(k + 1) * PIXELS])));
         }
         let conservation = (!conservation.is_empty())

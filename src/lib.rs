@@ -45,6 +45,14 @@ impl ModelArgs {
     }
 }
 
+/// A tensor's values on the host, as f32.
+pub fn floats<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float tensor")
+}
+
 /// The explanation methods compared in the MNIST examples, by name. Pixels are in [0, 1], so
 /// z-box gets the bounds 0 and 1.
 pub fn mnist_methods() -> Vec<(String, Explainer)> {

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::mnist::{PIXELS, SIDE, Split};
+use crate::mnist::{SIDE, Split};
 
 /// A batch of images as `[n, 1, 28, 28]`.
 pub fn images(split: &Split, indices: &[usize], device: &Device) -> Tensor<4> {
@@ -101,9 +101,6 @@ pub fn train(
     }
     model
 }
-
-/// Number of pixels per image, re-exported for the examples.
-pub const IMAGE_PIXELS: usize = PIXELS;
 
 /// The result of training one model.
 pub struct Report {

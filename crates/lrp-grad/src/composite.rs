@@ -127,16 +127,19 @@ impl Composite {
         self
     }
 
+    /// The part every built-in composite shares: ε on dense layers.
+    fn epsilon_on_dense() -> Self {
+        Self::new().with_type(
+            LayerType::Dense,
+            Rule::Epsilon {
+                epsilon: DEFAULT_EPSILON,
+            },
+        )
+    }
+
     /// Zennit's `EpsilonPlus`: z⁺ on conv layers, ε on dense layers.
     pub fn epsilon_plus() -> Self {
-        Self::new()
-            .with_type(
-                LayerType::Dense,
-                Rule::Epsilon {
-                    epsilon: DEFAULT_EPSILON,
-                },
-            )
-            .with_type(LayerType::Conv2d, Rule::ZPlus)
+        Self::epsilon_on_dense().with_type(LayerType::Conv2d, Rule::ZPlus)
     }
 
     /// Zennit's `EpsilonPlusFlat`: as [`Composite::epsilon_plus`], with flat on the first dense
@@ -148,13 +151,7 @@ impl Composite {
     /// Zennit's `EpsilonGammaBox`: z-box on the first conv layer, γ = 0.25 on the other conv
     /// layers, ε on dense layers.
     pub fn epsilon_gamma_box(low: impl Into<Bound>, high: impl Into<Bound>) -> Result<Self> {
-        Ok(Self::new()
-            .with_type(
-                LayerType::Dense,
-                Rule::Epsilon {
-                    epsilon: DEFAULT_EPSILON,
-                },
-            )
+        Ok(Self::epsilon_on_dense()
             .with_type(
                 LayerType::Conv2d,
                 Rule::Gamma {
@@ -166,20 +163,13 @@ impl Composite {
 
     /// Zennit's `EpsilonAlpha2Beta1`: α2β1 on conv layers, ε on dense layers.
     pub fn epsilon_alpha2_beta1() -> Self {
-        Self::new()
-            .with_type(
-                LayerType::Dense,
-                Rule::Epsilon {
-                    epsilon: DEFAULT_EPSILON,
-                },
-            )
-            .with_type(
-                LayerType::Conv2d,
-                Rule::AlphaBeta {
-                    alpha: 2.0,
-                    beta: 1.0,
-                },
-            )
+        Self::epsilon_on_dense().with_type(
+            LayerType::Conv2d,
+            Rule::AlphaBeta {
+                alpha: 2.0,
+                beta: 1.0,
+            },
+        )
     }
 
     /// Zennit's `EpsilonAlpha2Beta1Flat`: as [`Composite::epsilon_alpha2_beta1`], with flat on

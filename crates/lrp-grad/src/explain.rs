@@ -118,18 +118,14 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.model
-            .layers
-            .iter()
-            .fold(x, |x, layer| layer.forward(x))
-    }
-
     /// `∂ Σ f(x)·R_out / ∂x`.
     fn gradient(&self, x: Tensor<4>, r_out: &Tensor<2>) -> Tensor<4> {
         let [n, ..] = x.dims();
         let leaf = x.autodiff().require_grad();
-        let out = self.forward(leaf.clone()).reshape([n, self.classes]);
+        let out = self
+            .model
+            .forward_internal(leaf.clone())
+            .reshape([n, self.classes]);
         let gradients = (out * r_out.clone()).sum().backward();
         leaf.grad(&gradients)
             .expect("the input takes part in the output")
@@ -451,7 +447,10 @@ impl Explainer {
         if let Method::Gradient | Method::GradientTimesInput = self.method {
             // One forward pass in the graph gives the output (for the targets) and the gradient.
             let leaf = x.clone().autodiff().require_grad();
-            let out = prepared.forward(leaf.clone()).reshape([n, classes]);
+            let out = prepared
+                .model
+                .forward_internal(leaf.clone())
+                .reshape([n, classes]);
             let output = out.clone().without_autodiff();
             let (targets, r) =
                 self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?;
@@ -557,8 +556,8 @@ impl Explainer {
                     let alpha = k as f64 / *steps as f64;
                     sum = sum + base(*b, start.clone() + delta.clone().mul_scalar(alpha), &r);
                 }
-                let start_scores =
-                    prepared.forward(start).reshape([n, classes]) * gradient_r_out()?;
+                let start_scores = prepared.model.forward_internal(start).reshape([n, classes])
+                    * gradient_r_out()?;
                 baseline_scores = Some(per_sample_sums(start_scores));
                 sum.div_scalar(*steps as f64) * delta
             }
@@ -585,8 +584,13 @@ impl Explainer {
                     let ranges = [0..n, 0..c, top..top + wh, left..left + ww];
                     let patch = Tensor::<4>::full([n, c, wh, ww], *fill, &x.device());
                     let occluded = xs.clone().slice_assign(ranges.clone(), patch).reshape(dims);
-                    let drop =
-                        clean.clone() - score(prepared.forward(occluded).reshape([n, classes]));
+                    let drop = clean.clone()
+                        - score(
+                            prepared
+                                .model
+                                .forward_internal(occluded)
+                                .reshape([n, classes]),
+                        );
                     let region = xs
                         .zeros_like()
                         .slice_assign(ranges, Tensor::<4>::ones([n, c, wh, ww], &x.device()));

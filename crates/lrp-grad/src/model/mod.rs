@@ -254,7 +254,7 @@ impl Sequential {
             None => unreachable!("shapes has the input at least"),
         };
         let n = x.dims()[0];
-        let out = self.layers.iter().fold(x, |x, layer| layer.forward(x));
+        let out = self.forward_internal(x);
         Ok(out.reshape([n, classes]))
     }
 
@@ -267,6 +267,11 @@ impl Sequential {
             Ok(output) => output,
             Err(error) => panic!("{error}"),
         }
+    }
+
+    /// The forward pass on the internal rank-4 representation (shapes checked beforehand).
+    pub(crate) fn forward_internal(&self, x: Tensor<4>) -> Tensor<4> {
+        self.layers.iter().fold(x, |x, layer| layer.forward(x))
     }
 
     /// Every layer's input and the final output, in the internal rank-4 representation; the
