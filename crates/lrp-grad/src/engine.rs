@@ -12,11 +12,14 @@ use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use burn::tensor::Tensor;
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_pool2d};
+use burn::tensor::module::{
+    adaptive_avg_pool2d, avg_pool2d, conv_transpose2d, conv2d, linear, max_pool2d,
+};
+use burn::tensor::ops::ConvTransposeOptions;
 
 use crate::composite::Propagation;
 use crate::model::Layer;
-use crate::model::shape::{avg_pool_options, conv_options, max_pool_options};
+use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
 use crate::rules::{Group, InputMod, OutputMask, ParamMod, Term};
 
 /// A layer the rule engine can evaluate with modified parameters and inputs: linear in its
@@ -73,6 +76,85 @@ impl<'a> RuleLayer<'a> {
             Self::MaxPool(pool) => max_pool2d(x, max_pool_options(pool, h, w)),
         }
     }
+
+    /// `ρ(layer)ᵀ s`: the gradient of `Σ ρ(layer)(x) ⊙ s` with respect to an input `x` of shape
+    /// `input` — the quantity the gradient trick obtains by autodiff. For a map linear in `x` it
+    /// does not depend on `x`, so dense and conv layers apply their transpose directly (a
+    /// matrix product; `conv_transpose2d`, which is Burn's own conv input gradient) without the
+    /// forward pass autodiff would need first. Other layers take it from autodiff.
+    pub(crate) fn input_gradient(
+        &self,
+        params: ParamMod,
+        s: Tensor<4>,
+        input: [usize; 4],
+    ) -> Tensor<4> {
+        let [n, c, h, w] = input;
+        match *self {
+            Self::Dense(layer) => {
+                let [_, features, ..] = s.dims();
+                let weight = params.apply(layer.weight.val());
+                s.reshape([n, features])
+                    .matmul(weight.transpose())
+                    .reshape(input)
+            }
+            Self::Conv(layer) => {
+                let weight = params.apply(layer.weight.val());
+                let [[top, bottom], [left, right]] =
+                    padding_pairs(&layer.padding, h, w, layer.kernel_size, layer.stride)
+                        .map(|(begin, end)| [begin, end]);
+                // Asymmetric padding: the gradient of the explicitly padded input, cropped.
+                let symmetric = top == bottom && left == right;
+                let (padding, full) = if symmetric {
+                    ([top, left], [h, w])
+                } else {
+                    ([0, 0], [h + top + bottom, w + left + right])
+                };
+                let [_, _, out_h, out_w] = s.dims();
+                let out = [out_h, out_w];
+                // The rows/columns the forward pass's floor division left out.
+                let padding_out: [usize; 2] = std::array::from_fn(|i| {
+                    let reach = (out[i] - 1) * layer.stride[i]
+                        + layer.dilation[i] * (layer.kernel_size[i] - 1)
+                        + 1;
+                    full[i] + 2 * padding[i] - reach
+                });
+                let options = ConvTransposeOptions::new(
+                    layer.stride,
+                    padding,
+                    padding_out,
+                    layer.dilation,
+                    layer.groups,
+                );
+                let grad = conv_transpose2d(s, weight, None, options);
+                if symmetric {
+                    grad
+                } else {
+                    grad.slice([0..n, 0..c, top..top + h, left..left + w])
+                }
+            }
+            _ => {
+                let leaf = Tensor::<4>::zeros(input, &s.device())
+                    .autodiff()
+                    .require_grad();
+                let gradients = (self.forward_with(leaf.clone(), params, false) * s)
+                    .sum()
+                    .backward();
+                leaf.grad(&gradients)
+                    .expect("the leaf takes part in the objective")
+            }
+        }
+    }
+}
+
+impl InputMod {
+    /// Whether the modified input depends on the sample (`a`, `a⁺`, `a⁻`), rather than being
+    /// the same for every sample (ones, a bound).
+    fn reads_sample(self) -> bool {
+        matches!(
+            self,
+            InputMod::Identity | InputMod::Positive | InputMod::Negative
+        )
+    }
 }
 
 impl ParamMod {
@@ -100,7 +182,8 @@ pub(crate) fn stabilize(z: Tensor<4>, epsilon: f64) -> Tensor<4> {
     z + sign.mul_scalar(epsilon)
 }
 
-/// The z-box bounds, already broadcast to the layer input's shape.
+/// The z-box bounds, broadcast to the layer input's per-sample shape, with a batch dimension of
+/// 1 (the same bound for every sample) or N.
 pub(crate) struct Bounds {
     pub low: Tensor<4>,
     pub high: Tensor<4>,
@@ -118,11 +201,11 @@ pub(crate) fn propagate(
     bounds: Option<&Bounds>,
     nonnegative: bool,
 ) -> Tensor<4> {
-    // Each evaluated term: its input leaf and sign. A term that is the unmodified layer on `a`
-    // is not evaluated when its group also has a `W⁺` and a `W⁻` term (z-box): its output is
-    // the known `z`, and since `W = W⁺ + W⁻` its input gradient is theirs combined.
-    let mut leaves: Vec<(Tensor<4>, f32)> = Vec::new();
-    let mut derived: Vec<(f32, usize, usize)> = Vec::new(); // (sign, W⁺ leaf, W⁻ leaf)
+    let mut evaluated: Vec<Evaluated> = Vec::new();
+    // A term that is the unmodified layer on `a` is not evaluated when its group also has a `W⁺`
+    // and a `W⁻` term (z-box): its output is the known `z`, and since `W = W⁺ + W⁻` its input
+    // gradient is theirs combined: (sign, W⁺ term, W⁻ term).
+    let mut derived: Vec<(f32, usize, usize)> = Vec::new();
     let mut objective: Option<Tensor<1>> = None;
     for group in groups {
         let terms = live_terms(group, nonnegative);
@@ -132,35 +215,49 @@ pub(crate) fn propagate(
         });
         let known = known
             .filter(|_| find(ParamMod::Positive).is_some() && find(ParamMod::Negative).is_some());
-        let first_leaf = leaves.len();
+        let first = evaluated.len();
         let mut denominator = known.map(|k| z.clone().mul_scalar(terms[k].sign));
         let mut outputs = Vec::new();
         for (k, term) in terms.iter().enumerate() {
             if Some(k) == known {
                 continue;
             }
-            let leaf = modified_input(term.input, a, bounds)
-                .autodiff()
-                .require_grad();
-            let out = layer.forward_with(leaf.clone(), term.params, term.bias);
-            // The denominator on the plain device: `s` is a constant of the backward pass.
-            let value = out.clone().without_autodiff().mul_scalar(term.sign);
+            let input = modified_input(term.input, a, bounds);
+            let (value, leaf) = if term.input.reads_sample() {
+                let leaf = input.clone().autodiff().require_grad();
+                let out = layer.forward_with(leaf.clone(), term.params, term.bias);
+                // The denominator on the plain device: `s` is a constant of the backward pass.
+                let value = out.clone().without_autodiff();
+                outputs.push((out, term.sign));
+                (value, Some(leaf))
+            } else {
+                // The same input for every sample (ones, a bound): one plain forward at the
+                // input's own batch size, broadcast; the gradient comes from `input_gradient`.
+                let value = layer.forward_with(input.clone(), term.params, term.bias);
+                (value, None)
+            };
+            let value = value.mul_scalar(term.sign);
             denominator = Some(match denominator {
                 Some(acc) => acc + value,
                 None => value,
             });
-            leaves.push((leaf, term.sign));
-            outputs.push((out, term.sign));
+            evaluated.push(Evaluated {
+                input,
+                leaf,
+                params: term.params,
+                sign: term.sign,
+                gradient: None,
+            });
         }
         if let Some(k) = known {
-            let leaf_of = |params: ParamMod| {
+            let index_of = |params: ParamMod| {
                 let index = find(params).expect("checked above");
-                first_leaf + index - usize::from(index > k)
+                first + index - usize::from(index > k)
             };
             derived.push((
                 terms[k].sign,
-                leaf_of(ParamMod::Positive),
-                leaf_of(ParamMod::Negative),
+                index_of(ParamMod::Positive),
+                index_of(ParamMod::Negative),
             ));
         }
         let denominator = denominator.expect("a group has at least one term");
@@ -177,31 +274,48 @@ pub(crate) fn propagate(
                 None => term,
             });
         }
+        for term in &mut evaluated[first..] {
+            if term.leaf.is_none() {
+                let s = s.clone().mul_scalar(term.sign * group.scale);
+                term.gradient = Some(layer.input_gradient(term.params, s, a.dims()));
+            }
+        }
     }
-    let gradients = objective.expect("a rule has at least one term").backward();
-    let grads: Vec<Tensor<4>> = leaves
-        .iter()
-        .map(|(leaf, _)| {
-            leaf.grad(&gradients)
-                .expect("every leaf takes part in the objective")
-        })
-        .collect();
-    let signs: Vec<f32> = leaves.iter().map(|(_, sign)| *sign).collect();
-    let evaluated = leaves
-        .into_iter()
-        .zip(&grads)
-        .map(|((leaf, _), c)| leaf.without_autodiff() * c.clone());
+    if let Some(objective) = objective {
+        let gradients = objective.backward();
+        for term in &mut evaluated {
+            if let Some(leaf) = &term.leaf {
+                term.gradient = leaf.grad(&gradients);
+            }
+        }
+    }
+    let gradient = |index: usize| {
+        evaluated[index]
+            .gradient
+            .clone()
+            .expect("every term takes part in the objective")
+    };
     // c = sign · (c⁺/sign⁺ + c⁻/sign⁻) for a derived term, whose input is `a`.
-    let derived = derived.into_iter().map(|(sign, p, n)| {
-        let (sign_p, sign_n) = (signs[p], signs[n]);
-        let c =
-            grads[p].clone().mul_scalar(sign / sign_p) + grads[n].clone().mul_scalar(sign / sign_n);
+    let derived = derived.iter().map(|&(sign, p, n)| {
+        let c = gradient(p).mul_scalar(sign / evaluated[p].sign)
+            + gradient(n).mul_scalar(sign / evaluated[n].sign);
         a.clone() * c
     });
-    evaluated
+    (0..evaluated.len())
+        .map(|index| evaluated[index].input.clone() * gradient(index))
         .chain(derived)
         .reduce(|acc, t| acc + t)
         .expect("a rule has at least one term")
+}
+
+/// One evaluated term of [`propagate`]: its (plain) input, and `cₜ = signₜ·scale·ρₜ(W)ᵀ s` once
+/// known — from the autodiff `leaf` for inputs that depend on the sample, else directly.
+struct Evaluated {
+    input: Tensor<4>,
+    leaf: Option<Tensor<4>>,
+    params: ParamMod,
+    sign: f32,
+    gradient: Option<Tensor<4>>,
 }
 
 /// Relevance routed by the layer's own gradient: `∂ Σ f(a)·R / ∂a`. For max pooling this sends
@@ -231,12 +345,17 @@ fn live_terms(group: &Group, nonnegative: bool) -> Vec<Term> {
         .collect()
 }
 
+/// The term's input: `a`, `a⁺`, `a⁻`, or an input shared by every sample (ones, a bound) with
+/// a batch dimension of 1 (or a bound's own N).
 fn modified_input(input: InputMod, a: &Tensor<4>, bounds: Option<&Bounds>) -> Tensor<4> {
     match input {
         InputMod::Identity => a.clone(),
         InputMod::Positive => a.clone().clamp_min(0.0),
         InputMod::Negative => a.clone().clamp_max(0.0),
-        InputMod::Ones => a.ones_like(),
+        InputMod::Ones => {
+            let [_, c, h, w] = a.dims();
+            Tensor::ones([1, c, h, w], &a.device())
+        }
         InputMod::Low => bounds
             .expect("z-box bounds are resolved before propagation")
             .low
@@ -357,4 +476,94 @@ pub(crate) fn one_pass_forward(
     let y = y.expect("a rule has at least one group");
     let correction = z - y.clone().without_autodiff();
     y + correction
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{LinearConfig, PaddingConfig2d};
+    use burn::tensor::{Device, Distribution};
+
+    use super::*;
+
+    /// The autodiff gradient of `Σ ρ(layer)(x) ⊙ s`: the gradient trick itself.
+    fn autodiff_gradient(
+        layer: RuleLayer<'_>,
+        params: ParamMod,
+        s: &Tensor<4>,
+        x: &Tensor<4>,
+    ) -> Tensor<4> {
+        let leaf = x.clone().autodiff().require_grad();
+        let gradients = (layer.forward_with(leaf.clone(), params, true) * s.clone())
+            .sum()
+            .backward();
+        leaf.grad(&gradients).expect("leaf in the graph")
+    }
+
+    fn max_abs_difference(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn the_direct_transpose_equals_the_autodiff_gradient() {
+        let device = Device::default();
+        device.seed(7);
+        let random =
+            |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Uniform(-1.0, 1.0), &device);
+        // (padding, kernel, stride, dilation, groups): symmetric, asymmetric, "same" with an
+        // even kernel (asymmetric), and strides whose floor division drops rows/columns.
+        let geometries = [
+            (
+                PaddingConfig2d::Explicit(1, 1, 1, 1),
+                [3, 3],
+                [1, 1],
+                [1, 1],
+                1,
+            ),
+            (
+                PaddingConfig2d::Explicit(2, 0, 1, 3),
+                [3, 2],
+                [2, 1],
+                [1, 2],
+                1,
+            ),
+            (PaddingConfig2d::Same, [2, 4], [1, 1], [1, 1], 2),
+            (PaddingConfig2d::Valid, [3, 3], [2, 3], [1, 1], 2),
+            (
+                PaddingConfig2d::Explicit(0, 1, 2, 1),
+                [2, 3],
+                [3, 2],
+                [2, 1],
+                1,
+            ),
+        ];
+        let x = random([2, 4, 9, 8]);
+        for (padding, kernel, stride, dilation, groups) in geometries {
+            let conv = Conv2dConfig::new([4, 6], kernel)
+                .with_padding(padding.clone())
+                .with_stride(stride)
+                .with_dilation(dilation)
+                .with_groups(groups)
+                .init(&device);
+            let layer = RuleLayer::Conv(&conv);
+            let s = random(layer.forward(x.clone()).dims());
+            for params in [ParamMod::Identity, ParamMod::Positive, ParamMod::Ones] {
+                let direct = layer.input_gradient(params, s.clone(), x.dims());
+                assert_eq!(direct.dims(), x.dims());
+                let error = max_abs_difference(direct, autodiff_gradient(layer, params, &s, &x));
+                assert!(
+                    error < 1e-5,
+                    "{padding:?} {kernel:?} {stride:?} {params:?}: {error:e}"
+                );
+            }
+        }
+        let dense = LinearConfig::new(12, 5).init(&device);
+        let layer = RuleLayer::Dense(&dense);
+        let x = random([3, 12, 1, 1]);
+        let s = random([3, 5, 1, 1]);
+        let direct = layer.input_gradient(ParamMod::Negative, s.clone(), x.dims());
+        let error =
+            max_abs_difference(direct, autodiff_gradient(layer, ParamMod::Negative, &s, &x));
+        assert!(error < 1e-5, "dense: {error:e}");
+    }
 }

@@ -548,7 +548,8 @@ impl Explainer {
                         shape,
                         n,
                         &x,
-                    )?,
+                    )?
+                    .expand(shape.batched(n)),
                 };
                 let delta = x.clone() - start.clone();
                 let mut sum = x.zeros_like();
@@ -713,7 +714,8 @@ fn check_finite(x: &Tensor<4>) -> Result<()> {
     })
 }
 
-/// A z-box bound as a tensor of the layer input's (internal) shape.
+/// A z-box bound as a tensor of the layer input's (internal) per-sample shape, with a batch
+/// dimension of 1 or of `n` (bounds given per sample).
 fn broadcast_bound(
     bound: &Bound,
     which: &'static str,
@@ -722,9 +724,8 @@ fn broadcast_bound(
     like: &Tensor<4>,
 ) -> Result<Tensor<4>> {
     let device = like.device();
-    let full = shape.batched(n);
     let data = match bound {
-        Bound::Scalar(value) => return Ok(Tensor::<4>::full(full, *value, &device)),
+        Bound::Scalar(value) => return Ok(Tensor::<4>::full(shape.batched(1), *value, &device)),
         Bound::Tensor(data) => data,
     };
     let sample = shape.dims();
@@ -763,5 +764,5 @@ fn broadcast_bound(
         TensorData::new(values, per_sample_shape.batched(batch)),
         &device,
     );
-    Ok(tensor.expand(full))
+    Ok(tensor.expand(shape.batched(batch)))
 }
