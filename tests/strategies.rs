@@ -10,28 +10,31 @@ use common::reference::all_rules;
 use common::{ConvGeometry, conv, linear, random_vec, relative_error, rng, tensor, values};
 use lrp_grad::{Composite, Explainer, Flatten, OutputRelevance, Sequential, Strategy, Target};
 
+/// The leaky-ReLU variant's second conv is grouped (in the one pass, where several terms of a
+/// rule share one input); with tanh, the layers before it take layer-wise steps.
 fn cnn(seed: u64, activation_tanh: bool) -> Sequential {
     let mut r = rng(seed);
-    let g = |i, o| ConvGeometry {
+    let g = |i, o, groups| ConvGeometry {
         in_channels: i,
         out_channels: o,
         kernel: [3, 3],
         stride: [1, 1],
         padding: [1, 1],
         dilation: [1, 1],
-        groups: 1,
+        groups,
     };
+    let groups = if activation_tanh { 1 } else { 2 };
     let model = Sequential::new()
         .push(conv(
-            g(2, 4),
+            g(2, 4, 1),
             &random_vec(&mut r, 4 * 2 * 9, -1.0, 1.0),
             Some(&random_vec(&mut r, 4, -0.2, 0.2)),
         ))
         .push(Relu::new())
         .push(MaxPool2dConfig::new([2, 2]).init())
         .push(conv(
-            g(4, 6),
-            &random_vec(&mut r, 6 * 4 * 9, -1.0, 1.0),
+            g(4, 6, groups),
+            &random_vec(&mut r, 6 * 4 / groups * 9, -1.0, 1.0),
             Some(&random_vec(&mut r, 6, -0.2, 0.2)),
         ));
     let model = if activation_tanh {

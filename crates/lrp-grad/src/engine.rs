@@ -77,6 +77,60 @@ impl<'a> RuleLayer<'a> {
         }
     }
 
+    /// The layer with several parameter modifications `(params, bias)` on one input, their
+    /// outputs stacked along the channels: `[N, k·C, ..]`. Dense layers and ungrouped convs
+    /// stack the modified weights into one matrix product / convolution, which shares the
+    /// input's unfolding (measured: 15 % faster than two convolutions, forward and backward).
+    pub(crate) fn forward_stacked(&self, x: Tensor<4>, mods: &[(ParamMod, bool)]) -> Tensor<4> {
+        let stacked = |p: &Tensor<1>| -> Tensor<1> {
+            Tensor::cat(
+                mods.iter()
+                    .map(|&(params, bias)| {
+                        if bias {
+                            params.apply(p.clone())
+                        } else {
+                            p.zeros_like()
+                        }
+                    })
+                    .collect(),
+                0,
+            )
+        };
+        let [n, c, h, w] = x.dims();
+        match *self {
+            _ if mods.len() == 1 => self.forward_with(x, mods[0].0, mods[0].1),
+            Self::Dense(layer) => {
+                let weight = Tensor::cat(
+                    mods.iter()
+                        .map(|&(params, _)| params.apply(layer.weight.val()))
+                        .collect(),
+                    1,
+                );
+                let bias = layer.bias.as_ref().map(|b| stacked(&b.val()));
+                let out = linear(x.reshape([n, c * h * w]), weight, bias);
+                let [_, features] = out.dims();
+                out.reshape([n, features, 1, 1])
+            }
+            Self::Conv(layer) if layer.groups == 1 => {
+                let weight = Tensor::cat(
+                    mods.iter()
+                        .map(|&(params, _)| params.apply(layer.weight.val()))
+                        .collect(),
+                    0,
+                );
+                let bias = layer.bias.as_ref().map(|b| stacked(&b.val()));
+                conv2d(x, weight, bias, conv_options(layer, h, w))
+            }
+            // Grouped convs would need their groups interleaved; pooling has one term.
+            _ => Tensor::cat(
+                mods.iter()
+                    .map(|&(params, bias)| self.forward_with(x.clone(), params, bias))
+                    .collect(),
+                1,
+            ),
+        }
+    }
+
     /// `ρ(layer)ᵀ s`: the gradient of `Σ ρ(layer)(x) ⊙ s` with respect to an input `x` of shape
     /// `input` — the quantity the gradient trick obtains by autodiff. For a map linear in `x` it
     /// does not depend on `x`, so dense and conv layers apply their transpose directly (a
@@ -412,70 +466,134 @@ pub(crate) fn one_pass_forward(
         return layer.forward(a);
     };
     let rule_layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
-    let groups = rule
+    let groups: Vec<(Vec<Term>, Group)> = rule
         .groups()
-        .expect("Pass is resolved to Propagation::Pass");
-    // The unmodified output: for a single unmodified term (zero, epsilon, norm) it is that
-    // term's own output; otherwise one plain forward outside the graph.
-    let groups: Vec<(Vec<Term>, &Group)> = groups
-        .iter()
-        .map(|g| (live_terms(g, nonnegative), g))
+        .expect("Pass is resolved to Propagation::Pass")
+        .into_iter()
+        .map(|g| (live_terms(&g, nonnegative), g))
         .collect();
-    let z_rhos: Vec<Tensor<4>> = groups
+    let terms: Vec<(usize, Term)> = groups
         .iter()
-        .map(|(terms, _)| {
-            terms
-                .iter()
-                .map(|term| {
-                    let input = match term.input {
-                        InputMod::Positive => a.clone().clamp_min(0.0),
-                        InputMod::Negative => a.clone().clamp_max(0.0),
-                        _ => a.clone(),
-                    };
-                    rule_layer
-                        .forward_with(input, term.params, term.bias)
-                        .mul_scalar(term.sign)
-                })
+        .enumerate()
+        .flat_map(|(g, (terms, _))| terms.iter().map(move |t| (g, *t)))
+        .collect();
+    // Terms on the same input (a, a⁺ or a⁻) run as one stacked forward pass: `[N, k·C, ..]`.
+    let stacks: Vec<(Vec<usize>, Tensor<4>)> =
+        [InputMod::Identity, InputMod::Positive, InputMod::Negative]
+            .into_iter()
+            .filter_map(|input| {
+                let members: Vec<usize> = (0..terms.len())
+                    .filter(|&k| terms[k].1.input == input)
+                    .collect();
+                if members.is_empty() {
+                    return None;
+                }
+                let x = match input {
+                    InputMod::Positive => a.clone().clamp_min(0.0),
+                    InputMod::Negative => a.clone().clamp_max(0.0),
+                    _ => a.clone(),
+                };
+                let mods: Vec<(ParamMod, bool)> = members
+                    .iter()
+                    .map(|&k| (terms[k].1.params, terms[k].1.bias))
+                    .collect();
+                Some((members, rule_layer.forward_stacked(x, &mods)))
+            })
+            .collect();
+    // Each term's output value, outside the graph.
+    let mut values: Vec<Option<Tensor<4>>> = vec![None; terms.len()];
+    for (members, out) in &stacks {
+        let out = out.clone().without_autodiff();
+        if let [k] = members[..] {
+            values[k] = Some(out);
+            continue;
+        }
+        let channels = out.dims()[1] / members.len();
+        for (j, &k) in members.iter().enumerate() {
+            values[k] = Some(out.clone().narrow(1, j * channels, channels));
+        }
+    }
+    let values: Vec<Tensor<4>> = values
+        .into_iter()
+        .map(|v| v.expect("every term is in a stack"))
+        .collect();
+    let group_values: Vec<Tensor<4>> = (0..groups.len())
+        .map(|g| {
+            (0..terms.len())
+                .filter(|&k| terms[k].0 == g)
+                .map(|k| signed(values[k].clone(), terms[k].1.sign))
                 .reduce(|acc, t| acc + t)
                 .expect("a group has at least one term")
         })
         .collect();
-    let values: Vec<Tensor<4>> = z_rhos
-        .iter()
-        .map(|z| z.clone().without_autodiff())
-        .collect();
     // The unmodified output: a single unmodified term (zero, epsilon, norm) is it; on a
-    // non-negative input γ and αβ give it as a combination of their groups' outputs;
-    // otherwise one plain forward outside the graph.
-    let plain_term = matches!(groups.as_slice(), [(terms, _)] if terms.len() == 1 && terms[0].input == InputMod::Identity
-        && terms[0].params == ParamMod::Identity && terms[0].bias && terms[0].sign == 1.0);
+    // non-negative input γ and αβ give it from their groups' outputs; otherwise one plain
+    // forward outside the graph.
+    let plain_term = matches!(terms.as_slice(), [(_, t)] if t.input == InputMod::Identity
+        && t.params == ParamMod::Identity && t.bias && t.sign == 1.0);
     let z = match rule.output_from_groups() {
-        _ if plain_term => values[0].clone(),
-        Some(coefficients) if nonnegative => values
-            .iter()
-            .zip(coefficients)
-            .map(|(v, c)| v.clone().mul_scalar(c))
-            .reduce(|acc, t| acc + t)
-            .expect("a rule has at least one group"),
+        _ if plain_term => group_values[0].clone(),
+        Some(coefficient) if nonnegative => {
+            let sum = group_values
+                .iter()
+                .cloned()
+                .reduce(|acc, t| acc + t)
+                .expect("a rule has at least one group");
+            if coefficient == 1.0 {
+                sum
+            } else {
+                sum.mul_scalar(coefficient)
+            }
+        }
         _ => rule_layer.forward(a.clone().without_autodiff()),
     };
-    let mut y: Option<Tensor<4>> = None;
-    for ((z_rho, z_rho_value), (_, group)) in z_rhos.into_iter().zip(values).zip(&groups) {
-        let mut factor = z.clone() / stabilize(z_rho_value, group.stabilizer);
-        factor = match group.mask {
-            OutputMask::All => factor,
-            OutputMask::Positive => factor * z.clone().greater_elem(0.0).float(),
-            OutputMask::Negative => factor * z.clone().lower_elem(0.0).float(),
-        };
-        let term = z_rho * factor.mul_scalar(group.scale);
-        y = Some(match y {
-            Some(acc) => acc + term,
-            None => term,
-        });
-    }
-    let y = y.expect("a rule has at least one group");
+    // Each group's constant factor `scale · mask(z) · z / stab(z_ρ)`; `z·[z > 0] = max(z, 0)`.
+    let factors: Vec<Tensor<4>> = groups
+        .iter()
+        .zip(group_values)
+        .map(|((_, group), value)| {
+            let numerator = match group.mask {
+                OutputMask::All => z.clone(),
+                OutputMask::Positive => z.clone().clamp_min(0.0),
+                OutputMask::Negative => z.clone().clamp_max(0.0),
+            };
+            let factor = numerator / stabilize(value, group.stabilizer);
+            if group.scale == 1.0 {
+                factor
+            } else {
+                factor.mul_scalar(group.scale)
+            }
+        })
+        .collect();
+    let y = stacks
+        .into_iter()
+        .map(|(members, out)| {
+            if let [k] = members[..] {
+                return out * signed(factors[terms[k].0].clone(), terms[k].1.sign);
+            }
+            let [n, stacked, h, w] = out.dims();
+            let factor = Tensor::cat(
+                members
+                    .iter()
+                    .map(|&k| signed(factors[terms[k].0].clone(), terms[k].1.sign))
+                    .collect(),
+                1,
+            );
+            let channels = stacked / members.len();
+            (out * factor)
+                .reshape([n, members.len(), channels, h, w])
+                .sum_dim(1)
+                .reshape([n, channels, h, w])
+        })
+        .reduce(|acc, t| acc + t)
+        .expect("a rule has at least one term");
     let correction = z - y.clone().without_autodiff();
     y + correction
+}
+
+/// `sign · t`, without a pass over `t` when the sign is +1.
+fn signed(t: Tensor<4>, sign: f32) -> Tensor<4> {
+    if sign == 1.0 { t } else { t.mul_scalar(sign) }
 }
 
 #[cfg(test)]

@@ -225,14 +225,14 @@ impl Rule {
         )
     }
 
-    /// Coefficients `c` with `z = Σ_g c_g · z_ρ,g` when the layer input is non-negative (every
+    /// A coefficient `c` with `z = c · Σ_g z_ρ,g` when the layer input is non-negative (every
     /// `a⁻` term vanishes): the unmodified output then follows from the groups' own outputs,
     /// which saves a forward pass. γ: `(W + γW⁺) + (W + γW⁻) = (2 + γ)·W`, and the same for the
     /// biases; αβ: `W⁺ + W⁻ = W`, `b⁺ + b⁻ = b`.
-    pub(crate) fn output_from_groups(&self) -> Option<Vec<f64>> {
+    pub(crate) fn output_from_groups(&self) -> Option<f64> {
         match *self {
-            Rule::Gamma { gamma } => Some(vec![1.0 / (2.0 + gamma); 2]),
-            Rule::AlphaBeta { .. } => Some(vec![1.0, 1.0]),
+            Rule::Gamma { gamma } => Some(1.0 / (2.0 + gamma)),
+            Rule::AlphaBeta { .. } => Some(1.0),
             _ => None,
         }
     }
