@@ -227,13 +227,14 @@ impl ParamMod {
 
 /// Zennit's stabilizer: `z + ε·sign(z)` with sign(0) = +1 (Burn's `sign(0)` is 0, hence the mask).
 pub(crate) fn stabilize(z: Tensor<4>, epsilon: f64) -> Tensor<4> {
-    let sign = z
+    // ±ε from the mask in two scalar passes: (z ≥ 0)·2ε − ε.
+    let shift = z
         .clone()
         .greater_equal_elem(0.0)
         .float()
-        .mul_scalar(2.0)
-        .sub_scalar(1.0);
-    z + sign.mul_scalar(epsilon)
+        .mul_scalar(2.0 * epsilon)
+        .sub_scalar(epsilon);
+    z + shift
 }
 
 /// The z-box bounds, broadcast to the layer input's per-sample shape, with a batch dimension of
@@ -270,31 +271,31 @@ pub(crate) fn propagate(
         let known = known
             .filter(|_| find(ParamMod::Positive).is_some() && find(ParamMod::Negative).is_some());
         let first = evaluated.len();
-        let mut denominator = known.map(|k| z.clone().mul_scalar(terms[k].sign));
+        // The denominator's terms that differ per sample, and those shared by all samples
+        // (summed at their own batch size of 1 before one broadcast addition).
+        let mut per_sample = known.map(|k| signed(z.clone(), terms[k].sign));
+        let mut shared = None;
         let mut outputs = Vec::new();
         for (k, term) in terms.iter().enumerate() {
             if Some(k) == known {
                 continue;
             }
             let input = modified_input(term.input, a, bounds);
-            let (value, leaf) = if term.input.reads_sample() {
+            let leaf = if term.input.reads_sample() {
                 let leaf = input.clone().autodiff().require_grad();
                 let out = layer.forward_with(leaf.clone(), term.params, term.bias);
                 // The denominator on the plain device: `s` is a constant of the backward pass.
                 let value = out.clone().without_autodiff();
+                per_sample = accumulate(per_sample, signed(value, term.sign));
                 outputs.push((out, term.sign));
-                (value, Some(leaf))
+                Some(leaf)
             } else {
                 // The same input for every sample (ones, a bound): one plain forward at the
-                // input's own batch size, broadcast; the gradient comes from `input_gradient`.
+                // input's own batch size; the gradient comes from `input_gradient`.
                 let value = layer.forward_with(input.clone(), term.params, term.bias);
-                (value, None)
+                shared = accumulate(shared, signed(value, term.sign));
+                None
             };
-            let value = value.mul_scalar(term.sign);
-            denominator = Some(match denominator {
-                Some(acc) => acc + value,
-                None => value,
-            });
             evaluated.push(Evaluated {
                 input,
                 leaf,
@@ -314,7 +315,11 @@ pub(crate) fn propagate(
                 index_of(ParamMod::Negative),
             ));
         }
-        let denominator = denominator.expect("a group has at least one term");
+        let denominator = match (per_sample, shared) {
+            (Some(per_sample), Some(shared)) => per_sample + shared,
+            (Some(only), None) | (None, Some(only)) => only,
+            (None, None) => unreachable!("a group has at least one term"),
+        };
         let mut s = r.clone() / stabilize(denominator, group.stabilizer);
         s = match group.mask {
             OutputMask::All => s,
@@ -322,16 +327,14 @@ pub(crate) fn propagate(
             OutputMask::Negative => s * z.clone().lower_elem(0.0).float(),
         };
         for (out, sign) in outputs {
-            let term = (out * s.clone().mul_scalar(sign * group.scale)).sum();
-            objective = Some(match objective {
-                Some(acc) => acc + term,
-                None => term,
-            });
+            let term = (out * signed(s.clone(), sign * group.scale)).sum();
+            objective = accumulate(objective, term);
         }
         for term in &mut evaluated[first..] {
             if term.leaf.is_none() {
-                let s = s.clone().mul_scalar(term.sign * group.scale);
-                term.gradient = Some(layer.input_gradient(term.params, s, a.dims()));
+                // ρᵀ is linear: scale the (usually smaller) gradient, not `s`.
+                let c = layer.input_gradient(term.params, s.clone(), a.dims());
+                term.gradient = Some(signed(c, term.sign * group.scale));
             }
         }
     }
@@ -592,8 +595,16 @@ pub(crate) fn one_pass_forward(
 }
 
 /// `sign · t`, without a pass over `t` when the sign is +1.
-fn signed(t: Tensor<4>, sign: f32) -> Tensor<4> {
+fn signed<const D: usize>(t: Tensor<D>, sign: f32) -> Tensor<D> {
     if sign == 1.0 { t } else { t.mul_scalar(sign) }
+}
+
+/// `acc + t`, starting from nothing.
+fn accumulate<const D: usize>(acc: Option<Tensor<D>>, t: Tensor<D>) -> Option<Tensor<D>> {
+    Some(match acc {
+        Some(acc) => acc + t,
+        None => t,
+    })
 }
 
 #[cfg(test)]
