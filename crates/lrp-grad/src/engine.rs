@@ -257,17 +257,15 @@ pub(crate) fn propagate(
     nonnegative: bool,
 ) -> Tensor<4> {
     let mut evaluated: Vec<Evaluated> = Vec::new();
-    // A term that is the unmodified layer on `a` is not evaluated when its group also has a `W⁺`
-    // and a `W⁻` term (z-box): its output is the known `z`, and since `W = W⁺ + W⁻` its input
-    // gradient is theirs combined: (sign, W⁺ term, W⁻ term).
+    // The unmodified layer on `a` needs no gradient of its own when its group also has a `W⁺`
+    // and a `W⁻` term (z-box): since `W = W⁺ + W⁻` it is theirs combined:
+    // (sign, W⁺ term, W⁻ term).
     let mut derived: Vec<(f32, usize, usize)> = Vec::new();
     let mut objective: Option<Tensor<1>> = None;
     for group in groups {
         let terms = live_terms(group, nonnegative);
         let find = |params: ParamMod| terms.iter().position(|t| t.params == params);
-        let known = terms.iter().position(|t| {
-            t.input == InputMod::Identity && t.params == ParamMod::Identity && t.bias
-        });
+        let known = terms.iter().position(Term::is_unmodified);
         let known = known
             .filter(|_| find(ParamMod::Positive).is_some() && find(ParamMod::Negative).is_some());
         let first = evaluated.len();
@@ -281,7 +279,12 @@ pub(crate) fn propagate(
                 continue;
             }
             let input = modified_input(term.input, a, bounds);
-            let leaf = if term.input.reads_sample() {
+            let leaf = if term.is_unmodified() {
+                // The layer itself on `a`: its output is the known `z`, and its gradient the
+                // plain transpose `Wᵀs` (below), so it needs no forward pass at all.
+                per_sample = accumulate(per_sample, signed(z.clone(), term.sign));
+                None
+            } else if term.input.reads_sample() {
                 let leaf = input.clone().autodiff().require_grad();
                 let out = layer.forward_with(leaf.clone(), term.params, term.bias);
                 // The denominator on the plain device: `s` is a constant of the backward pass.
@@ -366,7 +369,7 @@ pub(crate) fn propagate(
 }
 
 /// One evaluated term of [`propagate`]: its (plain) input, and `cₜ = signₜ·scale·ρₜ(W)ᵀ s` once
-/// known — from the autodiff `leaf` for inputs that depend on the sample, else directly.
+/// known — from the autodiff `leaf` for modified terms on the sample's input, else directly.
 struct Evaluated {
     input: Tensor<4>,
     leaf: Option<Tensor<4>>,
@@ -532,8 +535,7 @@ pub(crate) fn one_pass_forward(
     // The unmodified output: a single unmodified term (zero, epsilon, norm) is it; on a
     // non-negative input γ and αβ give it from their groups' outputs; otherwise one plain
     // forward outside the graph.
-    let plain_term = matches!(terms.as_slice(), [(_, t)] if t.input == InputMod::Identity
-        && t.params == ParamMod::Identity && t.bias && t.sign == 1.0);
+    let plain_term = matches!(terms.as_slice(), [(_, t)] if t.is_unmodified() && t.sign == 1.0);
     let z = match rule.output_from_groups() {
         _ if plain_term => group_values[0].clone(),
         Some(coefficient) if nonnegative => {

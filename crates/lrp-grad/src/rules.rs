@@ -371,6 +371,13 @@ pub(crate) struct Term {
     pub sign: f32,
 }
 
+impl Term {
+    /// Whether this term is the layer itself on its input (`a`, `W`, with the bias).
+    pub(crate) fn is_unmodified(&self) -> bool {
+        self.input == InputMod::Identity && self.params == ParamMod::Identity && self.bias
+    }
+}
+
 /// Terms whose stabilized sum normalizes the upper relevance.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Group {
