@@ -101,14 +101,14 @@ fn main() -> Result<()> {
     let mut cells = vec![digit(test.image(which))];
     let mut titles = vec![format!("digit #{which}")];
     let scores = floats(loaded.model.forward(single.clone()));
-    for class in 0..10 {
+    for (class, score) in scores.iter().enumerate() {
         let e = Explainer::new()
             .target(Target::Class(class))
             .output_relevance(OutputRelevance::OneHot)
             .explain(&loaded.model, single.clone())?;
         let r = floats(e.relevance);
         cells.push(relevance_map(&r, &cmap));
-        titles.push(format!("class {class} ({:.1})", scores[class]));
+        titles.push(format!("class {class} ({score:.1})"));
     }
     let why_path = out.join(format!("why-{}.png", args.common.model));
     labelled_grid(&why_path, &[cells], &titles, &[], 3)?;

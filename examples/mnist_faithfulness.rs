@@ -117,7 +117,10 @@ fn main() -> Result<()> {
 
     let mut methods = mnist_methods();
     methods.push(mnist_occlusion());
-    let mut orders: Vec<(String, Vec<Vec<usize>>, Option<f64>, f64)> = Vec::new();
+    // Per method: its name, each digit's pixels by falling relevance, the mean conservation
+    // error (LRP only) and the seconds it took.
+    type Orders = Vec<(String, Vec<Vec<usize>>, Option<f64>, f64)>;
+    let mut orders: Orders = Vec::new();
     for (name, explainer) in methods {
         let start = Instant::now();
         let explainer = explainer.target(lrp_grad::Target::PerSample(targets.clone()));

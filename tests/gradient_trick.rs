@@ -88,7 +88,7 @@ fn bias_free_relu_mlp_equals_layerwise_matrix_method() {
             r = reference::lrp(&Rule::Zero, m, &acts[k], &r);
         }
         let expected: Vec<f32> = r.iter().map(|v| *v as f32).collect();
-        let actual = values(explanation.relevance.clone().slice([n..n + 1]));
+        let actual = values(explanation.relevance.clone().narrow(0, n, 1));
         assert_close(&actual, &expected, 1e-5);
     }
 }

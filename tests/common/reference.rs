@@ -158,13 +158,13 @@ pub fn lrp(rule: &Rule, m: &Matrix, x: &[f64], r: &[f64]) -> Vec<f64> {
                             keep: &dyn Fn(usize) -> bool,
                             scale: f64,
                             eps: f64| {
-        for j in 0..n_out {
+        for (j, r_j) in r.iter().enumerate().take(n_out) {
             if !keep(j) {
                 continue;
             }
             let denom = stab((0..n_in).map(|i| c(i, j)).sum::<f64>() + bias(j), eps);
             for (i, o) in out.iter_mut().enumerate() {
-                *o += scale * c(i, j) * r[j] / denom;
+                *o += scale * c(i, j) * r_j / denom;
             }
         }
     };

@@ -44,6 +44,7 @@ impl LayerType {
 
 /// How relevance crosses one layer, once a composite has been resolved against a model.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per layer, built once per explanation
 pub enum Propagation {
     /// The gradient trick with this rule (never [`Rule::Pass`]).
     Rule(Rule),

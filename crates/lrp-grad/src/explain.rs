@@ -12,6 +12,7 @@ use crate::rules::{Bound, Rule};
 
 /// Which output the explanation is about.
 #[derive(Debug, Clone, Default)]
+#[allow(clippy::large_enum_variant)] // one per explainer
 pub enum Target {
     /// Each sample's predicted class (the arg-max of its scores).
     #[default]
@@ -106,6 +107,13 @@ impl<const D: usize> Explanation<D> {
         )
     }
 }
+
+/// The explained class of each sample (`None` for a custom output relevance).
+type Targets = Option<Vec<usize>>;
+
+/// From the model output: the targets, the output relevance `R_out`, and the one-hot seed when
+/// `R_out` is the target's logit (`R_out = output ⊙ one_hot`).
+type InitialRelevance = (Targets, Tensor<2>, Option<Tensor<2>>);
 
 /// The canonical model and what every pass over it needs.
 struct Prepared {
@@ -205,13 +213,13 @@ impl Prepared {
     /// LRP with the one-pass formulation where it applies: the longest suffix of one-pass-able
     /// layers runs as one forward and one backward pass; the layers before it (e.g. a first
     /// layer with flat or z-box) take the layer-wise step. Returns the input relevance, the
-    /// model output and the initial output relevance, or `None` when the one pass does not
-    /// apply (no suffix, or a zero model output that carries relevance).
+    /// model output and the targets, or `None` when the one pass does not apply (no suffix, or
+    /// a zero model output that carries relevance).
     fn lrp_one_pass(
         &self,
         x: Tensor<4>,
-        initial: impl Fn(&Tensor<2>) -> Result<(Option<Vec<usize>>, Tensor<2>, Option<Tensor<2>>)>,
-    ) -> Result<Option<(Tensor<4>, Tensor<2>, Option<Vec<usize>>)>> {
+        initial: impl Fn(&Tensor<2>) -> Result<InitialRelevance>,
+    ) -> Result<Option<(Tensor<4>, Tensor<2>, Targets)>> {
         let (plan, bounds) = self
             .lrp
             .as_ref()
