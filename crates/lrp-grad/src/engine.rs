@@ -502,6 +502,9 @@ pub(crate) fn one_pass_forward(
             }
         })
         .collect();
+    // The values share the outputs' buffers: dropping them first lets each product below be
+    // computed in place (less peak memory).
+    drop(values);
     let y = outputs
         .into_iter()
         .zip(&terms)
