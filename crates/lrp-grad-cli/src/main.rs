@@ -18,8 +18,8 @@ use lrp_grad::{Baseline, Explainer, FeatureShape, Layer, OutputRelevance, Target
 
 /// mimalloc rather than the system allocator: Burn's CPU backends allocate and free
 /// activation-sized buffers on every operation, and glibc's malloc hands such large blocks back
-/// to the system each time, so every new buffer starts with page faults (20–25 % of an
-/// explanation's time on mnist-cnn).
+/// to the system each time, so every new buffer starts with page faults (a fifth to a quarter
+/// of an explanation's time on mnist-cnn).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
