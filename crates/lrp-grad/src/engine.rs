@@ -7,6 +7,14 @@
 //! detached by construction. One backward pass of `Σₜ signₜ·Σ(zₜ ⊙ s)` gives every
 //! `cₜ = ∂/∂xₜ = signₜ·ρₜ(W)ᵀ s` at once, for dense and convolutional layers alike, and the
 //! relevance of the layer input is `Σₜ xₜ ⊙ cₜ`.
+//!
+//! No forward pass is run only to be differentiated: the unmodified layer on `a` has the known
+//! output `z`, and a term whose input is the same for every sample (flat's ones, z-box's bounds)
+//! is evaluated once at batch size 1. For those terms `cₜ`, which does not depend on the input,
+//! comes from [`RuleLayer::input_gradient`] — the transpose autodiff would apply.
+//!
+//! [`one_pass_forward`] is the same rule folded into one forward pass of the whole network, so
+//! that a single backward pass gives the relevance of every one-pass-able layer at once.
 
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
