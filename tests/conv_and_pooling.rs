@@ -163,6 +163,60 @@ fn z_box_takes_per_value_bounds() {
 }
 
 #[test]
+fn z_box_takes_bounds_per_sample_and_shared_bounds_broadcast() {
+    let g = ConvGeometry {
+        in_channels: 2,
+        out_channels: 3,
+        kernel: [3, 2],
+        stride: [2, 1],
+        padding: [1, 0],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let mut rng = rng(6);
+    let (batch, h, w) = (3, 5, 4);
+    let n_in = 2 * h * w;
+    let weight = random_vec(&mut rng, 3 * 2 * 6, -1.0, 1.0);
+    let bias = random_vec(&mut rng, 3, -0.3, 0.3);
+    let x = random_vec(&mut rng, batch * n_in, -1.0, 1.0);
+    let (m, [o, ho, wo]) = Matrix::conv(g, &weight, Some(&bias), [2, h, w]);
+    let r_out = random_vec(&mut rng, batch * o * ho * wo, 0.0, 1.0);
+    let model = || Sequential::new().push(conv(g, &weight, Some(&bias)));
+    let data = |v: &[f32], shape: Vec<usize>| burn::tensor::TensorData::new(v.to_vec(), shape);
+
+    // One bound per sample, `[N, C, H, W]`: each sample is explained with its own bounds.
+    let low = random_vec(&mut rng, batch * n_in, -2.0, -1.0);
+    let high = random_vec(&mut rng, batch * n_in, 1.0, 2.0);
+    let shape = vec![batch, 2, h, w];
+    let rule = Rule::z_box(data(&low, shape.clone()), data(&high, shape)).unwrap();
+    let actual = explain_single(model(), rule, &x, [batch, 2, h, w], &r_out, o * ho * wo);
+    for n in 0..batch {
+        let sample = |v: &[f32]| data(&v[n * n_in..(n + 1) * n_in], vec![2, h, w]);
+        let rule = Rule::z_box(sample(&low), sample(&high)).unwrap();
+        let (at, rt) = (n * n_in, n * o * ho * wo);
+        check_against_reference(
+            &rule,
+            &m,
+            &actual[at..at + n_in],
+            &x[at..at + n_in],
+            &r_out[rt..rt + o * ho * wo],
+            1,
+        );
+    }
+
+    // Per-channel bounds `[C, 1, 1]`, shared by every sample, equal the same bounds spelt out.
+    let (low, high) = ([-1.5f32, -0.5], [0.5f32, 2.0]);
+    let rule = Rule::z_box(data(&low, vec![2, 1, 1]), data(&high, vec![2, 1, 1])).unwrap();
+    let actual = explain_single(model(), rule, &x, [batch, 2, h, w], &r_out, o * ho * wo);
+    let spelt = |v: [f32; 2]| {
+        let full: Vec<f32> = v.iter().flat_map(|b| vec![*b; h * w]).collect();
+        data(&full, vec![2, h, w])
+    };
+    let rule = Rule::z_box(spelt(low), spelt(high)).unwrap();
+    check_against_reference(&rule, &m, &actual, &x, &r_out, batch);
+}
+
+#[test]
 fn average_pooling_gets_the_norm_rule() {
     let mut rng = rng(9);
     let (c, h, w) = (2, 6, 6);
