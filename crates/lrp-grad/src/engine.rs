@@ -211,27 +211,15 @@ pub(crate) fn propagate(
     nonnegative: bool,
 ) -> Tensor<4> {
     let mut evaluated: Vec<Evaluated> = Vec::new();
-    // The unmodified layer on `a` needs no gradient of its own when its group also has a `W⁺`
-    // and a `W⁻` term (z-box): since `W = W⁺ + W⁻` it is theirs combined:
-    // (sign, W⁺ term, W⁻ term).
-    let mut derived: Vec<(f32, usize, usize)> = Vec::new();
     let mut objective: Option<Tensor<1>> = None;
     for group in groups {
-        let terms = live_terms(group, nonnegative);
-        let find = |params: ParamMod| terms.iter().position(|t| t.params == params);
-        let known = terms.iter().position(Term::is_unmodified);
-        let known = known
-            .filter(|_| find(ParamMod::Positive).is_some() && find(ParamMod::Negative).is_some());
         let first = evaluated.len();
         // The denominator's terms that differ per sample, and those shared by all samples
         // (summed at their own batch size of 1 before one broadcast addition).
-        let mut per_sample = known.map(|k| signed(z.clone(), terms[k].sign));
+        let mut per_sample = None;
         let mut shared = None;
         let mut outputs = Vec::new();
-        for (k, term) in terms.iter().enumerate() {
-            if Some(k) == known {
-                continue;
-            }
+        for term in live_terms(group, nonnegative) {
             let input = modified_input(term.input, a, bounds);
             let leaf = if term.is_unmodified() {
                 // The layer itself on `a`: its output is the known `z`, and its gradient the
@@ -260,17 +248,6 @@ pub(crate) fn propagate(
                 sign: term.sign,
                 gradient: None,
             });
-        }
-        if let Some(k) = known {
-            let index_of = |params: ParamMod| {
-                let index = find(params).expect("checked above");
-                first + index - usize::from(index > k)
-            };
-            derived.push((
-                terms[k].sign,
-                index_of(ParamMod::Positive),
-                index_of(ParamMod::Negative),
-            ));
         }
         let denominator = match (per_sample, shared) {
             (Some(per_sample), Some(shared)) => per_sample + shared,
@@ -303,21 +280,14 @@ pub(crate) fn propagate(
             }
         }
     }
-    let gradient = |index: usize| {
-        evaluated[index]
-            .gradient
-            .clone()
-            .expect("every term takes part in the objective")
-    };
-    // c = sign · (c⁺/sign⁺ + c⁻/sign⁻) for a derived term, whose input is `a`.
-    let derived = derived.iter().map(|&(sign, p, n)| {
-        let c = gradient(p).mul_scalar(sign / evaluated[p].sign)
-            + gradient(n).mul_scalar(sign / evaluated[n].sign);
-        a.clone() * c
-    });
-    (0..evaluated.len())
-        .map(|index| evaluated[index].input.clone() * gradient(index))
-        .chain(derived)
+    evaluated
+        .into_iter()
+        .map(|term| {
+            term.input
+                * term
+                    .gradient
+                    .expect("every term takes part in the objective")
+        })
         .reduce(|acc, t| acc + t)
         .expect("a rule has at least one term")
 }
