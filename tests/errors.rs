@@ -6,7 +6,7 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{BatchNormConfig, LinearConfig, Relu};
 use burn::tensor::{Tensor, TensorData};
-use common::{device, tensor};
+use common::{device, tensor, values};
 use lrp_grad::{
     Composite, Error, Explainer, Flatten, LayerType, Rule, Sequential, Target, explain,
 };
@@ -33,9 +33,9 @@ fn message_contains(error: &Error, parts: &[&str]) {
 
 #[test]
 fn input_of_the_wrong_rank() {
-    let err = explain(&mlp(), tensor(vec![0.5; 8], [2, 2, 2])).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedRank { found: 3 }));
-    message_contains(&err, &["rank 3", "[batch, features]"]);
+    let err = explain(&mlp(), tensor(vec![0.5; 8], [2, 2, 1, 1, 2])).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedRank { found: 5 }));
+    message_contains(&err, &["rank 5", "[batch, features]", "[batch, height, width]"]);
 }
 
 #[test]
@@ -223,13 +223,15 @@ fn missing_rules_and_indices_beyond_the_model() {
     message_contains(&err, &["needs the input bounds"]);
 }
 
+/// A batch norm no linear layer feeds cannot be merged: `Sequential::canonize` says why, and
+/// the explainer (like Zennit's base layer map) lets relevance pass through it unchanged.
 #[test]
 fn batch_norm_that_cannot_be_merged() {
     let d = device();
     let first = Sequential::new()
         .push(BatchNormConfig::new(4).init(&d))
         .push(LinearConfig::new(4, 2).init(&d));
-    let err = explain(&first, input()).unwrap_err();
+    let err = first.canonize().unwrap_err();
     assert!(matches!(err, Error::UnmergeableBatchNorm { index: 0, .. }));
     message_contains(&err, &["first layer"]);
     let after_relu = Sequential::new()
@@ -237,8 +239,14 @@ fn batch_norm_that_cannot_be_merged() {
         .push(Relu::new())
         .push(BatchNormConfig::new(4).init(&d))
         .push(LinearConfig::new(4, 2).init(&d));
-    let err = explain(&after_relu, input()).unwrap_err();
+    let err = after_relu.canonize().unwrap_err();
     message_contains(&err, &["batch norm at layer 2", "follows a relu layer"]);
+    let explanation = Explainer::new()
+        .record_layers(true)
+        .explain(&after_relu, input())
+        .expect("an unmerged batch norm passes relevance");
+    let at = |value: usize| values(explanation.layers[value].relevance.clone());
+    assert_eq!(at(2), at(3), "relevance crosses the batch norm unchanged");
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! Composites: which rule each layer gets (Zennit's `composites.py`).
 //!
-//! A composite maps layers to rules by index, by a special first layer, and by layer type, in
-//! that order of precedence. Whatever is left gets the base map every Zennit composite shares:
+//! A composite maps a model's nodes to rules by name (a glob), by index, by a special first
+//! layer, and by layer type, in that order of precedence (Zennit's `NameMap`, `LayerMap` and
+//! `SpecialFirstLayerMap`). Whatever is left gets the base map every Zennit composite shares:
 //! activations (and other element-wise or reshaping layers) pass relevance through, average
-//! pooling gets [`Rule::Norm`], max pooling sends relevance to the winning input.
+//! pooling and additions get [`Rule::Norm`], max pooling sends relevance to the winning input,
+//! concatenations split it back by position and gates leave it with the gated value.
 
 use crate::error::{Error, Result};
-use crate::model::{Layer, Sequential};
+use crate::model::{AsGraph, Layer, Op};
 use crate::rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, Rule};
 
 /// A class of layers that a composite assigns a rule to.
@@ -24,12 +26,20 @@ pub enum LayerType {
     MaxPool,
     /// Element-wise activations.
     Activation,
+    /// Additions of activations (residual connections).
+    Add,
 }
 
 impl LayerType {
-    /// Whether `layer` belongs to this class.
-    pub fn matches(&self, layer: &Layer) -> bool {
+    /// Whether a node's operation belongs to this class.
+    pub fn matches(&self, op: &Op) -> bool {
+        let layer = match (self, op) {
+            (LayerType::Add, op) => return matches!(op, Op::Add(_)),
+            (_, Op::Layer(layer)) => layer,
+            _ => return false,
+        };
         match self {
+            LayerType::Add => false,
             LayerType::Dense => matches!(layer, Layer::Linear(_)),
             LayerType::Conv2d => matches!(layer, Layer::Conv2d(_)),
             LayerType::AnyLinear => matches!(layer, Layer::Linear(_) | Layer::Conv2d(_)),
@@ -89,6 +99,7 @@ pub const COMPOSITE_NAMES: [&str; 5] = [
 /// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Composite {
+    by_name: Vec<(String, Rule)>,
     by_index: Vec<(usize, Rule)>,
     first: Vec<(LayerType, Rule)>,
     by_type: Vec<(LayerType, Rule)>,
@@ -110,6 +121,15 @@ impl Composite {
     pub fn with_index(mut self, index: usize, rule: Rule) -> Self {
         self.by_index.retain(|(i, _)| *i != index);
         self.by_index.push((index, rule));
+        self
+    }
+
+    /// Assigns `rule` to every node whose name matches the glob `pattern` (`*`, `?`, `[..]`;
+    /// e.g. `layer1.*.conv2`); this beats every other assignment, and a later call wins over
+    /// earlier ones. An invalid pattern is reported when the composite is resolved.
+    #[must_use]
+    pub fn with_name(mut self, pattern: impl Into<String>, rule: Rule) -> Self {
+        self.by_name.insert(0, (pattern.into(), rule));
         self
     }
 
@@ -200,28 +220,45 @@ impl Composite {
         }
     }
 
-    /// Resolves the composite against a model: how relevance crosses each layer. Checks every
-    /// rule's parameters and that each rule makes sense for its layer.
-    pub fn plan(&self, model: &Sequential) -> Result<Vec<Propagation>> {
-        if let Some(&(index, _)) = self.by_index.iter().find(|(i, _)| *i >= model.len()) {
+    /// Resolves the composite against a model: how relevance crosses each node (in
+    /// topological order; for a [`Sequential`](crate::Sequential) model, each layer). Checks
+    /// every rule's parameters and that each rule makes sense for its node.
+    pub fn plan(&self, model: &(impl AsGraph + ?Sized)) -> Result<Vec<Propagation>> {
+        let graph = model.as_graph();
+        let nodes = graph.nodes();
+        if let Some(&(index, _)) = self.by_index.iter().find(|(i, _)| *i >= nodes.len()) {
             return Err(Error::NoSuchLayer {
                 index,
-                layers: model.len(),
+                layers: nodes.len(),
             });
         }
+        let patterns = self
+            .by_name
+            .iter()
+            .map(|(pattern, rule)| {
+                glob::Pattern::new(pattern)
+                    .map(|p| (p, rule))
+                    .map_err(|e| Error::InvalidPattern {
+                        pattern: pattern.clone(),
+                        reason: e.msg.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut first_seen = false;
-        model
-            .layers
+        nodes
             .iter()
             .enumerate()
-            .map(|(index, layer)| {
-                let in_first_map = self.first.iter().find(|(ty, _)| ty.matches(layer));
+            .map(|(index, node)| {
+                let by_name = patterns
+                    .iter()
+                    .find(|(p, _)| p.matches(&node.name))
+                    .map(|(_, r)| *r);
                 let by_index = self
                     .by_index
                     .iter()
                     .find(|(i, _)| *i == index)
                     .map(|(_, r)| r);
-                let first = match in_first_map {
+                let first = match self.first.iter().find(|(ty, _)| ty.matches(&node.op)) {
                     Some((_, rule)) if !first_seen => {
                         first_seen = true;
                         Some(rule)
@@ -231,20 +268,25 @@ impl Composite {
                 let by_type = || {
                     self.by_type
                         .iter()
-                        .find(|(ty, _)| ty.matches(layer))
+                        .find(|(ty, _)| ty.matches(&node.op))
                         .map(|(_, r)| r)
                 };
-                match by_index.or(first).or_else(by_type) {
-                    Some(rule) => pair(rule, layer, index),
-                    None => base(layer, index),
+                match by_name.or(by_index).or(first).or_else(by_type) {
+                    Some(rule) => pair(rule, &node.op, index),
+                    None => base(&node.op, index),
                 }
             })
             .collect()
     }
 }
 
-/// The base map for layers no assignment covers.
-fn base(layer: &Layer, index: usize) -> Result<Propagation> {
+/// The base map for nodes no assignment covers.
+fn base(op: &Op, index: usize) -> Result<Propagation> {
+    let layer = match op {
+        Op::Layer(layer) => layer,
+        Op::Add(_) => return Ok(Propagation::Rule(Rule::Norm)),
+        Op::Concat(_) | Op::Gate(_) => return Ok(Propagation::Pass),
+    };
     match layer {
         Layer::Linear(_) | Layer::Conv2d(_) => Err(Error::MissingRule {
             index,
@@ -256,14 +298,33 @@ fn base(layer: &Layer, index: usize) -> Result<Propagation> {
     }
 }
 
-/// Checks that `rule` makes sense for `layer`.
-fn pair(rule: &Rule, layer: &Layer, index: usize) -> Result<Propagation> {
+/// Checks that `rule` makes sense for the node's operation.
+fn pair(rule: &Rule, op: &Op, index: usize) -> Result<Propagation> {
     rule.validate()?;
     let mismatch = |reason: &str| Error::RuleLayerMismatch {
         rule: rule.name(),
         index,
-        kind: layer.kind(),
+        kind: op.kind(),
         reason: reason.to_string(),
+    };
+    let layer = match op {
+        Op::Layer(layer) => layer,
+        Op::Add(_) => {
+            return match rule {
+                Rule::Zero | Rule::Epsilon { .. } | Rule::Norm => Ok(Propagation::Rule(rule.clone())),
+                _ => Err(mismatch(
+                    "an addition of activations takes norm, epsilon or zero (R_i = x_i·R / stab(Σx))",
+                )),
+            };
+        }
+        Op::Concat(_) | Op::Gate(_) => {
+            return match rule {
+                Rule::Pass => Ok(Propagation::Pass),
+                _ => Err(mismatch(
+                    "concatenations and gates route relevance by position and take only pass",
+                )),
+            };
+        }
     };
     match layer {
         Layer::Linear(_) | Layer::Conv2d(_) => match rule {

@@ -9,11 +9,32 @@
 pub enum Error {
     /// The input tensor has a rank the model cannot take.
     #[error(
-        "input has rank {found}; expected rank 2 ([batch, features]) or 4 ([batch, channels, height, width])"
+        "input has rank {found}; expected rank 2 ([batch, features]), 3 ([batch, height, width]) or 4 ([batch, channels, height, width])"
     )]
     UnsupportedRank {
         /// The rank that came.
         found: usize,
+    },
+
+    /// A graph node reads values that do not exist, has the wrong number of inputs, inputs of
+    /// shapes it cannot combine, or a name another node has.
+    #[error("graph node {index} (`{node}`): {reason}")]
+    GraphStructure {
+        /// The node's name.
+        node: String,
+        /// The node's index in topological order.
+        index: usize,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+
+    /// A composite's name pattern is not a valid glob.
+    #[error("invalid node-name pattern `{pattern}`: {reason}")]
+    InvalidPattern {
+        /// The pattern that came.
+        pattern: String,
+        /// Why it does not parse.
+        reason: String,
     },
 
     /// The input (or an intermediate activation) does not fit a layer.

@@ -4,11 +4,36 @@ use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::composite::{Composite, Propagation};
-use crate::engine::{self, Bounds, RuleLayer};
+use crate::engine::Bounds;
+use crate::engine::graph::LrpGraph;
 use crate::error::{Error, Result};
 use crate::methods::{self, Base, Baseline, Method};
-use crate::model::{FeatureShape, Layer, Sequential, to_internal};
+use crate::model::{AsGraph, FeatureShape, Graph, to_internal};
 use crate::rules::{Bound, Rule};
+
+/// The explained class of each sample (`None` for a custom output relevance).
+type Targets = Option<Vec<usize>>;
+
+/// What one attribution method gives, before the relevance takes the input's shape.
+struct Explained {
+    relevance: Tensor<4>,
+    output: Tensor<2>,
+    targets: Targets,
+    layers: Vec<LayerRelevance>,
+    baseline_scores: Option<Vec<f32>>,
+}
+
+impl Explained {
+    fn new(relevance: Tensor<4>, output: Tensor<2>, targets: Targets) -> Self {
+        Self {
+            relevance,
+            output,
+            targets,
+            layers: Vec::new(),
+            baseline_scores: None,
+        }
+    }
+}
 
 /// Which output the explanation is about.
 #[derive(Debug, Clone, Default)]
@@ -49,10 +74,11 @@ pub enum Strategy {
     LayerWise,
 }
 
-/// The relevance at the input of one layer (or at the model output).
+/// The relevance of one value of the model: its input, a node's output, the model output.
 #[derive(Debug, Clone)]
 pub struct LayerRelevance {
-    /// The layer whose input this relevance belongs to; the number of layers for the output.
+    /// The value: 0 for the model input, `k + 1` for node `k`'s output (for a chain, the input
+    /// of layer `k + 1`); the number of nodes for the model output.
     pub index: usize,
     /// The per-sample shape of the relevance.
     pub shape: FeatureShape,
@@ -108,21 +134,12 @@ impl<const D: usize> Explanation<D> {
     }
 }
 
-/// The explained class of each sample (`None` for a custom output relevance).
-type Targets = Option<Vec<usize>>;
-
-/// From the model output: the targets, the output relevance `R_out`, and the one-hot seed when
-/// `R_out` is the target's logit (`R_out = output ⊙ one_hot`).
-type InitialRelevance = (Targets, Tensor<2>, Option<Tensor<2>>);
-
-/// The canonical model and what every pass over it needs.
+/// The canonical model and what every pass over it needs, resolved once per explanation.
 struct Prepared {
-    model: Sequential,
-
-    shapes: Vec<FeatureShape>,
+    graph: Graph,
     classes: usize,
     /// The composite's plan and z-box bounds, for methods that run LRP.
-    lrp: Option<(Vec<Propagation>, Vec<Option<Bounds>>)>,
+    lrp: Option<LrpGraph>,
 }
 
 impl Prepared {
@@ -131,7 +148,7 @@ impl Prepared {
         let [n, ..] = x.dims();
         let leaf = x.autodiff().require_grad();
         let out = self
-            .model
+            .graph
             .forward_internal(leaf.clone())
             .reshape([n, self.classes]);
         let gradients = (out * r_out.clone()).sum().backward();
@@ -139,137 +156,17 @@ impl Prepared {
             .expect("the input takes part in the output")
     }
 
-    /// The LRP pass over given activations: input relevance and, if asked, every layer's.
-    fn lrp(
-        &self,
-        acts: &[Tensor<4>],
-        r_out: &Tensor<2>,
-        record_layers: bool,
-    ) -> (Tensor<4>, Vec<LayerRelevance>) {
-        let (plan, bounds) = self
-            .lrp
-            .as_ref()
-            .expect("LRP methods resolve the composite");
-        let n = acts[0].dims()[0];
-        let mut r = r_out.clone().reshape([n, self.classes, 1, 1]);
-        let mut layers = Vec::new();
-        let mut record = |index: usize, r: &Tensor<4>| {
-            if record_layers {
-                layers.push(LayerRelevance {
-                    index,
-                    shape: self.shapes[index],
-                    relevance: r.clone(),
-                    sums: per_sample_sums(r.clone()),
-                });
-            }
-        };
-        record(self.model.len(), &r);
-        let nonnegative = nonnegative_inputs(&self.model, &acts[0]);
-        for index in (0..self.model.len()).rev() {
-            r = self.step(plan, bounds, index, acts, r, &nonnegative);
-            record(index, &r);
-        }
-        layers.reverse();
-        (r, layers)
-    }
-
-    /// The layer-wise step: relevance of layer `index`'s input from that of its output.
-    fn step(
-        &self,
-        plan: &[Propagation],
-        bounds: &[Option<Bounds>],
-        index: usize,
-        acts: &[Tensor<4>],
-        r: Tensor<4>,
-        nonnegative: &[bool],
-    ) -> Tensor<4> {
-        let layer = &self.model.layers[index];
-        let a = &acts[index];
-        match &plan[index] {
-            Propagation::Pass => r.reshape(a.dims()),
-            Propagation::WinnerTakesAll => {
-                let layer = RuleLayer::new(layer).expect("max pooling is a rule layer");
-                engine::route_by_gradient(layer, a, &r)
-            }
-            Propagation::Rule(rule) => {
-                let layer =
-                    RuleLayer::new(layer).expect("composites give rules only to rule layers");
-                let groups = rule
-                    .groups()
-                    .expect("Pass is resolved to Propagation::Pass");
-                engine::propagate(
-                    layer,
-                    &groups,
-                    a,
-                    &acts[index + 1],
-                    &r,
-                    bounds[index].as_ref(),
-                    nonnegative[index],
-                )
-            }
-        }
-    }
-
-    /// LRP with the one-pass formulation where it applies: the longest suffix of one-pass-able
-    /// layers runs as one forward and one backward pass; the layers before it (e.g. a first
-    /// layer with flat or z-box) take the layer-wise step. Returns the input relevance, the
-    /// model output and the targets, or `None` when the one pass does not apply (no suffix, or
-    /// a zero model output that carries relevance).
-    fn lrp_one_pass(
-        &self,
-        x: Tensor<4>,
-        initial: impl Fn(&Tensor<2>) -> Result<InitialRelevance>,
-    ) -> Result<Option<(Tensor<4>, Tensor<2>, Targets)>> {
-        let (plan, bounds) = self
-            .lrp
-            .as_ref()
-            .expect("LRP methods resolve the composite");
-        let layers = &self.model.layers;
-        let start = plan
-            .iter()
-            .zip(layers)
-            .rposition(|(p, l)| !engine::one_pass_able(l, p))
-            .map_or(0, |k| k + 1);
-        if start == layers.len() {
-            return Ok(None);
-        }
+    /// The model output `[N, classes]` on the internal representation's input.
+    fn output(&self, x: Tensor<4>) -> Tensor<2> {
         let n = x.dims()[0];
-        let nonnegative = nonnegative_inputs(&self.model, &x);
-        let mut acts = vec![x];
-        for layer in &layers[..start] {
-            let next = layer.forward(acts.last().expect("non-empty").clone());
-            acts.push(next);
-        }
-        let leaf = acts[start].clone().autodiff().require_grad();
-        let y = (start..layers.len())
-            .fold(leaf.clone(), |a, i| {
-                engine::one_pass_forward(&layers[i], &plan[i], a, nonnegative[i])
-            })
-            .reshape([n, self.classes]);
-        let output = y.clone().without_autodiff();
-        let (targets, r_out, one_hot) = initial(&output)?;
-        // The backward seed g with R_out = output ⊙ g: the one-hot itself when R_out is the
-        // logit, otherwise R_out / output (not defined where the output is 0 but R_out is not).
-        let seed = match one_hot {
-            Some(one_hot) => one_hot,
-            None => {
-                let zero = output.clone().equal_elem(0.0);
-                let carries = r_out.clone().not_equal_elem(0.0);
-                if zero.clone().bool_and(carries).any().into_scalar::<bool>() {
-                    return Ok(None);
-                }
-                (r_out / output.clone().mask_fill(zero.clone(), 1.0)).mask_fill(zero, 0.0)
-            }
-        };
-        let gradients = (y * seed).sum().backward();
-        let g = leaf
-            .grad(&gradients)
-            .expect("the leaf takes part in the output");
-        let mut r = acts[start].clone() * g;
-        for index in (0..start).rev() {
-            r = self.step(plan, bounds, index, &acts, r, &nonnegative);
-        }
-        Ok(Some((r, output, targets)))
+        self.graph.forward_internal(x).reshape([n, self.classes])
+    }
+
+    /// The layer-wise LRP pass from the output relevance: the relevance of every value.
+    fn lrp_values(&self, lrp: &LrpGraph, x: Tensor<4>, r_out: &Tensor<2>) -> Vec<Tensor<4>> {
+        let values = self.graph.values(x);
+        let n = values[0].dims()[0];
+        lrp.layer_wise(&values, r_out.clone().reshape([n, self.classes, 1, 1]))
     }
 }
 
@@ -277,7 +174,10 @@ impl Prepared {
 /// predicted class, output relevance = the target's logit.
 ///
 /// `input` is `[N, features]` or `[N, channels, height, width]` on any Burn device.
-pub fn explain<const D: usize>(model: &Sequential, input: Tensor<D>) -> Result<Explanation<D>> {
+pub fn explain<const D: usize>(
+    model: &(impl AsGraph + ?Sized),
+    input: Tensor<D>,
+) -> Result<Explanation<D>> {
     Explainer::new().explain(model, input)
 }
 
@@ -379,23 +279,50 @@ impl Explainer {
         self
     }
 
-    /// Explains `model` on `input` (`[N, features]` or `[N, channels, height, width]`).
+    /// Explains `model` (a [`Graph`], a [`Sequential`](crate::Sequential) or a user's model
+    /// that implements [`AsGraph`]) on `input` (`[N, features]`, `[N, height, width]` or
+    /// `[N, channels, height, width]`).
     ///
     /// The model is not changed: explanations use its inference behaviour (batch norm with
     /// running statistics, merged into the layer before it; dropout off).
     pub fn explain<const D: usize>(
         &self,
-        model: &Sequential,
+        model: &(impl AsGraph + ?Sized),
         input: Tensor<D>,
     ) -> Result<Explanation<D>> {
         let input_dims = input.dims();
         let (x, shape) = to_internal(input.without_autodiff())?;
         check_finite(&x)?;
         self.method.validate()?;
-        let model = model.valid().canonize()?;
-        let shapes = model.shapes(shape)?;
-        let classes = model.num_classes(shape)?;
-        let n = input_dims[0];
+        let prepared = self.prepare(model, shape, x.dims()[0], &x)?;
+        let explained = match &self.method {
+            Method::Lrp => self.lrp(&prepared, x),
+            Method::Gradient | Method::GradientTimesInput => self.gradient(&prepared, x),
+            Method::SmoothGrad { .. } => self.smooth_grad(&prepared, x),
+            Method::IntegratedGradients { .. } => self.integrated_gradients(&prepared, x, shape),
+            Method::Occlusion { .. } => self.occlusion(&prepared, x, shape),
+        }?;
+        Ok(Explanation {
+            relevance: explained.relevance.reshape(input_dims),
+            output: explained.output,
+            targets: explained.targets,
+            layers: explained.layers,
+            baseline_scores: explained.baseline_scores,
+        })
+    }
+
+    /// Canonizes the model, checks every shape and resolves the composite (for methods that
+    /// run LRP) with its z-box bounds.
+    fn prepare(
+        &self,
+        model: &(impl AsGraph + ?Sized),
+        shape: FeatureShape,
+        n: usize,
+        x: &Tensor<4>,
+    ) -> Result<Prepared> {
+        let graph = model.as_graph().valid().canonize();
+        let shapes = graph.shapes(shape)?;
+        let classes = graph.num_classes(shape)?;
         let uses_lrp = match &self.method {
             Method::Lrp => true,
             Method::SmoothGrad { base, .. } | Method::IntegratedGradients { base, .. } => {
@@ -404,217 +331,248 @@ impl Explainer {
             _ => false,
         };
         let lrp = if uses_lrp {
-            let plan = self.composite.plan(&model)?;
+            let plan = self.composite.plan(&graph)?;
             let bounds = plan
                 .iter()
-                .zip(&shapes)
-                .map(|(step, shape)| match step {
-                    Propagation::Rule(Rule::ZBox { low, high }) => Ok(Some(Bounds {
-                        low: broadcast_bound(low, "z-box low", *shape, n, &x)?,
-                        high: broadcast_bound(high, "z-box high", *shape, n, &x)?,
-                    })),
+                .zip(graph.nodes())
+                .map(|(step, node)| match step {
+                    Propagation::Rule(Rule::ZBox { low, high }) => {
+                        let shape = shapes[node.inputs[0]];
+                        Ok(Some(Bounds {
+                            low: broadcast_bound(low, "z-box low", shape, n, x)?,
+                            high: broadcast_bound(high, "z-box high", shape, n, x)?,
+                        }))
+                    }
                     _ => Ok(None),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Some((plan, bounds))
+            Some(LrpGraph {
+                graph: graph.clone(),
+                plan,
+                bounds,
+                shapes,
+            })
         } else {
             None
         };
-        let prepared = Prepared {
-            model,
-            shapes,
+        Ok(Prepared {
+            graph,
             classes,
             lrp,
-        };
+        })
+    }
 
-        if matches!(self.method, Method::Lrp)
-            && self.strategy == Strategy::Auto
-            && !self.record_layers
-        {
-            let initial = |output: &Tensor<2>| {
-                // One target lookup: the one-hot is the backward seed when R_out is the logit.
-                let (targets, one_hot) =
-                    self.initial_relevance(output, n, classes, OutputRelevance::OneHot)?;
-                Ok(match (&targets, self.output_relevance) {
-                    (Some(_), OutputRelevance::Logit) => {
-                        (targets, one_hot.clone() * output.clone(), Some(one_hot))
-                    }
-                    _ => (targets, one_hot, None),
-                })
+    /// LRP: the one pass where it applies (the default strategy, when no layer is recorded),
+    /// the layer-wise walk otherwise.
+    fn lrp(&self, prepared: &Prepared, x: Tensor<4>) -> Result<Explained> {
+        let lrp = prepared.lrp.as_ref().expect("LRP methods resolve the composite");
+        let (n, classes) = (x.dims()[0], prepared.classes);
+        if self.strategy == Strategy::Auto && !self.record_layers {
+            let mut targets = None;
+            let seed = |output: &Tensor<4>| -> Result<Option<Tensor<4>>> {
+                let output = output.clone().reshape([n, classes]);
+                let (found, g) = self.one_pass_seed(&output, n, classes)?;
+                targets = found;
+                Ok(g.map(|g| g.reshape([n, classes, 1, 1])))
             };
-            if let Some((relevance, output, targets)) = prepared.lrp_one_pass(x.clone(), initial)? {
-                return Ok(Explanation {
-                    relevance: relevance.reshape(input_dims),
-                    output,
-                    targets,
-                    layers: Vec::new(),
-                    baseline_scores: None,
-                });
+            if let Some((relevance, output)) = lrp.one_pass(x.clone(), seed)? {
+                return Ok(Explained::new(relevance, output.reshape([n, classes]), targets));
             }
         }
-        if let Method::Gradient | Method::GradientTimesInput = self.method {
-            // One forward pass in the graph gives the output (for the targets) and the gradient.
-            let leaf = x.clone().autodiff().require_grad();
-            let out = prepared
-                .model
-                .forward_internal(leaf.clone())
-                .reshape([n, classes]);
-            let output = out.clone().without_autodiff();
-            let (targets, r) =
-                self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?;
-            let g = leaf
-                .grad(&(out * r).sum().backward())
-                .expect("the input takes part in the output");
-            let relevance = match self.method {
-                Method::GradientTimesInput => g * x,
-                _ => g,
-            };
-            return Ok(Explanation {
-                relevance: relevance.reshape(input_dims),
-                output,
-                targets,
-                layers: Vec::new(),
-                baseline_scores: None,
-            });
-        }
-        let acts = prepared.model.activations(x.clone());
-        let output = acts
-            .last()
-            .expect("activations hold the output")
-            .clone()
-            .reshape([n, classes]);
-        let (targets, r_out) =
-            self.initial_relevance(&output, n, classes, self.output_relevance)?;
-        // Gradient-based methods differentiate the target score: one-hot, unless custom.
-        let gradient_r_out = || -> Result<Tensor<2>> {
-            Ok(match &self.target {
-                Target::Relevance(_) => r_out.clone(),
-                _ => {
-                    self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?
-                        .1
-                }
-            })
+        let values = prepared.graph.values(x);
+        let output = values.last().expect("values hold the output").clone().reshape([n, classes]);
+        let (targets, r_out) = self.initial_relevance(&output, n, classes, self.output_relevance)?;
+        let relevances = lrp.layer_wise(&values, r_out.reshape([n, classes, 1, 1]));
+        let layers = if self.record_layers {
+            relevances
+                .iter()
+                .enumerate()
+                .map(|(index, r)| LayerRelevance {
+                    index,
+                    shape: lrp.shapes[index],
+                    relevance: r.clone(),
+                    sums: per_sample_sums(r.clone()),
+                })
+                .collect()
+        } else {
+            Vec::new()
         };
-        let base = |base: Base, point: Tensor<4>, r: &Tensor<2>| match base {
+        let relevance = relevances.into_iter().next().expect("the input's relevance");
+        Ok(Explained {
+            layers,
+            ..Explained::new(relevance, output, targets)
+        })
+    }
+
+    /// The backward seed `g` of the one pass, with `R_out = output ⊙ g`: the one-hot itself
+    /// when `R_out` is the logit, otherwise `R_out / output` (`None` where the output is 0 but
+    /// `R_out` is not: the one pass does not apply).
+    fn one_pass_seed(
+        &self,
+        output: &Tensor<2>,
+        n: usize,
+        classes: usize,
+    ) -> Result<(Targets, Option<Tensor<2>>)> {
+        // One target lookup: the one-hot is the backward seed when R_out is the logit.
+        let (targets, one_hot) = self.initial_relevance(output, n, classes, OutputRelevance::OneHot)?;
+        if targets.is_some() && self.output_relevance == OutputRelevance::Logit {
+            return Ok((targets, Some(one_hot)));
+        }
+        let r_out = one_hot;
+        let zero = output.clone().equal_elem(0.0);
+        let carries = r_out.clone().not_equal_elem(0.0);
+        if zero.clone().bool_and(carries).any().into_scalar::<bool>() {
+            return Ok((targets, None));
+        }
+        let g = (r_out / output.clone().mask_fill(zero.clone(), 1.0)).mask_fill(zero, 0.0);
+        Ok((targets, Some(g)))
+    }
+
+    /// The gradient, or gradient × input: one forward pass in the graph gives the output (for
+    /// the targets) and the gradient.
+    fn gradient(&self, prepared: &Prepared, x: Tensor<4>) -> Result<Explained> {
+        let (n, classes) = (x.dims()[0], prepared.classes);
+        let leaf = x.clone().autodiff().require_grad();
+        let out = prepared
+            .graph
+            .forward_internal(leaf.clone())
+            .reshape([n, classes]);
+        let output = out.clone().without_autodiff();
+        let (targets, r) = self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?;
+        let g = leaf
+            .grad(&(out * r).sum().backward())
+            .expect("the input takes part in the output");
+        let relevance = match self.method {
+            Method::GradientTimesInput => g * x,
+            _ => g,
+        };
+        Ok(Explained::new(relevance, output, targets))
+    }
+
+    /// The output, the targets and the output relevance of a method built on `base`: the
+    /// target score (one-hot) for gradients, the configured output relevance for LRP.
+    fn base_relevance(
+        &self,
+        prepared: &Prepared,
+        x: &Tensor<4>,
+        base: Base,
+    ) -> Result<(Tensor<2>, Targets, Tensor<2>)> {
+        let (n, classes) = (x.dims()[0], prepared.classes);
+        let output = prepared.output(x.clone());
+        let mode = match (base, &self.target) {
+            (Base::Lrp, _) => self.output_relevance,
+            (Base::Gradient, _) => OutputRelevance::OneHot,
+        };
+        let (targets, r) = self.initial_relevance(&output, n, classes, mode)?;
+        Ok((output, targets, r))
+    }
+
+    /// The base attribution (gradient or layer-wise LRP) at one point.
+    fn base_at(&self, prepared: &Prepared, base: Base, point: Tensor<4>, r: &Tensor<2>) -> Tensor<4> {
+        match base {
             Base::Gradient => prepared.gradient(point, r),
             Base::Lrp => {
-                let acts = prepared.model.activations(point);
-                prepared.lrp(&acts, r, false).0
+                let lrp = prepared.lrp.as_ref().expect("LRP bases resolve the composite");
+                prepared.lrp_values(lrp, point, r).swap_remove(0)
             }
-        };
-        let base_r_out = |b: Base| -> Result<Tensor<2>> {
-            match b {
-                Base::Gradient => gradient_r_out(),
-                Base::Lrp => Ok(r_out.clone()),
-            }
-        };
+        }
+    }
 
-        let mut layers = Vec::new();
-        let mut baseline_scores = None;
-        let relevance = match &self.method {
-            Method::Lrp => {
-                let (r, recorded) = prepared.lrp(&acts, &r_out, self.record_layers);
-                layers = recorded;
-                r
-            }
-            Method::Gradient | Method::GradientTimesInput => {
-                unreachable!("answered above with one forward pass")
-            }
-            Method::SmoothGrad {
-                samples,
-                noise,
-                seed,
-                base: b,
-            } => {
-                let r = base_r_out(*b)?;
-                let sigma = methods::value_range(&x).mul_scalar(*noise);
-                let mut sum = x.zeros_like();
-                for k in 0..*samples {
-                    // As Zennit: the last sample is noise-free, so one sample is the base itself.
-                    let point = if k + 1 == *samples {
-                        x.clone()
-                    } else {
-                        x.clone()
-                            + methods::normal_noise(x.dims(), seed.wrapping_add(k as u64), &x)
-                                * sigma.clone()
-                    };
-                    sum = sum + base(*b, point, &r);
-                }
-                sum.div_scalar(*samples as f64)
-            }
-            Method::IntegratedGradients {
-                steps,
-                baseline,
-                base: b,
-            } => {
-                let r = base_r_out(*b)?;
-                let start = match baseline {
-                    Baseline::Zero => x.zeros_like(),
-                    Baseline::Tensor(data) => broadcast_bound(
-                        &Bound::Tensor(data.clone()),
-                        "integrated-gradients baseline",
-                        shape,
-                        n,
-                        &x,
-                    )?
-                    .expand(shape.batched(n)),
-                };
-                let delta = x.clone() - start.clone();
-                let mut sum = x.zeros_like();
-                for k in 1..=*steps {
-                    let alpha = k as f64 / *steps as f64;
-                    sum = sum + base(*b, start.clone() + delta.clone().mul_scalar(alpha), &r);
-                }
-                let start_scores = prepared.model.forward_internal(start).reshape([n, classes])
-                    * gradient_r_out()?;
-                baseline_scores = Some(per_sample_sums(start_scores));
-                sum.div_scalar(*steps as f64) * delta
-            }
-            Method::Occlusion {
-                window,
-                stride,
-                fill,
-            } => {
-                let r = gradient_r_out()?;
-                let score =
-                    |out: Tensor<2>| (out * r.clone()).sum_dim(1).reshape([n as i64, 1, 1, 1]);
-                let clean = score(output.clone());
-                // Windows slide over height and width (covering all channels); a feature vector
-                // is a single row, so windows slide along its features.
-                let dims = x.dims();
-                let plane = match shape {
-                    FeatureShape::Vector(f) => [n, 1, 1, f],
-                    image => image.batched(n),
-                };
-                let xs = x.clone().reshape(plane);
-                let [_, c, h, w] = plane;
-                let mut result = xs.zeros_like();
-                for (top, left, wh, ww) in methods::windows(h, w, *window, *stride) {
-                    let ranges = [0..n, 0..c, top..top + wh, left..left + ww];
-                    let patch = Tensor::<4>::full([n, c, wh, ww], *fill, &x.device());
-                    let occluded = xs.clone().slice_assign(ranges.clone(), patch).reshape(dims);
-                    let drop = clean.clone()
-                        - score(
-                            prepared
-                                .model
-                                .forward_internal(occluded)
-                                .reshape([n, classes]),
-                        );
-                    let region = xs
-                        .zeros_like()
-                        .slice_assign(ranges, Tensor::<4>::ones([n, c, wh, ww], &x.device()));
-                    result = result + region * drop;
-                }
-                result.reshape(dims)
-            }
+    /// SmoothGrad: the base averaged over noisy copies of the input.
+    fn smooth_grad(&self, prepared: &Prepared, x: Tensor<4>) -> Result<Explained> {
+        let Method::SmoothGrad { samples, noise, seed, base } = &self.method else {
+            unreachable!("called for SmoothGrad")
         };
-        Ok(Explanation {
-            relevance: relevance.reshape(input_dims),
-            output,
-            targets,
-            layers,
-            baseline_scores,
+        let (output, targets, r) = self.base_relevance(prepared, &x, *base)?;
+        let sigma = methods::value_range(&x).mul_scalar(*noise);
+        let mut sum = x.zeros_like();
+        for k in 0..*samples {
+            // As Zennit: the last sample is noise-free, so one sample is the base itself.
+            let point = if k + 1 == *samples {
+                x.clone()
+            } else {
+                x.clone() + methods::normal_noise(x.dims(), seed.wrapping_add(k as u64), &x) * sigma.clone()
+            };
+            sum = sum + self.base_at(prepared, *base, point, &r);
+        }
+        Ok(Explained::new(sum.div_scalar(*samples as f64), output, targets))
+    }
+
+    /// Integrated Gradients: the base averaged along the straight path from the baseline,
+    /// times the input's difference to it.
+    fn integrated_gradients(
+        &self,
+        prepared: &Prepared,
+        x: Tensor<4>,
+        shape: FeatureShape,
+    ) -> Result<Explained> {
+        let Method::IntegratedGradients { steps, baseline, base } = &self.method else {
+            unreachable!("called for Integrated Gradients")
+        };
+        let n = x.dims()[0];
+        let (output, targets, r) = self.base_relevance(prepared, &x, *base)?;
+        let start = match baseline {
+            Baseline::Zero => x.zeros_like(),
+            Baseline::Tensor(data) => broadcast_bound(
+                &Bound::Tensor(data.clone()),
+                "integrated-gradients baseline",
+                shape,
+                n,
+                &x,
+            )?
+            .expand(shape.batched(n)),
+        };
+        let delta = x.clone() - start.clone();
+        let mut sum = x.zeros_like();
+        for k in 1..=*steps {
+            let alpha = k as f64 / *steps as f64;
+            let point = start.clone() + delta.clone().mul_scalar(alpha);
+            sum = sum + self.base_at(prepared, *base, point, &r);
+        }
+        let (_, one_hot) = self.score_weights(&output, n, prepared.classes)?;
+        let start_scores = prepared.output(start) * one_hot;
+        Ok(Explained {
+            baseline_scores: Some(per_sample_sums(start_scores)),
+            ..Explained::new(sum.div_scalar(*steps as f64) * delta, output, targets)
         })
+    }
+
+    /// The weights of the target score: the one-hot, or the custom output relevance.
+    fn score_weights(&self, output: &Tensor<2>, n: usize, classes: usize) -> Result<(Targets, Tensor<2>)> {
+        self.initial_relevance(output, n, classes, OutputRelevance::OneHot)
+    }
+
+    /// Occlusion: how much the target score drops when each window is filled.
+    fn occlusion(&self, prepared: &Prepared, x: Tensor<4>, shape: FeatureShape) -> Result<Explained> {
+        let Method::Occlusion { window, stride, fill } = &self.method else {
+            unreachable!("called for occlusion")
+        };
+        let n = x.dims()[0];
+        let output = prepared.output(x.clone());
+        let (targets, r) = self.score_weights(&output, n, prepared.classes)?;
+        let score = |out: Tensor<2>| (out * r.clone()).sum_dim(1).reshape([n as i64, 1, 1, 1]);
+        let clean = score(output.clone());
+        // Windows slide over height and width (covering all channels); a feature vector is a
+        // single row, so windows slide along its features.
+        let dims = x.dims();
+        let plane = match shape {
+            FeatureShape::Vector(f) => [n, 1, 1, f],
+            image => image.batched(n),
+        };
+        let xs = x.clone().reshape(plane);
+        let [_, c, h, w] = plane;
+        let mut result = xs.zeros_like();
+        for (top, left, wh, ww) in methods::windows(h, w, *window, *stride) {
+            let ranges = [0..n, 0..c, top..top + wh, left..left + ww];
+            let patch = Tensor::<4>::full([n, c, wh, ww], *fill, &x.device());
+            let occluded = xs.clone().slice_assign(ranges.clone(), patch).reshape(dims);
+            let drop = clean.clone() - score(prepared.output(occluded));
+            let region = xs
+                .zeros_like()
+                .slice_assign(ranges, Tensor::<4>::ones([n, c, wh, ww], &x.device()));
+            result = result + region * drop;
+        }
+        Ok(Explained::new(result.reshape(dims), output, targets))
     }
 
     /// The output relevance `[N, classes]` and the explained classes.
@@ -678,26 +636,6 @@ impl Explainer {
         };
         Ok((Some(targets), relevance))
     }
-}
-
-/// Which layer inputs are non-negative: the model input if all its values are (one number read
-/// back), and every input after a ReLU, carried through pooling and reshaping layers.
-fn nonnegative_inputs(model: &Sequential, x: &Tensor<4>) -> Vec<bool> {
-    let mut known = vec![x.clone().min().into_scalar::<f32>() >= 0.0];
-    for layer in &model.layers {
-        let previous = *known.last().expect("non-empty");
-        known.push(match layer {
-            Layer::Relu(_) => true,
-            Layer::MaxPool2d(_)
-            | Layer::AvgPool2d(_)
-            | Layer::AdaptiveAvgPool2d(_)
-            | Layer::Flatten(_)
-            | Layer::Dropout(_)
-            | Layer::Identity(_) => previous,
-            _ => false,
-        });
-    }
-    known
 }
 
 fn per_sample_sums<const D: usize>(t: Tensor<D>) -> Vec<f32> {

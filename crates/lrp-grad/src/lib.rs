@@ -54,7 +54,9 @@ pub use explain::{
 pub use methods::{
     Base, Baseline, DEFAULT_NOISE_LEVEL, DEFAULT_OCCLUSION_WINDOW, DEFAULT_SAMPLES, Method,
 };
-pub use model::{FeatureShape, Flatten, Layer, Sequential};
+pub use model::{
+    Add, AsGraph, Builder, Concat, Eager, FeatureShape, Flatten, Gate, Graph, Layer, Node, NodeId, Op, Sequential,
+};
 pub use rules::{
     Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Rule, ZERO_RULE_STABILIZER,
 };

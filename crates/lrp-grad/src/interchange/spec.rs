@@ -167,6 +167,14 @@ pub enum LayerSpec {
     Sigmoid,
     /// `nn.GELU` (exact).
     Gelu,
+    /// `nn.ReLU6`.
+    Relu6,
+    /// `nn.SiLU`.
+    Silu,
+    /// `nn.Hardsigmoid` (`clamp(x/6 + 1/2, 0, 1)`).
+    HardSigmoid,
+    /// `nn.Hardswish`.
+    HardSwish,
     /// `nn.Identity`.
     Identity,
     /// `nn.Flatten`.
@@ -195,6 +203,10 @@ impl LayerSpec {
             LayerSpec::Tanh => "tanh",
             LayerSpec::Sigmoid => "sigmoid",
             LayerSpec::Gelu => "gelu",
+            LayerSpec::Relu6 => "relu6",
+            LayerSpec::Silu => "silu",
+            LayerSpec::HardSigmoid => "hard_sigmoid",
+            LayerSpec::HardSwish => "hard_swish",
             LayerSpec::Identity => "identity",
             LayerSpec::Flatten => "flatten",
             LayerSpec::Dropout { .. } => "dropout",
@@ -495,6 +507,19 @@ impl ModelSpec {
                         }
                         LayerSpec::Gelu
                     }
+                    Layer::Relu6(_) => LayerSpec::Relu6,
+                    Layer::Silu(_) => LayerSpec::Silu,
+                    Layer::HardSigmoid(h) => {
+                        if (h.alpha - 1.0 / 6.0).abs() > 1e-12 || h.beta != 0.5 {
+                            return Err(unsupported(
+                                index,
+                                kind,
+                                "alpha/beta other than PyTorch's 1/6 and 1/2",
+                            ));
+                        }
+                        LayerSpec::HardSigmoid
+                    }
+                    Layer::HardSwish(_) => LayerSpec::HardSwish,
                     Layer::Flatten(_) => LayerSpec::Flatten,
                     Layer::Dropout(d) => LayerSpec::Dropout { p: d.prob },
                     Layer::Identity(_) => LayerSpec::Identity,

@@ -6,10 +6,8 @@ use std::path::Path;
 use burn::module::{Param, RunningState};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{
-    BatchNormConfig, DropoutConfig, Gelu, Identity, LeakyReluConfig, LinearConfig, PaddingConfig2d,
-    Relu, Sigmoid, Tanh,
-};
+use burn::nn::activation::{HardSwish, Relu6, SiLU};
+use burn::nn::{BatchNormConfig, DropoutConfig, Gelu, HardSigmoidConfig, Identity, LeakyReluConfig, LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
@@ -226,6 +224,14 @@ pub(super) fn load(
             LayerSpec::Tanh => Tanh::new().into(),
             LayerSpec::Sigmoid => Sigmoid::new().into(),
             LayerSpec::Gelu => Gelu::new().into(),
+            LayerSpec::Relu6 => Relu6::new().into(),
+            LayerSpec::Silu => SiLU::new().into(),
+            LayerSpec::HardSigmoid => HardSigmoidConfig::new()
+                .with_alpha(1.0 / 6.0)
+                .with_beta(0.5)
+                .init()
+                .into(),
+            LayerSpec::HardSwish => HardSwish::new().into(),
             LayerSpec::Identity => Identity::new().into(),
             LayerSpec::Flatten => Flatten.into(),
             LayerSpec::Dropout { p } => DropoutConfig::new(*p).init().into(),

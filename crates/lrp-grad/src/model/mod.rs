@@ -9,19 +9,49 @@
 //! of each activation ([`FeatureShape`]) is tracked beside it and checked before any layer runs,
 //! so a wrong input gives an [`Error`] instead of a panic inside Burn.
 
+mod builder;
 mod canonize;
+pub(crate) mod graph;
 pub(crate) mod shape;
 
+pub use builder::{Builder, Eager};
+pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op};
 pub use shape::FeatureShape;
+
+use std::borrow::Cow;
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
-use burn::nn::{BatchNorm, Dropout, Gelu, Identity, LeakyRelu, Linear, Relu, Sigmoid, Tanh};
+use burn::nn::activation::{HardSwish, Relu6, SiLU};
+use burn::nn::{BatchNorm, Dropout, Gelu, HardSigmoid, Identity, LeakyRelu, Linear, Relu, Sigmoid, Tanh};
 use burn::tensor::Tensor;
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_pool2d};
 
-use crate::engine::RuleLayer;
 use crate::error::{Error, Result};
+use shape::{avg_pool_options, conv_options, max_pool_options};
+
+/// A model the explainer can run: anything that describes itself as a [`Graph`].
+///
+/// [`Graph`] and [`Sequential`] implement it; a user's own `#[derive(Module)]` struct
+/// implements it once, building the graph from its own layers (see the `resnet_struct`
+/// example), and is then explained without re-typing its forward pass.
+pub trait AsGraph {
+    /// The model as a graph; borrowed when the model is one.
+    fn as_graph(&self) -> Cow<'_, Graph>;
+}
+
+impl AsGraph for Graph {
+    fn as_graph(&self) -> Cow<'_, Graph> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl AsGraph for Sequential {
+    fn as_graph(&self) -> Cow<'_, Graph> {
+        Cow::Owned(Graph::from_sequential(self))
+    }
+}
 
 /// Flattens `[N, C, H, W]` to `[N, C·H·W]` in row-major (PyTorch) order.
 #[derive(Module, Debug, Default)]
@@ -56,6 +86,14 @@ pub enum Layer {
     Sigmoid(Sigmoid),
     /// Gaussian error linear unit.
     Gelu(Gelu),
+    /// `min(max(x, 0), 6)` (MobileNet's clipped ReLU).
+    Relu6(Relu6),
+    /// `x·sigmoid(x)` (swish; EfficientNet).
+    Silu(SiLU),
+    /// `clamp(αx + β, 0, 1)`.
+    HardSigmoid(HardSigmoid),
+    /// `x·relu6(x + 3)/6` (MobileNetV3).
+    HardSwish(HardSwish),
     /// Flatten `[N, C, H, W]` to `[N, C·H·W]`.
     Flatten(Flatten),
     /// Dropout (the identity at inference, which is what explanations use).
@@ -86,6 +124,10 @@ layer_from!(
     Tanh(Tanh),
     Sigmoid(Sigmoid),
     Gelu(Gelu),
+    Relu6(Relu6),
+    Silu(SiLU),
+    HardSigmoid(HardSigmoid),
+    HardSwish(HardSwish),
     Flatten(Flatten),
     Dropout(Dropout),
     Identity(Identity),
@@ -107,6 +149,10 @@ impl Layer {
             Layer::Tanh(_) => "tanh",
             Layer::Sigmoid(_) => "sigmoid",
             Layer::Gelu(_) => "gelu",
+            Layer::Relu6(_) => "relu6",
+            Layer::Silu(_) => "silu",
+            Layer::HardSigmoid(_) => "hard_sigmoid",
+            Layer::HardSwish(_) => "hard_swish",
             Layer::Flatten(_) => "flatten",
             Layer::Dropout(_) => "dropout",
             Layer::Identity(_) => "identity",
@@ -122,6 +168,42 @@ impl Layer {
                 | Layer::Tanh(_)
                 | Layer::Sigmoid(_)
                 | Layer::Gelu(_)
+                | Layer::Relu6(_)
+                | Layer::Silu(_)
+                | Layer::HardSigmoid(_)
+                | Layer::HardSwish(_)
+        )
+    }
+
+    /// Whether the layer is element-wise with `f(0) = 0` and no parameters, so that
+    /// `f(x) = x · (f(x)/x)` holds everywhere (0 where `x = 0`): relevance passes through it
+    /// unchanged as input × a constant factor, which is how the one pass carries it.
+    pub(crate) fn passes_as_factor(&self) -> bool {
+        matches!(
+            self,
+            Layer::Relu(_)
+                | Layer::LeakyRelu(_)
+                | Layer::Tanh(_)
+                | Layer::Gelu(_)
+                | Layer::Relu6(_)
+                | Layer::Silu(_)
+                | Layer::HardSwish(_)
+                | Layer::Identity(_)
+                | Layer::Dropout(_)
+                | Layer::Flatten(_)
+        )
+    }
+
+    /// Whether `f(x) = x·f'(x)` (positively homogeneous, piecewise linear through 0): the plain
+    /// gradient then carries relevance through unchanged, with no factor to compute.
+    pub(crate) fn is_homogeneous(&self) -> bool {
+        matches!(
+            self,
+            Layer::Relu(_)
+                | Layer::LeakyRelu(_)
+                | Layer::Identity(_)
+                | Layer::Dropout(_)
+                | Layer::Flatten(_)
         )
     }
 
@@ -133,18 +215,32 @@ impl Layer {
     /// The layer's forward pass on the internal rank-4 representation. Shapes must have been
     /// checked with [`Layer::output_shape`] first.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
         match self {
-            Layer::Linear(_)
-            | Layer::Conv2d(_)
-            | Layer::AvgPool2d(_)
-            | Layer::AdaptiveAvgPool2d(_)
-            | Layer::MaxPool2d(_) => RuleLayer::new(self).expect("a rule layer").forward(x),
+            Layer::Linear(l) => {
+                let out = linear(x.reshape([n, c * h * w]), l.weight.val(), l.bias.as_ref().map(|b| b.val()));
+                let [_, features] = out.dims();
+                out.reshape([n, features, 1, 1])
+            }
+            Layer::Conv2d(conv) => conv2d(
+                x,
+                conv.weight.val(),
+                conv.bias.as_ref().map(|b| b.val()),
+                conv_options(conv, h, w),
+            ),
+            Layer::AvgPool2d(pool) => avg_pool2d(x, avg_pool_options(pool, h, w)),
+            Layer::AdaptiveAvgPool2d(pool) => adaptive_avg_pool2d(x, pool.output_size),
+            Layer::MaxPool2d(pool) => max_pool2d(x, max_pool_options(pool, h, w)),
             Layer::BatchNorm(bn) => bn.forward(x),
             Layer::Relu(f) => f.forward(x),
             Layer::LeakyRelu(f) => f.forward(x),
             Layer::Tanh(f) => f.forward(x),
             Layer::Sigmoid(f) => f.forward(x),
             Layer::Gelu(f) => f.forward(x),
+            Layer::Relu6(f) => f.forward(x),
+            Layer::Silu(f) => f.forward(x),
+            Layer::HardSigmoid(f) => f.forward(x),
+            Layer::HardSwish(f) => f.forward(x),
             Layer::Dropout(f) => f.forward(x),
             Layer::Flatten(_) => {
                 let [n, c, h, w] = x.dims();
@@ -273,21 +369,9 @@ impl Sequential {
     pub(crate) fn forward_internal(&self, x: Tensor<4>) -> Tensor<4> {
         self.layers.iter().fold(x, |x, layer| layer.forward(x))
     }
-
-    /// Every layer's input and the final output, in the internal rank-4 representation; the
-    /// forward pass the explanation reuses. Shapes must have been checked.
-    pub(crate) fn activations(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        let mut acts = Vec::with_capacity(self.layers.len() + 1);
-        acts.push(x);
-        for layer in &self.layers {
-            let next = layer.forward(acts.last().expect("non-empty").clone());
-            acts.push(next);
-        }
-        acts
-    }
 }
 
-/// Converts a user tensor (rank 2 or 4) to the internal rank-4 form and its per-sample shape.
+/// Converts a user tensor (rank 2, 3 or 4) to the internal rank-4 form and its per-sample shape.
 pub(crate) fn to_internal<const D: usize>(input: Tensor<D>) -> Result<(Tensor<4>, FeatureShape)> {
     let dims = input.dims();
     let shape = FeatureShape::from_batched(&dims)?;

@@ -26,10 +26,16 @@ pub enum FeatureShape {
 }
 
 impl FeatureShape {
-    /// The per-sample shape of a batched tensor's dims (`[N, F]` or `[N, C, H, W]`).
+    /// The per-sample shape of a batched tensor's dims: `[N, F]`, `[N, C, H, W]`, or
+    /// `[N, H, W]` (a one-channel image, as MNIST loaders give it).
     pub fn from_batched(dims: &[usize]) -> Result<Self> {
         match *dims {
             [_, features] => Ok(Self::Vector(features)),
+            [_, height, width] => Ok(Self::Image {
+                channels: 1,
+                height,
+                width,
+            }),
             [_, channels, height, width] => Ok(Self::Image {
                 channels,
                 height,
@@ -278,6 +284,10 @@ impl Layer {
             | Layer::Tanh(_)
             | Layer::Sigmoid(_)
             | Layer::Gelu(_)
+            | Layer::Relu6(_)
+            | Layer::Silu(_)
+            | Layer::HardSigmoid(_)
+            | Layer::HardSwish(_)
             | Layer::Dropout(_)
             | Layer::Identity(_) => Ok(input),
         }

@@ -16,6 +16,8 @@
 //! [`one_pass_forward`] is the same rule folded into one forward pass of the whole network, so
 //! that a single backward pass gives the relevance of every one-pass-able layer at once.
 
+pub(crate) mod graph;
+
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
@@ -26,7 +28,7 @@ use burn::tensor::module::{
 use burn::tensor::ops::ConvTransposeOptions;
 
 use crate::composite::Propagation;
-use crate::model::Layer;
+use crate::model::{Layer, Op};
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
 use crate::rules::{Group, InputMod, OutputMask, ParamMod, Term};
 
@@ -354,18 +356,11 @@ fn modified_input(input: InputMod, a: &Tensor<4>, bounds: Option<&Bounds>) -> Te
 /// Whether relevance can cross this layer in the one-pass formulation: its relevance must be
 /// `input ⊙ (modified gradient)`. True for rules whose terms read only `a`, `a⁺` or `a⁻`
 /// (all but flat, w-square and z-box), for max pooling, and for passing relevance through
-/// positively homogeneous layers (ReLU, leaky ReLU, identity, dropout, flatten), where
-/// `z·f'(z) = f(z)` makes the plain gradient carry the relevance unchanged.
+/// element-wise layers with `f(0) = 0` (see [`one_pass_pass`]); not through sigmoid, hard
+/// sigmoid or an unmerged batch norm, whose relevance at an input of 0 is not input × anything.
 pub(crate) fn one_pass_able(layer: &Layer, propagation: &Propagation) -> bool {
     match propagation {
-        Propagation::Pass => matches!(
-            layer,
-            Layer::Relu(_)
-                | Layer::LeakyRelu(_)
-                | Layer::Identity(_)
-                | Layer::Dropout(_)
-                | Layer::Flatten(_)
-        ),
+        Propagation::Pass => layer.passes_as_factor(),
         Propagation::WinnerTakesAll => true,
         Propagation::Rule(rule) => rule.groups().is_some_and(|groups| {
             groups.iter().flat_map(|g| &g.terms).all(|t| {
@@ -386,14 +381,19 @@ pub(crate) fn one_pass_able(layer: &Layer, propagation: &Propagation) -> bool {
 /// `a ⊙ ρᵀ(R / stab(z_ρ))`, so one backward pass through all such layers gives the relevance as
 /// input × gradient. The value is then reset to the exact `z` (`y + (z − y)` with the second
 /// part constant), so later layers see the model's true activations.
+///
+/// `exact` asks for the model's own output bit for bit (a max pool downstream picks its
+/// winners from it, and a near-tie must go the way the model's forward pass went); otherwise γ
+/// and αβ on a non-negative input may derive it from their groups, which saves a forward pass.
 pub(crate) fn one_pass_forward(
     layer: &Layer,
     propagation: &Propagation,
     a: Tensor<4>,
     nonnegative: bool,
+    exact: bool,
 ) -> Tensor<4> {
     let Propagation::Rule(rule) = propagation else {
-        return layer.forward(a);
+        return one_pass_pass(layer, a);
     };
     let rule_layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
     let groups: Vec<(Vec<Term>, Group)> = rule
@@ -448,7 +448,7 @@ pub(crate) fn one_pass_forward(
     let plain_term = matches!(terms.as_slice(), [(_, t)] if t.is_unmodified() && t.sign == 1.0);
     let z = match rule.output_from_groups() {
         _ if plain_term => group_values[0].clone(),
-        Some(coefficient) if nonnegative => {
+        Some(coefficient) if nonnegative && !exact => {
             let sum = group_values
                 .iter()
                 .cloned()
@@ -460,7 +460,7 @@ pub(crate) fn one_pass_forward(
                 sum.mul_scalar(coefficient)
             }
         }
-        _ => rule_layer.forward(a.clone().without_autodiff()),
+        _ => layer.forward(a.clone().without_autodiff()),
     };
     // Each group's constant factor `scale · mask(z) · z / stab(z_ρ)`; `z·[z > 0] = max(z, 0)`.
     let factors: Vec<Tensor<4>> = groups
@@ -489,8 +489,56 @@ pub(crate) fn one_pass_forward(
         .map(|(out, (g, t))| out * signed(factors[*g].clone(), t.sign))
         .reduce(|acc, t| acc + t)
         .expect("a rule has at least one term");
-    let correction = z - y.clone().without_autodiff();
-    y + correction
+    with_value(y, z)
+}
+
+/// `y`'s gradient with the value `z`, bit for bit: `(y − y) + z`, the first part a zero in the
+/// graph. (`y + (z − y)` rounds, and a later max pool could then pick another winner.)
+pub(crate) fn with_value(y: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
+    let value = y.clone().without_autodiff();
+    (y - value) + z
+}
+
+/// A layer that passes relevance unchanged, in the one pass. A homogeneous layer
+/// (`f(x) = x·f'(x)`: ReLU, identity, …) is its own one-pass form; another element-wise layer
+/// with `f(0) = 0` becomes `x ⊙ (f(x)/x)` with the factor constant (0 where `x = 0`), so that
+/// input × gradient is its output relevance.
+pub(crate) fn one_pass_pass(layer: &Layer, a: Tensor<4>) -> Tensor<4> {
+    if layer.is_homogeneous() || matches!(layer, Layer::MaxPool2d(_)) {
+        return layer.forward(a);
+    }
+    let x = a.clone().without_autodiff();
+    let z = layer.forward(x.clone());
+    let zero = x.clone().equal_elem(0.0);
+    let factor = (z.clone() / x.mask_fill(zero.clone(), 1.0)).mask_fill(zero, 0.0);
+    with_value(a * factor, z)
+}
+
+/// An addition with a stabilizer-only rule (norm, ε, zero), in the one pass:
+/// `Σ xᵢ ⊙ (z / stab(z))` with the factor constant, so `xᵢ ⊙ gradient = xᵢ·R / stab(z)`.
+pub(crate) fn one_pass_add(inputs: Vec<Tensor<4>>, stabilizer: f64) -> Tensor<4> {
+    let sum = inputs
+        .into_iter()
+        .reduce(|acc, t| acc + t)
+        .expect("an addition has inputs");
+    let z = sum.clone().without_autodiff();
+    let factor = z.clone() / stabilize(z.clone(), stabilizer);
+    with_value(sum * factor, z)
+}
+
+/// The layer-wise step of an addition: `R_i = x_i ⊙ R / stab(Σ x)`.
+pub(crate) fn propagate_add(inputs: &[&Tensor<4>], z: &Tensor<4>, r: &Tensor<4>, stabilizer: f64) -> Vec<Tensor<4>> {
+    let s = r.clone() / stabilize(z.clone(), stabilizer);
+    inputs.iter().map(|x| (*x).clone() * s.clone()).collect()
+}
+
+/// Whether a node can take part in the one pass: its relevance must be `input ⊙ (modified
+/// gradient)`.
+pub(crate) fn node_one_pass_able(op: &Op, propagation: &Propagation) -> bool {
+    match op {
+        Op::Layer(layer) => one_pass_able(layer, propagation),
+        Op::Add(_) | Op::Concat(_) | Op::Gate(_) => true,
+    }
 }
 
 /// `sign · t`, without a pass over `t` when the sign is +1.

@@ -1,0 +1,284 @@
+//! LRP over a graph: the layer-wise walk (reverse topological order, relevance summed over a
+//! value's readers) and the one pass (one forward and one backward pass through every node
+//! whose rule allows it; autodiff sums fan-out and splits concatenations by itself).
+//!
+//! Both strategies see the model's own activations bit for bit, so max pooling routes
+//! relevance to the winners of the model's forward pass in both.
+
+use burn::tensor::Tensor;
+
+use super::{
+    Bounds, RuleLayer, node_one_pass_able, one_pass_add, one_pass_forward, propagate,
+    propagate_add, route_by_gradient,
+};
+use crate::composite::Propagation;
+use crate::model::{Concat, FeatureShape, Graph, Layer, Op};
+use crate::rules::Rule;
+
+/// A canonical graph resolved against a composite: one propagation (and z-box bounds where
+/// its rule is z-box) per node, and each value's per-sample shape.
+pub(crate) struct LrpGraph {
+    pub graph: Graph,
+    pub plan: Vec<Propagation>,
+    pub bounds: Vec<Option<Bounds>>,
+    pub shapes: Vec<FeatureShape>,
+}
+
+/// Relevance per value (index 0: the graph input), summed over the value's readers.
+struct Relevances(Vec<Option<Tensor<4>>>);
+
+impl Relevances {
+    fn add(&mut self, value: usize, r: Tensor<4>) {
+        self.0[value] = Some(match self.0[value].take() {
+            Some(acc) => acc + r,
+            None => r,
+        });
+    }
+}
+
+impl LrpGraph {
+    /// The layer-wise walk over the model's `values` (input first, output last), from the
+    /// output relevance `r_out` (`[N, classes, 1, 1]`). Returns the relevance of every value;
+    /// a value no relevance reaches (a gate's branch) gets zeros.
+    pub fn layer_wise(&self, values: &[Tensor<4>], r_out: Tensor<4>) -> Vec<Tensor<4>> {
+        let nodes = self.graph.nodes();
+        let mut relevance = Relevances(vec![None; values.len()]);
+        relevance.add(nodes.len(), r_out);
+        let nonnegative = nonnegative_values(&self.graph, &values[0]);
+        self.walk_back(0..nodes.len(), values, &mut relevance, &nonnegative);
+        relevance
+            .0
+            .into_iter()
+            .zip(values)
+            .map(|(r, v)| r.unwrap_or_else(|| v.zeros_like()))
+            .collect()
+    }
+
+    /// The layer-wise step of `nodes` (in reverse), each from its output's relevance.
+    fn walk_back(
+        &self,
+        nodes: impl DoubleEndedIterator<Item = usize>,
+        values: &[Tensor<4>],
+        relevance: &mut Relevances,
+        nonnegative: &[bool],
+    ) {
+        for k in nodes.rev() {
+            let Some(r) = relevance.0[k + 1].clone() else {
+                continue;
+            };
+            for (value, r_in) in self.step(k, values, r, nonnegative) {
+                relevance.add(value, r_in);
+            }
+        }
+    }
+
+    /// The layer-wise step of node `k`: the relevance of each value it reads.
+    fn step(
+        &self,
+        k: usize,
+        values: &[Tensor<4>],
+        r: Tensor<4>,
+        nonnegative: &[bool],
+    ) -> Vec<(usize, Tensor<4>)> {
+        let node = &self.graph.nodes()[k];
+        let inputs = &node.inputs;
+        let a = &values[inputs[0]];
+        let z = &values[k + 1];
+        match (&node.op, &self.plan[k]) {
+            (Op::Layer(_), Propagation::Pass) => vec![(inputs[0], r.reshape(a.dims()))],
+            (Op::Layer(layer), Propagation::WinnerTakesAll) => {
+                let layer = RuleLayer::new(layer).expect("max pooling is a rule layer");
+                vec![(inputs[0], route_by_gradient(layer, a, &r))]
+            }
+            (Op::Layer(layer), Propagation::Rule(rule)) => {
+                let layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
+                let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
+                let bounds = self.bounds[k].as_ref();
+                let r_in = propagate(layer, &groups, a, z, &r, bounds, nonnegative[inputs[0]]);
+                vec![(inputs[0], r_in)]
+            }
+            (Op::Add(_), propagation) => {
+                let xs: Vec<&Tensor<4>> = inputs.iter().map(|&v| &values[v]).collect();
+                let r_in = propagate_add(&xs, z, &r, add_stabilizer(propagation));
+                inputs.iter().copied().zip(r_in).collect()
+            }
+            (Op::Concat(Concat { axis }), _) => {
+                let mut start = 0;
+                inputs
+                    .iter()
+                    .map(|&v| {
+                        let length = values[v].dims()[axis + 1];
+                        let part = r.clone().narrow(axis + 1, start, length);
+                        start += length;
+                        (v, part)
+                    })
+                    .collect()
+            }
+            // The gate is a constant: all relevance stays with the gated value.
+            (Op::Gate(_), _) => vec![(inputs[0], r)],
+        }
+    }
+
+    /// Nodes that must take the layer-wise step (their rule has no one-pass form) and every
+    /// node before them: the rest, closed under readers, runs as the one pass.
+    fn layer_wise_nodes(&self) -> Vec<bool> {
+        let nodes = self.graph.nodes();
+        let mut marked: Vec<bool> = nodes
+            .iter()
+            .zip(&self.plan)
+            .map(|(node, p)| !node_one_pass_able(&node.op, p))
+            .collect();
+        for k in (0..nodes.len()).rev() {
+            if marked[k] {
+                for &v in &nodes[k].inputs {
+                    if v > 0 {
+                        marked[v - 1] = true;
+                    }
+                }
+            }
+        }
+        marked
+    }
+
+    /// LRP with the one pass where it applies (see the module docs). `finish` turns the model
+    /// output into the backward seed `g` with `R_out = output ⊙ g` (or `None` where no such
+    /// seed exists). Returns the input relevance and the output, or `None` when no node can
+    /// take part in the one pass.
+    pub fn one_pass<E>(
+        &self,
+        x: Tensor<4>,
+        seed: impl FnOnce(&Tensor<4>) -> Result<Option<Tensor<4>>, E>,
+    ) -> Result<Option<(Tensor<4>, Tensor<4>)>, E> {
+        let nodes = self.graph.nodes();
+        let layer_wise = self.layer_wise_nodes();
+        if layer_wise.last().is_none_or(|&lw| lw) {
+            return Ok(None);
+        }
+        let nonnegative = nonnegative_values(&self.graph, &x);
+        let exact = exact_values(&self.graph, &self.plan);
+        // Plain values of the layer-wise part; autodiff leaves where the one pass reads them.
+        let mut plain: Vec<Option<Tensor<4>>> = vec![None; nodes.len() + 1];
+        plain[0] = Some(x);
+        for (k, node) in nodes.iter().enumerate().filter(|(k, _)| layer_wise[*k]) {
+            let inputs = node.inputs.iter().map(|&v| plain[v].clone().expect("computed")).collect();
+            plain[k + 1] = Some(node.op.forward(inputs));
+        }
+        let mut graph_values: Vec<Option<Tensor<4>>> = plain
+            .iter()
+            .map(|p| p.as_ref().map(|t| t.clone().autodiff().require_grad()))
+            .collect();
+        let leaves = graph_values.clone();
+        for (k, node) in nodes.iter().enumerate().filter(|(k, _)| !layer_wise[*k]) {
+            let inputs: Vec<Tensor<4>> = node
+                .inputs
+                .iter()
+                .map(|&v| graph_values[v].clone().expect("computed before its readers"))
+                .collect();
+            let nonnegative = nonnegative[node.inputs[0]];
+            graph_values[k + 1] = Some(self.one_pass_node(k, inputs, nonnegative, exact[k + 1]));
+        }
+        let y = graph_values
+            .pop()
+            .flatten()
+            .expect("the output node takes part in the one pass");
+        drop(graph_values);
+        let output = y.clone().without_autodiff();
+        let Some(g) = seed(&output)? else {
+            return Ok(None);
+        };
+        let gradients = (y * g).sum().backward();
+        let mut relevance = Relevances(vec![None; nodes.len() + 1]);
+        for (v, leaf) in leaves.iter().enumerate() {
+            if let (Some(leaf), Some(value)) = (leaf, &plain[v])
+                && let Some(grad) = leaf.grad(&gradients)
+            {
+                relevance.add(v, value.clone() * grad);
+            }
+        }
+        let values: Vec<Tensor<4>> = plain
+            .into_iter()
+            .map(|p| p.unwrap_or_else(|| output.zeros_like()))
+            .collect();
+        let lw_nodes = (0..nodes.len()).filter(|k| layer_wise[*k]).collect::<Vec<_>>();
+        self.walk_back(lw_nodes.into_iter(), &values, &mut relevance, &nonnegative);
+        let r = relevance.0.swap_remove(0).unwrap_or_else(|| values[0].zeros_like());
+        Ok(Some((r, output)))
+    }
+
+    /// Node `k` in its one-pass form, on autodiff inputs.
+    fn one_pass_node(
+        &self,
+        k: usize,
+        mut inputs: Vec<Tensor<4>>,
+        nonnegative: bool,
+        exact: bool,
+    ) -> Tensor<4> {
+        let op = &self.graph.nodes()[k].op;
+        match op {
+            Op::Layer(layer) => {
+                one_pass_forward(layer, &self.plan[k], inputs.remove(0), nonnegative, exact)
+            }
+            Op::Add(_) => one_pass_add(inputs, add_stabilizer(&self.plan[k])),
+            Op::Concat(_) => op.forward(inputs),
+            Op::Gate(_) => {
+                let gate = inputs.pop().expect("a gate has two inputs").without_autodiff();
+                inputs.remove(0) * gate
+            }
+        }
+    }
+}
+
+/// The stabilizer of an addition's rule (norm, ε or zero; checked by the composite).
+fn add_stabilizer(propagation: &Propagation) -> f64 {
+    match propagation {
+        Propagation::Rule(rule @ (Rule::Zero | Rule::Epsilon { .. } | Rule::Norm)) => rule
+            .groups()
+            .and_then(|groups| groups.first().map(|g| g.stabilizer))
+            .unwrap_or(crate::rules::DEFAULT_STABILIZER),
+        _ => crate::rules::DEFAULT_STABILIZER,
+    }
+}
+
+/// Which values are non-negative: the input if all its values are (one number read back),
+/// every output of ReLU, ReLU6, sigmoid and hard sigmoid, and what pooling, reshaping, sums,
+/// concatenations and gates make of non-negative values.
+pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
+    let mut known = vec![x.clone().min().into_scalar::<f32>() >= 0.0];
+    for node in graph.nodes() {
+        let all_inputs = node.inputs.iter().all(|&v| known[v]);
+        let first = known[node.inputs[0]];
+        known.push(match &node.op {
+            Op::Layer(
+                Layer::Relu(_) | Layer::Relu6(_) | Layer::Sigmoid(_) | Layer::HardSigmoid(_),
+            ) => true,
+            Op::Layer(
+                Layer::MaxPool2d(_)
+                | Layer::AvgPool2d(_)
+                | Layer::AdaptiveAvgPool2d(_)
+                | Layer::Flatten(_)
+                | Layer::Dropout(_)
+                | Layer::Identity(_),
+            ) => first,
+            Op::Layer(_) => false,
+            Op::Add(_) | Op::Concat(_) | Op::Gate(_) => all_inputs,
+        });
+    }
+    known
+}
+
+/// Which values the one pass must compute bit for bit as the model does: those a max pool
+/// reads, directly or through nodes that compute exactly from exact inputs (everything but a
+/// rule layer, which computes its output afresh).
+fn exact_values(graph: &Graph, plan: &[Propagation]) -> Vec<bool> {
+    let nodes = graph.nodes();
+    let consumers = graph.consumers();
+    let mut exact = vec![false; nodes.len() + 1];
+    for v in (0..=nodes.len()).rev() {
+        exact[v] = consumers[v].iter().any(|&c| match (&nodes[c].op, &plan[c]) {
+            (Op::Layer(Layer::MaxPool2d(_)), _) => true,
+            (Op::Layer(_), Propagation::Rule(_)) => false,
+            _ => exact[c + 1],
+        });
+    }
+    exact
+}

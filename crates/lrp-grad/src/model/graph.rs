@@ -1,0 +1,429 @@
+//! Graph models: named nodes in topological order, each an operation on earlier values.
+//!
+//! A [`Graph`] is a Burn [`Module`] like [`Sequential`](super::Sequential) (trainable,
+//! recordable, device-movable) whose nodes may read any earlier value: residual additions,
+//! concatenations, branches and gates. Value 0 is the graph input, node `k` produces value
+//! `k + 1`, and the last node's value is the model output. Nodes can only read values that
+//! exist when they are added, so the order is topological by construction.
+//!
+//! ```
+//! use burn::nn::conv::Conv2dConfig;
+//! use burn::nn::pool::AdaptiveAvgPool2dConfig;
+//! use burn::nn::{LinearConfig, PaddingConfig2d, Relu};
+//! use burn::tensor::{Device, Tensor};
+//! use lrp_grad::{Flatten, Graph};
+//!
+//! let device = Device::default();
+//! let same = || PaddingConfig2d::Explicit(1, 1, 1, 1);
+//! let mut g = Graph::new();
+//! let x = g.input();
+//! let stem = g.layer("stem", Conv2dConfig::new([1, 4], [3, 3]).with_padding(same()).init(&device), x);
+//! let a = g.layer("stem_relu", Relu::new(), stem);
+//! let h = g.layer("conv1", Conv2dConfig::new([4, 4], [3, 3]).with_padding(same()).init(&device), a);
+//! let y = g.add("res1", [a, h]); // the residual connection
+//! let y = g.layer("relu1", Relu::new(), y);
+//! let p = g.layer("pool", AdaptiveAvgPool2dConfig::new([1, 1]).init(), y);
+//! let f = g.layer("flatten", Flatten, p);
+//! g.layer("fc", LinearConfig::new(4, 10).init(&device), f);
+//! let logits = g.forward(Tensor::<4>::ones([2, 1, 8, 8], &device));
+//! assert_eq!(logits.dims(), [2, 10]);
+//! ```
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use super::shape::FeatureShape;
+use super::{Layer, Sequential, to_internal};
+use crate::error::{Error, Result};
+
+/// A value of a [`Graph`]: the graph input or a node's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId(pub(crate) usize);
+
+impl NodeId {
+    /// The value's index: 0 for the graph input, `k + 1` for node `k`.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// The n-ary sum of activations of one shape (a residual connection). Its LRP rule is
+/// Zennit's for its `Sum` module: [`Rule::Norm`](crate::Rule::Norm),
+/// `R_i = x_i · R / stab(Σ x)`.
+#[derive(Module, Debug, Copy, Default)]
+pub struct Add;
+
+/// Concatenation along a per-sample axis (0 = channels or features); relevance is split back
+/// by position, as the gradient is.
+#[derive(Module, Debug, Default)]
+pub struct Concat {
+    /// The per-sample axis (the batch axis is not counted).
+    pub axis: usize,
+}
+
+/// `x · gate`, the gate read from other activations (squeeze-excitation): the gate is treated
+/// as a constant, so all relevance stays with `x` and none flows into the gate's branch. The
+/// gate has `x`'s shape, or one value per channel (`[C]` or `[C, 1, 1]`) broadcast over it.
+///
+/// Why not LXT's uniform split (`R/2` to each factor)? A squeeze-excitation gate rescales
+/// channels the main path computed; its own branch is a function of the same features, so a
+/// split would count their evidence twice and route half of it through a sigmoid. Gating
+/// keeps relevance where the evidence is (as Zennit does for any module it has no rule for,
+/// by ignoring it in the backward pass).
+#[derive(Module, Debug, Copy, Default)]
+pub struct Gate;
+
+/// What one node of a [`Graph`] computes.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one per node, built once
+pub enum Op {
+    /// A layer on one input.
+    Layer(Layer),
+    /// The sum of two or more inputs of one shape.
+    Add(Add),
+    /// Concatenation of one or more inputs along an axis.
+    Concat(Concat),
+    /// Input 0 times input 1, the gate (see [`Gate`]).
+    Gate(Gate),
+}
+
+impl Op {
+    /// A short name of the operation (`conv2d`, `add`, `concat`, `gate`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Layer(layer) => layer.kind(),
+            Op::Add(_) => "add",
+            Op::Concat(_) => "concat",
+            Op::Gate(_) => "gate",
+        }
+    }
+
+    /// The layer, for layer nodes.
+    pub fn as_layer(&self) -> Option<&Layer> {
+        match self {
+            Op::Layer(layer) => Some(layer),
+            _ => None,
+        }
+    }
+}
+
+/// One node: a name, an operation and the values it reads.
+#[derive(Module, Debug)]
+pub struct Node {
+    /// Unique name (used by composites' name maps, in messages and in the plan).
+    pub name: String,
+    /// The operation.
+    pub op: Op,
+    /// The values read: 0 is the graph input, `k + 1` node `k`'s output.
+    pub inputs: Vec<usize>,
+}
+
+/// A model as a graph of named nodes (see the module docs).
+#[derive(Module, Debug, Default)]
+pub struct Graph {
+    nodes: Vec<Node>,
+}
+
+impl Graph {
+    /// An empty graph (its output is its input until a node is added).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A graph of these nodes (checked with the shapes, like any graph).
+    pub fn from_nodes(nodes: Vec<Node>) -> Self {
+        Self { nodes }
+    }
+
+    /// The graph input.
+    pub fn input(&self) -> NodeId {
+        NodeId(0)
+    }
+
+    /// The nodes in topological order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the graph has no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Adds a node and returns its value. Inputs are checked (with the shapes) before anything
+    /// runs: an input that does not exist yet is an [`Error::GraphStructure`].
+    pub fn push(
+        &mut self,
+        name: impl Into<String>,
+        op: Op,
+        inputs: impl IntoIterator<Item = NodeId>,
+    ) -> NodeId {
+        self.nodes.push(Node {
+            name: name.into(),
+            op,
+            inputs: inputs.into_iter().map(|id| id.0).collect(),
+        });
+        NodeId(self.nodes.len())
+    }
+
+    /// `layer(input)` (anything that converts into a [`Layer`]).
+    pub fn layer(&mut self, name: impl Into<String>, layer: impl Into<Layer>, input: NodeId) -> NodeId {
+        self.push(name, Op::Layer(layer.into()), [input])
+    }
+
+    /// The sum of `inputs` (a residual connection).
+    pub fn add(&mut self, name: impl Into<String>, inputs: impl IntoIterator<Item = NodeId>) -> NodeId {
+        self.push(name, Op::Add(Add), inputs)
+    }
+
+    /// `inputs` concatenated along the per-sample `axis` (0 = channels or features).
+    pub fn concat(
+        &mut self,
+        name: impl Into<String>,
+        axis: usize,
+        inputs: impl IntoIterator<Item = NodeId>,
+    ) -> NodeId {
+        self.push(name, Op::Concat(Concat { axis }), inputs)
+    }
+
+    /// `x · gate` with the gate treated as a constant (see [`Gate`]).
+    pub fn gate(&mut self, name: impl Into<String>, x: NodeId, gate: NodeId) -> NodeId {
+        self.push(name, Op::Gate(Gate), [x, gate])
+    }
+
+    /// The value of the model output (the last node's, or the input for an empty graph).
+    pub(crate) fn output(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// For every value, the nodes that read it (a node reading a value twice counts twice).
+    pub(crate) fn consumers(&self) -> Vec<Vec<usize>> {
+        let mut consumers = vec![Vec::new(); self.nodes.len() + 1];
+        for (k, node) in self.nodes.iter().enumerate() {
+            for &input in &node.inputs {
+                consumers[input].push(k);
+            }
+        }
+        consumers
+    }
+
+    /// A chain graph from a sequential model: node `i` is layer `i`, named by its index (as
+    /// PyTorch names the children of `nn.Sequential`).
+    pub fn from_sequential(model: &Sequential) -> Self {
+        let mut graph = Graph::new();
+        let mut x = graph.input();
+        for (index, layer) in model.layers.iter().enumerate() {
+            x = graph.layer(index.to_string(), layer.clone(), x);
+        }
+        graph
+    }
+
+    /// The per-sample shape of every value (the input first, the output last) for a per-sample
+    /// input shape; checks names, inputs, arities and shapes.
+    pub fn shapes(&self, input: FeatureShape) -> Result<Vec<FeatureShape>> {
+        let mut shapes = Vec::with_capacity(self.nodes.len() + 1);
+        shapes.push(input);
+        let mut names = std::collections::HashSet::new();
+        for (index, node) in self.nodes.iter().enumerate() {
+            let structure = |reason: String| Error::GraphStructure {
+                node: node.name.clone(),
+                index,
+                reason,
+            };
+            if !names.insert(node.name.as_str()) {
+                return Err(structure("another node has the same name".into()));
+            }
+            if let Some(&bad) = node.inputs.iter().find(|&&v| v > index) {
+                return Err(structure(format!(
+                    "it reads value {bad}, which does not exist before it (value 0 is the input, value k + 1 node k's output)"
+                )));
+            }
+            let inputs: Vec<FeatureShape> = node.inputs.iter().map(|&v| shapes[v]).collect();
+            shapes.push(node_shape(node, index, &inputs).map_err(|e| match e {
+                Error::GraphStructure { reason, .. } => structure(reason),
+                other => other,
+            })?);
+        }
+        Ok(shapes)
+    }
+
+    /// The number of classes for a per-sample input shape, or an error when the input does not
+    /// fit or the model does not end in one score per class.
+    pub fn num_classes(&self, input: FeatureShape) -> Result<usize> {
+        output_classes(&self.shapes(input)?)
+    }
+
+    /// Forward pass returning one score per class, `[N, classes]`, checking every shape first.
+    /// The input is `[N, features]`, `[N, height, width]` (one channel) or `[N, C, H, W]`.
+    pub fn try_forward<const D: usize>(&self, input: Tensor<D>) -> Result<Tensor<2>> {
+        let (x, shape) = to_internal(input)?;
+        let classes = output_classes(&self.shapes(shape)?)?;
+        let n = x.dims()[0];
+        Ok(self.forward_internal(x).reshape([n, classes]))
+    }
+
+    /// Forward pass returning `[N, classes]`, for training loops and inference.
+    ///
+    /// # Panics
+    /// When the input does not fit the model; use [`Graph::try_forward`] for a typed error.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<2> {
+        match self.try_forward(input) {
+            Ok(output) => output,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// The output on the internal rank-4 representation (shapes checked beforehand); values
+    /// are dropped after their last reader.
+    pub(crate) fn forward_internal(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut remaining: Vec<usize> = self.consumers().iter().map(Vec::len).collect();
+        let mut values: Vec<Option<Tensor<4>>> = vec![None; self.nodes.len() + 1];
+        values[0] = Some(x);
+        for (k, node) in self.nodes.iter().enumerate() {
+            let inputs: Vec<Tensor<4>> = node
+                .inputs
+                .iter()
+                .map(|&v| {
+                    remaining[v] -= 1;
+                    let value = values[v].as_ref().map(Tensor::clone);
+                    if remaining[v] == 0 && v != self.output() {
+                        values[v] = None;
+                    }
+                    value.expect("values are read after they are computed")
+                })
+                .collect();
+            values[k + 1] = Some(node.op.forward(inputs));
+        }
+        values
+            .pop()
+            .flatten()
+            .expect("the output is computed last")
+    }
+
+    /// Every value (the input first, the output last) on the internal rank-4 representation:
+    /// the forward pass the layer-wise explanation reuses. Shapes must have been checked.
+    pub(crate) fn values(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        let mut values = Vec::with_capacity(self.nodes.len() + 1);
+        values.push(x);
+        for node in &self.nodes {
+            let inputs = node.inputs.iter().map(|&v| values[v].clone()).collect();
+            let next = node.op.forward(inputs);
+            values.push(next);
+        }
+        values
+    }
+}
+
+impl Op {
+    /// The node's forward pass on the internal rank-4 representation (shapes checked).
+    pub(crate) fn forward(&self, mut inputs: Vec<Tensor<4>>) -> Tensor<4> {
+        match self {
+            Op::Layer(layer) => layer.forward(inputs.remove(0)),
+            Op::Add(_) => inputs
+                .into_iter()
+                .reduce(|acc, t| acc + t)
+                .expect("an addition has inputs"),
+            Op::Concat(Concat { axis }) => Tensor::cat(inputs, axis + 1),
+            Op::Gate(_) => {
+                let gate = inputs.pop().expect("a gate has two inputs");
+                inputs.remove(0) * gate
+            }
+        }
+    }
+}
+
+/// The model's number of classes from the value shapes.
+fn output_classes(shapes: &[FeatureShape]) -> Result<usize> {
+    match shapes.last().copied() {
+        Some(FeatureShape::Vector(classes)) => Ok(classes),
+        Some(other) => Err(Error::OutputNotVector {
+            found: other.dims(),
+        }),
+        None => unreachable!("shapes has the input at least"),
+    }
+}
+
+/// A node's output shape from its inputs' shapes.
+fn node_shape(node: &Node, index: usize, inputs: &[FeatureShape]) -> Result<FeatureShape> {
+    let structure = |reason: String| Error::GraphStructure {
+        node: node.name.clone(),
+        index,
+        reason,
+    };
+    let arity = |expected: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(structure(format!(
+                "{} expects {expected}, got {}",
+                node.op.kind(),
+                inputs.len()
+            )))
+        }
+    };
+    match &node.op {
+        Op::Layer(layer) => {
+            arity("one input", inputs.len() == 1)?;
+            layer.output_shape(index, inputs[0])
+        }
+        Op::Add(_) => {
+            arity("two or more inputs", inputs.len() >= 2)?;
+            if let Some(other) = inputs.iter().find(|s| **s != inputs[0]) {
+                return Err(structure(format!(
+                    "added values must have one shape, got {} and {}",
+                    inputs[0], other
+                )));
+            }
+            Ok(inputs[0])
+        }
+        Op::Concat(Concat { axis }) => {
+            arity("one or more inputs", !inputs.is_empty())?;
+            let first = inputs[0].dims();
+            if *axis >= first.len() {
+                return Err(structure(format!(
+                    "axis {axis} is out of range for per-sample shape {}",
+                    inputs[0]
+                )));
+            }
+            let mut dims = first.clone();
+            dims[*axis] = 0;
+            for shape in inputs {
+                let d = shape.dims();
+                let fits = d.len() == first.len()
+                    && d.iter().zip(&first).enumerate().all(|(i, (a, b))| i == *axis || a == b);
+                if !fits {
+                    return Err(structure(format!(
+                        "concatenated values must agree on every axis but {axis}, got {} and {shape}",
+                        inputs[0]
+                    )));
+                }
+                dims[*axis] += d[*axis];
+            }
+            FeatureShape::from_batched(&[&[1][..], &dims].concat())
+        }
+        Op::Gate(_) => {
+            arity("two inputs (the value and its gate)", inputs.len() == 2)?;
+            let (x, gate) = (inputs[0], inputs[1]);
+            let per_channel = match gate {
+                FeatureShape::Vector(c) => c == x.channels(),
+                FeatureShape::Image {
+                    channels,
+                    height: 1,
+                    width: 1,
+                } => channels == x.channels(),
+                _ => false,
+            };
+            if gate != x && !per_channel {
+                return Err(structure(format!(
+                    "the gate must have the value's shape {x} or one value per channel, got {gate}"
+                )));
+            }
+            Ok(x)
+        }
+    }
+}

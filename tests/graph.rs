@@ -1,0 +1,197 @@
+//! Graph models against an independent f64 reference: a residual addition, fan-out, a diamond
+//! and a concatenation, every rule, both strategies. The reference walks the graph by hand with
+//! explicit matrices (`common::reference`), sums relevance over a value's readers, splits it at
+//! the concatenation and gives an addition Zennit's `Norm` rule for its `Sum`.
+
+mod common;
+
+use burn::nn::Relu;
+use common::reference::{Matrix, all_rules, lrp};
+use common::{assert_close, linear, random_vec, rng, tensor, values};
+use lrp_grad::{Composite, Explainer, Graph, LayerType, Rule, Strategy, Target};
+
+const D: usize = 6;
+
+/// Weights `[out, in]` and biases of the five dense layers of [`residual_diamond`].
+struct Weights {
+    dense: Vec<(Vec<f32>, Vec<f32>, usize, usize)>,
+}
+
+fn weights(seed: u64) -> Weights {
+    let mut r = rng(seed);
+    let shapes = [(D, D), (D, D), (D, 4), (D, 4), (8, 3)];
+    Weights {
+        dense: shapes
+            .iter()
+            .map(|&(i, o)| {
+                (
+                    random_vec(&mut r, i * o, -1.0, 1.0),
+                    random_vec(&mut r, o, -0.2, 0.2),
+                    i,
+                    o,
+                )
+            })
+            .collect(),
+    }
+}
+
+/// `x → A → relu = h; B(h) + h (residual) → relu = u; concat(C(u), D(u)) (a diamond on the
+/// fan-out of u) → E`.
+fn residual_diamond(w: &Weights) -> Graph {
+    let layer = |k: usize| {
+        let (weight, bias, i, o) = &w.dense[k];
+        linear(weight, Some(bias), *i, *o)
+    };
+    let mut g = Graph::new();
+    let x = g.input();
+    let a = g.layer("a", layer(0), x);
+    let h = g.layer("a_relu", Relu::new(), a);
+    let b = g.layer("b", layer(1), h);
+    let s = g.add("residual", [h, b]);
+    let u = g.layer("relu", Relu::new(), s);
+    let c = g.layer("c", layer(2), u);
+    let d = g.layer("d", layer(3), u);
+    let cat = g.concat("cat", 0, [c, d]);
+    g.layer("e", layer(4), cat);
+    g
+}
+
+/// The reference explanation of one sample by the graph's definition, in f64.
+fn reference(w: &Weights, rule: &Rule, x: &[f64]) -> (Vec<f64>, usize) {
+    let m: Vec<Matrix> = w
+        .dense
+        .iter()
+        .map(|(weight, bias, i, o)| Matrix::dense(weight, Some(bias), *i, *o))
+        .collect();
+    let relu = |v: Vec<f64>| v.into_iter().map(|v| v.max(0.0)).collect::<Vec<_>>();
+    let a = m[0].forward(x);
+    let h = relu(a);
+    let b = m[1].forward(&h);
+    let s: Vec<f64> = h.iter().zip(&b).map(|(p, q)| p + q).collect();
+    let u = relu(s.clone());
+    let c = m[2].forward(&u);
+    let d = m[3].forward(&u);
+    let cat: Vec<f64> = c.iter().chain(&d).copied().collect();
+    let out = m[4].forward(&cat);
+    let target = (0..out.len())
+        .max_by(|&i, &j| out[i].total_cmp(&out[j]))
+        .expect("outputs");
+    let mut r_out = vec![0.0; out.len()];
+    r_out[target] = out[target];
+
+    let r_cat = lrp(rule, &m[4], &cat, &r_out);
+    let r_c = lrp(rule, &m[2], &u, &r_cat[..4]);
+    let r_d = lrp(rule, &m[3], &u, &r_cat[4..]);
+    // Fan-out: u's relevance is the sum over its two readers; ReLU passes it to s.
+    let r_s: Vec<f64> = r_c.iter().zip(&r_d).map(|(p, q)| p + q).collect();
+    // The residual sum: Norm, R_i = x_i · R / stab(Σx) with ε = 1e-6.
+    let stab = |z: f64| z + 1e-6 * if z >= 0.0 { 1.0 } else { -1.0 };
+    let r_h_skip: Vec<f64> = (0..D).map(|i| h[i] * r_s[i] / stab(s[i])).collect();
+    let r_b: Vec<f64> = (0..D).map(|i| b[i] * r_s[i] / stab(s[i])).collect();
+    let r_h_branch = lrp(rule, &m[1], &h, &r_b);
+    let r_h: Vec<f64> = r_h_skip.iter().zip(&r_h_branch).map(|(p, q)| p + q).collect();
+    (lrp(rule, &m[0], x, &r_h), target)
+}
+
+#[test]
+fn residual_fan_out_diamond_and_concat_match_the_reference_for_every_rule() {
+    let w = weights(11);
+    let model = residual_diamond(&w);
+    let n = 3;
+    let x = random_vec(&mut rng(12), n * D, -1.0, 1.0);
+    for rule in all_rules() {
+        for strategy in [Strategy::Auto, Strategy::LayerWise] {
+            let explanation = Explainer::new()
+                .composite(Composite::uniform(rule.clone()))
+                .strategy(strategy)
+                .explain(&model, tensor(x.clone(), [n, D]))
+                .unwrap_or_else(|e| panic!("{rule:?}: {e}"));
+            let actual = values(explanation.relevance);
+            let targets = explanation.targets.expect("class targets");
+            for sample in 0..n {
+                let input: Vec<f64> = x[sample * D..(sample + 1) * D]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .collect();
+                let (expected, target) = reference(&w, &rule, &input);
+                assert_eq!(targets[sample], target, "{rule:?}");
+                let expected: Vec<f32> = expected.iter().map(|v| *v as f32).collect();
+                let got = &actual[sample * D..(sample + 1) * D];
+                // f32 against f64: flat and w-square divide by small sums, hence 1e-4.
+                assert_close(got, &expected, 1e-4);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_graph_from_a_sequential_model_explains_the_same() {
+    let w = weights(3);
+    let (weight, bias, i, o) = &w.dense[0];
+    let (weight2, bias2, ..) = &w.dense[4];
+    let sequential = lrp_grad::Sequential::new()
+        .push(linear(weight, Some(bias), *i, *o))
+        .push(Relu::new())
+        .push(linear(&weight2[..D * 3], Some(bias2), D, 3));
+    let graph = Graph::from_sequential(&sequential);
+    let x = tensor(random_vec(&mut rng(4), 2 * D, -1.0, 1.0), [2, D]);
+    let a = lrp_grad::explain(&sequential, x.clone()).expect("sequential");
+    let b = lrp_grad::explain(&graph, x).expect("graph");
+    assert_eq!(values(a.relevance), values(b.relevance));
+}
+
+#[test]
+fn nodes_are_found_by_name_and_additions_by_type() {
+    let model = residual_diamond(&weights(5));
+    let composite = Composite::uniform(Rule::Epsilon { epsilon: 0.1 })
+        .with_name("[cd]", Rule::ZPlus)
+        .with_type(LayerType::Add, Rule::Epsilon { epsilon: 0.5 });
+    let plan = composite.plan(&model).expect("plan");
+    let names: Vec<&str> = model.nodes().iter().map(|n| n.name.as_str()).collect();
+    let rule_of = |name: &str| plan[names.iter().position(|n| *n == name).expect("node")].clone();
+    assert_eq!(rule_of("c"), lrp_grad::Propagation::Rule(Rule::ZPlus));
+    assert_eq!(rule_of("d"), lrp_grad::Propagation::Rule(Rule::ZPlus));
+    assert_eq!(rule_of("b"), lrp_grad::Propagation::Rule(Rule::Epsilon { epsilon: 0.1 }));
+    assert_eq!(rule_of("residual"), lrp_grad::Propagation::Rule(Rule::Epsilon { epsilon: 0.5 }));
+    assert_eq!(rule_of("cat"), lrp_grad::Propagation::Pass);
+    let err = Composite::uniform(Rule::ZPlus)
+        .with_name("[", Rule::Zero)
+        .plan(&model)
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid node-name pattern `[`"), "{err}");
+}
+
+#[test]
+fn bad_graphs_are_reported_with_the_node_at_fault() {
+    let w = weights(6);
+    let (weight, bias, i, o) = &w.dense[0];
+    let x = || tensor(vec![0.5; 2 * D], [2, D]);
+
+    let mut g = Graph::new();
+    let input = g.input();
+    let a = g.layer("a", linear(weight, Some(bias), *i, *o), input);
+    g.add("sum", [a]);
+    let err = lrp_grad::explain(&g, x()).unwrap_err();
+    assert!(err.to_string().contains("graph node 1 (`sum`): add expects two or more inputs, got 1"), "{err}");
+
+    let mut g = Graph::new();
+    let input = g.input();
+    let a = g.layer("a", linear(weight, Some(bias), *i, *o), input);
+    g.layer("a", Relu::new(), a);
+    let err = lrp_grad::explain(&g, x()).unwrap_err();
+    assert!(err.to_string().contains("(`a`): another node has the same name"), "{err}");
+
+    let mut g = Graph::new();
+    let input = g.input();
+    let (weight4, bias4, ..) = &w.dense[2];
+    let a = g.layer("a", linear(weight4, Some(bias4), D, 4), input);
+    g.add("mismatch", [a, input]);
+    let err = lrp_grad::explain(&g, x()).unwrap_err();
+    assert!(err.to_string().contains("added values must have one shape, got [4] and [6]"), "{err}");
+
+    let err = Explainer::new()
+        .target(Target::Class(9))
+        .explain(&residual_diamond(&w), x())
+        .unwrap_err();
+    assert!(err.to_string().contains("target class 9"), "{err}");
+}
