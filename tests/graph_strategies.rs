@@ -135,25 +135,26 @@ fn relevance_is_conserved_through_additions_concatenations_and_gates() {
     }
 }
 
-/// AlexNet's layout with fewer channels: 11×11/4 stem, overlapping 3×3/2 max pools.
+/// AlexNet's layout (11×11/4 stem, overlapping 3×3/2 max pools, torchvision's channel counts
+/// but one 3×3 conv fewer).
 fn alexnet_like(seed: u64) -> Graph {
     let r = &mut rng(seed);
     let pool = || MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init();
     let mut g = Graph::new();
     let x = g.input();
-    let c = conv_node(&mut g, r, "features.0", geometry(3, 16, 11, 4, 2), false, x);
+    let c = conv_node(&mut g, r, "features.0", geometry(3, 64, 11, 4, 2), false, x);
     let c = g.layer("features.1", Relu::new(), c);
     let c = g.layer("features.2", pool(), c);
-    let c = conv_node(&mut g, r, "features.3", geometry(16, 24, 5, 1, 2), false, c);
+    let c = conv_node(&mut g, r, "features.3", geometry(64, 192, 5, 1, 2), false, c);
     let c = g.layer("features.4", Relu::new(), c);
     let c = g.layer("features.5", pool(), c);
-    let c = conv_node(&mut g, r, "features.6", geometry(24, 32, 3, 1, 1), false, c);
+    let c = conv_node(&mut g, r, "features.6", geometry(192, 256, 3, 1, 1), false, c);
     let c = g.layer("features.7", Relu::new(), c);
-    let c = conv_node(&mut g, r, "features.8", geometry(32, 32, 3, 1, 1), false, c);
+    let c = conv_node(&mut g, r, "features.8", geometry(256, 256, 3, 1, 1), false, c);
     let c = g.layer("features.9", Relu::new(), c);
     let c = g.layer("features.10", pool(), c);
     let c = g.layer("flatten", Flatten, c);
-    dense_node(&mut g, r, "classifier", 32 * 6 * 6, 10, false, c);
+    dense_node(&mut g, r, "classifier", 256 * 6 * 6, 10, false, c);
     g
 }
 
@@ -170,5 +171,40 @@ fn max_pools_route_to_the_models_own_winners_in_both_strategies() {
         let (auto, layer_wise) = both_strategies(&model, &composite, &x, shape);
         let error = relative_error(&auto, &layer_wise);
         assert!(error < 1e-5, "{name}: one pass vs layer-wise {error:.2e}");
+    }
+}
+
+/// A near-tie made on purpose: 0.22868146 and the next float above it. γ's one pass once
+/// derived a conv's output from its two groups (`(1.25·a + a) / 2.25`), which rounds both to
+/// the same value, so the max pool took the first input where the model takes the second.
+/// Relevance must go where the model's own forward pass sent the maximum.
+#[test]
+fn a_max_pool_near_tie_goes_the_models_way() {
+    let low = 0.228_681_46_f32;
+    let high = f32::from_bits(low.to_bits() + 1);
+    let one_by_one = ConvGeometry {
+        in_channels: 1,
+        out_channels: 1,
+        kernel: [1, 1],
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let model = lrp_grad::Sequential::new()
+        .push(conv(one_by_one, &[1.0], None))
+        .push(MaxPool2dConfig::new([1, 2]).with_strides([1, 2]).init())
+        .push(Flatten)
+        .push(linear(&[1.0], None, 1, 1));
+    for strategy in [Strategy::Auto, Strategy::LayerWise] {
+        let explanation = Explainer::new()
+            .rule(Rule::Gamma { gamma: 0.25 })
+            .strategy(strategy)
+            .explain(&model, tensor(vec![low, high], [1, 1, 1, 2]))
+            .expect("explains");
+        let r = values(explanation.relevance);
+        assert_eq!(r[0], 0.0, "{strategy:?}: relevance went to the smaller input: {r:?}");
+        // All of the logit, less what the γ stabilizers (1e-6) absorb at two layers.
+        assert!((r[1] - high).abs() < 1e-5, "{strategy:?}: {r:?}");
     }
 }

@@ -143,6 +143,7 @@ fn a_tiny_resnet_matches_zennit_for_every_composite_and_strategy() {
                 .explain(&model, tensor(input.clone(), shape))
                 .expect("explains");
             let error = relative_error(&values(explanation.relevance), &expected);
+            println!("{name} {strategy:?}: {error:.2e} (tolerance {tolerance:.2e})");
             assert!(
                 error <= tolerance,
                 "{name} {strategy:?}: {error:.2e} > {tolerance:.2e} (Zennit f32 vs f64: {:.2e})",
@@ -151,3 +152,4 @@ fn a_tiny_resnet_matches_zennit_for_every_composite_and_strategy() {
         }
     }
 }
+

@@ -107,13 +107,15 @@ def main():
         output = net(x)
     targets = output.argmax(1).tolist()
     tensors = {"input": x.contiguous(), "output": output.contiguous()}
-    net64 = model().double()
-    for name in COMPOSITES:
-        _, rel = relevance(net, x.clone(), name, targets)
-        tensors[f"relevance.{name}"] = rel.detach().float().contiguous()
-        _, rel64 = relevance(net64, x.clone().double(), name, targets)
-        tensors[f"relevance64.{name}"] = rel64.detach().float().contiguous()
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, OUT / "weights.safetensors")
+    # A fresh model for every case: Zennit 1.0's SequentialMergeBatchNorm leaves the merged
+    # weights in the model after the attribution (seen here: a second case on the same model
+    # merged the batch norms twice).
+    for name in COMPOSITES:
+        _, rel = relevance(model(), x.clone(), name, targets)
+        tensors[f"relevance.{name}"] = rel.detach().float().contiguous()
+        _, rel64 = relevance(model().double(), x.clone().double(), name, targets)
+        tensors[f"relevance64.{name}"] = rel64.detach().float().contiguous()
     save_file(tensors, OUT / "reference.safetensors")
     meta = {
         "model": "TinyResNet of tools/zennit-reference/graph.py",
