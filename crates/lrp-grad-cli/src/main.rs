@@ -73,6 +73,10 @@ pub(crate) struct RuleArgs {
     /// Highest possible input value (z-box).
     #[arg(long, value_name = "H", allow_negative_numbers = true)]
     high: Option<f64>,
+    /// How LRP is computed: auto (one forward and one backward pass where the rules allow it)
+    /// or layer-wise (the gradient trick layer by layer). Both give the same relevance.
+    #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<lrp_grad::Strategy>())]
+    pub(crate) strategy: lrp_grad::Strategy,
 }
 
 impl RuleArgs {
@@ -313,7 +317,8 @@ fn explain(args: ExplainArgs) -> Result<()> {
             OutputRelevanceArg::Logit => OutputRelevance::Logit,
             OutputRelevanceArg::OneHot => OutputRelevance::OneHot,
         })
-        .composite(args.rules.composite()?);
+        .composite(args.rules.composite()?)
+        .strategy(args.rules.strategy);
     if let Some(k) = args.target {
         explainer = explainer.target(Target::Class(k));
     }

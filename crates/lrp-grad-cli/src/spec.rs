@@ -1,80 +1,20 @@
 //! Rule SPECs, composite names and attribution methods from the command line.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use lrp_grad::{Base, Baseline, Bound, Composite, Method, Rule};
 
-pub const RULE_SPECS: &str = "zero, epsilon[:EPS], gamma[:GAMMA], alpha-beta[:ALPHA,BETA], z-plus, z-box:LOW,HIGH, flat, w-square";
 
-/// Parses a rule SPEC such as `epsilon:0.1`, `alpha-beta:2,1` or `z-box:-3,3`. `bounds` are the
-/// `--low`/`--high` values, used when a z-box SPEC has none of its own.
+/// Parses a rule SPEC such as `epsilon:0.1`, `alpha-beta:2,1` or `z-box:-3,3` (the library's
+/// grammar, `lrp_grad::text`). `bounds` are the `--low`/`--high` values, used when a z-box SPEC
+/// has none of its own.
 pub fn rule(spec: &str, bounds: Option<(f64, f64)>) -> Result<Rule> {
-    let (name, args) = match spec.split_once(':') {
-        Some((name, args)) => (name, Some(args)),
-        None => (spec, None),
-    };
-    let numbers = |expected: usize| -> Result<Vec<f64>> {
-        let args = args.unwrap_or_default();
-        let values: Vec<f64> = args
-            .split(',')
-            .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .with_context(|| format!("--rule {spec}: `{v}` is not a number"))
-            })
-            .collect::<Result<_>>()?;
-        if values.len() != expected {
-            bail!(
-                "--rule {spec}: expected {expected} number(s) after `{name}:`, got {}",
-                values.len()
-            );
-        }
-        Ok(values)
-    };
-    let no_args = |rule: Rule| -> Result<Rule> {
-        match args {
-            None => Ok(rule),
-            Some(_) => bail!("--rule {spec}: `{name}` takes no parameters"),
-        }
-    };
-    let rule = match name {
-        "zero" => no_args(Rule::Zero)?,
-        "epsilon" => Rule::epsilon(if args.is_some() {
-            numbers(1)?[0]
-        } else {
-            lrp_grad::DEFAULT_EPSILON
-        })?,
-        "gamma" => Rule::gamma(if args.is_some() {
-            numbers(1)?[0]
-        } else {
-            lrp_grad::DEFAULT_GAMMA
-        })?,
-        "alpha-beta" => {
-            let ab = if args.is_some() {
-                numbers(2)?
-            } else {
-                vec![2.0, 1.0]
-            };
-            Rule::alpha_beta(ab[0], ab[1])?
-        }
-        "z-plus" => no_args(Rule::ZPlus)?,
-        "z-box" => {
-            let (low, high) = match (args, bounds) {
-                (Some(_), _) => {
-                    let b = numbers(2)?;
-                    (b[0], b[1])
-                }
-                (None, Some(b)) => b,
-                (None, None) => bail!(
-                    "--rule z-box needs the input bounds: z-box:LOW,HIGH (or --low L --high H)"
-                ),
-            };
-            Rule::z_box(low, high)?
-        }
-        "flat" => no_args(Rule::Flat)?,
-        "w-square" => no_args(Rule::WSquare)?,
-        other => bail!("unknown rule `{other}` in --rule {spec}; expected one of {RULE_SPECS}"),
-    };
-    Ok(rule)
+    if spec == "z-box" {
+        let Some((low, high)) = bounds else {
+            bail!("--rule z-box needs the input bounds: z-box:LOW,HIGH (or --low L --high H)");
+        };
+        return Ok(Rule::z_box(low, high)?);
+    }
+    spec.parse::<Rule>().map_err(|e| anyhow!("--rule {spec}: {e}"))
 }
 
 /// The composite from `--rule` / `--composite` (default `epsilon-plus-flat`).

@@ -28,6 +28,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// Text that does not name a rule, composite, method or strategy (see [`crate::text`]).
+    #[error("cannot read {what} `{text}`: {reason}")]
+    Parse {
+        /// What was read: `rule`, `composite`, `method` or `strategy`.
+        what: &'static str,
+        /// The text that came.
+        text: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+
     /// A composite's name pattern is not a valid glob.
     #[error("invalid node-name pattern `{pattern}`: {reason}")]
     InvalidPattern {

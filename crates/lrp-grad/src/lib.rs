@@ -45,6 +45,7 @@ pub mod interchange;
 mod methods;
 mod model;
 mod rules;
+pub mod text;
 
 pub use composite::{COMPOSITE_NAMES, Composite, LayerType, Propagation};
 pub use error::{Error, Result};
