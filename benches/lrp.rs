@@ -1,12 +1,13 @@
 //! Criterion benchmarks: forward, input gradient and LRP (ε, epsilon-plus-flat,
-//! epsilon-gamma-box; one pass and layer-wise) on the two fixed benchmark models.
+//! epsilon-gamma-box; one pass and layer-wise) on the fixed benchmark models: mnist-cnn (b64),
+//! vgg-small (b16), ResNet-18 (b8, 3×64×64 and 3×224×224).
 //!
 //! `cargo bench --bench lrp` (add `-- mnist-cnn` to run one model).
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
-use lrp_grad::{Composite, Explainer, Method, Rule, Sequential, Strategy};
+use lrp_grad::{Composite, Explainer, Graph, Method, Rule, Strategy};
 use lrp_grad_suite::zoo;
 
 fn sum(t: Tensor<4>) -> f32 {
@@ -14,7 +15,7 @@ fn sum(t: Tensor<4>) -> f32 {
     t.sum().into_scalar::<f32>()
 }
 
-fn bench_model(c: &mut Criterion, name: &str, model: Sequential, dims: [usize; 4]) {
+fn bench_model(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 4]) {
     let device = Device::default();
     device.seed(0);
     let model = model.valid();
@@ -59,8 +60,11 @@ fn bench_model(c: &mut Criterion, name: &str, model: Sequential, dims: [usize; 4
 fn benchmarks(c: &mut Criterion) {
     let device = Device::default();
     device.seed(1);
-    bench_model(c, "mnist-cnn", zoo::mnist_cnn(&device), [64, 1, 28, 28]);
-    bench_model(c, "vgg-small", zoo::vgg_small(&device), [16, 3, 64, 64]);
+    let chain = |model: &lrp_grad::Sequential| Graph::from_sequential(model);
+    bench_model(c, "mnist-cnn", chain(&zoo::mnist_cnn(&device)), [64, 1, 28, 28]);
+    bench_model(c, "vgg-small", chain(&zoo::vgg_small(&device)), [16, 3, 64, 64]);
+    bench_model(c, "resnet18-64", zoo::resnet18(10, &device), [8, 3, 64, 64]);
+    bench_model(c, "resnet18-224", zoo::resnet18(1000, &device), [8, 3, 224, 224]);
 }
 
 criterion_group!(benches, benchmarks);

@@ -2,9 +2,9 @@
 
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{BatchNormConfig, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::Device;
-use lrp_grad::{FeatureShape, Flatten, Sequential};
+use lrp_grad::{FeatureShape, Flatten, Graph, Sequential};
 
 /// MNIST's per-sample input shape.
 pub const MNIST_INPUT: FeatureShape = FeatureShape::Image {
@@ -64,4 +64,54 @@ pub fn vgg_small(device: &Device) -> Sequential {
         .push(AdaptiveAvgPool2dConfig::new([1, 1]).init())
         .push(Flatten)
         .push(LinearConfig::new(256, 10).init(device))
+}
+
+/// torchvision's `resnet18` layout as a [`Graph`]: 7×7/2 stem, 3×3/2 max pool, four stages of
+/// two basic blocks (64, 128, 256, 512 channels; a 1×1 downsampling branch where the shape
+/// changes), batch norm after every conv, global average pooling, `Linear(512, classes)`.
+pub fn resnet18(classes: usize, device: &Device) -> Graph {
+    let conv = |c_in: usize, c_out: usize, kernel: usize, stride: usize| {
+        let pad = kernel / 2;
+        Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_bias(false)
+            .init(device)
+    };
+    let bn = |c: usize| BatchNormConfig::new(c).init(device);
+    let mut g = Graph::new();
+    let x = g.input();
+    let h = g.layer("conv1", conv(3, 64, 7, 2), x);
+    let h = g.layer("bn1", bn(64), h);
+    let h = g.layer("relu", Relu::new(), h);
+    let pool = MaxPool2dConfig::new([3, 3])
+        .with_strides([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init();
+    let mut h = g.layer("maxpool", pool, h);
+    let mut c_in = 64;
+    for (stage, c) in [64, 128, 256, 512].into_iter().enumerate() {
+        for block in 0..2 {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let name = |part: &str| format!("layer{}.{block}.{part}", stage + 1);
+            let b = g.layer(name("conv1"), conv(c_in, c, 3, stride), h);
+            let b = g.layer(name("bn1"), bn(c), b);
+            let b = g.layer(name("relu"), Relu::new(), b);
+            let b = g.layer(name("conv2"), conv(c, c, 3, 1), b);
+            let b = g.layer(name("bn2"), bn(c), b);
+            let shortcut = if stride != 1 || c_in != c {
+                let s = g.layer(name("downsample.0"), conv(c_in, c, 1, stride), h);
+                g.layer(name("downsample.1"), bn(c), s)
+            } else {
+                h
+            };
+            let sum = g.add(name("add"), [shortcut, b]);
+            h = g.layer(name("relu2"), Relu::new(), sum);
+            c_in = c;
+        }
+    }
+    let h = g.layer("avgpool", AdaptiveAvgPool2dConfig::new([1, 1]).init(), h);
+    let h = g.layer("flatten", Flatten, h);
+    g.layer("fc", LinearConfig::new(512, classes).init(device), h);
+    g
 }
