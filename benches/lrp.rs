@@ -61,10 +61,25 @@ fn benchmarks(c: &mut Criterion) {
     let device = Device::default();
     device.seed(1);
     let chain = |model: &lrp_grad::Sequential| Graph::from_sequential(model);
-    bench_model(c, "mnist-cnn", chain(&zoo::mnist_cnn(&device)), [64, 1, 28, 28]);
-    bench_model(c, "vgg-small", chain(&zoo::vgg_small(&device)), [16, 3, 64, 64]);
+    bench_model(
+        c,
+        "mnist-cnn",
+        chain(&zoo::mnist_cnn(&device)),
+        [64, 1, 28, 28],
+    );
+    bench_model(
+        c,
+        "vgg-small",
+        chain(&zoo::vgg_small(&device)),
+        [16, 3, 64, 64],
+    );
     bench_model(c, "resnet18-64", zoo::resnet18(10, &device), [8, 3, 64, 64]);
-    bench_model(c, "resnet18-224", zoo::resnet18(1000, &device), [8, 3, 224, 224]);
+    bench_model(
+        c,
+        "resnet18-224",
+        zoo::resnet18(1000, &device),
+        [8, 3, 224, 224],
+    );
 }
 
 criterion_group!(benches, benchmarks);

@@ -74,7 +74,11 @@ impl ResNet {
         let x = b.layer("stem", self.stem.clone(), x);
         let x = b.layer("stem_bn", self.stem_bn.clone(), x);
         let x = b.layer("stem_relu", Relu::new(), x);
-        let mut x = b.layer("stem_pool", MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(), x);
+        let mut x = b.layer(
+            "stem_pool",
+            MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            x,
+        );
         for (i, block) in self.blocks.iter().enumerate() {
             let name = |part: &str| format!("block{i}.{part}");
             let h = b.layer(&name("conv1"), block.conv1.clone(), x.clone());
@@ -146,11 +150,18 @@ fn main() -> Result<()> {
     let batch = images(&test, &indices, &plain);
     let own = floats(model.forward(batch.clone()));
     let graph = floats(model.as_graph().forward(batch.clone()));
-    let gap = own.iter().zip(&graph).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let gap = own
+        .iter()
+        .zip(&graph)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     anyhow::ensure!(gap < 1e-4, "graph and struct disagree by {gap}");
     let all: Vec<usize> = (0..2000).collect();
     let predicted = floats(model.forward(images(&test, &all, &plain)).argmax(1).float());
-    let correct = all.iter().zip(&predicted).filter(|(i, p)| test.labels[**i] as f32 == **p).count();
+    let correct = all
+        .iter()
+        .zip(&predicted)
+        .filter(|(i, p)| test.labels[**i] as f32 == **p)
+        .count();
     println!(
         "trained on {} digits: {:.1} % of the first 2,000 test digits right; graph = struct to {gap:.1e}",
         train.len(),
@@ -162,19 +173,29 @@ fn main() -> Result<()> {
         ("epsilon-plus-flat", Composite::epsilon_plus_flat()),
         ("epsilon-gamma-box", Composite::epsilon_gamma_box(0.0, 1.0)?),
     ];
-    let mut rows: Vec<Vec<image::RgbImage>> =
-        indices.iter().map(|i| vec![digit(test.image(*i))]).collect();
+    let mut rows: Vec<Vec<image::RgbImage>> = indices
+        .iter()
+        .map(|i| vec![digit(test.image(*i))])
+        .collect();
     for (_, composite) in &composites {
-        let explanation = Explainer::new().composite(composite.clone()).explain(&model, batch.clone())?;
+        let explanation = Explainer::new()
+            .composite(composite.clone())
+            .explain(&model, batch.clone())?;
         let relevance = floats(explanation.relevance);
         for (row, cells) in rows.iter_mut().enumerate() {
-            cells.push(relevance_map(&relevance[row * PIXELS..(row + 1) * PIXELS], &cmap));
+            cells.push(relevance_map(
+                &relevance[row * PIXELS..(row + 1) * PIXELS],
+                &cmap,
+            ));
         }
     }
     let columns: Vec<String> = std::iter::once("input".to_string())
         .chain(composites.iter().map(|(n, _)| format!("LRP {n}")))
         .collect();
-    let labels: Vec<String> = indices.iter().map(|i| format!("#{i}: {}", test.labels[*i])).collect();
+    let labels: Vec<String> = indices
+        .iter()
+        .map(|i| format!("#{i}: {}", test.labels[*i]))
+        .collect();
     let path = args.out.join("resnet-struct.png");
     labelled_grid(&path, &rows, &columns, &labels, 3)?;
     println!("wrote {} ({SIDE}x{SIDE} digits)", path.display());

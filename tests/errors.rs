@@ -35,7 +35,10 @@ fn message_contains(error: &Error, parts: &[&str]) {
 fn input_of_the_wrong_rank() {
     let err = explain(&mlp(), tensor(vec![0.5; 8], [2, 2, 1, 1, 2])).unwrap_err();
     assert!(matches!(err, Error::UnsupportedRank { found: 5 }));
-    message_contains(&err, &["rank 5", "[batch, features]", "[batch, height, width]"]);
+    message_contains(
+        &err,
+        &["rank 5", "[batch, features]", "[batch, height, width]"],
+    );
 }
 
 #[test]

@@ -89,7 +89,11 @@ fn reference(w: &Weights, rule: &Rule, x: &[f64]) -> (Vec<f64>, usize) {
     let r_h_skip: Vec<f64> = (0..D).map(|i| h[i] * r_s[i] / stab(s[i])).collect();
     let r_b: Vec<f64> = (0..D).map(|i| b[i] * r_s[i] / stab(s[i])).collect();
     let r_h_branch = lrp(rule, &m[1], &h, &r_b);
-    let r_h: Vec<f64> = r_h_skip.iter().zip(&r_h_branch).map(|(p, q)| p + q).collect();
+    let r_h: Vec<f64> = r_h_skip
+        .iter()
+        .zip(&r_h_branch)
+        .map(|(p, q)| p + q)
+        .collect();
     (lrp(rule, &m[0], x, &r_h), target)
 }
 
@@ -151,14 +155,23 @@ fn nodes_are_found_by_name_and_additions_by_type() {
     let rule_of = |name: &str| plan[names.iter().position(|n| *n == name).expect("node")].clone();
     assert_eq!(rule_of("c"), lrp_grad::Propagation::Rule(Rule::ZPlus));
     assert_eq!(rule_of("d"), lrp_grad::Propagation::Rule(Rule::ZPlus));
-    assert_eq!(rule_of("b"), lrp_grad::Propagation::Rule(Rule::Epsilon { epsilon: 0.1 }));
-    assert_eq!(rule_of("residual"), lrp_grad::Propagation::Rule(Rule::Epsilon { epsilon: 0.5 }));
+    assert_eq!(
+        rule_of("b"),
+        lrp_grad::Propagation::Rule(Rule::Epsilon { epsilon: 0.1 })
+    );
+    assert_eq!(
+        rule_of("residual"),
+        lrp_grad::Propagation::Rule(Rule::Epsilon { epsilon: 0.5 })
+    );
     assert_eq!(rule_of("cat"), lrp_grad::Propagation::Pass);
     let err = Composite::uniform(Rule::ZPlus)
         .with_name("[", Rule::Zero)
         .plan(&model)
         .unwrap_err();
-    assert!(err.to_string().contains("invalid node-name pattern `[`"), "{err}");
+    assert!(
+        err.to_string().contains("invalid node-name pattern `[`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,14 +185,22 @@ fn bad_graphs_are_reported_with_the_node_at_fault() {
     let a = g.layer("a", linear(weight, Some(bias), *i, *o), input);
     g.add("sum", [a]);
     let err = lrp_grad::explain(&g, x()).unwrap_err();
-    assert!(err.to_string().contains("graph node 1 (`sum`): add expects two or more inputs, got 1"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("graph node 1 (`sum`): add expects two or more inputs, got 1"),
+        "{err}"
+    );
 
     let mut g = Graph::new();
     let input = g.input();
     let a = g.layer("a", linear(weight, Some(bias), *i, *o), input);
     g.layer("a", Relu::new(), a);
     let err = lrp_grad::explain(&g, x()).unwrap_err();
-    assert!(err.to_string().contains("(`a`): another node has the same name"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("(`a`): another node has the same name"),
+        "{err}"
+    );
 
     let mut g = Graph::new();
     let input = g.input();
@@ -187,11 +208,115 @@ fn bad_graphs_are_reported_with_the_node_at_fault() {
     let a = g.layer("a", linear(weight4, Some(bias4), D, 4), input);
     g.add("mismatch", [a, input]);
     let err = lrp_grad::explain(&g, x()).unwrap_err();
-    assert!(err.to_string().contains("added values must have one shape, got [4] and [6]"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("added values must have one shape, got [4] and [6]"),
+        "{err}"
+    );
 
     let err = Explainer::new()
         .target(Target::Class(9))
         .explain(&residual_diamond(&w), x())
         .unwrap_err();
     assert!(err.to_string().contains("target class 9"), "{err}");
+}
+
+/// A rule written outside the library from the public building blocks gives what the built-in
+/// rule of the same definition gives, in both strategies.
+#[test]
+fn custom_rules_from_the_building_blocks_equal_the_built_in_ones() {
+    use lrp_grad::{CustomRule, Group, InputMod as I, OutputMask, ParamMod as P, Term};
+    let w = weights(8);
+    let model = residual_diamond(&w);
+    let x = tensor(random_vec(&mut rng(9), 2 * D, -1.0, 1.0), [2, D]);
+    let gamma = 0.4f32;
+    let custom_gamma = CustomRule::new(
+        "my-gamma",
+        vec![
+            Group::new(
+                vec![
+                    Term::new(I::Positive, P::GammaPositive(gamma)),
+                    Term::new(I::Negative, P::GammaNegative(gamma)).without_bias(),
+                ],
+                1e-6,
+            )
+            .masked(OutputMask::Positive),
+            Group::new(
+                vec![
+                    Term::new(I::Positive, P::GammaNegative(gamma)),
+                    Term::new(I::Negative, P::GammaPositive(gamma)).without_bias(),
+                ],
+                1e-6,
+            )
+            .masked(OutputMask::Negative),
+        ],
+    );
+    let custom_alpha_beta = CustomRule::new(
+        "my-alpha-beta",
+        vec![
+            Group::new(
+                vec![
+                    Term::new(I::Positive, P::Positive),
+                    Term::new(I::Negative, P::Negative).without_bias(),
+                ],
+                1e-6,
+            )
+            .scaled(2.0),
+            Group::new(
+                vec![
+                    Term::new(I::Positive, P::Negative),
+                    Term::new(I::Negative, P::Positive).without_bias(),
+                ],
+                1e-6,
+            )
+            .scaled(-1.0),
+        ],
+    );
+    for (custom, built_in) in [
+        (
+            custom_gamma,
+            Rule::Gamma {
+                gamma: gamma as f64,
+            },
+        ),
+        (
+            custom_alpha_beta,
+            Rule::AlphaBeta {
+                alpha: 2.0,
+                beta: 1.0,
+            },
+        ),
+    ] {
+        for strategy in [Strategy::Auto, Strategy::LayerWise] {
+            let run = |rule: Rule| {
+                values(
+                    Explainer::new()
+                        .rule(rule)
+                        .strategy(strategy)
+                        .explain(&model, x.clone())
+                        .expect("explains")
+                        .relevance,
+                )
+            };
+            let name = custom.name.clone();
+            assert_close(
+                &run(Rule::Custom(custom.clone())),
+                &run(built_in.clone()),
+                1e-6,
+            );
+            assert_eq!(
+                Rule::Custom(custom.clone()).to_string(),
+                format!("custom:{name}")
+            );
+        }
+    }
+    let bounded = CustomRule::new(
+        "bounded",
+        vec![Group::new(vec![Term::new(I::Low, P::Positive)], 1e-6)],
+    );
+    let err = Rule::Custom(bounded).validate().unwrap_err().to_string();
+    assert!(
+        err.contains("`bounded`: group 0: bound inputs are for the built-in z-box rule only"),
+        "{err}"
+    );
 }

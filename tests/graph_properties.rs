@@ -45,7 +45,11 @@ fn build(steps: &[Step], seed: u64, bias: bool) -> Graph {
         let next = match *step {
             Step::Dense { from, relu } => {
                 let h = dense(&mut g, format!("dense{k}"), WIDTH, WIDTH, pick(from));
-                if relu { g.layer(format!("relu{k}"), Relu::new(), h) } else { h }
+                if relu {
+                    g.layer(format!("relu{k}"), Relu::new(), h)
+                } else {
+                    h
+                }
             }
             Step::Add { a, b } => g.add(format!("add{k}"), [pick(a), pick(b)]),
             Step::Concat { a, b } => {
@@ -60,7 +64,12 @@ fn build(steps: &[Step], seed: u64, bias: bool) -> Graph {
     g
 }
 
-fn explain(model: &Graph, composite: Composite, strategy: Strategy, x: &[f32]) -> lrp_grad::Explanation<2> {
+fn explain(
+    model: &Graph,
+    composite: Composite,
+    strategy: Strategy,
+    x: &[f32],
+) -> lrp_grad::Explanation<2> {
     Explainer::new()
         .composite(composite)
         .strategy(strategy)

@@ -5,8 +5,8 @@
 
 mod common;
 
-use burn::nn::pool::{AdaptiveAvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::activation::{HardSwish, Relu6, SiLU};
+use burn::nn::pool::{AdaptiveAvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{Relu, Sigmoid};
 use common::{ConvGeometry, conv, linear, random_vec, relative_error, rng, tensor, values};
 use lrp_grad::{Composite, Explainer, Flatten, Graph, NodeId, Rule, Strategy};
@@ -42,11 +42,23 @@ fn conv_node(
     g.layer(name, layer, x)
 }
 
-fn dense_node(g: &mut Graph, r: &mut StdRng, name: &str, i: usize, o: usize, bias_free: bool, x: NodeId) -> NodeId {
+fn dense_node(
+    g: &mut Graph,
+    r: &mut StdRng,
+    name: &str,
+    i: usize,
+    o: usize,
+    bias_free: bool,
+    x: NodeId,
+) -> NodeId {
     let scale = (3.0 / i as f32).sqrt();
     let weight = random_vec(r, i * o, -scale, scale);
     let bias = random_vec(r, o, -0.1, 0.1);
-    g.layer(name, linear(&weight, (!bias_free).then_some(&bias[..]), i, o), x)
+    g.layer(
+        name,
+        linear(&weight, (!bias_free).then_some(&bias[..]), i, o),
+        x,
+    )
 }
 
 /// A small network with every graph construct: a residual block, a concatenation, a
@@ -57,10 +69,28 @@ fn mixed(seed: u64, bias_free: bool) -> Graph {
     let x = g.input();
     let stem = conv_node(&mut g, r, "stem", geometry(3, 8, 3, 1, 1), bias_free, x);
     let stem = g.layer("stem_relu", Relu::new(), stem);
-    let pool = g.layer("pool", MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init(), stem);
-    let c1 = conv_node(&mut g, r, "block.conv1", geometry(8, 8, 3, 1, 1), bias_free, pool);
+    let pool = g.layer(
+        "pool",
+        MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init(),
+        stem,
+    );
+    let c1 = conv_node(
+        &mut g,
+        r,
+        "block.conv1",
+        geometry(8, 8, 3, 1, 1),
+        bias_free,
+        pool,
+    );
     let c1 = g.layer("block.relu6", Relu6::new(), c1);
-    let c2 = conv_node(&mut g, r, "block.conv2", geometry(8, 8, 3, 1, 1), bias_free, c1);
+    let c2 = conv_node(
+        &mut g,
+        r,
+        "block.conv2",
+        geometry(8, 8, 3, 1, 1),
+        bias_free,
+        c1,
+    );
     let res = g.add("block.add", [pool, c2]);
     let res = g.layer("block.silu", SiLU::new(), res);
     // Squeeze-excitation on the residual output.
@@ -71,10 +101,21 @@ fn mixed(seed: u64, bias_free: bool) -> Graph {
     let e = dense_node(&mut g, r, "se.fc2", 4, 8, bias_free, e);
     let gate = g.layer("se.sigmoid", Sigmoid::new(), e);
     let excited = g.gate("se.scale", res, gate);
-    let branch = conv_node(&mut g, r, "branch", geometry(8, 4, 1, 1, 0), bias_free, excited);
+    let branch = conv_node(
+        &mut g,
+        r,
+        "branch",
+        geometry(8, 4, 1, 1, 0),
+        bias_free,
+        excited,
+    );
     let branch = g.layer("branch.hswish", HardSwish::new(), branch);
     let cat = g.concat("cat", 0, [excited, branch]);
-    let head = g.layer("head.pool", AdaptiveAvgPool2dConfig::new([2, 2]).init(), cat);
+    let head = g.layer(
+        "head.pool",
+        AdaptiveAvgPool2dConfig::new([2, 2]).init(),
+        cat,
+    );
     let head = g.layer("head.flatten", Flatten, head);
     dense_node(&mut g, r, "fc", 12 * 4, 5, bias_free, head);
     g
@@ -83,14 +124,22 @@ fn mixed(seed: u64, bias_free: bool) -> Graph {
 fn composites() -> Vec<(&'static str, Composite)> {
     vec![
         ("epsilon-plus-flat", Composite::epsilon_plus_flat()),
-        ("epsilon-gamma-box", Composite::epsilon_gamma_box(-3.0, 3.0).expect("bounds")),
+        (
+            "epsilon-gamma-box",
+            Composite::epsilon_gamma_box(-3.0, 3.0).expect("bounds"),
+        ),
         ("epsilon-alpha2-beta1", Composite::epsilon_alpha2_beta1()),
         ("gamma", Composite::uniform(Rule::Gamma { gamma: 0.25 })),
         ("w-square", Composite::uniform(Rule::WSquare)),
     ]
 }
 
-fn both_strategies(model: &Graph, composite: &Composite, x: &[f32], shape: [usize; 4]) -> (Vec<f32>, Vec<f32>) {
+fn both_strategies(
+    model: &Graph,
+    composite: &Composite,
+    x: &[f32],
+    shape: [usize; 4],
+) -> (Vec<f32>, Vec<f32>) {
     let run = |strategy| {
         let explanation = Explainer::new()
             .composite(composite.clone())
@@ -130,7 +179,10 @@ fn relevance_is_conserved_through_additions_concatenations_and_gates() {
         for (sample, sum) in explanation.relevance_sums().iter().enumerate() {
             let logit = output[sample * 5 + targets[sample]];
             let gap = ((sum - logit) / logit.abs().max(1e-3)).abs();
-            assert!(gap < 1e-4, "{strategy:?} sample {sample}: Σ R = {sum}, logit = {logit}");
+            assert!(
+                gap < 1e-4,
+                "{strategy:?} sample {sample}: Σ R = {sum}, logit = {logit}"
+            );
         }
     }
 }
@@ -145,12 +197,33 @@ fn alexnet_like(seed: u64) -> Graph {
     let c = conv_node(&mut g, r, "features.0", geometry(3, 64, 11, 4, 2), false, x);
     let c = g.layer("features.1", Relu::new(), c);
     let c = g.layer("features.2", pool(), c);
-    let c = conv_node(&mut g, r, "features.3", geometry(64, 192, 5, 1, 2), false, c);
+    let c = conv_node(
+        &mut g,
+        r,
+        "features.3",
+        geometry(64, 192, 5, 1, 2),
+        false,
+        c,
+    );
     let c = g.layer("features.4", Relu::new(), c);
     let c = g.layer("features.5", pool(), c);
-    let c = conv_node(&mut g, r, "features.6", geometry(192, 256, 3, 1, 1), false, c);
+    let c = conv_node(
+        &mut g,
+        r,
+        "features.6",
+        geometry(192, 256, 3, 1, 1),
+        false,
+        c,
+    );
     let c = g.layer("features.7", Relu::new(), c);
-    let c = conv_node(&mut g, r, "features.8", geometry(256, 256, 3, 1, 1), false, c);
+    let c = conv_node(
+        &mut g,
+        r,
+        "features.8",
+        geometry(256, 256, 3, 1, 1),
+        false,
+        c,
+    );
     let c = g.layer("features.9", Relu::new(), c);
     let c = g.layer("features.10", pool(), c);
     let c = g.layer("flatten", Flatten, c);
@@ -164,9 +237,18 @@ fn max_pools_route_to_the_models_own_winners_in_both_strategies() {
     let shape = [2, 3, 224, 224];
     let x = random_vec(&mut rng(42), shape.iter().product(), -2.0, 2.0);
     for (name, composite) in [
-        ("epsilon-gamma-box", Composite::epsilon_gamma_box(-3.0, 3.0).expect("bounds")),
+        (
+            "epsilon-gamma-box",
+            Composite::epsilon_gamma_box(-3.0, 3.0).expect("bounds"),
+        ),
         ("gamma", Composite::uniform(Rule::Gamma { gamma: 0.25 })),
-        ("alpha2-beta1", Composite::uniform(Rule::AlphaBeta { alpha: 2.0, beta: 1.0 })),
+        (
+            "alpha2-beta1",
+            Composite::uniform(Rule::AlphaBeta {
+                alpha: 2.0,
+                beta: 1.0,
+            }),
+        ),
     ] {
         let (auto, layer_wise) = both_strategies(&model, &composite, &x, shape);
         let error = relative_error(&auto, &layer_wise);
@@ -203,7 +285,10 @@ fn a_max_pool_near_tie_goes_the_models_way() {
             .explain(&model, tensor(vec![low, high], [1, 1, 1, 2]))
             .expect("explains");
         let r = values(explanation.relevance);
-        assert_eq!(r[0], 0.0, "{strategy:?}: relevance went to the smaller input: {r:?}");
+        assert_eq!(
+            r[0], 0.0,
+            "{strategy:?}: relevance went to the smaller input: {r:?}"
+        );
         // All of the logit, less what the γ stabilizers (1e-6) absorb at two layers.
         assert!((r[1] - high).abs() < 1e-5, "{strategy:?}: {r:?}");
     }

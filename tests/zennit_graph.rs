@@ -65,7 +65,8 @@ impl StateDict {
             let (shape, v) = self.get(&format!("{name}.{part}"));
             tensor(v.clone(), [shape[0]])
         };
-        let mut bn = BatchNormConfig::new(self.get(&format!("{name}.weight")).0[0]).init(&common::device());
+        let mut bn =
+            BatchNormConfig::new(self.get(&format!("{name}.weight")).0[0]).init(&common::device());
         bn.gamma = Param::from_tensor(t("weight"));
         bn.beta = Param::from_tensor(t("bias"));
         bn.running_mean = RunningState::new(t("running_mean"));
@@ -129,7 +130,8 @@ fn a_tiny_resnet_matches_zennit_for_every_composite_and_strategy() {
     common::assert_close(&output, &fixture.get("output").1, 1e-5);
     let names = fixture.meta["cases"].as_array().expect("cases").clone();
     for name in names.iter().map(|n| n.as_str().expect("name")) {
-        let composite = Composite::named(name, Some(((-2.5).into(), 2.5.into()))).expect("composite");
+        let composite =
+            Composite::named(name, Some(((-2.5).into(), 2.5.into()))).expect("composite");
         let expected = fixture.get(&format!("relevance.{name}")).1;
         let expected64 = fixture.get(&format!("relevance64.{name}")).1;
         // Zennit's own float32-vs-float64 distance, 4× (or 1e-5 where that is larger).
@@ -152,4 +154,3 @@ fn a_tiny_resnet_matches_zennit_for_every_composite_and_strategy() {
         }
     }
 }
-

@@ -254,6 +254,7 @@ pub fn lrp(rule: &Rule, m: &Matrix, x: &[f64], r: &[f64]) -> Vec<f64> {
             redistribute(&|i, j| w[j][i] * w[j][i], &|j| b[j] * b[j], &all, 1.0, 1e-6);
         }
         Rule::Pass => panic!("pass has no matrix form"),
+        Rule::Custom(_) => panic!("custom rules are checked against the built-in ones"),
     }
     out
 }

@@ -62,7 +62,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         &device,
     );
     let composite = args.rules.composite()?;
-    let lrp = Explainer::new().composite(composite).strategy(args.rules.strategy);
+    let lrp = Explainer::new()
+        .composite(composite)
+        .strategy(args.rules.strategy);
     let gradient = Explainer::new().method(Method::Gradient);
     let vector = matches!(loaded.input_shape, FeatureShape::Vector(_));
     // Reading one number back forces the work to finish on every backend.

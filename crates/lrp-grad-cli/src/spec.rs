@@ -3,7 +3,6 @@
 use anyhow::{Result, anyhow, bail};
 use lrp_grad::{Base, Baseline, Bound, Composite, Method, Rule};
 
-
 /// Parses a rule SPEC such as `epsilon:0.1`, `alpha-beta:2,1` or `z-box:-3,3` (the library's
 /// grammar, `lrp_grad::text`). `bounds` are the `--low`/`--high` values, used when a z-box SPEC
 /// has none of its own.
@@ -14,7 +13,8 @@ pub fn rule(spec: &str, bounds: Option<(f64, f64)>) -> Result<Rule> {
         };
         return Ok(Rule::z_box(low, high)?);
     }
-    spec.parse::<Rule>().map_err(|e| anyhow!("--rule {spec}: {e}"))
+    spec.parse::<Rule>()
+        .map_err(|e| anyhow!("--rule {spec}: {e}"))
 }
 
 /// The composite from `--rule` / `--composite` (default `epsilon-plus-flat`).

@@ -311,7 +311,9 @@ fn pair(rule: &Rule, op: &Op, index: usize) -> Result<Propagation> {
         Op::Layer(layer) => layer,
         Op::Add(_) => {
             return match rule {
-                Rule::Zero | Rule::Epsilon { .. } | Rule::Norm => Ok(Propagation::Rule(rule.clone())),
+                Rule::Zero | Rule::Epsilon { .. } | Rule::Norm => {
+                    Ok(Propagation::Rule(rule.clone()))
+                }
                 _ => Err(mismatch(
                     "an addition of activations takes norm, epsilon or zero (R_i = x_i·R / stab(Σx))",
                 )),

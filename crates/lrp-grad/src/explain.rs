@@ -365,7 +365,10 @@ impl Explainer {
     /// LRP: the one pass where it applies (the default strategy, when no layer is recorded),
     /// the layer-wise walk otherwise.
     fn lrp(&self, prepared: &Prepared, x: Tensor<4>) -> Result<Explained> {
-        let lrp = prepared.lrp.as_ref().expect("LRP methods resolve the composite");
+        let lrp = prepared
+            .lrp
+            .as_ref()
+            .expect("LRP methods resolve the composite");
         let (n, classes) = (x.dims()[0], prepared.classes);
         if self.strategy == Strategy::Auto && !self.record_layers {
             let mut targets = None;
@@ -376,12 +379,21 @@ impl Explainer {
                 Ok(g.map(|g| g.reshape([n, classes, 1, 1])))
             };
             if let Some((relevance, output)) = lrp.one_pass(x.clone(), seed)? {
-                return Ok(Explained::new(relevance, output.reshape([n, classes]), targets));
+                return Ok(Explained::new(
+                    relevance,
+                    output.reshape([n, classes]),
+                    targets,
+                ));
             }
         }
         let values = prepared.graph.values(x);
-        let output = values.last().expect("values hold the output").clone().reshape([n, classes]);
-        let (targets, r_out) = self.initial_relevance(&output, n, classes, self.output_relevance)?;
+        let output = values
+            .last()
+            .expect("values hold the output")
+            .clone()
+            .reshape([n, classes]);
+        let (targets, r_out) =
+            self.initial_relevance(&output, n, classes, self.output_relevance)?;
         let relevances = lrp.layer_wise(&values, r_out.reshape([n, classes, 1, 1]));
         let layers = if self.record_layers {
             relevances
@@ -397,7 +409,10 @@ impl Explainer {
         } else {
             Vec::new()
         };
-        let relevance = relevances.into_iter().next().expect("the input's relevance");
+        let relevance = relevances
+            .into_iter()
+            .next()
+            .expect("the input's relevance");
         Ok(Explained {
             layers,
             ..Explained::new(relevance, output, targets)
@@ -414,7 +429,8 @@ impl Explainer {
         classes: usize,
     ) -> Result<(Targets, Option<Tensor<2>>)> {
         // One target lookup: the one-hot is the backward seed when R_out is the logit.
-        let (targets, one_hot) = self.initial_relevance(output, n, classes, OutputRelevance::OneHot)?;
+        let (targets, one_hot) =
+            self.initial_relevance(output, n, classes, OutputRelevance::OneHot)?;
         if targets.is_some() && self.output_relevance == OutputRelevance::Logit {
             return Ok((targets, Some(one_hot)));
         }
@@ -468,11 +484,20 @@ impl Explainer {
     }
 
     /// The base attribution (gradient or layer-wise LRP) at one point.
-    fn base_at(&self, prepared: &Prepared, base: Base, point: Tensor<4>, r: &Tensor<2>) -> Tensor<4> {
+    fn base_at(
+        &self,
+        prepared: &Prepared,
+        base: Base,
+        point: Tensor<4>,
+        r: &Tensor<2>,
+    ) -> Tensor<4> {
         match base {
             Base::Gradient => prepared.gradient(point, r),
             Base::Lrp => {
-                let lrp = prepared.lrp.as_ref().expect("LRP bases resolve the composite");
+                let lrp = prepared
+                    .lrp
+                    .as_ref()
+                    .expect("LRP bases resolve the composite");
                 prepared.lrp_values(lrp, point, r).swap_remove(0)
             }
         }
@@ -480,7 +505,13 @@ impl Explainer {
 
     /// SmoothGrad: the base averaged over noisy copies of the input.
     fn smooth_grad(&self, prepared: &Prepared, x: Tensor<4>) -> Result<Explained> {
-        let Method::SmoothGrad { samples, noise, seed, base } = &self.method else {
+        let Method::SmoothGrad {
+            samples,
+            noise,
+            seed,
+            base,
+        } = &self.method
+        else {
             unreachable!("called for SmoothGrad")
         };
         let (output, targets, r) = self.base_relevance(prepared, &x, *base)?;
@@ -491,11 +522,17 @@ impl Explainer {
             let point = if k + 1 == *samples {
                 x.clone()
             } else {
-                x.clone() + methods::normal_noise(x.dims(), seed.wrapping_add(k as u64), &x) * sigma.clone()
+                x.clone()
+                    + methods::normal_noise(x.dims(), seed.wrapping_add(k as u64), &x)
+                        * sigma.clone()
             };
             sum = sum + self.base_at(prepared, *base, point, &r);
         }
-        Ok(Explained::new(sum.div_scalar(*samples as f64), output, targets))
+        Ok(Explained::new(
+            sum.div_scalar(*samples as f64),
+            output,
+            targets,
+        ))
     }
 
     /// Integrated Gradients: the base averaged along the straight path from the baseline,
@@ -506,7 +543,12 @@ impl Explainer {
         x: Tensor<4>,
         shape: FeatureShape,
     ) -> Result<Explained> {
-        let Method::IntegratedGradients { steps, baseline, base } = &self.method else {
+        let Method::IntegratedGradients {
+            steps,
+            baseline,
+            base,
+        } = &self.method
+        else {
             unreachable!("called for Integrated Gradients")
         };
         let n = x.dims()[0];
@@ -538,13 +580,28 @@ impl Explainer {
     }
 
     /// The weights of the target score: the one-hot, or the custom output relevance.
-    fn score_weights(&self, output: &Tensor<2>, n: usize, classes: usize) -> Result<(Targets, Tensor<2>)> {
+    fn score_weights(
+        &self,
+        output: &Tensor<2>,
+        n: usize,
+        classes: usize,
+    ) -> Result<(Targets, Tensor<2>)> {
         self.initial_relevance(output, n, classes, OutputRelevance::OneHot)
     }
 
     /// Occlusion: how much the target score drops when each window is filled.
-    fn occlusion(&self, prepared: &Prepared, x: Tensor<4>, shape: FeatureShape) -> Result<Explained> {
-        let Method::Occlusion { window, stride, fill } = &self.method else {
+    fn occlusion(
+        &self,
+        prepared: &Prepared,
+        x: Tensor<4>,
+        shape: FeatureShape,
+    ) -> Result<Explained> {
+        let Method::Occlusion {
+            window,
+            stride,
+            fill,
+        } = &self.method
+        else {
             unreachable!("called for occlusion")
         };
         let n = x.dims()[0];

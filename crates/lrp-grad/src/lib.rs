@@ -56,10 +56,12 @@ pub use methods::{
     Base, Baseline, DEFAULT_NOISE_LEVEL, DEFAULT_OCCLUSION_WINDOW, DEFAULT_SAMPLES, Method,
 };
 pub use model::{
-    Add, AsGraph, Builder, Concat, Eager, FeatureShape, Flatten, Gate, Graph, Layer, Node, NodeId, Op, Sequential,
+    Add, AsGraph, Builder, Concat, Eager, FeatureShape, Flatten, Gate, Graph, Layer, Node, NodeId,
+    Op, Sequential,
 };
 pub use rules::{
-    Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Rule, ZERO_RULE_STABILIZER,
+    Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,
+    OutputMask, ParamMod, Rule, Term, ZERO_RULE_STABILIZER,
 };
 
 /// Burn, re-exported so users build models against the same version.

@@ -104,6 +104,46 @@ pub enum Rule {
     Pass,
     /// Normalize by the layer's own output (for pooling layers).
     Norm,
+    /// A rule defined outside the library from the engine's building blocks (see
+    /// [`CustomRule`]).
+    Custom(CustomRule),
+}
+
+/// A user-defined rule: groups of [`Term`]s, as Zennit's `BasicHook` takes input modifiers,
+/// parameter modifiers and a stabilizer. The engine evaluates it like any built-in rule, in
+/// both strategies (the one pass where every term reads `a`, `a⁺` or `a⁻`).
+///
+/// ```
+/// use lrp_grad::{CustomRule, Group, InputMod, ParamMod, Rule, Term};
+/// // z⁺ with a larger stabilizer, written from the building blocks.
+/// let z_plus = Rule::Custom(CustomRule::new(
+///     "z-plus-0.01",
+///     vec![Group::new(
+///         vec![
+///             Term::new(InputMod::Positive, ParamMod::Positive),
+///             Term::new(InputMod::Negative, ParamMod::Negative).without_bias(),
+///         ],
+///         0.01,
+///     )],
+/// ));
+/// assert!(z_plus.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomRule {
+    /// A name for messages and plans.
+    pub name: String,
+    /// The groups; the relevance of the layer input is the sum over groups.
+    pub groups: Vec<Group>,
+}
+
+impl CustomRule {
+    /// A rule of these groups.
+    pub fn new(name: impl Into<String>, groups: Vec<Group>) -> Self {
+        Self {
+            name: name.into(),
+            groups,
+        }
+    }
 }
 
 impl Rule {
@@ -153,6 +193,7 @@ impl Rule {
             Rule::WSquare => "w-square",
             Rule::Pass => "pass",
             Rule::Norm => "norm",
+            Rule::Custom(_) => "custom",
         }
     }
 
@@ -212,6 +253,10 @@ impl Rule {
                 }
                 Ok(())
             }
+            Rule::Custom(custom) => custom.validate().map_err(|reason| Error::InvalidRule {
+                rule: "custom",
+                reason: format!("`{}`: {reason}", custom.name),
+            }),
             _ => Ok(()),
         }
     }
@@ -219,10 +264,15 @@ impl Rule {
     /// Whether the rule reads (and modifies) the layer's weights; such rules need a layer with
     /// parameters (linear or conv).
     pub fn needs_parameters(&self) -> bool {
-        !matches!(
-            self,
-            Rule::Zero | Rule::Epsilon { .. } | Rule::Norm | Rule::Pass
-        )
+        match self {
+            Rule::Zero | Rule::Epsilon { .. } | Rule::Norm | Rule::Pass => false,
+            Rule::Custom(custom) => custom
+                .groups
+                .iter()
+                .flat_map(|g| &g.terms)
+                .any(|t| t.params != ParamMod::Identity),
+            _ => true,
+        }
     }
 
     /// A coefficient `c` with `z = c · Σ_g z_ρ,g` when the layer input is non-negative (every
@@ -238,7 +288,7 @@ impl Rule {
     }
 
     /// The terms the engine evaluates for this rule; `None` for [`Rule::Pass`].
-    pub(crate) fn groups(&self) -> Option<Vec<Group>> {
+    pub fn groups(&self) -> Option<Vec<Group>> {
         use InputMod as I;
         use ParamMod as P;
         let term = |input, params, bias, sign| Term {
@@ -249,13 +299,13 @@ impl Rule {
         };
         let one = |terms, stabilizer| vec![Group::new(terms, stabilizer)];
         let eps = DEFAULT_STABILIZER;
-        Some(match *self {
+        Some(match self {
             Rule::Zero => one(
                 vec![term(I::Identity, P::Identity, true, 1.0)],
                 ZERO_RULE_STABILIZER,
             ),
             Rule::Epsilon { epsilon } => {
-                one(vec![term(I::Identity, P::Identity, true, 1.0)], epsilon)
+                one(vec![term(I::Identity, P::Identity, true, 1.0)], *epsilon)
             }
             Rule::Norm => one(vec![term(I::Identity, P::Identity, true, 1.0)], eps),
             Rule::ZPlus => one(
@@ -267,7 +317,7 @@ impl Rule {
             ),
             Rule::AlphaBeta { alpha, beta } => vec![
                 Group {
-                    scale: alpha as f32,
+                    scale: *alpha as f32,
                     ..Group::new(
                         vec![
                             term(I::Positive, P::Positive, true, 1.0),
@@ -277,7 +327,7 @@ impl Rule {
                     )
                 },
                 Group {
-                    scale: -beta as f32,
+                    scale: -*beta as f32,
                     ..Group::new(
                         vec![
                             term(I::Positive, P::Negative, true, 1.0),
@@ -288,7 +338,7 @@ impl Rule {
                 },
             ],
             Rule::Gamma { gamma } => {
-                let g = gamma as f32;
+                let g = *gamma as f32;
                 vec![
                     Group {
                         mask: OutputMask::Positive,
@@ -322,48 +372,65 @@ impl Rule {
             ),
             Rule::Flat => one(vec![term(I::Ones, P::Ones, false, 1.0)], eps),
             Rule::WSquare => one(vec![term(I::Ones, P::Square, true, 1.0)], eps),
+            Rule::Custom(custom) => custom.groups.clone(),
             Rule::Pass => return None,
         })
     }
 }
 
-/// How a term modifies the layer input.
+/// How a term modifies the layer input `a`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum InputMod {
+pub enum InputMod {
+    /// `a`.
     Identity,
+    /// `a⁺ = max(a, 0)`.
     Positive,
+    /// `a⁻ = min(a, 0)`.
     Negative,
+    /// Ones (flat, w-square): the same for every sample.
     Ones,
+    /// z-box's lower bound (built-in z-box only: a custom rule has no bounds).
     Low,
+    /// z-box's upper bound (built-in z-box only).
     High,
 }
 
 /// How a term modifies the layer's weight and bias.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum ParamMod {
+pub enum ParamMod {
+    /// Unchanged.
     Identity,
+    /// `p⁺ = max(p, 0)`.
     Positive,
+    /// `p⁻ = min(p, 0)`.
     Negative,
     /// `p + γ·p⁺`
     GammaPositive(f32),
     /// `p + γ·p⁻`
     GammaNegative(f32),
+    /// `p²`.
     Square,
+    /// Ones.
     Ones,
 }
 
 /// Which outputs of the unmodified layer a group explains.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum OutputMask {
+pub enum OutputMask {
+    /// Every output.
     All,
+    /// Outputs with `z > 0`.
     Positive,
+    /// Outputs with `z < 0`.
     Negative,
 }
 
-/// One modified forward pass of the layer.
+/// One modified forward pass of the layer: `sign · ρ(layer)(input)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Term {
+pub struct Term {
+    /// The input modifier.
     pub input: InputMod,
+    /// The parameter modifier.
     pub params: ParamMod,
     /// Whether the (modified) bias takes part.
     pub bias: bool,
@@ -372,30 +439,109 @@ pub(crate) struct Term {
 }
 
 impl Term {
+    /// A term with the bias, sign +1.
+    pub fn new(input: InputMod, params: ParamMod) -> Self {
+        Self {
+            input,
+            params,
+            bias: true,
+            sign: 1.0,
+        }
+    }
+
+    /// The same term without the bias.
+    #[must_use]
+    pub fn without_bias(self) -> Self {
+        Self {
+            bias: false,
+            ..self
+        }
+    }
+
+    /// The same term, subtracted.
+    #[must_use]
+    pub fn negated(self) -> Self {
+        Self {
+            sign: -self.sign,
+            ..self
+        }
+    }
+
     /// Whether this term is the layer itself on its input (`a`, `W`, with the bias).
     pub(crate) fn is_unmodified(&self) -> bool {
         self.input == InputMod::Identity && self.params == ParamMod::Identity && self.bias
     }
 }
 
-/// Terms whose stabilized sum normalizes the upper relevance.
+/// Terms whose stabilized sum `z` normalizes the upper relevance:
+/// the group contributes `scale · Σ_t input_t ⊙ ρ_tᵀ(mask · R / stab(z))`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Group {
+pub struct Group {
+    /// The terms, summed (with their signs) into the group's denominator.
     pub terms: Vec<Term>,
+    /// ε of `stab(z) = z + ε·sign(z)`.
     pub stabilizer: f64,
+    /// Which outputs the group explains.
     pub mask: OutputMask,
     /// Weight of this group's relevance (α, −β; 1 otherwise).
     pub scale: f32,
 }
 
 impl Group {
-    fn new(terms: Vec<Term>, stabilizer: f64) -> Self {
+    /// A group over every output, scale 1.
+    pub fn new(terms: Vec<Term>, stabilizer: f64) -> Self {
         Group {
             terms,
             stabilizer,
             mask: OutputMask::All,
             scale: 1.0,
         }
+    }
+
+    /// The same group, explaining only the outputs `mask` selects.
+    #[must_use]
+    pub fn masked(self, mask: OutputMask) -> Self {
+        Self { mask, ..self }
+    }
+
+    /// The same group, its relevance weighted by `scale`.
+    #[must_use]
+    pub fn scaled(self, scale: f32) -> Self {
+        Self { scale, ..self }
+    }
+}
+
+impl CustomRule {
+    /// Checks the groups: at least one, each with terms, finite stabilizers and scales, no
+    /// bound inputs (z-box's bounds belong to the built-in rule).
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.groups.is_empty() {
+            return Err("a rule needs at least one group".into());
+        }
+        for (g, group) in self.groups.iter().enumerate() {
+            if group.terms.is_empty() {
+                return Err(format!("group {g} has no term"));
+            }
+            if !(group.stabilizer.is_finite() && group.stabilizer >= 0.0) {
+                return Err(format!(
+                    "group {g}: the stabilizer must be finite and >= 0, got {}",
+                    group.stabilizer
+                ));
+            }
+            if !group.scale.is_finite() {
+                return Err(format!("group {g}: the scale must be finite"));
+            }
+            if group
+                .terms
+                .iter()
+                .any(|t| matches!(t.input, InputMod::Low | InputMod::High))
+            {
+                return Err(format!(
+                    "group {g}: bound inputs are for the built-in z-box rule only"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

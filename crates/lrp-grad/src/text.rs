@@ -67,7 +67,9 @@ fn numbers(
             values.len()
         ))),
         (None, Some(default)) => Ok(default),
-        (None, None) => Err(error(format!("`{name}` needs {count} number(s): `{name}:…`"))),
+        (None, None) => Err(error(format!(
+            "`{name}` needs {count} number(s): `{name}:…`"
+        ))),
     }
 }
 
@@ -120,6 +122,7 @@ impl fmt::Display for Rule {
             Rule::Gamma { gamma } => write!(f, "gamma:{gamma}"),
             Rule::AlphaBeta { alpha, beta } => write!(f, "alpha-beta:{alpha},{beta}"),
             Rule::ZBox { low, high } => write!(f, "z-box:{},{}", bound(low), bound(high)),
+            Rule::Custom(custom) => write!(f, "custom:{}", custom.name),
             other => f.write_str(other.name()),
         }
     }
@@ -223,21 +226,42 @@ mod tests {
             let rule: Rule = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(rule.to_string(), text);
         }
-        assert_eq!("epsilon".parse::<Rule>().unwrap(), Rule::Epsilon { epsilon: DEFAULT_EPSILON });
+        assert_eq!(
+            "epsilon".parse::<Rule>().unwrap(),
+            Rule::Epsilon {
+                epsilon: DEFAULT_EPSILON
+            }
+        );
     }
 
     #[test]
     fn bad_text_says_what_is_wrong() {
         let message = |text: &str| text.parse::<Rule>().unwrap_err().to_string();
-        assert!(message("z-box").contains("`z-box` needs 2 number(s)"), "{}", message("z-box"));
+        assert!(
+            message("z-box").contains("`z-box` needs 2 number(s)"),
+            "{}",
+            message("z-box")
+        );
         assert!(message("gamma:x").contains("`x` is not a number"));
         assert!(message("epsilon:1,2").contains("takes 1 number(s), got 2"));
         assert!(message("lrp-0").contains("unknown rule `lrp-0`"));
         assert!(message("alpha-beta:2,2").contains("alpha - beta must equal 1"));
-        let err = "epsilon-gamma-box".parse::<Composite>().unwrap_err().to_string();
+        let err = "epsilon-gamma-box"
+            .parse::<Composite>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("needs 2 number(s)"), "{err}");
         assert!("epsilon-gamma-box:0,1".parse::<Composite>().is_ok());
-        assert!("layerwise".parse::<Strategy>().unwrap_err().to_string().contains("auto or layer-wise"));
-        assert_eq!("smoothgrad".parse::<Method>().unwrap().to_string(), "smoothgrad");
+        assert!(
+            "layerwise"
+                .parse::<Strategy>()
+                .unwrap_err()
+                .to_string()
+                .contains("auto or layer-wise")
+        );
+        assert_eq!(
+            "smoothgrad".parse::<Method>().unwrap().to_string(),
+            "smoothgrad"
+        );
     }
 }

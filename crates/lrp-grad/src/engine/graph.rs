@@ -91,8 +91,11 @@ impl LrpGraph {
                 vec![(inputs[0], route_by_gradient(layer, a, &r))]
             }
             (Op::Layer(layer), Propagation::Rule(rule)) => {
-                let layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
-                let groups = rule.groups().expect("Pass is resolved to Propagation::Pass");
+                let layer =
+                    RuleLayer::new(layer).expect("composites give rules only to rule layers");
+                let groups = rule
+                    .groups()
+                    .expect("Pass is resolved to Propagation::Pass");
                 let bounds = self.bounds[k].as_ref();
                 let r_in = propagate(layer, &groups, a, z, &r, bounds, nonnegative[inputs[0]]);
                 vec![(inputs[0], r_in)]
@@ -160,7 +163,11 @@ impl LrpGraph {
         let mut plain: Vec<Option<Tensor<4>>> = vec![None; nodes.len() + 1];
         plain[0] = Some(x);
         for (k, node) in nodes.iter().enumerate().filter(|(k, _)| layer_wise[*k]) {
-            let inputs = node.inputs.iter().map(|&v| plain[v].clone().expect("computed")).collect();
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|&v| plain[v].clone().expect("computed"))
+                .collect();
             plain[k + 1] = Some(node.op.forward(inputs));
         }
         let mut graph_values: Vec<Option<Tensor<4>>> = plain
@@ -172,7 +179,11 @@ impl LrpGraph {
             let inputs: Vec<Tensor<4>> = node
                 .inputs
                 .iter()
-                .map(|&v| graph_values[v].clone().expect("computed before its readers"))
+                .map(|&v| {
+                    graph_values[v]
+                        .clone()
+                        .expect("computed before its readers")
+                })
                 .collect();
             let nonnegative = nonnegative[node.inputs[0]];
             graph_values[k + 1] = Some(self.one_pass_node(k, inputs, nonnegative, exact[k + 1]));
@@ -199,9 +210,14 @@ impl LrpGraph {
             .into_iter()
             .map(|p| p.unwrap_or_else(|| output.zeros_like()))
             .collect();
-        let lw_nodes = (0..nodes.len()).filter(|k| layer_wise[*k]).collect::<Vec<_>>();
+        let lw_nodes = (0..nodes.len())
+            .filter(|k| layer_wise[*k])
+            .collect::<Vec<_>>();
         self.walk_back(lw_nodes.into_iter(), &values, &mut relevance, &nonnegative);
-        let r = relevance.0.swap_remove(0).unwrap_or_else(|| values[0].zeros_like());
+        let r = relevance
+            .0
+            .swap_remove(0)
+            .unwrap_or_else(|| values[0].zeros_like());
         Ok(Some((r, output)))
     }
 
@@ -221,7 +237,10 @@ impl LrpGraph {
             Op::Add(_) => one_pass_add(inputs, add_stabilizer(&self.plan[k])),
             Op::Concat(_) => op.forward(inputs),
             Op::Gate(_) => {
-                let gate = inputs.pop().expect("a gate has two inputs").without_autodiff();
+                let gate = inputs
+                    .pop()
+                    .expect("a gate has two inputs")
+                    .without_autodiff();
                 inputs.remove(0) * gate
             }
         }
@@ -274,11 +293,13 @@ fn exact_values(graph: &Graph, plan: &[Propagation]) -> Vec<bool> {
     let consumers = graph.consumers();
     let mut exact = vec![false; nodes.len() + 1];
     for v in (0..=nodes.len()).rev() {
-        exact[v] = consumers[v].iter().any(|&c| match (&nodes[c].op, &plan[c]) {
-            (Op::Layer(Layer::MaxPool2d(_)), _) => true,
-            (Op::Layer(_), Propagation::Rule(_)) => false,
-            _ => exact[c + 1],
-        });
+        exact[v] = consumers[v]
+            .iter()
+            .any(|&c| match (&nodes[c].op, &plan[c]) {
+                (Op::Layer(Layer::MaxPool2d(_)), _) => true,
+                (Op::Layer(_), Propagation::Rule(_)) => false,
+                _ => exact[c + 1],
+            });
     }
     exact
 }

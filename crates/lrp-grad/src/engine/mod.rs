@@ -28,8 +28,8 @@ use burn::tensor::module::{
 use burn::tensor::ops::ConvTransposeOptions;
 
 use crate::composite::Propagation;
-use crate::model::{Layer, Op};
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
+use crate::model::{Layer, Op};
 use crate::rules::{Group, InputMod, OutputMask, ParamMod, Term};
 
 /// A layer the rule engine can evaluate with modified parameters and inputs: linear in its
@@ -527,7 +527,12 @@ pub(crate) fn one_pass_add(inputs: Vec<Tensor<4>>, stabilizer: f64) -> Tensor<4>
 }
 
 /// The layer-wise step of an addition: `R_i = x_i ⊙ R / stab(Σ x)`.
-pub(crate) fn propagate_add(inputs: &[&Tensor<4>], z: &Tensor<4>, r: &Tensor<4>, stabilizer: f64) -> Vec<Tensor<4>> {
+pub(crate) fn propagate_add(
+    inputs: &[&Tensor<4>],
+    z: &Tensor<4>,
+    r: &Tensor<4>,
+    stabilizer: f64,
+) -> Vec<Tensor<4>> {
     let s = r.clone() / stabilize(z.clone(), stabilizer);
     inputs.iter().map(|x| (*x).clone() * s.clone()).collect()
 }

@@ -4,10 +4,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use burn::module::{Param, RunningState};
+use burn::nn::activation::{HardSwish, Relu6, SiLU};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::activation::{HardSwish, Relu6, SiLU};
-use burn::nn::{BatchNormConfig, DropoutConfig, Gelu, HardSigmoidConfig, Identity, LeakyReluConfig, LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh};
+use burn::nn::{
+    BatchNormConfig, DropoutConfig, Gelu, HardSigmoidConfig, Identity, LeakyReluConfig,
+    LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh,
+};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 

@@ -65,7 +65,12 @@ pub trait Builder {
     fn add<const K: usize>(&mut self, name: &str, values: [Self::Value; K]) -> Self::Value;
 
     /// The values concatenated along the per-sample `axis` (0 = channels or features).
-    fn concat<const K: usize>(&mut self, name: &str, axis: usize, values: [Self::Value; K]) -> Self::Value;
+    fn concat<const K: usize>(
+        &mut self,
+        name: &str,
+        axis: usize,
+        values: [Self::Value; K],
+    ) -> Self::Value;
 
     /// `x · gate`, the gate a constant for the explanation (see [`Gate`]).
     fn gate(&mut self, name: &str, x: Self::Value, gate: Self::Value) -> Self::Value;
@@ -138,7 +143,12 @@ impl Builder for Eager {
         Op::Add(super::graph::Add).forward(values.into())
     }
 
-    fn concat<const K: usize>(&mut self, _name: &str, axis: usize, values: [Tensor<4>; K]) -> Tensor<4> {
+    fn concat<const K: usize>(
+        &mut self,
+        _name: &str,
+        axis: usize,
+        values: [Tensor<4>; K],
+    ) -> Tensor<4> {
         Op::Concat(Concat { axis }).forward(values.into())
     }
 

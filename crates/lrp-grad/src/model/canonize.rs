@@ -72,7 +72,8 @@ impl Graph {
             })
             .collect();
         for k in 0..nodes.len() {
-            let (Op::Layer(Layer::BatchNorm(bn)), [input]) = (&nodes[k].op, nodes[k].inputs.as_slice())
+            let (Op::Layer(Layer::BatchNorm(bn)), [input]) =
+                (&nodes[k].op, nodes[k].inputs.as_slice())
             else {
                 continue;
             };

@@ -172,12 +172,21 @@ impl Graph {
     }
 
     /// `layer(input)` (anything that converts into a [`Layer`]).
-    pub fn layer(&mut self, name: impl Into<String>, layer: impl Into<Layer>, input: NodeId) -> NodeId {
+    pub fn layer(
+        &mut self,
+        name: impl Into<String>,
+        layer: impl Into<Layer>,
+        input: NodeId,
+    ) -> NodeId {
         self.push(name, Op::Layer(layer.into()), [input])
     }
 
     /// The sum of `inputs` (a residual connection).
-    pub fn add(&mut self, name: impl Into<String>, inputs: impl IntoIterator<Item = NodeId>) -> NodeId {
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        inputs: impl IntoIterator<Item = NodeId>,
+    ) -> NodeId {
         self.push(name, Op::Add(Add), inputs)
     }
 
@@ -290,7 +299,7 @@ impl Graph {
                 .iter()
                 .map(|&v| {
                     remaining[v] -= 1;
-                    let value = values[v].as_ref().map(Tensor::clone);
+                    let value = values[v].clone();
                     if remaining[v] == 0 && v != self.output() {
                         values[v] = None;
                     }
@@ -299,10 +308,7 @@ impl Graph {
                 .collect();
             values[k + 1] = Some(node.op.forward(inputs));
         }
-        values
-            .pop()
-            .flatten()
-            .expect("the output is computed last")
+        values.pop().flatten().expect("the output is computed last")
     }
 
     /// Every value (the input first, the output last) on the internal rank-4 representation:
@@ -395,7 +401,10 @@ fn node_shape(node: &Node, index: usize, inputs: &[FeatureShape]) -> Result<Feat
             for shape in inputs {
                 let d = shape.dims();
                 let fits = d.len() == first.len()
-                    && d.iter().zip(&first).enumerate().all(|(i, (a, b))| i == *axis || a == b);
+                    && d.iter()
+                        .zip(&first)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == *axis || a == b);
                 if !fits {
                     return Err(structure(format!(
                         "concatenated values must agree on every axis but {axis}, got {} and {shape}",

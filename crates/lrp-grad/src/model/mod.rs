@@ -21,10 +21,12 @@ pub use shape::FeatureShape;
 use std::borrow::Cow;
 
 use burn::module::Module;
+use burn::nn::activation::{HardSwish, Relu6, SiLU};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
-use burn::nn::activation::{HardSwish, Relu6, SiLU};
-use burn::nn::{BatchNorm, Dropout, Gelu, HardSigmoid, Identity, LeakyRelu, Linear, Relu, Sigmoid, Tanh};
+use burn::nn::{
+    BatchNorm, Dropout, Gelu, HardSigmoid, Identity, LeakyRelu, Linear, Relu, Sigmoid, Tanh,
+};
 use burn::tensor::Tensor;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_pool2d};
 
@@ -218,7 +220,11 @@ impl Layer {
         let [n, c, h, w] = x.dims();
         match self {
             Layer::Linear(l) => {
-                let out = linear(x.reshape([n, c * h * w]), l.weight.val(), l.bias.as_ref().map(|b| b.val()));
+                let out = linear(
+                    x.reshape([n, c * h * w]),
+                    l.weight.val(),
+                    l.bias.as_ref().map(|b| b.val()),
+                );
                 let [_, features] = out.dims();
                 out.reshape([n, features, 1, 1])
             }
