@@ -39,6 +39,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A batch given to a prepared explainer has another per-sample shape than it was
+    /// prepared for.
+    #[error(
+        "the explainer was prepared for per-sample shape {expected:?}, but the batch has {found:?}; prepare it again for this shape"
+    )]
+    PreparedShape {
+        /// The prepared shape.
+        expected: Vec<usize>,
+        /// The batch's per-sample shape.
+        found: Vec<usize>,
+    },
+
     /// A composite's name pattern is not a valid glob.
     #[error("invalid node-name pattern `{pattern}`: {reason}")]
     InvalidPattern {

@@ -135,14 +135,129 @@ impl<const D: usize> Explanation<D> {
 }
 
 /// The canonical model and what every pass over it needs, resolved once per explanation.
-struct Prepared {
-    graph: Graph,
+struct Prepared<'a> {
+    graph: &'a Graph,
     classes: usize,
     /// The composite's plan and z-box bounds, for methods that run LRP.
-    lrp: Option<LrpGraph>,
+    lrp: Option<LrpGraph<'a>>,
 }
 
-impl Prepared {
+/// An [`Explainer`] resolved against a model and a per-sample input shape, reused across
+/// batches: the model canonized (batch norms merged), every shape checked and the composite
+/// planned once (see [`Explainer::prepare`]).
+///
+/// ```
+/// use burn::nn::{LinearConfig, Relu};
+/// use burn::tensor::{Device, Tensor};
+/// use lrp_grad::{Explainer, FeatureShape, Sequential};
+///
+/// let device = Device::default();
+/// let model = Sequential::new()
+///     .push(LinearConfig::new(4, 8).init(&device))
+///     .push(Relu::new())
+///     .push(LinearConfig::new(8, 3).init(&device));
+/// let prepared = Explainer::new().prepare(&model, FeatureShape::Vector(4))?;
+/// for batch in 0..3 {
+///     let input = Tensor::<2>::ones([batch + 1, 4], &device);
+///     assert_eq!(prepared.explain(input)?.relevance.dims(), [batch + 1, 4]);
+/// }
+/// for (node, rule) in prepared.plan().unwrap_or_default() {
+///     println!("{node}: {rule}");
+/// }
+/// # Ok::<(), lrp_grad::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PreparedExplainer {
+    explainer: Explainer,
+    graph: Graph,
+    shape: FeatureShape,
+    shapes: Vec<FeatureShape>,
+    classes: usize,
+    plan: Option<Vec<Propagation>>,
+}
+
+impl PreparedExplainer {
+    /// Explains a batch whose per-sample shape is the prepared one.
+    pub fn explain<const D: usize>(&self, input: Tensor<D>) -> Result<Explanation<D>> {
+        let input_dims = input.dims();
+        let (x, shape) = to_internal(input.without_autodiff())?;
+        if shape != self.shape {
+            return Err(Error::PreparedShape {
+                expected: self.shape.dims(),
+                found: shape.dims(),
+            });
+        }
+        check_finite(&x)?;
+        let prepared = self.for_batch(&x)?;
+        let explainer = &self.explainer;
+        let explained = match &explainer.method {
+            Method::Lrp => explainer.lrp(&prepared, x),
+            Method::Gradient | Method::GradientTimesInput => explainer.gradient(&prepared, x),
+            Method::SmoothGrad { .. } => explainer.smooth_grad(&prepared, x),
+            Method::IntegratedGradients { .. } => {
+                explainer.integrated_gradients(&prepared, x, shape)
+            }
+            Method::Occlusion { .. } => explainer.occlusion(&prepared, x, shape),
+        }?;
+        Ok(Explanation {
+            relevance: explained.relevance.reshape(input_dims),
+            output: explained.output,
+            targets: explained.targets,
+            layers: explained.layers,
+            baseline_scores: explained.baseline_scores,
+        })
+    }
+
+    /// Each node's name and how relevance crosses it, for methods that run LRP.
+    pub fn plan(&self) -> Option<Vec<(String, Propagation)>> {
+        let plan = self.plan.as_ref()?;
+        Some(
+            self.graph
+                .nodes()
+                .iter()
+                .map(|n| n.name.clone())
+                .zip(plan.iter().cloned())
+                .collect(),
+        )
+    }
+
+    /// The z-box bounds of this batch (their batch dimension is 1 or the batch's).
+    fn for_batch(&self, x: &Tensor<4>) -> Result<Prepared<'_>> {
+        let n = x.dims()[0];
+        let lrp = match &self.plan {
+            Some(plan) => {
+                let bounds = plan
+                    .iter()
+                    .zip(self.graph.nodes())
+                    .map(|(step, node)| match step {
+                        Propagation::Rule(Rule::ZBox { low, high }) => {
+                            let shape = self.shapes[node.inputs[0]];
+                            Ok(Some(Bounds {
+                                low: broadcast_bound(low, "z-box low", shape, n, x)?,
+                                high: broadcast_bound(high, "z-box high", shape, n, x)?,
+                            }))
+                        }
+                        _ => Ok(None),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Some(LrpGraph {
+                    graph: &self.graph,
+                    plan,
+                    bounds,
+                    shapes: &self.shapes,
+                })
+            }
+            None => None,
+        };
+        Ok(Prepared {
+            graph: &self.graph,
+            classes: self.classes,
+            lrp,
+        })
+    }
+}
+
+impl Prepared<'_> {
     /// `∂ Σ f(x)·R_out / ∂x`.
     fn gradient(&self, x: Tensor<4>, r_out: &Tensor<2>) -> Tensor<4> {
         let [n, ..] = x.dims();
@@ -284,45 +399,29 @@ impl Explainer {
     /// `[N, channels, height, width]`).
     ///
     /// The model is not changed: explanations use its inference behaviour (batch norm with
-    /// running statistics, merged into the layer before it; dropout off).
+    /// running statistics, merged into the layer before it; dropout off). To explain many
+    /// batches, [`Explainer::prepare`] once and explain each batch with the result.
     pub fn explain<const D: usize>(
         &self,
         model: &(impl AsGraph + ?Sized),
         input: Tensor<D>,
     ) -> Result<Explanation<D>> {
-        let input_dims = input.dims();
-        let (x, shape) = to_internal(input.without_autodiff())?;
-        check_finite(&x)?;
-        self.method.validate()?;
-        let prepared = self.prepare(model, shape, x.dims()[0], &x)?;
-        let explained = match &self.method {
-            Method::Lrp => self.lrp(&prepared, x),
-            Method::Gradient | Method::GradientTimesInput => self.gradient(&prepared, x),
-            Method::SmoothGrad { .. } => self.smooth_grad(&prepared, x),
-            Method::IntegratedGradients { .. } => self.integrated_gradients(&prepared, x, shape),
-            Method::Occlusion { .. } => self.occlusion(&prepared, x, shape),
-        }?;
-        Ok(Explanation {
-            relevance: explained.relevance.reshape(input_dims),
-            output: explained.output,
-            targets: explained.targets,
-            layers: explained.layers,
-            baseline_scores: explained.baseline_scores,
-        })
+        let shape = FeatureShape::from_batched(&input.dims())?;
+        self.prepare(model, shape)?.explain(input)
     }
 
-    /// Canonizes the model, checks every shape and resolves the composite (for methods that
-    /// run LRP) with its z-box bounds.
-    fn prepare(
+    /// Resolves this explainer against `model` for inputs of the per-sample shape
+    /// `input_shape`: canonizes the model, checks every shape, validates the method and plans
+    /// the composite (for methods that run LRP), once for every batch to come.
+    pub fn prepare(
         &self,
         model: &(impl AsGraph + ?Sized),
-        shape: FeatureShape,
-        n: usize,
-        x: &Tensor<4>,
-    ) -> Result<Prepared> {
+        input_shape: FeatureShape,
+    ) -> Result<PreparedExplainer> {
+        self.method.validate()?;
         let graph = model.as_graph().valid().canonize();
-        let shapes = graph.shapes(shape)?;
-        let classes = graph.num_classes(shape)?;
+        let shapes = graph.shapes(input_shape)?;
+        let classes = graph.num_classes(input_shape)?;
         let uses_lrp = match &self.method {
             Method::Lrp => true,
             Method::SmoothGrad { base, .. } | Method::IntegratedGradients { base, .. } => {
@@ -330,35 +429,18 @@ impl Explainer {
             }
             _ => false,
         };
-        let lrp = if uses_lrp {
-            let plan = self.composite.plan(&graph)?;
-            let bounds = plan
-                .iter()
-                .zip(graph.nodes())
-                .map(|(step, node)| match step {
-                    Propagation::Rule(Rule::ZBox { low, high }) => {
-                        let shape = shapes[node.inputs[0]];
-                        Ok(Some(Bounds {
-                            low: broadcast_bound(low, "z-box low", shape, n, x)?,
-                            high: broadcast_bound(high, "z-box high", shape, n, x)?,
-                        }))
-                    }
-                    _ => Ok(None),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Some(LrpGraph {
-                graph: graph.clone(),
-                plan,
-                bounds,
-                shapes,
-            })
+        let plan = if uses_lrp {
+            Some(self.composite.plan(&graph)?)
         } else {
             None
         };
-        Ok(Prepared {
+        Ok(PreparedExplainer {
+            explainer: self.clone(),
             graph,
+            shape: input_shape,
+            shapes,
             classes,
-            lrp,
+            plan,
         })
     }
 

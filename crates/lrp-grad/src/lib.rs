@@ -50,7 +50,8 @@ pub mod text;
 pub use composite::{COMPOSITE_NAMES, Composite, LayerType, Propagation};
 pub use error::{Error, Result};
 pub use explain::{
-    Explainer, Explanation, LayerRelevance, OutputRelevance, Strategy, Target, explain,
+    Explainer, Explanation, LayerRelevance, OutputRelevance, PreparedExplainer, Strategy, Target,
+    explain,
 };
 pub use methods::{
     Base, Baseline, DEFAULT_NOISE_LEVEL, DEFAULT_OCCLUSION_WINDOW, DEFAULT_SAMPLES, Method,

@@ -17,11 +17,11 @@ use crate::rules::Rule;
 
 /// A canonical graph resolved against a composite: one propagation (and z-box bounds where
 /// its rule is z-box) per node, and each value's per-sample shape.
-pub(crate) struct LrpGraph {
-    pub graph: Graph,
-    pub plan: Vec<Propagation>,
+pub(crate) struct LrpGraph<'a> {
+    pub graph: &'a Graph,
+    pub plan: &'a [Propagation],
     pub bounds: Vec<Option<Bounds>>,
-    pub shapes: Vec<FeatureShape>,
+    pub shapes: &'a [FeatureShape],
 }
 
 /// Relevance per value (index 0: the graph input), summed over the value's readers.
@@ -36,7 +36,7 @@ impl Relevances {
     }
 }
 
-impl LrpGraph {
+impl LrpGraph<'_> {
     /// The layer-wise walk over the model's `values` (input first, output last), from the
     /// output relevance `r_out` (`[N, classes, 1, 1]`). Returns the relevance of every value;
     /// a value no relevance reaches (a gate's branch) gets zeros.
@@ -44,7 +44,7 @@ impl LrpGraph {
         let nodes = self.graph.nodes();
         let mut relevance = Relevances(vec![None; values.len()]);
         relevance.add(nodes.len(), r_out);
-        let nonnegative = nonnegative_values(&self.graph, &values[0]);
+        let nonnegative = nonnegative_values(self.graph, &values[0]);
         self.walk_back(0..nodes.len(), values, &mut relevance, &nonnegative);
         relevance
             .0
@@ -128,7 +128,7 @@ impl LrpGraph {
         let nodes = self.graph.nodes();
         let mut marked: Vec<bool> = nodes
             .iter()
-            .zip(&self.plan)
+            .zip(self.plan)
             .map(|(node, p)| !node_one_pass_able(&node.op, p))
             .collect();
         for k in (0..nodes.len()).rev() {
@@ -157,8 +157,8 @@ impl LrpGraph {
         if layer_wise.last().is_none_or(|&lw| lw) {
             return Ok(None);
         }
-        let nonnegative = nonnegative_values(&self.graph, &x);
-        let exact = exact_values(&self.graph, &self.plan);
+        let nonnegative = nonnegative_values(self.graph, &x);
+        let exact = exact_values(self.graph, self.plan);
         // Plain values of the layer-wise part; autodiff leaves where the one pass reads them.
         let mut plain: Vec<Option<Tensor<4>>> = vec![None; nodes.len() + 1];
         plain[0] = Some(x);
