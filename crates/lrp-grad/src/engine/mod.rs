@@ -193,6 +193,25 @@ pub(crate) fn stabilize(z: Tensor<4>, epsilon: f64) -> Tensor<4> {
     z + shift
 }
 
+/// A group's semantics, shared by both strategies: `mask(z) ⊙ numerator / stab(denominator)`,
+/// with `z` the layer's output and the denominator the group's summed terms. The layer-wise
+/// step takes it with the upper relevance as numerator (the ratio `s` it back-propagates),
+/// the one pass with `z` itself (the constant factor of its modified forward). The group's
+/// scale is applied by each caller where it is cheapest.
+pub(crate) fn group_ratio(
+    group: &Group,
+    numerator: Tensor<4>,
+    denominator: Tensor<4>,
+    z: &Tensor<4>,
+) -> Tensor<4> {
+    let numerator = match group.mask {
+        OutputMask::All => numerator,
+        OutputMask::Positive => numerator.mask_fill(z.clone().lower_equal_elem(0.0), 0.0),
+        OutputMask::Negative => numerator.mask_fill(z.clone().greater_equal_elem(0.0), 0.0),
+    };
+    numerator / stabilize(denominator, group.stabilizer)
+}
+
 /// The z-box bounds, broadcast to the layer input's per-sample shape, with a batch dimension of
 /// 1 (the same bound for every sample) or N.
 pub(crate) struct Bounds {
@@ -256,12 +275,7 @@ pub(crate) fn propagate(
             (Some(only), None) | (None, Some(only)) => only,
             (None, None) => unreachable!("a group has at least one term"),
         };
-        let mut s = r.clone() / stabilize(denominator, group.stabilizer);
-        s = match group.mask {
-            OutputMask::All => s,
-            OutputMask::Positive => s * z.clone().greater_elem(0.0).float(),
-            OutputMask::Negative => s * z.clone().lower_elem(0.0).float(),
-        };
+        let s = group_ratio(group, r.clone(), denominator, z);
         for (out, sign) in outputs {
             let term = (out * signed(s.clone(), sign * group.scale)).sum();
             objective = accumulate(objective, term);
@@ -462,17 +476,12 @@ pub(crate) fn one_pass_forward(
         }
         _ => layer.forward(a.clone().without_autodiff()),
     };
-    // Each group's constant factor `scale · mask(z) · z / stab(z_ρ)`; `z·[z > 0] = max(z, 0)`.
+    // Each group's constant factor `scale · mask(z) · z / stab(z_ρ)`.
     let factors: Vec<Tensor<4>> = groups
         .iter()
         .zip(group_values)
         .map(|((_, group), value)| {
-            let numerator = match group.mask {
-                OutputMask::All => z.clone(),
-                OutputMask::Positive => z.clone().clamp_min(0.0),
-                OutputMask::Negative => z.clone().clamp_max(0.0),
-            };
-            let factor = numerator / stabilize(value, group.stabilizer);
+            let factor = group_ratio(group, z.clone(), value, &z);
             if group.scale == 1.0 {
                 factor
             } else {
