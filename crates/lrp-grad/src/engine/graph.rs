@@ -158,7 +158,6 @@ impl LrpGraph<'_> {
             return Ok(None);
         }
         let nonnegative = nonnegative_values(self.graph, &x);
-        let exact = exact_values(self.graph, self.plan);
         // Plain values of the layer-wise part; autodiff leaves where the one pass reads them.
         let mut plain: Vec<Option<Tensor<4>>> = vec![None; nodes.len() + 1];
         plain[0] = Some(x);
@@ -186,7 +185,7 @@ impl LrpGraph<'_> {
                 })
                 .collect();
             let nonnegative = nonnegative[node.inputs[0]];
-            graph_values[k + 1] = Some(self.one_pass_node(k, inputs, nonnegative, exact[k + 1]));
+            graph_values[k + 1] = Some(self.one_pass_node(k, inputs, nonnegative));
         }
         let y = graph_values
             .pop()
@@ -227,13 +226,10 @@ impl LrpGraph<'_> {
         k: usize,
         mut inputs: Vec<Tensor<4>>,
         nonnegative: bool,
-        exact: bool,
     ) -> Tensor<4> {
         let op = &self.graph.nodes()[k].op;
         match op {
-            Op::Layer(layer) => {
-                one_pass_forward(layer, &self.plan[k], inputs.remove(0), nonnegative, exact)
-            }
+            Op::Layer(layer) => one_pass_forward(layer, &self.plan[k], inputs.remove(0), nonnegative),
             Op::Add(_) => one_pass_add(inputs, add_stabilizer(&self.plan[k])),
             Op::Concat(_) => op.forward(inputs),
             Op::Gate(_) => {
@@ -283,23 +279,4 @@ pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
         });
     }
     known
-}
-
-/// Which values the one pass must compute bit for bit as the model does: those a max pool
-/// reads, directly or through nodes that compute exactly from exact inputs (everything but a
-/// rule layer, which computes its output afresh).
-fn exact_values(graph: &Graph, plan: &[Propagation]) -> Vec<bool> {
-    let nodes = graph.nodes();
-    let consumers = graph.consumers();
-    let mut exact = vec![false; nodes.len() + 1];
-    for v in (0..=nodes.len()).rev() {
-        exact[v] = consumers[v]
-            .iter()
-            .any(|&c| match (&nodes[c].op, &plan[c]) {
-                (Op::Layer(Layer::MaxPool2d(_)), _) => true,
-                (Op::Layer(_), Propagation::Rule(_)) => false,
-                _ => exact[c + 1],
-            });
-    }
-    exact
 }

@@ -393,18 +393,14 @@ pub(crate) fn one_pass_able(layer: &Layer, propagation: &Propagation) -> bool {
 /// constant: its value is (about) the layer's output `z`, its gradient
 /// `∂y/∂a = ρᵀ(z / stab(z_ρ) ⊙ ·)`. With `R = z ⊙ g` above, `a ⊙ ∂y/∂a · g` is exactly the rule's
 /// `a ⊙ ρᵀ(R / stab(z_ρ))`, so one backward pass through all such layers gives the relevance as
-/// input × gradient. The value is then reset to the exact `z` (`y + (z − y)` with the second
-/// part constant), so later layers see the model's true activations.
-///
-/// `exact` asks for the model's own output bit for bit (a max pool downstream picks its
-/// winners from it, and a near-tie must go the way the model's forward pass went); otherwise γ
-/// and αβ on a non-negative input may derive it from their groups, which saves a forward pass.
+/// input × gradient. The value is then set to the model's own output `z` bit for bit
+/// ([`with_value`]), so later layers see the model's true activations and a max pool
+/// downstream picks the winners the model's forward pass picked, near-ties included.
 pub(crate) fn one_pass_forward(
     layer: &Layer,
     propagation: &Propagation,
     a: Tensor<4>,
     nonnegative: bool,
-    exact: bool,
 ) -> Tensor<4> {
     let Propagation::Rule(rule) = propagation else {
         return one_pass_pass(layer, a);
@@ -416,6 +412,12 @@ pub(crate) fn one_pass_forward(
         .into_iter()
         .map(|g| (live_terms(&g, nonnegative), g))
         .collect();
+    if let (Some(coefficient), true) = (rule.output_from_groups(), nonnegative)
+        && let [(first, g1), (second, g2)] = groups.as_slice()
+        && let ([t1], [t2]) = (first.as_slice(), second.as_slice())
+    {
+        return one_pass_two_groups(layer, rule_layer, a, (*t1, g1), (*t2, g2), coefficient);
+    }
     let terms: Vec<(usize, Term)> = groups
         .iter()
         .enumerate()
@@ -460,21 +462,10 @@ pub(crate) fn one_pass_forward(
     // non-negative input γ and αβ give it from their groups' outputs; otherwise one plain
     // forward outside the graph.
     let plain_term = matches!(terms.as_slice(), [(_, t)] if t.is_unmodified() && t.sign == 1.0);
-    let z = match rule.output_from_groups() {
-        _ if plain_term => group_values[0].clone(),
-        Some(coefficient) if nonnegative && !exact => {
-            let sum = group_values
-                .iter()
-                .cloned()
-                .reduce(|acc, t| acc + t)
-                .expect("a rule has at least one group");
-            if coefficient == 1.0 {
-                sum
-            } else {
-                sum.mul_scalar(coefficient)
-            }
-        }
-        _ => layer.forward(a.clone().without_autodiff()),
+    let z = if plain_term {
+        group_values[0].clone()
+    } else {
+        layer.forward(a.clone().without_autodiff())
     };
     // Each group's constant factor `scale · mask(z) · z / stab(z_ρ)`.
     let factors: Vec<Tensor<4>> = groups
@@ -506,6 +497,34 @@ pub(crate) fn one_pass_forward(
 pub(crate) fn with_value(y: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
     let value = y.clone().without_autodiff();
     (y - value) + z
+}
+
+/// γ or αβ on a non-negative input, where each group has one live term: `t₁` and `t₂` with
+/// `ρ₁ + ρ₂ = W / coefficient` (γ: `(W + γW⁺) + (W + γW⁻) = (2 + γ)W`; αβ: `W⁺ + W⁻ = W`).
+/// The second term's output is then `z / coefficient − out₁`, so the layer itself takes its
+/// place in the graph: `y = out₁ ⊙ (f₁ − f₂) + z ⊙ f₂ / coefficient`. Two convolutions, as two
+/// terms would cost, and the model's own output `z` comes with them bit for bit (a max pool
+/// downstream routes by it).
+fn one_pass_two_groups(
+    layer: &Layer,
+    rule_layer: RuleLayer<'_>,
+    a: Tensor<4>,
+    (t1, g1): (Term, &Group),
+    (_, g2): (Term, &Group),
+    coefficient: f64,
+) -> Tensor<4> {
+    let out1 = rule_layer.forward_with(a.clone(), t1.params, t1.bias);
+    let z_graph = layer.forward(a);
+    let z = z_graph.clone().without_autodiff();
+    let v1 = out1.clone().without_autodiff();
+    let v2 = z.clone().div_scalar(coefficient) - v1.clone();
+    let factor = |group: &Group, value: Tensor<4>| {
+        signed(group_ratio(group, z.clone(), value, &z), group.scale)
+    };
+    let f1 = factor(g1, v1);
+    let f2 = factor(g2, v2);
+    let y = out1 * (f1 - f2.clone()) + z_graph * f2.div_scalar(coefficient);
+    with_value(y, z)
 }
 
 /// A layer that passes relevance unchanged, in the one pass. A homogeneous layer
