@@ -320,3 +320,67 @@ fn custom_rules_from_the_building_blocks_equal_the_built_in_ones() {
         "{err}"
     );
 }
+
+/// A permutation and a reshape move relevance with the values: `permute([1, 2, 0])` then
+/// `reshape([24])` then a dense layer explains exactly as `flatten` then the dense layer with
+/// its columns permuted the same way.
+#[test]
+fn permutations_and_reshapes_move_relevance_with_the_values() {
+    let (c, h, w) = (2, 3, 4);
+    let n_in = c * h * w;
+    let weight = random_vec(&mut rng(13), 3 * n_in, -1.0, 1.0);
+    let bias = random_vec(&mut rng(14), 3, -0.2, 0.2);
+    // Column j of the permuted layer reads position j of [H, W, C]; the same value sits at
+    // ((ch·H + y)·W + x) of [C, H, W].
+    let mut moved = vec![0.0f32; 3 * n_in];
+    for o in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    let hwc = (y * w + x) * c + ch;
+                    let chw = (ch * h + y) * w + x;
+                    moved[o * n_in + chw] = weight[o * n_in + hwc];
+                }
+            }
+        }
+    }
+    let mut permuted = Graph::new();
+    let x = permuted.input();
+    let p = permuted.permute("to_hwc", [1, 2, 0], x);
+    let r = permuted.reshape("flat", [n_in], p);
+    permuted.layer("fc", linear(&weight, Some(&bias), n_in, 3), r);
+    let mut flat = Graph::new();
+    let x = flat.input();
+    let f = flat.layer("flat", lrp_grad::Flatten, x);
+    flat.layer("fc", linear(&moved, Some(&bias), n_in, 3), f);
+    let input = tensor(random_vec(&mut rng(15), 2 * n_in, -1.0, 1.0), [2, c, h, w]);
+    for strategy in [Strategy::Auto, Strategy::LayerWise] {
+        let run = |g: &Graph| {
+            let e = Explainer::new()
+                .rule(Rule::Epsilon { epsilon: 0.01 })
+                .strategy(strategy)
+                .explain(g, input.clone())
+                .expect("explains");
+            (values(e.output), values(e.relevance))
+        };
+        let (out_a, r_a) = run(&permuted);
+        let (out_b, r_b) = run(&flat);
+        assert_close(&out_a, &out_b, 1e-6);
+        assert_close(&r_a, &r_b, 1e-6);
+    }
+    let mut bad = Graph::new();
+    let x = bad.input();
+    bad.reshape("wrong", [5], x);
+    let err = lrp_grad::explain(&bad, input.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot reshape per-sample shape [2, 3, 4] (24 values) to [5]"),
+        "{err}"
+    );
+    let mut bad = Graph::new();
+    let x = bad.input();
+    bad.permute("wrong", [0, 0, 1], x);
+    let err = lrp_grad::explain(&bad, input).unwrap_err().to_string();
+    assert!(err.contains("are not a permutation"), "{err}");
+}

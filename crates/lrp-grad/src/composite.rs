@@ -285,7 +285,9 @@ fn base(op: &Op, index: usize) -> Result<Propagation> {
     let layer = match op {
         Op::Layer(layer) => layer,
         Op::Add(_) => return Ok(Propagation::Rule(Rule::Norm)),
-        Op::Concat(_) | Op::Gate(_) => return Ok(Propagation::Pass),
+        Op::Concat(_) | Op::Gate(_) | Op::Reshape(_) | Op::Permute(_) => {
+            return Ok(Propagation::Pass);
+        }
     };
     match layer {
         Layer::Linear(_) | Layer::Conv2d(_) => Err(Error::MissingRule {
@@ -319,11 +321,11 @@ fn pair(rule: &Rule, op: &Op, index: usize) -> Result<Propagation> {
                 )),
             };
         }
-        Op::Concat(_) | Op::Gate(_) => {
+        Op::Concat(_) | Op::Gate(_) | Op::Reshape(_) | Op::Permute(_) => {
             return match rule {
                 Rule::Pass => Ok(Propagation::Pass),
                 _ => Err(mismatch(
-                    "concatenations and gates route relevance by position and take only pass",
+                    "concatenations, gates, reshapes and permutations route relevance by position and take only pass",
                 )),
             };
         }

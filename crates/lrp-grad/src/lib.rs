@@ -58,7 +58,7 @@ pub use methods::{
 };
 pub use model::{
     Add, AsGraph, Builder, Concat, Eager, FeatureShape, Flatten, Gate, Graph, Layer, Node, NodeId,
-    Op, Sequential,
+    Op, Permute, Reshape, Sequential,
 };
 pub use rules::{
     Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,

@@ -12,7 +12,7 @@ use super::{
     propagate_add, route_by_gradient,
 };
 use crate::composite::Propagation;
-use crate::model::{Concat, FeatureShape, Graph, Layer, Op};
+use crate::model::{Concat, FeatureShape, Graph, Layer, Op, Permute};
 use crate::rules::Rule;
 
 /// A canonical graph resolved against a composite: one propagation (and z-box bounds where
@@ -119,6 +119,21 @@ impl LrpGraph<'_> {
             }
             // The gate is a constant: all relevance stays with the gated value.
             (Op::Gate(_), _) => vec![(inputs[0], r)],
+            (Op::Reshape(_), _) => vec![(inputs[0], r.reshape(a.dims()))],
+            (Op::Permute(Permute { axes }), _) => {
+                // The inverse permutation puts each value's relevance back in place.
+                let r = match axes.as_slice() {
+                    [p0, p1, p2] => {
+                        let mut inverse = [0usize; 3];
+                        for (i, &p) in [*p0, *p1, *p2].iter().enumerate() {
+                            inverse[p] = i;
+                        }
+                        r.permute([0, inverse[0] + 1, inverse[1] + 1, inverse[2] + 1])
+                    }
+                    _ => r,
+                };
+                vec![(inputs[0], r)]
+            }
         }
     }
 
@@ -221,17 +236,14 @@ impl LrpGraph<'_> {
     }
 
     /// Node `k` in its one-pass form, on autodiff inputs.
-    fn one_pass_node(
-        &self,
-        k: usize,
-        mut inputs: Vec<Tensor<4>>,
-        nonnegative: bool,
-    ) -> Tensor<4> {
+    fn one_pass_node(&self, k: usize, mut inputs: Vec<Tensor<4>>, nonnegative: bool) -> Tensor<4> {
         let op = &self.graph.nodes()[k].op;
         match op {
-            Op::Layer(layer) => one_pass_forward(layer, &self.plan[k], inputs.remove(0), nonnegative),
+            Op::Layer(layer) => {
+                one_pass_forward(layer, &self.plan[k], inputs.remove(0), nonnegative)
+            }
             Op::Add(_) => one_pass_add(inputs, add_stabilizer(&self.plan[k])),
-            Op::Concat(_) => op.forward(inputs),
+            Op::Concat(_) | Op::Reshape(_) | Op::Permute(_) => op.forward(inputs),
             Op::Gate(_) => {
                 let gate = inputs
                     .pop()
@@ -275,7 +287,9 @@ pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
                 | Layer::Identity(_),
             ) => first,
             Op::Layer(_) => false,
-            Op::Add(_) | Op::Concat(_) | Op::Gate(_) => all_inputs,
+            Op::Add(_) | Op::Concat(_) | Op::Gate(_) | Op::Reshape(_) | Op::Permute(_) => {
+                all_inputs
+            }
         });
     }
     known

@@ -570,7 +570,7 @@ pub(crate) fn propagate_add(
 pub(crate) fn node_one_pass_able(op: &Op, propagation: &Propagation) -> bool {
     match op {
         Op::Layer(layer) => one_pass_able(layer, propagation),
-        Op::Add(_) | Op::Concat(_) | Op::Gate(_) => true,
+        Op::Add(_) | Op::Concat(_) | Op::Gate(_) | Op::Reshape(_) | Op::Permute(_) => true,
     }
 }
 

@@ -73,6 +73,22 @@ pub struct Concat {
 #[derive(Module, Debug, Copy, Default)]
 pub struct Gate;
 
+/// A reshape of each sample to `shape` (`[F]` or `[C, H, W]`, the same number of values, in
+/// row-major order, as PyTorch's `reshape`); relevance moves with the values.
+#[derive(Module, Debug, Default)]
+pub struct Reshape {
+    /// The per-sample shape after the reshape.
+    pub shape: Vec<usize>,
+}
+
+/// A permutation of each sample's axes (an image's `[C, H, W]`: `[1, 2, 0]` gives `[H, W, C]`);
+/// relevance moves with the values.
+#[derive(Module, Debug, Default)]
+pub struct Permute {
+    /// Output axis `i` is input axis `axes[i]` (per sample, the batch axis not counted).
+    pub axes: Vec<usize>,
+}
+
 /// What one node of a [`Graph`] computes.
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)] // one per node, built once
@@ -85,6 +101,10 @@ pub enum Op {
     Concat(Concat),
     /// Input 0 times input 1, the gate (see [`Gate`]).
     Gate(Gate),
+    /// A per-sample reshape.
+    Reshape(Reshape),
+    /// A per-sample permutation of axes.
+    Permute(Permute),
 }
 
 impl Op {
@@ -95,6 +115,8 @@ impl Op {
             Op::Add(_) => "add",
             Op::Concat(_) => "concat",
             Op::Gate(_) => "gate",
+            Op::Reshape(_) => "reshape",
+            Op::Permute(_) => "permute",
         }
     }
 
@@ -203,6 +225,32 @@ impl Graph {
     /// `x · gate` with the gate treated as a constant (see [`Gate`]).
     pub fn gate(&mut self, name: impl Into<String>, x: NodeId, gate: NodeId) -> NodeId {
         self.push(name, Op::Gate(Gate), [x, gate])
+    }
+
+    /// `x` reshaped to the per-sample `shape` (`[F]` or `[C, H, W]`).
+    pub fn reshape(
+        &mut self,
+        name: impl Into<String>,
+        shape: impl Into<Vec<usize>>,
+        x: NodeId,
+    ) -> NodeId {
+        self.push(
+            name,
+            Op::Reshape(Reshape {
+                shape: shape.into(),
+            }),
+            [x],
+        )
+    }
+
+    /// `x` with its per-sample axes permuted (`[1, 2, 0]`: `[C, H, W]` → `[H, W, C]`).
+    pub fn permute(
+        &mut self,
+        name: impl Into<String>,
+        axes: impl Into<Vec<usize>>,
+        x: NodeId,
+    ) -> NodeId {
+        self.push(name, Op::Permute(Permute { axes: axes.into() }), [x])
     }
 
     /// The value of the model output (the last node's, or the input for an empty graph).
@@ -339,6 +387,20 @@ impl Op {
                 let gate = inputs.pop().expect("a gate has two inputs");
                 inputs.remove(0) * gate
             }
+            Op::Reshape(Reshape { shape }) => {
+                let x = inputs.remove(0);
+                let n = x.dims()[0];
+                let target = FeatureShape::from_batched(&[&[n][..], shape].concat())
+                    .expect("reshape targets are checked with the shapes");
+                x.reshape(target.batched(n))
+            }
+            Op::Permute(Permute { axes }) => {
+                let x = inputs.remove(0);
+                match axes.as_slice() {
+                    [a, b, c] => x.permute([0, a + 1, b + 1, c + 1]),
+                    _ => x, // a vector's only permutation
+                }
+            }
         }
     }
 }
@@ -414,6 +476,35 @@ fn node_shape(node: &Node, index: usize, inputs: &[FeatureShape]) -> Result<Feat
                 dims[*axis] += d[*axis];
             }
             FeatureShape::from_batched(&[&[1][..], &dims].concat())
+        }
+        Op::Reshape(Reshape { shape }) => {
+            arity("one input", inputs.len() == 1)?;
+            let fits = matches!(shape.len(), 1 | 3)
+                && shape.iter().product::<usize>() == inputs[0].numel()
+                && !shape.contains(&0);
+            if !fits {
+                return Err(structure(format!(
+                    "cannot reshape per-sample shape {} ({} values) to {shape:?}; expected [F] or [C, H, W] with as many values",
+                    inputs[0],
+                    inputs[0].numel()
+                )));
+            }
+            FeatureShape::from_batched(&[&[1][..], shape].concat())
+        }
+        Op::Permute(Permute { axes }) => {
+            arity("one input", inputs.len() == 1)?;
+            let dims = inputs[0].dims();
+            let mut sorted = axes.clone();
+            sorted.sort_unstable();
+            if sorted != (0..dims.len()).collect::<Vec<_>>() {
+                return Err(structure(format!(
+                    "axes {axes:?} are not a permutation of the {} axes of per-sample shape {}",
+                    dims.len(),
+                    inputs[0]
+                )));
+            }
+            let permuted: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
+            FeatureShape::from_batched(&[&[1][..], &permuted].concat())
         }
         Op::Gate(_) => {
             arity("two inputs (the value and its gate)", inputs.len() == 2)?;

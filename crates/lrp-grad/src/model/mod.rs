@@ -15,7 +15,7 @@ pub(crate) mod graph;
 pub(crate) mod shape;
 
 pub use builder::{Builder, Eager};
-pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op};
+pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
 pub use shape::FeatureShape;
 
 use std::borrow::Cow;
