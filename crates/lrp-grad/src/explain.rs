@@ -6,6 +6,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::composite::{Composite, Propagation};
 use crate::engine::Bounds;
 use crate::engine::graph::LrpGraph;
+use crate::engine::step::Step;
 use crate::error::{Error, Result};
 use crate::methods::{self, Base, Baseline, Method};
 use crate::model::{AsGraph, FeatureShape, Graph, to_internal};
@@ -221,29 +222,40 @@ impl PreparedExplainer {
         )
     }
 
-    /// The z-box bounds of this batch (their batch dimension is 1 or the batch's).
+    /// The steps of this batch: the plan with the z-box bounds broadcast to it (their batch
+    /// dimension is 1 or the batch's).
     fn for_batch(&self, x: &Tensor<4>) -> Result<Prepared<'_>> {
         let n = x.dims()[0];
         let lrp = match &self.plan {
             Some(plan) => {
-                let bounds = plan
+                let steps = plan
                     .iter()
                     .zip(self.graph.nodes())
-                    .map(|(step, node)| match step {
-                        Propagation::Rule(Rule::ZBox { low, high }) => {
-                            let shape = self.shapes[node.inputs[0]];
-                            Ok(Some(Bounds {
-                                low: broadcast_bound(low, "z-box low", shape, n, x)?,
-                                high: broadcast_bound(high, "z-box high", shape, n, x)?,
-                            }))
-                        }
-                        _ => Ok(None),
+                    .enumerate()
+                    .map(|(index, (propagation, node))| {
+                        let bounds = match propagation {
+                            Propagation::Rule(Rule::ZBox { low, high }) => {
+                                let shape = self.shapes[node.inputs[0]];
+                                Some(Bounds {
+                                    low: broadcast_bound(low, "z-box low", shape, n, x)?,
+                                    high: broadcast_bound(high, "z-box high", shape, n, x)?,
+                                })
+                            }
+                            _ => None,
+                        };
+                        Step::resolve(&node.op, propagation, bounds).ok_or_else(|| {
+                            Error::RuleLayerMismatch {
+                                rule: "(plan)",
+                                index,
+                                kind: node.op.kind(),
+                                reason: format!("{propagation} has no meaning for this node"),
+                            }
+                        })
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Some(LrpGraph {
                     graph: &self.graph,
-                    plan,
-                    bounds,
+                    steps,
                     shapes: &self.shapes,
                 })
             }

@@ -7,20 +7,17 @@
 
 use burn::tensor::Tensor;
 
+use super::step::{Routing, Step};
 use super::{
-    Bounds, RuleLayer, node_one_pass_able, one_pass_add, one_pass_forward, propagate,
-    propagate_add, route_by_gradient,
+    one_pass_add, one_pass_forward, one_pass_pass, propagate, propagate_add, route_by_gradient,
 };
-use crate::composite::Propagation;
-use crate::model::{Concat, FeatureShape, Graph, Layer, Op, Permute};
-use crate::rules::Rule;
+use crate::model::{FeatureShape, Graph, Layer, Op};
 
-/// A canonical graph resolved against a composite: one propagation (and z-box bounds where
-/// its rule is z-box) per node, and each value's per-sample shape.
+/// A canonical graph resolved against a composite: one step per node, and each value's
+/// per-sample shape.
 pub(crate) struct LrpGraph<'a> {
     pub graph: &'a Graph,
-    pub plan: &'a [Propagation],
-    pub bounds: Vec<Option<Bounds>>,
+    pub steps: Vec<Step<'a>>,
     pub shapes: &'a [FeatureShape],
 }
 
@@ -84,45 +81,44 @@ impl LrpGraph<'_> {
         let inputs = &node.inputs;
         let a = &values[inputs[0]];
         let z = &values[k + 1];
-        match (&node.op, &self.plan[k]) {
-            (Op::Layer(_), Propagation::Pass) => vec![(inputs[0], r.reshape(a.dims()))],
-            (Op::Layer(layer), Propagation::WinnerTakesAll) => {
-                let layer = RuleLayer::new(layer).expect("max pooling is a rule layer");
-                vec![(inputs[0], route_by_gradient(layer, a, &r))]
-            }
-            (Op::Layer(layer), Propagation::Rule(rule)) => {
-                let layer =
-                    RuleLayer::new(layer).expect("composites give rules only to rule layers");
-                let groups = rule
-                    .groups()
-                    .expect("Pass is resolved to Propagation::Pass");
-                let bounds = self.bounds[k].as_ref();
-                let r_in = propagate(layer, &groups, a, z, &r, bounds, nonnegative[inputs[0]]);
+        match (&node.op, &self.steps[k]) {
+            (_, Step::Pass(_)) => vec![(inputs[0], r.reshape(a.dims()))],
+            (_, Step::WinnerTakesAll(layer)) => vec![(inputs[0], route_by_gradient(*layer, a, &r))],
+            (_, Step::Rule(step)) => {
+                let r_in = propagate(
+                    step.rule_layer,
+                    &step.groups,
+                    a,
+                    z,
+                    &r,
+                    step.bounds.as_ref(),
+                    nonnegative[inputs[0]],
+                );
                 vec![(inputs[0], r_in)]
             }
-            (Op::Add(_), propagation) => {
+            (_, Step::Add { stabilizer }) => {
                 let xs: Vec<&Tensor<4>> = inputs.iter().map(|&v| &values[v]).collect();
-                let r_in = propagate_add(&xs, z, &r, add_stabilizer(propagation));
+                let r_in = propagate_add(&xs, z, &r, *stabilizer);
                 inputs.iter().copied().zip(r_in).collect()
             }
-            (Op::Concat(Concat { axis }), _) => {
+            (_, Step::Route(Routing::Concat(axis))) => {
                 let mut start = 0;
                 inputs
                     .iter()
                     .map(|&v| {
-                        let length = values[v].dims()[axis + 1];
-                        let part = r.clone().narrow(axis + 1, start, length);
+                        let length = values[v].dims()[*axis];
+                        let part = r.clone().narrow(*axis, start, length);
                         start += length;
                         (v, part)
                     })
                     .collect()
             }
             // The gate is a constant: all relevance stays with the gated value.
-            (Op::Gate(_), _) => vec![(inputs[0], r)],
-            (Op::Reshape(_), _) => vec![(inputs[0], r.reshape(a.dims()))],
-            (Op::Permute(Permute { axes }), _) => {
+            (_, Step::Route(Routing::Gate)) => vec![(inputs[0], r)],
+            (_, Step::Route(Routing::Reshape)) => vec![(inputs[0], r.reshape(a.dims()))],
+            (_, Step::Route(Routing::Permute(axes))) => {
                 // The inverse permutation puts each value's relevance back in place.
-                let r = match axes.as_slice() {
+                let r = match axes {
                     [p0, p1, p2] => {
                         let mut inverse = [0usize; 3];
                         for (i, &p) in [*p0, *p1, *p2].iter().enumerate() {
@@ -141,10 +137,10 @@ impl LrpGraph<'_> {
     /// node before them: the rest, closed under readers, runs as the one pass.
     fn layer_wise_nodes(&self) -> Vec<bool> {
         let nodes = self.graph.nodes();
-        let mut marked: Vec<bool> = nodes
+        let mut marked: Vec<bool> = self
+            .steps
             .iter()
-            .zip(self.plan)
-            .map(|(node, p)| !node_one_pass_able(&node.op, p))
+            .map(|step| !step.one_pass_able())
             .collect();
         for k in (0..nodes.len()).rev() {
             if marked[k] {
@@ -238,31 +234,18 @@ impl LrpGraph<'_> {
     /// Node `k` in its one-pass form, on autodiff inputs.
     fn one_pass_node(&self, k: usize, mut inputs: Vec<Tensor<4>>, nonnegative: bool) -> Tensor<4> {
         let op = &self.graph.nodes()[k].op;
-        match op {
-            Op::Layer(layer) => {
-                one_pass_forward(layer, &self.plan[k], inputs.remove(0), nonnegative)
+        match (&self.steps[k], op) {
+            (Step::Rule(step), _) => one_pass_forward(step, inputs.remove(0), nonnegative),
+            (Step::Pass(layer), _) => one_pass_pass(layer, inputs.remove(0)),
+            (Step::Add { stabilizer }, _) => one_pass_add(inputs, *stabilizer),
+            (Step::Route(Routing::Gate), _) => {
+                // The gate is a constant: no gradient, so no relevance, enters its branch.
+                let x = inputs.remove(0);
+                let gate = inputs.remove(0).without_autodiff();
+                x * gate
             }
-            Op::Add(_) => one_pass_add(inputs, add_stabilizer(&self.plan[k])),
-            Op::Concat(_) | Op::Reshape(_) | Op::Permute(_) => op.forward(inputs),
-            Op::Gate(_) => {
-                let gate = inputs
-                    .pop()
-                    .expect("a gate has two inputs")
-                    .without_autodiff();
-                inputs.remove(0) * gate
-            }
+            (Step::WinnerTakesAll(_) | Step::Route(_), _) => op.forward(inputs),
         }
-    }
-}
-
-/// The stabilizer of an addition's rule (norm, ε or zero; checked by the composite).
-fn add_stabilizer(propagation: &Propagation) -> f64 {
-    match propagation {
-        Propagation::Rule(rule @ (Rule::Zero | Rule::Epsilon { .. } | Rule::Norm)) => rule
-            .groups()
-            .and_then(|groups| groups.first().map(|g| g.stabilizer))
-            .unwrap_or(crate::rules::DEFAULT_STABILIZER),
-        _ => crate::rules::DEFAULT_STABILIZER,
     }
 }
 

@@ -17,6 +17,7 @@
 //! that a single backward pass gives the relevance of every one-pass-able layer at once.
 
 pub(crate) mod graph;
+pub(crate) mod step;
 
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
@@ -27,10 +28,10 @@ use burn::tensor::module::{
 };
 use burn::tensor::ops::ConvTransposeOptions;
 
-use crate::composite::Propagation;
+use crate::model::Layer;
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
-use crate::model::{Layer, Op};
 use crate::rules::{Group, InputMod, OutputMask, ParamMod, Term};
+use step::RuleStep;
 
 /// A layer the rule engine can evaluate with modified parameters and inputs: linear in its
 /// input up to a bias (dense, conv, average pooling) or piecewise linear (max pooling).
@@ -367,26 +368,6 @@ fn modified_input(input: InputMod, a: &Tensor<4>, bounds: Option<&Bounds>) -> Te
     }
 }
 
-/// Whether relevance can cross this layer in the one-pass formulation: its relevance must be
-/// `input ⊙ (modified gradient)`. True for rules whose terms read only `a`, `a⁺` or `a⁻`
-/// (all but flat, w-square and z-box), for max pooling, and for passing relevance through
-/// element-wise layers with `f(0) = 0` (see [`one_pass_pass`]); not through sigmoid, hard
-/// sigmoid or an unmerged batch norm, whose relevance at an input of 0 is not input × anything.
-pub(crate) fn one_pass_able(layer: &Layer, propagation: &Propagation) -> bool {
-    match propagation {
-        Propagation::Pass => layer.passes_as_factor(),
-        Propagation::WinnerTakesAll => true,
-        Propagation::Rule(rule) => rule.groups().is_some_and(|groups| {
-            groups.iter().flat_map(|g| &g.terms).all(|t| {
-                matches!(
-                    t.input,
-                    InputMod::Identity | InputMod::Positive | InputMod::Negative
-                )
-            })
-        }),
-    }
-}
-
 /// One layer of the one-pass formulation, on an autodiff input `a`.
 ///
 /// A rule layer outputs `y = Σ_groups z_ρ(a) ⊙ (scale · mask · z / stab(z_ρ))`, the factor a
@@ -396,21 +377,12 @@ pub(crate) fn one_pass_able(layer: &Layer, propagation: &Propagation) -> bool {
 /// input × gradient. The value is then set to the model's own output `z` bit for bit
 /// ([`with_value`]), so later layers see the model's true activations and a max pool
 /// downstream picks the winners the model's forward pass picked, near-ties included.
-pub(crate) fn one_pass_forward(
-    layer: &Layer,
-    propagation: &Propagation,
-    a: Tensor<4>,
-    nonnegative: bool,
-) -> Tensor<4> {
-    let Propagation::Rule(rule) = propagation else {
-        return one_pass_pass(layer, a);
-    };
-    let rule_layer = RuleLayer::new(layer).expect("composites give rules only to rule layers");
-    let groups: Vec<(Vec<Term>, Group)> = rule
-        .groups()
-        .expect("Pass is resolved to Propagation::Pass")
-        .into_iter()
-        .map(|g| (live_terms(&g, nonnegative), g))
+pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: bool) -> Tensor<4> {
+    let (layer, rule_layer, rule) = (step.layer, step.rule_layer, step.rule);
+    let groups: Vec<(Vec<Term>, Group)> = step
+        .groups
+        .iter()
+        .map(|g| (live_terms(g, nonnegative), g.clone()))
         .collect();
     if let (Some(coefficient), true) = (rule.output_from_groups(), nonnegative)
         && let [(first, g1), (second, g2)] = groups.as_slice()
@@ -563,15 +535,6 @@ pub(crate) fn propagate_add(
 ) -> Vec<Tensor<4>> {
     let s = r.clone() / stabilize(z.clone(), stabilizer);
     inputs.iter().map(|x| (*x).clone() * s.clone()).collect()
-}
-
-/// Whether a node can take part in the one pass: its relevance must be `input ⊙ (modified
-/// gradient)`.
-pub(crate) fn node_one_pass_able(op: &Op, propagation: &Propagation) -> bool {
-    match op {
-        Op::Layer(layer) => one_pass_able(layer, propagation),
-        Op::Add(_) | Op::Concat(_) | Op::Gate(_) | Op::Reshape(_) | Op::Permute(_) => true,
-    }
 }
 
 /// `sign · t`, without a pass over `t` when the sign is +1.

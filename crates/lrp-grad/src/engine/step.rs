@@ -1,0 +1,110 @@
+//! A node's propagation resolved once into what the engine runs: the rule layer and its groups,
+//! the z-box bounds, the stabilizer of an addition. The engine then has nothing to look up or
+//! check while it runs: a resolved step cannot hold a rule without terms, a rule on a layer
+//! without a linear map, or a z-box without bounds.
+
+use super::{Bounds, RuleLayer};
+use crate::composite::Propagation;
+use crate::model::{Layer, Op};
+use crate::rules::{Group, InputMod, Rule};
+
+/// How relevance crosses one node.
+#[allow(clippy::large_enum_variant)] // one per node, built once per batch
+pub(crate) enum Step<'a> {
+    /// A rule on a linear or pooling layer.
+    Rule(RuleStep<'a>),
+    /// Max pooling: each output's relevance to its window's winner.
+    WinnerTakesAll(RuleLayer<'a>),
+    /// An element-wise or reshaping layer: relevance unchanged.
+    Pass(&'a Layer),
+    /// An addition: `R_i = x_i · R / stab(Σ x)`.
+    Add {
+        /// ε of the stabilizer (norm 1e-6, ε, or zero's 1e-9).
+        stabilizer: f64,
+    },
+    /// Concatenation, gate, reshape, permutation: relevance routed by position.
+    Route(Routing<'a>),
+}
+
+/// How a routing node moves relevance back to its inputs.
+pub(crate) enum Routing<'a> {
+    /// Split along the (internal) axis by the inputs' sizes.
+    Concat(usize),
+    /// All to the gated value, none to the gate.
+    Gate,
+    /// Reshaped to the input.
+    Reshape,
+    /// The inverse permutation of these per-sample axes.
+    Permute(&'a [usize]),
+}
+
+/// A rule layer with its rule's groups.
+pub(crate) struct RuleStep<'a> {
+    pub layer: &'a Layer,
+    pub rule_layer: RuleLayer<'a>,
+    pub rule: &'a Rule,
+    pub groups: Vec<Group>,
+    /// z-box's bounds (present exactly when a term reads a bound).
+    pub bounds: Option<Bounds>,
+}
+
+impl<'a> Step<'a> {
+    /// Resolves a node's propagation; `None` when the pairing has no meaning (the composite
+    /// rejects those before) or a z-box comes without `bounds`.
+    pub fn resolve(
+        op: &'a Op,
+        propagation: &'a Propagation,
+        bounds: Option<Bounds>,
+    ) -> Option<Self> {
+        Some(match (op, propagation) {
+            (Op::Layer(layer), Propagation::Pass) => Step::Pass(layer),
+            (Op::Layer(layer), Propagation::WinnerTakesAll) => {
+                Step::WinnerTakesAll(RuleLayer::new(layer)?)
+            }
+            (Op::Layer(layer), Propagation::Rule(rule)) => {
+                let groups = rule.groups()?;
+                let reads_bounds = groups
+                    .iter()
+                    .flat_map(|g| &g.terms)
+                    .any(|t| matches!(t.input, InputMod::Low | InputMod::High));
+                if reads_bounds != bounds.is_some() || groups.iter().any(|g| g.terms.is_empty()) {
+                    return None;
+                }
+                Step::Rule(RuleStep {
+                    layer,
+                    rule_layer: RuleLayer::new(layer)?,
+                    rule,
+                    groups,
+                    bounds,
+                })
+            }
+            (Op::Add(_), Propagation::Rule(rule)) => Step::Add {
+                stabilizer: rule.groups()?.first()?.stabilizer,
+            },
+            (Op::Add(_), _) => return None,
+            (Op::Concat(concat), _) => Step::Route(Routing::Concat(concat.axis + 1)),
+            (Op::Gate(_), _) => Step::Route(Routing::Gate),
+            (Op::Reshape(_), _) => Step::Route(Routing::Reshape),
+            (Op::Permute(permute), _) => Step::Route(Routing::Permute(&permute.axes)),
+        })
+    }
+
+    /// Whether the step has a one-pass form: its relevance is `input ⊙ (modified gradient)`.
+    /// True for rules whose terms read only `a`, `a⁺` or `a⁻` (all but flat, w-square and
+    /// z-box), for max pooling, additions and routing, and for passing relevance through
+    /// element-wise layers with `f(0) = 0` (see [`super::one_pass_pass`]); not through sigmoid,
+    /// hard sigmoid or an unmerged batch norm, whose relevance at an input of 0 is not input ×
+    /// anything.
+    pub fn one_pass_able(&self) -> bool {
+        match self {
+            Step::Pass(layer) => layer.passes_as_factor(),
+            Step::Rule(step) => step.groups.iter().flat_map(|g| &g.terms).all(|t| {
+                matches!(
+                    t.input,
+                    InputMod::Identity | InputMod::Positive | InputMod::Negative
+                )
+            }),
+            Step::WinnerTakesAll(_) | Step::Add { .. } | Step::Route(_) => true,
+        }
+    }
+}
