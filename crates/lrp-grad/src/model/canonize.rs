@@ -145,3 +145,88 @@ fn merged_bias(bias: Option<&Param<Tensor<1>>>, scale: &Tensor<1>, shift: Tensor
         None => shift,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::module::{Param, RunningState};
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNormConfig, PaddingConfig2d, Relu};
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::*;
+
+    /// A batch norm with statistics far from the identity, so that a wrong merge shows.
+    fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
+        let mut bn = BatchNormConfig::new(channels).init(device);
+        let uniform =
+            |low, high| Tensor::<1>::random([channels], Distribution::Uniform(low, high), device);
+        bn.gamma = Param::from_tensor(uniform(0.5, 1.5));
+        bn.beta = Param::from_tensor(uniform(-0.5, 0.5));
+        bn.running_mean = RunningState::new(uniform(-0.5, 0.5));
+        bn.running_var = RunningState::new(uniform(0.5, 2.0));
+        bn
+    }
+
+    fn conv(c_in: usize, c_out: usize, device: &Device) -> Layer {
+        Layer::Conv2d(
+            Conv2dConfig::new([c_in, c_out], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+        )
+    }
+
+    fn kinds(graph: &Graph) -> Vec<&'static str> {
+        graph.nodes().iter().map(|n| n.op.kind()).collect()
+    }
+
+    fn max_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    /// DenseNet's pattern: a batch norm that reads a concatenation stays (and passes
+    /// relevance); the batch norm right after a conv merges; a conv whose output is also read
+    /// elsewhere keeps its batch norm, since merging would change the other reader's input.
+    #[test]
+    fn batch_norms_merge_by_data_flow_not_by_order() {
+        let device = Device::default();
+        device.seed(3);
+        let mut g = Graph::new();
+        let x = g.input();
+        let a = g.layer("conv_a", conv(2, 3, &device), x);
+        let a = g.layer("bn_a", batch_norm(3, &device), a); // merges into conv_a
+        let b = g.layer("conv_b", conv(3, 3, &device), a);
+        let b_bn = g.layer("bn_b", batch_norm(3, &device), b); // conv_b is also read by `cat`
+        let cat = g.concat("cat", 0, [b, b_bn]);
+        let c = g.layer("bn_cat", batch_norm(6, &device), cat); // reads a concatenation
+        let c = g.layer("relu", Relu::new(), c);
+        let c = g.layer(
+            "pool",
+            burn::nn::pool::AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            c,
+        );
+        let c = g.layer("flatten", super::super::Flatten, c);
+        g.layer("fc", burn::nn::LinearConfig::new(6, 2).init(&device), c);
+
+        let canonical = g.canonize();
+        assert_eq!(
+            kinds(&canonical),
+            [
+                "conv2d",
+                "identity",
+                "conv2d",
+                "batch_norm",
+                "concat",
+                "batch_norm",
+                "relu",
+                "adaptive_avg_pool2d",
+                "flatten",
+                "linear"
+            ]
+        );
+        // The original graph is untouched, and the canonical one computes the same function.
+        assert_eq!(kinds(&g)[1], "batch_norm");
+        let input = Tensor::<4>::random([2, 2, 5, 5], Distribution::Default, &device);
+        let error = max_difference(g.forward(input.clone()), canonical.forward(input));
+        assert!(error < 1e-5, "{error:e}");
+    }
+}

@@ -527,3 +527,71 @@ fn node_shape(node: &Node, index: usize, inputs: &[FeatureShape]) -> Result<Feat
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::Relu;
+    use burn::nn::pool::AdaptiveAvgPool2dConfig;
+    use burn::tensor::{Device, Distribution};
+
+    use super::super::Flatten;
+    use super::*;
+
+    fn image(channels: usize, height: usize, width: usize) -> FeatureShape {
+        FeatureShape::Image {
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// Shapes follow each operation: concatenation on any axis adds up that axis, a gate of one
+    /// value per channel broadcasts, a permutation moves axes, a reshape keeps the count.
+    #[test]
+    fn shapes_follow_every_operation() {
+        let mut g = Graph::new();
+        let x = g.input();
+        let a = g.layer("relu", Relu::new(), x);
+        let tall = g.concat("tall", 1, [x, a]);
+        let squeeze = g.layer("pool", AdaptiveAvgPool2dConfig::new([1, 1]).init(), tall);
+        let squeeze = g.layer("flat", Flatten, squeeze);
+        let gated = g.gate("gate", tall, squeeze);
+        let hwc = g.permute("hwc", [1, 2, 0], gated);
+        g.reshape("flat_all", [3 * 8 * 5], hwc);
+        let shapes = g.shapes(image(3, 4, 5)).expect("fits");
+        assert_eq!(shapes[3], image(3, 8, 5));
+        assert_eq!(shapes[5], FeatureShape::Vector(3));
+        assert_eq!(shapes[6], image(3, 8, 5));
+        assert_eq!(shapes[7], image(8, 5, 3));
+        assert_eq!(shapes[8], FeatureShape::Vector(120));
+    }
+
+    #[test]
+    fn values_read_before_they_exist_are_an_error() {
+        let mut g = Graph::new();
+        let x = g.input();
+        g.push("ahead", Op::Add(Add), [x, NodeId(2)]);
+        let err = g.shapes(FeatureShape::Vector(4)).unwrap_err().to_string();
+        assert!(
+            err.contains("graph node 0 (`ahead`): it reads value 2"),
+            "{err}"
+        );
+    }
+
+    /// The forward pass drops each value after its last reader but keeps the output, and
+    /// agrees with the pass that keeps every value.
+    #[test]
+    fn the_lean_forward_pass_equals_the_full_one() {
+        let device = Device::default();
+        let mut g = Graph::new();
+        let x = g.input();
+        let a = g.layer("relu", Relu::new(), x);
+        let s = g.add("sum", [x, a, a]);
+        g.concat("cat", 0, [s, x]);
+        let input = Tensor::<4>::random([2, 3, 1, 1], Distribution::Default, &device);
+        let lean = g.forward_internal(input.clone());
+        let full = g.values(input).pop().expect("output");
+        let difference: f32 = (lean - full).abs().max().into_scalar();
+        assert_eq!(difference, 0.0);
+    }
+}
