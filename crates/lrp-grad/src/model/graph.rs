@@ -559,11 +559,12 @@ mod tests {
         let hwc = g.permute("hwc", [1, 2, 0], gated);
         g.reshape("flat_all", [3 * 8 * 5], hwc);
         let shapes = g.shapes(image(3, 4, 5)).expect("fits");
-        assert_eq!(shapes[3], image(3, 8, 5));
-        assert_eq!(shapes[5], FeatureShape::Vector(3));
-        assert_eq!(shapes[6], image(3, 8, 5));
-        assert_eq!(shapes[7], image(8, 5, 3));
-        assert_eq!(shapes[8], FeatureShape::Vector(120));
+        // Value 0 is the input, value k + 1 node k's output.
+        assert_eq!(shapes[2], image(3, 8, 5));
+        assert_eq!(shapes[4], FeatureShape::Vector(3));
+        assert_eq!(shapes[5], image(3, 8, 5));
+        assert_eq!(shapes[6], image(8, 5, 3));
+        assert_eq!(shapes[7], FeatureShape::Vector(120));
     }
 
     #[test]
