@@ -387,6 +387,7 @@ pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: b
     if let (Some(coefficient), true) = (rule.output_from_groups(), nonnegative)
         && let [(first, g1), (second, g2)] = groups.as_slice()
         && let ([t1], [t2]) = (first.as_slice(), second.as_slice())
+        && (g1.mask, g2.mask) == (OutputMask::Positive, OutputMask::Negative)
     {
         return one_pass_two_groups(layer, rule_layer, a, (*t1, g1), (*t2, g2), coefficient);
     }
@@ -474,9 +475,10 @@ pub(crate) fn with_value(y: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
 /// γ or αβ on a non-negative input, where each group has one live term: `t₁` and `t₂` with
 /// `ρ₁ + ρ₂ = W / coefficient` (γ: `(W + γW⁺) + (W + γW⁻) = (2 + γ)W`; αβ: `W⁺ + W⁻ = W`).
 /// The second term's output is then `z / coefficient − out₁`, so the layer itself takes its
-/// place in the graph: `y = out₁ ⊙ (f₁ − f₂) + z ⊙ f₂ / coefficient`. Two convolutions, as two
-/// terms would cost, and the model's own output `z` comes with them bit for bit (a max pool
-/// downstream routes by it).
+/// place in the graph: `y = f ⊙ (out₁ where z > 0, z / coefficient − out₁ where z < 0)`, with
+/// `f` the two groups' factors on their disjoint outputs. Two convolutions, as two terms would
+/// cost, and the model's own output `z` comes with them bit for bit (a max pool downstream
+/// routes by it).
 fn one_pass_two_groups(
     layer: &Layer,
     rule_layer: RuleLayer<'_>,
@@ -493,9 +495,11 @@ fn one_pass_two_groups(
     let factor = |group: &Group, value: Tensor<4>| {
         signed(group_ratio(group, z.clone(), value, &z), group.scale)
     };
-    let f1 = factor(g1, v1);
-    let f2 = factor(g2, v2);
-    let y = out1 * (f1 - f2.clone()) + z_graph * f2.div_scalar(coefficient);
+    // The groups explain disjoint outputs (γ: `z > 0` and `z < 0`), so one factor tensor holds
+    // both, and the backward pass keeps it and a mask instead of two factor tensors.
+    let factor = factor(g1, v1) + factor(g2, v2);
+    let second = z_graph.div_scalar(coefficient) - out1.clone();
+    let y = out1.mask_where(z.clone().lower_elem(0.0), second) * factor;
     with_value(y, z)
 }
 
