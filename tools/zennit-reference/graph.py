@@ -10,7 +10,8 @@ Under tests/fixtures/zennit/resnet-tiny/:
                          float32-vs-float64 distance sets the tolerance)
   cases.json             case -> composite, targets, versions
 
-Run with ./run.sh graph.py (torch, zennit 1.0.0 from PyPI). CI does not need Python.
+Run with a Python that has torch, torchvision, safetensors and zennit 1.0.0 (pip install
+--ignore-requires-python zennit==1.0.0): python3 graph.py. CI does not need Python.
 """
 import json
 import pathlib
@@ -20,7 +21,13 @@ from safetensors.torch import save_file
 import zennit
 from zennit.attribution import Gradient
 from zennit.canonizers import SequentialMergeBatchNorm
-from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat
+from zennit.composites import (
+    EpsilonAlpha2Beta1,
+    EpsilonAlpha2Beta1Flat,
+    EpsilonGammaBox,
+    EpsilonPlus,
+    EpsilonPlusFlat,
+)
 from zennit.layer import Sum
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -84,9 +91,11 @@ def model():
 
 
 COMPOSITES = {
+    "epsilon-plus": lambda c: EpsilonPlus(canonizers=c),
     "epsilon-plus-flat": lambda c: EpsilonPlusFlat(canonizers=c),
     "epsilon-gamma-box": lambda c: EpsilonGammaBox(low=LOW, high=HIGH, canonizers=c),
     "epsilon-alpha2-beta1": lambda c: EpsilonAlpha2Beta1(canonizers=c),
+    "epsilon-alpha2-beta1-flat": lambda c: EpsilonAlpha2Beta1Flat(canonizers=c),
 }
 
 
