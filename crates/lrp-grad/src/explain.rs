@@ -194,11 +194,22 @@ impl PreparedExplainer {
         let explained = match &explainer.method {
             Method::Lrp => explainer.lrp(&prepared, x),
             Method::Gradient | Method::GradientTimesInput => explainer.gradient(&prepared, x),
-            Method::SmoothGrad { .. } => explainer.smooth_grad(&prepared, x),
-            Method::IntegratedGradients { .. } => {
-                explainer.integrated_gradients(&prepared, x, shape)
-            }
-            Method::Occlusion { .. } => explainer.occlusion(&prepared, x, shape),
+            Method::SmoothGrad {
+                samples,
+                noise,
+                seed,
+                base,
+            } => explainer.smooth_grad(&prepared, x, (*samples, *noise, *seed), *base),
+            Method::IntegratedGradients {
+                steps,
+                baseline,
+                base,
+            } => explainer.integrated_gradients(&prepared, x, shape, (*steps, baseline), *base),
+            Method::Occlusion {
+                window,
+                stride,
+                fill,
+            } => explainer.occlusion(&prepared, x, shape, (*window, *stride, *fill)),
         }?;
         Ok(Explanation {
             relevance: explained.relevance.reshape(input_dims),
@@ -598,16 +609,14 @@ impl Explainer {
     }
 
     /// SmoothGrad: the base averaged over noisy copies of the input.
-    fn smooth_grad(&self, prepared: &Prepared, x: Tensor<4>) -> Result<Explained> {
-        let Method::SmoothGrad {
-            samples,
-            noise,
-            seed,
-            base,
-        } = &self.method
-        else {
-            unreachable!("called for SmoothGrad")
-        };
+    fn smooth_grad(
+        &self,
+        prepared: &Prepared,
+        x: Tensor<4>,
+        (samples, noise, seed): (usize, f64, u64),
+        base: Base,
+    ) -> Result<Explained> {
+        let (samples, noise, seed, base) = (&samples, &noise, &seed, &base);
         let (output, targets, r) = self.base_relevance(prepared, &x, *base)?;
         let sigma = methods::value_range(&x).mul_scalar(*noise);
         let mut sum = x.zeros_like();
@@ -636,15 +645,10 @@ impl Explainer {
         prepared: &Prepared,
         x: Tensor<4>,
         shape: FeatureShape,
+        (steps, baseline): (usize, &Baseline),
+        base: Base,
     ) -> Result<Explained> {
-        let Method::IntegratedGradients {
-            steps,
-            baseline,
-            base,
-        } = &self.method
-        else {
-            unreachable!("called for Integrated Gradients")
-        };
+        let (steps, base) = (&steps, &base);
         let n = x.dims()[0];
         let (output, targets, r) = self.base_relevance(prepared, &x, *base)?;
         let start = match baseline {
@@ -689,15 +693,9 @@ impl Explainer {
         prepared: &Prepared,
         x: Tensor<4>,
         shape: FeatureShape,
+        (window, stride, fill): ([usize; 2], [usize; 2], f32),
     ) -> Result<Explained> {
-        let Method::Occlusion {
-            window,
-            stride,
-            fill,
-        } = &self.method
-        else {
-            unreachable!("called for occlusion")
-        };
+        let (window, stride, fill) = (&window, &stride, &fill);
         let n = x.dims()[0];
         let output = prepared.output(x.clone());
         let (targets, r) = self.score_weights(&output, n, prepared.classes)?;
