@@ -194,38 +194,28 @@ fn alexnet_like(seed: u64) -> Graph {
     let pool = || MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init();
     let mut g = Graph::new();
     let x = g.input();
-    let c = conv_node(&mut g, r, "features.0", geometry(3, 64, 11, 4, 2), false, x);
-    let c = g.layer("features.1", Relu::new(), c);
-    let c = g.layer("features.2", pool(), c);
-    let c = conv_node(
-        &mut g,
-        r,
-        "features.3",
-        geometry(64, 192, 5, 1, 2),
-        false,
-        c,
-    );
-    let c = g.layer("features.4", Relu::new(), c);
-    let c = g.layer("features.5", pool(), c);
-    let c = conv_node(
-        &mut g,
-        r,
-        "features.6",
-        geometry(192, 256, 3, 1, 1),
-        false,
-        c,
-    );
-    let c = g.layer("features.7", Relu::new(), c);
-    let c = conv_node(
-        &mut g,
-        r,
-        "features.8",
-        geometry(256, 256, 3, 1, 1),
-        false,
-        c,
-    );
-    let c = g.layer("features.9", Relu::new(), c);
-    let c = g.layer("features.10", pool(), c);
+    // (name, in, out, kernel, stride, padding, then a max pool?)
+    let layers = [
+        (0, 3, 64, 11, 4, 2, true),
+        (3, 64, 192, 5, 1, 2, true),
+        (6, 192, 256, 3, 1, 1, false),
+        (8, 256, 256, 3, 1, 1, true),
+    ];
+    let mut c = x;
+    for (index, i, o, k, stride, padding, pooled) in layers {
+        c = conv_node(
+            &mut g,
+            r,
+            &format!("features.{index}"),
+            geometry(i, o, k, stride, padding),
+            false,
+            c,
+        );
+        c = g.layer(format!("features.{}", index + 1), Relu::new(), c);
+        if pooled {
+            c = g.layer(format!("features.{}", index + 2), pool(), c);
+        }
+    }
     let c = g.layer("flatten", Flatten, c);
     dense_node(&mut g, r, "classifier", 256 * 6 * 6, 10, false, c);
     g
@@ -264,15 +254,7 @@ fn max_pools_route_to_the_models_own_winners_in_both_strategies() {
 fn a_max_pool_near_tie_goes_the_models_way() {
     let low = 0.228_681_46_f32;
     let high = f32::from_bits(low.to_bits() + 1);
-    let one_by_one = ConvGeometry {
-        in_channels: 1,
-        out_channels: 1,
-        kernel: [1, 1],
-        stride: [1, 1],
-        padding: [0, 0],
-        dilation: [1, 1],
-        groups: 1,
-    };
+    let one_by_one = geometry(1, 1, 1, 1, 0);
     let model = lrp_grad::Sequential::new()
         .push(conv(one_by_one, &[1.0], None))
         .push(MaxPool2dConfig::new([1, 2]).with_strides([1, 2]).init())
