@@ -10,8 +10,8 @@ Under tests/fixtures/zennit/resnet-tiny/:
                          float32-vs-float64 distance sets the tolerance)
   cases.json             case -> composite, targets, versions
 
-Run with a Python that has torch, torchvision, safetensors and zennit 1.0.0 (pip install
---ignore-requires-python zennit==1.0.0): python3 graph.py. CI does not need Python.
+Run it with ./graph.sh (a virtualenv with torch 2.15.0, torchvision and zennit 1.0.0 from PyPI).
+CI does not need Python: the fixture is committed.
 """
 import json
 import pathlib
