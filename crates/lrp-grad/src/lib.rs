@@ -26,11 +26,17 @@
 //! stabilizer ([`Rule`]); one engine evaluates them all.
 //!
 //! ## Concepts
-//! - [`Sequential`] / [`Layer`]: a Burn module built from Burn's own layers.
-//! - [`Rule`]: a small value describing one LRP rule.
-//! - [`Composite`]: which rule each layer gets (Zennit's composites included).
-//! - [`Sequential::canonize`]: merges batch norm into the preceding layer.
-//! - [`explain`] / [`Explainer`]: runs it all and returns an [`Explanation`].
+//! - [`Graph`]: a model as named nodes (layers, additions, concatenations, gates, reshapes),
+//!   a Burn module; [`Sequential`] / [`Layer`] is the chain case. A user's own
+//!   `#[derive(Module)]` struct writes its forward pass once against [`Builder`] and
+//!   implements [`AsGraph`].
+//! - [`Rule`]: a small value describing one LRP rule; [`CustomRule`] builds new ones from the
+//!   engine's [`Term`]s and [`Group`]s.
+//! - [`Composite`]: which rule each node gets, by name, index, first layer and type (Zennit's
+//!   composites included).
+//! - [`Graph::canonize`]: merges batch norm into the layer that feeds it (by data flow).
+//! - [`explain`] / [`Explainer`]: runs it all and returns an [`Explanation`];
+//!   [`Explainer::prepare`] resolves it once for many batches ([`PreparedExplainer`]).
 
 #![warn(missing_docs)]
 
