@@ -14,7 +14,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lrp_grad::heatmap::{self, ColorMap};
 use lrp_grad::interchange::{self, LoadedModel, write_atomically};
-use lrp_grad::{Baseline, Explainer, FeatureShape, Layer, OutputRelevance, Target};
+use lrp_grad::{
+    Baseline, Explainer, FeatureShape, Layer, OutputRelevance, PreparedExplainer, Target,
+};
 
 /// mimalloc rather than the system allocator: Burn's CPU backends allocate and free
 /// activation-sized buffers on every operation, and glibc's malloc hands such large blocks back
@@ -243,9 +245,9 @@ pub(crate) fn batch(data: Vec<f32>, n: usize, shape: FeatureShape, device: &Devi
     }
 }
 
+/// The relevance of one chunk, with the explainer prepared once for all chunks.
 pub(crate) fn explain_batch(
-    explainer: &Explainer,
-    model: &LoadedModel,
+    explainer: &PreparedExplainer,
     batch: Batch,
 ) -> lrp_grad::Result<Vec<f32>> {
     let floats = |t: TensorData| {
@@ -254,8 +256,8 @@ pub(crate) fn explain_batch(
             .expect("float relevance")
     };
     Ok(match batch {
-        Batch::Vector(x) => floats(explainer.explain(&model.model, x)?.relevance.into_data()),
-        Batch::Image(x) => floats(explainer.explain(&model.model, x)?.relevance.into_data()),
+        Batch::Vector(x) => floats(explainer.explain(x)?.relevance.into_data()),
+        Batch::Image(x) => floats(explainer.explain(x)?.relevance.into_data()),
     })
 }
 
@@ -345,23 +347,27 @@ fn explain(args: ExplainArgs) -> Result<()> {
         );
         bar
     };
+    let context = || {
+        format!(
+            "explaining {} with {} ({})",
+            args.input.display(),
+            args.model.model.display(),
+            args.rules.describe()
+        )
+    };
+    // Canonized, checked and planned once for every chunk.
+    let prepared = explainer
+        .prepare(&model.model, model.input_shape)
+        .map_err(|e| anyhow!("{}: {e}", context()))?;
     let mut relevance = Vec::with_capacity(input.data.len());
     for start in (0..n).step_by(chunk) {
         let end = (start + chunk).min(n);
         let data = input.data[start * per_sample..end * per_sample].to_vec();
         let r = explain_batch(
-            &explainer,
-            &model,
+            &prepared,
             batch(data, end - start, model.input_shape, &device),
         )
-        .map_err(|e| {
-            anyhow!(
-                "explaining {} with {} ({}): {e}",
-                args.input.display(),
-                args.model.model.display(),
-                args.rules.describe()
-            )
-        })?;
+        .map_err(|e| anyhow!("{}: {e}", context()))?;
         relevance.extend(r);
         progress.inc((end - start) as u64);
     }
