@@ -13,7 +13,7 @@ use burn::module::{Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d, Relu};
-use common::zennit::ZennitFixture;
+use common::zennit::{ZennitFixture, read_f32_tensors};
 use common::{ConvGeometry, conv, linear, relative_error, tensor, values};
 use lrp_grad::{Composite, Explainer, Flatten, Graph, NodeId, OutputRelevance, Strategy, Target};
 
@@ -22,23 +22,7 @@ struct StateDict(HashMap<String, (Vec<usize>, Vec<f32>)>);
 
 impl StateDict {
     fn open(path: &Path) -> Self {
-        let bytes = std::fs::read(path).expect("weights");
-        let tensors = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-        StateDict(
-            tensors
-                .tensors()
-                .into_iter()
-                .filter(|(_, view)| view.dtype() == safetensors::Dtype::F32)
-                .map(|(name, view)| {
-                    let values = view
-                        .data()
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect();
-                    (name, (view.shape().to_vec(), values))
-                })
-                .collect(),
-        )
+        StateDict(read_f32_tensors(path))
     }
 
     fn get(&self, name: &str) -> &(Vec<usize>, Vec<f32>) {

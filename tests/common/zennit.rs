@@ -18,24 +18,31 @@ pub struct ZennitFixture {
     pub targets: Vec<usize>,
 }
 
+/// The float32 tensors of a safetensors file (others, such as batch norm's int64
+/// `num_batches_tracked`, are left out): name → (shape, values).
+pub fn read_f32_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .tensors()
+        .into_iter()
+        .filter(|(_, view)| view.dtype() == safetensors::Dtype::F32)
+        .map(|(key, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (key, (view.shape().to_vec(), values))
+        })
+        .collect()
+}
+
 impl ZennitFixture {
     /// `root` is the workspace root (the CLI's tests live two levels below it).
     pub fn open(root: &Path, name: &str) -> Self {
         let folder = root.join("tests/fixtures/zennit").join(name);
-        let bytes = std::fs::read(folder.join("reference.safetensors")).unwrap();
-        let tensors = SafeTensors::deserialize(&bytes)
-            .unwrap()
-            .tensors()
-            .into_iter()
-            .map(|(key, view)| {
-                let values = view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                (key, (view.shape().to_vec(), values))
-            })
-            .collect();
+        let tensors = read_f32_tensors(&folder.join("reference.safetensors"));
         let meta: Value =
             serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap())
                 .unwrap();

@@ -33,10 +33,8 @@ pub enum LayerType {
 impl LayerType {
     /// Whether a node's operation belongs to this class.
     pub fn matches(&self, op: &Op) -> bool {
-        let layer = match (self, op) {
-            (LayerType::Add, op) => return matches!(op, Op::Add(_)),
-            (_, Op::Layer(layer)) => layer,
-            _ => return false,
+        let Op::Layer(layer) = op else {
+            return *self == LayerType::Add && matches!(op, Op::Add(_));
         };
         match self {
             LayerType::Add => false,

@@ -580,9 +580,9 @@ impl Explainer {
     ) -> Result<(Tensor<2>, Targets, Tensor<2>)> {
         let (n, classes) = (x.dims()[0], prepared.classes);
         let output = prepared.output(x.clone());
-        let mode = match (base, &self.target) {
-            (Base::Lrp, _) => self.output_relevance,
-            (Base::Gradient, _) => OutputRelevance::OneHot,
+        let mode = match base {
+            Base::Lrp => self.output_relevance,
+            Base::Gradient => OutputRelevance::OneHot,
         };
         let (targets, r) = self.initial_relevance(&output, n, classes, mode)?;
         Ok((output, targets, r))

@@ -23,13 +23,11 @@ use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use burn::tensor::Tensor;
-use burn::tensor::module::{
-    adaptive_avg_pool2d, avg_pool2d, conv_transpose2d, conv2d, linear, max_pool2d,
-};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv_transpose2d, conv2d, max_pool2d};
 use burn::tensor::ops::ConvTransposeOptions;
 
-use crate::model::Layer;
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
+use crate::model::{Layer, dense};
 use crate::rules::{Group, InputMod, OutputMask, ParamMod, Term};
 use step::RuleStep;
 
@@ -64,16 +62,14 @@ impl<'a> RuleLayer<'a> {
     /// The forward pass with every parameter modified by `params`, and the bias left out unless
     /// `bias`. Parameter-free layers ignore both.
     pub(crate) fn forward_with(&self, x: Tensor<4>, params: ParamMod, bias: bool) -> Tensor<4> {
-        let [n, c, h, w] = x.dims();
+        let [_, _, h, w] = x.dims();
         match *self {
             Self::Dense(layer) => {
                 let weight = params.apply(layer.weight.val());
                 let bias = bias
                     .then(|| layer.bias.as_ref().map(|b| params.apply(b.val())))
                     .flatten();
-                let out = linear(x.reshape([n, c * h * w]), weight, bias);
-                let [_, features] = out.dims();
-                out.reshape([n, features, 1, 1])
+                dense(x, weight, bias)
             }
             Self::Conv(layer) => {
                 let weight = params.apply(layer.weight.val());
@@ -242,34 +238,17 @@ pub(crate) fn propagate(
         let mut shared = None;
         let mut outputs = Vec::new();
         for term in live_terms(group, nonnegative) {
-            let input = modified_input(term.input, a, bounds);
-            let leaf = if term.is_unmodified() {
-                // The layer itself on `a`: its output is the known `z`, and its gradient the
-                // plain transpose `Wᵀs` (below), so it needs no forward pass at all.
-                per_sample = accumulate(per_sample, signed(z.clone(), term.sign));
-                None
-            } else if term.input.reads_sample() {
-                let leaf = input.clone().autodiff().require_grad();
-                let out = layer.forward_with(leaf.clone(), term.params, term.bias);
-                // The denominator on the plain device: `s` is a constant of the backward pass.
-                let value = out.clone().without_autodiff();
-                per_sample = accumulate(per_sample, signed(value, term.sign));
-                outputs.push((out, term.sign));
-                Some(leaf)
+            let evaluation = evaluate_term(layer, term, a, z, bounds);
+            let value = signed(evaluation.value, term.sign);
+            if evaluation.shared {
+                shared = accumulate(shared, value);
             } else {
-                // The same input for every sample (ones, a bound): one plain forward at the
-                // input's own batch size; the gradient comes from `input_gradient`.
-                let value = layer.forward_with(input.clone(), term.params, term.bias);
-                shared = accumulate(shared, signed(value, term.sign));
-                None
-            };
-            evaluated.push(Evaluated {
-                input,
-                leaf,
-                params: term.params,
-                sign: term.sign,
-                gradient: None,
-            });
+                per_sample = accumulate(per_sample, value);
+            }
+            if let Some(out) = evaluation.output {
+                outputs.push((out, term.sign));
+            }
+            evaluated.push(evaluation.term);
         }
         let denominator = match (per_sample, shared) {
             (Some(per_sample), Some(shared)) => per_sample + shared,
@@ -307,6 +286,53 @@ pub(crate) fn propagate(
         })
         .reduce(|acc, t| acc + t)
         .expect("a rule has at least one term")
+}
+
+/// A term of [`propagate`] evaluated on the layer: its unsigned output value, whether that value
+/// is shared by every sample (batch size 1), and its autodiff output where it has one.
+struct TermEvaluation {
+    term: Evaluated,
+    value: Tensor<4>,
+    shared: bool,
+    output: Option<Tensor<4>>,
+}
+
+/// Evaluates one term without a forward pass that is not needed: the unmodified layer on `a`
+/// has the known output `z` (its gradient is the plain transpose `Wᵀs`, taken later); a term on
+/// the sample's input (`a`, `a⁺`, `a⁻`) runs in the graph from a fresh leaf; a term on an input
+/// the same for every sample (ones, a bound) runs once, plainly, at that input's batch size (its
+/// gradient comes from `input_gradient`).
+fn evaluate_term(
+    layer: RuleLayer<'_>,
+    term: Term,
+    a: &Tensor<4>,
+    z: &Tensor<4>,
+    bounds: Option<&Bounds>,
+) -> TermEvaluation {
+    let input = modified_input(term.input, a, bounds);
+    let (value, leaf, output, shared) = if term.is_unmodified() {
+        (z.clone(), None, None, false)
+    } else if term.input.reads_sample() {
+        let leaf = input.clone().autodiff().require_grad();
+        let out = layer.forward_with(leaf.clone(), term.params, term.bias);
+        // The denominator on the plain device: `s` is a constant of the backward pass.
+        (out.clone().without_autodiff(), Some(leaf), Some(out), false)
+    } else {
+        let value = layer.forward_with(input.clone(), term.params, term.bias);
+        (value, None, None, true)
+    };
+    TermEvaluation {
+        term: Evaluated {
+            input,
+            leaf,
+            params: term.params,
+            sign: term.sign,
+            gradient: None,
+        },
+        value,
+        shared,
+        output,
+    }
 }
 
 /// One evaluated term of [`propagate`]: its (plain) input, and `cₜ = signₜ·scale·ρₜ(W)ᵀ s` once
@@ -386,54 +412,25 @@ pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: b
         .collect();
     if let (Some(coefficient), true) = (rule.output_from_groups(), nonnegative)
         && let [(first, g1), (second, g2)] = groups.as_slice()
-        && let ([t1], [t2]) = (first.as_slice(), second.as_slice())
+        && let ([t1], [_]) = (first.as_slice(), second.as_slice())
         && (g1.mask, g2.mask) == (OutputMask::Positive, OutputMask::Negative)
     {
-        return one_pass_two_groups(layer, rule_layer, a, (*t1, g1), (*t2, g2), coefficient);
+        return one_pass_two_groups(layer, rule_layer, a, (*t1, g1), g2, coefficient);
     }
     let terms: Vec<(usize, Term)> = groups
         .iter()
         .enumerate()
         .flat_map(|(g, (terms, _))| terms.iter().map(move |t| (g, *t)))
         .collect();
-    // Each term's output on `a`, `a⁺` or `a⁻` (each clamped input computed once), in the
-    // graph, and its value outside it. (Stacking the terms on one input into one convolution
-    // was 5–8 % faster for γ but raised peak memory by a third: measured and left out.)
-    let clamped = |input: InputMod, clamp: fn(Tensor<4>) -> Tensor<4>| {
-        terms
-            .iter()
-            .any(|(_, t)| t.input == input)
-            .then(|| clamp(a.clone()))
-    };
-    let positive = clamped(InputMod::Positive, |a| a.clamp_min(0.0));
-    let negative = clamped(InputMod::Negative, |a| a.clamp_max(0.0));
-    let outputs: Vec<Tensor<4>> = terms
-        .iter()
-        .map(|(_, t)| {
-            let x = match t.input {
-                InputMod::Positive => positive.clone().expect("computed above"),
-                InputMod::Negative => negative.clone().expect("computed above"),
-                _ => a.clone(),
-            };
-            rule_layer.forward_with(x, t.params, t.bias)
-        })
-        .collect();
+    let outputs = term_outputs(rule_layer, &a, &terms);
     let values: Vec<Tensor<4>> = outputs
         .iter()
         .map(|out| out.clone().without_autodiff())
         .collect();
-    let group_values: Vec<Tensor<4>> = (0..groups.len())
-        .map(|g| {
-            (0..terms.len())
-                .filter(|&k| terms[k].0 == g)
-                .map(|k| signed(values[k].clone(), terms[k].1.sign))
-                .reduce(|acc, t| acc + t)
-                .expect("a group has at least one term")
-        })
-        .collect();
-    // The unmodified output: a single unmodified term (zero, epsilon, norm) is it; on a
-    // non-negative input γ and αβ give it from their groups' outputs; otherwise one plain
-    // forward outside the graph.
+    let group_values = group_sums(&values, &terms, groups.len());
+    // The unmodified output: a single unmodified term (zero, epsilon, norm) is it (computed by
+    // the same operation as the model's forward pass); otherwise one plain forward outside
+    // the graph.
     let plain_term = matches!(terms.as_slice(), [(_, t)] if t.is_unmodified() && t.sign == 1.0);
     let z = if plain_term {
         group_values[0].clone()
@@ -465,6 +462,52 @@ pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: b
     with_value(y, z)
 }
 
+/// Each term's output on `a`, `a⁺` or `a⁻` (each clamped input computed once), in the graph.
+/// (Stacking the terms on one input into one convolution was 5–8 % faster for γ but raised peak
+/// memory by a third: measured and left out.)
+fn term_outputs(
+    rule_layer: RuleLayer<'_>,
+    a: &Tensor<4>,
+    terms: &[(usize, Term)],
+) -> Vec<Tensor<4>> {
+    let clamped = |input: InputMod, clamp: fn(Tensor<4>) -> Tensor<4>| {
+        terms
+            .iter()
+            .any(|(_, t)| t.input == input)
+            .then(|| clamp(a.clone()))
+    };
+    let positive = clamped(InputMod::Positive, |a| a.clamp_min(0.0));
+    let negative = clamped(InputMod::Negative, |a| a.clamp_max(0.0));
+    terms
+        .iter()
+        .map(|(_, t)| {
+            let x = match (t.input, &positive, &negative) {
+                (InputMod::Positive, Some(positive), _) => positive.clone(),
+                (InputMod::Negative, _, Some(negative)) => negative.clone(),
+                _ => a.clone(),
+            };
+            rule_layer.forward_with(x, t.params, t.bias)
+        })
+        .collect()
+}
+
+/// Each group's signed sum of its terms' values (`terms` are `(group, term)` pairs; every group
+/// has at least one live term, since only `a⁻` terms of a non-negative input are dropped and no
+/// group consists of those alone).
+fn group_sums(values: &[Tensor<4>], terms: &[(usize, Term)], groups: usize) -> Vec<Tensor<4>> {
+    (0..groups)
+        .map(|g| {
+            terms
+                .iter()
+                .zip(values)
+                .filter(|((group, _), _)| *group == g)
+                .map(|((_, t), value)| signed(value.clone(), t.sign))
+                .reduce(|acc, t| acc + t)
+                .expect("a group has at least one live term")
+        })
+        .collect()
+}
+
 /// `y`'s gradient with the value `z`, bit for bit: `(y − y) + z`, the first part a zero in the
 /// graph. (`y + (z − y)` rounds, and a later max pool could then pick another winner.)
 pub(crate) fn with_value(y: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
@@ -472,8 +515,8 @@ pub(crate) fn with_value(y: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
     (y - value) + z
 }
 
-/// γ or αβ on a non-negative input, where each group has one live term: `t₁` and `t₂` with
-/// `ρ₁ + ρ₂ = W / coefficient` (γ: `(W + γW⁺) + (W + γW⁻) = (2 + γ)W`; αβ: `W⁺ + W⁻ = W`).
+/// γ on a non-negative input, where each group has one live term: `t₁` and `t₂` with
+/// `ρ₁ + ρ₂ = W / coefficient` (`(W + γW⁺) + (W + γW⁻) = (2 + γ)W`).
 /// The second term's output is then `z / coefficient − out₁`, so the layer itself takes its
 /// place in the graph: `y = f ⊙ (out₁ where z > 0, z / coefficient − out₁ where z < 0)`, with
 /// `f` the two groups' factors on their disjoint outputs. Two convolutions, as two terms would
@@ -484,7 +527,7 @@ fn one_pass_two_groups(
     rule_layer: RuleLayer<'_>,
     a: Tensor<4>,
     (t1, g1): (Term, &Group),
-    (_, g2): (Term, &Group),
+    g2: &Group,
     coefficient: f64,
 ) -> Tensor<4> {
     let out1 = rule_layer.forward_with(a.clone(), t1.params, t1.bias);

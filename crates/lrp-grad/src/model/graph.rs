@@ -301,10 +301,7 @@ impl Graph {
                 )));
             }
             let inputs: Vec<FeatureShape> = node.inputs.iter().map(|&v| shapes[v]).collect();
-            shapes.push(node_shape(node, index, &inputs).map_err(|e| match e {
-                Error::GraphStructure { reason, .. } => structure(reason),
-                other => other,
-            })?);
+            shapes.push(node_shape(node, index, &inputs)?);
         }
         Ok(shapes)
     }
@@ -423,109 +420,125 @@ fn node_shape(node: &Node, index: usize, inputs: &[FeatureShape]) -> Result<Feat
         index,
         reason,
     };
-    let arity = |expected: &str, ok: bool| {
-        if ok {
-            Ok(())
-        } else {
-            Err(structure(format!(
-                "{} expects {expected}, got {}",
-                node.op.kind(),
-                inputs.len()
-            )))
-        }
-    };
+    let (expected, fits) = node.op.arity();
+    if !fits(inputs.len()) {
+        return Err(structure(format!(
+            "{} expects {expected}, got {}",
+            node.op.kind(),
+            inputs.len()
+        )));
+    }
     match &node.op {
-        Op::Layer(layer) => {
-            arity("one input", inputs.len() == 1)?;
-            layer.output_shape(index, inputs[0])
-        }
-        Op::Add(_) => {
-            arity("two or more inputs", inputs.len() >= 2)?;
-            if let Some(other) = inputs.iter().find(|s| **s != inputs[0]) {
-                return Err(structure(format!(
-                    "added values must have one shape, got {} and {}",
-                    inputs[0], other
-                )));
-            }
-            Ok(inputs[0])
-        }
-        Op::Concat(Concat { axis }) => {
-            arity("one or more inputs", !inputs.is_empty())?;
-            let first = inputs[0].dims();
-            if *axis >= first.len() {
-                return Err(structure(format!(
-                    "axis {axis} is out of range for per-sample shape {}",
-                    inputs[0]
-                )));
-            }
-            let mut dims = first.clone();
-            dims[*axis] = 0;
-            for shape in inputs {
-                let d = shape.dims();
-                let fits = d.len() == first.len()
-                    && d.iter()
-                        .zip(&first)
-                        .enumerate()
-                        .all(|(i, (a, b))| i == *axis || a == b);
-                if !fits {
-                    return Err(structure(format!(
-                        "concatenated values must agree on every axis but {axis}, got {} and {shape}",
-                        inputs[0]
-                    )));
-                }
-                dims[*axis] += d[*axis];
-            }
-            FeatureShape::from_batched(&[&[1][..], &dims].concat())
-        }
-        Op::Reshape(Reshape { shape }) => {
-            arity("one input", inputs.len() == 1)?;
-            let fits = matches!(shape.len(), 1 | 3)
-                && shape.iter().product::<usize>() == inputs[0].numel()
-                && !shape.contains(&0);
-            if !fits {
-                return Err(structure(format!(
-                    "cannot reshape per-sample shape {} ({} values) to {shape:?}; expected [F] or [C, H, W] with as many values",
-                    inputs[0],
-                    inputs[0].numel()
-                )));
-            }
-            FeatureShape::from_batched(&[&[1][..], shape].concat())
-        }
-        Op::Permute(Permute { axes }) => {
-            arity("one input", inputs.len() == 1)?;
-            let dims = inputs[0].dims();
-            let mut sorted = axes.clone();
-            sorted.sort_unstable();
-            if sorted != (0..dims.len()).collect::<Vec<_>>() {
-                return Err(structure(format!(
-                    "axes {axes:?} are not a permutation of the {} axes of per-sample shape {}",
-                    dims.len(),
-                    inputs[0]
-                )));
-            }
-            let permuted: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
-            FeatureShape::from_batched(&[&[1][..], &permuted].concat())
-        }
-        Op::Gate(_) => {
-            arity("two inputs (the value and its gate)", inputs.len() == 2)?;
-            let (x, gate) = (inputs[0], inputs[1]);
-            let per_channel = match gate {
-                FeatureShape::Vector(c) => c == x.channels(),
-                FeatureShape::Image {
-                    channels,
-                    height: 1,
-                    width: 1,
-                } => channels == x.channels(),
-                _ => false,
-            };
-            if gate != x && !per_channel {
-                return Err(structure(format!(
-                    "the gate must have the value's shape {x} or one value per channel, got {gate}"
-                )));
-            }
-            Ok(x)
+        Op::Layer(layer) => return layer.output_shape(index, inputs[0]),
+        Op::Add(_) => add_shape(inputs),
+        Op::Concat(Concat { axis }) => concat_shape(*axis, inputs),
+        Op::Reshape(Reshape { shape }) => reshape_shape(shape, inputs[0]),
+        Op::Permute(Permute { axes }) => permute_shape(axes, inputs[0]),
+        Op::Gate(_) => gate_shape(inputs[0], inputs[1]),
+    }
+    .map_err(structure)
+}
+
+impl Op {
+    /// How many inputs the operation takes, in words and as a check.
+    fn arity(&self) -> (&'static str, fn(usize) -> bool) {
+        match self {
+            Op::Layer(_) | Op::Reshape(_) | Op::Permute(_) => ("one input", |n| n == 1),
+            Op::Add(_) => ("two or more inputs", |n| n >= 2),
+            Op::Concat(_) => ("one or more inputs", |n| n >= 1),
+            Op::Gate(_) => ("two inputs (the value and its gate)", |n| n == 2),
         }
     }
+}
+
+/// A per-sample shape from its dims (rank 1 or 3, which the callers keep).
+fn from_dims(dims: &[usize]) -> std::result::Result<FeatureShape, String> {
+    FeatureShape::from_batched(&[&[1][..], dims].concat()).map_err(|e| e.to_string())
+}
+
+type ShapeResult = std::result::Result<FeatureShape, String>;
+
+fn add_shape(inputs: &[FeatureShape]) -> ShapeResult {
+    match inputs.iter().find(|s| **s != inputs[0]) {
+        Some(other) => Err(format!(
+            "added values must have one shape, got {} and {other}",
+            inputs[0]
+        )),
+        None => Ok(inputs[0]),
+    }
+}
+
+fn concat_shape(axis: usize, inputs: &[FeatureShape]) -> ShapeResult {
+    let first = inputs[0].dims();
+    if axis >= first.len() {
+        return Err(format!(
+            "axis {axis} is out of range for per-sample shape {}",
+            inputs[0]
+        ));
+    }
+    let mut dims = first.clone();
+    dims[axis] = 0;
+    for shape in inputs {
+        let d = shape.dims();
+        let fits = d.len() == first.len()
+            && d.iter()
+                .zip(&first)
+                .enumerate()
+                .all(|(i, (a, b))| i == axis || a == b);
+        if !fits {
+            return Err(format!(
+                "concatenated values must agree on every axis but {axis}, got {} and {shape}",
+                inputs[0]
+            ));
+        }
+        dims[axis] += d[axis];
+    }
+    from_dims(&dims)
+}
+
+fn reshape_shape(shape: &[usize], input: FeatureShape) -> ShapeResult {
+    let fits = matches!(shape.len(), 1 | 3)
+        && shape.iter().product::<usize>() == input.numel()
+        && !shape.contains(&0);
+    if !fits {
+        return Err(format!(
+            "cannot reshape per-sample shape {input} ({} values) to {shape:?}; expected [F] or [C, H, W] with as many values",
+            input.numel()
+        ));
+    }
+    from_dims(shape)
+}
+
+fn permute_shape(axes: &[usize], input: FeatureShape) -> ShapeResult {
+    let dims = input.dims();
+    let mut sorted = axes.to_vec();
+    sorted.sort_unstable();
+    if sorted != (0..dims.len()).collect::<Vec<_>>() {
+        return Err(format!(
+            "axes {axes:?} are not a permutation of the {} axes of per-sample shape {input}",
+            dims.len()
+        ));
+    }
+    let permuted: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
+    from_dims(&permuted)
+}
+
+fn gate_shape(x: FeatureShape, gate: FeatureShape) -> ShapeResult {
+    let per_channel = match gate {
+        FeatureShape::Vector(c) => c == x.channels(),
+        FeatureShape::Image {
+            channels,
+            height: 1,
+            width: 1,
+        } => channels == x.channels(),
+        _ => false,
+    };
+    if gate != x && !per_channel {
+        return Err(format!(
+            "the gate must have the value's shape {x} or one value per channel, got {gate}"
+        ));
+    }
+    Ok(x)
 }
 
 #[cfg(test)]

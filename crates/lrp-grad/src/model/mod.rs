@@ -33,6 +33,16 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_
 use crate::error::{Error, Result};
 use shape::{avg_pool_options, conv_options, max_pool_options};
 
+/// A dense layer `x·W + b` on the internal rank-4 form (`[N, F, 1, 1]` in and out; an image
+/// is flattened first). The model's forward pass and the engine's modified ones share it, so
+/// their outputs agree bit for bit.
+pub(crate) fn dense(x: Tensor<4>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let out = linear(x.reshape([n, c * h * w]), weight, bias);
+    let [_, features] = out.dims();
+    out.reshape([n, features, 1, 1])
+}
+
 /// A model the explainer can run: anything that describes itself as a [`Graph`].
 ///
 /// [`Graph`] and [`Sequential`] implement it; a user's own `#[derive(Module)]` struct
@@ -217,17 +227,9 @@ impl Layer {
     /// The layer's forward pass on the internal rank-4 representation. Shapes must have been
     /// checked with [`Layer::output_shape`] first.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [n, c, h, w] = x.dims();
+        let [_, _, h, w] = x.dims();
         match self {
-            Layer::Linear(l) => {
-                let out = linear(
-                    x.reshape([n, c * h * w]),
-                    l.weight.val(),
-                    l.bias.as_ref().map(|b| b.val()),
-                );
-                let [_, features] = out.dims();
-                out.reshape([n, features, 1, 1])
-            }
+            Layer::Linear(l) => dense(x, l.weight.val(), l.bias.as_ref().map(|b| b.val())),
             Layer::Conv2d(conv) => conv2d(
                 x,
                 conv.weight.val(),
