@@ -41,7 +41,11 @@ pub fn read_f32_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> 
 impl ZennitFixture {
     /// `root` is the workspace root (the CLI's tests live two levels below it).
     pub fn open(root: &Path, name: &str) -> Self {
-        let folder = root.join("tests/fixtures/zennit").join(name);
+        Self::open_folder(root.join("tests/fixtures/zennit").join(name))
+    }
+
+    /// A fixture in any folder (`reference.safetensors` and `cases.json` inside).
+    pub fn open_folder(folder: PathBuf) -> Self {
         let tensors = read_f32_tensors(&folder.join("reference.safetensors"));
         let meta: Value =
             serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap())

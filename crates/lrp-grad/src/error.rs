@@ -223,6 +223,11 @@ pub enum Error {
         /// The shape that came.
         found: Vec<usize>,
     },
+
+    /// An ONNX model that could not be loaded (so that `?` works across loading and explaining).
+    #[cfg(feature = "onnx")]
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
 }
 
 /// Shorthand for results of this crate.

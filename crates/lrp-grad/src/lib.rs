@@ -50,6 +50,8 @@ pub mod heatmap;
 pub mod interchange;
 mod methods;
 mod model;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 mod rules;
 pub mod text;
 

@@ -414,7 +414,11 @@ fn output_classes(shapes: &[FeatureShape]) -> Result<usize> {
 }
 
 /// A node's output shape from its inputs' shapes.
-fn node_shape(node: &Node, index: usize, inputs: &[FeatureShape]) -> Result<FeatureShape> {
+pub(crate) fn node_shape(
+    node: &Node,
+    index: usize,
+    inputs: &[FeatureShape],
+) -> Result<FeatureShape> {
     let structure = |reason: String| Error::GraphStructure {
         node: node.name.clone(),
         index,

@@ -140,17 +140,32 @@ pub(crate) fn avg_pool_options(pool: &AvgPool2d, height: usize, width: usize) ->
         .with_ceil_mode(pool.ceil_mode)
 }
 
-/// Output length of a sliding window, or `None` when the window does not fit.
+/// Output length of a sliding window, or `None` when the window does not fit. With `ceil`
+/// (pooling's `ceil_mode`) a last partial window counts, unless it would start in the right
+/// padding (PyTorch's rule).
 fn window_out(
     size: usize,
     pad: (usize, usize),
     kernel: usize,
     stride: usize,
     dilation: usize,
+    ceil: bool,
 ) -> Option<usize> {
     let span = dilation * (kernel.checked_sub(1)?) + 1;
     let padded = size + pad.0 + pad.1;
-    (stride > 0 && padded >= span).then(|| (padded - span) / stride + 1)
+    if stride == 0 || padded < span {
+        return None;
+    }
+    let steps = padded - span;
+    if !ceil {
+        return Some(steps / stride + 1);
+    }
+    let out = steps.div_ceil(stride) + 1;
+    Some(if (out - 1) * stride >= size + pad.0 {
+        out - 1
+    } else {
+        out
+    })
 }
 
 impl Layer {
@@ -183,11 +198,12 @@ impl Layer {
                       kernel: [usize; 2],
                       stride: [usize; 2],
                       dilation: [usize; 2],
-                      padding: &PaddingConfig2d| {
+                      padding: &PaddingConfig2d,
+                      ceil: bool| {
             let pad = padding_pairs(padding, h, w, kernel, stride);
             match (
-                window_out(h, pad[0], kernel[0], stride[0], dilation[0]),
-                window_out(w, pad[1], kernel[1], stride[1], dilation[1]),
+                window_out(h, pad[0], kernel[0], stride[0], dilation[0], ceil),
+                window_out(w, pad[1], kernel[1], stride[1], dilation[1], ceil),
             ) {
                 (Some(height), Some(width)) if height > 0 && width > 0 => Ok(FeatureShape::Image {
                     channels,
@@ -227,12 +243,10 @@ impl Layer {
                     conv.stride,
                     conv.dilation,
                     &conv.padding,
+                    false,
                 )
             }
             Layer::MaxPool2d(pool) => {
-                if pool.ceil_mode {
-                    return Err(unsupported("ceil_mode = true"));
-                }
                 let (channels, h, w) = image("max pooling")?;
                 window(
                     channels,
@@ -242,12 +256,10 @@ impl Layer {
                     pool.stride,
                     pool.dilation,
                     &pool.padding,
+                    pool.ceil_mode,
                 )
             }
             Layer::AvgPool2d(pool) => {
-                if pool.ceil_mode {
-                    return Err(unsupported("ceil_mode = true"));
-                }
                 let (channels, h, w) = image("average pooling")?;
                 window(
                     channels,
@@ -257,6 +269,7 @@ impl Layer {
                     pool.stride,
                     [1, 1],
                     &pool.padding,
+                    pool.ceil_mode,
                 )
             }
             Layer::AdaptiveAvgPool2d(pool) => {

@@ -1,0 +1,643 @@
+//! ONNX nodes to graph nodes, one function per operator family.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use burn::nn::activation::{HardSwish, Relu6, SiLU};
+use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
+use burn::nn::{Gelu, HardSigmoidConfig, LeakyReluConfig, PaddingConfig2d, Relu, Sigmoid, Tanh};
+use burn::tensor::Device;
+use onnx_ir::Node as OnnxNode;
+use onnx_ir::ir::{ArgType, Argument};
+use onnx_ir::node::clip::ClipInput;
+use onnx_ir::node::padding::{AutoPad, PaddingConfig2d as OnnxPadding};
+use onnx_ir::node::reduce::ReduceAxes;
+use onnx_ir::node::reshape::ReshapeInput;
+use onnx_ir::node::squeeze::SqueezeInput;
+use onnx_ir::node::unsqueeze::UnsqueezeConfig;
+
+use super::OnnxError;
+use super::params::{self, Constant, ConvGeometry};
+use crate::model::graph::node_shape;
+use crate::model::{FeatureShape, Flatten, Graph, Layer, NodeId, Op};
+
+/// The operators [`super::load`] translates (in messages).
+pub(super) const SUPPORTED: &str = "Conv, Gemm/MatMul with a constant weight (+ Add of a bias), \
+Add, Mul (x·sigmoid(x) as SiLU, or a gate), Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
+Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, MaxPool, AveragePool, GlobalAveragePool, \
+ReduceMean over the spatial axes, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, \
+BatchNormalization, Dropout, Identity, and a final Softmax (dropped: the logits are explained)";
+
+/// An activation of the graph being built: its value and per-sample shape.
+#[derive(Clone, Debug)]
+struct Value {
+    id: NodeId,
+    shape: FeatureShape,
+}
+
+impl Value {
+    fn dims(&self) -> Vec<usize> {
+        self.shape.dims()
+    }
+}
+
+pub(super) struct Converter<'a> {
+    file: &'a Path,
+    device: &'a Device,
+    pub graph: Graph,
+    values: HashMap<String, Value>,
+    /// `Mul` nodes that compute `x · sigmoid(x)`, with `x`'s name.
+    silu: HashMap<String, String>,
+    /// Nodes folded into another one (the sigmoid of a SiLU).
+    folded: HashSet<String>,
+}
+
+type NodeResult<T> = Result<T, String>;
+
+impl<'a> Converter<'a> {
+    pub fn new(file: &'a Path, device: &'a Device, input: &str, shape: FeatureShape) -> Self {
+        let graph = Graph::new();
+        let mut values = HashMap::new();
+        values.insert(
+            input.to_string(),
+            Value {
+                id: graph.input(),
+                shape,
+            },
+        );
+        Converter {
+            file,
+            device,
+            graph,
+            values,
+            silu: HashMap::new(),
+            folded: HashSet::new(),
+        }
+    }
+
+    /// Finds `x · sigmoid(x)` (SiLU as exporters write it), so that the pair becomes one SiLU
+    /// activation (`Pass`) instead of a gate.
+    pub fn find_silu(&mut self, nodes: &[&OnnxNode]) {
+        let mut readers: HashMap<&str, usize> = HashMap::new();
+        for node in nodes {
+            for input in node.inputs() {
+                *readers.entry(input.name.as_str()).or_default() += 1;
+            }
+        }
+        let sigmoid_of: HashMap<&str, (&str, &str)> = nodes
+            .iter()
+            .filter_map(|n| match n {
+                OnnxNode::Sigmoid(s) => Some((
+                    s.outputs[0].name.as_str(),
+                    (s.inputs[0].name.as_str(), s.name.as_str()),
+                )),
+                _ => None,
+            })
+            .collect();
+        for node in nodes {
+            let OnnxNode::Mul(mul) = node else { continue };
+            let [a, b] = [&mul.inputs[0].name, &mul.inputs[1].name];
+            for (x, s) in [(a, b), (b, a)] {
+                if let Some(&(input, sigmoid)) = sigmoid_of.get(s.as_str())
+                    && input == x
+                    && readers.get(s.as_str()) == Some(&1)
+                {
+                    self.silu.insert(mul.name.clone(), x.clone());
+                    self.folded.insert(sigmoid.to_string());
+                }
+            }
+        }
+    }
+
+    /// Translates one node (or skips it when it was folded into another).
+    pub fn node(&mut self, node: &OnnxNode) -> Result<(), OnnxError> {
+        // Constants are read where they are used (weights); folded nodes live in another.
+        if self.folded.contains(node.name()) || matches!(node, OnnxNode::Constant(_)) {
+            return Ok(());
+        }
+        self.translate(node).map_err(|reason| match reason {
+            Failure::Unsupported => OnnxError::Unsupported {
+                file: self.file.to_path_buf(),
+                node: node.name().to_string(),
+                op: node.node_type().to_string(),
+                supported: SUPPORTED.to_string(),
+            },
+            Failure::Node(reason) => OnnxError::Node {
+                file: self.file.to_path_buf(),
+                node: node.name().to_string(),
+                op: node.node_type().to_string(),
+                reason,
+            },
+        })
+    }
+
+    /// The value of an ONNX tensor name, when it is an activation.
+    pub fn value_of(&self, name: &str) -> Option<NodeId> {
+        self.values.get(name).map(|v| v.id)
+    }
+
+    fn translate(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        match node {
+            OnnxNode::Conv2d(n) => self.conv(node, &n.config),
+            OnnxNode::Linear(n) => self.linear(node, n.config.transpose_weight),
+            OnnxNode::BatchNormalization(n) => self.batch_norm(node, batch_norm_epsilon(&n.config)),
+            OnnxNode::MaxPool2d(n) => self.max_pool(node, &n.config),
+            OnnxNode::AveragePool2d(n) => self.avg_pool(node, &n.config),
+            OnnxNode::GlobalAveragePool(_) => self.global_mean(node, true),
+            OnnxNode::ReduceMean(n) => self.reduce_mean(node, &n.config),
+            OnnxNode::Add(_) => self.add(node),
+            OnnxNode::Mul(_) => self.mul(node),
+            OnnxNode::Concat(n) => self.concat(node, n.config.axis),
+            OnnxNode::Flatten(n) => self.flatten(node, n.config.axis),
+            OnnxNode::Reshape(n) => self.reshape(node, &n.config.shape),
+            OnnxNode::Squeeze(n) => self.squeeze(node, n.config.axes.as_ref()),
+            OnnxNode::Unsqueeze(n) => self.unsqueeze(node, &n.config),
+            OnnxNode::Transpose(n) => self.transpose(node, &n.config.perm),
+            OnnxNode::Clip(n) => self.clip(node, n.config.min.as_ref(), n.config.max.as_ref()),
+            OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
+            _ => self.activation(node),
+        }
+    }
+
+    fn activation(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        let layer: Layer = match node {
+            OnnxNode::Relu(_) => Relu::new().into(),
+            OnnxNode::Sigmoid(_) => Sigmoid::new().into(),
+            OnnxNode::Tanh(_) => Tanh::new().into(),
+            OnnxNode::Gelu(_) => Gelu::new().into(),
+            OnnxNode::HardSwish(_) => HardSwish::new().into(),
+            OnnxNode::LeakyRelu(n) => LeakyReluConfig::new()
+                .with_negative_slope(n.config.alpha)
+                .init()
+                .into(),
+            OnnxNode::HardSigmoid(n) => HardSigmoidConfig::new()
+                .with_alpha(n.config.alpha)
+                .with_beta(n.config.beta)
+                .init()
+                .into(),
+            _ => return Err(Failure::Unsupported),
+        };
+        self.unary(node, Op::Layer(layer))
+    }
+
+    /// Pushes `op` on the node's first input.
+    fn unary(&mut self, node: &OnnxNode, op: Op) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        self.push(node, op, &[x])
+    }
+
+    /// Pushes `op` on `inputs`; its output shape comes from the graph's own shape inference,
+    /// which also checks the inputs (the exporters leave some shapes symbolic).
+    fn push(&mut self, node: &OnnxNode, op: Op, inputs: &[Value]) -> Result<(), Failure> {
+        let id = self
+            .graph
+            .push(unique_name(node), op, inputs.iter().map(|v| v.id));
+        let shapes: Vec<FeatureShape> = inputs.iter().map(|v| v.shape).collect();
+        let index = id.index() - 1;
+        let shape =
+            node_shape(&self.graph.nodes()[index], index, &shapes).map_err(|e| e.to_string())?;
+        self.values
+            .insert(node.outputs()[0].name.clone(), Value { id, shape });
+        Ok(())
+    }
+
+    /// Dropout and Identity: the output is the input.
+    fn alias(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        self.values.insert(node.outputs()[0].name.clone(), x);
+        Ok(())
+    }
+
+    fn activation_input(&self, node: &OnnxNode, index: usize) -> NodeResult<Value> {
+        let arg = node
+            .inputs()
+            .get(index)
+            .ok_or_else(|| format!("input {index} is missing"))?;
+        self.values.get(&arg.name).cloned().ok_or_else(|| {
+            format!(
+                "input {index} (`{}`) is a constant or comes from outside the explained path; expected an activation",
+                arg.name
+            )
+        })
+    }
+
+    fn conv(
+        &mut self,
+        node: &OnnxNode,
+        config: &onnx_ir::node::conv2d::Conv2dConfig,
+    ) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let weight = constant(node, 1)?.ok_or("the weight is not a constant")?;
+        let bias = constant(node, 2)?;
+        let [height, width] = spatial(&x.dims())?;
+        let kernel = [weight.dims.get(2), weight.dims.get(3)].map(|k| k.copied().unwrap_or(1));
+        let window = Window::new(kernel, config.stride, config.dilation);
+        let geometry = ConvGeometry {
+            stride: config.stride,
+            padding: window.padding(&config.padding, &config.auto_pad, [height, width]),
+            dilation: config.dilation,
+            groups: config.groups,
+        };
+        let conv = params::conv2d(&weight, bias.as_ref(), &geometry, self.device)?;
+        self.push(node, Op::Layer(conv.into()), &[x])
+    }
+
+    fn linear(&mut self, node: &OnnxNode, transposed: bool) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        if x.dims().len() != 1 {
+            return Err(format!(
+                "a dense layer on per-sample shape {:?} (lrp-grad applies dense layers to feature vectors [F])",
+                x.dims()
+            )
+            .into());
+        }
+        let weight = constant(node, 1)?.ok_or("the weight is not a constant")?;
+        let bias = constant(node, 2)?;
+        let linear = params::linear(&weight, bias.as_ref(), transposed, self.device)?;
+        self.push(node, Op::Layer(linear.into()), &[x])
+    }
+
+    fn batch_norm(&mut self, node: &OnnxNode, epsilon: f64) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let mut parts = Vec::with_capacity(4);
+        for index in 1..5 {
+            parts.push(constant(node, index)?.ok_or_else(|| {
+                format!("input {index} (scale, bias, mean, variance) is not a constant")
+            })?);
+        }
+        let bn = params::batch_norm(
+            [&parts[0], &parts[1], &parts[2], &parts[3]],
+            epsilon,
+            self.device,
+        )?;
+        self.push(node, Op::Layer(bn.into()), &[x])
+    }
+
+    fn max_pool(
+        &mut self,
+        node: &OnnxNode,
+        c: &onnx_ir::node::max_pool2d::MaxPool2dConfig,
+    ) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let window = Window::new(c.kernel_size, c.strides, c.dilation);
+        let [t, l, b, r] = window.padding(&c.padding, &c.auto_pad, spatial(&x.dims())?);
+        let pool = MaxPool2dConfig::new(c.kernel_size)
+            .with_strides(c.strides)
+            .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
+            .with_dilation(c.dilation)
+            .with_ceil_mode(c.ceil_mode)
+            .init();
+        self.unary(node, Op::Layer(pool.into()))
+    }
+
+    fn avg_pool(
+        &mut self,
+        node: &OnnxNode,
+        c: &onnx_ir::node::avg_pool2d::AvgPool2dConfig,
+    ) -> Result<(), Failure> {
+        if c.dilation != [1, 1] {
+            return Err(format!("dilation {:?} (average pooling takes none)", c.dilation).into());
+        }
+        let x = self.activation_input(node, 0)?;
+        let window = Window::new(c.kernel_size, c.strides, [1, 1]);
+        let [t, l, b, r] = window.padding(&c.padding, &c.auto_pad, spatial(&x.dims())?);
+        let pool = AvgPool2dConfig::new(c.kernel_size)
+            .with_strides(c.strides)
+            .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
+            .with_count_include_pad(c.count_include_pad)
+            .with_ceil_mode(c.ceil_mode)
+            .init();
+        self.unary(node, Op::Layer(pool.into()))
+    }
+
+    /// The mean over the spatial axes (global average pooling), as an adaptive pool to 1×1,
+    /// followed by a reshape to `[C]` when the axes are dropped.
+    fn global_mean(&mut self, node: &OnnxNode, keep_dims: bool) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let [_, _] = spatial(&x.dims())?;
+        let pool = Op::Layer(AdaptiveAvgPool2dConfig::new([1, 1]).init().into());
+        if keep_dims {
+            return self.push(node, pool, &[x]);
+        }
+        let id = self
+            .graph
+            .push(format!("{}.pool", unique_name(node)), pool, [x.id]);
+        let pooled = Value {
+            id,
+            shape: FeatureShape::Image {
+                channels: x.shape.channels(),
+                height: 1,
+                width: 1,
+            },
+        };
+        let shape = vec![x.shape.channels()];
+        self.push(
+            node,
+            Op::Reshape(crate::model::Reshape { shape }),
+            &[pooled],
+        )
+    }
+
+    fn reduce_mean(
+        &mut self,
+        node: &OnnxNode,
+        c: &onnx_ir::node::reduce::ReduceConfig,
+    ) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let ReduceAxes::Static(axes) = &c.axes else {
+            return Err("the axes are computed at run time; expected constant axes".into());
+        };
+        let mut axes = axes.clone();
+        axes.sort_unstable();
+        if x.dims().len() != 3 || axes != [2, 3] {
+            return Err(format!(
+                "a mean over axes {axes:?} of per-sample shape {:?}; lrp-grad takes the mean over the spatial axes [2, 3] of an image",
+                x.dims()
+            )
+            .into());
+        }
+        self.global_mean(node, c.keepdims)
+    }
+
+    fn add(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        let a = self.activation_input(node, 0)?;
+        let b = self.activation_input(node, 1).map_err(|_| {
+            "one summand is a constant (a bias outside a dense or conv layer is not supported)"
+                .to_string()
+        })?;
+        self.push(node, Op::Add(crate::model::Add), &[a, b])
+    }
+
+    /// `x · sigmoid(x)` becomes SiLU; any other product of two activations is a gate (the
+    /// factor with fewer values, a squeeze-excitation's per-channel scale, is the gate).
+    fn mul(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        if let Some(x) = self.silu.get(node.name()).cloned() {
+            let x = self.values[&x].clone();
+            return self.push(node, Op::Layer(SiLU::new().into()), &[x]);
+        }
+        let a = self.activation_input(node, 0)?;
+        let b = self.activation_input(node, 1).map_err(|_| {
+            "one factor is a constant (scaling by a constant is not supported)".to_string()
+        })?;
+        let (x, gate) = if b.shape.numel() <= a.shape.numel() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        self.push(node, Op::Gate(crate::model::Gate), &[x, gate])
+    }
+
+    fn concat(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
+        if axis == 0 {
+            return Err("concatenation along the batch axis".to_string().into());
+        }
+        let inputs = (0..node.inputs().len())
+            .map(|i| self.activation_input(node, i))
+            .collect::<NodeResult<Vec<_>>>()?;
+        let concat = crate::model::Concat { axis: axis - 1 };
+        self.push(node, Op::Concat(concat), &inputs)
+    }
+
+    fn flatten(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
+        if axis != 1 {
+            return Err(
+                format!("flattens from axis {axis}; expected axis 1 (keep the batch)").into(),
+            );
+        }
+        self.unary(node, Op::Layer(Flatten.into()))
+    }
+
+    /// A reshape keeps the batch axis: its first target dim must be the batch (the exported
+    /// batch size, `-1` or `0`); the per-sample shape comes from shape inference.
+    fn reshape(&mut self, node: &OnnxNode, shape: &ReshapeInput) -> Result<(), Failure> {
+        let ReshapeInput::Static(target) = shape else {
+            return Err("the target shape is computed at run time; expected a constant".into());
+        };
+        let x = self.activation_input(node, 0)?;
+        let dims = output_dims(node)?;
+        if dims.iter().product::<usize>() != x.shape.numel() {
+            return Err(format!(
+                "reshapes per-sample {:?} to {target:?}, which moves values across samples; expected the batch axis first",
+                x.dims()
+            )
+            .into());
+        }
+        self.reshape_to(node, x, dims)
+    }
+
+    fn reshape_to(&mut self, node: &OnnxNode, x: Value, dims: Vec<usize>) -> Result<(), Failure> {
+        if dims == x.dims() {
+            self.values.insert(node.outputs()[0].name.clone(), x);
+            return Ok(());
+        }
+        if dims.len() != 1 && dims.len() != 3 {
+            return Err(format!(
+                "reshapes to per-sample {dims:?}; lrp-grad's graphs hold feature vectors [F] and images [C, H, W]"
+            )
+            .into());
+        }
+        let op = Op::Reshape(crate::model::Reshape { shape: dims });
+        self.push(node, op, &[x])
+    }
+
+    fn squeeze(&mut self, node: &OnnxNode, axes: Option<&SqueezeInput>) -> Result<(), Failure> {
+        if let Some(SqueezeInput::Static(axes)) = axes
+            && axes.contains(&0)
+        {
+            return Err("squeezes the batch axis".to_string().into());
+        }
+        let x = self.activation_input(node, 0)?;
+        let dims = output_dims(node)?;
+        self.reshape_to(node, x, dims)
+    }
+
+    fn unsqueeze(&mut self, node: &OnnxNode, config: &UnsqueezeConfig) -> Result<(), Failure> {
+        if let UnsqueezeConfig::Static(axes) = config
+            && axes.contains(&0)
+        {
+            return Err("adds an axis before the batch axis".to_string().into());
+        }
+        let x = self.activation_input(node, 0)?;
+        let dims = output_dims(node)?;
+        self.reshape_to(node, x, dims)
+    }
+
+    fn transpose(&mut self, node: &OnnxNode, perm: &[i64]) -> Result<(), Failure> {
+        if perm.first() != Some(&0) {
+            return Err(format!("permutation {perm:?} moves the batch axis").into());
+        }
+        let axes = perm[1..].iter().map(|&a| a as usize - 1).collect();
+        self.unary(node, Op::Permute(crate::model::Permute { axes }))
+    }
+
+    /// `Clip(0, 6)` is ReLU6 (MobileNet), `Clip(0, ∞)` ReLU.
+    fn clip(
+        &mut self,
+        node: &OnnxNode,
+        min: Option<&ClipInput>,
+        max: Option<&ClipInput>,
+    ) -> Result<(), Failure> {
+        let bound = |b: Option<&ClipInput>| match b {
+            None => Ok(None),
+            Some(ClipInput::Static(v)) => Ok(Some(*v)),
+            Some(ClipInput::Runtime(_)) => Err("a bound computed at run time".to_string()),
+        };
+        let layer: Layer = match (bound(min)?, bound(max)?) {
+            (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => Relu6::new().into(),
+            (Some(lo), None) if lo == 0.0 => Relu::new().into(),
+            (lo, hi) => {
+                return Err(format!(
+                    "clips to [{lo:?}, {hi:?}]; lrp-grad takes Clip(0, 6) (ReLU6) and Clip(0, ∞) (ReLU)"
+                )
+                .into());
+            }
+        };
+        self.unary(node, Op::Layer(layer))
+    }
+}
+
+/// Why a node could not be translated.
+enum Failure {
+    Unsupported,
+    Node(String),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure::Node(reason)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(reason: &str) -> Self {
+        Failure::Node(reason.to_string())
+    }
+}
+
+fn unique_name(node: &OnnxNode) -> String {
+    if node.name().is_empty() {
+        node.outputs()[0].name.clone()
+    } else {
+        node.name().to_string()
+    }
+}
+
+/// The per-sample dims ONNX shape inference gives the node's first output.
+fn output_dims(node: &OnnxNode) -> NodeResult<Vec<usize>> {
+    per_sample_dims(&node.outputs()[0]).ok_or_else(|| {
+        "its output shape is not known statically (export with a fixed input size)".to_string()
+    })
+}
+
+/// The dims after the batch axis, when they are all known.
+pub(super) fn per_sample_dims(arg: &Argument) -> Option<Vec<usize>> {
+    let ArgType::Tensor(t) = &arg.ty else {
+        return None;
+    };
+    let shape = t.static_shape.as_ref()?;
+    shape.get(1..)?.iter().copied().collect()
+}
+
+/// A constant input, or `None` when the input is absent.
+fn constant(node: &OnnxNode, index: usize) -> NodeResult<Option<Constant>> {
+    let Some(arg) = node.inputs().get(index) else {
+        return Ok(None);
+    };
+    if arg.is_optional() {
+        return Ok(None);
+    }
+    match arg.value() {
+        Some(data) => Constant::from_data(data).map(Some),
+        None => Err(format!("input {index} (`{}`) is not a constant", arg.name)),
+    }
+}
+
+fn spatial(dims: &[usize]) -> NodeResult<[usize; 2]> {
+    match *dims {
+        [_, h, w] => Ok([h, w]),
+        _ => Err(format!("expects an image [C, H, W], gets {dims:?}")),
+    }
+}
+
+fn batch_norm_epsilon(config: &onnx_ir::node::batch_norm::BatchNormConfig) -> f64 {
+    use onnx_ir::node::batch_norm::BatchNormConfig as C;
+    match config {
+        C::Static(c) => c.epsilon,
+        C::Runtime(c) => c.epsilon,
+    }
+}
+
+/// A sliding window's geometry.
+struct Window {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+}
+
+impl Window {
+    fn new(kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2]) -> Self {
+        Window {
+            kernel,
+            stride,
+            dilation,
+        }
+    }
+
+    /// The padding `(top, left, bottom, right)` of an input of `size` from explicit pads or `auto_pad` (`SAME_UPPER` puts
+    /// the odd pixel at the end, `SAME_LOWER` at the start, as ONNX defines them).
+    fn padding(&self, explicit: &OnnxPadding, auto_pad: &AutoPad, size: [usize; 2]) -> [usize; 4] {
+        match auto_pad {
+            AutoPad::SameUpper | AutoPad::SameLower => {
+                let upper = matches!(auto_pad, AutoPad::SameUpper);
+                let (t, b) = self.same(0, size[0], upper);
+                let (l, r) = self.same(1, size[1], upper);
+                [t, l, b, r]
+            }
+            AutoPad::Valid => [0; 4],
+            AutoPad::NotSet => match *explicit {
+                OnnxPadding::Valid => [0; 4],
+                OnnxPadding::Explicit(t, l, b, r) => [t, l, b, r],
+            },
+        }
+    }
+
+    /// `SAME` padding along one axis: `(before, after)`.
+    fn same(&self, axis: usize, size: usize, upper: bool) -> (usize, usize) {
+        let out = size.div_ceil(self.stride[axis]);
+        let span = (self.kernel[axis] - 1) * self.dilation[axis] + 1;
+        let total = ((out.max(1) - 1) * self.stride[axis] + span).saturating_sub(size);
+        let small = total / 2;
+        if upper {
+            (small, total - small)
+        } else {
+            (total - small, small)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_upper_puts_the_odd_pixel_at_the_end_and_same_lower_at_the_start() {
+        let none = OnnxPadding::Valid;
+        // 5 pixels, kernel 2, stride 1: one pixel of padding in all.
+        let small = Window::new([2, 2], [1, 1], [1, 1]);
+        let upper = small.padding(&none, &AutoPad::SameUpper, [5, 5]);
+        let lower = small.padding(&none, &AutoPad::SameLower, [5, 5]);
+        assert_eq!(upper, [0, 0, 1, 1]);
+        assert_eq!(lower, [1, 1, 0, 0]);
+        // 7 pixels, kernel 3, stride 2 (out 4): (4 - 1)·2 + 3 - 7 = 2, one on each side.
+        let strided = Window::new([3, 3], [2, 2], [1, 1]);
+        let even = strided.padding(&none, &AutoPad::SameUpper, [7, 7]);
+        assert_eq!(even, [1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn explicit_pads_are_kept_per_side() {
+        let pads = OnnxPadding::Explicit(1, 2, 3, 4);
+        let p = Window::new([3, 3], [1, 1], [1, 1]).padding(&pads, &AutoPad::NotSet, [9, 9]);
+        assert_eq!(p, [1, 2, 3, 4]);
+    }
+}

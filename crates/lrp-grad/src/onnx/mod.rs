@@ -1,0 +1,189 @@
+//! ONNX models (e.g. from `torch.onnx.export`) as [`Graph`]s, parsed at run time with the
+//! [`onnx-ir`](https://docs.rs/onnx-ir) crate.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use burn::tensor::{Device, Tensor};
+//! use lrp_grad::{Composite, Explainer};
+//!
+//! let device = Device::default();
+//! let model = lrp_grad::onnx::load("resnet18.onnx".as_ref(), &device)?;
+//! let x = Tensor::<4>::zeros([1, 3, 224, 224], &device);
+//! let explanation = Explainer::new()
+//!     .composite(Composite::epsilon_plus_flat())
+//!     .explain(&model.graph, x)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Both of PyTorch's exporters work: `dynamo=True` (opset 18, weights in `model.onnx.data`
+//! beside the model) and `dynamo=False` (TorchScript, one file). Batch norms that the exporter
+//! did not fold into a convolution stay batch norms (merged by the canonizer where a conv or
+//! dense layer feeds them alone, [`Rule::Pass`](crate::Rule::Pass) elsewhere). A final
+//! `Softmax` is dropped: the logits before it are explained (LRP explains scores that are
+//! sums of evidence, which the logits are and normalised probabilities are not).
+//! `x · sigmoid(x)` becomes one SiLU activation; any other product of two activations is a
+//! [`Gate`](crate::Gate). Every other operator is translated one to one, or refused
+//! with an [`OnnxError`] naming the node, before anything runs.
+//!
+//! The batch axis is free: a model exported with a batch of 2 explains any batch size, as
+//! long as its reshapes keep the batch axis first.
+
+mod convert;
+mod error;
+mod params;
+
+pub use error::OnnxError;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{DType, Device};
+use onnx_ir::ir::ArgType;
+use onnx_ir::{Node as OnnxNode, OnnxGraph, OnnxGraphBuilder};
+
+use crate::model::{FeatureShape, Graph};
+
+/// A loaded ONNX model.
+#[derive(Debug)]
+pub struct OnnxModel {
+    /// The model as a graph (node names are the ONNX node names).
+    pub graph: Graph,
+    /// The per-sample input shape (the ONNX input's dims after the batch axis).
+    pub input_shape: FeatureShape,
+    /// The ONNX input's name.
+    pub input_name: String,
+    /// The final softmax that was dropped (its node name), if the model ended in one.
+    pub dropped_softmax: Option<String>,
+}
+
+/// Reads an ONNX model onto `device`. Every error names the file, and the node or input at
+/// fault; nothing runs before the whole model is translated and its shapes checked.
+pub fn load(path: &Path, device: &Device) -> Result<OnnxModel, OnnxError> {
+    let onnx = parse(path)?;
+    let interface = |reason: String| OnnxError::Interface {
+        file: path.to_path_buf(),
+        reason,
+    };
+    let (input_name, input_shape) = input(&onnx).map_err(interface)?;
+    let (output, dropped_softmax) = output(&onnx).map_err(interface)?;
+    let nodes = needed_nodes(&onnx, &output);
+    let mut converter = convert::Converter::new(path, device, &input_name, input_shape);
+    converter.find_silu(&nodes);
+    for node in &nodes {
+        converter.node(node)?;
+    }
+    let last = converter.graph.len();
+    if converter.value_of(&output).map(|id| id.index()) != Some(last) || last == 0 {
+        return Err(interface(format!(
+            "the output `{output}` is not computed from the input by the translated nodes"
+        )));
+    }
+    let graph = converter.graph;
+    graph
+        .num_classes(input_shape)
+        .map_err(|e| interface(format!("the translated graph does not fit its input: {e}")))?;
+    Ok(OnnxModel {
+        graph,
+        input_shape,
+        input_name,
+        dropped_softmax,
+    })
+}
+
+fn parse(path: &Path) -> Result<OnnxGraph, OnnxError> {
+    if let Err(source) = std::fs::metadata(path) {
+        return Err(OnnxError::Read {
+            file: path.to_path_buf(),
+            reason: source.to_string(),
+        });
+    }
+    // The parser panics on some malformed files: a panic becomes an error naming the file.
+    let parsed = std::panic::catch_unwind(|| OnnxGraphBuilder::new().parse_file(path));
+    let reason = match parsed {
+        Ok(Ok(graph)) => return Ok(graph),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "the parser failed on this file (is it an ONNX model, complete?)".to_string(),
+    };
+    if let Some(data) = missing_external_data(path, &reason) {
+        return Err(OnnxError::MissingExternalData {
+            file: path.to_path_buf(),
+            data,
+        });
+    }
+    Err(OnnxError::Read {
+        file: path.to_path_buf(),
+        reason,
+    })
+}
+
+/// The external data file a failed parse was looking for, if it is missing.
+fn missing_external_data(path: &Path, reason: &str) -> Option<PathBuf> {
+    if !reason.contains("external") && !reason.contains("No such file") {
+        return None;
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let candidate = dir.join(format!("{}.data", path.file_name()?.to_string_lossy()));
+    (!candidate.exists()).then_some(candidate)
+}
+
+/// The one float32 input, and its per-sample shape.
+fn input(onnx: &OnnxGraph) -> Result<(String, FeatureShape), String> {
+    let inputs: Vec<_> = onnx.inputs.iter().filter(|a| !a.is_constant()).collect();
+    let [input] = inputs[..] else {
+        return Err(format!(
+            "the model has {} inputs; expected one (the batch of samples)",
+            inputs.len()
+        ));
+    };
+    let ArgType::Tensor(t) = &input.ty else {
+        return Err(format!("input `{}` is not a tensor", input.name));
+    };
+    if t.dtype != DType::F32 {
+        return Err(format!(
+            "input `{}` is {:?}; expected float32",
+            input.name, t.dtype
+        ));
+    }
+    let dims = convert::per_sample_dims(input).ok_or_else(|| {
+        format!(
+            "input `{}` has no fixed per-sample shape ({}); export with a fixed input size",
+            input.name, input.ty
+        )
+    })?;
+    let batched: Vec<usize> = std::iter::once(1).chain(dims).collect();
+    let shape =
+        FeatureShape::from_batched(&batched).map_err(|e| format!("input `{}`: {e}", input.name))?;
+    Ok((input.name.clone(), shape))
+}
+
+/// The output to explain: the model's one output, or the input of its final softmax.
+fn output(onnx: &OnnxGraph) -> Result<(String, Option<String>), String> {
+    let [output] = &onnx.outputs[..] else {
+        return Err(format!(
+            "the model has {} outputs; expected one (the class scores)",
+            onnx.outputs.len()
+        ));
+    };
+    let producer = onnx
+        .nodes
+        .iter()
+        .find(|n| n.outputs().iter().any(|o| o.name == output.name));
+    match producer {
+        Some(OnnxNode::Softmax(s)) => Ok((s.inputs[0].name.clone(), Some(s.name.clone()))),
+        _ => Ok((output.name.clone(), None)),
+    }
+}
+
+/// The nodes the output depends on, in the file's (topological) order.
+fn needed_nodes<'g>(onnx: &'g OnnxGraph, output: &str) -> Vec<&'g OnnxNode> {
+    let mut wanted = std::collections::HashSet::from([output.to_string()]);
+    let mut needed = Vec::new();
+    for node in onnx.nodes.iter().rev() {
+        if node.outputs().iter().any(|o| wanted.contains(&o.name)) {
+            wanted.extend(node.inputs().iter().map(|i| i.name.clone()));
+            needed.push(node);
+        }
+    }
+    needed.reverse();
+    needed
+}
