@@ -326,9 +326,28 @@ def write(name):
     print(f"wrote {folder}")
 
 
+def write_error_models():
+    """Models the loader must refuse with a clear message: an operator it does not translate
+    (Softplus), and an integer input (token ids into an embedding)."""
+    folder = OUT / "errors"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Softplus(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+    torch.onnx.export(net.eval(), (torch.randn(1, 1, 8, 8),), folder / "unsupported.onnx",
+                      dynamo=False, input_names=["input"])
+    ids = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 3))
+    torch.onnx.export(ids.eval(), (torch.tensor([[1, 2, 3]]),), folder / "int_input.onnx",
+                      dynamo=False, input_names=["ids"])
+    print(f"wrote {folder}")
+
+
 def main():
-    for name in sys.argv[1:] or FAMILIES:
-        write(name)
+    names = sys.argv[1:] or [*FAMILIES, "errors"]
+    for name in names:
+        if name == "errors":
+            write_error_models()
+        else:
+            write(name)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,16 @@ use burn::tensor::{Distribution, Tensor};
 use clap::Args;
 use lrp_grad::{Explainer, FeatureShape, Method};
 
-use crate::{ModelArgs, RuleArgs, load};
+use crate::model::{load, require_weights};
+use crate::{ModelArgs, RuleArgs};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Weights (safetensors).
+    /// Weights of a JSON model (safetensors); an ONNX model holds its own.
     #[arg(long, value_name = "W.safetensors")]
-    weights: PathBuf,
+    weights: Option<PathBuf>,
     /// Batch size of the random input.
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -51,8 +52,9 @@ struct Timing {
 
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let device = crate::device()?;
-    let loaded = load(&args.model.model, Some(&args.weights), &device)?;
-    let model = loaded.model.valid();
+    let weights = require_weights(&args.model.model, args.weights.as_deref())?;
+    let loaded = load(&args.model.model, weights, &device)?;
+    let model = loaded.graph.valid();
     let n = args.batch.max(1);
     let runs = args.runs.max(1);
     device.seed(0);

@@ -1,11 +1,12 @@
-//! `lrp-grad`: explain a model given as JSON + safetensors on inputs given as .npy.
+//! `lrp-grad`: explain a model (ONNX, or JSON + safetensors) on inputs given as .npy.
 
 mod bench;
+mod model;
 mod npy;
 mod spec;
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -13,9 +14,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lrp_grad::heatmap::{self, ColorMap};
-use lrp_grad::interchange::{self, LoadedModel, write_atomically};
+use lrp_grad::interchange::{self, write_atomically};
 use lrp_grad::{
-    Baseline, Explainer, FeatureShape, Layer, OutputRelevance, PreparedExplainer, Target,
+    Baseline, Explainer, FeatureShape, Layer, Op, OutputRelevance, PreparedExplainer, Target,
 };
 
 /// mimalloc rather than the system allocator: Burn's CPU backends allocate and free
@@ -49,8 +50,10 @@ enum Command {
 
 #[derive(Args)]
 pub(crate) struct ModelArgs {
-    /// Model description (JSON, interchange format).
-    #[arg(long, value_name = "M.json")]
+    /// The model: an ONNX file (`.onnx`, e.g. from `torch.onnx.export`; an external
+    /// `.onnx.data` beside it is read too) or a JSON description (interchange format, with
+    /// --weights).
+    #[arg(long, value_name = "M.onnx|M.json")]
     model: PathBuf,
 }
 
@@ -112,9 +115,10 @@ enum OutputRelevanceArg {
 struct ExplainArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Weights (safetensors, PyTorch state_dict names and layouts).
+    /// Weights of a JSON model (safetensors, PyTorch state_dict names and layouts); an ONNX
+    /// model holds its own.
     #[arg(long, value_name = "W.safetensors")]
-    weights: PathBuf,
+    weights: Option<PathBuf>,
     /// Input (.npy, float32 or float64): [N, *input_shape] or input_shape alone.
     #[arg(long, value_name = "X.npy")]
     input: PathBuf,
@@ -182,7 +186,7 @@ struct ExplainArgs {
 struct InfoArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Weights (safetensors); checked when given.
+    /// Weights of a JSON model (safetensors); checked when given.
     #[arg(long, value_name = "W.safetensors")]
     weights: Option<PathBuf>,
     #[command(flatten)]
@@ -218,13 +222,6 @@ pub(crate) fn device() -> Result<Device> {
     let device = std::panic::catch_unwind(Device::default);
     std::panic::set_hook(hook);
     device.map_err(|_| anyhow!("BURN_DEVICE={name}: this build of lrp-grad has no such backend (unset it to use the default CPU backend)"))
-}
-
-pub(crate) fn load(model: &Path, weights: Option<&Path>, device: &Device) -> Result<LoadedModel> {
-    Ok(match weights {
-        Some(weights) => interchange::load(model, weights, device)?,
-        None => interchange::load_architecture(model, device)?,
-    })
 }
 
 /// A batch of per-sample `shape` values as a tensor of rank 2 or 4.
@@ -263,7 +260,8 @@ pub(crate) fn explain_batch(
 
 fn explain(args: ExplainArgs) -> Result<()> {
     let device = device()?;
-    let model = load(&args.model.model, Some(&args.weights), &device)?;
+    let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
+    let model = model::load(&args.model.model, weights, &device)?;
     let sample_dims = model.input_shape.dims();
     let input = npy::read(&args.input)?;
     // [N, *input_shape] or input_shape alone (then N = 1).
@@ -357,7 +355,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
     };
     // Canonized, checked and planned once for every chunk.
     let prepared = explainer
-        .prepare(&model.model, model.input_shape)
+        .prepare(&model.graph, model.input_shape)
         .map_err(|e| anyhow!("{}: {e}", context()))?;
     let mut relevance = Vec::with_capacity(input.data.len());
     for start in (0..n).step_by(chunk) {
@@ -442,39 +440,73 @@ fn heatmap_png(
 
 fn info(args: InfoArgs) -> Result<()> {
     let device = device()?;
-    let model = load(&args.model.model, args.weights.as_deref(), &device)?;
-    let canonical = model.model.canonize()?;
+    let model = model::load(&args.model.model, args.weights.as_deref(), &device)?;
+    let canonical = model.graph.canonize();
     let plan = args.rules.composite()?.plan(&canonical)?;
-    let shapes = model.model.shapes(model.input_shape)?;
-    let classes = model.model.num_classes(model.input_shape)?;
+    let shapes = model.graph.shapes(model.input_shape)?;
+    let classes = model.graph.num_classes(model.input_shape)?;
+    let nodes = model.graph.nodes();
+    let (params, buffers) = nodes
+        .iter()
+        .map(|n| model::parameters_and_buffers(&n.op))
+        .fold((0, 0), |(p, b), (np, nb)| (p + np, b + nb));
+    let architecture_only = model.spec.is_some() && args.weights.is_none();
     println!(
-        "{}: input {:?}, {} classes, {} parameters; {}{}",
+        "{}: input {:?}, {} classes, {} parameters{}; {}{}",
         args.model.model.display(),
         model.input_shape.dims(),
         classes,
-        group_digits(model.model.layers.iter().map(Layer::num_params).sum()),
-        args.rules.describe(),
-        if args.weights.is_some() {
-            ""
+        group_digits(params),
+        if buffers > 0 {
+            format!(" (+ {} batch-norm statistics)", group_digits(buffers))
         } else {
+            String::new()
+        },
+        args.rules.describe(),
+        if architecture_only {
             " (architecture only: no weights given)"
+        } else {
+            ""
         }
     );
+    if let Some(softmax) = &model.dropped_softmax {
+        println!("the final softmax `{softmax}` is left out: the logits before it are explained");
+    }
     println!(
-        "{:>3}  {:<34} {:<16} {:>10}  rule",
-        "#", "layer", "output", "params"
+        "{:>3}  {:<28} {:<30} {:<16} {:>10}  rule",
+        "#", "node", "operation", "output", "params"
     );
-    for (index, layer) in model.model.layers.iter().enumerate() {
-        let rule = match layer {
-            Layer::BatchNorm(_) => "merged into the layer before".to_string(),
-            _ => plan[index].to_string(),
+    let name = |value: usize| match value {
+        0 => "input".to_string(),
+        v => nodes[v - 1].name.clone(),
+    };
+    for (index, node) in nodes.iter().enumerate() {
+        let merged = matches!(node.op, Op::Layer(Layer::BatchNorm(_)))
+            && matches!(canonical.nodes()[index].op, Op::Layer(Layer::Identity(_)));
+        let rule = if merged {
+            "merged into the layer before".to_string()
+        } else {
+            plan[index].to_string()
+        };
+        let operation = match &model.spec {
+            Some(spec) => describe_layer(&spec.layers[index]),
+            None => format!(
+                "{} ← {}",
+                node.op.kind(),
+                node.inputs
+                    .iter()
+                    .map(|&v| name(v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         println!(
-            "{:>3}  {:<34} {:<16} {:>10}  {}",
+            "{:>3}  {:<28} {:<30} {:<16} {:>10}  {}",
             index,
-            describe_layer(&model.spec.layers[index]),
+            node.name,
+            operation,
             format!("{:?}", shapes[index + 1].dims()),
-            group_digits(layer.num_params()),
+            group_digits(model::parameters_and_buffers(&node.op).0),
             rule
         );
     }

@@ -695,3 +695,133 @@ fn an_unavailable_burn_device_is_an_error_not_a_panic() {
         &["BURN_DEVICE=no-such-backend", "no such backend"],
     );
 }
+
+/// The ONNX fixtures of `tools/onnx-reference` (`tests/fixtures/onnx/<family>` of the workspace).
+fn onnx_fixture(family: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/onnx")
+        .join(family)
+}
+
+#[test]
+fn an_onnx_model_from_either_exporter_explains_as_zennit_does() {
+    let folder = onnx_fixture("efficientnet");
+    let fixture = ZennitFixture::open_folder(folder.clone());
+    let dir = TempDir::new().unwrap();
+    let (shape, input) = fixture.get("input");
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &shape, &input);
+    let expected = fixture.get("relevance.epsilon-gamma-box").1;
+    for exporter in ["dynamo.onnx", "script.onnx"] {
+        let out = dir.path().join(format!("{exporter}.npy"));
+        lrp_grad()
+            .arg("explain")
+            .arg("--model")
+            .arg(folder.join(exporter))
+            .arg("--input")
+            .arg(&x)
+            .arg("--output")
+            .arg(&out)
+            .args(["--composite", "epsilon-gamma-box", "--low=-3", "--high=3"])
+            .args(["--output-relevance", "one-hot"])
+            .assert()
+            .success();
+        let (out_shape, relevance) = read_npy(&out);
+        assert_eq!(out_shape, shape);
+        let error = max_relative_error(&relevance, &expected);
+        assert!(error < 1e-4, "{exporter}: {error:.2e}");
+    }
+}
+
+#[test]
+fn info_lists_every_onnx_node_with_its_inputs_and_rule() {
+    let model = onnx_fixture("resnet").join("dynamo.onnx");
+    lrp_grad()
+        .args(["info", "--model"])
+        .arg(&model)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("input [3, 32, 32], 5 classes"))
+        .stdout(predicate::str::contains("add ←"))
+        .stdout(predicate::str::contains("max_pool2d ← "))
+        .stdout(predicate::str::contains("winner-takes-all"))
+        .stdout(predicate::str::contains("norm"));
+}
+
+/// Runs `explain` on `model` and expects failure with every piece of `message`, and no output.
+fn explain_fails(model: &Path, extra: &[&str], message: &[&str]) {
+    let dir = TempDir::new().unwrap();
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &[1, 3, 32, 32], &vec![0.5; 3 * 32 * 32]);
+    let out = dir.path().join("r.npy");
+    let mut assert = lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(model)
+        .arg("--input")
+        .arg(&x)
+        .arg("--output")
+        .arg(&out)
+        .args(extra)
+        .assert()
+        .failure();
+    for piece in message {
+        assert = assert.stderr(predicate::str::contains(*piece));
+    }
+    assert!(!out.exists(), "no output file after an error");
+}
+
+#[test]
+fn bad_onnx_models_are_refused_with_the_file_and_the_reason() {
+    let dir = TempDir::new().unwrap();
+    // The dynamo exporter's weights live beside the model: copied alone, the model misses them.
+    let alone = dir.path().join("dynamo.onnx");
+    std::fs::copy(onnx_fixture("resnet").join("dynamo.onnx"), &alone).unwrap();
+    explain_fails(&alone, &[], &["dynamo.onnx", "dynamo.onnx.data", "missing"]);
+    // A truncated file.
+    let bytes = std::fs::read(onnx_fixture("resnet").join("script.onnx")).unwrap();
+    let truncated = dir.path().join("truncated.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    explain_fails(
+        &truncated,
+        &[],
+        &["truncated.onnx", "cannot read the ONNX model"],
+    );
+    // An operator the loader does not translate: the node, its operator and the list.
+    let errors = onnx_fixture("errors");
+    explain_fails(
+        &errors.join("unsupported.onnx"),
+        &[],
+        &["unsupported.onnx", "Softplus", "supported operators: Conv"],
+    );
+    // Token ids are not an image or a feature vector.
+    explain_fails(
+        &errors.join("int_input.onnx"),
+        &[],
+        &["int_input.onnx", "ids", "float32"],
+    );
+    // Weights given to a model that holds its own.
+    let model = onnx_fixture("resnet").join("script.onnx");
+    explain_fails(&model, &["--weights", "w.safetensors"], &["drop --weights"]);
+}
+
+#[test]
+fn an_input_that_does_not_fit_an_onnx_model_names_both_shapes() {
+    let dir = TempDir::new().unwrap();
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &[1, 3, 16, 16], &vec![0.5; 3 * 16 * 16]);
+    let out = dir.path().join("r.npy");
+    lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(onnx_fixture("resnet").join("script.onnx"))
+        .arg("--input")
+        .arg(&x)
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("[1, 3, 16, 16]"))
+        .stderr(predicate::str::contains("[3, 32, 32]"));
+    assert!(!out.exists());
+}

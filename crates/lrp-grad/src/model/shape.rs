@@ -306,3 +306,21 @@ impl Layer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::window_out;
+
+    #[test]
+    fn ceil_mode_counts_a_last_partial_window_unless_it_starts_in_the_padding() {
+        // 3 pixels, 2×2 windows, stride 2: floor gives 1 window, ceil 2 (the last one partial).
+        assert_eq!(window_out(3, (0, 0), 2, 2, 1, false), Some(1));
+        assert_eq!(window_out(3, (0, 0), 2, 2, 1, true), Some(2));
+        // 5 pixels padded by 1 on each side: ceil would give 4, but the 4th window would start
+        // at 6, in the right padding (5 + 1), so PyTorch drops it.
+        assert_eq!(window_out(5, (1, 1), 2, 2, 1, true), Some(3));
+        // SqueezeNet's 3×3/2 pools: 15 → 7.
+        assert_eq!(window_out(15, (0, 0), 3, 2, 1, true), Some(7));
+        assert_eq!(window_out(14, (0, 0), 3, 2, 1, true), Some(7));
+    }
+}

@@ -484,7 +484,7 @@ impl<'a> Converter<'a> {
         };
         let layer: Layer = match (bound(min)?, bound(max)?) {
             (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => Relu6::new().into(),
-            (Some(lo), None) if lo == 0.0 => Relu::new().into(),
+            (Some(0.0), None) => Relu::new().into(),
             (lo, hi) => {
                 return Err(format!(
                     "clips to [{lo:?}, {hi:?}]; lrp-grad takes Clip(0, 6) (ReLU6) and Clip(0, ∞) (ReLU)"

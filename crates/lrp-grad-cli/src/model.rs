@@ -1,0 +1,85 @@
+//! The model a command works on: an ONNX file, or the JSON + safetensors interchange format.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+use lrp_grad::interchange::{self, ModelSpec};
+use lrp_grad::{FeatureShape, Graph, Layer, Op};
+
+/// A loaded model, whatever its file format.
+pub(crate) struct CliModel {
+    /// The model as a graph (a chain for the interchange format).
+    pub graph: Graph,
+    /// The per-sample input shape.
+    pub input_shape: FeatureShape,
+    /// The interchange description, for the JSON format.
+    pub spec: Option<ModelSpec>,
+    /// The final softmax an ONNX model ended in (dropped: the logits are explained).
+    pub dropped_softmax: Option<String>,
+}
+
+/// Whether `path` names an ONNX model (by its extension).
+pub(crate) fn is_onnx(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// Loads `model`: an `.onnx` file (weights inside it or beside it, so no `weights`), or a JSON
+/// description with its safetensors `weights` (`None` for the architecture alone, where the
+/// command allows it).
+pub(crate) fn load(model: &Path, weights: Option<&Path>, device: &Device) -> Result<CliModel> {
+    if is_onnx(model) {
+        if let Some(weights) = weights {
+            bail!(
+                "--weights {}: {} is an ONNX model, which holds its own weights; drop --weights",
+                weights.display(),
+                model.display()
+            );
+        }
+        let onnx = lrp_grad::onnx::load(model, device)?;
+        return Ok(CliModel {
+            graph: onnx.graph,
+            input_shape: onnx.input_shape,
+            spec: None,
+            dropped_softmax: onnx.dropped_softmax,
+        });
+    }
+    let loaded = match weights {
+        Some(weights) => interchange::load(model, weights, device)?,
+        None => interchange::load_architecture(model, device)?,
+    };
+    Ok(CliModel {
+        graph: Graph::from_sequential(&loaded.model),
+        input_shape: loaded.input_shape,
+        spec: Some(loaded.spec),
+        dropped_softmax: None,
+    })
+}
+
+/// The weights a command that runs the model needs: required for the JSON format, refused
+/// (by [`load`]) for ONNX.
+pub(crate) fn require_weights<'a>(
+    model: &Path,
+    weights: Option<&'a Path>,
+) -> Result<Option<&'a Path>> {
+    if weights.is_none() && !is_onnx(model) {
+        bail!(
+            "{} is a JSON model description: give its weights with --weights W.safetensors (or use an .onnx model)",
+            model.display()
+        );
+    }
+    Ok(weights)
+}
+
+/// Parameters and buffers (batch-norm running statistics) of a node, counted apart.
+pub(crate) fn parameters_and_buffers(op: &Op) -> (usize, usize) {
+    match op {
+        Op::Layer(Layer::BatchNorm(bn)) => {
+            let [n] = bn.gamma.dims();
+            (2 * n, 2 * n)
+        }
+        Op::Layer(layer) => (layer.num_params(), 0),
+        _ => (0, 0),
+    }
+}
