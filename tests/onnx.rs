@@ -102,3 +102,49 @@ fn the_layer_wise_strategy_agrees_on_the_residual_and_concatenating_families() {
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn a_model_exported_with_a_batch_of_two_explains_one_sample() {
+    // The dynamo exporter bakes the example's batch into the flatten (`Reshape` to [2, 32]).
+    let folder = folder("resnet");
+    let fixture = ZennitFixture::open_folder(folder.clone());
+    let (shape, x) = fixture.get("input");
+    let per_sample: usize = shape[1..].iter().product();
+    let first = tensor(x[..per_sample].to_vec(), [1, shape[1], shape[2], shape[3]]);
+    let expected = &fixture.get("relevance.epsilon-plus-flat").1[..per_sample];
+    for exporter in EXPORTERS {
+        let model = onnx::load(&folder.join(exporter), &device()).expect("loads");
+        let explanation = Explainer::new()
+            .composite(Composite::epsilon_plus_flat())
+            .target(Target::Class(fixture.targets[0]))
+            .output_relevance(OutputRelevance::OneHot)
+            .explain(&model.graph, first.clone())
+            .expect("explains");
+        let error = relative_error(&values(explanation.relevance), expected);
+        assert!(error < 1e-4, "{exporter}: {error:.2e}");
+    }
+}
+
+#[test]
+fn a_loaded_model_names_its_input_and_its_nodes_by_operator_and_order() {
+    let model = onnx::load(&folder("resnet").join("script.onnx"), &device()).expect("loads");
+    assert_eq!(model.input_name, "input");
+    assert_eq!(model.input_shape.dims(), [3, 32, 32]);
+    assert_eq!(model.dropped_softmax, None);
+    let names: Vec<&str> = model
+        .graph
+        .nodes()
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    // The parser's names, by operator and order: what composites' name maps match.
+    assert_eq!(names[..3], ["conv2d1", "relu1", "maxpool2d1"]);
+    assert!(names.contains(&"add3"), "{names:?}");
+}
+
+#[test]
+fn a_missing_file_is_an_error_naming_it() {
+    let err = onnx::load(Path::new("no/such/model.onnx"), &device()).unwrap_err();
+    assert!(matches!(err, onnx::OnnxError::Read { .. }));
+    assert!(err.to_string().contains("no/such/model.onnx"), "{err}");
+}

@@ -514,12 +514,10 @@ impl From<&str> for Failure {
     }
 }
 
+/// The node's name in the graph: the parser's (it renames every node by operator and order,
+/// `conv2d1`, `conv2d2`, …, and its values alike, so the exporter's names are not available).
 fn unique_name(node: &OnnxNode) -> String {
-    if node.name().is_empty() {
-        node.outputs()[0].name.clone()
-    } else {
-        node.name().to_string()
-    }
+    node.name().to_string()
 }
 
 /// The per-sample dims ONNX shape inference gives the node's first output.

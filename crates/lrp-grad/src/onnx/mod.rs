@@ -46,7 +46,9 @@ use crate::model::{FeatureShape, Graph};
 /// A loaded ONNX model.
 #[derive(Debug)]
 pub struct OnnxModel {
-    /// The model as a graph (node names are the ONNX node names).
+    /// The model as a graph. Nodes are named as the parser names them, by operator and order
+    /// in the file (`conv2d1`, `conv2d2`, …, `add1`): the exporter's own names do not survive
+    /// `onnx-ir`, so name maps of composites match these (`lrp-grad info` lists them).
     pub graph: Graph,
     /// The per-sample input shape (the ONNX input's dims after the batch axis).
     pub input_shape: FeatureShape,

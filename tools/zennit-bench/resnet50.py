@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""ResNet-50 from ONNX: lrp-grad against Zennit 1.0 on PyTorch CPU, same weights, same threads.
+
+torchvision's resnet50 (random weights, seeded, non-trivial batch-norm statistics), exported
+with torch.onnx.export (dynamo) for lrp-grad; Zennit explains the PyTorch model itself (its
+ResNetCanonizer). For each batch size, `--rounds` rounds alternate the two tools (Zennit in
+process, then `lrp-grad bench` in fresh processes: forward + gradient in one, each composite in
+its own, so that every process's peak memory is its mode's); each round gives medians of
+`--runs` runs after 2 warm-ups, and the table keeps each mode's fastest round. Also the time
+`lrp-grad info` takes to load the model.
+
+Not run by CI. Usage (from the repository root, after `cargo build --release -p lrp-grad-cli`):
+    tools/onnx-reference/.venv/bin/python tools/zennit-bench/resnet50.py --threads 2
+"""
+import argparse
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torchvision
+from zennit.composites import EpsilonGammaBox, EpsilonPlusFlat
+from zennit.torchvision import ResNetCanonizer
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools" / "onnx-reference"))
+import models as M  # noqa: E402  (batch-norm randomisation)
+from bench import median_ms  # noqa: E402  (the timing loop of the sequential benchmark)
+
+LOW, HIGH = -3.0, 3.0
+COMPOSITES = {
+    "epsilon-plus-flat": (lambda: EpsilonPlusFlat(canonizers=[ResNetCanonizer()]), []),
+    "epsilon-gamma-box": (lambda: EpsilonGammaBox(low=LOW, high=HIGH, canonizers=[ResNetCanonizer()]),
+                          [f"--low={LOW}", f"--high={HIGH}"]),
+}
+
+
+def zennit_round(net, x, runs):
+    with torch.no_grad():
+        one_hot = torch.nn.functional.one_hot(net(x).argmax(1), M.CLASSES).to(x)
+
+    def forward():
+        with torch.no_grad():
+            net(x)
+
+    def gradient(make=None):
+        def run():
+            inp = x.clone().requires_grad_(True)
+            if make is None:
+                out = net(inp)
+                torch.autograd.grad(out, inp, one_hot)
+                return
+            with make().context(net) as modified:
+                out = modified(inp)
+                torch.autograd.grad(out, inp, one_hot)
+        return run
+
+    times = {"forward": median_ms(forward, runs), "gradient": median_ms(gradient(), runs)}
+    for name, (make, _) in COMPOSITES.items():
+        times[name] = median_ms(gradient(make), runs)
+    return times
+
+
+def lrp_grad_round(binary, model, batch, runs, threads):
+    env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+    jobs = [("forward,gradient", [])] + [("lrp", ["--composite", n, *extra])
+                                         for n, (_, extra) in COMPOSITES.items()]
+    times, memory = {}, {}
+    for modes, extra in jobs:
+        cmd = [binary, "bench", "--model", str(model), "--batch", str(batch), "--runs", str(runs),
+               "--json", "--modes", modes, *extra]
+        report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                           env=env).stdout)
+        for mode in report["modes"]:
+            name = extra[1] if mode["mode"].startswith("lrp") else mode["mode"]
+            times[name] = mode["median_ms"]
+            memory[name] = report["peak_rss_mib"]
+    return times, memory
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lrp-grad"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    net = M.randomize(torchvision.models.resnet50(weights=None, num_classes=M.CLASSES))
+    for p in net.parameters():
+        p.requires_grad_(False)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model = pathlib.Path(tmp) / "resnet50.onnx"
+        torch.onnx.export(net, (torch.randn(1, 3, 224, 224),), model, dynamo=True,
+                          input_names=["input"])
+        start = time.perf_counter()
+        subprocess.run([args.binary, "info", "--model", str(model)], check=True,
+                       capture_output=True)
+        load_s = time.perf_counter() - start
+        for batch in map(int, args.batches.split(",")):
+            x = torch.randn(batch, 3, 224, 224)
+            zennit, ours, memory = {}, {}, {}
+            for _ in range(args.rounds):
+                for mode, ms in zennit_round(net, x, args.runs).items():
+                    zennit[mode] = min(ms, zennit.get(mode, float("inf")))
+                times, mem = lrp_grad_round(args.binary, model, batch, args.runs, args.threads)
+                for mode, ms in times.items():
+                    ours[mode] = min(ms, ours.get(mode, float("inf")))
+                    memory[mode] = mem[mode]
+            for mode in zennit:
+                rows.append((batch, mode, zennit[mode], ours[mode], zennit["gradient"],
+                             ours["gradient"], memory[mode]))
+    print("| batch | mode | Zennit ms | lrp-grad ms | lrp-grad ÷ Zennit | Zennit ÷ its gradient "
+          "| lrp-grad ÷ its gradient | lrp-grad peak MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for batch, mode, z, o, zg, og, mib in rows:
+        print(f"| {batch} | {mode} | {z:.0f} | {o:.0f} | {o / z:.2f} | {z / zg:.2f} | {o / og:.2f} "
+              f"| {mib:.0f} |")
+    print(f"\n{args.threads} threads, fastest of {args.rounds} interleaved rounds, each the median "
+          f"of {args.runs} runs after 2 warm-ups; torch {torch.__version__}, Zennit 1.0.0. "
+          f"`lrp-grad info` loads and checks the model in {load_s:.2f} s; Zennit's process peaked "
+          f"at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.")
+
+
+if __name__ == "__main__":
+    main()
