@@ -63,7 +63,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         Distribution::Default,
         &device,
     );
-    let composite = args.rules.composite()?;
+    let composite = args.rules.composite(loaded.input_shape, None)?;
     let lrp = Explainer::new()
         .composite(composite)
         .strategy(args.rules.strategy);

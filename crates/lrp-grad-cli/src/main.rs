@@ -1,6 +1,8 @@
 //! `lrp-grad`: explain a model (ONNX, or JSON + safetensors) on inputs given as .npy.
 
+mod answers;
 mod bench;
+mod inputs;
 mod model;
 mod npy;
 mod spec;
@@ -72,12 +74,24 @@ pub(crate) struct RuleArgs {
     /// and --high), epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat.
     #[arg(long, value_name = "NAME")]
     composite: Option<String>,
-    /// Lowest possible input value (z-box).
-    #[arg(long, value_name = "L", allow_negative_numbers = true)]
-    low: Option<f64>,
-    /// Highest possible input value (z-box).
-    #[arg(long, value_name = "H", allow_negative_numbers = true)]
-    high: Option<f64>,
+    /// Lowest possible input value (z-box): one value, or one per channel (-2.1,-2.0,-1.8).
+    /// Image inputs without it: the normalised image of pixel value 0.
+    #[arg(
+        long,
+        value_name = "L",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    low: Option<Vec<f64>>,
+    /// Highest possible input value (z-box): one value, or one per channel.
+    /// Image inputs without it: the normalised image of pixel value 1.
+    #[arg(
+        long,
+        value_name = "H",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    high: Option<Vec<f64>>,
     /// How LRP is computed: auto (one forward and one backward pass where the rules allow it)
     /// or layer-wise (the gradient trick layer by layer). Both give the same relevance.
     #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<lrp_grad::Strategy>())]
@@ -85,13 +99,41 @@ pub(crate) struct RuleArgs {
 }
 
 impl RuleArgs {
-    pub(crate) fn composite(&self) -> Result<lrp_grad::Composite> {
-        spec::composite(
-            self.rule.as_deref(),
-            self.composite.as_deref(),
-            self.low,
-            self.high,
-        )
+    /// The composite for a model taking `shape`; `image_bounds` are the bounds of the image
+    /// normalisation (per channel), used when a z-box rule has no --low/--high.
+    pub(crate) fn composite(
+        &self,
+        shape: FeatureShape,
+        image_bounds: Option<(Vec<f32>, Vec<f32>)>,
+    ) -> Result<lrp_grad::Composite> {
+        let needs = spec::needs_bounds(self.rule.as_deref(), self.composite.as_deref());
+        let bounds = match (&self.low, &self.high) {
+            (Some(_), None) | (None, Some(_)) => bail!("--low and --high go together"),
+            (Some(_), Some(_)) if !needs => bail!(
+                "--low/--high are z-box bounds, which {} does not use",
+                self.describe()
+            ),
+            (Some(low), Some(high)) => {
+                let channels =
+                    matches!(shape, FeatureShape::Image { .. }).then(|| shape.channels());
+                Some(spec::bounds(low, high, channels)?)
+            }
+            (None, None) => image_bounds
+                .filter(|_| needs)
+                .map(|(low, high)| (spec::per_channel(low), spec::per_channel(high))),
+        };
+        spec::composite(self.rule.as_deref(), self.composite.as_deref(), bounds)
+    }
+
+    /// Whether any LRP flag was given (an error with methods that do not run LRP).
+    fn given(&self) -> Option<&'static str> {
+        [
+            (self.rule.is_some(), "--rule"),
+            (self.composite.is_some(), "--composite"),
+            (self.low.is_some() || self.high.is_some(), "--low/--high"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -119,10 +161,13 @@ struct ExplainArgs {
     /// model holds its own.
     #[arg(long, value_name = "W.safetensors")]
     weights: Option<PathBuf>,
-    /// Input (.npy, float32 or float64): [N, *input_shape] or input_shape alone.
-    #[arg(long, value_name = "X.npy")]
-    input: PathBuf,
-    /// Where to write the relevance (.npy, float32, the input's shape).
+    /// Inputs: one .npy (float32 or float64; [N, *input_shape] or input_shape alone), or image
+    /// files (.png, .jpg, .jpeg) and directories of them (sorted by name).
+    #[arg(long, value_name = "X.npy|IMAGE|DIR", num_args = 1.., required = true)]
+    input: Vec<PathBuf>,
+    #[command(flatten)]
+    preprocess: inputs::PreprocessArgs,
+    /// Where to write the relevance (.npy, float32, the input's shape; [N, C, H, W] for images).
     #[arg(long, value_name = "R.npy")]
     output: PathBuf,
     #[command(flatten)]
@@ -137,9 +182,9 @@ struct ExplainArgs {
     /// SmoothGrad: noise σ as a fraction of each input's value range (default 0.1).
     #[arg(long)]
     noise: Option<f64>,
-    /// SmoothGrad: seed of the noise.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// SmoothGrad: seed of the noise (default 0).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Integrated Gradients: number of steps (default 20).
     #[arg(long)]
     steps: Option<usize>,
@@ -152,16 +197,25 @@ struct ExplainArgs {
     /// Occlusion: stride in pixels (default: the window).
     #[arg(long)]
     stride: Option<usize>,
-    /// Occlusion: value that covers the window.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    fill: f32,
+    /// Occlusion: value that covers the window (default 0).
+    #[arg(long, allow_negative_numbers = true)]
+    fill: Option<f32>,
     /// SmoothGrad / Integrated Gradients: average LRP relevance (with --rule/--composite)
     /// instead of the plain gradient.
     #[arg(long)]
     over_lrp: bool,
     /// Explain this class for every sample (default: each sample's predicted class).
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", conflicts_with = "targets")]
     target: Option<usize>,
+    /// One class per sample to explain: text (one per line) or an integer .npy.
+    #[arg(long, value_name = "FILE")]
+    targets: Option<PathBuf>,
+    /// Class names, one per line: in the table, the summary and the heatmap file names.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// Write the answers (prediction, score, target, Σ relevance per sample) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    summary: Option<PathBuf>,
     /// Output relevance: logit (R_out = f_target(x), default) or one-hot.
     #[arg(long, value_enum, default_value = "logit")]
     output_relevance: OutputRelevanceArg,
@@ -171,13 +225,16 @@ struct ExplainArgs {
     /// Colour map of the heatmap (Zennit's): bwr, coldnhot, seismic, gray, … or colour-map code.
     #[arg(long, default_value = "bwr")]
     cmap: String,
-    /// Blend the heatmap over the input image.
+    /// Write one heatmap PNG per sample into this directory (named after the input).
+    #[arg(long, value_name = "DIR")]
+    heatmap_dir: Option<PathBuf>,
+    /// Blend the heatmaps over the input images.
     #[arg(long)]
     overlay: bool,
     /// Samples explained at once.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// No progress bar.
+    /// No progress bar and no answers table.
     #[arg(long)]
     quiet: bool,
 }
@@ -242,56 +299,45 @@ pub(crate) fn batch(data: Vec<f32>, n: usize, shape: FeatureShape, device: &Devi
     }
 }
 
-/// The relevance of one chunk, with the explainer prepared once for all chunks.
+/// What one chunk gives: relevance, model outputs `[n, classes]`, targets, relevance sums.
+pub(crate) struct ChunkResult {
+    pub relevance: Vec<f32>,
+    pub outputs: Vec<f32>,
+    pub targets: Vec<usize>,
+    pub sums: Vec<f32>,
+}
+
+/// Explains one chunk, with the explainer prepared once for all chunks.
 pub(crate) fn explain_batch(
     explainer: &PreparedExplainer,
     batch: Batch,
-) -> lrp_grad::Result<Vec<f32>> {
+) -> lrp_grad::Result<ChunkResult> {
     let floats = |t: TensorData| {
         t.convert::<f32>()
             .try_to_vec::<f32>()
             .expect("float relevance")
     };
-    Ok(match batch {
-        Batch::Vector(x) => floats(explainer.explain(x)?.relevance.into_data()),
-        Batch::Image(x) => floats(explainer.explain(x)?.relevance.into_data()),
+    let (relevance, output, targets, sums) = match batch {
+        Batch::Vector(x) => {
+            let e = explainer.explain(x)?;
+            let sums = e.relevance_sums();
+            (e.relevance.into_data(), e.output, e.targets, sums)
+        }
+        Batch::Image(x) => {
+            let e = explainer.explain(x)?;
+            let sums = e.relevance_sums();
+            (e.relevance.into_data(), e.output, e.targets, sums)
+        }
+    };
+    Ok(ChunkResult {
+        relevance: floats(relevance),
+        outputs: floats(output.into_data()),
+        targets: targets.unwrap_or_default(),
+        sums,
     })
 }
 
-fn explain(args: ExplainArgs) -> Result<()> {
-    let device = device()?;
-    let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
-    let model = model::load(&args.model.model, weights, &device)?;
-    let sample_dims = model.input_shape.dims();
-    let input = npy::read(&args.input)?;
-    // [N, *input_shape] or input_shape alone (then N = 1).
-    let n = if input.shape == sample_dims {
-        1
-    } else if input.shape.len() == sample_dims.len() + 1 && input.shape[1..] == sample_dims[..] {
-        input.shape[0]
-    } else {
-        bail!(
-            "{}: shape {:?} does not fit the model {} (input_shape {:?}); expected [N, {}] or {:?}",
-            args.input.display(),
-            input.shape,
-            args.model.model.display(),
-            sample_dims,
-            sample_dims
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            sample_dims
-        );
-    };
-    if n == 0 {
-        bail!(
-            "{}: shape {:?} holds no sample",
-            args.input.display(),
-            input.shape
-        );
-    }
-    let per_sample = model.input_shape.numel();
+fn method_args(args: &ExplainArgs) -> Result<spec::MethodArgs<'_>> {
     let baseline = match &args.baseline {
         Some(path) => {
             let b = npy::read(path)?;
@@ -299,7 +345,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
         }
         None => None,
     };
-    let method = spec::method(spec::MethodArgs {
+    Ok(spec::MethodArgs {
         name: &args.method,
         samples: args.samples,
         noise: args.noise,
@@ -310,30 +356,104 @@ fn explain(args: ExplainArgs) -> Result<()> {
         stride: args.stride,
         fill: args.fill,
         over_lrp: args.over_lrp,
-    })?;
+    })
+}
+
+/// The explainer the flags describe; flags the method does not use are errors.
+fn explainer(
+    args: &ExplainArgs,
+    model: &model::CliModel,
+    inputs: &inputs::Inputs,
+) -> Result<Explainer> {
+    let method_args = method_args(args)?;
+    let uses_lrp = method_args.uses_lrp();
+    let method = spec::method(method_args)?;
     let mut explainer = Explainer::new()
         .method(method)
         .output_relevance(match args.output_relevance {
             OutputRelevanceArg::Logit => OutputRelevance::Logit,
             OutputRelevanceArg::OneHot => OutputRelevance::OneHot,
         })
-        .composite(args.rules.composite()?)
         .strategy(args.rules.strategy);
+    if uses_lrp {
+        let channels = model.input_shape.channels();
+        let image_bounds = inputs.recipe.as_ref().map(|r| r.bounds(channels));
+        explainer = explainer.composite(args.rules.composite(model.input_shape, image_bounds)?);
+    } else if let Some(flag) = args.rules.given() {
+        bail!(
+            "{flag} applies to LRP; --method {} does not use it",
+            args.method
+        );
+    }
     if let Some(k) = args.target {
         explainer = explainer.target(Target::Class(k));
     }
-    let cmap = match &args.heatmap {
-        Some(_) => Some(ColorMap::new(&args.cmap).map_err(|e| anyhow!("--cmap: {e}"))?),
+    Ok(explainer)
+}
+
+fn explain(args: ExplainArgs) -> Result<()> {
+    let device = device()?;
+    let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
+    let model = model::load(&args.model.model, weights, &device)?;
+    let inputs = inputs::read(
+        &args.input,
+        model.input_shape,
+        &args.preprocess,
+        &args.model.model,
+    )?;
+    let explainer = explainer(&args, &model, &inputs)?;
+    let classes = model.graph.num_classes(model.input_shape)?;
+    let labels = match &args.labels {
+        Some(path) => Some(answers::read_labels(path, classes)?),
         None => None,
     };
-    if args.heatmap.is_some() && matches!(model.input_shape, FeatureShape::Vector(_)) {
+    let targets = match &args.targets {
+        Some(path) => Some(answers::read_targets(path, inputs.n)?),
+        None => None,
+    };
+    let cmap = match args.heatmap.is_some() || args.heatmap_dir.is_some() {
+        true => Some(ColorMap::new(&args.cmap).map_err(|e| anyhow!("--cmap: {e}"))?),
+        false => None,
+    };
+    if cmap.is_some() && matches!(model.input_shape, FeatureShape::Vector(_)) {
         bail!(
-            "--heatmap needs an image model (input_shape [C, H, W]); {} takes {:?}",
+            "--heatmap/--heatmap-dir need an image model (input_shape [C, H, W]); {} takes {:?}",
             args.model.model.display(),
-            sample_dims
+            model.input_shape.dims()
         );
     }
+    let result = run_chunks(&args, &model, &inputs, explainer, targets)?;
+    let answers = answers::answers(
+        &inputs.names,
+        &result.outputs,
+        &result.targets,
+        &result.sums,
+    );
+    write_outputs(
+        &args,
+        &model,
+        &inputs,
+        &result,
+        &answers,
+        labels.as_deref(),
+        cmap,
+    )?;
+    if !args.quiet {
+        print!("{}", answers::table(&answers, labels.as_deref()));
+    }
+    Ok(())
+}
 
+/// Explains the inputs in chunks of --batch-size, with a progress bar on a terminal.
+fn run_chunks(
+    args: &ExplainArgs,
+    model: &model::CliModel,
+    inputs: &inputs::Inputs,
+    explainer: Explainer,
+    targets: Option<Vec<usize>>,
+) -> Result<ChunkResult> {
+    let device = device()?;
+    let n = inputs.n;
     let chunk = args.batch_size.max(1);
     let progress = if args.quiet || !std::io::stderr().is_terminal() || n <= chunk {
         ProgressBar::hidden()
@@ -348,58 +468,114 @@ fn explain(args: ExplainArgs) -> Result<()> {
     let context = || {
         format!(
             "explaining {} with {} ({})",
-            args.input.display(),
+            inputs.names.first().map_or("", |s| s.as_str()),
             args.model.model.display(),
             args.rules.describe()
         )
     };
-    // Canonized, checked and planned once for every chunk.
-    let prepared = explainer
-        .prepare(&model.graph, model.input_shape)
-        .map_err(|e| anyhow!("{}: {e}", context()))?;
-    let mut relevance = Vec::with_capacity(input.data.len());
+    let per_sample = model.input_shape.numel();
+    let mut all = ChunkResult {
+        relevance: Vec::with_capacity(inputs.data.len()),
+        outputs: Vec::new(),
+        targets: Vec::new(),
+        sums: Vec::new(),
+    };
+    let prepare = |explainer: &Explainer| {
+        explainer
+            .prepare(&model.graph, model.input_shape)
+            .map_err(|e| anyhow!("{}: {e}", context()))
+    };
+    // Canonized, checked and planned once for every chunk (per chunk with per-sample targets).
+    let shared = match &targets {
+        None => Some(prepare(&explainer)?),
+        Some(_) => None,
+    };
     for start in (0..n).step_by(chunk) {
         let end = (start + chunk).min(n);
-        let data = input.data[start * per_sample..end * per_sample].to_vec();
+        let per_chunk;
+        let prepared = match &shared {
+            Some(prepared) => prepared,
+            None => {
+                let mut chunk_explainer = explainer.clone();
+                if let Some(targets) = &targets {
+                    let targets = targets[start..end].to_vec();
+                    chunk_explainer = chunk_explainer.target(Target::PerSample(targets));
+                }
+                per_chunk = prepare(&chunk_explainer)?;
+                &per_chunk
+            }
+        };
+        let data = inputs.data[start * per_sample..end * per_sample].to_vec();
         let r = explain_batch(
-            &prepared,
+            prepared,
             batch(data, end - start, model.input_shape, &device),
         )
         .map_err(|e| anyhow!("{}: {e}", context()))?;
-        relevance.extend(r);
+        all.relevance.extend(r.relevance);
+        all.outputs.extend(r.outputs);
+        all.targets.extend(r.targets);
+        all.sums.extend(r.sums);
         progress.inc((end - start) as u64);
     }
     progress.finish_and_clear();
+    Ok(all)
+}
 
-    // Everything is computed before any file is written; each file is written atomically.
-    let png = match (&args.heatmap, cmap) {
-        (Some(_), Some(cmap)) => Some(heatmap_png(
-            &relevance,
-            &input.data,
-            n,
+/// Everything is computed before any file is written; each file is written atomically.
+fn write_outputs(
+    args: &ExplainArgs,
+    model: &model::CliModel,
+    inputs: &inputs::Inputs,
+    result: &ChunkResult,
+    answers: &[answers::Answer],
+    labels: Option<&[String]>,
+    cmap: Option<ColorMap>,
+) -> Result<()> {
+    let images = match &cmap {
+        Some(cmap) => Some(heatmaps(
+            &result.relevance,
+            &inputs.data,
+            inputs.n,
             model.input_shape,
-            &cmap,
+            cmap,
             args.overlay,
         )?),
+        None => None,
+    };
+    let grid = match (&args.heatmap, &images) {
+        (Some(_), Some(cells)) => Some(png(&heatmap::grid(cells, inputs.n.min(8), 2))?),
         _ => None,
     };
-    let npy_bytes = npy::encode(&input.shape, &relevance)?;
+    let summary = match &args.summary {
+        Some(_) => Some(answers::summary(answers, labels)?),
+        None => None,
+    };
+    let npy_bytes = npy::encode(&inputs.shape, &result.relevance)?;
     write_atomically(&args.output, &npy_bytes)?;
-    if let (Some(path), Some(bytes)) = (&args.heatmap, png) {
+    if let (Some(path), Some(bytes)) = (&args.heatmap, grid) {
+        write_atomically(path, &bytes)?;
+    }
+    if let (Some(dir), Some(cells)) = (&args.heatmap_dir, &images) {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+        for (cell, stem) in cells.iter().zip(&inputs.stems) {
+            write_atomically(&dir.join(format!("{stem}.png")), &png(cell)?)?;
+        }
+    }
+    if let (Some(path), Some(bytes)) = (&args.summary, summary) {
         write_atomically(path, &bytes)?;
     }
     Ok(())
 }
 
-/// One grid PNG: a cell per sample (8 per row), small images scaled up to ~112 px.
-fn heatmap_png(
+/// One heatmap per sample, small images scaled up to ~112 px.
+fn heatmaps(
     relevance: &[f32],
     input: &[f32],
     n: usize,
     shape: FeatureShape,
     cmap: &ColorMap,
     overlay: bool,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<image::RgbImage>> {
     let FeatureShape::Image {
         channels,
         height,
@@ -427,7 +603,10 @@ fn heatmap_png(
             Ok(heatmap::upscale(&heat, scale))
         })
         .collect::<Result<Vec<_>, heatmap::HeatmapError>>()?;
-    let image = heatmap::grid(&cells, n.min(8), 2);
+    Ok(cells)
+}
+
+fn png(image: &image::RgbImage) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     image
         .write_to(
@@ -442,7 +621,10 @@ fn info(args: InfoArgs) -> Result<()> {
     let device = device()?;
     let model = model::load(&args.model.model, args.weights.as_deref(), &device)?;
     let canonical = model.graph.canonize();
-    let plan = args.rules.composite()?.plan(&canonical)?;
+    let plan = args
+        .rules
+        .composite(model.input_shape, None)?
+        .plan(&canonical)?;
     let shapes = model.graph.shapes(model.input_shape)?;
     let classes = model.graph.num_classes(model.input_shape)?;
     let nodes = model.graph.nodes();

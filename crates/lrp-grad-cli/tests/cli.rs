@@ -825,3 +825,275 @@ fn an_input_that_does_not_fit_an_onnx_model_names_both_shapes() {
         .stderr(predicate::str::contains("[3, 32, 32]"));
     assert!(!out.exists());
 }
+
+/// A 32×32 RGB test picture: smooth ramps, so that every channel differs.
+fn rgb_picture() -> image::RgbImage {
+    image::RgbImage::from_fn(32, 32, |x, y| {
+        image::Rgb([(x * 8) as u8, (y * 8) as u8, ((x + y) * 4) as u8])
+    })
+}
+
+/// The picture's values as the CLI must see them: channel planes of pixel / 255, normalised.
+fn planes(picture: &image::RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
+    (0..3)
+        .flat_map(|c| {
+            picture
+                .pixels()
+                .map(move |p| (p.0[c] as f32 / 255.0 - mean[c]) / std[c])
+        })
+        .collect()
+}
+
+fn explain_cmd(model: &Path, inputs: &[&Path], output: &Path) -> Command {
+    let mut cmd = lrp_grad();
+    cmd.arg("explain").arg("--model").arg(model).arg("--input");
+    for input in inputs {
+        cmd.arg(input);
+    }
+    cmd.arg("--output").arg(output);
+    cmd
+}
+
+#[test]
+fn png_and_jpeg_rgb_and_rgba_images_are_the_arrays_they_hold() {
+    let model = onnx_fixture("resnet").join("script.onnx");
+    let dir = TempDir::new().unwrap();
+    let picture = rgb_picture();
+    let png = dir.path().join("ramp.png");
+    picture.save(&png).unwrap();
+    let rgba = dir.path().join("ramp-rgba.png");
+    image::DynamicImage::ImageRgb8(picture.clone())
+        .to_rgba8()
+        .save(&rgba)
+        .unwrap();
+    let (mean, std) = ([0.5, 0.4, 0.3], [0.2, 0.25, 0.3]);
+    let npy = dir.path().join("ramp.npy");
+    write_npy(&npy, &[1, 3, 32, 32], &planes(&picture, mean, std));
+    let normalise = ["--mean", "0.5,0.4,0.3", "--std", "0.2,0.25,0.3"];
+    let from_array = dir.path().join("r-npy.npy");
+    explain_cmd(&model, &[&npy], &from_array).assert().success();
+    for image in [&png, &rgba] {
+        let out = dir.path().join("r-image.npy");
+        explain_cmd(&model, &[image], &out)
+            .args(normalise)
+            .assert()
+            .success();
+        let (shape, relevance) = read_npy(&out);
+        assert_eq!(shape, [1, 3, 32, 32]);
+        assert_eq!(relevance, read_npy(&from_array).1, "{}", image.display());
+    }
+    // JPEG is lossy: decoded by the `image` crate, it must equal that crate's own decoding.
+    let jpeg = dir.path().join("ramp.jpg");
+    picture.save(&jpeg).unwrap();
+    let decoded = image::open(&jpeg).unwrap().to_rgb8();
+    write_npy(&npy, &[1, 3, 32, 32], &planes(&decoded, mean, std));
+    explain_cmd(&model, &[&npy], &from_array).assert().success();
+    let out = dir.path().join("r-jpeg.npy");
+    explain_cmd(&model, &[&jpeg], &out)
+        .args(normalise)
+        .assert()
+        .success();
+    assert_eq!(read_npy(&out).1, read_npy(&from_array).1);
+}
+
+#[test]
+fn grey_8_and_16_bit_images_and_directories_sorted_by_name() {
+    let f = Fixture::new(); // a [1, 8, 8] model
+    let dir = TempDir::new().unwrap();
+    let pictures = dir.path().join("pictures");
+    std::fs::create_dir(&pictures).unwrap();
+    let grey8 = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(x * 30 + y) as u8]));
+    let grey16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(8, 8, |x, y| {
+        image::Luma([(x * 7000 + y * 3) as u16])
+    });
+    grey8.save(pictures.join("b.png")).unwrap();
+    grey16.save(pictures.join("a.png")).unwrap();
+    let mut values: Vec<f32> = grey16.pixels().map(|p| p.0[0] as f32 / 65535.0).collect();
+    values.extend(grey8.pixels().map(|p| p.0[0] as f32 / 255.0));
+    let npy = dir.path().join("x.npy");
+    write_npy(&npy, &[2, 1, 8, 8], &values);
+    let summary = dir.path().join("summary.json");
+    f.explain_input(&pictures)
+        .arg("--summary")
+        .arg(&summary)
+        .assert()
+        .success();
+    let (shape, from_images) = read_npy(&f.path("r.npy"));
+    assert_eq!(shape, [2, 1, 8, 8]);
+    f.explain_input(&npy).assert().success();
+    let from_array = read_npy(&f.path("r.npy")).1;
+    assert!(max_relative_error(&from_images, &from_array) < 1e-6);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let names: Vec<&str> = summary["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["input"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a.png", "b.png"]);
+}
+
+#[test]
+fn bounds_of_the_normalisation_are_the_per_channel_bounds_given_by_hand() {
+    let model = onnx_fixture("resnet").join("script.onnx");
+    let dir = TempDir::new().unwrap();
+    let png = dir.path().join("ramp.png");
+    rgb_picture().save(&png).unwrap();
+    let derived = dir.path().join("derived.npy");
+    explain_cmd(&model, &[&png], &derived)
+        .args([
+            "--preset",
+            "none",
+            "--mean",
+            "0.5,0.4,0.3",
+            "--std",
+            "0.2,0.25,0.3",
+        ])
+        .args(["--composite", "epsilon-gamma-box"])
+        .assert()
+        .success();
+    // (0 − m)/s and (1 − m)/s per channel.
+    let given = dir.path().join("given.npy");
+    explain_cmd(&model, &[&png], &given)
+        .args(["--mean", "0.5,0.4,0.3", "--std", "0.2,0.25,0.3"])
+        .args(["--composite", "epsilon-gamma-box"])
+        .args(["--low=-2.5,-1.6,-1", "--high=2.5,2.4,2.3333333"])
+        .assert()
+        .success();
+    let error = max_relative_error(&read_npy(&derived).1, &read_npy(&given).1);
+    assert!(error < 1e-6, "{error:.2e}");
+}
+
+#[test]
+fn the_answers_table_and_summary_hold_the_library_numbers() {
+    let f = Fixture::new();
+    let summary = f.path("summary.json");
+    let labels = f.path("labels.txt");
+    std::fs::write(&labels, "cat\ndog\nbird\n").unwrap();
+    let targets = f.path("targets.txt");
+    std::fs::write(&targets, "0\n1\n2\n0\n1\n").unwrap();
+    let output = f
+        .explain()
+        .arg("--summary")
+        .arg(&summary)
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--targets")
+        .arg(&targets)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let table = String::from_utf8(output).unwrap();
+    assert!(table.contains("x.npy[4]"), "{table}");
+    assert!(table.contains("Σ relevance"), "{table}");
+    let x = Tensor::<4>::from_data(
+        TensorData::new(f.input.clone(), [5, 1, 8, 8]),
+        &Device::default(),
+    );
+    let e = Explainer::new()
+        .target(Target::PerSample(vec![0, 1, 2, 0, 1]))
+        .explain(&f.model, x)
+        .unwrap();
+    let sums = e.relevance_sums();
+    let logits = e
+        .output
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let names = ["cat", "dog", "bird"];
+    for (i, sample) in summary["samples"].as_array().unwrap().iter().enumerate() {
+        let row = &logits[i * 3..i * 3 + 3];
+        let predicted = (0..3).fold(0, |b, k| if row[k] > row[b] { k } else { b });
+        assert_eq!(sample["input"], format!("x.npy[{i}]"));
+        assert_eq!(sample["target"], [0, 1, 2, 0, 1][i]);
+        assert_eq!(sample["predicted"], predicted);
+        assert_eq!(sample["label"], names[predicted]);
+        assert!((sample["score"].as_f64().unwrap() - row[predicted] as f64).abs() < 1e-5);
+        assert!((sample["relevance_sum"].as_f64().unwrap() - sums[i] as f64).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn heatmap_dir_writes_one_png_per_sample_named_after_its_input() {
+    let model = onnx_fixture("resnet").join("script.onnx");
+    let dir = TempDir::new().unwrap();
+    let pictures = dir.path().join("in");
+    std::fs::create_dir(&pictures).unwrap();
+    for name in ["x.png", "y.png"] {
+        rgb_picture().save(pictures.join(name)).unwrap();
+    }
+    let maps = dir.path().join("maps");
+    explain_cmd(&model, &[&pictures], &dir.path().join("r.npy"))
+        .arg("--heatmap-dir")
+        .arg(&maps)
+        .arg("--overlay")
+        .arg("--quiet")
+        .assert()
+        .success()
+        .stdout(predicate::str::is_empty());
+    for name in ["x.png", "y.png"] {
+        let map = image::open(maps.join(name)).unwrap();
+        // 32 px scaled by 112 / 32 = 3.
+        assert_eq!((map.width(), map.height()), (96, 96));
+    }
+}
+
+#[test]
+fn flags_the_method_or_input_does_not_use_are_errors_and_write_nothing() {
+    let f = Fixture::new();
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["--method", "gradient", "--composite", "epsilon-gamma-box"],
+            "--composite applies to LRP",
+        ),
+        (
+            &["--rule", "epsilon", "--low", "0", "--high", "1"],
+            "which rule epsilon does not use",
+        ),
+        (
+            &["--method", "gradient", "--samples", "5"],
+            "--samples does not apply to --method gradient",
+        ),
+        (
+            &["--method", "lrp", "--steps", "5"],
+            "--steps does not apply",
+        ),
+        (
+            &["--method", "smoothgrad", "--window", "2"],
+            "--window does not apply",
+        ),
+        (
+            &["--method", "gradient", "--over-lrp"],
+            "--over-lrp does not apply",
+        ),
+        (&["--resize", "8"], "--resize applies to image inputs"),
+        (
+            &["--rule", "z-box", "--low=-1,0", "--high", "1"],
+            "expected 1 or one per channel (1)",
+        ),
+    ];
+    for (extra, message) in cases {
+        f.explain()
+            .args(extra)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(message));
+        assert!(!f.path("r.npy").exists(), "{extra:?} left an output");
+    }
+    // Targets that do not fit.
+    let targets = f.path("t.txt");
+    std::fs::write(&targets, "0\n1\n").unwrap();
+    f.explain()
+        .arg("--targets")
+        .arg(&targets)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("2 targets for 5 sample(s)"));
+    assert!(!f.path("r.npy").exists());
+}

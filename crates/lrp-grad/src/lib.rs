@@ -52,6 +52,8 @@ mod methods;
 mod model;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "images")]
+pub mod preprocess;
 mod rules;
 pub mod text;
 
