@@ -1097,3 +1097,24 @@ fn flags_the_method_or_input_does_not_use_are_errors_and_write_nothing() {
         .stderr(predicate::str::contains("2 targets for 5 sample(s)"));
     assert!(!f.path("r.npy").exists());
 }
+
+#[test]
+fn an_os_error_is_reported_once() {
+    let f = Fixture::new();
+    let out = f.dir.path().join("a-directory");
+    std::fs::create_dir(&out).unwrap();
+    let assert = lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(f.path("m.json"))
+        .arg("--weights")
+        .arg(f.path("w.safetensors"))
+        .arg("--input")
+        .arg(f.path("x.npy"))
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .failure();
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}

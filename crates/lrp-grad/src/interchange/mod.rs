@@ -31,12 +31,14 @@ use crate::model::{FeatureShape, Sequential};
 #[non_exhaustive]
 pub enum LoadError {
     /// The file could not be read or written.
-    #[error("{file}: {source}")]
+    // The I/O error is in the message, not a `source()` as well: a report of the chain
+    // (anyhow's `{:#}`) would print it twice.
+    #[error("{file}: {error}")]
     Io {
         /// The file.
         file: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Malformed JSON, or a field missing, unknown or of the wrong type.
     #[error("{file}: at `{path}`: {message}")]
@@ -186,9 +188,9 @@ pub fn save(
 
 /// Writes `bytes` to a temporary file next to `path`, then renames it into place.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
-    let io = |source| LoadError::Io {
+    let io = |error| LoadError::Io {
         file: path.to_path_buf(),
-        source,
+        error,
     };
     let dir = path
         .parent()

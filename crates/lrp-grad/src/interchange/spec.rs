@@ -228,9 +228,9 @@ impl LayerSpec {
 impl ModelSpec {
     /// Reads and checks a description; errors name the file and the field.
     pub fn read(file: &Path) -> Result<Self, LoadError> {
-        let text = std::fs::read_to_string(file).map_err(|source| LoadError::Io {
+        let text = std::fs::read_to_string(file).map_err(|error| LoadError::Io {
             file: file.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, file)
     }

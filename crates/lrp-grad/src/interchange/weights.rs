@@ -86,9 +86,9 @@ pub(super) fn load(
     device: &Device,
 ) -> Result<Sequential, LoadError> {
     let bytes = match file {
-        Some(file) => std::fs::read(file).map_err(|source| LoadError::Io {
+        Some(file) => std::fs::read(file).map_err(|error| LoadError::Io {
             file: file.to_path_buf(),
-            source,
+            error,
         })?,
         None => Vec::new(),
     };
