@@ -53,7 +53,12 @@ struct Timing {
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let device = crate::device()?;
     let weights = require_weights(&args.model.model, args.weights.as_deref())?;
-    let loaded = load(&args.model.model, weights, &device)?;
+    let loaded = load(
+        &args.model.model,
+        weights,
+        args.model.allow_unused_weights,
+        &device,
+    )?;
     let model = loaded.graph.valid();
     let n = args.batch.max(1);
     let runs = args.runs.max(1);

@@ -57,6 +57,10 @@ pub(crate) struct ModelArgs {
     /// --weights).
     #[arg(long, value_name = "M.onnx|M.json")]
     model: PathBuf,
+    /// JSON models: allow tensors in the weights file that no layer uses (a full state_dict
+    /// serving part of a model); they are listed on stderr.
+    #[arg(long)]
+    allow_unused_weights: bool,
 }
 
 #[derive(Args, Clone)]
@@ -394,7 +398,12 @@ fn explainer(
 fn explain(args: ExplainArgs) -> Result<()> {
     let device = device()?;
     let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
-    let model = model::load(&args.model.model, weights, &device)?;
+    let model = model::load(
+        &args.model.model,
+        weights,
+        args.model.allow_unused_weights,
+        &device,
+    )?;
     let inputs = inputs::read(
         &args.input,
         model.input_shape,
@@ -619,7 +628,12 @@ fn png(image: &image::RgbImage) -> Result<Vec<u8>> {
 
 fn info(args: InfoArgs) -> Result<()> {
     let device = device()?;
-    let model = model::load(&args.model.model, args.weights.as_deref(), &device)?;
+    let model = model::load(
+        &args.model.model,
+        args.weights.as_deref(),
+        args.model.allow_unused_weights,
+        &device,
+    )?;
     let canonical = model.graph.canonize();
     let plan = args
         .rules

@@ -28,7 +28,12 @@ pub(crate) fn is_onnx(path: &Path) -> bool {
 /// Loads `model`: an `.onnx` file (weights inside it or beside it, so no `weights`), or a JSON
 /// description with its safetensors `weights` (`None` for the architecture alone, where the
 /// command allows it).
-pub(crate) fn load(model: &Path, weights: Option<&Path>, device: &Device) -> Result<CliModel> {
+pub(crate) fn load(
+    model: &Path,
+    weights: Option<&Path>,
+    allow_unused: bool,
+    device: &Device,
+) -> Result<CliModel> {
     if is_onnx(model) {
         if let Some(weights) = weights {
             bail!(
@@ -45,10 +50,18 @@ pub(crate) fn load(model: &Path, weights: Option<&Path>, device: &Device) -> Res
             dropped_softmax: onnx.dropped_softmax,
         });
     }
-    let loaded = match weights {
-        Some(weights) => interchange::load(model, weights, device)?,
-        None => interchange::load_architecture(model, device)?,
+    let loaded = match (weights, allow_unused) {
+        (Some(weights), false) => interchange::load(model, weights, device)?,
+        (Some(weights), true) => interchange::load_allowing_unused(model, weights, device)?,
+        (None, _) => interchange::load_architecture(model, device)?,
     };
+    if !loaded.unused_weights.is_empty() {
+        eprintln!(
+            "note: {} tensor(s) of the weights file unused: {}",
+            loaded.unused_weights.len(),
+            loaded.unused_weights.join(", ")
+        );
+    }
     Ok(CliModel {
         graph: Graph::from_sequential(&loaded.model),
         input_shape: loaded.input_shape,

@@ -434,7 +434,10 @@ fn missing_extra_misshapen_and_mistyped_tensors() {
     fails(
         &f,
         &mut f.explain(),
-        &["w.safetensors", "`6.bias` has dtype I32; expected F32"],
+        &[
+            "w.safetensors",
+            "`6.bias` has dtype I32; expected a float type",
+        ],
     );
 
     let f = Fixture::new();
@@ -1117,4 +1120,115 @@ fn an_os_error_is_reported_once() {
         .failure();
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
+/// Re-encodes every float32 tensor of the fixture's weights with `encode`, as dtype `dtype`.
+fn reencode_weights(f: &Fixture, dtype: safetensors::Dtype, encode: fn(f32) -> Vec<u8>) {
+    with_weights(f, |w| {
+        for e in w.iter_mut() {
+            e.2 =
+                e.2.chunks_exact(4)
+                    .flat_map(|b| encode(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                    .collect();
+            e.3 = dtype;
+        }
+    });
+}
+
+#[test]
+fn f64_f16_and_bf16_weights_are_converted_to_float32() {
+    type Codec = (safetensors::Dtype, fn(f32) -> Vec<u8>, fn(f32) -> f32);
+    let cases: [Codec; 3] = [
+        (
+            safetensors::Dtype::F64,
+            |v| (v as f64).to_le_bytes().to_vec(),
+            |v| v,
+        ),
+        (
+            safetensors::Dtype::F16,
+            |v| {
+                burn::tensor::f16::from_f32(v)
+                    .to_bits()
+                    .to_le_bytes()
+                    .to_vec()
+            },
+            |v| burn::tensor::f16::from_f32(v).to_f32(),
+        ),
+        (
+            safetensors::Dtype::BF16,
+            |v| {
+                burn::tensor::bf16::from_f32(v)
+                    .to_bits()
+                    .to_le_bytes()
+                    .to_vec()
+            },
+            |v| burn::tensor::bf16::from_f32(v).to_f32(),
+        ),
+    ];
+    // One fixture (tests run in parallel and share Burn's seeded generator): its weights are
+    // rewritten for each case.
+    let f = Fixture::new();
+    let original = std::fs::read(f.path("w.safetensors")).unwrap();
+    for (dtype, encode, round) in cases {
+        // The reference: float32 weights holding the values the narrower type can represent.
+        std::fs::write(f.path("w.safetensors"), &original).unwrap();
+        with_weights(&f, |w| {
+            for e in w.iter_mut() {
+                e.2 = e
+                    .2
+                    .chunks_exact(4)
+                    .flat_map(|b| round(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes())
+                    .collect();
+            }
+        });
+        f.explain().assert().success();
+        let expected = read_npy(&f.path("r.npy")).1;
+        std::fs::write(f.path("w.safetensors"), &original).unwrap();
+        reencode_weights(&f, dtype, encode);
+        f.explain().assert().success();
+        assert_eq!(read_npy(&f.path("r.npy")).1, expected, "{dtype:?}");
+    }
+}
+
+#[test]
+fn extra_tensors_are_an_error_unless_allowed_and_then_listed() {
+    let f = Fixture::new();
+    with_weights(&f, |w| {
+        w.push((
+            "head.weight".into(),
+            vec![2],
+            vec![0; 8],
+            safetensors::Dtype::F32,
+        ));
+    });
+    fails(
+        &f,
+        &mut f.explain(),
+        &["`head.weight` is not used", "--allow-unused-weights"],
+    );
+    f.explain()
+        .arg("--allow-unused-weights")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("unused: head.weight"));
+}
+
+#[test]
+fn a_pytorch_pickle_gets_a_hint_to_save_safetensors_or_export_onnx() {
+    let f = Fixture::new();
+    std::fs::write(f.path("w.pt"), b"PK\x03\x04 pickle").unwrap();
+    fails(
+        &f,
+        lrp_grad()
+            .arg("explain")
+            .arg("--model")
+            .arg(f.path("m.json"))
+            .arg("--weights")
+            .arg(f.path("w.pt"))
+            .arg("--input")
+            .arg(f.path("x.npy"))
+            .arg("--output")
+            .arg(f.path("r.npy")),
+        &["w.pt", "safetensors.torch.save_file", "torch.onnx.export"],
+    );
 }

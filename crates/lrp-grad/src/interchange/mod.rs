@@ -79,7 +79,9 @@ pub enum LoadError {
         layer: usize,
     },
     /// A tensor in the weights file that no layer uses.
-    #[error("{file}: tensor `{key}` is not used by any layer of the model (check the layer names)")]
+    #[error(
+        "{file}: tensor `{key}` is not used by any layer of the model (check the layer names, or allow unused tensors: --allow-unused-weights)"
+    )]
     UnexpectedTensor {
         /// The file.
         file: PathBuf,
@@ -99,7 +101,9 @@ pub enum LoadError {
         found: Vec<usize>,
     },
     /// A tensor of the wrong dtype.
-    #[error("{file}: tensor `{key}` has dtype {found}; expected F32")]
+    #[error(
+        "{file}: tensor `{key}` has dtype {found}; expected a float type (F32; F16, BF16 and F64 are converted)"
+    )]
     TensorDtype {
         /// The file.
         file: PathBuf,
@@ -129,25 +133,48 @@ pub struct LoadedModel {
     pub input_shape: FeatureShape,
     /// The description it was built from.
     pub spec: ModelSpec,
+    /// Tensors of the weights file that no layer uses (only with [`load_allowing_unused`]).
+    pub unused_weights: Vec<String>,
 }
 
 /// Reads a model description (JSON) and its weights (safetensors) onto `device`.
 pub fn load(model_json: &Path, weights: &Path, device: &Device) -> Result<LoadedModel, LoadError> {
-    build(model_json, Some(weights), device)
+    build(model_json, Some(weights), device, false)
+}
+
+/// As [`load`], but tensors of the weights file that no layer uses (a full `state_dict`
+/// serving part of a model) are allowed and listed in [`LoadedModel::unused_weights`].
+pub fn load_allowing_unused(
+    model_json: &Path,
+    weights: &Path,
+    device: &Device,
+) -> Result<LoadedModel, LoadError> {
+    build(model_json, Some(weights), device, true)
 }
 
 /// Reads a model description alone: the architecture, with Burn's default initialization.
 pub fn load_architecture(model_json: &Path, device: &Device) -> Result<LoadedModel, LoadError> {
-    build(model_json, None, device)
+    build(model_json, None, device, false)
 }
 
 fn build(
     model_json: &Path,
     weights: Option<&Path>,
     device: &Device,
+    allow_unused: bool,
 ) -> Result<LoadedModel, LoadError> {
+    if let Some(weights) = weights
+        && weights
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("pt") || e.eq_ignore_ascii_case("pth"))
+    {
+        return Err(LoadError::Safetensors {
+            file: weights.to_path_buf(),
+            message: "a PyTorch pickle (.pt/.pth), which lrp-grad does not read; save the weights with `safetensors.torch.save_file(model.state_dict(), \"w.safetensors\")`, or export the model with `torch.onnx.export` and pass the .onnx file".into(),
+        });
+    }
     let spec = ModelSpec::read(model_json)?;
-    let model = weights::load(&spec, weights, device)?;
+    let (model, unused_weights) = weights::load(&spec, weights, device, allow_unused)?;
     let input_shape = spec.input_feature_shape(model_json)?;
     // Shapes across layers (e.g. `in_features` against the previous layer's output).
     model
@@ -166,6 +193,7 @@ fn build(
         model,
         input_shape,
         spec,
+        unused_weights,
     })
 }
 

@@ -41,13 +41,6 @@ impl Store<'_> {
                 key: key.clone(),
                 layer,
             })?;
-        if view.dtype() != Dtype::F32 {
-            return Err(LoadError::TensorDtype {
-                file: self.file.to_path_buf(),
-                key,
-                found: format!("{:?}", view.dtype()),
-            });
-        }
         if view.shape() != shape {
             return Err(LoadError::TensorShape {
                 file: self.file.to_path_buf(),
@@ -56,11 +49,13 @@ impl Store<'_> {
                 found: view.shape().to_vec(),
             });
         }
-        let values: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let Some(values) = to_f32(view.dtype(), view.data()) else {
+            return Err(LoadError::TensorDtype {
+                file: self.file.to_path_buf(),
+                key,
+                found: format!("{:?}", view.dtype()),
+            });
+        };
         self.used.insert(key);
         Ok(Tensor::from_data(
             TensorData::new(values, shape),
@@ -78,13 +73,44 @@ impl Store<'_> {
     }
 }
 
+/// Little-endian floats of any width as `f32` (F16, BF16 and F64 weights are converted, as
+/// PyTorch saves half-precision and double models); `None` for other dtypes.
+fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    use burn::tensor::{bf16, f16};
+    let halves = |f: fn(u16) -> f32| {
+        bytes
+            .chunks_exact(2)
+            .map(|b| f(u16::from_le_bytes([b[0], b[1]])))
+            .collect()
+    };
+    match dtype {
+        Dtype::F32 => Some(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        Dtype::F64 => Some(
+            bytes
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                .collect(),
+        ),
+        Dtype::F16 => Some(halves(|h| f16::from_bits(h).to_f32())),
+        Dtype::BF16 => Some(halves(|h| bf16::from_bits(h).to_f32())),
+        _ => None,
+    }
+}
+
 /// Builds the model described by `spec` with the weights in `file` (or, without a file, with
-/// Burn's default initialization: the architecture only).
+/// Burn's default initialization: the architecture only). Tensors of the file that no layer
+/// uses are an error, or with `allow_unused` returned (sorted).
 pub(super) fn load(
     spec: &ModelSpec,
     file: Option<&Path>,
     device: &Device,
-) -> Result<Sequential, LoadError> {
+    allow_unused: bool,
+) -> Result<(Sequential, Vec<String>), LoadError> {
     let bytes = match file {
         Some(file) => std::fs::read(file).map_err(|error| LoadError::Io {
             file: file.to_path_buf(),
@@ -241,20 +267,24 @@ pub(super) fn load(
         };
         layers.push(layer);
     }
-    if let Some(store) = &store
-        && let Some(extra) = store
+    let mut unused: Vec<String> = match &store {
+        Some(store) => store
             .tensors
             .names()
             .into_iter()
             .filter(|k| !store.used.contains(*k) && !k.ends_with(".num_batches_tracked"))
-            .min()
-    {
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    unused.sort();
+    if let (Some(store), Some(extra), false) = (&store, unused.first(), allow_unused) {
         return Err(LoadError::UnexpectedTensor {
             file: store.file.to_path_buf(),
             key: extra.to_string(),
         });
     }
-    Ok(Sequential::from_layers(layers))
+    Ok((Sequential::from_layers(layers), unused))
 }
 
 /// The model's tensors as safetensors bytes, under the names of `spec`.
