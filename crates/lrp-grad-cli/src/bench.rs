@@ -92,26 +92,6 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
                 .into_scalar::<f32>()
         })
     };
-    let mut timings = Vec::new();
-    let mut time = |mode: &str, f: &mut dyn FnMut() -> Result<f32>| -> Result<()> {
-        for _ in 0..2 {
-            f()?;
-        }
-        let mut samples: Vec<Duration> = (0..runs)
-            .map(|_| {
-                let start = Instant::now();
-                f().map(|_| start.elapsed())
-            })
-            .collect::<Result<_>>()?;
-        samples.sort();
-        timings.push(Timing {
-            mode: mode.to_string(),
-            median: samples[samples.len() / 2],
-            min: samples[0],
-            max: samples[samples.len() - 1],
-        });
-        Ok(())
-    };
     for mode in &args.modes {
         anyhow::ensure!(
             ["forward", "gradient", "lrp"].contains(&mode.as_str()),
@@ -119,8 +99,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         );
     }
     let wants = |m: &str| args.modes.iter().any(|x| x == m);
+    let mut timings = Vec::new();
     if wants("forward") {
-        time("forward", &mut || {
+        timings.push(time("forward", runs, &mut || {
             let out = if vector {
                 let [n, f, _, _] = x.dims();
                 model.try_forward(x.clone().reshape([n, f]))?
@@ -128,15 +109,41 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
                 model.try_forward(x.clone())?
             };
             Ok(out.sum().into_scalar::<f32>())
-        })?;
+        })?);
     }
     if wants("gradient") {
-        time("gradient", &mut || explain(&gradient))?;
+        timings.push(time("gradient", runs, &mut || explain(&gradient))?);
     }
     if wants("lrp") {
         let lrp_mode = format!("lrp ({})", args.rules.describe());
-        time(&lrp_mode, &mut || explain(&lrp))?;
+        timings.push(time(&lrp_mode, runs, &mut || explain(&lrp))?);
     }
+    report(&args, n, runs, &timings);
+    Ok(())
+}
+
+/// Times `f`: 2 warm-up runs, then `runs` timed ones.
+fn time(mode: &str, runs: usize, f: &mut dyn FnMut() -> Result<f32>) -> Result<Timing> {
+    for _ in 0..2 {
+        f()?;
+    }
+    let mut samples: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f().map(|_| start.elapsed())
+        })
+        .collect::<Result<_>>()?;
+    samples.sort();
+    Ok(Timing {
+        mode: mode.to_string(),
+        median: samples[samples.len() / 2],
+        min: samples[0],
+        max: samples[samples.len() - 1],
+    })
+}
+
+/// Prints the timings as a table, or as one JSON object with --json.
+fn report(args: &BenchArgs, n: usize, runs: usize, timings: &[Timing]) {
     let gradient_median = timings
         .iter()
         .find(|t| t.mode == "gradient")
@@ -174,7 +181,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
             "{:<40} {:>10} {:>10} {:>10} {:>10} {:>9}",
             "mode", "median ms", "min ms", "max ms", "images/s", "÷ grad"
         );
-        for t in &timings {
+        for t in timings {
             println!(
                 "{:<40} {:>10.2} {:>10.2} {:>10.2} {:>10.1} {:>9}",
                 t.mode,
@@ -189,5 +196,4 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
             println!("peak resident memory: {peak:.0} MiB");
         }
     }
-    Ok(())
 }

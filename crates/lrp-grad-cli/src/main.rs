@@ -640,43 +640,12 @@ fn info(args: InfoArgs) -> Result<()> {
         .composite(model.input_shape, None)?
         .plan(&canonical)?;
     let shapes = model.graph.shapes(model.input_shape)?;
-    let classes = model.graph.num_classes(model.input_shape)?;
-    let nodes = model.graph.nodes();
-    let (params, buffers) = nodes
-        .iter()
-        .map(|n| model::parameters_and_buffers(&n.op))
-        .fold((0, 0), |(p, b), (np, nb)| (p + np, b + nb));
-    let architecture_only = model.spec.is_some() && args.weights.is_none();
-    println!(
-        "{}: input {:?}, {} classes, {} parameters{}; {}{}",
-        args.model.model.display(),
-        model.input_shape.dims(),
-        classes,
-        group_digits(params),
-        if buffers > 0 {
-            format!(" (+ {} batch-norm statistics)", group_digits(buffers))
-        } else {
-            String::new()
-        },
-        args.rules.describe(),
-        if architecture_only {
-            " (architecture only: no weights given)"
-        } else {
-            ""
-        }
-    );
-    if let Some(softmax) = &model.dropped_softmax {
-        println!("the final softmax `{softmax}` is left out: the logits before it are explained");
-    }
+    print_info_header(&args, &model)?;
     println!(
         "{:>3}  {:<28} {:<30} {:<16} {:>10}  rule",
         "#", "node", "operation", "output", "params"
     );
-    let name = |value: usize| match value {
-        0 => "input".to_string(),
-        v => nodes[v - 1].name.clone(),
-    };
-    for (index, node) in nodes.iter().enumerate() {
+    for (index, node) in model.graph.nodes().iter().enumerate() {
         let merged = matches!(node.op, Op::Layer(Layer::BatchNorm(_)))
             && matches!(canonical.nodes()[index].op, Op::Layer(Layer::Identity(_)));
         let rule = if merged {
@@ -684,29 +653,65 @@ fn info(args: InfoArgs) -> Result<()> {
         } else {
             plan[index].to_string()
         };
-        let operation = match &model.spec {
-            Some(spec) => describe_layer(&spec.layers[index]),
-            None => format!(
-                "{} ← {}",
-                node.op.kind(),
-                node.inputs
-                    .iter()
-                    .map(|&v| name(v))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
         println!(
             "{:>3}  {:<28} {:<30} {:<16} {:>10}  {}",
             index,
             node.name,
-            operation,
+            describe_node(&model, index),
             format!("{:?}", shapes[index + 1].dims()),
             group_digits(model::parameters_and_buffers(&node.op).0),
             rule
         );
     }
     Ok(())
+}
+
+/// The first lines of `info`: input, classes, parameters, rules, a dropped softmax.
+fn print_info_header(args: &InfoArgs, model: &model::CliModel) -> Result<()> {
+    let classes = model.graph.num_classes(model.input_shape)?;
+    let (params, buffers) = model
+        .graph
+        .nodes()
+        .iter()
+        .map(|n| model::parameters_and_buffers(&n.op))
+        .fold((0, 0), |(p, b), (np, nb)| (p + np, b + nb));
+    let buffers = if buffers > 0 {
+        format!(" (+ {} batch-norm statistics)", group_digits(buffers))
+    } else {
+        String::new()
+    };
+    let architecture_only = if model.spec.is_some() && args.weights.is_none() {
+        " (architecture only: no weights given)"
+    } else {
+        ""
+    };
+    println!(
+        "{}: input {:?}, {} classes, {} parameters{buffers}; {}{architecture_only}",
+        args.model.model.display(),
+        model.input_shape.dims(),
+        classes,
+        group_digits(params),
+        args.rules.describe(),
+    );
+    if let Some(softmax) = &model.dropped_softmax {
+        println!("the final softmax `{softmax}` is left out: the logits before it are explained");
+    }
+    Ok(())
+}
+
+/// A node's operation: the layer description of the JSON format, or the operation and the
+/// nodes it reads for a graph.
+fn describe_node(model: &model::CliModel, index: usize) -> String {
+    let nodes = model.graph.nodes();
+    if let Some(spec) = &model.spec {
+        return describe_layer(&spec.layers[index]);
+    }
+    let name = |value: usize| match value {
+        0 => "input".to_string(),
+        v => nodes[v - 1].name.clone(),
+    };
+    let inputs: Vec<String> = nodes[index].inputs.iter().map(|&v| name(v)).collect();
+    format!("{} ← {}", nodes[index].op.kind(), inputs.join(", "))
 }
 
 fn describe_layer(spec: &interchange::LayerSpec) -> String {

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use burn::module::{Param, RunningState};
 use burn::nn::activation::{HardSwish, Relu6, SiLU};
-use burn::nn::conv::Conv2dConfig;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{
-    BatchNormConfig, DropoutConfig, Gelu, HardSigmoidConfig, Identity, LeakyReluConfig,
-    LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh,
+    BatchNorm, BatchNormConfig, DropoutConfig, Gelu, HardSigmoidConfig, Identity, LeakyReluConfig,
+    Linear, LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh,
 };
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
@@ -130,142 +130,9 @@ pub(super) fn load(
         }),
         None => None,
     };
-    let explicit = |p: Pair| PaddingConfig2d::Explicit(p.0[0], p.0[1], p.0[0], p.0[1]);
     let mut layers = Vec::with_capacity(spec.layers.len());
     for (index, layer) in spec.layers.iter().enumerate() {
-        let layer: Layer = match layer {
-            LayerSpec::Linear {
-                name,
-                in_features,
-                out_features,
-                bias,
-            } => {
-                let mut linear = LinearConfig::new(*in_features, *out_features)
-                    .with_bias(*bias)
-                    .init(device);
-                if let Some(store) = store.as_mut() {
-                    // PyTorch stores [out, in]; Burn's linear weight is [in, out].
-                    let weight: Tensor<2> = store.take(
-                        format!("{name}.weight"),
-                        [*out_features, *in_features],
-                        index,
-                    )?;
-                    linear.weight = Param::from_tensor(weight.transpose());
-                    if *bias {
-                        linear.bias = Some(store.take_param(
-                            format!("{name}.bias"),
-                            [*out_features],
-                            index,
-                        )?);
-                    }
-                }
-                linear.into()
-            }
-            LayerSpec::Conv2d {
-                name,
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride,
-                padding,
-                dilation,
-                groups,
-                bias,
-            } => {
-                let mut conv = Conv2dConfig::new([*in_channels, *out_channels], kernel_size.0)
-                    .with_stride(stride.0)
-                    .with_padding(explicit(*padding))
-                    .with_dilation(dilation.0)
-                    .with_groups(*groups)
-                    .with_bias(*bias)
-                    .init(device);
-                if let Some(store) = store.as_mut() {
-                    let [kh, kw] = kernel_size.0;
-                    conv.weight = store.take_param(
-                        format!("{name}.weight"),
-                        [*out_channels, in_channels / groups, kh, kw],
-                        index,
-                    )?;
-                    if *bias {
-                        conv.bias = Some(store.take_param(
-                            format!("{name}.bias"),
-                            [*out_channels],
-                            index,
-                        )?);
-                    }
-                }
-                conv.into()
-            }
-            LayerSpec::BatchNorm1d {
-                name,
-                num_features,
-                eps,
-            }
-            | LayerSpec::BatchNorm2d {
-                name,
-                num_features,
-                eps,
-            } => {
-                let n = *num_features;
-                let mut bn = BatchNormConfig::new(n).with_epsilon(*eps).init(device);
-                if let Some(store) = store.as_mut() {
-                    bn.gamma = store.take_param(format!("{name}.weight"), [n], index)?;
-                    bn.beta = store.take_param(format!("{name}.bias"), [n], index)?;
-                    bn.running_mean = RunningState::new(store.take(
-                        format!("{name}.running_mean"),
-                        [n],
-                        index,
-                    )?);
-                    bn.running_var =
-                        RunningState::new(store.take(format!("{name}.running_var"), [n], index)?);
-                }
-                bn.into()
-            }
-            LayerSpec::MaxPool2d {
-                kernel_size,
-                stride,
-                padding,
-                dilation,
-            } => MaxPool2dConfig::new(kernel_size.0)
-                .with_strides(stride.unwrap_or(*kernel_size).0)
-                .with_padding(explicit(*padding))
-                .with_dilation(dilation.0)
-                .init()
-                .into(),
-            LayerSpec::AvgPool2d {
-                kernel_size,
-                stride,
-                padding,
-            } => AvgPool2dConfig::new(kernel_size.0)
-                .with_strides(stride.unwrap_or(*kernel_size).0)
-                .with_padding(explicit(*padding))
-                .with_count_include_pad(true)
-                .init()
-                .into(),
-            LayerSpec::AdaptiveAvgPool2d { output_size } => {
-                AdaptiveAvgPool2dConfig::new(output_size.0).init().into()
-            }
-            LayerSpec::Relu => Relu::new().into(),
-            LayerSpec::LeakyRelu { negative_slope } => LeakyReluConfig::new()
-                .with_negative_slope(*negative_slope)
-                .init()
-                .into(),
-            LayerSpec::Tanh => Tanh::new().into(),
-            LayerSpec::Sigmoid => Sigmoid::new().into(),
-            LayerSpec::Gelu => Gelu::new().into(),
-            LayerSpec::Relu6 => Relu6::new().into(),
-            LayerSpec::Silu => SiLU::new().into(),
-            LayerSpec::HardSigmoid => HardSigmoidConfig::new()
-                .with_alpha(1.0 / 6.0)
-                .with_beta(0.5)
-                .init()
-                .into(),
-            LayerSpec::HardSwish => HardSwish::new().into(),
-            LayerSpec::Identity => Identity::new().into(),
-            LayerSpec::Flatten => Flatten.into(),
-            LayerSpec::Dropout { p } => DropoutConfig::new(*p).init().into(),
-        };
-        layers.push(layer);
+        layers.push(build_layer(layer, index, store.as_mut(), device)?);
     }
     let mut unused: Vec<String> = match &store {
         Some(store) => store
@@ -285,6 +152,173 @@ pub(super) fn load(
         });
     }
     Ok((Sequential::from_layers(layers), unused))
+}
+
+/// `(top, left, bottom, right)` padding from the format's symmetric `[h, w]` pair.
+fn explicit(p: Pair) -> PaddingConfig2d {
+    PaddingConfig2d::Explicit(p.0[0], p.0[1], p.0[0], p.0[1])
+}
+
+/// One layer of the description, with its weights from `store` when there is one.
+fn build_layer(
+    layer: &LayerSpec,
+    index: usize,
+    store: Option<&mut Store<'_>>,
+    device: &Device,
+) -> Result<Layer, LoadError> {
+    Ok(match layer {
+        LayerSpec::Linear {
+            name,
+            in_features,
+            out_features,
+            bias,
+        } => {
+            let linear = LinearConfig::new(*in_features, *out_features)
+                .with_bias(*bias)
+                .init(device);
+            match store {
+                Some(store) => linear_weights(store, linear, name, index)?.into(),
+                None => linear.into(),
+            }
+        }
+        LayerSpec::Conv2d {
+            name,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+        } => {
+            let conv = Conv2dConfig::new([*in_channels, *out_channels], kernel_size.0)
+                .with_stride(stride.0)
+                .with_padding(explicit(*padding))
+                .with_dilation(dilation.0)
+                .with_groups(*groups)
+                .with_bias(*bias)
+                .init(device);
+            match store {
+                Some(store) => conv_weights(store, conv, name, index)?.into(),
+                None => conv.into(),
+            }
+        }
+        LayerSpec::BatchNorm1d {
+            name,
+            num_features,
+            eps,
+        }
+        | LayerSpec::BatchNorm2d {
+            name,
+            num_features,
+            eps,
+        } => {
+            let bn = BatchNormConfig::new(*num_features)
+                .with_epsilon(*eps)
+                .init(device);
+            match store {
+                Some(store) => batch_norm_weights(store, bn, name, index)?.into(),
+                None => bn.into(),
+            }
+        }
+        LayerSpec::MaxPool2d {
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+        } => MaxPool2dConfig::new(kernel_size.0)
+            .with_strides(stride.unwrap_or(*kernel_size).0)
+            .with_padding(explicit(*padding))
+            .with_dilation(dilation.0)
+            .init()
+            .into(),
+        LayerSpec::AvgPool2d {
+            kernel_size,
+            stride,
+            padding,
+        } => AvgPool2dConfig::new(kernel_size.0)
+            .with_strides(stride.unwrap_or(*kernel_size).0)
+            .with_padding(explicit(*padding))
+            .with_count_include_pad(true)
+            .init()
+            .into(),
+        LayerSpec::AdaptiveAvgPool2d { output_size } => {
+            AdaptiveAvgPool2dConfig::new(output_size.0).init().into()
+        }
+        LayerSpec::Relu => Relu::new().into(),
+        LayerSpec::LeakyRelu { negative_slope } => LeakyReluConfig::new()
+            .with_negative_slope(*negative_slope)
+            .init()
+            .into(),
+        LayerSpec::Tanh => Tanh::new().into(),
+        LayerSpec::Sigmoid => Sigmoid::new().into(),
+        LayerSpec::Gelu => Gelu::new().into(),
+        LayerSpec::Relu6 => Relu6::new().into(),
+        LayerSpec::Silu => SiLU::new().into(),
+        LayerSpec::HardSigmoid => HardSigmoidConfig::new()
+            .with_alpha(1.0 / 6.0)
+            .with_beta(0.5)
+            .init()
+            .into(),
+        LayerSpec::HardSwish => HardSwish::new().into(),
+        LayerSpec::Identity => Identity::new().into(),
+        LayerSpec::Flatten => Flatten.into(),
+        LayerSpec::Dropout { p } => DropoutConfig::new(*p).init().into(),
+    })
+}
+
+/// A dense layer's weights: PyTorch stores `[out, in]`, Burn's weight is `[in, out]`.
+fn linear_weights(
+    store: &mut Store<'_>,
+    mut linear: Linear,
+    name: &str,
+    index: usize,
+) -> Result<Linear, LoadError> {
+    let [d_in, d_out] = linear.weight.dims();
+    let weight: Tensor<2> = store.take(format!("{name}.weight"), [d_out, d_in], index)?;
+    linear.weight = Param::from_tensor(weight.transpose());
+    if linear.bias.is_some() {
+        linear.bias = Some(store.take_param(format!("{name}.bias"), [d_out], index)?);
+    }
+    Ok(linear)
+}
+
+/// A convolution's weights, `[out, in/groups, kh, kw]` as in PyTorch and Burn.
+fn conv_weights(
+    store: &mut Store<'_>,
+    mut conv: Conv2d,
+    name: &str,
+    index: usize,
+) -> Result<Conv2d, LoadError> {
+    let shape = conv.weight.dims();
+    conv.weight = store.take_param(format!("{name}.weight"), shape, index)?;
+    if conv.bias.is_some() {
+        conv.bias = Some(store.take_param(format!("{name}.bias"), [shape[0]], index)?);
+    }
+    Ok(conv)
+}
+
+/// A batch norm's scale, shift and running statistics.
+fn batch_norm_weights(
+    store: &mut Store<'_>,
+    mut bn: BatchNorm,
+    name: &str,
+    index: usize,
+) -> Result<BatchNorm, LoadError> {
+    let [n] = bn.gamma.dims();
+    bn.gamma = store.take_param(format!("{name}.weight"), [n], index)?;
+    bn.beta = store.take_param(format!("{name}.bias"), [n], index)?;
+    let running = |store: &mut Store<'_>, part: &str| -> Result<_, LoadError> {
+        Ok(RunningState::new(store.take(
+            format!("{name}.{part}"),
+            [n],
+            index,
+        )?))
+    };
+    bn.running_mean = running(store, "running_mean")?;
+    bn.running_var = running(store, "running_var")?;
+    Ok(bn)
 }
 
 /// The model's tensors as safetensors bytes, under the names of `spec`.
