@@ -7,11 +7,7 @@ use burn::tensor::Device;
 use lrp_grad::{FeatureShape, Flatten, Graph, Sequential};
 
 /// MNIST's per-sample input shape.
-pub const MNIST_INPUT: FeatureShape = FeatureShape::Image {
-    channels: 1,
-    height: 28,
-    width: 28,
-};
+pub const MNIST_INPUT: FeatureShape = FeatureShape::image(1, 28, 28);
 
 fn conv3x3(c_in: usize, c_out: usize, device: &Device) -> burn::nn::conv::Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])

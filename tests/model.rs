@@ -146,11 +146,7 @@ fn a_model_saved_in_the_interchange_format_loads_back_with_the_same_relevance() 
     let dir = std::env::temp_dir().join(format!("lrp-grad-interchange-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (json, weights) = (dir.join("model.json"), dir.join("weights.safetensors"));
-    let shape = FeatureShape::Image {
-        channels: 1,
-        height: 8,
-        width: 8,
-    };
+    let shape = FeatureShape::image(1, 8, 8);
     interchange::save(&model, shape, &json, &weights).unwrap();
     let loaded = interchange::load(&json, &weights, &device()).unwrap();
     assert_eq!(loaded.input_shape, shape);

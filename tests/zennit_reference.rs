@@ -55,15 +55,13 @@ fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
     let loaded =
         interchange::load(&reference.model_json(), &reference.weights(), &device()).unwrap();
     let targets = reference.targets.clone();
-    let input: Tensor<4> = match loaded.input_shape {
-        lrp_grad::FeatureShape::Vector(_) => {
-            let x: Tensor<2> = Tensor::from_data(reference.data("input"), &device());
-            let [n, f] = x.dims();
-            x.reshape([n, f, 1, 1])
-        }
-        lrp_grad::FeatureShape::Image { .. } => {
-            Tensor::from_data(reference.data("input"), &device())
-        }
+    let vector = loaded.input_shape.as_vector().is_some();
+    let input: Tensor<4> = if vector {
+        let x: Tensor<2> = Tensor::from_data(reference.data("input"), &device());
+        let [n, f] = x.dims();
+        x.reshape([n, f, 1, 1])
+    } else {
+        Tensor::from_data(reference.data("input"), &device())
     };
     let expected_output = reference
         .data("output")
@@ -80,18 +78,15 @@ fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
                 "logit" => OutputRelevance::Logit,
                 _ => OutputRelevance::OneHot,
             });
-        let (relevance, output) = match loaded.input_shape {
-            lrp_grad::FeatureShape::Vector(_) => {
-                let [n, f, _, _] = input.dims();
-                let e = explainer
-                    .explain(&loaded.model, input.clone().reshape([n, f]))
-                    .unwrap();
-                (values(e.relevance), values(e.output))
-            }
-            lrp_grad::FeatureShape::Image { .. } => {
-                let e = explainer.explain(&loaded.model, input.clone()).unwrap();
-                (values(e.relevance), values(e.output))
-            }
+        let (relevance, output) = if vector {
+            let [n, f, _, _] = input.dims();
+            let e = explainer
+                .explain(&loaded.model, input.clone().reshape([n, f]))
+                .unwrap();
+            (values(e.relevance), values(e.output))
+        } else {
+            let e = explainer.explain(&loaded.model, input.clone()).unwrap();
+            (values(e.relevance), values(e.output))
         };
         assert!(
             relative_error(&output, &expected_output) < 1e-5,

@@ -12,6 +12,7 @@ Not run by CI. Usage (from the repository root, after `cargo build --release`):
 """
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -48,15 +49,32 @@ def vgg_small():
     return torch.nn.Sequential(*layers), (3, 64, 64), 16
 
 
+def synchronize():
+    """Waits for queued GPU work (a no-op on the CPU), so that a timing covers the work itself."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def median_ms(fn, runs):
     for _ in range(2):
         fn()
+    synchronize()
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
+        synchronize()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples) * 1e3
+
+
+def lrp_grad_env(device, threads):
+    """The environment of an `lrp-grad bench` process: its thread count, and `BURN_DEVICE=vulkan`
+    for the GPU (a binary built with `--features vulkan`)."""
+    env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+    if device == "cuda":
+        env["BURN_DEVICE"] = "vulkan"
+    return env
 
 
 def zennit_times(seq, x, runs):
@@ -93,19 +111,19 @@ def zennit_times(seq, x, runs):
     }
 
 
-def lrp_grad_times(binary, model_json, weights, batch, runs, threads):
+def lrp_grad_times(binary, model_json, weights, batch, runs, threads, device):
     out = {}
     runs_by_mode = [
         (["--rule", "epsilon", "--modes", "forward,gradient,lrp"], "lrp epsilon"),
         (["--composite", "epsilon-plus-flat", "--modes", "lrp"], "lrp epsilon-plus-flat"),
         (["--composite", "epsilon-gamma-box", "--low", "0", "--high", "1", "--modes", "lrp"], "lrp epsilon-gamma-box"),
     ]
-    env = {"RAYON_NUM_THREADS": str(threads)}
+    env = lrp_grad_env(device, threads)
     for args, label in runs_by_mode:
         cmd = [binary, "bench", "--model", model_json, "--weights", weights, "--batch", str(batch),
                "--runs", str(runs), "--json", *args]
         report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                           env={**__import__("os").environ, **env}).stdout)
+                                           env=env).stdout)
         for mode in report["modes"]:
             name = mode["mode"] if not mode["mode"].startswith("lrp") else label
             out[name] = mode["median_ms"]
@@ -117,6 +135,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lrp-grad"))
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: Zennit on PyTorch CUDA, lrp-grad on the same GPU through Vulkan "
+                             "(built with --features vulkan)")
     parser.add_argument("--keep", help="write the exported models to this directory and keep them")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -134,15 +155,18 @@ def main():
             model_json.write_text(json.dumps(describe(seq, shape)))
             save_file({k: v.contiguous() for k, v in seq.state_dict().items()}, str(weights))
             x = torch.rand((batch,) + shape)
-            zennit = zennit_times(seq, x, args.runs)
-            ours = lrp_grad_times(args.binary, str(model_json), str(weights), batch, args.runs, args.threads)
+            zennit = zennit_times(seq.to(args.device), x.to(args.device), args.runs)
+            ours = lrp_grad_times(args.binary, str(model_json), str(weights), batch, args.runs,
+                                  args.threads, args.device)
             for mode in zennit:
                 rows.append((name, mode, zennit[mode], ours[mode], zennit["gradient"], ours["gradient"]))
     print(f"| model | mode | Zennit ms | lrp-grad ms | Zennit ÷ its gradient | lrp-grad ÷ its gradient |")
     print("|---|---|---|---|---|---|")
     for name, mode, z, o, zg, og in rows:
         print(f"| {name} | {mode} | {z:.1f} | {o:.1f} | {z / zg:.2f} | {o / og:.2f} |")
-    print(f"\n{args.threads} threads, median of {args.runs} runs after 2 warm-ups; torch {torch.__version__}")
+    where = (f"{torch.cuda.get_device_name()}" if args.device == "cuda"
+             else f"{args.threads} threads")
+    print(f"\n{where}, median of {args.runs} runs after 2 warm-ups; torch {torch.__version__}")
 
 
 if __name__ == "__main__":

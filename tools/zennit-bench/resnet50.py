@@ -30,7 +30,7 @@ from zennit.torchvision import ResNetCanonizer
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "onnx-reference"))
 import models as M  # noqa: E402  (batch-norm randomisation)
-from bench import median_ms  # noqa: E402  (the timing loop of the sequential benchmark)
+from bench import lrp_grad_env, median_ms  # noqa: E402  (the sequential benchmark's helpers)
 
 LOW, HIGH = -3.0, 3.0
 COMPOSITES = {
@@ -66,8 +66,8 @@ def zennit_round(net, x, runs):
     return times
 
 
-def lrp_grad_round(binary, model, batch, runs, threads):
-    env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+def lrp_grad_round(binary, model, batch, runs, threads, device):
+    env = lrp_grad_env(device, threads)
     jobs = [("forward,gradient", [])] + [("lrp", ["--composite", n, *extra])
                                          for n, (_, extra) in COMPOSITES.items()]
     times, memory = {}, {}
@@ -89,6 +89,9 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: Zennit on PyTorch CUDA, lrp-grad on the same GPU through Vulkan "
+                             "(built with --features vulkan)")
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lrp-grad"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -106,12 +109,13 @@ def main():
                        capture_output=True)
         load_s = time.perf_counter() - start
         for batch in map(int, args.batches.split(",")):
-            x = torch.randn(batch, 3, 224, 224)
+            x = torch.randn(batch, 3, 224, 224, device=args.device)
             zennit, ours, memory = {}, {}, {}
             for _ in range(args.rounds):
-                for mode, ms in zennit_round(net, x, args.runs).items():
+                for mode, ms in zennit_round(net.to(args.device), x, args.runs).items():
                     zennit[mode] = min(ms, zennit.get(mode, float("inf")))
-                times, mem = lrp_grad_round(args.binary, model, batch, args.runs, args.threads)
+                times, mem = lrp_grad_round(args.binary, model, batch, args.runs, args.threads,
+                                            args.device)
                 for mode, ms in times.items():
                     ours[mode] = min(ms, ours.get(mode, float("inf")))
                     memory[mode] = mem[mode]

@@ -7,10 +7,10 @@ use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
 use clap::Args;
-use lrp_grad::{Explainer, FeatureShape, Method};
+use lrp_grad::{Explainer, Graph, Method};
 
 use crate::model::{load, require_weights};
-use crate::{ModelArgs, RuleArgs};
+use crate::{Batch, ModelArgs, RuleArgs};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
@@ -63,34 +63,32 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let n = args.batch.max(1);
     let runs = args.runs.max(1);
     device.seed(0);
-    let x: Tensor<4> = Tensor::random(
+    let random: Tensor<4> = Tensor::random(
         loaded.input_shape.batched(n),
         Distribution::Default,
         &device,
     );
+    let data = random
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("random input: {e:?}"))?;
+    let x = crate::batch(data, n, loaded.input_shape, &device);
     let composite = args.rules.composite(loaded.input_shape, None)?;
     let lrp = Explainer::new()
         .composite(composite)
         .strategy(args.rules.strategy);
     let gradient = Explainer::new().method(Method::Gradient);
-    let vector = matches!(loaded.input_shape, FeatureShape::Vector(_));
     // Reading one number back forces the work to finish on every backend.
-    let explain = |explainer: &Explainer| -> Result<f32> {
-        let x = x.clone();
-        Ok(if vector {
-            let [n, f, _, _] = x.dims();
-            explainer
-                .explain(&model, x.reshape([n, f]))?
-                .relevance
-                .sum()
-                .into_scalar::<f32>()
-        } else {
-            explainer
-                .explain(&model, x)?
-                .relevance
-                .sum()
-                .into_scalar::<f32>()
-        })
+    fn relevance_sum<const D: usize>(e: &Explainer, m: &Graph, x: Tensor<D>) -> Result<f32> {
+        Ok(e.explain(m, x)?.relevance.sum().into_scalar::<f32>())
+    }
+    fn output_sum<const D: usize>(m: &Graph, x: Tensor<D>) -> Result<f32> {
+        Ok(m.try_forward(x)?.sum().into_scalar::<f32>())
+    }
+    let explain = |e: &Explainer| match &x {
+        Batch::Vector(x) => relevance_sum(e, &model, x.clone()),
+        Batch::Sequence(x) => relevance_sum(e, &model, x.clone()),
+        Batch::Image(x) => relevance_sum(e, &model, x.clone()),
     };
     for mode in &args.modes {
         anyhow::ensure!(
@@ -101,14 +99,10 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let wants = |m: &str| args.modes.iter().any(|x| x == m);
     let mut timings = Vec::new();
     if wants("forward") {
-        timings.push(time("forward", runs, &mut || {
-            let out = if vector {
-                let [n, f, _, _] = x.dims();
-                model.try_forward(x.clone().reshape([n, f]))?
-            } else {
-                model.try_forward(x.clone())?
-            };
-            Ok(out.sum().into_scalar::<f32>())
+        timings.push(time("forward", runs, &mut || match &x {
+            Batch::Vector(x) => output_sum(&model, x.clone()),
+            Batch::Sequence(x) => output_sum(&model, x.clone()),
+            Batch::Image(x) => output_sum(&model, x.clone()),
         })?);
     }
     if wants("gradient") {

@@ -158,12 +158,7 @@ fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn read_images(files: &[PathBuf], shape: FeatureShape, recipe: &Preprocess) -> Result<Inputs> {
-    let FeatureShape::Image {
-        channels,
-        height,
-        width,
-    } = shape
-    else {
+    let Some((channels, height, width)) = shape.as_image() else {
         bail!(
             "image inputs need an image model; this one takes {:?}",
             shape.dims()

@@ -118,8 +118,7 @@ impl RuleArgs {
                 self.describe()
             ),
             (Some(low), Some(high)) => {
-                let channels =
-                    matches!(shape, FeatureShape::Image { .. }).then(|| shape.channels());
+                let channels = (shape.rank() == 3).then(|| shape.channels());
                 Some(spec::bounds(low, high, channels)?)
             }
             (None, None) => image_bounds
@@ -285,21 +284,19 @@ pub(crate) fn device() -> Result<Device> {
     device.map_err(|_| anyhow!("BURN_DEVICE={name}: this build of lrp-grad has no such backend (unset it to use the default CPU backend)"))
 }
 
-/// A batch of per-sample `shape` values as a tensor of rank 2 or 4.
+/// A batch of per-sample `shape` values as a tensor of rank 2, 3 or 4 (the model's own).
 pub(crate) enum Batch {
     Vector(Tensor<2>),
+    Sequence(Tensor<3>),
     Image(Tensor<4>),
 }
 
 pub(crate) fn batch(data: Vec<f32>, n: usize, shape: FeatureShape, device: &Device) -> Batch {
-    match shape {
-        FeatureShape::Vector(f) => {
-            Batch::Vector(Tensor::from_data(TensorData::new(data, [n, f]), device))
-        }
-        image => Batch::Image(Tensor::from_data(
-            TensorData::new(data, image.batched(n)),
-            device,
-        )),
+    let data = TensorData::new(data, shape.with_batch(n));
+    match shape.rank() {
+        1 => Batch::Vector(Tensor::from_data(data, device)),
+        2 => Batch::Sequence(Tensor::from_data(data, device)),
+        _ => Batch::Image(Tensor::from_data(data, device)),
     }
 }
 
@@ -316,22 +313,23 @@ pub(crate) fn explain_batch(
     explainer: &PreparedExplainer,
     batch: Batch,
 ) -> lrp_grad::Result<ChunkResult> {
+    fn run<const D: usize>(
+        explainer: &PreparedExplainer,
+        x: Tensor<D>,
+    ) -> lrp_grad::Result<(TensorData, Tensor<2>, Option<Vec<usize>>, Vec<f32>)> {
+        let e = explainer.explain(x)?;
+        let sums = e.relevance_sums();
+        Ok((e.relevance.into_data(), e.output, e.targets, sums))
+    }
     let floats = |t: TensorData| {
         t.convert::<f32>()
             .try_to_vec::<f32>()
             .expect("float relevance")
     };
     let (relevance, output, targets, sums) = match batch {
-        Batch::Vector(x) => {
-            let e = explainer.explain(x)?;
-            let sums = e.relevance_sums();
-            (e.relevance.into_data(), e.output, e.targets, sums)
-        }
-        Batch::Image(x) => {
-            let e = explainer.explain(x)?;
-            let sums = e.relevance_sums();
-            (e.relevance.into_data(), e.output, e.targets, sums)
-        }
+        Batch::Vector(x) => run(explainer, x)?,
+        Batch::Sequence(x) => run(explainer, x)?,
+        Batch::Image(x) => run(explainer, x)?,
     };
     Ok(ChunkResult {
         relevance: floats(relevance),
@@ -424,7 +422,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
         true => Some(ColorMap::new(&args.cmap).map_err(|e| anyhow!("--cmap: {e}"))?),
         false => None,
     };
-    if cmap.is_some() && matches!(model.input_shape, FeatureShape::Vector(_)) {
+    if cmap.is_some() && model.input_shape.as_image().is_none() {
         bail!(
             "--heatmap/--heatmap-dir need an image model (input_shape [C, H, W]); {} takes {:?}",
             args.model.model.display(),
@@ -585,12 +583,7 @@ fn heatmaps(
     cmap: &ColorMap,
     overlay: bool,
 ) -> Result<Vec<image::RgbImage>> {
-    let FeatureShape::Image {
-        channels,
-        height,
-        width,
-    } = shape
-    else {
+    let Some((channels, height, width)) = shape.as_image() else {
         bail!("heatmaps need an image input");
     };
     let per = shape.numel();

@@ -83,11 +83,7 @@ impl Fixture {
             .push(Relu::new())
             .push(LinearConfig::new(10, 3).init(&device));
         let dir = TempDir::new().unwrap();
-        let shape = FeatureShape::Image {
-            channels: 1,
-            height: 8,
-            width: 8,
-        };
+        let shape = FeatureShape::image(1, 8, 8);
         interchange::save(
             &model,
             shape,

@@ -138,6 +138,8 @@ impl<const D: usize> Explanation<D> {
 /// The canonical model and what every pass over it needs, resolved once per explanation.
 struct Prepared<'a> {
     graph: &'a Graph,
+    /// Every value's per-sample shape (the input first).
+    shapes: &'a [FeatureShape],
     classes: usize,
     /// The composite's plan and z-box bounds, for methods that run LRP.
     lrp: Option<LrpGraph<'a>>,
@@ -157,7 +159,7 @@ struct Prepared<'a> {
 ///     .push(LinearConfig::new(4, 8).init(&device))
 ///     .push(Relu::new())
 ///     .push(LinearConfig::new(8, 3).init(&device));
-/// let prepared = Explainer::new().prepare(&model, FeatureShape::Vector(4))?;
+/// let prepared = Explainer::new().prepare(&model, FeatureShape::vector(4))?;
 /// for batch in 0..3 {
 ///     let input = Tensor::<2>::ones([batch + 1, 4], &device);
 ///     assert_eq!(prepared.explain(input)?.relevance.dims(), [batch + 1, 4]);
@@ -254,7 +256,8 @@ impl PreparedExplainer {
                             }
                             _ => None,
                         };
-                        Step::resolve(&node.op, propagation, bounds).ok_or_else(|| {
+                        let input = self.shapes[node.inputs[0]];
+                        Step::resolve(&node.op, propagation, bounds, input).ok_or_else(|| {
                             Error::RuleLayerMismatch {
                                 rule: "(plan)",
                                 index,
@@ -274,6 +277,7 @@ impl PreparedExplainer {
         };
         Ok(Prepared {
             graph: &self.graph,
+            shapes: &self.shapes,
             classes: self.classes,
             lrp,
         })
@@ -287,7 +291,7 @@ impl Prepared<'_> {
         let leaf = x.autodiff().require_grad();
         let out = self
             .graph
-            .forward_internal(leaf.clone())
+            .forward_internal(leaf.clone(), &self.shapes)
             .reshape([n, self.classes]);
         let gradients = (out * r_out.clone()).sum().backward();
         leaf.grad(&gradients)
@@ -297,12 +301,14 @@ impl Prepared<'_> {
     /// The model output `[N, classes]` on the internal representation's input.
     fn output(&self, x: Tensor<4>) -> Tensor<2> {
         let n = x.dims()[0];
-        self.graph.forward_internal(x).reshape([n, self.classes])
+        self.graph
+            .forward_internal(x, &self.shapes)
+            .reshape([n, self.classes])
     }
 
     /// The layer-wise LRP pass from the output relevance: the relevance of every value.
     fn lrp_values(&self, lrp: &LrpGraph, x: Tensor<4>, r_out: &Tensor<2>) -> Vec<Tensor<4>> {
-        let values = self.graph.values(x);
+        let values = self.graph.values(x, &self.shapes);
         let n = values[0].dims()[0];
         lrp.layer_wise(&values, r_out.clone().reshape([n, self.classes, 1, 1]))
     }
@@ -491,7 +497,7 @@ impl Explainer {
                 ));
             }
         }
-        let values = prepared.graph.values(x);
+        let values = prepared.graph.values(x, &prepared.shapes);
         let output = values
             .last()
             .expect("values hold the output")
@@ -556,7 +562,7 @@ impl Explainer {
         let leaf = x.clone().autodiff().require_grad();
         let out = prepared
             .graph
-            .forward_internal(leaf.clone())
+            .forward_internal(leaf.clone(), &prepared.shapes)
             .reshape([n, classes]);
         let output = out.clone().without_autodiff();
         let (targets, r) = self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?;
@@ -704,9 +710,9 @@ impl Explainer {
         // Windows slide over height and width (covering all channels); a feature vector is a
         // single row, so windows slide along its features.
         let dims = x.dims();
-        let plane = match shape {
-            FeatureShape::Vector(f) => [n, 1, 1, f],
-            image => image.batched(n),
+        let plane = match shape.as_vector() {
+            Some(f) => [n, 1, 1, f],
+            None => shape.batched(n),
         };
         let xs = x.clone().reshape(plane);
         let [_, c, h, w] = plane;
@@ -846,9 +852,8 @@ fn broadcast_bound(
     {
         return Err(error());
     }
-    let per_sample_shape = match FeatureShape::from_batched(&[&[batch][..], per_sample].concat()) {
-        Ok(s) => s,
-        Err(_) => return Err(error()),
+    let Ok(per_sample_shape) = FeatureShape::new(per_sample) else {
+        return Err(error());
     };
     let values = data
         .clone()

@@ -11,6 +11,7 @@ use super::step::{Routing, Step};
 use super::{
     one_pass_add, one_pass_forward, one_pass_pass, propagate, propagate_add, route_by_gradient,
 };
+use crate::model::graph::permute_internal;
 use crate::model::{FeatureShape, Graph, Layer, Op};
 
 /// A canonical graph resolved against a composite: one step per node, and each value's
@@ -118,17 +119,12 @@ impl LrpGraph<'_> {
             (_, Step::Route(Routing::Reshape)) => vec![(inputs[0], r.reshape(a.dims()))],
             (_, Step::Route(Routing::Permute(axes))) => {
                 // The inverse permutation puts each value's relevance back in place.
-                let r = match axes {
-                    [p0, p1, p2] => {
-                        let mut inverse = [0usize; 3];
-                        for (i, &p) in [*p0, *p1, *p2].iter().enumerate() {
-                            inverse[p] = i;
-                        }
-                        r.permute([0, inverse[0] + 1, inverse[1] + 1, inverse[2] + 1])
-                    }
-                    _ => r,
-                };
-                vec![(inputs[0], r)]
+                let mut inverse = vec![0; axes.len()];
+                for (i, &p) in axes.iter().enumerate() {
+                    inverse[p] = i;
+                }
+                let permuted = self.shapes[k + 1];
+                vec![(inputs[0], permute_internal(r, &inverse, permuted))]
             }
         }
     }
@@ -178,7 +174,7 @@ impl LrpGraph<'_> {
                 .iter()
                 .map(|&v| plain[v].clone().expect("computed"))
                 .collect();
-            plain[k + 1] = Some(node.op.forward(inputs));
+            plain[k + 1] = Some(node.op.forward(inputs, self.shapes[node.inputs[0]]));
         }
         let mut graph_values: Vec<Option<Tensor<4>>> = plain
             .iter()
@@ -244,7 +240,9 @@ impl LrpGraph<'_> {
                 let gate = inputs.remove(0).without_autodiff();
                 x * gate
             }
-            (Step::WinnerTakesAll(_) | Step::Route(_), _) => op.forward(inputs),
+            (Step::WinnerTakesAll(_) | Step::Route(_), _) => {
+                op.forward(inputs, self.shapes[self.graph.nodes()[k].inputs[0]])
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use super::{Bounds, RuleLayer};
 use crate::composite::Propagation;
-use crate::model::{Layer, Op};
+use crate::model::{FeatureShape, Layer, Op};
 use crate::rules::{Group, InputMod, Rule};
 
 /// How relevance crosses one node.
@@ -55,6 +55,7 @@ impl<'a> Step<'a> {
         op: &'a Op,
         propagation: &'a Propagation,
         bounds: Option<Bounds>,
+        input: FeatureShape,
     ) -> Option<Self> {
         Some(match (op, propagation) {
             (Op::Layer(layer), Propagation::Pass) => Step::Pass(layer),
@@ -82,7 +83,9 @@ impl<'a> Step<'a> {
                 stabilizer: rule.groups()?.first()?.stabilizer,
             },
             (Op::Add(_), _) => return None,
-            (Op::Concat(concat), _) => Step::Route(Routing::Concat(concat.axis + 1)),
+            (Op::Concat(concat), _) => {
+                Step::Route(Routing::Concat(input.internal_axis(concat.axis)))
+            }
             (Op::Gate(_), _) => Step::Route(Routing::Gate),
             (Op::Reshape(_), _) => Step::Route(Routing::Reshape),
             (Op::Permute(permute), _) => Step::Route(Routing::Permute(&permute.axes)),

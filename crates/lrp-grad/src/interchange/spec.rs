@@ -256,20 +256,14 @@ impl ModelSpec {
 
     /// The per-sample input shape.
     pub fn input_feature_shape(&self, file: &Path) -> Result<FeatureShape, LoadError> {
-        match *self.input_shape.as_slice() {
-            [f] if f > 0 => Ok(FeatureShape::Vector(f)),
-            [channels, height, width] if channels > 0 && height > 0 && width > 0 => {
-                Ok(FeatureShape::Image {
-                    channels,
-                    height,
-                    width,
-                })
-            }
+        let positive = !self.input_shape.contains(&0);
+        match FeatureShape::new(&self.input_shape) {
+            Ok(shape) if positive => Ok(shape),
             _ => Err(LoadError::Invalid {
                 file: file.to_path_buf(),
                 path: "input_shape".into(),
                 message: format!(
-                    "expected [features] or [channels, height, width] with positive sizes, got {:?}",
+                    "expected [features], [tokens, features] or [channels, height, width] with positive sizes, got {:?}",
                     self.input_shape
                 ),
             }),
@@ -454,17 +448,18 @@ impl ModelSpec {
                     }
                     Layer::BatchNorm(bn) => {
                         let [num_features] = bn.gamma.dims();
-                        match shapes[index] {
-                            FeatureShape::Vector(_) => LayerSpec::BatchNorm1d {
+                        if shapes[index].as_vector().is_some() {
+                            LayerSpec::BatchNorm1d {
                                 name,
                                 num_features,
                                 eps: bn.epsilon,
-                            },
-                            FeatureShape::Image { .. } => LayerSpec::BatchNorm2d {
+                            }
+                        } else {
+                            LayerSpec::BatchNorm2d {
                                 name,
                                 num_features,
                                 eps: bn.epsilon,
-                            },
+                            }
                         }
                     }
                     Layer::MaxPool2d(p) => {

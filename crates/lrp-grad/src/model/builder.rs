@@ -140,7 +140,8 @@ impl Builder for Eager {
     }
 
     fn add<const K: usize>(&mut self, _name: &str, values: [Tensor<4>; K]) -> Tensor<4> {
-        Op::Add(super::graph::Add).forward(values.into())
+        let shape = eager_shape(&values[0]);
+        Op::Add(super::graph::Add).forward(values.into(), shape)
     }
 
     fn concat<const K: usize>(
@@ -149,10 +150,19 @@ impl Builder for Eager {
         axis: usize,
         values: [Tensor<4>; K],
     ) -> Tensor<4> {
-        Op::Concat(Concat { axis }).forward(values.into())
+        let shape = eager_shape(&values[0]);
+        Op::Concat(Concat { axis }).forward(values.into(), shape)
     }
 
     fn gate(&mut self, _name: &str, x: Tensor<4>, gate: Tensor<4>) -> Tensor<4> {
-        Op::Gate(Gate).forward(vec![x, gate])
+        let shape = eager_shape(&x);
+        Op::Gate(Gate).forward(vec![x, gate], shape)
     }
+}
+
+/// Eager values are vectors and images: their per-sample axes count as `[C, H, W]` (a vector
+/// `[F, 1, 1]`), so a concatenation's axis 0 is the channels or features.
+fn eager_shape(x: &Tensor<4>) -> super::FeatureShape {
+    let [_, c, h, w] = x.dims();
+    super::FeatureShape::image(c, h, w)
 }

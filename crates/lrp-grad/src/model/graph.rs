@@ -73,7 +73,7 @@ pub struct Concat {
 #[derive(Module, Debug, Copy, Default)]
 pub struct Gate;
 
-/// A reshape of each sample to `shape` (`[F]` or `[C, H, W]`, the same number of values, in
+/// A reshape of each sample to `shape` (`[F]`, `[T, D]` or `[C, H, W]`, the same number of values, in
 /// row-major order, as PyTorch's `reshape`); relevance moves with the values.
 #[derive(Module, Debug, Default)]
 pub struct Reshape {
@@ -81,7 +81,8 @@ pub struct Reshape {
     pub shape: Vec<usize>,
 }
 
-/// A permutation of each sample's axes (an image's `[C, H, W]`: `[1, 2, 0]` gives `[H, W, C]`);
+/// A permutation of each sample's axes (an image's `[C, H, W]`: `[1, 2, 0]` gives `[H, W, C]`;
+/// a sequence's `[T, D]`: `[1, 0]` gives `[D, T]`);
 /// relevance moves with the values.
 #[derive(Module, Debug, Default)]
 pub struct Permute {
@@ -227,7 +228,7 @@ impl Graph {
         self.push(name, Op::Gate(Gate), [x, gate])
     }
 
-    /// `x` reshaped to the per-sample `shape` (`[F]` or `[C, H, W]`).
+    /// `x` reshaped to the per-sample `shape` (`[F]`, `[T, D]` or `[C, H, W]`).
     pub fn reshape(
         &mut self,
         name: impl Into<String>,
@@ -313,12 +314,13 @@ impl Graph {
     }
 
     /// Forward pass returning one score per class, `[N, classes]`, checking every shape first.
-    /// The input is `[N, features]`, `[N, height, width]` (one channel) or `[N, C, H, W]`.
+    /// The input is `[N, F]`, `[N, T, D]` (or a one-channel image `[N, H, W]`) or `[N, C, H, W]`.
     pub fn try_forward<const D: usize>(&self, input: Tensor<D>) -> Result<Tensor<2>> {
         let (x, shape) = to_internal(input)?;
-        let classes = output_classes(&self.shapes(shape)?)?;
+        let shapes = self.shapes(shape)?;
+        let classes = output_classes(&shapes)?;
         let n = x.dims()[0];
-        Ok(self.forward_internal(x).reshape([n, classes]))
+        Ok(self.forward_internal(x, &shapes).reshape([n, classes]))
     }
 
     /// Forward pass returning `[N, classes]`, for training loops and inference.
@@ -332,9 +334,9 @@ impl Graph {
         }
     }
 
-    /// The output on the internal rank-4 representation (shapes checked beforehand); values
-    /// are dropped after their last reader.
-    pub(crate) fn forward_internal(&self, x: Tensor<4>) -> Tensor<4> {
+    /// The output on the internal rank-4 representation, for the value `shapes` that
+    /// [`Graph::shapes`] gave; values are dropped after their last reader.
+    pub(crate) fn forward_internal(&self, x: Tensor<4>, shapes: &[FeatureShape]) -> Tensor<4> {
         let mut remaining: Vec<usize> = self.consumers().iter().map(Vec::len).collect();
         let mut values: Vec<Option<Tensor<4>>> = vec![None; self.nodes.len() + 1];
         values[0] = Some(x);
@@ -351,19 +353,19 @@ impl Graph {
                     value.expect("values are read after they are computed")
                 })
                 .collect();
-            values[k + 1] = Some(node.op.forward(inputs));
+            values[k + 1] = Some(node.op.forward(inputs, shapes[node.inputs[0]]));
         }
         values.pop().flatten().expect("the output is computed last")
     }
 
     /// Every value (the input first, the output last) on the internal rank-4 representation:
-    /// the forward pass the layer-wise explanation reuses. Shapes must have been checked.
-    pub(crate) fn values(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+    /// the forward pass the layer-wise explanation reuses. `shapes` as [`Graph::shapes`] gave.
+    pub(crate) fn values(&self, x: Tensor<4>, shapes: &[FeatureShape]) -> Vec<Tensor<4>> {
         let mut values = Vec::with_capacity(self.nodes.len() + 1);
         values.push(x);
         for node in &self.nodes {
             let inputs = node.inputs.iter().map(|&v| values[v].clone()).collect();
-            let next = node.op.forward(inputs);
+            let next = node.op.forward(inputs, shapes[node.inputs[0]]);
             values.push(next);
         }
         values
@@ -371,15 +373,16 @@ impl Graph {
 }
 
 impl Op {
-    /// The node's forward pass on the internal rank-4 representation (shapes checked).
-    pub(crate) fn forward(&self, mut inputs: Vec<Tensor<4>>) -> Tensor<4> {
+    /// The node's forward pass on the internal rank-4 representation; `input` is the
+    /// per-sample shape of the first input (shapes checked).
+    pub(crate) fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
         match self {
             Op::Layer(layer) => layer.forward(inputs.remove(0)),
             Op::Add(_) => inputs
                 .into_iter()
                 .reduce(|acc, t| acc + t)
                 .expect("an addition has inputs"),
-            Op::Concat(Concat { axis }) => Tensor::cat(inputs, axis + 1),
+            Op::Concat(Concat { axis }) => Tensor::cat(inputs, input.internal_axis(*axis)),
             Op::Gate(_) => {
                 let gate = inputs.pop().expect("a gate has two inputs");
                 inputs.remove(0) * gate
@@ -387,30 +390,43 @@ impl Op {
             Op::Reshape(Reshape { shape }) => {
                 let x = inputs.remove(0);
                 let n = x.dims()[0];
-                let target = FeatureShape::from_batched(&[&[n][..], shape].concat())
-                    .expect("reshape targets are checked with the shapes");
+                let target =
+                    FeatureShape::new(shape).expect("reshape targets are checked with the shapes");
                 x.reshape(target.batched(n))
             }
-            Op::Permute(Permute { axes }) => {
-                let x = inputs.remove(0);
-                match axes.as_slice() {
-                    [a, b, c] => x.permute([0, a + 1, b + 1, c + 1]),
-                    _ => x, // a vector's only permutation
-                }
-            }
+            Op::Permute(Permute { axes }) => permute_internal(inputs.remove(0), axes, input),
         }
     }
 }
 
-/// The model's number of classes from the value shapes.
-fn output_classes(shapes: &[FeatureShape]) -> Result<usize> {
-    match shapes.last().copied() {
-        Some(FeatureShape::Vector(classes)) => Ok(classes),
-        Some(other) => Err(Error::OutputNotVector {
-            found: other.dims(),
-        }),
-        None => unreachable!("shapes has the input at least"),
+/// `x` (internal layout of per-sample shape `input`) with its per-sample axes permuted; the
+/// axes must be a permutation of `input`'s (checked with the shapes).
+pub(crate) fn permute_internal(x: Tensor<4>, axes: &[usize], input: FeatureShape) -> Tensor<4> {
+    let n = x.dims()[0];
+    let permuted = permute_shape(axes, input).expect("checked with the shapes");
+    // Each shape's internal layout is its row-major order padded with ones, so the permutation
+    // runs on the per-sample dims and the result takes its own layout.
+    let order: Vec<isize> = std::iter::once(0)
+        .chain(axes.iter().map(|&a| a as isize + 1))
+        .collect();
+    match *input.with_batch(n).as_slice() {
+        [_, _] => x,
+        [n, t, d] => x
+            .reshape([n, t, d])
+            .permute([order[0], order[1], order[2]])
+            .reshape(permuted.batched(n)),
+        _ => x
+            .permute([order[0], order[1], order[2], order[3]])
+            .reshape(permuted.batched(n)),
     }
+}
+
+/// The model's number of classes from the value shapes (the output must be a vector).
+pub(crate) fn output_classes(shapes: &[FeatureShape]) -> Result<usize> {
+    let output = shapes.last().expect("shapes has the input at least");
+    output.as_vector().ok_or_else(|| Error::OutputNotVector {
+        found: output.dims(),
+    })
 }
 
 /// A node's output shape from its inputs' shapes.
@@ -455,9 +471,9 @@ impl Op {
     }
 }
 
-/// A per-sample shape from its dims (rank 1 or 3, which the callers keep).
+/// A per-sample shape from its dims (rank 1 to 3).
 fn from_dims(dims: &[usize]) -> std::result::Result<FeatureShape, String> {
-    FeatureShape::from_batched(&[&[1][..], dims].concat()).map_err(|e| e.to_string())
+    FeatureShape::new(dims).map_err(|e| e.to_string())
 }
 
 type ShapeResult = std::result::Result<FeatureShape, String>;
@@ -501,12 +517,12 @@ fn concat_shape(axis: usize, inputs: &[FeatureShape]) -> ShapeResult {
 }
 
 fn reshape_shape(shape: &[usize], input: FeatureShape) -> ShapeResult {
-    let fits = matches!(shape.len(), 1 | 3)
+    let fits = (1..=FeatureShape::MAX_RANK).contains(&shape.len())
         && shape.iter().product::<usize>() == input.numel()
         && !shape.contains(&0);
     if !fits {
         return Err(format!(
-            "cannot reshape per-sample shape {input} ({} values) to {shape:?}; expected [F] or [C, H, W] with as many values",
+            "cannot reshape per-sample shape {input} ({} values) to {shape:?}; expected [F], [T, D] or [C, H, W] with as many values",
             input.numel()
         ));
     }
@@ -528,15 +544,11 @@ fn permute_shape(axes: &[usize], input: FeatureShape) -> ShapeResult {
 }
 
 fn gate_shape(x: FeatureShape, gate: FeatureShape) -> ShapeResult {
-    let per_channel = match gate {
-        FeatureShape::Vector(c) => c == x.channels(),
-        FeatureShape::Image {
-            channels,
-            height: 1,
-            width: 1,
-        } => channels == x.channels(),
-        _ => false,
-    };
+    // One value per channel: `[C]` or `[C, 1, 1]` for an image or a vector of `C` features.
+    let per_channel = x.rank() != 2
+        && gate.rank() != 2
+        && gate.numel() == gate.channels()
+        && gate.channels() == x.channels();
     if gate != x && !per_channel {
         return Err(format!(
             "the gate must have the value's shape {x} or one value per channel, got {gate}"
@@ -555,11 +567,7 @@ mod tests {
     use super::*;
 
     fn image(channels: usize, height: usize, width: usize) -> FeatureShape {
-        FeatureShape::Image {
-            channels,
-            height,
-            width,
-        }
+        FeatureShape::image(channels, height, width)
     }
 
     /// Shapes follow each operation: concatenation on any axis adds up that axis, a gate of one
@@ -578,10 +586,10 @@ mod tests {
         let shapes = g.shapes(image(3, 4, 5)).expect("fits");
         // Value 0 is the input, value k + 1 node k's output.
         assert_eq!(shapes[2], image(3, 8, 5));
-        assert_eq!(shapes[4], FeatureShape::Vector(3));
+        assert_eq!(shapes[4], FeatureShape::vector(3));
         assert_eq!(shapes[5], image(3, 8, 5));
         assert_eq!(shapes[6], image(8, 5, 3));
-        assert_eq!(shapes[7], FeatureShape::Vector(120));
+        assert_eq!(shapes[7], FeatureShape::vector(120));
     }
 
     #[test]
@@ -589,7 +597,7 @@ mod tests {
         let mut g = Graph::new();
         let x = g.input();
         g.push("ahead", Op::Add(Add), [x, NodeId(2)]);
-        let err = g.shapes(FeatureShape::Vector(4)).unwrap_err().to_string();
+        let err = g.shapes(FeatureShape::vector(4)).unwrap_err().to_string();
         assert!(
             err.contains("graph node 0 (`ahead`): it reads value 2"),
             "{err}"
@@ -606,9 +614,10 @@ mod tests {
         let a = g.layer("relu", Relu::new(), x);
         let s = g.add("sum", [x, a, a]);
         g.concat("cat", 0, [s, x]);
+        let shapes = g.shapes(FeatureShape::vector(3)).expect("fits");
         let input = Tensor::<4>::random([2, 3, 1, 1], Distribution::Default, &device);
-        let lean = g.forward_internal(input.clone());
-        let full = g.values(input).pop().expect("output");
+        let lean = g.forward_internal(input.clone(), &shapes);
+        let full = g.values(input, &shapes).pop().expect("output");
         let difference: f32 = (lean - full).abs().max().into_scalar();
         assert_eq!(difference, 0.0);
     }

@@ -5,9 +5,11 @@
 //! goes in as it is (`Layer::from(linear)`).
 //!
 //! Internally every activation is a rank-4 tensor: a feature vector `[N, F]` travels as
-//! `[N, F, 1, 1]`. One representation keeps the engine free of rank juggling; the logical shape
-//! of each activation ([`FeatureShape`]) is tracked beside it and checked before any layer runs,
-//! so a wrong input gives an [`Error`] instead of a panic inside Burn.
+//! `[N, F, 1, 1]`, a sequence `[N, T, D]` as `[N, 1, T, D]` (row-major order kept, so reshapes
+//! move no value). One representation keeps the engine free of rank juggling; the logical shape
+//! of each activation ([`FeatureShape`], rank 1 to 3 per sample) is tracked beside it and
+//! checked before any layer runs, so a wrong input gives an [`Error`] instead of a panic inside
+//! Burn.
 
 mod builder;
 mod canonize;
@@ -33,14 +35,27 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_
 use crate::error::{Error, Result};
 use shape::{avg_pool_options, conv_options, max_pool_options};
 
-/// A dense layer `x·W + b` on the internal rank-4 form (`[N, F, 1, 1]` in and out; an image
-/// is flattened first). The model's forward pass and the engine's modified ones share it, so
-/// their outputs agree bit for bit.
+/// A dense layer `x·W + b` on the last axis, on the internal rank-4 form: a vector
+/// `[N, F, 1, 1]` gives `[N, F', 1, 1]`, anything else `[N, C, H, D]` gives `[N, C, H, D']`
+/// (every token of a sequence `[N, 1, T, D]`, every row of an image). The model's forward pass
+/// and the engine's modified ones share it, so their outputs agree bit for bit.
+///
+/// # Shapes
+/// - `x`: `[N, F, 1, 1]` with `F = d_in`, or `[N, C, H, d_in]`
+/// - `weight`: `[d_in, d_out]`; `bias`: `[d_out]`
 pub(crate) fn dense(x: Tensor<4>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
-    let out = linear(x.reshape([n, c * h * w]), weight, bias);
-    let [_, features] = out.dims();
-    out.reshape([n, features, 1, 1])
+    let [d_in, d_out] = weight.dims();
+    let out = linear(x.reshape([n * c * h * w / d_in, d_in]), weight, bias);
+    out.reshape(dense_output([n, c, h, w], d_in, d_out))
+}
+
+/// The internal dims of a dense layer's output for input dims `[n, c, h, w]` (see [`dense`]).
+pub(crate) fn dense_output(input: [usize; 4], d_in: usize, d_out: usize) -> [usize; 4] {
+    match input {
+        [n, c, 1, 1] if c == d_in => [n, d_out, 1, 1],
+        [n, c, h, _] => [n, c, h, d_out],
+    }
 }
 
 /// A model the explainer can run: anything that describes itself as a [`Graph`].
@@ -329,16 +344,7 @@ impl Sequential {
     /// The number of classes (outputs) for a given per-sample input shape, or an error when the
     /// input does not fit or the model does not end in one score per class.
     pub fn num_classes(&self, input: FeatureShape) -> Result<usize> {
-        let output = *self
-            .shapes(input)?
-            .last()
-            .expect("shapes has the input at least");
-        match output {
-            FeatureShape::Vector(classes) => Ok(classes),
-            other => Err(Error::OutputNotVector {
-                found: other.dims(),
-            }),
-        }
+        graph::output_classes(&self.shapes(input)?)
     }
 
     /// Forward pass returning one score per class, `[N, classes]`, checking every shape first.
@@ -348,15 +354,7 @@ impl Sequential {
     pub fn try_forward<const D: usize>(&self, input: Tensor<D>) -> Result<Tensor<2>> {
         let (x, shape) = to_internal(input)?;
         let shapes = self.shapes(shape)?;
-        let classes = match shapes.last().copied() {
-            Some(FeatureShape::Vector(classes)) => classes,
-            Some(other) => {
-                return Err(Error::OutputNotVector {
-                    found: other.dims(),
-                });
-            }
-            None => unreachable!("shapes has the input at least"),
-        };
+        let classes = graph::output_classes(&shapes)?;
         let n = x.dims()[0];
         let out = self.forward_internal(x);
         Ok(out.reshape([n, classes]))

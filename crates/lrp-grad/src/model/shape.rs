@@ -9,63 +9,106 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use super::Layer;
 use crate::error::{Error, Result};
 
-/// The shape of one sample's activation: a feature vector or a `C × H × W` image.
+/// The shape of one sample's activation, the batch axis not counted: rank 1 to 3 — a feature
+/// vector `[F]`, a sequence `[T, D]` (tokens × features; also a one-channel image `[H, W]`) or
+/// an image `[C, H, W]`.
+///
+/// Layers read it as PyTorch does: a linear layer maps the last axis (every token of a sequence,
+/// every row of an image), convolutions and pools take `[C, H, W]` and read `[H, W]` as one
+/// channel, batch norm normalises axis 0 of a vector or an image.
+///
+/// # Shapes
+/// Batched tensors have rank 2 to 4: `[N, F]`, `[N, T, D]`, `[N, C, H, W]`. Inside the crate
+/// every activation is a rank-4 tensor ([`FeatureShape::batched`]): `[N, F, 1, 1]`,
+/// `[N, 1, T, D]`, `[N, C, H, W]` — each keeps the sample's row-major order, so a reshape
+/// between ranks moves no value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FeatureShape {
-    /// `[features]`.
-    Vector(usize),
-    /// `[channels, height, width]`.
-    Image {
-        /// Channels.
-        channels: usize,
-        /// Height.
-        height: usize,
-        /// Width.
-        width: usize,
-    },
+pub struct FeatureShape {
+    rank: u8,
+    dims: [usize; 3],
 }
 
 impl FeatureShape {
-    /// The per-sample shape of a batched tensor's dims: `[N, F]`, `[N, C, H, W]`, or
-    /// `[N, H, W]` (a one-channel image, as MNIST loaders give it).
-    pub fn from_batched(dims: &[usize]) -> Result<Self> {
+    /// The largest per-sample rank (batched tensors have rank 4 at most).
+    pub const MAX_RANK: usize = 3;
+
+    /// A feature vector `[F]`.
+    pub const fn vector(features: usize) -> Self {
+        Self {
+            rank: 1,
+            dims: [features, 1, 1],
+        }
+    }
+
+    /// A sequence `[T, D]`: `tokens` rows of `features` (or a one-channel image `[H, W]`).
+    pub const fn sequence(tokens: usize, features: usize) -> Self {
+        Self {
+            rank: 2,
+            dims: [tokens, features, 1],
+        }
+    }
+
+    /// An image `[C, H, W]`.
+    pub const fn image(channels: usize, height: usize, width: usize) -> Self {
+        Self {
+            rank: 3,
+            dims: [channels, height, width],
+        }
+    }
+
+    /// The shape of these per-sample dims (rank 1 to 3).
+    pub fn new(dims: &[usize]) -> Result<Self> {
         match *dims {
-            [_, features] => Ok(Self::Vector(features)),
-            [_, height, width] => Ok(Self::Image {
-                channels: 1,
-                height,
-                width,
+            [f] => Ok(Self::vector(f)),
+            [t, d] => Ok(Self::sequence(t, d)),
+            [c, h, w] => Ok(Self::image(c, h, w)),
+            _ => Err(Error::UnsupportedRank {
+                found: dims.len() + 1,
             }),
-            [_, channels, height, width] => Ok(Self::Image {
-                channels,
-                height,
-                width,
-            }),
+        }
+    }
+
+    /// The per-sample shape of a batched tensor's dims: `[N, F]`, `[N, T, D]` (also a
+    /// one-channel image `[N, H, W]`, as MNIST loaders give it) or `[N, C, H, W]`.
+    pub fn from_batched(dims: &[usize]) -> Result<Self> {
+        match dims {
+            [_, sample @ ..] if !sample.is_empty() => Self::new(sample),
             _ => Err(Error::UnsupportedRank { found: dims.len() }),
         }
     }
 
-    /// The per-sample dims: `[F]` or `[C, H, W]`.
+    /// The per-sample dims: `[F]`, `[T, D]` or `[C, H, W]`.
     pub fn dims(&self) -> Vec<usize> {
-        match *self {
-            Self::Vector(f) => vec![f],
-            Self::Image {
-                channels,
-                height,
-                width,
-            } => vec![channels, height, width],
+        self.dims[..self.rank()].to_vec()
+    }
+
+    /// The per-sample rank (1 to 3).
+    pub fn rank(&self) -> usize {
+        usize::from(self.rank)
+    }
+
+    /// The batched dims `[n, ..dims]`.
+    pub fn with_batch(&self, n: usize) -> Vec<usize> {
+        [&[n][..], &self.dims[..self.rank()]].concat()
+    }
+
+    /// The internal rank-4 dims for a batch of `n`: `[n, F, 1, 1]`, `[n, 1, T, D]` or
+    /// `[n, C, H, W]`.
+    pub fn batched(&self, n: usize) -> [usize; 4] {
+        let [a, b, c] = self.dims;
+        match self.rank {
+            1 => [n, a, 1, 1],
+            2 => [n, 1, a, b],
+            _ => [n, a, b, c],
         }
     }
 
-    /// The internal rank-4 dims for a batch of `n` (a vector `F` becomes `[n, F, 1, 1]`).
-    pub fn batched(&self, n: usize) -> [usize; 4] {
-        match *self {
-            Self::Vector(f) => [n, f, 1, 1],
-            Self::Image {
-                channels,
-                height,
-                width,
-            } => [n, channels, height, width],
+    /// The internal (rank-4) axis of per-sample `axis` (`axis < rank`).
+    pub(crate) fn internal_axis(&self, axis: usize) -> usize {
+        match self.rank {
+            1 => 1,
+            2 => axis + 2,
+            _ => axis + 1,
         }
     }
 
@@ -74,11 +117,31 @@ impl FeatureShape {
         self.dims().iter().product()
     }
 
-    /// Channels (the features of a vector).
+    /// The size of the last axis (what a linear layer maps).
+    pub fn last(&self) -> usize {
+        self.dims[self.rank() - 1]
+    }
+
+    /// Channels: a vector's features, an image's `C`, 1 for `[H, W]`.
     pub fn channels(&self) -> usize {
-        match *self {
-            Self::Vector(f) => f,
-            Self::Image { channels, .. } => channels,
+        match self.rank {
+            2 => 1,
+            _ => self.dims[0],
+        }
+    }
+
+    /// The features of a vector.
+    pub fn as_vector(&self) -> Option<usize> {
+        (self.rank == 1).then_some(self.dims[0])
+    }
+
+    /// `(C, H, W)` of an image; `[H, W]` reads as one channel.
+    pub fn as_image(&self) -> Option<(usize, usize, usize)> {
+        let [a, b, c] = self.dims;
+        match self.rank {
+            2 => Some((1, a, b)),
+            3 => Some((a, b, c)),
+            _ => None,
         }
     }
 }
@@ -183,13 +246,10 @@ impl Layer {
             kind,
             reason: reason.to_string(),
         };
-        let image = |what: &str| match input {
-            FeatureShape::Image {
-                channels,
-                height,
-                width,
-            } => Ok((channels, height, width)),
-            FeatureShape::Vector(_) => Err(mismatch(format!("an image [N, C, H, W] ({what})"))),
+        let image = |what: &str| {
+            input
+                .as_image()
+                .ok_or_else(|| mismatch(format!("an image [N, C, H, W] ({what})")))
         };
         // Sliding-window layers share the output-size arithmetic.
         let window = |channels: usize,
@@ -205,11 +265,9 @@ impl Layer {
                 window_out(h, pad[0], kernel[0], stride[0], dilation[0], ceil),
                 window_out(w, pad[1], kernel[1], stride[1], dilation[1], ceil),
             ) {
-                (Some(height), Some(width)) if height > 0 && width > 0 => Ok(FeatureShape::Image {
-                    channels,
-                    height,
-                    width,
-                }),
+                (Some(height), Some(width)) if height > 0 && width > 0 => {
+                    Ok(FeatureShape::image(channels, height, width))
+                }
                 _ => Err(mismatch(format!(
                     "an image at least as large as its {}x{} window (dilation {:?}, padding {:?})",
                     kernel[0], kernel[1], dilation, pad
@@ -219,12 +277,21 @@ impl Layer {
         match self {
             Layer::Linear(linear) => {
                 let [d_in, d_out] = linear.weight.dims();
-                match input {
-                    FeatureShape::Vector(f) if f == d_in => Ok(FeatureShape::Vector(d_out)),
-                    _ => Err(mismatch(format!(
-                        "[N, {d_in}] (a vector of {d_in} features)"
-                    ))),
+                if input.last() != d_in {
+                    return Err(mismatch(format!(
+                        "{d_in} features on the last axis ([N, {d_in}] or [N, .., {d_in}])"
+                    )));
                 }
+                if input.rank() > 1 && input.numel() == 1 {
+                    // [N, 1, 1] and [N, 1] share one memory layout with no axis to tell them
+                    // apart; a single value goes in as a vector.
+                    return Err(mismatch(
+                        "a vector [N, 1] for a single value (flatten it)".into(),
+                    ));
+                }
+                let mut dims = input.dims();
+                *dims.last_mut().expect("rank 1 or more") = d_out;
+                FeatureShape::new(&dims)
             }
             Layer::Conv2d(conv) => {
                 let [c_out, c_in_group, _, _] = conv.weight.dims();
@@ -278,20 +345,21 @@ impl Layer {
                 if height == 0 || width == 0 {
                     return Err(unsupported("output size 0"));
                 }
-                Ok(FeatureShape::Image {
-                    channels,
-                    height,
-                    width,
-                })
+                Ok(FeatureShape::image(channels, height, width))
             }
             Layer::BatchNorm(bn) => {
                 let [features] = bn.gamma.dims();
+                if input.rank() == 2 {
+                    return Err(mismatch(format!(
+                        "a vector [N, {features}] or an image [N, {features}, H, W] (batch norm of a sequence is not supported)"
+                    )));
+                }
                 if input.channels() != features {
                     return Err(mismatch(format!("{features} channels (features)")));
                 }
                 Ok(input)
             }
-            Layer::Flatten(_) => Ok(FeatureShape::Vector(input.numel())),
+            Layer::Flatten(_) => Ok(FeatureShape::vector(input.numel())),
             Layer::Relu(_)
             | Layer::LeakyRelu(_)
             | Layer::Tanh(_)

@@ -324,11 +324,7 @@ impl<'a> Converter<'a> {
             .push(format!("{}.pool", unique_name(node)), pool, [x.id]);
         let pooled = Value {
             id,
-            shape: FeatureShape::Image {
-                channels: x.shape.channels(),
-                height: 1,
-                width: 1,
-            },
+            shape: FeatureShape::image(x.shape.channels(), 1, 1),
         };
         let shape = vec![x.shape.channels()];
         self.push(
