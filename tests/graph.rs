@@ -7,31 +7,20 @@ mod common;
 
 use burn::nn::Relu;
 use common::reference::{Matrix, all_rules, lrp};
-use common::{assert_close, linear, random_vec, rng, tensor, values};
+use common::{DenseWeights, assert_close, linear, random_dense, random_vec, rng, tensor, values};
 use lrp_grad::{Composite, Explainer, Graph, LayerType, Rule, Strategy, Target};
 
 const D: usize = 6;
 
 /// Weights `[out, in]` and biases of the five dense layers of [`residual_diamond`].
 struct Weights {
-    dense: Vec<(Vec<f32>, Vec<f32>, usize, usize)>,
+    dense: Vec<DenseWeights>,
 }
 
 fn weights(seed: u64) -> Weights {
-    let mut r = rng(seed);
     let shapes = [(D, D), (D, D), (D, 4), (D, 4), (8, 3)];
     Weights {
-        dense: shapes
-            .iter()
-            .map(|&(i, o)| {
-                (
-                    random_vec(&mut r, i * o, -1.0, 1.0),
-                    random_vec(&mut r, o, -0.2, 0.2),
-                    i,
-                    o,
-                )
-            })
-            .collect(),
+        dense: random_dense(seed, &shapes),
     }
 }
 

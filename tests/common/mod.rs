@@ -70,6 +70,25 @@ pub fn linear(weight_out_in: &[f32], bias: Option<&[f32]>, d_in: usize, d_out: u
     layer
 }
 
+/// Random dense layers, one per `(in, out)`: a PyTorch-layout weight `[out, in]` in [-1, 1), a
+/// bias in [-0.2, 0.2), and the two sizes.
+pub type DenseWeights = (Vec<f32>, Vec<f32>, usize, usize);
+
+pub fn random_dense(seed: u64, shapes: &[(usize, usize)]) -> Vec<DenseWeights> {
+    let mut r = rng(seed);
+    shapes
+        .iter()
+        .map(|&(i, o)| {
+            (
+                random_vec(&mut r, i * o, -1.0, 1.0),
+                random_vec(&mut r, o, -0.2, 0.2),
+                i,
+                o,
+            )
+        })
+        .collect()
+}
+
 /// Geometry of a test convolution.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvGeometry {

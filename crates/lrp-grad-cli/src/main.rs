@@ -316,27 +316,26 @@ pub(crate) fn explain_batch(
     fn run<const D: usize>(
         explainer: &PreparedExplainer,
         x: Tensor<D>,
-    ) -> lrp_grad::Result<(TensorData, Tensor<2>, Option<Vec<usize>>, Vec<f32>)> {
+    ) -> lrp_grad::Result<ChunkResult> {
+        let floats = |t: TensorData| {
+            t.convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("float relevance")
+        };
         let e = explainer.explain(x)?;
         let sums = e.relevance_sums();
-        Ok((e.relevance.into_data(), e.output, e.targets, sums))
+        Ok(ChunkResult {
+            relevance: floats(e.relevance.into_data()),
+            outputs: floats(e.output.into_data()),
+            targets: e.targets.unwrap_or_default(),
+            sums,
+        })
     }
-    let floats = |t: TensorData| {
-        t.convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("float relevance")
-    };
-    let (relevance, output, targets, sums) = match batch {
-        Batch::Vector(x) => run(explainer, x)?,
-        Batch::Sequence(x) => run(explainer, x)?,
-        Batch::Image(x) => run(explainer, x)?,
-    };
-    Ok(ChunkResult {
-        relevance: floats(relevance),
-        outputs: floats(output.into_data()),
-        targets: targets.unwrap_or_default(),
-        sums,
-    })
+    match batch {
+        Batch::Vector(x) => run(explainer, x),
+        Batch::Sequence(x) => run(explainer, x),
+        Batch::Image(x) => run(explainer, x),
+    }
 }
 
 fn method_args(args: &ExplainArgs) -> Result<spec::MethodArgs<'_>> {

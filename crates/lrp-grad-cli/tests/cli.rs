@@ -185,6 +185,50 @@ fn a_single_sample_without_batch_dimension_keeps_its_shape() {
     assert_eq!(read_npy(&f.path("r.npy")).0, [1, 8, 8]);
 }
 
+/// A sequence model (`input_shape` `[T, D]`, a linear layer on every token): an `.npy` of
+/// `[N, T, D]` in, relevance `[N, T, D]` out, as the library gives it.
+#[test]
+fn a_sequence_model_takes_and_returns_n_t_d() {
+    let device = Device::default();
+    device.seed(3);
+    let (t, d) = (4, 5);
+    let model = Sequential::new()
+        .push(LinearConfig::new(d, 6).init(&device))
+        .push(Relu::new())
+        .push(Flatten)
+        .push(LinearConfig::new(t * 6, 3).init(&device));
+    let dir = TempDir::new().unwrap();
+    let (json, weights) = (dir.path().join("m.json"), dir.path().join("w.safetensors"));
+    interchange::save(&model, FeatureShape::sequence(t, d), &json, &weights).unwrap();
+    let x: Tensor<3> = Tensor::random([2, t, d], Distribution::Uniform(-1.0, 1.0), &device);
+    let input = x.clone().into_data().try_to_vec::<f32>().unwrap();
+    write_npy(&dir.path().join("x.npy"), &[2, t, d], &input);
+    lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(&json)
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--input")
+        .arg(dir.path().join("x.npy"))
+        .arg("--output")
+        .arg(dir.path().join("r.npy"))
+        .args(["--rule", "epsilon"])
+        .assert()
+        .success();
+    let (shape, relevance) = read_npy(&dir.path().join("r.npy"));
+    assert_eq!(shape, [2, t, d]);
+    let expected = Explainer::new()
+        .rule(lrp_grad::Rule::Epsilon { epsilon: 1e-6 })
+        .explain(&model, x)
+        .unwrap()
+        .relevance
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert!(max_relative_error(&relevance, &expected) < 1e-5);
+}
+
 /// Every rule and composite of the Zennit fixtures, through the binary.
 #[test]
 fn zennit_fixtures_through_the_command_line() {

@@ -291,7 +291,7 @@ impl Prepared<'_> {
         let leaf = x.autodiff().require_grad();
         let out = self
             .graph
-            .forward_internal(leaf.clone(), &self.shapes)
+            .forward_internal(leaf.clone(), self.shapes)
             .reshape([n, self.classes]);
         let gradients = (out * r_out.clone()).sum().backward();
         leaf.grad(&gradients)
@@ -302,13 +302,13 @@ impl Prepared<'_> {
     fn output(&self, x: Tensor<4>) -> Tensor<2> {
         let n = x.dims()[0];
         self.graph
-            .forward_internal(x, &self.shapes)
+            .forward_internal(x, self.shapes)
             .reshape([n, self.classes])
     }
 
     /// The layer-wise LRP pass from the output relevance: the relevance of every value.
     fn lrp_values(&self, lrp: &LrpGraph, x: Tensor<4>, r_out: &Tensor<2>) -> Vec<Tensor<4>> {
-        let values = self.graph.values(x, &self.shapes);
+        let values = self.graph.values(x, self.shapes);
         let n = values[0].dims()[0];
         lrp.layer_wise(&values, r_out.clone().reshape([n, self.classes, 1, 1]))
     }
@@ -497,7 +497,7 @@ impl Explainer {
                 ));
             }
         }
-        let values = prepared.graph.values(x, &prepared.shapes);
+        let values = prepared.graph.values(x, prepared.shapes);
         let output = values
             .last()
             .expect("values hold the output")
@@ -562,7 +562,7 @@ impl Explainer {
         let leaf = x.clone().autodiff().require_grad();
         let out = prepared
             .graph
-            .forward_internal(leaf.clone(), &prepared.shapes)
+            .forward_internal(leaf.clone(), prepared.shapes)
             .reshape([n, classes]);
         let output = out.clone().without_autodiff();
         let (targets, r) = self.initial_relevance(&output, n, classes, OutputRelevance::OneHot)?;

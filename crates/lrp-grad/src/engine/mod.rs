@@ -98,9 +98,11 @@ impl<'a> RuleLayer<'a> {
         let [n, c, h, w] = input;
         match *self {
             Self::Dense(layer) => {
-                let [_, features, ..] = s.dims();
+                // One row per sample (a vector) or per token (a sequence), as in `dense`.
                 let weight = params.apply(layer.weight.val());
-                s.reshape([n, features])
+                let [_, d_out] = weight.dims();
+                let rows = s.shape().num_elements() / d_out;
+                s.reshape([rows, d_out])
                     .matmul(weight.transpose())
                     .reshape(input)
             }

@@ -11,7 +11,7 @@ use crate::model::{FeatureShape, Layer, Sequential};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// Per-sample input shape: `[features]` or `[channels, height, width]`.
+    /// Per-sample input shape: `[features]`, `[tokens, features]` or `[channels, height, width]`.
     pub input_shape: Vec<usize>,
     /// The layers, in order.
     pub layers: Vec<LayerSpec>,
