@@ -180,6 +180,15 @@ pub fn lrp(rule: &Rule, m: &Matrix, x: &[f64], r: &[f64]) -> Vec<f64> {
             };
             redistribute(&|i, j| x[i] * w[j][i], &|j| b[j], &all, 1.0, eps);
         }
+        Rule::LxtEpsilon { epsilon } => {
+            // LXT's stabilizer adds ε without the sign of z.
+            for (j, r_j) in r.iter().enumerate().take(n_out) {
+                let z = (0..n_in).map(|i| x[i] * w[j][i]).sum::<f64>() + b[j];
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o += x[i] * w[j][i] * r_j / (z + epsilon);
+                }
+            }
+        }
         Rule::ZPlus => {
             redistribute(
                 &|i, j| pos(x[i]) * pos(w[j][i]) + neg(x[i]) * neg(w[j][i]),
@@ -253,7 +262,7 @@ pub fn lrp(rule: &Rule, m: &Matrix, x: &[f64], r: &[f64]) -> Vec<f64> {
         Rule::WSquare => {
             redistribute(&|i, j| w[j][i] * w[j][i], &|j| b[j] * b[j], &all, 1.0, 1e-6);
         }
-        Rule::Pass => panic!("pass has no matrix form"),
+        Rule::Pass | Rule::Gradient | Rule::Block => panic!("{rule:?} has no matrix form"),
         Rule::Custom(_) => panic!("custom rules are checked against the built-in ones"),
     }
     out
@@ -265,6 +274,7 @@ pub fn all_rules() -> Vec<Rule> {
         Rule::Zero,
         Rule::Epsilon { epsilon: 1e-6 },
         Rule::Epsilon { epsilon: 0.3 },
+        Rule::LxtEpsilon { epsilon: 1e-6 },
         Rule::Gamma { gamma: 0.25 },
         Rule::Gamma { gamma: 1.5 },
         Rule::AlphaBeta {

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{AsGraph, Layer, Op};
-use crate::rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, Rule};
+use crate::rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, LXT_EPSILON, LXT_PRODUCT_EPSILON, Rule};
 
 /// A class of layers that a composite assigns a rule to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,16 +28,39 @@ pub enum LayerType {
     Activation,
     /// Additions of activations (residual connections).
     Add,
+    /// Products of two activations (attention's `Q·Kᵀ` and `softmax·V`).
+    MatMul,
+    /// Softmax.
+    Softmax,
+    /// Layer normalization.
+    LayerNorm,
+    /// Means over an axis (token pooling).
+    Mean,
+    /// Learned tensors added to an activation (positional embeddings).
+    AddParam,
 }
 
 impl LayerType {
     /// Whether a node's operation belongs to this class.
     pub fn matches(&self, op: &Op) -> bool {
         let Op::Layer(layer) = op else {
-            return *self == LayerType::Add && matches!(op, Op::Add(_));
+            return matches!(
+                (self, op),
+                (LayerType::Add, Op::Add(_))
+                    | (LayerType::MatMul, Op::MatMul(_))
+                    | (LayerType::Softmax, Op::Softmax(_))
+                    | (LayerType::LayerNorm, Op::LayerNorm(_))
+                    | (LayerType::Mean, Op::Mean(_))
+                    | (LayerType::AddParam, Op::AddParam(_))
+            );
         };
         match self {
-            LayerType::Add => false,
+            LayerType::Add
+            | LayerType::MatMul
+            | LayerType::Softmax
+            | LayerType::LayerNorm
+            | LayerType::Mean
+            | LayerType::AddParam => false,
             LayerType::Dense => matches!(layer, Layer::Linear(_)),
             LayerType::Conv2d => matches!(layer, Layer::Conv2d(_)),
             LayerType::AnyLinear => matches!(layer, Layer::Linear(_) | Layer::Conv2d(_)),
@@ -60,6 +83,13 @@ pub enum Propagation {
     Pass,
     /// Relevance goes to the winning input of each max-pooling window (the gradient).
     WinnerTakesAll,
+    /// Input × gradient of `R / z` ([`Rule::Gradient`], softmax).
+    Gradient,
+    /// No relevance crosses ([`Rule::Block`]): the output counts as a constant.
+    Block,
+    /// A product of activations: relevance split equally among the factors that are not
+    /// constants (AttnLRP's uniform rule; a constant factor gets none).
+    Uniform,
 }
 
 impl std::fmt::Display for Propagation {
@@ -70,20 +100,28 @@ impl std::fmt::Display for Propagation {
             Propagation::Rule(Rule::AlphaBeta { alpha, beta }) => {
                 write!(f, "alpha-beta (α = {alpha}, β = {beta})")
             }
+            Propagation::Rule(Rule::LxtEpsilon { epsilon }) => {
+                write!(f, "lxt-epsilon (ε = {epsilon})")
+            }
             Propagation::Rule(rule) => f.write_str(rule.name()),
             Propagation::Pass => f.write_str("pass"),
             Propagation::WinnerTakesAll => f.write_str("winner-takes-all"),
+            Propagation::Gradient => f.write_str("gradient"),
+            Propagation::Block => f.write_str("block"),
+            Propagation::Uniform => f.write_str("uniform"),
         }
     }
 }
 
 /// Names of the built-in composites, as [`Composite::named`] takes them.
-pub const COMPOSITE_NAMES: [&str; 5] = [
+pub const COMPOSITE_NAMES: [&str; 7] = [
     "epsilon-plus",
     "epsilon-plus-flat",
     "epsilon-gamma-box",
     "epsilon-alpha2-beta1",
     "epsilon-alpha2-beta1-flat",
+    "attn-lrp",
+    "cp-lrp",
 ];
 
 /// A mapping from layers to rules.
@@ -197,6 +235,37 @@ impl Composite {
         Self::epsilon_alpha2_beta1().with_first(LayerType::AnyLinear, Rule::Flat)
     }
 
+    /// AttnLRP (Achtibat et al., ICML 2024) with LXT's stabilizers (`lxt.explicit.functional`):
+    /// ε = 1e-6 added without the sign on dense and conv layers, layer norms (through
+    /// `x − mean`, the `1/std` factor held constant) and means; ε = 1e-8 on sums of activations,
+    /// learned additive tensors and products of activations (each factor half: the uniform
+    /// rule); Deep Taylor on softmax (`a ⊙ (R − s·ΣR)`); element-wise activations pass
+    /// relevance unchanged (the identity rule). Combine with first-layer maps as with CNNs
+    /// (`.with_first(LayerType::Conv2d, …)` for a ViT's patch embedding).
+    pub fn attn_lrp() -> Self {
+        let linear = Rule::LxtEpsilon {
+            epsilon: LXT_EPSILON,
+        };
+        let product = Rule::LxtEpsilon {
+            epsilon: LXT_PRODUCT_EPSILON,
+        };
+        Self::new()
+            .with_type(LayerType::AnyLinear, linear.clone())
+            .with_type(LayerType::LayerNorm, linear.clone())
+            .with_type(LayerType::Mean, linear)
+            .with_type(LayerType::Add, product.clone())
+            .with_type(LayerType::AddParam, product.clone())
+            .with_type(LayerType::MatMul, product)
+            .with_type(LayerType::Softmax, Rule::Gradient)
+    }
+
+    /// CP-LRP (Ali et al., ICML 2022), as LXT ships it: [`Composite::attn_lrp`] with no
+    /// relevance through the softmax, so attention weights are constants and a product
+    /// `softmax·V` gives all its relevance to `V`.
+    pub fn cp_lrp() -> Self {
+        Self::attn_lrp().with_type(LayerType::Softmax, Rule::Block)
+    }
+
     /// A built-in composite by name (see [`COMPOSITE_NAMES`]); `bounds` are z-box's low and
     /// high, needed by `epsilon-gamma-box` only.
     pub fn named(name: &str, bounds: Option<(Bound, Bound)>) -> Result<Self> {
@@ -205,6 +274,8 @@ impl Composite {
             "epsilon-plus-flat" => Ok(Self::epsilon_plus_flat()),
             "epsilon-alpha2-beta1" => Ok(Self::epsilon_alpha2_beta1()),
             "epsilon-alpha2-beta1-flat" => Ok(Self::epsilon_alpha2_beta1_flat()),
+            "attn-lrp" => Ok(Self::attn_lrp()),
+            "cp-lrp" => Ok(Self::cp_lrp()),
             "epsilon-gamma-box" => match bounds {
                 Some((low, high)) => Self::epsilon_gamma_box(low, high),
                 None => Err(Error::InvalidRule {
@@ -282,10 +353,23 @@ impl Composite {
 fn base(op: &Op, index: usize) -> Result<Propagation> {
     let layer = match op {
         Op::Layer(layer) => layer,
-        Op::Add(_) => return Ok(Propagation::Rule(Rule::Norm)),
-        Op::Concat(_) | Op::Gate(_) | Op::Reshape(_) | Op::Permute(_) => {
+        Op::Add(_) | Op::AddParam(_) | Op::Mean(_) => return Ok(Propagation::Rule(Rule::Norm)),
+        Op::Concat(_)
+        | Op::Gate(_)
+        | Op::Reshape(_)
+        | Op::Permute(_)
+        | Op::Scale(_)
+        | Op::Slice(_)
+        | Op::LayerNorm(_) => {
             return Ok(Propagation::Pass);
         }
+        Op::MatMul(_) => {
+            return Ok(Propagation::Rule(Rule::LxtEpsilon {
+                epsilon: LXT_PRODUCT_EPSILON,
+            }));
+        }
+        Op::Mul(_) => return Ok(Propagation::Uniform),
+        Op::Softmax(_) => return Ok(Propagation::Gradient),
     };
     match layer {
         Layer::Linear(_) | Layer::Conv2d(_) => Err(Error::MissingRule {
@@ -307,29 +391,62 @@ fn pair(rule: &Rule, op: &Op, index: usize) -> Result<Propagation> {
         kind: op.kind(),
         reason: reason.to_string(),
     };
+    let stabilizer_only = matches!(
+        rule,
+        Rule::Zero | Rule::Epsilon { .. } | Rule::LxtEpsilon { .. } | Rule::Norm
+    );
     let layer = match op {
         Op::Layer(layer) => layer,
-        Op::Add(_) => {
-            return match rule {
-                Rule::Zero | Rule::Epsilon { .. } | Rule::Norm => {
-                    Ok(Propagation::Rule(rule.clone()))
-                }
-                _ => Err(mismatch(
-                    "an addition of activations takes norm, epsilon or zero (R_i = x_i·R / stab(Σx))",
+        Op::Add(_) | Op::AddParam(_) | Op::Mean(_) | Op::MatMul(_) => {
+            return match stabilizer_only {
+                true => Ok(Propagation::Rule(rule.clone())),
+                false => Err(mismatch(
+                    "sums, means and products of activations take norm, epsilon, lxt-epsilon or zero (a stabilizer only)",
                 )),
             };
         }
-        Op::Concat(_) | Op::Gate(_) | Op::Reshape(_) | Op::Permute(_) => {
+        Op::LayerNorm(_) => {
+            return match rule {
+                Rule::Pass => Ok(Propagation::Pass),
+                _ if stabilizer_only => Ok(Propagation::Rule(rule.clone())),
+                _ => Err(mismatch(
+                    "layer norm takes pass (the identity rule) or epsilon, lxt-epsilon, zero (through x − mean, 1/std constant)",
+                )),
+            };
+        }
+        Op::Softmax(_) => {
+            return match rule {
+                Rule::Gradient => Ok(Propagation::Gradient),
+                Rule::Block => Ok(Propagation::Block),
+                _ => Err(mismatch(
+                    "softmax takes gradient (AttnLRP) or block (CP-LRP)",
+                )),
+            };
+        }
+        Op::Mul(_) => {
+            return Err(mismatch(
+                "an element-wise product of activations splits relevance uniformly; it takes no rule",
+            ));
+        }
+        Op::Concat(_)
+        | Op::Gate(_)
+        | Op::Reshape(_)
+        | Op::Permute(_)
+        | Op::Scale(_)
+        | Op::Slice(_) => {
             return match rule {
                 Rule::Pass => Ok(Propagation::Pass),
                 _ => Err(mismatch(
-                    "concatenations, gates, reshapes and permutations route relevance by position and take only pass",
+                    "concatenations, gates, reshapes, permutations, slices and scalings route relevance by position and take only pass",
                 )),
             };
         }
     };
     match layer {
         Layer::Linear(_) | Layer::Conv2d(_) => match rule {
+            Rule::Gradient | Rule::Block => Err(mismatch(
+                "gradient and block are for softmax; use zero, epsilon or another LRP rule",
+            )),
             Rule::Pass => Err(mismatch(
                 "pass keeps relevance as it is, but this layer maps its input to another shape; use zero, epsilon or another LRP rule",
             )),

@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::composite::{Composite, Propagation};
 use crate::engine::Bounds;
-use crate::engine::graph::LrpGraph;
+use crate::engine::graph::{LrpGraph, constant_values};
 use crate::engine::step::Step;
 use crate::error::{Error, Result};
 use crate::methods::{self, Base, Baseline, Method};
@@ -269,6 +269,7 @@ impl PreparedExplainer {
                     .collect::<Result<Vec<_>>>()?;
                 Some(LrpGraph {
                     graph: &self.graph,
+                    constant: constant_values(&self.graph, &steps),
                     steps,
                     shapes: &self.shapes,
                 })

@@ -67,12 +67,14 @@ pub use methods::{
     Base, Baseline, DEFAULT_NOISE_LEVEL, DEFAULT_OCCLUSION_WINDOW, DEFAULT_SAMPLES, Method,
 };
 pub use model::{
-    Add, AsGraph, Builder, Concat, Eager, FeatureShape, Flatten, Gate, Graph, Layer, Node, NodeId,
-    Op, Permute, Reshape, Sequential,
+    Add, AddParam, AsGraph, Builder, Concat, Eager, FeatureShape, Flatten, Gate, Graph, Layer,
+    LayerNorm, MatMul, Mean, Mul, Node, NodeId, Op, Permute, Reshape, Scale, Sequential, Slice,
+    Softmax,
 };
 pub use rules::{
     Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,
-    OutputMask, ParamMod, Rule, Term, ZERO_RULE_STABILIZER,
+    LXT_EPSILON, LXT_PRODUCT_EPSILON, OutputMask, ParamMod, Rule, Stabilizer, Term,
+    ZERO_RULE_STABILIZER,
 };
 
 /// Burn, re-exported so users build models against the same version.

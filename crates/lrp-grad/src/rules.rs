@@ -18,6 +18,35 @@ pub const DEFAULT_EPSILON: f64 = 1e-6;
 pub const ZERO_RULE_STABILIZER: f64 = 1e-9;
 /// Default γ of the gamma rule (Zennit's).
 pub const DEFAULT_GAMMA: f64 = 0.25;
+/// LXT's ε for linear layers, layer norm and means (`lxt.explicit.functional`).
+pub const LXT_EPSILON: f64 = 1e-6;
+/// LXT's ε for products and sums of activations (`matmul`, `add2`).
+pub const LXT_PRODUCT_EPSILON: f64 = 1e-8;
+
+/// How a rule keeps its denominator `z` away from zero.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stabilizer {
+    /// Zennit's `z + ε·sign(z)`, sign(0) = +1.
+    Signed(f64),
+    /// LXT's `z + ε`, without the sign.
+    Added(f64),
+}
+
+impl Stabilizer {
+    /// ε.
+    pub fn epsilon(self) -> f64 {
+        match self {
+            Stabilizer::Signed(e) | Stabilizer::Added(e) => e,
+        }
+    }
+}
+
+impl From<f64> for Stabilizer {
+    /// Zennit's signed stabilizer.
+    fn from(epsilon: f64) -> Self {
+        Stabilizer::Signed(epsilon)
+    }
+}
 
 /// A bound of the z-box rule: one number, or a tensor (see [`Rule::z_box`] for accepted shapes).
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +92,9 @@ impl From<TensorData> for Bound {
 /// | `WSquare` | spread by `W²` (a = 1, bias squared) |
 /// | `Pass` | unchanged (element-wise layers) |
 /// | `Norm` | `a ⊙ Pᵀ(R / stab(P a))` for a parameter-free linear map `P` (pooling) |
+/// | `LxtEpsilon` | LRP-ε with LXT's stabilizer `z + ε` (AttnLRP's rule for linear maps, layer norm, means, sums and products of activations) |
+/// | `Gradient` | `a ⊙ Jᵀ(R / z)`: AttnLRP's softmax rule (Deep Taylor with bias: `a ⊙ (R − s·ΣR)`) |
+/// | `Block` | nothing: the node is a constant (CP-LRP's softmax) |
 ///
 /// Bias treatment follows Zennit: kept where the weight is kept, positive/negative part with
 /// the clamped weights, squared in w-square, zeroed in flat, cancelled in z-box.
@@ -104,6 +136,16 @@ pub enum Rule {
     Pass,
     /// Normalize by the layer's own output (for pooling layers).
     Norm,
+    /// LRP-ε as LXT computes it: the stabilizer adds ε without the sign of `z`.
+    LxtEpsilon {
+        /// ε ≥ 0, added as it is.
+        epsilon: f64,
+    },
+    /// Input × gradient of `R / z`: AttnLRP's rule for softmax (relevance
+    /// `a ⊙ (R − s·ΣR)`, with `−∞` inputs counted as 0).
+    Gradient,
+    /// No relevance crosses the node: its output counts as a constant (CP-LRP's softmax).
+    Block,
     /// A rule defined outside the library from the engine's building blocks (see
     /// [`CustomRule`]).
     Custom(CustomRule),
@@ -193,6 +235,9 @@ impl Rule {
             Rule::WSquare => "w-square",
             Rule::Pass => "pass",
             Rule::Norm => "norm",
+            Rule::LxtEpsilon { .. } => "lxt-epsilon",
+            Rule::Gradient => "gradient",
+            Rule::Block => "block",
             Rule::Custom(_) => "custom",
         }
     }
@@ -206,7 +251,9 @@ impl Rule {
             })
         };
         match self {
-            Rule::Epsilon { epsilon } if !(epsilon.is_finite() && *epsilon >= 0.0) => {
+            Rule::Epsilon { epsilon } | Rule::LxtEpsilon { epsilon }
+                if !(epsilon.is_finite() && *epsilon >= 0.0) =>
+            {
                 invalid(format!("epsilon must be finite and >= 0, got {epsilon}"))
             }
             Rule::Gamma { gamma } if !(gamma.is_finite() && *gamma >= 0.0) => {
@@ -265,7 +312,13 @@ impl Rule {
     /// parameters (linear or conv).
     pub fn needs_parameters(&self) -> bool {
         match self {
-            Rule::Zero | Rule::Epsilon { .. } | Rule::Norm | Rule::Pass => false,
+            Rule::Zero
+            | Rule::Epsilon { .. }
+            | Rule::LxtEpsilon { .. }
+            | Rule::Norm
+            | Rule::Pass
+            | Rule::Gradient
+            | Rule::Block => false,
             Rule::Custom(custom) => custom
                 .groups
                 .iter()
@@ -287,7 +340,8 @@ impl Rule {
         }
     }
 
-    /// The terms the engine evaluates for this rule; `None` for [`Rule::Pass`].
+    /// The terms the engine evaluates for this rule; `None` for [`Rule::Pass`],
+    /// [`Rule::Gradient`] and [`Rule::Block`], which evaluate no modified layer.
     pub fn groups(&self) -> Option<Vec<Group>> {
         use InputMod as I;
         use ParamMod as P;
@@ -308,6 +362,10 @@ impl Rule {
                 one(vec![term(I::Identity, P::Identity, true, 1.0)], *epsilon)
             }
             Rule::Norm => one(vec![term(I::Identity, P::Identity, true, 1.0)], eps),
+            Rule::LxtEpsilon { epsilon } => vec![Group::new(
+                vec![term(I::Identity, P::Identity, true, 1.0)],
+                Stabilizer::Added(*epsilon),
+            )],
             Rule::ZPlus => one(
                 vec![
                     term(I::Positive, P::Positive, true, 1.0),
@@ -373,7 +431,7 @@ impl Rule {
             Rule::Flat => one(vec![term(I::Ones, P::Ones, false, 1.0)], eps),
             Rule::WSquare => one(vec![term(I::Ones, P::Square, true, 1.0)], eps),
             Rule::Custom(custom) => custom.groups.clone(),
-            Rule::Pass => return None,
+            Rule::Pass | Rule::Gradient | Rule::Block => return None,
         })
     }
 }
@@ -479,8 +537,8 @@ impl Term {
 pub struct Group {
     /// The terms, summed (with their signs) into the group's denominator.
     pub terms: Vec<Term>,
-    /// ε of `stab(z) = z + ε·sign(z)`.
-    pub stabilizer: f64,
+    /// `stab(z)`: Zennit's `z + ε·sign(z)` or LXT's `z + ε`.
+    pub stabilizer: Stabilizer,
     /// Which outputs the group explains.
     pub mask: OutputMask,
     /// Weight of this group's relevance (α, −β; 1 otherwise).
@@ -488,11 +546,11 @@ pub struct Group {
 }
 
 impl Group {
-    /// A group over every output, scale 1.
-    pub fn new(terms: Vec<Term>, stabilizer: f64) -> Self {
+    /// A group over every output, scale 1; a bare `f64` stabilizer is Zennit's signed one.
+    pub fn new(terms: Vec<Term>, stabilizer: impl Into<Stabilizer>) -> Self {
         Group {
             terms,
-            stabilizer,
+            stabilizer: stabilizer.into(),
             mask: OutputMask::All,
             scale: 1.0,
         }
@@ -522,10 +580,10 @@ impl CustomRule {
             if group.terms.is_empty() {
                 return Err(format!("group {g} has no term"));
             }
-            if !(group.stabilizer.is_finite() && group.stabilizer >= 0.0) {
+            let epsilon = group.stabilizer.epsilon();
+            if !(epsilon.is_finite() && epsilon >= 0.0) {
                 return Err(format!(
-                    "group {g}: the stabilizer must be finite and >= 0, got {}",
-                    group.stabilizer
+                    "group {g}: the stabilizer must be finite and >= 0, got {epsilon}"
                 ));
             }
             if !group.scale.is_finite() {

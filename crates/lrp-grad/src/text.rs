@@ -3,7 +3,7 @@
 //!
 //! | type | text |
 //! |---|---|
-//! | [`Rule`] | `zero`, `epsilon[:EPS]`, `gamma[:GAMMA]`, `alpha-beta[:ALPHA,BETA]`, `z-plus`, `z-box:LOW,HIGH`, `flat`, `w-square`, `pass`, `norm` |
+//! | [`Rule`] | `zero`, `epsilon[:EPS]`, `gamma[:GAMMA]`, `alpha-beta[:ALPHA,BETA]`, `z-plus`, `z-box:LOW,HIGH`, `flat`, `w-square`, `pass`, `norm`, `lxt-epsilon[:EPS]`, `gradient`, `block` |
 //! | [`Composite`] | `epsilon-plus`, `epsilon-plus-flat`, `epsilon-gamma-box:LOW,HIGH`, `epsilon-alpha2-beta1`, `epsilon-alpha2-beta1-flat` |
 //! | [`Method`] | `lrp`, `gradient`, `gradient-x-input`, `smoothgrad`, `integrated-gradients`, `occlusion` (default parameters) |
 //! | [`Strategy`] | `auto`, `layer-wise` |
@@ -23,10 +23,10 @@ use crate::composite::Composite;
 use crate::error::{Error, Result};
 use crate::explain::Strategy;
 use crate::methods::Method;
-use crate::rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, Rule};
+use crate::rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, LXT_EPSILON, Rule};
 
 /// The rule grammar, for messages.
-pub const RULE_SYNTAX: &str = "zero, epsilon[:EPS], gamma[:GAMMA], alpha-beta[:ALPHA,BETA], z-plus, z-box:LOW,HIGH, flat, w-square, pass, norm";
+pub const RULE_SYNTAX: &str = "zero, epsilon[:EPS], gamma[:GAMMA], alpha-beta[:ALPHA,BETA], z-plus, z-box:LOW,HIGH, flat, w-square, pass, norm, lxt-epsilon[:EPS], gradient, block";
 
 /// `name[:a,b,…]` split into the name and its numbers.
 fn split<'a>(what: &'static str, text: &'a str) -> Result<(&'a str, Option<Vec<f64>>)> {
@@ -98,6 +98,14 @@ impl FromStr for Rule {
             "w-square" => n(0, Some(vec![])).map(|_| Rule::WSquare)?,
             "pass" => n(0, Some(vec![])).map(|_| Rule::Pass)?,
             "norm" => n(0, Some(vec![])).map(|_| Rule::Norm)?,
+            "lxt-epsilon" => {
+                let epsilon = n(1, Some(vec![LXT_EPSILON]))?[0];
+                let rule = Rule::LxtEpsilon { epsilon };
+                rule.validate()?;
+                rule
+            }
+            "gradient" => n(0, Some(vec![])).map(|_| Rule::Gradient)?,
+            "block" => n(0, Some(vec![])).map(|_| Rule::Block)?,
             other => {
                 return Err(Error::Parse {
                     what: "rule",
@@ -119,6 +127,7 @@ impl fmt::Display for Rule {
         };
         match self {
             Rule::Epsilon { epsilon } => write!(f, "epsilon:{epsilon}"),
+            Rule::LxtEpsilon { epsilon } => write!(f, "lxt-epsilon:{epsilon}"),
             Rule::Gamma { gamma } => write!(f, "gamma:{gamma}"),
             Rule::AlphaBeta { alpha, beta } => write!(f, "alpha-beta:{alpha},{beta}"),
             Rule::ZBox { low, high } => write!(f, "z-box:{},{}", bound(low), bound(high)),

@@ -7,6 +7,10 @@
 
 use burn::tensor::Tensor;
 
+use super::attention::{
+    one_pass_identity, one_pass_layer_norm, one_pass_mean, one_pass_product, one_pass_softmax,
+    one_pass_uniform, propagate_layer_norm, propagate_mean, propagate_product, propagate_softmax,
+};
 use super::step::{Routing, Step};
 use super::{
     one_pass_add, one_pass_forward, one_pass_pass, propagate, propagate_add, route_by_gradient,
@@ -20,6 +24,19 @@ pub(crate) struct LrpGraph<'a> {
     pub graph: &'a Graph,
     pub steps: Vec<Step<'a>>,
     pub shapes: &'a [FeatureShape],
+    /// Values no relevance can reach: a blocked node's output, and what only such values
+    /// feed. A product gives such a factor no relevance share.
+    pub constant: Vec<bool>,
+}
+
+/// Which values are constants for the explanation (see [`LrpGraph::constant`]).
+pub(crate) fn constant_values(graph: &Graph, steps: &[Step<'_>]) -> Vec<bool> {
+    let mut constant = vec![false];
+    for (node, step) in graph.nodes().iter().zip(steps) {
+        let blocked = matches!(step, Step::Block);
+        constant.push(blocked || node.inputs.iter().all(|&v| constant[v]));
+    }
+    constant
 }
 
 /// Relevance per value (index 0: the graph input), summed over the value's readers.
@@ -98,6 +115,7 @@ impl LrpGraph<'_> {
                 vec![(inputs[0], r_in)]
             }
             (_, Step::Add { stabilizer }) => {
+                // A learned tensor added (positional embedding) keeps its share.
                 let xs: Vec<&Tensor<4>> = inputs.iter().map(|&v| &values[v]).collect();
                 let r_in = propagate_add(&xs, z, &r, *stabilizer);
                 inputs.iter().copied().zip(r_in).collect()
@@ -116,6 +134,45 @@ impl LrpGraph<'_> {
             }
             // The gate is a constant: all relevance stays with the gated value.
             (_, Step::Route(Routing::Gate)) => vec![(inputs[0], r)],
+            (_, Step::Route(Routing::Scale)) => vec![(inputs[0], r)],
+            (_, Step::Route(Routing::Slice { axis, start })) => {
+                let mut ranges: Vec<std::ops::Range<usize>> =
+                    a.dims().iter().map(|&d| 0..d).collect();
+                ranges[*axis] = *start..*start + r.dims()[*axis];
+                let ranges: [std::ops::Range<usize>; 4] = ranges.try_into().expect("rank 4");
+                vec![(inputs[0], a.zeros_like().slice_assign(ranges, r))]
+            }
+            (_, Step::Product { stabilizer }) => {
+                let factors = (a, &values[inputs[1]]);
+                let constant = [self.constant[inputs[0]], self.constant[inputs[1]]];
+                let [r_a, r_b] = propagate_product(factors, z, &r, *stabilizer, constant);
+                [(inputs[0], r_a), (inputs[1], r_b)]
+                    .into_iter()
+                    .filter_map(|(v, r)| r.map(|r| (v, r)))
+                    .collect()
+            }
+            (_, Step::Uniform) => {
+                let live: Vec<usize> = inputs
+                    .iter()
+                    .copied()
+                    .filter(|&v| !self.constant[v])
+                    .collect();
+                let share = r.div_scalar(live.len().max(1) as f64);
+                live.into_iter().map(|v| (v, share.clone())).collect()
+            }
+            (_, Step::Softmax { axis }) => vec![(inputs[0], propagate_softmax(a, z, &r, *axis))],
+            (_, Step::Block) => Vec::new(),
+            (_, Step::Mean { axis, stabilizer }) => {
+                vec![(inputs[0], propagate_mean(a, &r, *axis, *stabilizer))]
+            }
+            (_, Step::LayerNorm { norm, stabilizer }) => match stabilizer {
+                Some(stabilizer) => {
+                    let shape = self.shapes[inputs[0]];
+                    let r_in = propagate_layer_norm(norm, (a, z), &r, *stabilizer, shape);
+                    vec![(inputs[0], r_in)]
+                }
+                None => vec![(inputs[0], r)],
+            },
             (_, Step::Route(Routing::Reshape)) => vec![(inputs[0], r.reshape(a.dims()))],
             (_, Step::Route(Routing::Permute(axes))) => {
                 // The inverse permutation puts each value's relevance back in place.
@@ -229,20 +286,52 @@ impl LrpGraph<'_> {
 
     /// Node `k` in its one-pass form, on autodiff inputs.
     fn one_pass_node(&self, k: usize, mut inputs: Vec<Tensor<4>>, nonnegative: bool) -> Tensor<4> {
-        let op = &self.graph.nodes()[k].op;
+        let node = &self.graph.nodes()[k];
+        let op = &node.op;
+        let shape = self.shapes[node.inputs[0]];
+        let constant = || {
+            let c = |i: usize| node.inputs.get(i).is_some_and(|&v| self.constant[v]);
+            [c(0), c(1)]
+        };
         match (&self.steps[k], op) {
             (Step::Rule(step), _) => one_pass_forward(step, inputs.remove(0), nonnegative),
             (Step::Pass(layer), _) => one_pass_pass(layer, inputs.remove(0)),
+            (Step::Add { stabilizer }, Op::AddParam(add)) => {
+                // The learned tensor is a constant input of the sum: no gradient enters it.
+                inputs.push(add.value.val());
+                one_pass_add(inputs, *stabilizer)
+            }
             (Step::Add { stabilizer }, _) => one_pass_add(inputs, *stabilizer),
+            (Step::Product { stabilizer }, _) => {
+                let b = inputs.pop().expect("two inputs");
+                one_pass_product(inputs.remove(0), b, *stabilizer, constant())
+            }
+            (Step::Uniform, _) => {
+                let b = inputs.pop().expect("two inputs");
+                one_pass_uniform(inputs.remove(0), b, constant())
+            }
+            (Step::Softmax { axis }, _) => one_pass_softmax(inputs.remove(0), *axis),
+            (Step::Block, _) => op.forward(vec![inputs.remove(0).without_autodiff()], shape),
+            (Step::Mean { axis, stabilizer }, _) => {
+                let n = inputs[0].dims()[0];
+                let out = self.shapes[k + 1].batched(n);
+                one_pass_mean(inputs.remove(0), *axis, *stabilizer, out)
+            }
+            (Step::LayerNorm { norm, stabilizer }, _) => match stabilizer {
+                Some(stabilizer) => one_pass_layer_norm(norm, inputs.remove(0), *stabilizer, shape),
+                None => {
+                    let x = inputs.remove(0);
+                    let y = op.forward(vec![x.clone().without_autodiff()], shape);
+                    one_pass_identity(x, y)
+                }
+            },
             (Step::Route(Routing::Gate), _) => {
                 // The gate is a constant: no gradient, so no relevance, enters its branch.
                 let x = inputs.remove(0);
                 let gate = inputs.remove(0).without_autodiff();
                 x * gate
             }
-            (Step::WinnerTakesAll(_) | Step::Route(_), _) => {
-                op.forward(inputs, self.shapes[self.graph.nodes()[k].inputs[0]])
-            }
+            (Step::WinnerTakesAll(_) | Step::Route(_), _) => op.forward(inputs, shape),
         }
     }
 }
@@ -267,10 +356,17 @@ pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
                 | Layer::Dropout(_)
                 | Layer::Identity(_),
             ) => first,
-            Op::Layer(_) => false,
-            Op::Add(_) | Op::Concat(_) | Op::Gate(_) | Op::Reshape(_) | Op::Permute(_) => {
-                all_inputs
-            }
+            Op::Layer(_) | Op::LayerNorm(_) | Op::AddParam(_) | Op::MatMul(_) => false,
+            Op::Softmax(_) => true,
+            Op::Scale(scale) => first && scale.factor >= 0.0,
+            Op::Add(_)
+            | Op::Concat(_)
+            | Op::Gate(_)
+            | Op::Reshape(_)
+            | Op::Permute(_)
+            | Op::Mul(_)
+            | Op::Mean(_)
+            | Op::Slice(_) => all_inputs,
         });
     }
     known

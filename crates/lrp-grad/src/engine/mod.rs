@@ -16,6 +16,7 @@
 //! [`one_pass_forward`] is the same rule folded into one forward pass of the whole network, so
 //! that a single backward pass gives the relevance of every one-pass-able layer at once.
 
+pub(crate) mod attention;
 pub(crate) mod graph;
 pub(crate) mod step;
 
@@ -28,7 +29,7 @@ use burn::tensor::ops::ConvTransposeOptions;
 
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
 use crate::model::{Layer, dense};
-use crate::rules::{Group, InputMod, OutputMask, ParamMod, Term};
+use crate::rules::{Group, InputMod, OutputMask, ParamMod, Stabilizer, Term};
 use step::RuleStep;
 
 /// A layer the rule engine can evaluate with modified parameters and inputs: linear in its
@@ -180,8 +181,13 @@ impl ParamMod {
     }
 }
 
-/// Zennit's stabilizer: `z + ε·sign(z)` with sign(0) = +1 (Burn's `sign(0)` is 0, hence the mask).
-pub(crate) fn stabilize(z: Tensor<4>, epsilon: f64) -> Tensor<4> {
+/// `stab(z)`: Zennit's `z + ε·sign(z)` with sign(0) = +1 (Burn's `sign(0)` is 0, hence the
+/// mask), or LXT's `z + ε`.
+pub(crate) fn stabilize(z: Tensor<4>, stabilizer: Stabilizer) -> Tensor<4> {
+    let epsilon = match stabilizer {
+        Stabilizer::Added(epsilon) => return z.add_scalar(epsilon),
+        Stabilizer::Signed(epsilon) => epsilon,
+    };
     // ±ε from the mask in two scalar passes: (z ≥ 0)·2ε − ε.
     let shift = z
         .clone()
@@ -565,7 +571,7 @@ pub(crate) fn one_pass_pass(layer: &Layer, a: Tensor<4>) -> Tensor<4> {
 
 /// An addition with a stabilizer-only rule (norm, ε, zero), in the one pass:
 /// `Σ xᵢ ⊙ (z / stab(z))` with the factor constant, so `xᵢ ⊙ gradient = xᵢ·R / stab(z)`.
-pub(crate) fn one_pass_add(inputs: Vec<Tensor<4>>, stabilizer: f64) -> Tensor<4> {
+pub(crate) fn one_pass_add(inputs: Vec<Tensor<4>>, stabilizer: Stabilizer) -> Tensor<4> {
     let sum = inputs
         .into_iter()
         .reduce(|acc, t| acc + t)
@@ -580,7 +586,7 @@ pub(crate) fn propagate_add(
     inputs: &[&Tensor<4>],
     z: &Tensor<4>,
     r: &Tensor<4>,
-    stabilizer: f64,
+    stabilizer: Stabilizer,
 ) -> Vec<Tensor<4>> {
     let s = r.clone() / stabilize(z.clone(), stabilizer);
     inputs.iter().map(|x| (*x).clone() * s.clone()).collect()

@@ -5,8 +5,8 @@
 
 use super::{Bounds, RuleLayer};
 use crate::composite::Propagation;
-use crate::model::{FeatureShape, Layer, Op};
-use crate::rules::{Group, InputMod, Rule};
+use crate::model::{FeatureShape, Layer, LayerNorm, Op};
+use crate::rules::{Group, InputMod, Rule, Stabilizer};
 
 /// How relevance crosses one node.
 #[allow(clippy::large_enum_variant)] // one per node, built once per batch
@@ -19,11 +19,39 @@ pub(crate) enum Step<'a> {
     Pass(&'a Layer),
     /// An addition: `R_i = x_i · R / stab(Σ x)`.
     Add {
-        /// ε of the stabilizer (norm 1e-6, ε, or zero's 1e-9).
-        stabilizer: f64,
+        /// The stabilizer (norm 1e-6, ε, zero's 1e-9; signed or LXT's).
+        stabilizer: Stabilizer,
     },
     /// Concatenation, gate, reshape, permutation: relevance routed by position.
     Route(Routing<'a>),
+    /// A product of two activations `A·B`: ε + uniform (see [`super::attention`]).
+    Product {
+        /// The stabilizer of `n·O`.
+        stabilizer: Stabilizer,
+    },
+    /// An element-wise product of activations: relevance split uniformly.
+    Uniform,
+    /// Softmax along this internal axis: input × gradient.
+    Softmax {
+        /// The internal axis.
+        axis: usize,
+    },
+    /// No relevance crosses; the output is a constant.
+    Block,
+    /// The mean along this internal axis: `x ⊙ R / stab(Σx)`.
+    Mean {
+        /// The internal axis.
+        axis: usize,
+        /// The stabilizer of `Σx`.
+        stabilizer: Stabilizer,
+    },
+    /// Layer norm: the ε rule through `x − mean` (a stabilizer), or the identity (none).
+    LayerNorm {
+        /// The layer.
+        norm: &'a LayerNorm,
+        /// The ε rule's stabilizer; `None` for the identity rule.
+        stabilizer: Option<Stabilizer>,
+    },
 }
 
 /// How a routing node moves relevance back to its inputs.
@@ -36,6 +64,15 @@ pub(crate) enum Routing<'a> {
     Reshape,
     /// The inverse permutation of these per-sample axes.
     Permute(&'a [usize]),
+    /// Unchanged (multiplication by a constant).
+    Scale,
+    /// Put back at `start` along the internal axis, zeros elsewhere.
+    Slice {
+        /// The internal axis.
+        axis: usize,
+        /// The first entry the slice kept.
+        start: usize,
+    },
 }
 
 /// A rule layer with its rule's groups.
@@ -59,6 +96,9 @@ impl<'a> Step<'a> {
     ) -> Option<Self> {
         Some(match (op, propagation) {
             (Op::Layer(layer), Propagation::Pass) => Step::Pass(layer),
+            (Op::Layer(_), Propagation::Gradient | Propagation::Block | Propagation::Uniform) => {
+                return None;
+            }
             (Op::Layer(layer), Propagation::WinnerTakesAll) => {
                 Step::WinnerTakesAll(RuleLayer::new(layer)?)
             }
@@ -79,10 +119,44 @@ impl<'a> Step<'a> {
                     bounds,
                 })
             }
-            (Op::Add(_), Propagation::Rule(rule)) => Step::Add {
+            (Op::Add(_) | Op::AddParam(_), Propagation::Rule(rule)) => Step::Add {
                 stabilizer: rule.groups()?.first()?.stabilizer,
             },
-            (Op::Add(_), _) => return None,
+            (Op::MatMul(_), Propagation::Rule(rule)) => Step::Product {
+                stabilizer: rule.groups()?.first()?.stabilizer,
+            },
+            (Op::Mean(mean), Propagation::Rule(rule)) => Step::Mean {
+                axis: input.internal_axis(mean.axis),
+                stabilizer: rule.groups()?.first()?.stabilizer,
+            },
+            (Op::LayerNorm(norm), Propagation::Rule(rule)) => Step::LayerNorm {
+                norm,
+                stabilizer: Some(rule.groups()?.first()?.stabilizer),
+            },
+            (Op::LayerNorm(norm), Propagation::Pass) => Step::LayerNorm {
+                norm,
+                stabilizer: None,
+            },
+            (Op::Mul(_), Propagation::Uniform) => Step::Uniform,
+            (Op::Softmax(softmax), Propagation::Gradient) => Step::Softmax {
+                axis: input.internal_axis(softmax.axis),
+            },
+            (Op::Softmax(_), Propagation::Block) => Step::Block,
+            (Op::Scale(_), _) => Step::Route(Routing::Scale),
+            (Op::Slice(slice), _) => Step::Route(Routing::Slice {
+                axis: input.internal_axis(slice.axis),
+                start: slice.start,
+            }),
+            (
+                Op::Add(_)
+                | Op::AddParam(_)
+                | Op::MatMul(_)
+                | Op::Mean(_)
+                | Op::LayerNorm(_)
+                | Op::Mul(_)
+                | Op::Softmax(_),
+                _,
+            ) => return None,
             (Op::Concat(concat), _) => {
                 Step::Route(Routing::Concat(input.internal_axis(concat.axis)))
             }
@@ -107,7 +181,15 @@ impl<'a> Step<'a> {
                     InputMod::Identity | InputMod::Positive | InputMod::Negative
                 )
             }),
-            Step::WinnerTakesAll(_) | Step::Add { .. } | Step::Route(_) => true,
+            Step::WinnerTakesAll(_)
+            | Step::Add { .. }
+            | Step::Route(_)
+            | Step::Product { .. }
+            | Step::Uniform
+            | Step::Softmax { .. }
+            | Step::Block
+            | Step::Mean { .. }
+            | Step::LayerNorm { .. } => true,
         }
     }
 }

@@ -32,6 +32,11 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
+use super::attention::{
+    AddParam, LayerNorm, MatMul, Mean, Mul, Scale, Slice, Softmax, add_param_shape, axis_check,
+    last_axis, layer_norm_shape, matmul, matmul_shape, mean_internal, mean_shape, slice_internal,
+    slice_shape, softmax_internal,
+};
 use super::shape::FeatureShape;
 use super::{Layer, Sequential, to_internal};
 use crate::error::{Error, Result};
@@ -106,6 +111,22 @@ pub enum Op {
     Reshape(Reshape),
     /// A per-sample permutation of axes.
     Permute(Permute),
+    /// The product of two activations (attention).
+    MatMul(MatMul),
+    /// The element-wise product of two activations.
+    Mul(Mul),
+    /// Softmax along an axis.
+    Softmax(Softmax),
+    /// Layer normalization over the last axis.
+    LayerNorm(LayerNorm),
+    /// A learned tensor added (positional embeddings).
+    AddParam(AddParam),
+    /// Multiplication by a constant.
+    Scale(Scale),
+    /// The mean along an axis, which disappears.
+    Mean(Mean),
+    /// A slice along an axis.
+    Slice(Slice),
 }
 
 impl Op {
@@ -118,6 +139,14 @@ impl Op {
             Op::Gate(_) => "gate",
             Op::Reshape(_) => "reshape",
             Op::Permute(_) => "permute",
+            Op::MatMul(_) => "matmul",
+            Op::Mul(_) => "mul",
+            Op::Softmax(_) => "softmax",
+            Op::LayerNorm(_) => "layer_norm",
+            Op::AddParam(_) => "add_param",
+            Op::Scale(_) => "scale",
+            Op::Mean(_) => "mean",
+            Op::Slice(_) => "slice",
         }
     }
 
@@ -252,6 +281,52 @@ impl Graph {
         x: NodeId,
     ) -> NodeId {
         self.push(name, Op::Permute(Permute { axes: axes.into() }), [x])
+    }
+
+    /// `a·b` over the last two axes (`[M, K]·[K, P]`, batched over a leading axis).
+    pub fn matmul(&mut self, name: impl Into<String>, a: NodeId, b: NodeId) -> NodeId {
+        self.push(name, Op::MatMul(MatMul), [a, b])
+    }
+
+    /// The element-wise product `a·b` of two activations of one shape.
+    pub fn mul(&mut self, name: impl Into<String>, a: NodeId, b: NodeId) -> NodeId {
+        self.push(name, Op::Mul(Mul), [a, b])
+    }
+
+    /// Softmax of `x` along the per-sample `axis`.
+    pub fn softmax(&mut self, name: impl Into<String>, axis: usize, x: NodeId) -> NodeId {
+        self.push(name, Op::Softmax(Softmax { axis }), [x])
+    }
+
+    /// Layer normalization of `x` over its last axis.
+    pub fn layer_norm(&mut self, name: impl Into<String>, norm: LayerNorm, x: NodeId) -> NodeId {
+        self.push(name, Op::LayerNorm(norm), [x])
+    }
+
+    /// `x + value`, a learned tensor of `x`'s per-sample shape.
+    pub fn add_param(&mut self, name: impl Into<String>, value: AddParam, x: NodeId) -> NodeId {
+        self.push(name, Op::AddParam(value), [x])
+    }
+
+    /// `factor · x`.
+    pub fn scale(&mut self, name: impl Into<String>, factor: f64, x: NodeId) -> NodeId {
+        self.push(name, Op::Scale(Scale { factor }), [x])
+    }
+
+    /// The mean of `x` along the per-sample `axis` (the axis disappears).
+    pub fn mean(&mut self, name: impl Into<String>, axis: usize, x: NodeId) -> NodeId {
+        self.push(name, Op::Mean(Mean { axis }), [x])
+    }
+
+    /// Entries `start..start + len` of `x` along the per-sample `axis`.
+    pub fn slice(
+        &mut self,
+        name: impl Into<String>,
+        axis: usize,
+        (start, len): (usize, usize),
+        x: NodeId,
+    ) -> NodeId {
+        self.push(name, Op::Slice(Slice { axis, start, len }), [x])
     }
 
     /// The value of the model output (the last node's, or the input for an empty graph).
@@ -395,6 +470,20 @@ impl Op {
                 x.reshape(target.batched(n))
             }
             Op::Permute(Permute { axes }) => permute_internal(inputs.remove(0), axes, input),
+            Op::MatMul(_) => {
+                let b = inputs.pop().expect("two inputs");
+                matmul(inputs.remove(0), b)
+            }
+            Op::Mul(_) => {
+                let b = inputs.pop().expect("two inputs");
+                inputs.remove(0) * b
+            }
+            Op::Softmax(Softmax { axis }) => softmax_internal(inputs.remove(0), *axis, input),
+            Op::LayerNorm(norm) => norm.forward_axis(inputs.remove(0), last_axis(input)),
+            Op::AddParam(add) => inputs.remove(0) + add.value.val(),
+            Op::Scale(Scale { factor }) => inputs.remove(0).mul_scalar(*factor),
+            Op::Mean(Mean { axis }) => mean_internal(inputs.remove(0), *axis, input),
+            Op::Slice(slice) => slice_internal(inputs.remove(0), slice, input),
         }
     }
 }
@@ -455,6 +544,14 @@ pub(crate) fn node_shape(
         Op::Reshape(Reshape { shape }) => reshape_shape(shape, inputs[0]),
         Op::Permute(Permute { axes }) => permute_shape(axes, inputs[0]),
         Op::Gate(_) => gate_shape(inputs[0], inputs[1]),
+        Op::MatMul(_) => matmul_shape(inputs[0], inputs[1]),
+        Op::Mul(_) => add_shape(inputs),
+        Op::Softmax(Softmax { axis }) => axis_check(*axis, inputs[0]).map(|_| inputs[0]),
+        Op::LayerNorm(norm) => layer_norm_shape(norm, inputs[0]),
+        Op::AddParam(add) => add_param_shape(add, inputs[0]),
+        Op::Scale(_) => Ok(inputs[0]),
+        Op::Mean(Mean { axis }) => mean_shape(*axis, inputs[0]),
+        Op::Slice(slice) => slice_shape(slice, inputs[0]),
     }
     .map_err(structure)
 }
@@ -463,10 +560,19 @@ impl Op {
     /// How many inputs the operation takes, in words and as a check.
     fn arity(&self) -> (&'static str, fn(usize) -> bool) {
         match self {
-            Op::Layer(_) | Op::Reshape(_) | Op::Permute(_) => ("one input", |n| n == 1),
+            Op::Layer(_)
+            | Op::Reshape(_)
+            | Op::Permute(_)
+            | Op::Softmax(_)
+            | Op::LayerNorm(_)
+            | Op::AddParam(_)
+            | Op::Scale(_)
+            | Op::Mean(_)
+            | Op::Slice(_) => ("one input", |n| n == 1),
             Op::Add(_) => ("two or more inputs", |n| n >= 2),
             Op::Concat(_) => ("one or more inputs", |n| n >= 1),
             Op::Gate(_) => ("two inputs (the value and its gate)", |n| n == 2),
+            Op::MatMul(_) | Op::Mul(_) => ("two inputs", |n| n == 2),
         }
     }
 }

@@ -11,11 +11,13 @@
 //! checked before any layer runs, so a wrong input gives an [`Error`] instead of a panic inside
 //! Burn.
 
+pub(crate) mod attention;
 mod builder;
 mod canonize;
 pub(crate) mod graph;
 pub(crate) mod shape;
 
+pub use attention::{AddParam, LayerNorm, MatMul, Mean, Mul, Scale, Slice, Softmax};
 pub use builder::{Builder, Eager};
 pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
 pub use shape::FeatureShape;

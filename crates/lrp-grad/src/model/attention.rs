@@ -1,0 +1,234 @@
+//! The operations of attention models: products of two activations (`Q·Kᵀ`, `softmax·V`),
+//! softmax, layer norm, a learned additive tensor (positional embeddings), scaling by a
+//! constant, means over an axis (token pooling) and slices (a class token).
+//!
+//! Each is a graph node ([`super::Op`]); its LRP rule comes from the composite (AttnLRP's by
+//! default, see [`crate::Composite::attn_lrp`]). Axes are per-sample, the batch axis not counted.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+
+use super::shape::FeatureShape;
+
+/// The product of two activations over their last two axes, batched over the leading one:
+/// `[M, K]·[K, P] = [M, P]` or `[H, M, K]·[H, K, P] = [H, M, P]` (attention scores `Q·Kᵀ`,
+/// attention output `softmax·V`).
+#[derive(Module, Debug, Copy, Default)]
+pub struct MatMul;
+
+/// The element-wise product of two activations of one shape (a gated MLP's `act(g)·u`).
+#[derive(Module, Debug, Copy, Default)]
+pub struct Mul;
+
+/// Softmax along a per-sample axis.
+#[derive(Module, Debug, Default)]
+pub struct Softmax {
+    /// The per-sample axis.
+    pub axis: usize,
+}
+
+/// The mean along a per-sample axis, which disappears (`[T, D]` over axis 0 gives `[D]`:
+/// pooling over tokens).
+#[derive(Module, Debug, Default)]
+pub struct Mean {
+    /// The per-sample axis.
+    pub axis: usize,
+}
+
+/// Multiplication by a constant (attention's `1/√d`).
+#[derive(Module, Debug, Default)]
+pub struct Scale {
+    /// The constant.
+    pub factor: f64,
+}
+
+/// `len` entries from `start` along a per-sample axis (a class token: axis 0, start 0, len 1).
+#[derive(Module, Debug, Default)]
+pub struct Slice {
+    /// The per-sample axis.
+    pub axis: usize,
+    /// The first entry kept.
+    pub start: usize,
+    /// How many entries are kept.
+    pub len: usize,
+}
+
+/// A learned tensor of the value's own per-sample shape, added to it (positional embeddings).
+#[derive(Module, Debug)]
+pub struct AddParam {
+    /// The tensor, in the internal layout of one sample (`FeatureShape::batched(1)`).
+    pub value: Param<Tensor<4>>,
+}
+
+impl AddParam {
+    /// A learned tensor of per-sample shape `shape`, from its values in row-major order.
+    ///
+    /// # Shapes
+    /// - `values`: `shape`'s dims (any rank 1 to 3, the same number of values)
+    pub fn new<const D: usize>(values: Tensor<D>, shape: FeatureShape) -> Self {
+        Self {
+            value: Param::from_tensor(values.reshape(shape.batched(1))),
+        }
+    }
+
+    /// A tensor of zeros of per-sample shape `shape` (to be trained).
+    pub fn zeros(shape: FeatureShape, device: &Device) -> Self {
+        Self {
+            value: Param::from_tensor(Tensor::zeros(shape.batched(1), device)),
+        }
+    }
+}
+
+/// Layer normalization over the last per-sample axis: `(x − mean)/√(var + ε)·γ + β`.
+///
+/// lrp-grad's own module (Burn's `LayerNorm` keeps its ε private, and the rules need it): train
+/// it like any Burn module.
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    /// Scale γ, one per feature.
+    pub gamma: Param<Tensor<1>>,
+    /// Shift β, one per feature.
+    pub beta: Option<Param<Tensor<1>>>,
+    /// ε under the square root.
+    pub epsilon: f64,
+}
+
+impl LayerNorm {
+    /// γ = 1, β = 0 over `d_model` features.
+    pub fn new(d_model: usize, epsilon: f64, device: &Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([d_model], device)),
+            beta: Some(Param::from_tensor(Tensor::zeros([d_model], device))),
+            epsilon,
+        }
+    }
+
+    /// The number of features it normalizes.
+    pub fn d_model(&self) -> usize {
+        self.gamma.dims()[0]
+    }
+
+    /// `(x − mean)` and `√(var + ε)` along the internal `axis`.
+    pub(crate) fn centred_and_std(&self, x: Tensor<4>, axis: usize) -> (Tensor<4>, Tensor<4>) {
+        let mean = x.clone().mean_dim(axis);
+        let centred = x - mean;
+        let var = centred.clone().square().mean_dim(axis);
+        (centred, var.add_scalar(self.epsilon).sqrt())
+    }
+
+    /// `normalized·γ + β`, γ and β along the internal `axis`.
+    pub(crate) fn affine(&self, normalized: Tensor<4>, axis: usize) -> Tensor<4> {
+        let mut dims = [1; 4];
+        dims[axis] = self.d_model();
+        let out = normalized * self.gamma.val().reshape(dims);
+        match &self.beta {
+            Some(beta) => out + beta.val().reshape(dims),
+            None => out,
+        }
+    }
+
+    /// The forward pass on the internal layout, normalizing the internal `axis`.
+    pub(crate) fn forward_axis(&self, x: Tensor<4>, axis: usize) -> Tensor<4> {
+        let (centred, std) = self.centred_and_std(x, axis);
+        self.affine(centred / std, axis)
+    }
+}
+
+/// `A·B` on the internal layout (`[N, 1, M, K]·[N, 1, K, P]` or `[N, H, M, K]·[N, H, K, P]`).
+pub(crate) fn matmul(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    a.matmul(b)
+}
+
+/// The forward passes of the one-input attention operations on the internal layout.
+pub(crate) fn softmax_internal(x: Tensor<4>, axis: usize, input: FeatureShape) -> Tensor<4> {
+    softmax(x, input.internal_axis(axis))
+}
+
+pub(crate) fn mean_internal(x: Tensor<4>, axis: usize, input: FeatureShape) -> Tensor<4> {
+    let n = x.dims()[0];
+    let out = mean_shape(axis, input).expect("checked with the shapes");
+    x.mean_dim(input.internal_axis(axis))
+        .reshape(out.batched(n))
+}
+
+pub(crate) fn slice_internal(x: Tensor<4>, slice: &Slice, input: FeatureShape) -> Tensor<4> {
+    x.narrow(input.internal_axis(slice.axis), slice.start, slice.len)
+}
+
+/// The internal axis a layer norm normalizes: the last per-sample axis.
+pub(crate) fn last_axis(input: FeatureShape) -> usize {
+    input.internal_axis(input.rank() - 1)
+}
+
+type ShapeResult = std::result::Result<FeatureShape, String>;
+
+pub(crate) fn matmul_shape(a: FeatureShape, b: FeatureShape) -> ShapeResult {
+    let (da, db) = (a.dims(), b.dims());
+    let r = da.len();
+    let fits = r >= 2 && db.len() == r && da[..r - 2] == db[..r - 2] && da[r - 1] == db[r - 2];
+    if !fits {
+        return Err(format!(
+            "a product A·B needs [M, K]·[K, P] or [H, M, K]·[H, K, P], got {a} and {b}"
+        ));
+    }
+    let mut out = da.clone();
+    out[r - 1] = db[r - 1];
+    FeatureShape::new(&out).map_err(|e| e.to_string())
+}
+
+pub(crate) fn axis_check(axis: usize, input: FeatureShape) -> std::result::Result<(), String> {
+    if axis >= input.rank() {
+        return Err(format!(
+            "axis {axis} is out of range for per-sample shape {input}"
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn mean_shape(axis: usize, input: FeatureShape) -> ShapeResult {
+    axis_check(axis, input)?;
+    let mut dims = input.dims();
+    if dims.len() == 1 {
+        return Err(format!(
+            "the mean of a vector {input} over its only axis leaves no per-sample value"
+        ));
+    }
+    dims.remove(axis);
+    FeatureShape::new(&dims).map_err(|e| e.to_string())
+}
+
+pub(crate) fn slice_shape(slice: &Slice, input: FeatureShape) -> ShapeResult {
+    axis_check(slice.axis, input)?;
+    let mut dims = input.dims();
+    if slice.len == 0 || slice.start + slice.len > dims[slice.axis] {
+        return Err(format!(
+            "entries {}..{} do not fit axis {} of per-sample shape {input}",
+            slice.start,
+            slice.start + slice.len,
+            slice.axis
+        ));
+    }
+    dims[slice.axis] = slice.len;
+    FeatureShape::new(&dims).map_err(|e| e.to_string())
+}
+
+pub(crate) fn layer_norm_shape(norm: &LayerNorm, input: FeatureShape) -> ShapeResult {
+    if input.last() != norm.d_model() {
+        return Err(format!(
+            "layer norm over {} features does not fit per-sample shape {input}",
+            norm.d_model()
+        ));
+    }
+    Ok(input)
+}
+
+pub(crate) fn add_param_shape(add: &AddParam, input: FeatureShape) -> ShapeResult {
+    let [_, a, b, c] = add.value.dims();
+    if [a, b, c] != input.batched(1)[1..] {
+        return Err(format!(
+            "the learned tensor (internal dims [{a}, {b}, {c}]) does not have per-sample shape {input}"
+        ));
+    }
+    Ok(input)
+}
