@@ -1,0 +1,219 @@
+//! AttnLRP and CP-LRP against LXT 2.1 itself: the fixtures of `tools/lxt-reference` (a
+//! two-block encoder on embeddings and a one-block ViT on patches, random weights, multi-head
+//! attention), rebuilt here as graphs from the same weights. Pass: max |Δ| ≤ max(1e-4, 4× LXT's
+//! own float32-vs-float64 distance) × max |R_LXT|, for both strategies.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::nn::Gelu;
+use common::zennit::read_f32_tensors;
+use common::{ConvGeometry, conv, linear, tensor, values};
+use lrp_grad::{
+    AddParam, Composite, Explainer, FeatureShape, Graph, LayerNorm, NodeId, Strategy, Target,
+};
+use serde_json::Value;
+
+type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+fn folder(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lxt")
+        .join(kind)
+}
+
+struct Builder<'a> {
+    g: Graph,
+    w: &'a Tensors,
+    d: usize,
+    heads: usize,
+    tokens: usize,
+    eps: f64,
+}
+
+impl Builder<'_> {
+    fn get(&self, name: &str) -> &[f32] {
+        &self
+            .w
+            .get(name)
+            .unwrap_or_else(|| panic!("no tensor {name}"))
+            .1
+    }
+
+    fn dense(&mut self, name: &str, x: NodeId) -> NodeId {
+        let (shape, weight) = &self.w[&format!("{name}.weight")];
+        let bias = self.get(&format!("{name}.bias")).to_vec();
+        let layer = linear(weight, Some(&bias), shape[1], shape[0]);
+        self.g.layer(name, layer, x)
+    }
+
+    fn norm(&mut self, name: &str, x: NodeId) -> NodeId {
+        let mut norm = LayerNorm::new(self.d, self.eps, &common::device());
+        norm.gamma = Param::from_tensor(tensor(
+            self.get(&format!("{name}.weight")).to_vec(),
+            [self.d],
+        ));
+        norm.beta = Some(Param::from_tensor(tensor(
+            self.get(&format!("{name}.bias")).to_vec(),
+            [self.d],
+        )));
+        self.g.layer_norm(name, norm, x)
+    }
+
+    /// `[T, D]` → `[H, T, dh]`.
+    fn split_heads(&mut self, name: &str, x: NodeId) -> NodeId {
+        let (t, h) = (self.tokens, self.heads);
+        let x = self
+            .g
+            .reshape(format!("{name}.heads"), [t, h, self.d / h], x);
+        self.g.permute(format!("{name}.by_head"), [1, 0, 2], x)
+    }
+
+    fn block(&mut self, b: usize, x: NodeId) -> NodeId {
+        let p = |name: &str| format!("block{b}.{name}");
+        let h = self.norm(&p("ln1"), x);
+        let q = self.dense(&p("q"), h);
+        let k = self.dense(&p("k"), h);
+        let v = self.dense(&p("v"), h);
+        let (q, k, v) = (
+            self.split_heads(&p("q"), q),
+            self.split_heads(&p("k"), k),
+            self.split_heads(&p("v"), v),
+        );
+        let g = &mut self.g;
+        let kt = g.permute(p("kt"), [0, 2, 1], k);
+        let scores = g.matmul(p("scores"), q, kt);
+        let dh = (self.d / self.heads) as f64;
+        let scores = g.scale(p("scale"), 1.0 / dh.sqrt(), scores);
+        let attention = g.softmax(p("softmax"), 2, scores);
+        let context = g.matmul(p("context"), attention, v);
+        let context = g.permute(p("merge"), [1, 0, 2], context);
+        let context = g.reshape(p("merged"), [self.tokens, self.d], context);
+        let o = self.dense(&p("o"), context);
+        let x = self.g.add(p("residual1"), [x, o]);
+        let h = self.norm(&p("ln2"), x);
+        let m = self.dense(&p("fc1"), h);
+        let m = self.g.layer(p("gelu"), Gelu::new(), m);
+        let m = self.dense(&p("fc2"), m);
+        self.g.add(p("residual2"), [x, m])
+    }
+}
+
+fn model(kind: &str, meta: &Value, w: &Tensors) -> Graph {
+    let d = meta["d_model"].as_u64().unwrap() as usize;
+    let tokens = w["pos"].0[0];
+    let mut b = Builder {
+        g: Graph::new(),
+        w,
+        d,
+        heads: meta["heads"].as_u64().unwrap() as usize,
+        tokens,
+        eps: meta["layer_norm_eps"].as_f64().unwrap(),
+    };
+    let mut x = b.g.input();
+    if kind == "vit" {
+        let (_, weight) = &w["patch.weight"];
+        let geometry = ConvGeometry {
+            in_channels: 1,
+            out_channels: d,
+            kernel: [4, 4],
+            stride: [4, 4],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let patch = conv(geometry, weight, Some(b.get("patch.bias")));
+        x = b.g.layer("patch", patch, x);
+        x = b.g.reshape("tokens", [d, tokens], x);
+        x = b.g.permute("to_tokens", [1, 0], x);
+    }
+    let pos = AddParam::new(
+        tensor(b.get("pos").to_vec(), [tokens, d]),
+        FeatureShape::sequence(tokens, d),
+    );
+    x = b.g.add_param("pos", pos, x);
+    for block in 0..meta["blocks"].as_u64().unwrap() as usize {
+        x = b.block(block, x);
+    }
+    x = b.norm("ln", x);
+    x = b.g.mean("pool", 0, x);
+    b.dense("head", x);
+    b.g
+}
+
+fn check(kind: &str) {
+    let folder = folder(kind);
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap()).unwrap();
+    let w = read_f32_tensors(&folder.join("weights.safetensors"));
+    let reference = read_f32_tensors(&folder.join("reference.safetensors"));
+    let graph = model(kind, &meta, &w);
+    let (shape, input) = &reference["input"];
+    let expected_output = &reference["output"].1;
+    for (case, composite) in [
+        ("attn-lrp", Composite::attn_lrp()),
+        ("cp-lrp", Composite::cp_lrp()),
+    ] {
+        let targets: Vec<usize> = meta["cases"][case]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap() as usize)
+            .collect();
+        let floor = meta["cases"][case]["lxt_f32_distance"].as_f64().unwrap();
+        let tolerance = (4.0 * floor).max(1e-4);
+        let expected = &reference[case].1;
+        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for strategy in [Strategy::Auto, Strategy::LayerWise] {
+            let explainer = Explainer::new()
+                .composite(composite.clone())
+                .strategy(strategy)
+                .target(Target::PerSample(targets.clone()));
+            let (relevance, output) = match shape.len() {
+                3 => {
+                    let x = tensor(input.clone(), [shape[0], shape[1], shape[2]]);
+                    let e = explainer.explain(&graph, x).unwrap();
+                    (values(e.relevance), values(e.output))
+                }
+                _ => {
+                    let x = tensor(input.clone(), [shape[0], shape[1], shape[2], shape[3]]);
+                    let e = explainer.explain(&graph, x).unwrap();
+                    (values(e.relevance), values(e.output))
+                }
+            };
+            let out_err = output
+                .iter()
+                .zip(expected_output)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                out_err < 1e-5,
+                "{kind}: outputs differ from PyTorch by {out_err}"
+            );
+            let err = relevance
+                .iter()
+                .zip(expected)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+                / scale;
+            println!(
+                "{kind} {case} {strategy:?}: max |Δ| / max |R| = {err:.2e} (LXT's own f32 distance {floor:.2e})"
+            );
+            assert!(
+                f64::from(err) <= tolerance,
+                "{kind} {case} {strategy:?}: {err:.2e} > {tolerance:.2e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_two_block_encoder_matches_lxt() {
+    check("encoder");
+}
+
+#[test]
+fn a_vision_transformer_on_patches_matches_lxt() {
+    check("vit");
+}

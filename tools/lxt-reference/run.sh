@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Regenerates tests/fixtures/lxt with LXT 2.1 itself (transformers.py) in a virtualenv of its own.
+# LXT's explicit rules need only torch: its other dependencies are left out (--no-deps).
+# Not run by CI (the fixtures are committed).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+venv="${VENV:-$here/.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet torch==2.15.0 safetensors numpy
+"$venv/bin/pip" install --quiet --no-deps lxt==2.1
+"$venv/bin/python" "$here/transformers.py" "$@"

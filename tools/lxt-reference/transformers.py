@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""LXT 2.1 reference relevance for tiny transformers (tests/fixtures/lxt/<model>/).
+
+Two models with random weights (seeded), written twice: once in plain PyTorch (the outputs)
+and once with LXT's explicit rules (`lxt.explicit.functional`, `lxt.explicit.rules`), whose
+backward pass returns relevance instead of gradients:
+
+  encoder  input embeddings [T=5, D=8] + a learned positional tensor, 2 pre-norm blocks
+           (layer norm, 2-head self-attention, residual; layer norm, MLP with GELU, residual),
+           a final layer norm, the mean over tokens, a classifier (4 classes)
+  vit      a one-channel 12×12 image, 4×4 patches by a strided conv (8 channels), flattened
+           and transposed to [9, 8] tokens, then as `encoder` with one block
+
+AttnLRP is LXT's rule set as it is: `linear_epsilon` (ε = 1e-6) on dense layers and
+`epsilon_lrp` on the patch conv, `add2` (ε = 1e-8) for residuals and the positional tensor,
+`matmul` (ε = 1e-8, each factor half) for Q·Kᵀ and softmax·V, `softmax` (Deep Taylor with
+bias), `mul2` with the constant attention scale (all relevance to the scores), `layer_norm`
+(ε = 1e-6, 1/std constant), `identity` on GELU, `mean` (ε = 1e-6) over tokens.
+CP-LRP: the same with the attention probabilities detached (Q and K get no relevance), so
+softmax·V is a linear map of V: `epsilon_lrp` with ε = 1e-8 gives V all of its relevance.
+
+Each case stores LXT's relevance in float32 (what the tests compare with) and the distance of
+that float32 result to LXT's own float64 result (`lxt_f32_distance`, relative to max |R|).
+Not run by CI (the fixtures are committed). Usage: tools/lxt-reference/run.sh
+"""
+import json
+import math
+import pathlib
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+import lxt.explicit.functional as lf
+from lxt.explicit.rules import epsilon_lrp, identity
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OUT = ROOT / "tests" / "fixtures" / "lxt"
+D, HEADS, HIDDEN, CLASSES, LN_EPS = 8, 2, 16, 4, 1e-5
+
+
+def block_weights(prefix, g):
+    def dense(name, i, o):
+        return {f"{prefix}.{name}.weight": torch.randn(o, i, generator=g) / math.sqrt(i),
+                f"{prefix}.{name}.bias": 0.1 * torch.randn(o, generator=g)}
+
+    def norm(name):
+        return {f"{prefix}.{name}.weight": 1 + 0.2 * torch.randn(D, generator=g),
+                f"{prefix}.{name}.bias": 0.1 * torch.randn(D, generator=g)}
+
+    w = {}
+    for part in (norm("ln1"), dense("q", D, D), dense("k", D, D), dense("v", D, D),
+                 dense("o", D, D), norm("ln2"), dense("fc1", D, HIDDEN), dense("fc2", HIDDEN, D)):
+        w.update(part)
+    return w
+
+
+def make_weights(kind, seed):
+    g = torch.Generator().manual_seed(seed)
+    tokens = 5 if kind == "encoder" else 9
+    w = {"pos": 0.5 * torch.randn(tokens, D, generator=g)}
+    if kind == "vit":
+        w["patch.weight"] = torch.randn(D, 1, 4, 4, generator=g) / 4
+        w["patch.bias"] = 0.1 * torch.randn(D, generator=g)
+    for b in range(2 if kind == "encoder" else 1):
+        w.update(block_weights(f"block{b}", g))
+    w["ln.weight"] = 1 + 0.2 * torch.randn(D, generator=g)
+    w["ln.bias"] = 0.1 * torch.randn(D, generator=g)
+    w["head.weight"] = torch.randn(CLASSES, D, generator=g) / math.sqrt(D)
+    w["head.bias"] = 0.1 * torch.randn(CLASSES, generator=g)
+    return w
+
+
+class Ops:
+    """The model's operations: plain PyTorch, or LXT's explicit AttnLRP / CP-LRP rules."""
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def linear(self, x, w, b):
+        return F.linear(x, w, b) if self.mode == "plain" else lf.linear_epsilon(x, w, b, 1e-6)
+
+    def conv(self, x, w, b):
+        if self.mode == "plain":
+            return F.conv2d(x, w, b, stride=4)
+        return epsilon_lrp(lambda t: F.conv2d(t, w, b, stride=4), 1e-6, x)
+
+    def add(self, a, b):
+        return a + b if self.mode == "plain" else lf.add2(a, b, epsilon=1e-8)
+
+    def layer_norm(self, x, w, b):
+        if self.mode == "plain":
+            return F.layer_norm(x, (D,), w, b, LN_EPS)
+        return lf.layer_norm(x, w, b, LN_EPS)
+
+    def gelu(self, x):
+        return F.gelu(x) if self.mode == "plain" else identity(F.gelu, x)
+
+    def mean(self, x):
+        return x.mean(1) if self.mode == "plain" else lf.mean(x, 1, False)
+
+    def attention(self, q, k, v):
+        """q, k, v: [N, H, T, dh]."""
+        scale = 1 / math.sqrt(q.shape[-1])
+        if self.mode == "plain":
+            return torch.softmax(q @ k.transpose(-1, -2) * scale, -1) @ v
+        if self.mode == "cp-lrp":
+            probs = torch.softmax(q @ k.transpose(-1, -2) * scale, -1).detach()
+            return epsilon_lrp(lambda t: probs @ t, 1e-8, v)
+        scores = lf.mul2(lf.matmul(q, k.transpose(-1, -2), epsilon=1e-8), scale)
+        return lf.matmul(lf.softmax(scores, -1), v, epsilon=1e-8)
+
+
+def forward(kind, w, x, ops):
+    if kind == "vit":
+        x = ops.conv(x, w["patch.weight"], w["patch.bias"])  # [N, D, 3, 3]
+        x = x.flatten(2).transpose(1, 2)  # [N, 9, D]
+    x = ops.add(x, w["pos"].expand_as(x))
+    n, t, _ = x.shape
+    for b in range(2 if kind == "encoder" else 1):
+        p = lambda name: (w[f"block{b}.{name}.weight"], w[f"block{b}.{name}.bias"])  # noqa: E731
+        h = ops.layer_norm(x, *p("ln1"))
+        heads = lambda y: y.reshape(n, t, HEADS, D // HEADS).transpose(1, 2)  # noqa: E731
+        q, k, v = (heads(ops.linear(h, *p(name))) for name in ("q", "k", "v"))
+        context = ops.attention(q, k, v).transpose(1, 2).reshape(n, t, D)
+        x = ops.add(x, ops.linear(context, *p("o")))
+        h = ops.layer_norm(x, *p("ln2"))
+        x = ops.add(x, ops.linear(ops.gelu(ops.linear(h, *p("fc1"))), *p("fc2")))
+    x = ops.layer_norm(x, w["ln.weight"], w["ln.bias"])
+    return ops.linear(ops.mean(x), w["head.weight"], w["head.bias"])
+
+
+def relevance(kind, w, x, mode, dtype):
+    w = {k: v.to(dtype) for k, v in w.items()}
+    x = x.to(dtype).clone().requires_grad_(True)
+    y = forward(kind, w, x, Ops(mode))
+    target = y.argmax(1)
+    seed = torch.zeros_like(y).scatter(1, target[:, None], y.gather(1, target[:, None]))
+    y.backward(seed.detach())
+    return x.grad.detach(), target
+
+
+def main():
+    for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1)):
+        w = make_weights(kind, seed)
+        x = torch.randn((3,) + shape, generator=torch.Generator().manual_seed(seed + 10))
+        with torch.no_grad():
+            plain = forward(kind, w, x, Ops("plain"))
+            lxt_out = forward(kind, w, x, Ops("attn-lrp"))
+        assert torch.allclose(plain, lxt_out, atol=1e-5), "LXT's forward differs from PyTorch's"
+        folder = OUT / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in w.items()}, str(folder / "weights.safetensors"))
+        tensors = {"input": x, "output": plain}
+        cases = {}
+        for mode in ("attn-lrp", "cp-lrp"):
+            r32, target = relevance(kind, w, x, mode, torch.float32)
+            r64, target64 = relevance(kind, w, x, mode, torch.float64)
+            assert torch.equal(target, target64)
+            tensors[mode] = r32
+            distance = ((r32.double() - r64).abs().max() / r64.abs().max()).item()
+            cases[mode] = {"targets": target.tolist(), "lxt_f32_distance": distance}
+            print(f"{kind} {mode}: targets {target.tolist()}, LXT f32 vs f64 {distance:.2e}")
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / "reference.safetensors"))
+        meta = {"kind": kind, "input_shape": list(shape), "d_model": D, "heads": HEADS,
+                "hidden": HIDDEN, "classes": CLASSES, "layer_norm_eps": LN_EPS,
+                "blocks": 2 if kind == "encoder" else 1, "cases": cases,
+                "torch": torch.__version__, "lxt": "2.1"}
+        (folder / "cases.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
