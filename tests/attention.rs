@@ -181,7 +181,7 @@ fn reference(w: &Weights, x0: &[f64], cp: bool) -> (Vec<f64>, Vec<f64>) {
     let o = dense_fwd(&context, &w.dense[3], T);
     let h: Vec<f64> = x.iter().zip(&o).map(|(a, b)| a + b).collect();
     let mut norm = vec![0.0; T * D];
-    let mut std = vec![0.0; T];
+    let mut std = [0.0; T];
     for t in 0..T {
         let row = &h[t * D..(t + 1) * D];
         let mean = row.iter().sum::<f64>() / D as f64;
@@ -209,7 +209,7 @@ fn reference(w: &Weights, x0: &[f64], cp: bool) -> (Vec<f64>, Vec<f64>) {
     r_logits[target] = logits[target];
     let r_pooled = dense_lrp(&pooled, &logits, &r_logits, &w.dense[6], 1);
     // mean: x ⊙ R / (Σx + ε) over tokens.
-    let mut r_p = vec![0.0; T * D];
+    let mut r_p = [0.0; T * D];
     for d in 0..D {
         let total: f64 = (0..T).map(|t| p[t * D + d]).sum();
         for t in 0..T {
@@ -223,7 +223,7 @@ fn reference(w: &Weights, x0: &[f64], cp: bool) -> (Vec<f64>, Vec<f64>) {
     let r_norm: Vec<f64> = r_norm_u.iter().zip(&r_norm_g).map(|(a, b)| a + b).collect();
     // layer norm: x ⊙ Jᵀ(S), S = R / (y + ε), J with the std held constant:
     // Jᵀ(S)_j = (γ_j S_j − mean_i(γ_i S_i)) / std.
-    let mut r_h = vec![0.0; T * D];
+    let mut r_h = [0.0; T * D];
     for t in 0..T {
         let s: Vec<f64> = (0..D)
             .map(|d| r_norm[t * D + d] / (norm[t * D + d] + 1e-6) * gamma[d])

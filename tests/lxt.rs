@@ -144,13 +144,27 @@ fn model(kind: &str, meta: &Value, w: &Tensors) -> Graph {
     b.g
 }
 
-fn check(kind: &str) {
+/// The model rebuilt by hand from the weights, or read from its ONNX export.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Weights,
+    Onnx,
+}
+
+fn check(kind: &str, source: Source) {
     let folder = folder(kind);
     let meta: Value =
         serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap()).unwrap();
     let w = read_f32_tensors(&folder.join("weights.safetensors"));
     let reference = read_f32_tensors(&folder.join("reference.safetensors"));
-    let graph = model(kind, &meta, &w);
+    let graph = match source {
+        Source::Weights => model(kind, &meta, &w),
+        Source::Onnx => {
+            lrp_grad::onnx::load(&folder.join("model.onnx"), &common::device())
+                .unwrap()
+                .graph
+        }
+    };
     let (shape, input) = &reference["input"];
     let expected_output = &reference["output"].1;
     for (case, composite) in [
@@ -198,7 +212,7 @@ fn check(kind: &str) {
                 .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
                 / scale;
             println!(
-                "{kind} {case} {strategy:?}: max |Δ| / max |R| = {err:.2e} (LXT's own f32 distance {floor:.2e})"
+                "{kind} ({source:?}) {case} {strategy:?}: max |Δ| / max |R| = {err:.2e} (LXT's own f32 distance {floor:.2e})"
             );
             assert!(
                 f64::from(err) <= tolerance,
@@ -210,10 +224,19 @@ fn check(kind: &str) {
 
 #[test]
 fn a_two_block_encoder_matches_lxt() {
-    check("encoder");
+    check("encoder", Source::Weights);
 }
 
 #[test]
 fn a_vision_transformer_on_patches_matches_lxt() {
-    check("vit");
+    check("vit", Source::Weights);
+}
+
+/// The same models from their `torch.onnx.export` files: layer norms, products of
+/// activations, softmax, GELU, the token mean and the positional constant come through the
+/// ONNX import with AttnLRP's rules.
+#[test]
+fn the_onnx_exports_match_lxt() {
+    check("encoder", Source::Onnx);
+    check("vit", Source::Onnx);
 }

@@ -19,6 +19,9 @@ bias), `mul2` with the constant attention scale (all relevance to the scores), `
 CP-LRP: the same with the attention probabilities detached (Q and K get no relevance), so
 softmax·V is a linear map of V: `epsilon_lrp` with ε = 1e-8 gives V all of its relevance.
 
+The plain model is also exported with `torch.onnx.export` (dynamo) to `model.onnx`, which
+lrp-grad's ONNX import reads (LayerNormalization, MatMul of activations, Softmax, Gelu,
+ReduceMean over tokens, the positional tensor as a constant summand, the scale as a Mul).
 Each case stores LXT's relevance in float32 (what the tests compare with) and the distance of
 that float32 result to LXT's own float64 result (`lxt_f32_distance`, relative to max |R|).
 Not run by CI (the fixtures are committed). Usage: tools/lxt-reference/run.sh
@@ -129,6 +132,25 @@ def forward(kind, w, x, ops):
     return ops.linear(ops.mean(x), w["head.weight"], w["head.bias"])
 
 
+class Plain(torch.nn.Module):
+    """The plain model as a module, for the ONNX export."""
+
+    def __init__(self, kind, w):
+        super().__init__()
+        self.kind, self.names = kind, list(w)
+        for name, value in w.items():
+            self.register_buffer(name.replace(".", "_"), value)
+
+    def forward(self, x):
+        w = {name: getattr(self, name.replace(".", "_")) for name in self.names}
+        return forward(self.kind, w, x, Ops("plain"))
+
+
+def export_onnx(kind, w, x, path):
+    torch.onnx.export(Plain(kind, w).eval(), (x,), str(path), dynamo=True, input_names=["input"],
+                      external_data=False)
+
+
 def relevance(kind, w, x, mode, dtype):
     w = {k: v.to(dtype) for k, v in w.items()}
     x = x.to(dtype).clone().requires_grad_(True)
@@ -150,6 +172,7 @@ def main():
         folder = OUT / kind
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in w.items()}, str(folder / "weights.safetensors"))
+        export_onnx(kind, w, x, folder / "model.onnx")
         tensors = {"input": x, "output": plain}
         cases = {}
         for mode in ("attn-lrp", "cp-lrp"):
@@ -164,7 +187,7 @@ def main():
         meta = {"kind": kind, "input_shape": list(shape), "d_model": D, "heads": HEADS,
                 "hidden": HIDDEN, "classes": CLASSES, "layer_norm_eps": LN_EPS,
                 "blocks": 2 if kind == "encoder" else 1, "cases": cases,
-                "torch": torch.__version__, "lxt": "2.1"}
+                "torch": torch.__version__, "lxt": "2.1", "onnx": "model.onnx (dynamo exporter)"}
         (folder / "cases.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
+use burn::module::Module;
 use burn::tensor::Device;
 use lrp_grad::interchange::{self, ModelSpec};
 use lrp_grad::{FeatureShape, Graph, Layer, Op};
@@ -92,7 +93,6 @@ pub(crate) fn parameters_and_buffers(op: &Op) -> (usize, usize) {
             let [n] = bn.gamma.dims();
             (2 * n, 2 * n)
         }
-        Op::Layer(layer) => (layer.num_params(), 0),
-        _ => (0, 0),
+        other => (other.num_params(), 0),
     }
 }

@@ -776,6 +776,43 @@ fn an_onnx_model_from_either_exporter_explains_as_zennit_does() {
     }
 }
 
+/// A transformer encoder exported with `torch.onnx.export`, explained with AttnLRP and CP-LRP
+/// through the command line: an `.npy` of embeddings `[N, T, D]` in, relevance `[N, T, D]` out,
+/// LXT 2.1's relevance (tools/lxt-reference) to 1e-5 of its largest value.
+#[test]
+fn a_transformer_from_onnx_explains_as_lxt_does() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/lxt/encoder");
+    let reference = zennit::read_f32_tensors(&folder.join("reference.safetensors"));
+    let dir = TempDir::new().unwrap();
+    let (shape, input) = &reference["input"];
+    let x = dir.path().join("x.npy");
+    write_npy(&x, shape, input);
+    for composite in ["attn-lrp", "cp-lrp"] {
+        let out = dir.path().join(format!("{composite}.npy"));
+        lrp_grad()
+            .arg("explain")
+            .arg("--model")
+            .arg(folder.join("model.onnx"))
+            .arg("--input")
+            .arg(&x)
+            .arg("--output")
+            .arg(&out)
+            .args(["--composite", composite])
+            .assert()
+            .success();
+        let (out_shape, relevance) = read_npy(&out);
+        assert_eq!(&out_shape, shape);
+        let expected = &reference[composite].1;
+        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let error = relevance
+            .iter()
+            .zip(expected)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+            / scale;
+        assert!(error < 1e-5, "{composite}: {error:.2e}");
+    }
+}
+
 #[test]
 fn info_lists_every_onnx_node_with_its_inputs_and_rule() {
     let model = onnx_fixture("resnet").join("dynamo.onnx");

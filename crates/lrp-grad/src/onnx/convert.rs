@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::nn::activation::{HardSwish, Relu6, SiLU};
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{Gelu, HardSigmoidConfig, LeakyReluConfig, PaddingConfig2d, Relu, Sigmoid, Tanh};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use onnx_ir::Node as OnnxNode;
 use onnx_ir::ir::{ArgType, Argument};
 use onnx_ir::node::clip::ClipInput;
@@ -23,10 +23,12 @@ use crate::model::{FeatureShape, Flatten, Graph, Layer, NodeId, Op};
 
 /// The operators [`super::load`] translates (in messages).
 pub(super) const SUPPORTED: &str = "Conv, Gemm/MatMul with a constant weight (+ Add of a bias), \
-Add, Mul (x·sigmoid(x) as SiLU, or a gate), Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
-Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, MaxPool, AveragePool, GlobalAveragePool, \
-ReduceMean over the spatial axes, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, \
-BatchNormalization, Dropout, Identity, and a final Softmax (dropped: the logits are explained)";
+MatMul of two activations, Add (of activations, or of a constant of the value's shape), Mul (x·sigmoid(x) as SiLU, \
+a gate, or by a scalar constant), Div by a scalar constant, Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
+Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, Softmax, LayerNormalization (last axis), MaxPool, AveragePool, \
+GlobalAveragePool, ReduceMean (over the spatial axes, or one axis of a sequence), Flatten, Reshape, Squeeze, \
+Unsqueeze, Transpose, Slice (one axis, step 1), BatchNormalization, Dropout, Identity; a final Softmax is \
+dropped (the logits are explained)";
 
 /// An activation of the graph being built: its value and per-sample shape.
 #[derive(Clone, Debug)]
@@ -154,6 +156,10 @@ impl<'a> Converter<'a> {
             OnnxNode::Unsqueeze(n) => self.unsqueeze(node, &n.config),
             OnnxNode::Transpose(n) => self.transpose(node, &n.config.perm),
             OnnxNode::Clip(n) => self.clip(node, n.config.min.as_ref(), n.config.max.as_ref()),
+            OnnxNode::MatMul(_) => self.matmul(node),
+            OnnxNode::Div(_) => self.div(node),
+            OnnxNode::Softmax(n) => self.softmax(node, n.config.axis),
+            OnnxNode::LayerNormalization(n) => self.layer_norm(node, &n.config),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
             _ => self.activation(node),
         }
@@ -244,13 +250,6 @@ impl<'a> Converter<'a> {
 
     fn linear(&mut self, node: &OnnxNode, transposed: bool) -> Result<(), Failure> {
         let x = self.activation_input(node, 0)?;
-        if x.dims().len() != 1 {
-            return Err(format!(
-                "a dense layer on per-sample shape {:?} (lrp-grad applies dense layers to feature vectors [F])",
-                x.dims()
-            )
-            .into());
-        }
         let weight = constant(node, 1)?.ok_or("the weight is not a constant")?;
         let bias = constant(node, 2)?;
         let linear = params::linear(&weight, bias.as_ref(), transposed, self.device)?;
@@ -343,25 +342,153 @@ impl<'a> Converter<'a> {
         let ReduceAxes::Static(axes) = &c.axes else {
             return Err("the axes are computed at run time; expected constant axes".into());
         };
-        let mut axes = axes.clone();
+        // Axes arrive normalized (non-negative, the batch axis counted).
+        let mut axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
         axes.sort_unstable();
-        if x.dims().len() != 3 || axes != [2, 3] {
+        match axes.as_slice() {
+            [2, 3] if x.dims().len() == 3 => self.global_mean(node, c.keepdims),
+            &[axis] if axis >= 1 && x.dims().len() >= 2 => {
+                let mean = Op::Mean(crate::model::Mean {
+                    axis: axis as usize - 1,
+                });
+                if !c.keepdims {
+                    return self.push(node, mean, &[x]);
+                }
+                let id = self.graph.push(format!("{}.mean", unique_name(node)), mean, [x.id]);
+                let mut dims = x.dims();
+                dims.remove(axis as usize - 1);
+                let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
+                self.reshape_to(node, Value { id, shape }, output_dims(node)?)
+            }
+            _ => Err(format!(
+                "a mean over axes {axes:?} of per-sample shape {:?}; lrp-grad takes the mean over the spatial axes [2, 3] of an image, or over one axis",
+                x.dims()
+            )
+            .into()),
+        }
+    }
+
+    /// A sum of activations, or an activation plus a constant of its per-sample shape (a
+    /// positional embedding), which becomes a learned additive tensor.
+    fn add(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        let (x, other) = self.activation_and_other(node)?;
+        let Some(constant) = other.constant else {
+            let b = other.value.expect("an activation or a constant");
+            return self.push(node, Op::Add(crate::model::Add), &[x, b]);
+        };
+        // A leading batch axis (1, or the exported batch with the constant repeated, as an
+        // `expand` folded by the exporter gives it) is dropped.
+        let per_sample = x.shape.numel();
+        let mut dims = constant.dims.clone();
+        let repeated = constant
+            .values
+            .chunks(per_sample.max(1))
+            .all(|c| c == &constant.values[..per_sample.min(constant.values.len())]);
+        if dims.len() == x.dims().len() + 1 && repeated {
+            dims.remove(0);
+        }
+        if dims != x.dims() {
             return Err(format!(
-                "a mean over axes {axes:?} of per-sample shape {:?}; lrp-grad takes the mean over the spatial axes [2, 3] of an image",
+                "adds a constant of shape {:?} to per-sample shape {:?}; lrp-grad adds constants of the value's own shape (positional embeddings)",
+                constant.dims,
                 x.dims()
             )
             .into());
         }
-        self.global_mean(node, c.keepdims)
+        let values = Tensor::<1>::from_data(
+            burn::tensor::TensorData::new(constant.values[..per_sample].to_vec(), [per_sample]),
+            self.device,
+        );
+        let add = crate::model::AddParam::new(values, x.shape);
+        self.push(node, Op::AddParam(add), &[x])
     }
 
-    fn add(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+    /// Input 0 or 1 as the activation (the first that is one), and the other input as an
+    /// activation or a constant.
+    fn activation_and_other(&self, node: &OnnxNode) -> NodeResult<(Value, Other)> {
+        let other = |i: usize| -> NodeResult<Other> {
+            match self.activation_input(node, i) {
+                Ok(value) => Ok(Other {
+                    value: Some(value),
+                    constant: None,
+                }),
+                Err(_) => Ok(Other {
+                    value: None,
+                    constant: Some(constant(node, i)?.ok_or("an input is missing")?),
+                }),
+            }
+        };
+        match self.activation_input(node, 0) {
+            Ok(x) => Ok((x, other(1)?)),
+            Err(_) => Ok((self.activation_input(node, 1)?, other(0)?)),
+        }
+    }
+
+    /// Multiplication (or division, `invert`) by a scalar constant: a [`Scale`] node.
+    fn scale(
+        &mut self,
+        node: &OnnxNode,
+        x: Value,
+        c: &Constant,
+        invert: bool,
+    ) -> Result<(), Failure> {
+        let [value] = c.values[..] else {
+            return Err(format!(
+                "scales by a constant of shape {:?}; lrp-grad scales by a single number",
+                c.dims
+            )
+            .into());
+        };
+        let factor = if invert {
+            1.0 / f64::from(value)
+        } else {
+            f64::from(value)
+        };
+        self.push(node, Op::Scale(crate::model::Scale { factor }), &[x])
+    }
+
+    fn div(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let divisor = constant(node, 1)
+            .ok()
+            .flatten()
+            .ok_or("divides by an activation; lrp-grad divides by a constant only")?;
+        self.scale(node, x, &divisor, true)
+    }
+
+    /// The product of two activations (attention's `Q·Kᵀ`, `softmax·V`).
+    fn matmul(&mut self, node: &OnnxNode) -> Result<(), Failure> {
         let a = self.activation_input(node, 0)?;
-        let b = self.activation_input(node, 1).map_err(|_| {
-            "one summand is a constant (a bias outside a dense or conv layer is not supported)"
-                .to_string()
-        })?;
-        self.push(node, Op::Add(crate::model::Add), &[a, b])
+        let b = self.activation_input(node, 1)?;
+        self.push(node, Op::MatMul(crate::model::MatMul), &[a, b])
+    }
+
+    fn softmax(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
+        if axis == 0 {
+            return Err("a softmax over the batch axis".to_string().into());
+        }
+        let softmax = crate::model::Softmax { axis: axis - 1 };
+        self.unary(node, Op::Softmax(softmax))
+    }
+
+    fn layer_norm(
+        &mut self,
+        node: &OnnxNode,
+        c: &onnx_ir::node::layer_norm::LayerNormConfig,
+    ) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let rank = x.dims().len() as i64 + 1;
+        if c.axis != -1 && c.axis != rank - 1 {
+            return Err(format!(
+                "normalizes from axis {}; lrp-grad normalizes the last axis",
+                c.axis
+            )
+            .into());
+        }
+        let gamma = constant(node, 1)?.ok_or("the scale is not a constant")?;
+        let beta = constant(node, 2)?;
+        let norm = params::layer_norm(&gamma, beta.as_ref(), c.epsilon, self.device)?;
+        self.push(node, Op::LayerNorm(norm), &[x])
     }
 
     /// `x · sigmoid(x)` becomes SiLU; any other product of two activations is a gate (the
@@ -371,10 +498,13 @@ impl<'a> Converter<'a> {
             let x = self.values[&x].clone();
             return self.push(node, Op::Layer(SiLU::new().into()), &[x]);
         }
-        let a = self.activation_input(node, 0)?;
-        let b = self.activation_input(node, 1).map_err(|_| {
-            "one factor is a constant (scaling by a constant is not supported)".to_string()
-        })?;
+        let (a, other) = self.activation_and_other(node)?;
+        let b = match other {
+            Other {
+                constant: Some(c), ..
+            } => return self.scale(node, a, &c, false),
+            Other { value, .. } => value.expect("an activation or a constant"),
+        };
         let (x, gate) = if b.shape.numel() <= a.shape.numel() {
             (a, b)
         } else {
@@ -426,9 +556,9 @@ impl<'a> Converter<'a> {
             self.values.insert(node.outputs()[0].name.clone(), x);
             return Ok(());
         }
-        if dims.len() != 1 && dims.len() != 3 {
+        if dims.is_empty() || dims.len() > FeatureShape::MAX_RANK {
             return Err(format!(
-                "reshapes to per-sample {dims:?}; lrp-grad's graphs hold feature vectors [F] and images [C, H, W]"
+                "reshapes to per-sample {dims:?}; lrp-grad's graphs hold per-sample ranks 1 to 3 ([F], [T, D], [C, H, W])"
             )
             .into());
         }
@@ -490,6 +620,12 @@ impl<'a> Converter<'a> {
         };
         self.unary(node, Op::Layer(layer))
     }
+}
+
+/// The second input of a binary node: an activation or a constant.
+struct Other {
+    value: Option<Value>,
+    constant: Option<Constant>,
 }
 
 /// Why a node could not be translated.

@@ -123,3 +123,25 @@ pub(super) fn batch_norm(
     bn.running_var = RunningState::new(var.tensor(device));
     Ok(bn)
 }
+
+/// A layer norm from its ONNX scale `[D]`, optional bias `[D]` and ε.
+pub(super) fn layer_norm(
+    gamma: &Constant,
+    beta: Option<&Constant>,
+    epsilon: f64,
+    device: &Device,
+) -> Result<crate::model::LayerNorm, String> {
+    let [d] = gamma.dims[..] else {
+        return Err(format!(
+            "the scale has shape {:?}; expected [D]",
+            gamma.dims
+        ));
+    };
+    if let Some(beta) = beta {
+        beta.expect_dims("the bias", &[d])?;
+    }
+    let mut norm = crate::model::LayerNorm::new(d, epsilon, device);
+    norm.gamma = Param::from_tensor(gamma.tensor(device));
+    norm.beta = beta.map(|b| Param::from_tensor(b.tensor(device)));
+    Ok(norm)
+}
