@@ -13,6 +13,7 @@ pub struct ReadmeDoctests;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod faithfulness;
 pub mod figures;
 pub mod mnist;
 pub mod train;
@@ -68,8 +69,12 @@ pub fn mnist_methods() -> Vec<(String, Explainer)> {
             Composite::named(name, Some((0.0.into(), 1.0.into()))).expect("built-in composite");
         (format!("LRP {name}"), Explainer::new().composite(composite))
     };
-    let mut methods: Vec<(String, Explainer)> =
-        lrp_grad::COMPOSITE_NAMES.iter().map(|n| lrp(n)).collect();
+    // Zennit's composites (AttnLRP and CP-LRP are for attention models: `mnist_vit`).
+    let mut methods: Vec<(String, Explainer)> = lrp_grad::COMPOSITE_NAMES
+        .iter()
+        .filter(|n| !["attn-lrp", "cp-lrp"].contains(n))
+        .map(|n| lrp(n))
+        .collect();
     let one_hot = || Explainer::new().output_relevance(OutputRelevance::OneHot);
     methods.push(("gradient".into(), one_hot().method(Method::Gradient)));
     methods.push((

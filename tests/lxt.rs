@@ -240,3 +240,60 @@ fn the_onnx_exports_match_lxt() {
     check("encoder", Source::Onnx);
     check("vit", Source::Onnx);
 }
+
+/// A text model from its ONNX export: token ids in (the embedding lookup taken out of the
+/// graph), relevance of the embeddings and per token (the sum over the embedding axis) as LXT's.
+#[test]
+fn a_text_model_on_token_ids_matches_lxt_per_token() {
+    let folder = folder("text");
+    let reference = read_f32_tensors(&folder.join("reference.safetensors"));
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap()).unwrap();
+    let device = common::device();
+    let model = lrp_grad::onnx::load(&folder.join("model.onnx"), &device).unwrap();
+    let embedding = model
+        .embedding
+        .as_ref()
+        .expect("a text model has its embedding");
+    assert_eq!(model.input_shape, FeatureShape::sequence(6, 8));
+    let (shape, ids) = &reference["ids"];
+    let ids: Vec<Vec<u32>> = ids
+        .chunks(shape[1])
+        .map(|row| row.iter().map(|&v| v as u32).collect())
+        .collect();
+    for (case, composite) in [
+        ("attn-lrp", Composite::attn_lrp()),
+        ("cp-lrp", Composite::cp_lrp()),
+    ] {
+        let x = lrp_grad::tokens::embed(embedding, &ids, &device).unwrap();
+        let e = Explainer::new()
+            .composite(composite)
+            .explain(&model.graph, x)
+            .unwrap();
+        let floor = meta["cases"][case]["lxt_f32_distance"].as_f64().unwrap();
+        let tolerance = (4.0 * floor).max(1e-4) as f32;
+        for (key, got) in [
+            (case.to_string(), values(e.relevance.clone())),
+            (
+                format!("{case}.tokens"),
+                values(lrp_grad::tokens::per_token(e.relevance)),
+            ),
+        ] {
+            let expected = &reference[&key].1;
+            let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let err = got
+                .iter()
+                .zip(expected)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+                / scale;
+            assert!(err <= tolerance, "text {key}: {err:.2e}");
+        }
+    }
+    let err = lrp_grad::tokens::embed(embedding, &[vec![1, 99]], &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("token id 99, outside the vocabulary of 16"),
+        "{err}"
+    );
+}

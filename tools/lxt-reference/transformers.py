@@ -10,6 +10,9 @@ backward pass returns relevance instead of gradients:
            a final layer norm, the mean over tokens, a classifier (4 classes)
   vit      a one-channel 12×12 image, 4×4 patches by a strided conv (8 channels), flattened
            and transposed to [9, 8] tokens, then as `encoder` with one block
+  text     token ids [T=6] from a 16-word vocabulary (vocab.txt), an embedding table, then as
+           `encoder` with one block; relevance is taken at the embeddings [T, 8] (LXT's
+           convention: the relevance of a token is the sum over its embedding)
 
 AttnLRP is LXT's rule set as it is: `linear_epsilon` (ε = 1e-6) on dense layers and
 `epsilon_lrp` on the patch conv, `add2` (ε = 1e-8) for residuals and the positional tensor,
@@ -57,14 +60,22 @@ def block_weights(prefix, g):
     return w
 
 
+VOCAB = ["[pad]", "the", "a", "film", "plot", "was", "is", "not", "very", "good", "bad",
+         "boring", "great", "and", "but", "!"]
+TOKENS = {"encoder": 5, "vit": 9, "text": 6}
+BLOCKS = {"encoder": 2, "vit": 1, "text": 1}
+
+
 def make_weights(kind, seed):
     g = torch.Generator().manual_seed(seed)
-    tokens = 5 if kind == "encoder" else 9
+    tokens = TOKENS[kind]
     w = {"pos": 0.5 * torch.randn(tokens, D, generator=g)}
+    if kind == "text":
+        w["embedding.weight"] = torch.randn(len(VOCAB), D, generator=g)
     if kind == "vit":
         w["patch.weight"] = torch.randn(D, 1, 4, 4, generator=g) / 4
         w["patch.bias"] = 0.1 * torch.randn(D, generator=g)
-    for b in range(2 if kind == "encoder" else 1):
+    for b in range(BLOCKS[kind]):
         w.update(block_weights(f"block{b}", g))
     w["ln.weight"] = 1 + 0.2 * torch.randn(D, generator=g)
     w["ln.bias"] = 0.1 * torch.randn(D, generator=g)
@@ -114,12 +125,13 @@ class Ops:
 
 
 def forward(kind, w, x, ops):
+    """x: the input, or for `text` the embeddings (see `embed`)."""
     if kind == "vit":
         x = ops.conv(x, w["patch.weight"], w["patch.bias"])  # [N, D, 3, 3]
         x = x.flatten(2).transpose(1, 2)  # [N, 9, D]
     x = ops.add(x, w["pos"].expand_as(x))
     n, t, _ = x.shape
-    for b in range(2 if kind == "encoder" else 1):
+    for b in range(BLOCKS[kind]):
         p = lambda name: (w[f"block{b}.{name}.weight"], w[f"block{b}.{name}.bias"])  # noqa: E731
         h = ops.layer_norm(x, *p("ln1"))
         heads = lambda y: y.reshape(n, t, HEADS, D // HEADS).transpose(1, 2)  # noqa: E731
@@ -132,8 +144,12 @@ def forward(kind, w, x, ops):
     return ops.linear(ops.mean(x), w["head.weight"], w["head.bias"])
 
 
+def embed(w, ids):
+    return F.embedding(ids, w["embedding.weight"])
+
+
 class Plain(torch.nn.Module):
-    """The plain model as a module, for the ONNX export."""
+    """The plain model as a module, for the ONNX export (`text` takes the token ids)."""
 
     def __init__(self, kind, w):
         super().__init__()
@@ -143,6 +159,8 @@ class Plain(torch.nn.Module):
 
     def forward(self, x):
         w = {name: getattr(self, name.replace(".", "_")) for name in self.names}
+        if self.kind == "text":
+            x = embed(w, x)
         return forward(self.kind, w, x, Ops("plain"))
 
 
@@ -152,6 +170,7 @@ def export_onnx(kind, w, x, path):
 
 
 def relevance(kind, w, x, mode, dtype):
+    """LXT's relevance of the input (for `text`: of the embeddings, `x` being their values)."""
     w = {k: v.to(dtype) for k, v in w.items()}
     x = x.to(dtype).clone().requires_grad_(True)
     y = forward(kind, w, x, Ops(mode))
@@ -162,9 +181,14 @@ def relevance(kind, w, x, mode, dtype):
 
 
 def main():
-    for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1)):
+    for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1), ("text", (6,), 2)):
         w = make_weights(kind, seed)
-        x = torch.randn((3,) + shape, generator=torch.Generator().manual_seed(seed + 10))
+        g = torch.Generator().manual_seed(seed + 10)
+        if kind == "text":
+            ids = torch.randint(1, len(VOCAB), (3,) + shape, generator=g)
+            x = embed(w, ids)
+        else:
+            x = torch.randn((3,) + shape, generator=g)
         with torch.no_grad():
             plain = forward(kind, w, x, Ops("plain"))
             lxt_out = forward(kind, w, x, Ops("attn-lrp"))
@@ -172,21 +196,26 @@ def main():
         folder = OUT / kind
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in w.items()}, str(folder / "weights.safetensors"))
-        export_onnx(kind, w, x, folder / "model.onnx")
+        export_onnx(kind, w, ids if kind == "text" else x, folder / "model.onnx")
         tensors = {"input": x, "output": plain}
+        if kind == "text":
+            tensors["ids"] = ids.to(torch.float32)
+            (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
         cases = {}
         for mode in ("attn-lrp", "cp-lrp"):
             r32, target = relevance(kind, w, x, mode, torch.float32)
             r64, target64 = relevance(kind, w, x, mode, torch.float64)
             assert torch.equal(target, target64)
             tensors[mode] = r32
+            if kind == "text":
+                tensors[f"{mode}.tokens"] = r32.sum(-1)
             distance = ((r32.double() - r64).abs().max() / r64.abs().max()).item()
             cases[mode] = {"targets": target.tolist(), "lxt_f32_distance": distance}
             print(f"{kind} {mode}: targets {target.tolist()}, LXT f32 vs f64 {distance:.2e}")
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / "reference.safetensors"))
         meta = {"kind": kind, "input_shape": list(shape), "d_model": D, "heads": HEADS,
                 "hidden": HIDDEN, "classes": CLASSES, "layer_norm_eps": LN_EPS,
-                "blocks": 2 if kind == "encoder" else 1, "cases": cases,
+                "blocks": BLOCKS[kind], "cases": cases,
                 "torch": torch.__version__, "lxt": "2.1", "onnx": "model.onnx (dynamo exporter)"}
         (folder / "cases.json").write_text(json.dumps(meta, indent=1) + "\n")
 

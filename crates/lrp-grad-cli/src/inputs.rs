@@ -88,6 +88,8 @@ pub(crate) struct Inputs {
     pub shape: Vec<usize>,
     /// The preprocessing recipe, for image inputs.
     pub recipe: Option<Preprocess>,
+    /// Whether the `.npy` held integers (token ids).
+    pub integer: bool,
 }
 
 /// Reads `paths` for a model taking per-sample `shape`.
@@ -192,6 +194,7 @@ fn read_images(files: &[PathBuf], shape: FeatureShape, recipe: &Preprocess) -> R
         stems: files.iter().map(stem).collect(),
         shape: vec![files.len(), channels, height, width],
         recipe: Some(recipe.clone()),
+        integer: false,
     })
 }
 
@@ -235,5 +238,6 @@ fn read_npy(path: &Path, shape: FeatureShape, model: &Path) -> Result<Inputs> {
         stems: (0..n).map(|i| format!("{stem}-{i}")).collect(),
         shape: input.shape,
         recipe: None,
+        integer: input.integer,
     })
 }

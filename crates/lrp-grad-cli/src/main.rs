@@ -6,6 +6,7 @@ mod inputs;
 mod model;
 mod npy;
 mod spec;
+mod tokens;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -234,6 +235,13 @@ struct ExplainArgs {
     /// Blend the heatmaps over the input images.
     #[arg(long)]
     overlay: bool,
+    /// Text models: the vocabulary (one token per line), to show each sample's tokens coloured
+    /// by relevance in the terminal and in --html.
+    #[arg(long, value_name = "vocab.txt")]
+    vocab: Option<PathBuf>,
+    /// Text models: write the tokens coloured by relevance as an HTML page.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<PathBuf>,
     /// Samples explained at once.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -392,6 +400,65 @@ fn explainer(
     Ok(explainer)
 }
 
+/// A text model's token ids, and its vocabulary when given.
+type TextInputs = (Vec<Vec<u32>>, Option<lrp_grad::tokens::Vocabulary>);
+
+/// For a text model, the token ids of `inputs` (replaced there by their embeddings) and the
+/// vocabulary; `None` for other models, where the text flags are errors.
+fn text_inputs(
+    args: &ExplainArgs,
+    model: &model::CliModel,
+    inputs: &mut inputs::Inputs,
+    device: &Device,
+) -> Result<Option<TextInputs>> {
+    let Some(embedding) = &model.embedding else {
+        if inputs.integer {
+            bail!(
+                "{}: holds integers (token ids, for text models); {} takes float32",
+                args.input.first().cloned().unwrap_or_default().display(),
+                args.model.model.display()
+            );
+        }
+        if let Some(flag) = [(&args.vocab, "--vocab"), (&args.html, "--html")]
+            .into_iter()
+            .find_map(|(given, flag)| given.is_some().then_some(flag))
+        {
+            bail!(
+                "{flag} is for text models (token ids in); {} takes {:?}",
+                args.model.model.display(),
+                model.input_shape.dims()
+            );
+        }
+        return Ok(None);
+    };
+    if args.heatmap.is_some() || args.heatmap_dir.is_some() {
+        bail!(
+            "--heatmap/--heatmap-dir are for image models; for a text model use --vocab and --html"
+        );
+    }
+    let vocab = args.vocab.as_deref().map(tokens::read_vocab).transpose()?;
+    let input = args.input.first().cloned().unwrap_or_default();
+    let ids = tokens::embed(inputs, embedding, &input, device)?;
+    Ok(Some((ids, vocab)))
+}
+
+/// Prints (unless --quiet, with --vocab) and writes (--html) the tokens coloured by relevance.
+fn show_tokens(
+    args: &ExplainArgs,
+    names: &[String],
+    (ids, vocab): &TextInputs,
+    relevance: &[f32],
+) -> Result<()> {
+    let words = tokens::words(ids, vocab.as_ref());
+    if let Some(path) = &args.html {
+        write_atomically(path, tokens::html_page(names, &words, relevance).as_bytes())?;
+    }
+    if vocab.is_some() && !args.quiet {
+        print!("{}", tokens::terminal_lines(names, &words, relevance));
+    }
+    Ok(())
+}
+
 fn explain(args: ExplainArgs) -> Result<()> {
     let device = device()?;
     let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
@@ -401,12 +468,13 @@ fn explain(args: ExplainArgs) -> Result<()> {
         args.model.allow_unused_weights,
         &device,
     )?;
-    let inputs = inputs::read(
+    let mut inputs = inputs::read(
         &args.input,
-        model.input_shape,
+        model.file_shape(),
         &args.preprocess,
         &args.model.model,
     )?;
+    let ids = text_inputs(&args, &model, &mut inputs, &device)?;
     let explainer = explainer(&args, &model, &inputs)?;
     let classes = model.graph.num_classes(model.input_shape)?;
     let labels = match &args.labels {
@@ -428,7 +496,12 @@ fn explain(args: ExplainArgs) -> Result<()> {
             model.input_shape.dims()
         );
     }
-    let result = run_chunks(&args, &model, &inputs, explainer, targets)?;
+    let mut result = run_chunks(&args, &model, &inputs, explainer, targets)?;
+    if let Some(text) = &ids {
+        let t = model.input_shape.dims()[0];
+        result.relevance = tokens::per_token(&result.relevance, inputs.n, t);
+        show_tokens(&args, &inputs.names, text, &result.relevance)?;
+    }
     let answers = answers::answers(
         &inputs.names,
         &result.outputs,

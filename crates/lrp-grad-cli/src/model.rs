@@ -18,6 +18,19 @@ pub(crate) struct CliModel {
     pub spec: Option<ModelSpec>,
     /// The final softmax an ONNX model ended in (dropped: the logits are explained).
     pub dropped_softmax: Option<String>,
+    /// A text model's embedding table: token ids `[N, T]` → the graph's input `[N, T, D]`.
+    pub embedding: Option<burn::nn::Embedding>,
+}
+
+impl CliModel {
+    /// The per-sample shape of an input file: `[T]` token ids for a text model, else the
+    /// graph's input shape.
+    pub(crate) fn file_shape(&self) -> FeatureShape {
+        match self.embedding {
+            Some(_) => FeatureShape::vector(self.input_shape.dims()[0]),
+            None => self.input_shape,
+        }
+    }
 }
 
 /// Whether `path` names an ONNX model (by its extension).
@@ -49,6 +62,7 @@ pub(crate) fn load(
             input_shape: onnx.input_shape,
             spec: None,
             dropped_softmax: onnx.dropped_softmax,
+            embedding: onnx.embedding,
         });
     }
     let loaded = match (weights, allow_unused) {
@@ -68,6 +82,7 @@ pub(crate) fn load(
         input_shape: loaded.input_shape,
         spec: Some(loaded.spec),
         dropped_softmax: None,
+        embedding: None,
     })
 }
 

@@ -505,7 +505,7 @@ fn bad_npy_inputs() {
         use npyz::WriterBuilder;
         let mut w = npyz::WriteOptions::<i32>::new()
             .default_dtype()
-            .shape(&[64])
+            .shape(&[1, 8, 8])
             .writer(&mut bytes)
             .begin_nd()
             .unwrap();
@@ -513,7 +513,11 @@ fn bad_npy_inputs() {
         w.finish().unwrap();
     }
     std::fs::write(f.path("x.npy"), bytes).unwrap();
-    fails(&f, &mut f.explain(), &["x.npy", "dtype '<i4'", "float32"]);
+    fails(
+        &f,
+        &mut f.explain(),
+        &["x.npy", "holds integers", "float32"],
+    );
 
     let f = Fixture::new();
     let bytes = std::fs::read(f.path("x.npy")).unwrap();
@@ -813,6 +817,87 @@ fn a_transformer_from_onnx_explains_as_lxt_does() {
     }
 }
 
+/// A text model on token ids: an int64 `.npy` `[N, T]` in, relevance per token `[N, T]` out
+/// (LXT's), the tokens coloured by relevance in the terminal (`--vocab`) and as HTML (`--html`);
+/// float inputs and text flags on other models are errors.
+#[test]
+fn a_text_model_takes_token_ids_and_renders_relevance_per_token() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/lxt/text");
+    let reference = zennit::read_f32_tensors(&folder.join("reference.safetensors"));
+    let dir = TempDir::new().unwrap();
+    let (shape, ids) = &reference["ids"];
+    let ids_path = dir.path().join("ids.npy");
+    use npyz::WriterBuilder;
+    let mut bytes = Vec::new();
+    let dims: Vec<u64> = shape.iter().map(|d| *d as u64).collect();
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&dims)
+        .writer(&mut bytes)
+        .begin_nd()
+        .unwrap();
+    writer.extend(ids.iter().map(|&v| v as i64)).unwrap();
+    writer.finish().unwrap();
+    std::fs::write(&ids_path, bytes).unwrap();
+    let (out, html) = (dir.path().join("r.npy"), dir.path().join("r.html"));
+    let run = lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(folder.join("model.onnx"))
+        .arg("--input")
+        .arg(&ids_path)
+        .arg("--output")
+        .arg(&out)
+        .args(["--composite", "attn-lrp", "--vocab"])
+        .arg(folder.join("vocab.txt"))
+        .arg("--html")
+        .arg(&html)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(run.get_output().stdout.clone()).unwrap();
+    // Sample 0 is "plot but very and but great": each token on a coloured background.
+    assert!(
+        stdout.contains("\x1b[48;2;") && stdout.contains("plot"),
+        "{stdout}"
+    );
+    let (out_shape, relevance) = read_npy(&out);
+    assert_eq!(&out_shape, shape);
+    let expected = &reference["attn-lrp.tokens"].1;
+    let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let error = relevance
+        .iter()
+        .zip(expected)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale;
+    assert!(error < 1e-5, "{error:.2e}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.matches("<span").count() == ids.len());
+
+    let floats = dir.path().join("floats.npy");
+    write_npy(&floats, shape, ids);
+    lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(folder.join("model.onnx"))
+        .arg("--input")
+        .arg(&floats)
+        .arg("--output")
+        .arg(dir.path().join("never.npy"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "give token ids as an integer .npy",
+        ));
+    assert!(!dir.path().join("never.npy").exists());
+    let f = Fixture::new();
+    f.explain()
+        .arg("--vocab")
+        .arg(folder.join("vocab.txt"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--vocab is for text models"));
+}
+
 #[test]
 fn info_lists_every_onnx_node_with_its_inputs_and_rule() {
     let model = onnx_fixture("resnet").join("dynamo.onnx");
@@ -874,11 +959,12 @@ fn bad_onnx_models_are_refused_with_the_file_and_the_reason() {
         &[],
         &["unsupported.onnx", "Softplus", "supported operators: Conv"],
     );
-    // Token ids are not an image or a feature vector.
+    // A model on token ids (an embedding lookup, then a dense layer) takes ids [N, 3], not an
+    // image.
     explain_fails(
         &errors.join("int_input.onnx"),
         &[],
-        &["int_input.onnx", "ids", "float32"],
+        &["x.npy", "int_input.onnx", "[3]"],
     );
     // Weights given to a model that holds its own.
     let model = onnx_fixture("resnet").join("script.onnx");

@@ -100,6 +100,13 @@ pub enum Error {
         shape: Vec<usize>,
     },
 
+    /// Token ids that cannot be embedded (ragged sequences, ids outside the vocabulary).
+    #[error("token ids: {reason}")]
+    InvalidTokens {
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The input holds NaN or infinite values.
     #[error(
         "non-finite input: {count} value(s) are NaN or infinite (first at flat index {first_index}); expected finite numbers"

@@ -56,6 +56,7 @@ pub mod onnx;
 pub mod preprocess;
 mod rules;
 pub mod text;
+pub mod tokens;
 
 pub use composite::{COMPOSITE_NAMES, Composite, LayerType, Propagation};
 pub use error::{Error, Result};

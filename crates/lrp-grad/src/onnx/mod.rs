@@ -28,6 +28,11 @@
 //!
 //! The batch axis is free: a model exported with a batch of 2 explains any batch size, as
 //! long as its reshapes keep the batch axis first.
+//!
+//! Text models whose input is token ids (`int64 [N, T]`) read by an embedding lookup
+//! (`Gather` of a constant table) load too: the lookup becomes [`OnnxModel::embedding`] and
+//! the graph starts at the embeddings `[N, T, D]`; relevance per token is the sum over `D`
+//! ([`crate::tokens`]).
 
 mod convert;
 mod error;
@@ -56,6 +61,9 @@ pub struct OnnxModel {
     pub input_name: String,
     /// The final softmax that was dropped (its node name), if the model ended in one.
     pub dropped_softmax: Option<String>,
+    /// For a model on token ids: its embedding table, which maps ids `[N, T]` to the graph's
+    /// input `[N, T, D]` (`input_shape` is then `[T, D]`).
+    pub embedding: Option<burn::nn::Embedding>,
 }
 
 /// Reads an ONNX model onto `device`. Every error names the file, and the node or input at
@@ -66,10 +74,22 @@ pub fn load(path: &Path, device: &Device) -> Result<OnnxModel, OnnxError> {
         file: path.to_path_buf(),
         reason,
     };
-    let (input_name, input_shape) = input(&onnx).map_err(interface)?;
+    let (input_name, input_dims, dtype) = input(&onnx).map_err(interface)?;
     let (output, dropped_softmax) = output(&onnx).map_err(interface)?;
-    let nodes = needed_nodes(&onnx, &output);
-    let mut converter = convert::Converter::new(path, device, &input_name, input_shape);
+    let mut nodes = needed_nodes(&onnx, &output);
+    // Token ids: the embedding lookup is taken out, and the graph starts at its output.
+    let (graph_input, input_shape, embedding) = if dtype == DType::F32 {
+        let batched: Vec<usize> = std::iter::once(1).chain(input_dims).collect();
+        let shape = FeatureShape::from_batched(&batched)
+            .map_err(|e| interface(format!("input `{input_name}`: {e}")))?;
+        (input_name.clone(), shape, None)
+    } else {
+        let (lookup, embedding, shape) =
+            embedding_lookup(&nodes, &input_name, &input_dims, device).map_err(interface)?;
+        nodes.retain(|n| n.name() != lookup.0);
+        (lookup.1, shape, Some(embedding))
+    };
+    let mut converter = convert::Converter::new(path, device, &graph_input, input_shape);
     converter.find_silu(&nodes);
     for node in &nodes {
         converter.node(node)?;
@@ -89,6 +109,7 @@ pub fn load(path: &Path, device: &Device) -> Result<OnnxModel, OnnxError> {
         input_shape,
         input_name,
         dropped_softmax,
+        embedding,
     })
 }
 
@@ -128,8 +149,8 @@ fn missing_external_data(path: &Path, reason: &str) -> Option<PathBuf> {
     (!candidate.exists()).then_some(candidate)
 }
 
-/// The one float32 input, and its per-sample shape.
-fn input(onnx: &OnnxGraph) -> Result<(String, FeatureShape), String> {
+/// The one input: its name, per-sample dims and type (float32, or integer token ids).
+fn input(onnx: &OnnxGraph) -> Result<(String, Vec<usize>, DType), String> {
     let inputs: Vec<_> = onnx.inputs.iter().filter(|a| !a.is_constant()).collect();
     let [input] = inputs[..] else {
         return Err(format!(
@@ -140,9 +161,9 @@ fn input(onnx: &OnnxGraph) -> Result<(String, FeatureShape), String> {
     let ArgType::Tensor(t) = &input.ty else {
         return Err(format!("input `{}` is not a tensor", input.name));
     };
-    if t.dtype != DType::F32 {
+    if !matches!(t.dtype, DType::F32 | DType::I64 | DType::I32) {
         return Err(format!(
-            "input `{}` is {:?}; expected float32",
+            "input `{}` is {:?}; expected float32 (or integer token ids read by an embedding)",
             input.name, t.dtype
         ));
     }
@@ -152,10 +173,51 @@ fn input(onnx: &OnnxGraph) -> Result<(String, FeatureShape), String> {
             input.name, input.ty
         )
     })?;
-    let batched: Vec<usize> = std::iter::once(1).chain(dims).collect();
-    let shape =
-        FeatureShape::from_batched(&batched).map_err(|e| format!("input `{}`: {e}", input.name))?;
-    Ok((input.name.clone(), shape))
+    Ok((input.name.clone(), dims, t.dtype))
+}
+
+/// The embedding lookup that reads integer input `ids` of per-sample dims `[T]`: a `Gather` of
+/// a constant table `[V, D]` along axis 0. Returns the lookup's (node, output) names, the table
+/// and the graph's input shape `[T, D]`.
+fn embedding_lookup(
+    nodes: &[&OnnxNode],
+    ids: &str,
+    dims: &[usize],
+    device: &Device,
+) -> Result<((String, String), burn::nn::Embedding, FeatureShape), String> {
+    let not_ids = || {
+        format!(
+            "input `{ids}` is integer, but not token ids [N, T] read by one embedding lookup (a Gather of a constant table)"
+        )
+    };
+    let &[tokens] = dims else {
+        return Err(not_ids());
+    };
+    let readers: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.inputs().iter().any(|i| i.name == ids))
+        .collect();
+    let [OnnxNode::Gather(gather)] = readers[..] else {
+        return Err(not_ids());
+    };
+    let table = gather.inputs[0].value().ok_or_else(not_ids)?;
+    let table = params::Constant::from_data(table)?;
+    let &[vocab, d] = &table.dims[..] else {
+        return Err(format!(
+            "the embedding table has shape {:?}; expected [V, D]",
+            table.dims
+        ));
+    };
+    if gather.config.axis != 0 || gather.inputs[1].name != ids {
+        return Err(not_ids());
+    }
+    let mut embedding = burn::nn::EmbeddingConfig::new(vocab, d).init(device);
+    embedding.weight = burn::module::Param::from_tensor(burn::tensor::Tensor::from_data(
+        burn::tensor::TensorData::new(table.values, [vocab, d]),
+        device,
+    ));
+    let names = (gather.name.clone(), gather.outputs[0].name.clone());
+    Ok((names, embedding, FeatureShape::sequence(tokens, d)))
 }
 
 /// The output to explain: the model's one output, or the input of its final softmax.

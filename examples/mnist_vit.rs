@@ -1,0 +1,304 @@
+//! A small vision transformer for MNIST (7×7 patches, pre-norm blocks with multi-head
+//! attention), built as a `Graph`, trained with Burn, and explained with AttnLRP, CP-LRP,
+//! gradient × input and Integrated Gradients: a figure of real test digits and a
+//! pixel-flipping AOPC table (as `mnist_faithfulness` does for the CNN).
+//!
+//! `MNIST_DIR=../shared/data/mnist cargo run --release --example mnist_vit`
+//! (a trained model in `--out` is reused; `--retrain` trains again)
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::{Gelu, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use lrp_grad::heatmap::ColorMap;
+use lrp_grad::{
+    AddParam, Base, Baseline, Composite, Explainer, FeatureShape, Graph, LayerNorm, Method, NodeId,
+    OutputRelevance,
+};
+use lrp_grad_suite::faithfulness::{self, Perturbation};
+use lrp_grad_suite::figures::{curves, digit, labelled_grid, relevance_map};
+use lrp_grad_suite::mnist::{self, PIXELS, SIDE, Split};
+use lrp_grad_suite::{floats, train::images};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+#[derive(Parser)]
+struct Args {
+    /// Directory with the four MNIST IDX files (default: $MNIST_DIR).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Where the model, the figure and the table go.
+    #[arg(long, default_value = "mnist-output")]
+    out: PathBuf,
+    /// Train on the first N training digits (default: all 60,000).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Training epochs.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Train even when a trained model is in --out.
+    #[arg(long)]
+    retrain: bool,
+    /// Test digits for pixel flipping.
+    #[arg(long, default_value_t = 500)]
+    n: usize,
+    /// Pixel-flipping steps (2 patches of 2×2 each).
+    #[arg(long, default_value_t = 49)]
+    steps: usize,
+}
+
+const PATCH: usize = 7;
+const TOKENS: usize = (SIDE / PATCH) * (SIDE / PATCH);
+const DIM: usize = 64;
+const HEADS: usize = 4;
+const DEPTH: usize = 2;
+
+/// One pre-norm block: `x + attention(norm(x))`, then `x + mlp(norm(x))`.
+fn block(g: &mut Graph, b: usize, x: NodeId, device: &Device) -> NodeId {
+    let name = |part: &str| format!("block{b}.{part}");
+    let dense = |i, o| LinearConfig::new(i, o).init(device);
+    let dh = DIM / HEADS;
+    let h = g.layer_norm(name("ln1"), LayerNorm::new(DIM, 1e-5, device), x);
+    let heads = |g: &mut Graph, part: &str| {
+        let y = g.layer(name(part), dense(DIM, DIM), h);
+        let y = g.reshape(name(&format!("{part}.heads")), [TOKENS, HEADS, dh], y);
+        g.permute(name(&format!("{part}.by_head")), [1, 0, 2], y)
+    };
+    let (q, k, v) = (heads(g, "q"), heads(g, "k"), heads(g, "v"));
+    let kt = g.permute(name("kt"), [0, 2, 1], k);
+    let scores = g.matmul(name("scores"), q, kt);
+    let scores = g.scale(name("scale"), 1.0 / (dh as f64).sqrt(), scores);
+    let attention = g.softmax(name("softmax"), 2, scores);
+    let context = g.matmul(name("context"), attention, v);
+    let context = g.permute(name("merge"), [1, 0, 2], context);
+    let context = g.reshape(name("merged"), [TOKENS, DIM], context);
+    let o = g.layer(name("o"), dense(DIM, DIM), context);
+    let x = g.add(name("residual1"), [x, o]);
+    let h = g.layer_norm(name("ln2"), LayerNorm::new(DIM, 1e-5, device), x);
+    let m = g.layer(name("fc1"), dense(DIM, 2 * DIM), h);
+    let m = g.layer(name("gelu"), Gelu::new(), m);
+    let m = g.layer(name("fc2"), dense(2 * DIM, DIM), m);
+    g.add(name("residual2"), [x, m])
+}
+
+/// Patches (a strided conv) → tokens `[16, 64]` + positions → blocks → norm → token mean →
+/// classifier.
+fn vit(device: &Device) -> Graph {
+    let mut g = Graph::new();
+    let x = g.input();
+    let patches = Conv2dConfig::new([1, DIM], [PATCH, PATCH])
+        .with_stride([PATCH, PATCH])
+        .init(device);
+    let x = g.layer("patch", patches, x);
+    let x = g.reshape("tokens", [DIM, TOKENS], x);
+    let x = g.permute("to_tokens", [1, 0], x);
+    let pos = Tensor::<2>::random([TOKENS, DIM], Distribution::Normal(0.0, 0.02), device);
+    let mut x = g.add_param(
+        "pos",
+        AddParam::new(pos, FeatureShape::sequence(TOKENS, DIM)),
+        x,
+    );
+    for b in 0..DEPTH {
+        x = block(&mut g, b, x, device);
+    }
+    let x = g.layer_norm("ln", LayerNorm::new(DIM, 1e-5, device), x);
+    let x = g.mean("pool", 0, x);
+    g.layer("head", LinearConfig::new(DIM, 10).init(device), x);
+    g
+}
+
+fn labels(split: &Split, indices: &[usize], device: &Device) -> Tensor<1, Int> {
+    let data: Vec<i64> = indices.iter().map(|i| split.labels[*i] as i64).collect();
+    Tensor::from_data(TensorData::new(data, [indices.len()]), device)
+}
+
+fn accuracy(model: &Graph, test: &Split) -> f64 {
+    let device = Device::default();
+    let all: Vec<usize> = (0..test.len()).collect();
+    let correct: usize = all
+        .chunks(1000)
+        .map(|chunk| {
+            let predicted = floats(
+                model
+                    .forward(images(test, chunk, &device))
+                    .argmax(1)
+                    .float(),
+            );
+            chunk
+                .iter()
+                .zip(predicted)
+                .filter(|(i, p)| test.labels[**i] as f32 == *p)
+                .count()
+        })
+        .sum();
+    correct as f64 / test.len().max(1) as f64
+}
+
+/// Adam with cross-entropy, as any Burn model trains; the graph is the model.
+fn train(train: &Split, test: &Split, epochs: usize) -> Graph {
+    let device = Device::default().autodiff();
+    device.seed(1);
+    let mut model = vit(&device);
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut optimizer = AdamConfig::new().init();
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    for epoch in 1..=epochs {
+        order.shuffle(&mut StdRng::seed_from_u64(epoch as u64));
+        let bar = ProgressBar::new(train.len().div_ceil(128) as u64);
+        bar.set_style(
+            ProgressStyle::with_template("  epoch {msg} {bar:30} {pos}/{len} {elapsed}<{eta}")
+                .expect("template"),
+        );
+        bar.set_message(format!("{epoch}/{epochs}"));
+        for chunk in order.chunks(128) {
+            let logits = model.forward(images(train, chunk, &device));
+            let loss = loss_fn.forward(logits, labels(train, chunk, &device));
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(1e-3, model, grads);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let acc = accuracy(&model.valid(), test);
+        println!("  epoch {epoch}: test accuracy {:.2} %", acc * 100.0);
+    }
+    model.valid()
+}
+
+/// The methods compared: AttnLRP, CP-LRP, gradient × input, Integrated Gradients.
+fn methods() -> Vec<(String, Explainer)> {
+    let one_hot = || Explainer::new().output_relevance(OutputRelevance::OneHot);
+    vec![
+        (
+            "LRP attn-lrp".into(),
+            Explainer::new().composite(Composite::attn_lrp()),
+        ),
+        (
+            "LRP cp-lrp".into(),
+            Explainer::new().composite(Composite::cp_lrp()),
+        ),
+        (
+            "gradient x input".into(),
+            one_hot().method(Method::GradientTimesInput),
+        ),
+        (
+            "Integrated Gradients".into(),
+            one_hot().method(Method::IntegratedGradients {
+                steps: lrp_grad::DEFAULT_SAMPLES,
+                baseline: Baseline::Zero,
+                base: Base::Gradient,
+            }),
+        ),
+    ]
+}
+
+fn figure(model: &Graph, test: &Split, path: &std::path::Path) -> Result<()> {
+    let indices: Vec<usize> = (0..10u8)
+        .filter_map(|d| test.labels.iter().position(|l| *l == d))
+        .collect();
+    let batch = images(test, &indices, &Device::default());
+    let predicted = floats(model.forward(batch.clone()).argmax(1).float());
+    let cmap = ColorMap::new("bwr")?;
+    let mut rows: Vec<Vec<image::RgbImage>> = indices
+        .iter()
+        .map(|i| vec![digit(test.image(*i))])
+        .collect();
+    let methods = methods();
+    for (_, explainer) in &methods {
+        let relevance = floats(explainer.explain(model, batch.clone())?.relevance);
+        for (row, cells) in rows.iter_mut().enumerate() {
+            cells.push(relevance_map(
+                &relevance[row * PIXELS..(row + 1) * PIXELS],
+                &cmap,
+            ));
+        }
+    }
+    let columns: Vec<String> = std::iter::once("input".to_string())
+        .chain(methods.iter().map(|(n, _)| n.clone()))
+        .collect();
+    let labels: Vec<String> = indices
+        .iter()
+        .zip(&predicted)
+        .map(|(i, p)| format!("#{i}: {} ({p})", test.labels[*i]))
+        .collect();
+    labelled_grid(path, &rows, &columns, &labels, 3)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let data = mnist::data_dir(args.data)?;
+    let test = mnist::load(&data, "t10k")?;
+    std::fs::create_dir_all(&args.out)?;
+    let record = args.out.join("vit.bpk");
+    let device = Device::default();
+    let model = if !args.retrain && record.is_file() {
+        println!("using the trained ViT in {}", record.display());
+        vit(&device)
+            .try_load_file(&record)
+            .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", record.display()))?
+    } else {
+        let train_split = mnist::load(&data, "train")?;
+        let train_split = match args.limit {
+            Some(n) => train_split.truncate(n),
+            None => train_split,
+        };
+        println!(
+            "training the ViT ({DEPTH} blocks, {HEADS} heads, width {DIM}, {TOKENS} patches) on {} digits",
+            train_split.len()
+        );
+        let model = train(&train_split, &test, args.epochs);
+        model
+            .clone()
+            .save_file(&record)
+            .map_err(|e| anyhow::anyhow!("saving {}: {e:?}", record.display()))?;
+        model
+    };
+    let acc = accuracy(&model, &test);
+    println!("test accuracy {:.2} %", acc * 100.0);
+
+    let figure_path = args.out.join("vit-explain.png");
+    figure(&model, &test, &figure_path)?;
+    println!("wrote {}", figure_path.display());
+
+    let subset = test.truncate(args.n);
+    let perturbation = Perturbation {
+        steps: args.steps,
+        per_step: 2,
+        baseline: 0.0,
+        seed: 0,
+    };
+    let outcomes = faithfulness::evaluate(&model, &subset, methods(), &perturbation)?;
+    let table = faithfulness::table(
+        &format!(
+            "ViT ({:.2} % test accuracy), {} test digits, {} steps of 2 2×2 patches set to 0 (most relevant first).",
+            acc * 100.0,
+            subset.len(),
+            args.steps
+        ),
+        &outcomes,
+    );
+    print!("\n{table}");
+    let table_path = args.out.join("faithfulness-vit.md");
+    std::fs::write(&table_path, &table)
+        .with_context(|| format!("writing {}", table_path.display()))?;
+    let series: Vec<(String, Vec<f64>)> = outcomes
+        .iter()
+        .map(|o| (format!("{} ({:.2})", o.name, o.aopc), o.curve.clone()))
+        .collect();
+    let plot_path = args.out.join("faithfulness-vit.png");
+    curves(
+        &plot_path,
+        &format!("Pixel flipping on MNIST (ViT), {} digits", subset.len()),
+        "step (2 patches of 2x2 removed per step)",
+        &series,
+    )?;
+    println!("wrote {} and {}", table_path.display(), plot_path.display());
+    Ok(())
+}
