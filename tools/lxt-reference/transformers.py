@@ -22,7 +22,8 @@ bias), `mul2` with the constant attention scale (all relevance to the scores), `
 CP-LRP: the same with the attention probabilities detached (Q and K get no relevance), so
 softmax·V is a linear map of V: `epsilon_lrp` with ε = 1e-8 gives V all of its relevance.
 
-The plain model is also exported with `torch.onnx.export` (dynamo) to `model.onnx`, which
+The plain model is also exported with `torch.onnx.export` (dynamo) to `model.onnx` (and the
+encoder at opset 18, GELU as its erf pattern, to `model-opset18.onnx`), which
 lrp-grad's ONNX import reads (LayerNormalization, MatMul of activations, Softmax, Gelu,
 ReduceMean over tokens, the positional tensor as a constant summand, the scale as a Mul).
 Each case stores LXT's relevance in float32 (what the tests compare with) and the distance of
@@ -164,9 +165,9 @@ class Plain(torch.nn.Module):
         return forward(self.kind, w, x, Ops("plain"))
 
 
-def export_onnx(kind, w, x, path):
+def export_onnx(kind, w, x, path, opset=None):
     torch.onnx.export(Plain(kind, w).eval(), (x,), str(path), dynamo=True, input_names=["input"],
-                      external_data=False)
+                      external_data=False, opset_version=opset)
 
 
 def relevance(kind, w, x, mode, dtype):
@@ -197,6 +198,9 @@ def main():
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in w.items()}, str(folder / "weights.safetensors"))
         export_onnx(kind, w, ids if kind == "text" else x, folder / "model.onnx")
+        if kind == "encoder":
+            # Opset 18 writes GELU as x·0.5·(1 + erf(x/√2)) (Div, Erf, Add, Mul, Mul).
+            export_onnx(kind, w, x, folder / "model-opset18.onnx", opset=18)
         tensors = {"input": x, "output": plain}
         if kind == "text":
             tensors["ids"] = ids.to(torch.float32)

@@ -50,6 +50,8 @@ pub(super) struct Converter<'a> {
     values: HashMap<String, Value>,
     /// `Mul` nodes that compute `x · sigmoid(x)`, with `x`'s name.
     silu: HashMap<String, String>,
+    /// `Mul` nodes that end GELU's erf pattern `x · 0.5 · (1 + erf(x / √2))`, with `x`'s name.
+    gelu: HashMap<String, String>,
     /// Nodes folded into another one (the sigmoid of a SiLU).
     folded: HashSet<String>,
 }
@@ -73,6 +75,7 @@ impl<'a> Converter<'a> {
             graph,
             values,
             silu: HashMap::new(),
+            gelu: HashMap::new(),
             folded: HashSet::new(),
         }
     }
@@ -106,6 +109,38 @@ impl<'a> Converter<'a> {
                 {
                     self.silu.insert(mul.name.clone(), x.clone());
                     self.folded.insert(sigmoid.to_string());
+                }
+            }
+        }
+    }
+
+    /// Finds GELU as exporters write it at opset 18, `x · (0.5 · (1 + erf(x / √2)))` (Div, Erf,
+    /// Add, Mul, Mul, the constant factor on either side), so that it becomes one GELU
+    /// activation (identity rule) instead of a gate.
+    pub fn find_gelu(&mut self, nodes: &[&OnnxNode]) {
+        let producer: HashMap<&str, &OnnxNode> = nodes
+            .iter()
+            .flat_map(|n| n.outputs().iter().map(move |o| (o.name.as_str(), *n)))
+            .collect();
+        let mut readers: HashMap<&str, usize> = HashMap::new();
+        for node in nodes {
+            for input in node.inputs() {
+                *readers.entry(input.name.as_str()).or_default() += 1;
+            }
+        }
+        let only_reader = |name: &str| readers.get(name) == Some(&1);
+        for node in nodes {
+            let OnnxNode::Mul(last) = node else { continue };
+            for (x, half) in [(0, 1), (1, 0)] {
+                let (x, half) = (&last.inputs[x].name, &last.inputs[half].name);
+                if let Some(chain) = gelu_chain(&producer, x, half)
+                    && chain
+                        .iter()
+                        .all(|n| only_reader(n.outputs()[0].name.as_str()))
+                {
+                    self.gelu.insert(last.name.clone(), x.clone());
+                    self.folded
+                        .extend(chain.iter().map(|n| n.name().to_string()));
                 }
             }
         }
@@ -494,6 +529,10 @@ impl<'a> Converter<'a> {
     /// `x · sigmoid(x)` becomes SiLU; any other product of two activations is a gate (the
     /// factor with fewer values, a squeeze-excitation's per-channel scale, is the gate).
     fn mul(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        if let Some(x) = self.gelu.get(node.name()).cloned() {
+            let x = self.values[&x].clone();
+            return self.push(node, Op::Layer(Gelu::new().into()), &[x]);
+        }
         if let Some(x) = self.silu.get(node.name()).cloned() {
             let x = self.values[&x].clone();
             return self.push(node, Op::Layer(SiLU::new().into()), &[x]);
@@ -620,6 +659,64 @@ impl<'a> Converter<'a> {
         };
         self.unary(node, Op::Layer(layer))
     }
+}
+
+/// A constant single number.
+fn scalar(arg: &Argument) -> Option<f32> {
+    let c = Constant::from_data(arg.value()?).ok()?;
+    match c.values[..] {
+        [v] => Some(v),
+        _ => None,
+    }
+}
+
+/// `half` = `0.5 · (1 + erf(x / √2))` (the 0.5 on either side of the product): the nodes
+/// from the division to the `0.5 ·` product, when they compute exactly that.
+fn gelu_chain<'a>(
+    producer: &HashMap<&str, &'a OnnxNode>,
+    x: &str,
+    half: &str,
+) -> Option<Vec<&'a OnnxNode>> {
+    let close = |v: f32, target: f32| (v - target).abs() < 1e-4 * target;
+    let OnnxNode::Mul(scale) = producer.get(half)? else {
+        return None;
+    };
+    let (one_plus, factor) = match (scalar(&scale.inputs[0]), scalar(&scale.inputs[1])) {
+        (Some(f), None) => (&scale.inputs[1].name, f),
+        (None, Some(f)) => (&scale.inputs[0].name, f),
+        _ => return None,
+    };
+    let OnnxNode::Add(add) = producer.get(one_plus.as_str())? else {
+        return None;
+    };
+    let (erf_out, one) = match (scalar(&add.inputs[0]), scalar(&add.inputs[1])) {
+        (Some(c), None) => (&add.inputs[1].name, c),
+        (None, Some(c)) => (&add.inputs[0].name, c),
+        _ => return None,
+    };
+    let erf = producer.get(erf_out.as_str())?;
+    let OnnxNode::Erf(erf_node) = erf else {
+        return None;
+    };
+    let OnnxNode::Div(div) = producer.get(erf_node.inputs[0].name.as_str())? else {
+        return None;
+    };
+    let root2 = scalar(&div.inputs[1])?;
+    let fits = close(factor, 0.5)
+        && close(one, 1.0)
+        && close(root2, std::f32::consts::SQRT_2)
+        && div.inputs[0].name == x;
+    fits.then(|| {
+        [
+            half,
+            one_plus.as_str(),
+            erf_out.as_str(),
+            erf_node.inputs[0].name.as_str(),
+        ]
+        .iter()
+        .filter_map(|name| producer.get(name).copied())
+        .collect()
+    })
 }
 
 /// The second input of a binary node: an activation or a constant.
