@@ -1,6 +1,7 @@
 //! Criterion benchmarks: forward, input gradient and LRP (ε, epsilon-plus-flat,
 //! epsilon-gamma-box; one pass and layer-wise) on the fixed benchmark models: mnist-cnn (b64),
-//! vgg-small (b16), ResNet-18 (b8, 3×64×64 and 3×224×224).
+//! vgg-small (b16), ResNet-18 (b8, 3×64×64 and 3×224×224); forward, gradient, AttnLRP and
+//! CP-LRP on the MNIST ViT (b64).
 //!
 //! `cargo bench --bench lrp` (add `-- mnist-cnn` to run one model).
 
@@ -57,6 +58,41 @@ fn bench_model(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 4]) {
     group.finish();
 }
 
+/// Forward, gradient and AttnLRP / CP-LRP (one pass and layer-wise) on a transformer.
+fn bench_transformer(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 4]) {
+    let device = Device::default();
+    device.seed(0);
+    let model = model.valid();
+    let x: Tensor<4> = Tensor::random(dims, Distribution::Uniform(0.0, 1.0), &device);
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.bench_function("forward", |b| {
+        b.iter(|| model.forward(x.clone()).sum().into_scalar::<f32>())
+    });
+    let gradient = Explainer::new().method(Method::Gradient);
+    group.bench_function("gradient", |b| {
+        b.iter(|| sum(gradient.explain(&model, x.clone()).unwrap().relevance))
+    });
+    for (label, composite) in [
+        ("attn-lrp", Composite::attn_lrp()),
+        ("cp-lrp", Composite::cp_lrp()),
+    ] {
+        for strategy in [Strategy::Auto, Strategy::LayerWise] {
+            let explainer = Explainer::new()
+                .composite(composite.clone())
+                .strategy(strategy);
+            let id = match strategy {
+                Strategy::Auto => label.to_string(),
+                Strategy::LayerWise => format!("{label}/layer-wise"),
+            };
+            group.bench_function(id, |b| {
+                b.iter(|| sum(explainer.explain(&model, x.clone()).unwrap().relevance))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn benchmarks(c: &mut Criterion) {
     let device = Device::default();
     device.seed(1);
@@ -74,6 +110,7 @@ fn benchmarks(c: &mut Criterion) {
         [16, 3, 64, 64],
     );
     bench_model(c, "resnet18-64", zoo::resnet18(10, &device), [8, 3, 64, 64]);
+    bench_transformer(c, "mnist-vit", zoo::mnist_vit(&device), [64, 1, 28, 28]);
     bench_model(
         c,
         "resnet18-224",

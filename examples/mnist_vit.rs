@@ -10,22 +10,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::module::Module;
-use burn::nn::conv::Conv2dConfig;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::{Gelu, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use lrp_grad::heatmap::ColorMap;
-use lrp_grad::{
-    AddParam, Base, Baseline, Composite, Explainer, FeatureShape, Graph, LayerNorm, Method, NodeId,
-    OutputRelevance,
-};
+use lrp_grad::{Base, Baseline, Composite, Explainer, Graph, Method, OutputRelevance};
 use lrp_grad_suite::faithfulness::{self, Perturbation};
 use lrp_grad_suite::figures::{curves, digit, labelled_grid, relevance_map};
-use lrp_grad_suite::mnist::{self, PIXELS, SIDE, Split};
-use lrp_grad_suite::{floats, train::images};
+use lrp_grad_suite::mnist::{self, PIXELS, Split};
+use lrp_grad_suite::{floats, train::images, zoo};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -53,66 +48,6 @@ struct Args {
     /// Pixel-flipping steps (2 patches of 2×2 each).
     #[arg(long, default_value_t = 49)]
     steps: usize,
-}
-
-const PATCH: usize = 7;
-const TOKENS: usize = (SIDE / PATCH) * (SIDE / PATCH);
-const DIM: usize = 64;
-const HEADS: usize = 4;
-const DEPTH: usize = 2;
-
-/// One pre-norm block: `x + attention(norm(x))`, then `x + mlp(norm(x))`.
-fn block(g: &mut Graph, b: usize, x: NodeId, device: &Device) -> NodeId {
-    let name = |part: &str| format!("block{b}.{part}");
-    let dense = |i, o| LinearConfig::new(i, o).init(device);
-    let dh = DIM / HEADS;
-    let h = g.layer_norm(name("ln1"), LayerNorm::new(DIM, 1e-5, device), x);
-    let heads = |g: &mut Graph, part: &str| {
-        let y = g.layer(name(part), dense(DIM, DIM), h);
-        let y = g.reshape(name(&format!("{part}.heads")), [TOKENS, HEADS, dh], y);
-        g.permute(name(&format!("{part}.by_head")), [1, 0, 2], y)
-    };
-    let (q, k, v) = (heads(g, "q"), heads(g, "k"), heads(g, "v"));
-    let kt = g.permute(name("kt"), [0, 2, 1], k);
-    let scores = g.matmul(name("scores"), q, kt);
-    let scores = g.scale(name("scale"), 1.0 / (dh as f64).sqrt(), scores);
-    let attention = g.softmax(name("softmax"), 2, scores);
-    let context = g.matmul(name("context"), attention, v);
-    let context = g.permute(name("merge"), [1, 0, 2], context);
-    let context = g.reshape(name("merged"), [TOKENS, DIM], context);
-    let o = g.layer(name("o"), dense(DIM, DIM), context);
-    let x = g.add(name("residual1"), [x, o]);
-    let h = g.layer_norm(name("ln2"), LayerNorm::new(DIM, 1e-5, device), x);
-    let m = g.layer(name("fc1"), dense(DIM, 2 * DIM), h);
-    let m = g.layer(name("gelu"), Gelu::new(), m);
-    let m = g.layer(name("fc2"), dense(2 * DIM, DIM), m);
-    g.add(name("residual2"), [x, m])
-}
-
-/// Patches (a strided conv) → tokens `[16, 64]` + positions → blocks → norm → token mean →
-/// classifier.
-fn vit(device: &Device) -> Graph {
-    let mut g = Graph::new();
-    let x = g.input();
-    let patches = Conv2dConfig::new([1, DIM], [PATCH, PATCH])
-        .with_stride([PATCH, PATCH])
-        .init(device);
-    let x = g.layer("patch", patches, x);
-    let x = g.reshape("tokens", [DIM, TOKENS], x);
-    let x = g.permute("to_tokens", [1, 0], x);
-    let pos = Tensor::<2>::random([TOKENS, DIM], Distribution::Normal(0.0, 0.02), device);
-    let mut x = g.add_param(
-        "pos",
-        AddParam::new(pos, FeatureShape::sequence(TOKENS, DIM)),
-        x,
-    );
-    for b in 0..DEPTH {
-        x = block(&mut g, b, x, device);
-    }
-    let x = g.layer_norm("ln", LayerNorm::new(DIM, 1e-5, device), x);
-    let x = g.mean("pool", 0, x);
-    g.layer("head", LinearConfig::new(DIM, 10).init(device), x);
-    g
 }
 
 fn labels(split: &Split, indices: &[usize], device: &Device) -> Tensor<1, Int> {
@@ -147,7 +82,7 @@ fn accuracy(model: &Graph, test: &Split) -> f64 {
 fn train(train: &Split, test: &Split, epochs: usize) -> Graph {
     let device = Device::default().autodiff();
     device.seed(1);
-    let mut model = vit(&device);
+    let mut model = zoo::mnist_vit(&device);
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut optimizer = AdamConfig::new().init();
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -247,7 +182,7 @@ fn main() -> Result<()> {
     let device = Device::default();
     let model = if !args.retrain && record.is_file() {
         println!("using the trained ViT in {}", record.display());
-        vit(&device)
+        zoo::mnist_vit(&device)
             .try_load_file(&record)
             .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", record.display()))?
     } else {
@@ -257,7 +192,8 @@ fn main() -> Result<()> {
             None => train_split,
         };
         println!(
-            "training the ViT ({DEPTH} blocks, {HEADS} heads, width {DIM}, {TOKENS} patches) on {} digits",
+            "training the ViT ({}) on {} digits",
+            zoo::MNIST_VIT,
             train_split.len()
         );
         let model = train(&train_split, &test, args.epochs);

@@ -2,9 +2,9 @@
 
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{BatchNormConfig, LinearConfig, PaddingConfig2d, Relu};
-use burn::tensor::Device;
-use lrp_grad::{FeatureShape, Flatten, Graph, Sequential};
+use burn::nn::{BatchNormConfig, Gelu, LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Distribution, Tensor};
+use lrp_grad::{AddParam, FeatureShape, Flatten, Graph, LayerNorm, NodeId, Sequential};
 
 /// MNIST's per-sample input shape.
 pub const MNIST_INPUT: FeatureShape = FeatureShape::image(1, 28, 28);
@@ -109,5 +109,69 @@ pub fn resnet18(classes: usize, device: &Device) -> Graph {
     let h = g.layer("avgpool", AdaptiveAvgPool2dConfig::new([1, 1]).init(), h);
     let h = g.layer("flatten", Flatten, h);
     g.layer("fc", LinearConfig::new(512, classes).init(device), h);
+    g
+}
+
+/// The ViT's shape, for messages.
+pub const MNIST_VIT: &str = "2 blocks, 4 heads, width 64, 16 patches of 7x7";
+
+const PATCH: usize = 7;
+const TOKENS: usize = (crate::mnist::SIDE / PATCH) * (crate::mnist::SIDE / PATCH);
+const DIM: usize = 64;
+const HEADS: usize = 4;
+const DEPTH: usize = 2;
+
+/// One pre-norm block: `x + attention(norm(x))`, then `x + mlp(norm(x))`.
+fn block(g: &mut Graph, b: usize, x: NodeId, device: &Device) -> NodeId {
+    let name = |part: &str| format!("block{b}.{part}");
+    let dense = |i, o| LinearConfig::new(i, o).init(device);
+    let dh = DIM / HEADS;
+    let h = g.layer_norm(name("ln1"), LayerNorm::new(DIM, 1e-5, device), x);
+    let heads = |g: &mut Graph, part: &str| {
+        let y = g.layer(name(part), dense(DIM, DIM), h);
+        let y = g.reshape(name(&format!("{part}.heads")), [TOKENS, HEADS, dh], y);
+        g.permute(name(&format!("{part}.by_head")), [1, 0, 2], y)
+    };
+    let (q, k, v) = (heads(g, "q"), heads(g, "k"), heads(g, "v"));
+    let kt = g.permute(name("kt"), [0, 2, 1], k);
+    let scores = g.matmul(name("scores"), q, kt);
+    let scores = g.scale(name("scale"), 1.0 / (dh as f64).sqrt(), scores);
+    let attention = g.softmax(name("softmax"), 2, scores);
+    let context = g.matmul(name("context"), attention, v);
+    let context = g.permute(name("merge"), [1, 0, 2], context);
+    let context = g.reshape(name("merged"), [TOKENS, DIM], context);
+    let o = g.layer(name("o"), dense(DIM, DIM), context);
+    let x = g.add(name("residual1"), [x, o]);
+    let h = g.layer_norm(name("ln2"), LayerNorm::new(DIM, 1e-5, device), x);
+    let m = g.layer(name("fc1"), dense(DIM, 2 * DIM), h);
+    let m = g.layer(name("gelu"), Gelu::new(), m);
+    let m = g.layer(name("fc2"), dense(2 * DIM, DIM), m);
+    g.add(name("residual2"), [x, m])
+}
+
+/// A small vision transformer for MNIST (random weights): patches (a strided 7×7 conv) →
+/// tokens `[16, 64]` + learned positions → 2 pre-norm blocks with 4-head attention → layer
+/// norm → token mean → classifier.
+pub fn mnist_vit(device: &Device) -> Graph {
+    let mut g = Graph::new();
+    let x = g.input();
+    let patches = Conv2dConfig::new([1, DIM], [PATCH, PATCH])
+        .with_stride([PATCH, PATCH])
+        .init(device);
+    let x = g.layer("patch", patches, x);
+    let x = g.reshape("tokens", [DIM, TOKENS], x);
+    let x = g.permute("to_tokens", [1, 0], x);
+    let pos = Tensor::<2>::random([TOKENS, DIM], Distribution::Normal(0.0, 0.02), device);
+    let mut x = g.add_param(
+        "pos",
+        AddParam::new(pos, FeatureShape::sequence(TOKENS, DIM)),
+        x,
+    );
+    for b in 0..DEPTH {
+        x = block(&mut g, b, x, device);
+    }
+    let x = g.layer_norm("ln", LayerNorm::new(DIM, 1e-5, device), x);
+    let x = g.mean("pool", 0, x);
+    g.layer("head", LinearConfig::new(DIM, 10).init(device), x);
     g
 }

@@ -248,7 +248,8 @@ fn batch_norm_that_cannot_be_merged() {
         .record_layers(true)
         .explain(&after_relu, input())
         .expect("an unmerged batch norm passes relevance");
-    let at = |value: usize| values(explanation.layers[value].relevance.clone());
+    // Values 2 and 3 (the batch norm's input and output) are vectors [N, 4].
+    let at = |value: usize| values(explanation.layers[value].relevance::<2>().unwrap());
     assert_eq!(at(2), at(3), "relevance crosses the batch norm unchanged");
 }
 

@@ -43,7 +43,11 @@ fn assert_conserved<const D: usize>(
     let classes = output.len() / n;
     let targets = explanation.targets.clone().unwrap();
     for layer in &explanation.layers {
-        let v = values(layer.relevance.clone());
+        let v = match layer.shape.rank() {
+            1 => values(layer.relevance::<2>().unwrap()),
+            2 => values(layer.relevance::<3>().unwrap()),
+            _ => values(layer.relevance::<4>().unwrap()),
+        };
         let per = v.len() / n;
         for s in 0..n {
             let mass: f32 = v[s * per..(s + 1) * per].iter().map(|r| r.abs()).sum();

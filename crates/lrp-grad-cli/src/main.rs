@@ -5,6 +5,7 @@ mod bench;
 mod inputs;
 mod model;
 mod npy;
+mod output;
 mod spec;
 mod tokens;
 
@@ -17,10 +18,11 @@ use burn::tensor::{Device, Tensor, TensorData};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lrp_grad::heatmap::{self, ColorMap};
-use lrp_grad::interchange::{self, write_atomically};
+use lrp_grad::interchange;
 use lrp_grad::{
     Baseline, Explainer, FeatureShape, Layer, Op, OutputRelevance, PreparedExplainer, Target,
 };
+use output::write_atomically;
 
 /// mimalloc rather than the system allocator: Burn's CPU backends allocate and free
 /// activation-sized buffers on every operation, and glibc's malloc hands such large blocks back

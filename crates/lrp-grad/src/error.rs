@@ -231,6 +231,12 @@ pub enum Error {
         found: Vec<usize>,
     },
 
+    /// A model in the interchange format that could not be read or written (so that `?` works
+    /// across loading and explaining).
+    #[cfg(feature = "interchange")]
+    #[error(transparent)]
+    Load(#[from] crate::interchange::LoadError),
+
     /// An ONNX model that could not be loaded (so that `?` works across loading and explaining).
     #[cfg(feature = "onnx")]
     #[error(transparent)]

@@ -83,10 +83,25 @@ pub struct LayerRelevance {
     pub index: usize,
     /// The per-sample shape of the relevance.
     pub shape: FeatureShape,
-    /// The relevance in the internal rank-4 form (`[N, F, 1, 1]` for vectors).
-    pub relevance: Tensor<4>,
+    /// The relevance in the internal rank-4 layout (see [`LayerRelevance::relevance`]).
+    internal: Tensor<4>,
     /// Per-sample sum of the relevance (the conservation check).
     pub sums: Vec<f32>,
+}
+
+impl LayerRelevance {
+    /// The relevance in the value's own shape `[N, ..shape]`: `D` is the per-sample rank + 1
+    /// (`Tensor<2>` for a vector, `<3>` for a sequence, `<4>` for an image); `None` for another
+    /// `D`.
+    ///
+    /// # Shapes
+    /// - returns: `[N, F]`, `[N, T, D]` or `[N, C, H, W]`
+    pub fn relevance<const D: usize>(&self) -> Option<Tensor<D>> {
+        let n = self.internal.dims()[0];
+        let dims = self.shape.with_batch(n);
+        let dims: [usize; D] = dims.try_into().ok()?;
+        Some(self.internal.clone().reshape(dims))
+    }
 }
 
 /// The result of an explanation.
@@ -514,7 +529,7 @@ impl Explainer {
                 .map(|(index, r)| LayerRelevance {
                     index,
                     shape: lrp.shapes[index],
-                    relevance: r.clone(),
+                    internal: r.clone(),
                     sums: per_sample_sums(r.clone()),
                 })
                 .collect()

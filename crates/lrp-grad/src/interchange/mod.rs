@@ -27,18 +27,20 @@ use crate::model::{FeatureShape, Sequential};
 
 /// What can go wrong reading or writing the interchange format. Every message names the file
 /// and the field, key or shape at fault.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
     /// The file could not be read or written.
-    // The I/O error is in the message, not a `source()` as well: a report of the chain
-    // (anyhow's `{:#}`) would print it twice.
-    #[error("{file}: {error}")]
+    // The OS's message, not a `source()`: a report of the chain (anyhow's `{:#}`) would print
+    // it twice.
+    #[error("{file}: {message}")]
     Io {
         /// The file.
         file: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
+        /// What kind of I/O error.
+        kind: std::io::ErrorKind,
+        /// The OS's message.
+        message: String,
     },
     /// Malformed JSON, or a field missing, unknown or of the wrong type.
     #[error("{file}: at `{path}`: {message}")]
@@ -214,12 +216,20 @@ pub fn save(
     write_atomically(model_json, text.as_bytes())
 }
 
+impl LoadError {
+    /// An I/O error on `file`.
+    pub(crate) fn io(file: &Path, error: std::io::Error) -> Self {
+        LoadError::Io {
+            file: file.to_path_buf(),
+            kind: error.kind(),
+            message: error.to_string(),
+        }
+    }
+}
+
 /// Writes `bytes` to a temporary file next to `path`, then renames it into place.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
-    let io = |error| LoadError::Io {
-        file: path.to_path_buf(),
-        error,
-    };
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let io = |error| LoadError::io(path, error);
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

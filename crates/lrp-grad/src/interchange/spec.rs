@@ -228,10 +228,7 @@ impl LayerSpec {
 impl ModelSpec {
     /// Reads and checks a description; errors name the file and the field.
     pub fn read(file: &Path) -> Result<Self, LoadError> {
-        let text = std::fs::read_to_string(file).map_err(|error| LoadError::Io {
-            file: file.to_path_buf(),
-            error,
-        })?;
+        let text = std::fs::read_to_string(file).map_err(|error| LoadError::io(file, error))?;
         Self::parse(&text, file)
     }
 

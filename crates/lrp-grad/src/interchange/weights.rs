@@ -112,10 +112,7 @@ pub(super) fn load(
     allow_unused: bool,
 ) -> Result<(Sequential, Vec<String>), LoadError> {
     let bytes = match file {
-        Some(file) => std::fs::read(file).map_err(|error| LoadError::Io {
-            file: file.to_path_buf(),
-            error,
-        })?,
+        Some(file) => std::fs::read(file).map_err(|error| LoadError::io(file, error))?,
         None => Vec::new(),
     };
     let mut store = match file {
