@@ -41,6 +41,17 @@ fn bench_model(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 4]) {
             Composite::epsilon_gamma_box(0.0, 1.0).unwrap(),
         ),
     ];
+    bench_composites(&mut group, &model, &x, composites);
+    group.finish();
+}
+
+/// Each composite, one pass and layer-wise.
+fn bench_composites(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    model: &Graph,
+    x: &Tensor<4>,
+    composites: impl IntoIterator<Item = (&'static str, Composite)>,
+) {
     for (label, composite) in composites {
         for strategy in [Strategy::Auto, Strategy::LayerWise] {
             let explainer = Explainer::new()
@@ -51,11 +62,10 @@ fn bench_model(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 4]) {
                 Strategy::LayerWise => format!("{label}/layer-wise"),
             };
             group.bench_function(id, |b| {
-                b.iter(|| sum(explainer.explain(&model, x.clone()).unwrap().relevance))
+                b.iter(|| sum(explainer.explain(model, x.clone()).unwrap().relevance))
             });
         }
     }
-    group.finish();
 }
 
 /// Forward, gradient and AttnLRP / CP-LRP (one pass and layer-wise) on a transformer.
@@ -73,23 +83,11 @@ fn bench_transformer(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 
     group.bench_function("gradient", |b| {
         b.iter(|| sum(gradient.explain(&model, x.clone()).unwrap().relevance))
     });
-    for (label, composite) in [
+    let composites = [
         ("attn-lrp", Composite::attn_lrp()),
         ("cp-lrp", Composite::cp_lrp()),
-    ] {
-        for strategy in [Strategy::Auto, Strategy::LayerWise] {
-            let explainer = Explainer::new()
-                .composite(composite.clone())
-                .strategy(strategy);
-            let id = match strategy {
-                Strategy::Auto => label.to_string(),
-                Strategy::LayerWise => format!("{label}/layer-wise"),
-            };
-            group.bench_function(id, |b| {
-                b.iter(|| sum(explainer.explain(&model, x.clone()).unwrap().relevance))
-            });
-        }
-    }
+    ];
+    bench_composites(&mut group, &model, &x, composites);
     group.finish();
 }
 

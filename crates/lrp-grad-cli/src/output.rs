@@ -1,6 +1,7 @@
-//! Output files are written whole or not at all: to a temporary file beside the target, then
-//! renamed into place, so an error never leaves a half-written file.
+//! Output files are written whole or not at all: to a temporary file beside the target (the
+//! `tempfile` crate), then renamed into place, so an error never leaves a half-written file.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -11,14 +12,11 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("{}", path.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::anyhow!("{}: {e}", path.display())
-    })
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}", path.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("{}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.error))?;
+    Ok(())
 }
