@@ -41,15 +41,20 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The MNIST directory, the output directory (created) and the trained model.
+    /// The MNIST directory, the output directory (created) and the trained model. Without
+    /// `--data` or `$MNIST_DIR`, the bundled sample (500 test digits) and the bundled trained
+    /// CNN are used, so the examples run on a fresh clone.
     pub fn resolve(
         &self,
     ) -> anyhow::Result<(PathBuf, PathBuf, lrp_grad::interchange::LoadedModel)> {
-        let data = mnist::data_dir(self.data.clone())?;
+        let source = mnist::Source::resolve(self.data.clone())?;
         let out = self.out.clone().unwrap_or_else(|| self.models.clone());
         std::fs::create_dir_all(&out)?;
-        let loaded = train::load_or_train(&self.model, &self.models, &data)?;
-        Ok((data, out, loaded))
+        let loaded = match &source {
+            mnist::Source::Full(data) => train::load_or_train(&self.model, &self.models, data)?,
+            mnist::Source::Sample(dir) => train::load_bundled(&self.model, &self.models, dir)?,
+        };
+        Ok((source.dir().to_path_buf(), out, loaded))
     }
 }
 

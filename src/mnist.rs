@@ -45,6 +45,38 @@ impl Split {
 pub const SIDE: usize = 28;
 pub const PIXELS: usize = SIDE * SIDE;
 
+/// The bundled sample: the first 500 test digits (no training split) and the trained CNN's
+/// weights, committed so that the main command runs on a fresh clone (`tools/mnist-sample.py`).
+pub fn sample_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-sample")
+}
+
+/// Where the digits come from: the full dataset, or the bundled sample when no directory is
+/// given (`--data`, `$MNIST_DIR`).
+pub enum Source {
+    /// The four original files.
+    Full(PathBuf),
+    /// [`sample_dir`].
+    Sample(PathBuf),
+}
+
+impl Source {
+    /// `--data DIR`, else `$MNIST_DIR` (checked as [`data_dir`] does), else the bundled sample.
+    pub fn resolve(flag: Option<PathBuf>) -> Result<Self> {
+        if flag.is_none() && std::env::var_os("MNIST_DIR").is_none() {
+            return Ok(Source::Sample(sample_dir()));
+        }
+        data_dir(flag).map(Source::Full)
+    }
+
+    /// The directory the test split is read from.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Source::Full(dir) | Source::Sample(dir) => dir,
+        }
+    }
+}
+
 /// The data directory: `--data DIR`, else `$MNIST_DIR`; a clear message when neither is given
 /// or a file is missing.
 pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {

@@ -189,6 +189,43 @@ pub fn load_or_train(
     )?)
 }
 
+/// The trained model `name` from `models` when it is there, else the bundled trained CNN of
+/// `sample` (the full dataset is needed to train).
+pub fn load_bundled(
+    name: &str,
+    models: &std::path::Path,
+    sample: &std::path::Path,
+) -> anyhow::Result<lrp_grad::interchange::LoadedModel> {
+    let (json, weights) = (
+        models.join(format!("{name}.json")),
+        models.join(format!("{name}.safetensors")),
+    );
+    if json.is_file() && weights.is_file() {
+        return Ok(lrp_grad::interchange::load(
+            &json,
+            &weights,
+            &Device::default(),
+        )?);
+    }
+    anyhow::ensure!(
+        name == "cnn",
+        "no trained {name} in {} and no MNIST to train it: give the four MNIST files with \
+         --data DIR or MNIST_DIR (only the CNN comes bundled)",
+        models.display()
+    );
+    println!(
+        "MNIST_DIR is not set: using the bundled sample ({}: the first 500 test digits) and the \
+         bundled trained CNN. Set MNIST_DIR (or --data) to the four original MNIST files to train \
+         and use all 10,000 test digits.",
+        sample.display()
+    );
+    Ok(lrp_grad::interchange::load(
+        &sample.join("cnn.json"),
+        &sample.join("cnn.safetensors"),
+        &Device::default(),
+    )?)
+}
+
 impl Training {
     /// The settings `mnist_train` uses by default for each model.
     pub fn default_for(name: &str) -> Self {
