@@ -623,6 +623,17 @@ fn write_outputs(
         )?),
         None => None,
     };
+    // Each cell says what the model answered: the predicted class (its label) and score.
+    let images = images.map(|cells| {
+        cells
+            .iter()
+            .zip(answers)
+            .map(|(cell, a)| {
+                let class = labels.map_or(a.predicted.to_string(), |l| l[a.predicted].clone());
+                heatmap::captioned(cell, &format!("{class} {:.2}", a.score))
+            })
+            .collect::<Vec<_>>()
+    });
     let grid = match (&args.heatmap, &images) {
         (Some(_), Some(cells)) => Some(png(&heatmap::grid(cells, inputs.n.min(8), 2))?),
         _ => None,

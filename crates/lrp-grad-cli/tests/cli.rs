@@ -147,7 +147,8 @@ fn a_model_built_in_rust_and_explained_by_the_cli_gives_the_library_relevance() 
     let png = image::open(f.path("h.png")).unwrap();
     assert_eq!(
         (png.width(), png.height()),
-        (2 + 5 * (8 * 14 + 2), 2 + (8 * 14 + 2))
+        // 8×8 digits upscaled 14×, each with a 10-pixel caption (prediction and score).
+        (2 + 5 * (8 * 14 + 2), 2 + (8 * 14 + 10 + 2))
     );
 
     f.explain()
@@ -1204,9 +1205,14 @@ fn heatmap_dir_writes_one_png_per_sample_named_after_its_input() {
         .success()
         .stdout(predicate::str::is_empty());
     for name in ["x.png", "y.png"] {
-        let map = image::open(maps.join(name)).unwrap();
-        // 32 px scaled by 112 / 32 = 3.
-        assert_eq!((map.width(), map.height()), (96, 96));
+        let map = image::open(maps.join(name)).unwrap().to_rgb8();
+        // 32 px scaled by 112 / 32 = 3, and a 10-pixel caption (prediction and score) below.
+        assert_eq!((map.width(), map.height()), (96, 106));
+        let ink = (0..96)
+            .flat_map(|x| (96..106).map(move |y| (x, y)))
+            .filter(|&(x, y)| map.get_pixel(x, y).0 == [0, 0, 0])
+            .count();
+        assert!(ink > 20, "the caption is written");
     }
 }
 

@@ -269,3 +269,51 @@ pub fn upscale(img: &RgbImage, factor: u32) -> RgbImage {
         image::imageops::FilterType::Nearest,
     )
 }
+
+/// Height in pixels of a caption strip ([`captioned`]).
+pub const CAPTION_HEIGHT: u32 = 10;
+
+/// `img` with `text` written in a white strip below it (an 8×8 bitmap font, `font8x8`, so no
+/// system font is needed); characters beyond the width, or outside ASCII, are left out.
+///
+/// # Shapes
+/// - `img`: `W × H`; returns `W × (H + CAPTION_HEIGHT)`
+pub fn captioned(img: &RgbImage, text: &str) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let mut out = RgbImage::from_pixel(w, h + CAPTION_HEIGHT, Rgb([255, 255, 255]));
+    image::imageops::replace(&mut out, img, 0, 0);
+    let fits = (w / 8) as usize;
+    for (i, ch) in text.chars().filter(char::is_ascii).take(fits).enumerate() {
+        let glyph = font8x8::legacy::BASIC_LEGACY[ch as usize];
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..8 {
+                if bits & (1 << col) != 0 {
+                    out.put_pixel(i as u32 * 8 + col, h + 1 + row as u32, Rgb([0, 0, 0]));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod caption_tests {
+    use super::*;
+
+    #[test]
+    fn a_caption_adds_a_strip_with_the_glyphs_of_the_text() {
+        let img = RgbImage::from_pixel(24, 5, Rgb([9, 9, 9]));
+        let out = captioned(&img, "1|");
+        assert_eq!(out.dimensions(), (24, 5 + CAPTION_HEIGHT));
+        assert_eq!(out.get_pixel(0, 0), &Rgb([9, 9, 9]));
+        let black = |x0: u32| {
+            (x0..x0 + 8)
+                .flat_map(|x| (5..5 + CAPTION_HEIGHT).map(move |y| (x, y)))
+                .filter(|&(x, y)| out.get_pixel(x, y) == &Rgb([0, 0, 0]))
+                .count()
+        };
+        // '1' and '|' have ink; the third cell (no character) has none.
+        assert!(black(0) > 5 && black(8) > 5);
+        assert_eq!(black(16), 0);
+    }
+}
