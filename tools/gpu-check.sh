@@ -46,7 +46,7 @@ for line in sys.stdin:
   mkdir -p .gl /tmp/apt-lists/partial
   local apt=(-oAPT::Architecture=amd64 -oDir::State::Lists=/tmp/apt-lists)
   apt-get "${apt[@]}" update >/dev/null
-  (cd .gl && apt-get "${apt[@]}" download libvulkan1)
+  (cd .gl && apt-get "${apt[@]}" download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 }
 
 run() {
@@ -54,12 +54,18 @@ run() {
   mkdir -p "$out"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
   tar -C .gpu -xJf .gpu/lrp-grad-gpu.tar.xz
-  if ! ldconfig -p | grep -q libvulkan.so.1; then
-    for f in .gl/*.deb; do dpkg -x "$f" /; done
-    ldconfig
-  fi
-  local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
+  # The Vulkan loader and the GL vendor-neutral dispatch the NVIDIA driver's ICD needs.
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  local icd
+  for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json \
+    /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
+    if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
+  done
+  local egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+  if [ -f "$egl" ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$egl; fi
+  echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
+  if [ -n "${VK_DRIVER_FILES:-}" ]; then cat "$VK_DRIVER_FILES"; fi
   local root
   root=$(cat .gpu/bin/build-root)
   if [ "$root" != "$PWD" ] && [ ! -e "$root" ]; then
