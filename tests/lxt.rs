@@ -13,7 +13,8 @@ use burn::nn::Gelu;
 use common::zennit::read_f32_tensors;
 use common::{ConvGeometry, conv, linear, tensor, values};
 use lrp_grad::{
-    AddParam, Composite, Explainer, FeatureShape, Graph, LayerNorm, NodeId, Strategy, Target,
+    AddParam, Composite, Explainer, FeatureShape, Graph, LayerNorm, NodeId, Prepend, Strategy,
+    Target,
 };
 use serde_json::Value;
 
@@ -114,7 +115,9 @@ fn model(kind: &str, meta: &Value, w: &Tensors) -> Graph {
         eps: meta["layer_norm_eps"].as_f64().unwrap(),
     };
     let mut x = b.g.input();
-    if kind == "vit" {
+    let cls = kind == "vit-cls";
+    let patches = if cls { tokens - 1 } else { tokens };
+    if kind.starts_with("vit") {
         let (_, weight) = &w["patch.weight"];
         let geometry = ConvGeometry {
             in_channels: 1,
@@ -127,8 +130,13 @@ fn model(kind: &str, meta: &Value, w: &Tensors) -> Graph {
         };
         let patch = conv(geometry, weight, Some(b.get("patch.bias")));
         x = b.g.layer("patch", patch, x);
-        x = b.g.reshape("tokens", [d, tokens], x);
+        x = b.g.reshape("tokens", [d, patches], x);
         x = b.g.permute("to_tokens", [1, 0], x);
+    }
+    if cls {
+        let token = tensor(b.get("cls").to_vec(), [1, d]);
+        let token = Prepend::new(token, FeatureShape::sequence(1, d), 0);
+        x = b.g.prepend("cls", token, x);
     }
     let pos = AddParam::new(
         tensor(b.get("pos").to_vec(), [tokens, d]),
@@ -139,7 +147,12 @@ fn model(kind: &str, meta: &Value, w: &Tensors) -> Graph {
         x = b.block(block, x);
     }
     x = b.norm("ln", x);
-    x = b.g.mean("pool", 0, x);
+    x = if cls {
+        let first = b.g.slice("cls_out", 0, (0, 1), x);
+        b.g.reshape("pooled", [d], first)
+    } else {
+        b.g.mean("pool", 0, x)
+    };
     b.dense("head", x);
     b.g
 }
@@ -232,6 +245,13 @@ fn a_vision_transformer_on_patches_matches_lxt() {
     check("vit", Source::Weights);
 }
 
+/// A class token placed before the patches (`Prepend`) and read back as the pooled feature
+/// (`Slice`): relevance reaching the token itself is not passed on, as in LXT.
+#[test]
+fn a_vision_transformer_with_a_class_token_matches_lxt() {
+    check("vit-cls", Source::Weights);
+}
+
 /// The same models from their `torch.onnx.export` files: layer norms, products of
 /// activations, softmax, GELU (an op, or at opset 18 its erf pattern), the token mean and the
 /// positional constant come through the ONNX import with AttnLRP's rules.
@@ -240,6 +260,8 @@ fn the_onnx_exports_match_lxt() {
     check("encoder", Source::Onnx("model.onnx"));
     check("encoder", Source::Onnx("model-opset18.onnx"));
     check("vit", Source::Onnx("model.onnx"));
+    // torch.cat with the class token and x[:, 0] arrive as Concat(constant, x) and Gather.
+    check("vit-cls", Source::Onnx("model.onnx"));
 }
 
 /// A text model from its ONNX export: token ids in (the embedding lookup taken out of the

@@ -8,6 +8,6 @@ venv="${VENV:-$here/.venv}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install --quiet torch==2.15.0 safetensors numpy onnx onnxscript
+"$venv/bin/pip" install --quiet torch==2.15.0 torchvision==0.29.2 safetensors numpy onnx onnxscript
 "$venv/bin/pip" install --quiet --no-deps lxt==2.1
 "$venv/bin/python" "$here/transformers.py" "$@"

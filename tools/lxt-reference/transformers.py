@@ -10,6 +10,8 @@ backward pass returns relevance instead of gradients:
            a final layer norm, the mean over tokens, a classifier (4 classes)
   vit      a one-channel 12×12 image, 4×4 patches by a strided conv (8 channels), flattened
            and transposed to [9, 8] tokens, then as `encoder` with one block
+  vit-cls  as `vit`, with a learned class token placed first (torch.cat) whose output feeds the
+           classifier (x[:, 0]) instead of the token mean
   text     token ids [T=6] from a 16-word vocabulary (vocab.txt), an embedding table, then as
            `encoder` with one block; relevance is taken at the embeddings [T, 8] (LXT's
            convention: the relevance of a token is the sum over its embedding)
@@ -63,8 +65,8 @@ def block_weights(prefix, g):
 
 VOCAB = ["[pad]", "the", "a", "film", "plot", "was", "is", "not", "very", "good", "bad",
          "boring", "great", "and", "but", "!"]
-TOKENS = {"encoder": 5, "vit": 9, "text": 6}
-BLOCKS = {"encoder": 2, "vit": 1, "text": 1}
+TOKENS = {"encoder": 5, "vit": 9, "vit-cls": 10, "text": 6}
+BLOCKS = {"encoder": 2, "vit": 1, "vit-cls": 1, "text": 1}
 
 
 def make_weights(kind, seed):
@@ -73,7 +75,9 @@ def make_weights(kind, seed):
     w = {"pos": 0.5 * torch.randn(tokens, D, generator=g)}
     if kind == "text":
         w["embedding.weight"] = torch.randn(len(VOCAB), D, generator=g)
-    if kind == "vit":
+    if kind == "vit-cls":
+        w["cls"] = 0.5 * torch.randn(1, D, generator=g)
+    if kind in ("vit", "vit-cls"):
         w["patch.weight"] = torch.randn(D, 1, 4, 4, generator=g) / 4
         w["patch.bias"] = 0.1 * torch.randn(D, generator=g)
     for b in range(BLOCKS[kind]):
@@ -127,9 +131,11 @@ class Ops:
 
 def forward(kind, w, x, ops):
     """x: the input, or for `text` the embeddings (see `embed`)."""
-    if kind == "vit":
+    if kind in ("vit", "vit-cls"):
         x = ops.conv(x, w["patch.weight"], w["patch.bias"])  # [N, D, 3, 3]
         x = x.flatten(2).transpose(1, 2)  # [N, 9, D]
+    if kind == "vit-cls":  # a class token first; its output is the pooled feature
+        x = torch.cat([w["cls"].expand(x.shape[0], 1, D), x], 1)
     x = ops.add(x, w["pos"].expand_as(x))
     n, t, _ = x.shape
     for b in range(BLOCKS[kind]):
@@ -142,7 +148,8 @@ def forward(kind, w, x, ops):
         h = ops.layer_norm(x, *p("ln2"))
         x = ops.add(x, ops.linear(ops.gelu(ops.linear(h, *p("fc1"))), *p("fc2")))
     x = ops.layer_norm(x, w["ln.weight"], w["ln.bias"])
-    return ops.linear(ops.mean(x), w["head.weight"], w["head.bias"])
+    pooled = x[:, 0] if kind == "vit-cls" else ops.mean(x)
+    return ops.linear(pooled, w["head.weight"], w["head.bias"])
 
 
 def embed(w, ids):
@@ -182,7 +189,8 @@ def relevance(kind, w, x, mode, dtype):
 
 
 def main():
-    for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1), ("text", (6,), 2)):
+    for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1), ("text", (6,), 2),
+                              ("vit-cls", (1, 12, 12), 4)):
         w = make_weights(kind, seed)
         g = torch.Generator().manual_seed(seed + 10)
         if kind == "text":
@@ -222,6 +230,8 @@ def main():
                 "blocks": BLOCKS[kind], "cases": cases,
                 "torch": torch.__version__, "lxt": "2.1", "onnx": "model.onnx (dynamo exporter)"}
         (folder / "cases.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
 
 
 if __name__ == "__main__":

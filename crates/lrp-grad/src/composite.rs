@@ -360,6 +360,7 @@ fn base(op: &Op, index: usize) -> Result<Propagation> {
         | Op::Permute(_)
         | Op::Scale(_)
         | Op::Slice(_)
+        | Op::Prepend(_)
         | Op::LayerNorm(_) => {
             return Ok(Propagation::Pass);
         }
@@ -433,7 +434,8 @@ fn pair(rule: &Rule, op: &Op, index: usize) -> Result<Propagation> {
         | Op::Reshape(_)
         | Op::Permute(_)
         | Op::Scale(_)
-        | Op::Slice(_) => {
+        | Op::Slice(_)
+        | Op::Prepend(_) => {
             return match rule {
                 Rule::Pass => Ok(Propagation::Pass),
                 _ => Err(mismatch(

@@ -135,6 +135,10 @@ impl LrpGraph<'_> {
             // The gate is a constant: all relevance stays with the gated value.
             (_, Step::Route(Routing::Gate)) => vec![(inputs[0], r)],
             (_, Step::Route(Routing::Scale)) => vec![(inputs[0], r)],
+            (_, Step::Route(Routing::Prepend { axis, skip })) => {
+                let length = a.dims()[*axis];
+                vec![(inputs[0], r.narrow(*axis, *skip, length))]
+            }
             (_, Step::Route(Routing::Slice { axis, start })) => {
                 let mut ranges: Vec<std::ops::Range<usize>> =
                     a.dims().iter().map(|&d| 0..d).collect();
@@ -356,7 +360,9 @@ pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
                 | Layer::Dropout(_)
                 | Layer::Identity(_),
             ) => first,
-            Op::Layer(_) | Op::LayerNorm(_) | Op::AddParam(_) | Op::MatMul(_) => false,
+            Op::Layer(_) | Op::LayerNorm(_) | Op::AddParam(_) | Op::MatMul(_) | Op::Prepend(_) => {
+                false
+            }
             Op::Softmax(_) => true,
             Op::Scale(scale) => first && scale.factor >= 0.0,
             Op::Add(_)

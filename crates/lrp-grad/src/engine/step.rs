@@ -66,6 +66,13 @@ pub(crate) enum Routing<'a> {
     Permute(&'a [usize]),
     /// Unchanged (multiplication by a constant).
     Scale,
+    /// The part after the learned tensor's `skip` entries along the internal axis.
+    Prepend {
+        /// The internal axis.
+        axis: usize,
+        /// How many entries the learned tensor holds along it.
+        skip: usize,
+    },
     /// Put back at `start` along the internal axis, zeros elsewhere.
     Slice {
         /// The internal axis.
@@ -143,6 +150,10 @@ impl<'a> Step<'a> {
             },
             (Op::Softmax(_), Propagation::Block) => Step::Block,
             (Op::Scale(_), _) => Step::Route(Routing::Scale),
+            (Op::Prepend(prepend), _) => Step::Route(Routing::Prepend {
+                axis: input.internal_axis(prepend.axis),
+                skip: prepend.dims[prepend.axis],
+            }),
             (Op::Slice(slice), _) => Step::Route(Routing::Slice {
                 axis: input.internal_axis(slice.axis),
                 start: slice.start,

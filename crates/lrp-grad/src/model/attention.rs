@@ -80,6 +80,58 @@ impl AddParam {
     }
 }
 
+/// A learned tensor placed before the value along a per-sample axis (a class token:
+/// `[cls; x]` along the tokens); relevance that reaches it is not passed on.
+#[derive(Module, Debug)]
+pub struct Prepend {
+    /// The per-sample axis.
+    pub axis: usize,
+    /// The tensor, in the internal layout of one sample of its per-sample shape.
+    pub value: Param<Tensor<4>>,
+    /// Its per-sample dims (the value's, but `axis` may differ).
+    pub dims: Vec<usize>,
+}
+
+impl Prepend {
+    /// `values` of per-sample `shape`, placed before the value along `axis`.
+    pub fn new<const D: usize>(values: Tensor<D>, shape: FeatureShape, axis: usize) -> Self {
+        Self {
+            axis,
+            value: Param::from_tensor(values.reshape(shape.batched(1))),
+            dims: shape.dims(),
+        }
+    }
+
+    /// The forward pass on the internal layout; `input` is the value's per-sample shape.
+    pub(crate) fn forward_internal(&self, x: Tensor<4>, input: FeatureShape) -> Tensor<4> {
+        let n = x.dims()[0];
+        let mut dims = self.value.dims();
+        dims[0] = n;
+        let value = self.value.val().expand(dims);
+        Tensor::cat(vec![value, x], input.internal_axis(self.axis))
+    }
+}
+
+pub(crate) fn prepend_shape(prepend: &Prepend, input: FeatureShape) -> ShapeResult {
+    axis_check(prepend.axis, input)?;
+    let dims = input.dims();
+    let fits = prepend.dims.len() == dims.len()
+        && dims
+            .iter()
+            .zip(&prepend.dims)
+            .enumerate()
+            .all(|(i, (a, b))| i == prepend.axis || a == b);
+    if !fits {
+        return Err(format!(
+            "the learned tensor {:?} cannot be placed before per-sample shape {input} along axis {}",
+            prepend.dims, prepend.axis
+        ));
+    }
+    let mut out = dims;
+    out[prepend.axis] += prepend.dims[prepend.axis];
+    FeatureShape::new(&out).map_err(|e| e.to_string())
+}
+
 /// Layer normalization over the last per-sample axis: `(x − mean)/√(var + ε)·γ + β`.
 ///
 /// lrp-grad's own module (Burn's `LayerNorm` keeps its ε private, and the rules need it): train

@@ -33,9 +33,9 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use super::attention::{
-    AddParam, LayerNorm, MatMul, Mean, Mul, Scale, Slice, Softmax, add_param_shape, axis_check,
-    last_axis, layer_norm_shape, matmul, matmul_shape, mean_internal, mean_shape, slice_internal,
-    slice_shape, softmax_internal,
+    AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, Scale, Slice, Softmax, add_param_shape,
+    axis_check, last_axis, layer_norm_shape, matmul, matmul_shape, mean_internal, mean_shape,
+    prepend_shape, slice_internal, slice_shape, softmax_internal,
 };
 use super::shape::FeatureShape;
 use super::{Layer, Sequential, to_internal};
@@ -127,6 +127,8 @@ pub enum Op {
     Mean(Mean),
     /// A slice along an axis.
     Slice(Slice),
+    /// A learned tensor placed before the value (a class token).
+    Prepend(Prepend),
 }
 
 impl Op {
@@ -147,6 +149,7 @@ impl Op {
             Op::Scale(_) => "scale",
             Op::Mean(_) => "mean",
             Op::Slice(_) => "slice",
+            Op::Prepend(_) => "prepend",
         }
     }
 
@@ -329,6 +332,11 @@ impl Graph {
         self.push(name, Op::Slice(Slice { axis, start, len }), [x])
     }
 
+    /// A learned tensor placed before `x` along the per-sample `axis` (a class token).
+    pub fn prepend(&mut self, name: impl Into<String>, value: Prepend, x: NodeId) -> NodeId {
+        self.push(name, Op::Prepend(value), [x])
+    }
+
     /// The value of the model output (the last node's, or the input for an empty graph).
     pub(crate) fn output(&self) -> usize {
         self.nodes.len()
@@ -484,6 +492,7 @@ impl Op {
             Op::Scale(Scale { factor }) => inputs.remove(0).mul_scalar(*factor),
             Op::Mean(Mean { axis }) => mean_internal(inputs.remove(0), *axis, input),
             Op::Slice(slice) => slice_internal(inputs.remove(0), slice, input),
+            Op::Prepend(prepend) => prepend.forward_internal(inputs.remove(0), input),
         }
     }
 }
@@ -552,6 +561,7 @@ pub(crate) fn node_shape(
         Op::Scale(_) => Ok(inputs[0]),
         Op::Mean(Mean { axis }) => mean_shape(*axis, inputs[0]),
         Op::Slice(slice) => slice_shape(slice, inputs[0]),
+        Op::Prepend(prepend) => prepend_shape(prepend, inputs[0]),
     }
     .map_err(structure)
 }
@@ -568,7 +578,8 @@ impl Op {
             | Op::AddParam(_)
             | Op::Scale(_)
             | Op::Mean(_)
-            | Op::Slice(_) => ("one input", |n| n == 1),
+            | Op::Slice(_)
+            | Op::Prepend(_) => ("one input", |n| n == 1),
             Op::Add(_) => ("two or more inputs", |n| n >= 2),
             Op::Concat(_) => ("one or more inputs", |n| n >= 1),
             Op::Gate(_) => ("two inputs (the value and its gate)", |n| n == 2),

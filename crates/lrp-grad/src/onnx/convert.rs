@@ -27,8 +27,8 @@ MatMul of two activations, Add (of activations, or of a constant of the value's 
 a gate, or by a scalar constant), Div by a scalar constant, Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
 Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, Softmax, LayerNormalization (last axis), MaxPool, AveragePool, \
 GlobalAveragePool, ReduceMean (over the spatial axes, or one axis of a sequence), Flatten, Reshape, Squeeze, \
-Unsqueeze, Transpose, Slice (one axis, step 1), BatchNormalization, Dropout, Identity; a final Softmax is \
-dropped (the logits are explained)";
+Unsqueeze, Transpose, Gather of one constant index (a class token), Concat of a constant before an activation \
+(a class token), BatchNormalization, Dropout, Identity; a final Softmax is dropped (the logits are explained)";
 
 /// An activation of the graph being built: its value and per-sample shape.
 #[derive(Clone, Debug)]
@@ -195,6 +195,7 @@ impl<'a> Converter<'a> {
             OnnxNode::Div(_) => self.div(node),
             OnnxNode::Softmax(n) => self.softmax(node, n.config.axis),
             OnnxNode::LayerNormalization(n) => self.layer_norm(node, &n.config),
+            OnnxNode::Gather(n) => self.gather(node, n.config.axis),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
             _ => self.activation(node),
         }
@@ -552,15 +553,74 @@ impl<'a> Converter<'a> {
         self.push(node, Op::Gate(crate::model::Gate), &[x, gate])
     }
 
+    /// A concatenation of activations, or constants before one activation (a class token).
     fn concat(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
         if axis == 0 {
             return Err("concatenation along the batch axis".to_string().into());
         }
-        let inputs = (0..node.inputs().len())
+        let count = node.inputs().len();
+        if count == 2
+            && self.activation_input(node, 0).is_err()
+            && let Ok(x) = self.activation_input(node, 1)
+        {
+            return self.prepend(node, x, axis - 1);
+        }
+        let inputs = (0..count)
             .map(|i| self.activation_input(node, i))
             .collect::<NodeResult<Vec<_>>>()?;
         let concat = crate::model::Concat { axis: axis - 1 };
         self.push(node, Op::Concat(concat), &inputs)
+    }
+
+    /// `Concat(constant, x)`: the constant (per sample, a leading batch axis dropped) before `x`.
+    fn prepend(&mut self, node: &OnnxNode, x: Value, axis: usize) -> Result<(), Failure> {
+        let c = constant(node, 0)?.ok_or("input 0 is missing")?;
+        let rank = x.dims().len();
+        let mut dims = c.dims.clone();
+        if dims.len() == rank + 1 {
+            dims.remove(0);
+        }
+        let per_sample: usize = dims.iter().product();
+        let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
+        let values = Tensor::<1>::from_data(
+            burn::tensor::TensorData::new(c.values[..per_sample].to_vec(), [per_sample]),
+            self.device,
+        );
+        let prepend = crate::model::Prepend::new(values, shape, axis);
+        self.push(node, Op::Prepend(prepend), &[x])
+    }
+
+    /// `Gather` of one constant index along a per-sample axis (a class token `x[:, 0]`): a slice,
+    /// then the axis dropped.
+    fn gather(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let index = constant(node, 1)?.ok_or("the index is missing")?;
+        let [i] = index.values[..] else {
+            return Err(format!(
+                "gathers indices of shape {:?}; lrp-grad takes one constant index (a slice)",
+                index.dims
+            )
+            .into());
+        };
+        if axis == 0 || i < 0.0 {
+            return Err("gathers along the batch axis or at a negative index".into());
+        }
+        let slice = crate::model::Slice {
+            axis: axis - 1,
+            start: i as usize,
+            len: 1,
+        };
+        let id = self.graph.push(
+            format!("{}.slice", unique_name(node)),
+            Op::Slice(slice),
+            [x.id],
+        );
+        let mut dims = x.dims();
+        dims[axis - 1] = 1;
+        let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
+        // A scalar index drops the axis (the parser does not always know the output shape).
+        dims.remove(axis - 1);
+        self.reshape_to(node, Value { id, shape }, dims)
     }
 
     fn flatten(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
