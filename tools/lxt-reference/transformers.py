@@ -13,7 +13,7 @@ backward pass returns relevance instead of gradients:
   vit-cls  as `vit`, with a learned class token placed first (torch.cat) whose output feeds the
            classifier (x[:, 0]) instead of the token mean
   text     token ids [T=6] from a 16-word vocabulary (vocab.txt), an embedding table, then as
-           `encoder` with one block; relevance is taken at the embeddings [T, 8] (LXT's
+           `encoder` with one block whose MLP is gated (gelu(fc1(h)) · up(h), LXT's `mul2`); relevance is taken at the embeddings [T, 8] (LXT's
            convention: the relevance of a token is the sum over its embedding)
 
 AttnLRP is LXT's rule set as it is: `linear_epsilon` (ε = 1e-6) on dense layers and
@@ -47,7 +47,7 @@ OUT = ROOT / "tests" / "fixtures" / "lxt"
 D, HEADS, HIDDEN, CLASSES, LN_EPS = 8, 2, 16, 4, 1e-5
 
 
-def block_weights(prefix, g):
+def block_weights(prefix, g, gated=False):
     def dense(name, i, o):
         return {f"{prefix}.{name}.weight": torch.randn(o, i, generator=g) / math.sqrt(i),
                 f"{prefix}.{name}.bias": 0.1 * torch.randn(o, generator=g)}
@@ -60,6 +60,8 @@ def block_weights(prefix, g):
     for part in (norm("ln1"), dense("q", D, D), dense("k", D, D), dense("v", D, D),
                  dense("o", D, D), norm("ln2"), dense("fc1", D, HIDDEN), dense("fc2", HIDDEN, D)):
         w.update(part)
+    if gated:
+        w.update(dense("up", D, HIDDEN))
     return w
 
 
@@ -81,7 +83,7 @@ def make_weights(kind, seed):
         w["patch.weight"] = torch.randn(D, 1, 4, 4, generator=g) / 4
         w["patch.bias"] = 0.1 * torch.randn(D, generator=g)
     for b in range(BLOCKS[kind]):
-        w.update(block_weights(f"block{b}", g))
+        w.update(block_weights(f"block{b}", g, gated=kind == "text"))
     w["ln.weight"] = 1 + 0.2 * torch.randn(D, generator=g)
     w["ln.bias"] = 0.1 * torch.randn(D, generator=g)
     w["head.weight"] = torch.randn(CLASSES, D, generator=g) / math.sqrt(D)
@@ -110,6 +112,9 @@ class Ops:
         if self.mode == "plain":
             return F.layer_norm(x, (D,), w, b, LN_EPS)
         return lf.layer_norm(x, w, b, LN_EPS)
+
+    def mul(self, a, b):
+        return a * b if self.mode == "plain" else lf.mul2(a, b)
 
     def gelu(self, x):
         return F.gelu(x) if self.mode == "plain" else identity(F.gelu, x)
@@ -146,7 +151,10 @@ def forward(kind, w, x, ops):
         context = ops.attention(q, k, v).transpose(1, 2).reshape(n, t, D)
         x = ops.add(x, ops.linear(context, *p("o")))
         h = ops.layer_norm(x, *p("ln2"))
-        x = ops.add(x, ops.linear(ops.gelu(ops.linear(h, *p("fc1"))), *p("fc2")))
+        m = ops.gelu(ops.linear(h, *p("fc1")))
+        if kind == "text":  # a gated MLP: gelu(fc1(h)) · up(h), uniform in AttnLRP (mul2)
+            m = ops.mul(m, ops.linear(h, *p("up")))
+        x = ops.add(x, ops.linear(m, *p("fc2")))
     x = ops.layer_norm(x, w["ln.weight"], w["ln.bias"])
     pooled = x[:, 0] if kind == "vit-cls" else ops.mean(x)
     return ops.linear(pooled, w["head.weight"], w["head.bias"])

@@ -287,11 +287,17 @@ pub(crate) fn device() -> Result<Device> {
     let Ok(name) = std::env::var("BURN_DEVICE") else {
         return Ok(Device::default());
     };
+    // A GPU backend may only fail when first used (no adapter): one tiny read-back finds out.
+    let probe = || {
+        let device = Device::default();
+        Tensor::<1>::zeros([1], &device).into_scalar::<f32>();
+        device
+    };
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let device = std::panic::catch_unwind(Device::default);
+    let device = std::panic::catch_unwind(probe);
     std::panic::set_hook(hook);
-    device.map_err(|_| anyhow!("BURN_DEVICE={name}: this build of lrp-grad has no such backend (unset it to use the default CPU backend)"))
+    device.map_err(|_| anyhow!("BURN_DEVICE={name}: this build of lrp-grad has no such backend, or the device cannot be opened (unset it to use the default CPU backend)"))
 }
 
 /// A batch of per-sample `shape` values as a tensor of rank 2, 3 or 4 (the model's own).

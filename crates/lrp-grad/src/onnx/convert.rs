@@ -24,7 +24,7 @@ use crate::model::{FeatureShape, Flatten, Graph, Layer, NodeId, Op};
 /// The operators [`super::load`] translates (in messages).
 pub(super) const SUPPORTED: &str = "Conv, Gemm/MatMul with a constant weight (+ Add of a bias), \
 MatMul of two activations, Add (of activations, or of a constant of the value's shape), Mul (x·sigmoid(x) as SiLU, \
-a gate, or by a scalar constant), Div by a scalar constant, Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
+a uniform product of two activations of one shape, a gate for a broadcast factor, or by a scalar constant), Div by a scalar constant, Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
 Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, Softmax, LayerNormalization (last axis), MaxPool, AveragePool, \
 GlobalAveragePool, ReduceMean (over the spatial axes, or one axis of a sequence), Flatten, Reshape, Squeeze, \
 Unsqueeze, Transpose, Gather of one constant index (a class token), Concat of a constant before an activation \
@@ -545,6 +545,11 @@ impl<'a> Converter<'a> {
             } => return self.scale(node, a, &c, false),
             Other { value, .. } => value.expect("an activation or a constant"),
         };
+        // Factors of one shape (a gated MLP's act(g)·u): AttnLRP's uniform product. A smaller
+        // factor broadcast over the other (squeeze-excitation) is a gate.
+        if a.shape == b.shape {
+            return self.push(node, Op::Mul(crate::model::Mul), &[a, b]);
+        }
         let (x, gate) = if b.shape.numel() <= a.shape.numel() {
             (a, b)
         } else {

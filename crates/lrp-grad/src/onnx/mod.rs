@@ -22,7 +22,8 @@
 //! dense layer feeds them alone, [`Rule::Pass`](crate::Rule::Pass) elsewhere). A final
 //! `Softmax` is dropped: the logits before it are explained (LRP explains scores that are
 //! sums of evidence, which the logits are and normalised probabilities are not).
-//! `x · sigmoid(x)` becomes one SiLU activation; any other product of two activations is a
+//! `x · sigmoid(x)` becomes one SiLU activation (and GELU's erf pattern one GELU); a product of
+//! two activations of one shape is a uniform [`Mul`](crate::Mul), one of a broadcast factor a
 //! [`Gate`](crate::Gate). Every other operator is translated one to one, or refused
 //! with an [`OnnxError`] naming the node, before anything runs.
 //!
