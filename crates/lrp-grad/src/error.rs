@@ -237,6 +237,16 @@ pub enum Error {
     #[error(transparent)]
     Load(#[from] crate::interchange::LoadError),
 
+    /// A heatmap that could not be drawn (so that `?` works across explaining and drawing).
+    #[cfg(feature = "heatmap")]
+    #[error(transparent)]
+    Heatmap(#[from] crate::heatmap::HeatmapError),
+
+    /// An image file that could not be read as an input.
+    #[cfg(feature = "images")]
+    #[error(transparent)]
+    Image(#[from] crate::preprocess::ImageError),
+
     /// An ONNX model that could not be loaded (so that `?` works across loading and explaining).
     #[cfg(feature = "onnx")]
     #[error(transparent)]
@@ -245,3 +255,23 @@ pub enum Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    /// Loading, explaining and drawing share one error type, so `?` works across them.
+    #[cfg(all(feature = "interchange", feature = "heatmap"))]
+    #[test]
+    fn load_and_heatmap_errors_convert_with_question_mark() {
+        fn run() -> crate::Result<()> {
+            let missing = std::path::Path::new("/nonexistent/model.json");
+            crate::interchange::ModelSpec::read(missing)?;
+            Ok(())
+        }
+        fn draw() -> crate::Result<()> {
+            crate::heatmap::ColorMap::new("no-such-map")?;
+            Ok(())
+        }
+        assert!(matches!(run(), Err(crate::Error::Load(_))));
+        assert!(matches!(draw(), Err(crate::Error::Heatmap(_))));
+    }
+}
