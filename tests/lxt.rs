@@ -262,6 +262,10 @@ fn the_onnx_exports_match_lxt() {
     check("vit", Source::Onnx("model.onnx"));
     // torch.cat with the class token and x[:, 0] arrive as Concat(constant, x) and Gather.
     check("vit-cls", Source::Onnx("model.onnx"));
+    // LLaMA's pattern: RMS norms (Pow, ReduceMean, Add, Sqrt, Reciprocal, Mul, Mul: one RMS
+    // norm, LXT's identity rule) and SiLU-gated MLPs (x·sigmoid(x) → SiLU; the gate product
+    // uniform).
+    check("llama", Source::Onnx("model.onnx"));
 }
 
 /// A text model from its ONNX export: token ids in (the embedding lookup taken out of the

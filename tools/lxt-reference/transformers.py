@@ -12,6 +12,8 @@ backward pass returns relevance instead of gradients:
            and transposed to [9, 8] tokens, then as `encoder` with one block
   vit-cls  as `vit`, with a learned class token placed first (torch.cat) whose output feeds the
            classifier (x[:, 0]) instead of the token mean
+  llama    embeddings [5, 8], 2 blocks in LLaMA's pattern: RMS norms (LXT's identity rule),
+           attention, a SiLU-gated MLP (silu(fc1(h)) · up(h)), a final RMS norm, the token mean
   text     token ids [T=6] from a 16-word vocabulary (vocab.txt), an embedding table, then as
            `encoder` with one block whose MLP is gated (gelu(fc1(h)) · up(h), LXT's `mul2`); relevance is taken at the embeddings [T, 8] (LXT's
            convention: the relevance of a token is the sum over its embedding)
@@ -67,8 +69,8 @@ def block_weights(prefix, g, gated=False):
 
 VOCAB = ["[pad]", "the", "a", "film", "plot", "was", "is", "not", "very", "good", "bad",
          "boring", "great", "and", "but", "!"]
-TOKENS = {"encoder": 5, "vit": 9, "vit-cls": 10, "text": 6}
-BLOCKS = {"encoder": 2, "vit": 1, "vit-cls": 1, "text": 1}
+TOKENS = {"encoder": 5, "vit": 9, "vit-cls": 10, "text": 6, "llama": 5}
+BLOCKS = {"encoder": 2, "vit": 1, "vit-cls": 1, "text": 1, "llama": 2}
 
 
 def make_weights(kind, seed):
@@ -83,7 +85,7 @@ def make_weights(kind, seed):
         w["patch.weight"] = torch.randn(D, 1, 4, 4, generator=g) / 4
         w["patch.bias"] = 0.1 * torch.randn(D, generator=g)
     for b in range(BLOCKS[kind]):
-        w.update(block_weights(f"block{b}", g, gated=kind == "text"))
+        w.update(block_weights(f"block{b}", g, gated=kind in ("text", "llama")))
     w["ln.weight"] = 1 + 0.2 * torch.randn(D, generator=g)
     w["ln.bias"] = 0.1 * torch.randn(D, generator=g)
     w["head.weight"] = torch.randn(CLASSES, D, generator=g) / math.sqrt(D)
@@ -116,6 +118,14 @@ class Ops:
     def mul(self, a, b):
         return a * b if self.mode == "plain" else lf.mul2(a, b)
 
+    def rms_norm(self, x, w):
+        if self.mode == "plain":
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + LN_EPS) * w
+        return lf.rms_norm_identity(x, w, LN_EPS)
+
+    def silu(self, x):
+        return x * torch.sigmoid(x) if self.mode == "plain" else identity(F.silu, x)
+
     def gelu(self, x):
         return F.gelu(x) if self.mode == "plain" else identity(F.gelu, x)
 
@@ -145,17 +155,24 @@ def forward(kind, w, x, ops):
     n, t, _ = x.shape
     for b in range(BLOCKS[kind]):
         p = lambda name: (w[f"block{b}.{name}.weight"], w[f"block{b}.{name}.bias"])  # noqa: E731
-        h = ops.layer_norm(x, *p("ln1"))
+        llama = kind == "llama"
+        norm = (lambda t, name: ops.rms_norm(t, p(name)[0])) if llama else (  # noqa: E731
+            lambda t, name: ops.layer_norm(t, *p(name)))
+        h = norm(x, "ln1")
         heads = lambda y: y.reshape(n, t, HEADS, D // HEADS).transpose(1, 2)  # noqa: E731
         q, k, v = (heads(ops.linear(h, *p(name))) for name in ("q", "k", "v"))
         context = ops.attention(q, k, v).transpose(1, 2).reshape(n, t, D)
         x = ops.add(x, ops.linear(context, *p("o")))
-        h = ops.layer_norm(x, *p("ln2"))
-        m = ops.gelu(ops.linear(h, *p("fc1")))
-        if kind == "text":  # a gated MLP: gelu(fc1(h)) · up(h), uniform in AttnLRP (mul2)
+        h = norm(x, "ln2")
+        act = ops.silu if llama else ops.gelu
+        m = act(ops.linear(h, *p("fc1")))
+        if kind in ("text", "llama"):  # a gated MLP: act(fc1(h)) · up(h), uniform (mul2)
             m = ops.mul(m, ops.linear(h, *p("up")))
         x = ops.add(x, ops.linear(m, *p("fc2")))
-    x = ops.layer_norm(x, w["ln.weight"], w["ln.bias"])
+    if kind == "llama":
+        x = ops.rms_norm(x, w["ln.weight"])
+    else:
+        x = ops.layer_norm(x, w["ln.weight"], w["ln.bias"])
     pooled = x[:, 0] if kind == "vit-cls" else ops.mean(x)
     return ops.linear(pooled, w["head.weight"], w["head.bias"])
 
@@ -198,7 +215,7 @@ def relevance(kind, w, x, mode, dtype):
 
 def main():
     for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1), ("text", (6,), 2),
-                              ("vit-cls", (1, 12, 12), 4)):
+                              ("vit-cls", (1, 12, 12), 4), ("llama", (5, D), 5)):
         w = make_weights(kind, seed)
         g = torch.Generator().manual_seed(seed + 10)
         if kind == "text":

@@ -361,7 +361,8 @@ fn base(op: &Op, index: usize) -> Result<Propagation> {
         | Op::Scale(_)
         | Op::Slice(_)
         | Op::Prepend(_)
-        | Op::LayerNorm(_) => {
+        | Op::LayerNorm(_)
+        | Op::RmsNorm(_) => {
             return Ok(Propagation::Pass);
         }
         Op::MatMul(_) => {
@@ -435,11 +436,12 @@ fn pair(rule: &Rule, op: &Op, index: usize) -> Result<Propagation> {
         | Op::Permute(_)
         | Op::Scale(_)
         | Op::Slice(_)
-        | Op::Prepend(_) => {
+        | Op::Prepend(_)
+        | Op::RmsNorm(_) => {
             return match rule {
                 Rule::Pass => Ok(Propagation::Pass),
                 _ => Err(mismatch(
-                    "concatenations, gates, reshapes, permutations, slices and scalings route relevance by position and take only pass",
+                    "concatenations, gates, reshapes, permutations, slices, scalings and RMS norms (the identity rule) take only pass",
                 )),
             };
         }

@@ -69,8 +69,8 @@ pub use methods::{
 };
 pub use model::{
     Add, AddParam, AsGraph, Builder, Concat, Eager, FeatureShape, Flatten, Gate, Graph, Layer,
-    LayerNorm, MatMul, Mean, Mul, Node, NodeId, Op, Permute, Prepend, Reshape, Scale, Sequential,
-    Slice, Softmax,
+    LayerNorm, MatMul, Mean, Mul, Node, NodeId, Op, Permute, Prepend, Reshape, RmsNorm, Scale,
+    Sequential, Slice, Softmax,
 };
 pub use rules::{
     Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,

@@ -166,6 +166,7 @@ impl LrpGraph<'_> {
             }
             (_, Step::Softmax { axis }) => vec![(inputs[0], propagate_softmax(a, z, &r, *axis))],
             (_, Step::Block) => Vec::new(),
+            (_, Step::Identity) => vec![(inputs[0], r)],
             (_, Step::Mean { axis, stabilizer }) => {
                 vec![(inputs[0], propagate_mean(a, &r, *axis, *stabilizer))]
             }
@@ -316,6 +317,11 @@ impl LrpGraph<'_> {
             }
             (Step::Softmax { axis }, _) => one_pass_softmax(inputs.remove(0), *axis),
             (Step::Block, _) => op.forward(vec![inputs.remove(0).without_autodiff()], shape),
+            (Step::Identity, _) => {
+                let x = inputs.remove(0);
+                let y = op.forward(vec![x.clone().without_autodiff()], shape);
+                one_pass_identity(x, y)
+            }
             (Step::Mean { axis, stabilizer }, _) => {
                 let n = inputs[0].dims()[0];
                 let out = self.shapes[k + 1].batched(n);
@@ -360,9 +366,12 @@ pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
                 | Layer::Dropout(_)
                 | Layer::Identity(_),
             ) => first,
-            Op::Layer(_) | Op::LayerNorm(_) | Op::AddParam(_) | Op::MatMul(_) | Op::Prepend(_) => {
-                false
-            }
+            Op::Layer(_)
+            | Op::LayerNorm(_)
+            | Op::RmsNorm(_)
+            | Op::AddParam(_)
+            | Op::MatMul(_)
+            | Op::Prepend(_) => false,
             Op::Softmax(_) => true,
             Op::Scale(scale) => first && scale.factor >= 0.0,
             Op::Add(_)

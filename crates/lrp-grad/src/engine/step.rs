@@ -45,6 +45,8 @@ pub(crate) enum Step<'a> {
         /// The stabilizer of `Σx`.
         stabilizer: Stabilizer,
     },
+    /// Relevance unchanged through a map of one shape (RMS norm's identity rule).
+    Identity,
     /// Layer norm: the ε rule through `x − mean` (a stabilizer), or the identity (none).
     LayerNorm {
         /// The layer.
@@ -145,6 +147,7 @@ impl<'a> Step<'a> {
                 stabilizer: None,
             },
             (Op::Mul(_), Propagation::Uniform) => Step::Uniform,
+            (Op::RmsNorm(_), Propagation::Pass) => Step::Identity,
             (Op::Softmax(softmax), Propagation::Gradient) => Step::Softmax {
                 axis: input.internal_axis(softmax.axis),
             },
@@ -165,7 +168,8 @@ impl<'a> Step<'a> {
                 | Op::Mean(_)
                 | Op::LayerNorm(_)
                 | Op::Mul(_)
-                | Op::Softmax(_),
+                | Op::Softmax(_)
+                | Op::RmsNorm(_),
                 _,
             ) => return None,
             (Op::Concat(concat), _) => {
@@ -200,6 +204,7 @@ impl<'a> Step<'a> {
             | Step::Softmax { .. }
             | Step::Block
             | Step::Mean { .. }
+            | Step::Identity
             | Step::LayerNorm { .. } => true,
         }
     }

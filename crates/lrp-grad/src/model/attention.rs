@@ -187,6 +187,54 @@ impl LayerNorm {
     }
 }
 
+/// RMS normalization over the last per-sample axis: `x / √(mean(x²) + ε) · γ` (LLaMA's). Its
+/// AttnLRP rule is the identity (LXT's `rms_norm_identity`).
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    /// Scale γ, one per feature.
+    pub gamma: Param<Tensor<1>>,
+    /// ε under the square root.
+    pub epsilon: f64,
+}
+
+impl RmsNorm {
+    /// γ = 1 over `d_model` features.
+    pub fn new(d_model: usize, epsilon: f64, device: &Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([d_model], device)),
+            epsilon,
+        }
+    }
+
+    /// The number of features it normalizes.
+    pub fn d_model(&self) -> usize {
+        self.gamma.dims()[0]
+    }
+
+    /// The forward pass on the internal layout, normalizing the internal `axis`.
+    pub(crate) fn forward_axis(&self, x: Tensor<4>, axis: usize) -> Tensor<4> {
+        let rms = x
+            .clone()
+            .square()
+            .mean_dim(axis)
+            .add_scalar(self.epsilon)
+            .sqrt();
+        let mut dims = [1; 4];
+        dims[axis] = self.d_model();
+        x / rms * self.gamma.val().reshape(dims)
+    }
+}
+
+pub(crate) fn rms_norm_shape(norm: &RmsNorm, input: FeatureShape) -> ShapeResult {
+    if input.last() != norm.d_model() {
+        return Err(format!(
+            "RMS norm over {} features does not fit per-sample shape {input}",
+            norm.d_model()
+        ));
+    }
+    Ok(input)
+}
+
 /// `A·B` on the internal layout (`[N, 1, M, K]·[N, 1, K, P]` or `[N, H, M, K]·[N, H, K, P]`).
 pub(crate) fn matmul(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
     a.matmul(b)

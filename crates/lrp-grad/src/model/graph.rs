@@ -33,9 +33,9 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use super::attention::{
-    AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, Scale, Slice, Softmax, add_param_shape,
-    axis_check, last_axis, layer_norm_shape, matmul, matmul_shape, mean_internal, mean_shape,
-    prepend_shape, slice_internal, slice_shape, softmax_internal,
+    AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
+    add_param_shape, axis_check, last_axis, layer_norm_shape, matmul, matmul_shape, mean_internal,
+    mean_shape, prepend_shape, rms_norm_shape, slice_internal, slice_shape, softmax_internal,
 };
 use super::shape::FeatureShape;
 use super::{Layer, Sequential, to_internal};
@@ -129,6 +129,8 @@ pub enum Op {
     Slice(Slice),
     /// A learned tensor placed before the value (a class token).
     Prepend(Prepend),
+    /// RMS normalization over the last axis.
+    RmsNorm(RmsNorm),
 }
 
 impl Op {
@@ -150,6 +152,7 @@ impl Op {
             Op::Mean(_) => "mean",
             Op::Slice(_) => "slice",
             Op::Prepend(_) => "prepend",
+            Op::RmsNorm(_) => "rms_norm",
         }
     }
 
@@ -332,6 +335,11 @@ impl Graph {
         self.push(name, Op::Slice(Slice { axis, start, len }), [x])
     }
 
+    /// RMS normalization of `x` over its last axis.
+    pub fn rms_norm(&mut self, name: impl Into<String>, norm: RmsNorm, x: NodeId) -> NodeId {
+        self.push(name, Op::RmsNorm(norm), [x])
+    }
+
     /// A learned tensor placed before `x` along the per-sample `axis` (a class token).
     pub fn prepend(&mut self, name: impl Into<String>, value: Prepend, x: NodeId) -> NodeId {
         self.push(name, Op::Prepend(value), [x])
@@ -493,6 +501,7 @@ impl Op {
             Op::Mean(Mean { axis }) => mean_internal(inputs.remove(0), *axis, input),
             Op::Slice(slice) => slice_internal(inputs.remove(0), slice, input),
             Op::Prepend(prepend) => prepend.forward_internal(inputs.remove(0), input),
+            Op::RmsNorm(norm) => norm.forward_axis(inputs.remove(0), last_axis(input)),
         }
     }
 }
@@ -562,6 +571,7 @@ pub(crate) fn node_shape(
         Op::Mean(Mean { axis }) => mean_shape(*axis, inputs[0]),
         Op::Slice(slice) => slice_shape(slice, inputs[0]),
         Op::Prepend(prepend) => prepend_shape(prepend, inputs[0]),
+        Op::RmsNorm(norm) => rms_norm_shape(norm, inputs[0]),
     }
     .map_err(structure)
 }
@@ -579,7 +589,8 @@ impl Op {
             | Op::Scale(_)
             | Op::Mean(_)
             | Op::Slice(_)
-            | Op::Prepend(_) => ("one input", |n| n == 1),
+            | Op::Prepend(_)
+            | Op::RmsNorm(_) => ("one input", |n| n == 1),
             Op::Add(_) => ("two or more inputs", |n| n >= 2),
             Op::Concat(_) => ("one or more inputs", |n| n >= 1),
             Op::Gate(_) => ("two inputs (the value and its gate)", |n| n == 2),

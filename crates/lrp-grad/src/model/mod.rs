@@ -17,7 +17,9 @@ mod canonize;
 pub(crate) mod graph;
 pub(crate) mod shape;
 
-pub use attention::{AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, Scale, Slice, Softmax};
+pub use attention::{
+    AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
+};
 pub use builder::{Builder, Eager};
 pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
 pub use shape::FeatureShape;

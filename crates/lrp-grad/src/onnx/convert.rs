@@ -52,6 +52,8 @@ pub(super) struct Converter<'a> {
     silu: HashMap<String, String>,
     /// `Mul` nodes that end GELU's erf pattern `x · 0.5 · (1 + erf(x / √2))`, with `x`'s name.
     gelu: HashMap<String, String>,
+    /// `Mul` nodes that end RMS norm's pattern `x · 1/√(mean(x²) + ε) (· γ)`.
+    rms: HashMap<String, RmsPattern>,
     /// Nodes folded into another one (the sigmoid of a SiLU).
     folded: HashSet<String>,
 }
@@ -76,6 +78,7 @@ impl<'a> Converter<'a> {
             values,
             silu: HashMap::new(),
             gelu: HashMap::new(),
+            rms: HashMap::new(),
             folded: HashSet::new(),
         }
     }
@@ -142,6 +145,54 @@ impl<'a> Converter<'a> {
                     self.folded
                         .extend(chain.iter().map(|n| n.name().to_string()));
                 }
+            }
+        }
+    }
+
+    /// Finds RMS norm as exporters write it, `x · Reciprocal(Sqrt(ReduceMean(Pow(x, 2)) + ε))`,
+    /// optionally `· γ` with a constant `γ`, so that it becomes one RMS norm (identity rule).
+    pub fn find_rms_norm(&mut self, nodes: &[&OnnxNode]) {
+        let producer: HashMap<&str, &OnnxNode> = nodes
+            .iter()
+            .flat_map(|n| n.outputs().iter().map(move |o| (o.name.as_str(), *n)))
+            .collect();
+        let mut readers: HashMap<&str, Vec<&OnnxNode>> = HashMap::new();
+        for node in nodes {
+            for input in node.inputs() {
+                readers.entry(input.name.as_str()).or_default().push(node);
+            }
+        }
+        for node in nodes {
+            let OnnxNode::Mul(mul) = node else { continue };
+            for (x, r) in [(0, 1), (1, 0)] {
+                let (x, r) = (&mul.inputs[x].name, &mul.inputs[r].name);
+                let Some((chain, epsilon)) = rms_chain(&producer, x, r) else {
+                    continue;
+                };
+                let out = mul.outputs[0].name.as_str();
+                // A following product with a constant vector is γ.
+                let gamma = match readers.get(out).map(Vec::as_slice) {
+                    Some([OnnxNode::Mul(next)]) => [0, 1].iter().find_map(|&i| {
+                        let c = Constant::from_data(next.inputs[i].value()?).ok()?;
+                        (c.dims.len() == 1).then(|| (next.name.clone(), c))
+                    }),
+                    _ => None,
+                };
+                let (last, gamma) = match gamma {
+                    Some((name, c)) => {
+                        self.folded.insert(mul.name.clone());
+                        (name, Some(c))
+                    }
+                    None => (mul.name.clone(), None),
+                };
+                self.folded
+                    .extend(chain.iter().map(|n| n.name().to_string()));
+                let pattern = RmsPattern {
+                    x: x.clone(),
+                    epsilon,
+                    gamma,
+                };
+                self.rms.insert(last, pattern);
             }
         }
     }
@@ -530,6 +581,9 @@ impl<'a> Converter<'a> {
     /// `x · sigmoid(x)` becomes SiLU; any other product of two activations is a gate (the
     /// factor with fewer values, a squeeze-excitation's per-channel scale, is the gate).
     fn mul(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        if let Some(pattern) = self.rms.remove(node.name()) {
+            return self.rms_norm(node, pattern);
+        }
         if let Some(x) = self.gelu.get(node.name()).cloned() {
             let x = self.values[&x].clone();
             return self.push(node, Op::Layer(Gelu::new().into()), &[x]);
@@ -556,6 +610,27 @@ impl<'a> Converter<'a> {
             (b, a)
         };
         self.push(node, Op::Gate(crate::model::Gate), &[x, gate])
+    }
+
+    fn rms_norm(&mut self, node: &OnnxNode, pattern: RmsPattern) -> Result<(), Failure> {
+        let x =
+            self.values.get(&pattern.x).cloned().ok_or_else(|| {
+                format!("RMS norm of `{}`, which is not an activation", pattern.x)
+            })?;
+        let d = x.shape.last();
+        let mut norm = crate::model::RmsNorm::new(d, pattern.epsilon, self.device);
+        if let Some(gamma) = pattern.gamma {
+            if gamma.dims != [d] {
+                return Err(
+                    format!("RMS norm scale of shape {:?}; expected [{d}]", gamma.dims).into(),
+                );
+            }
+            norm.gamma = burn::module::Param::from_tensor(Tensor::from_data(
+                burn::tensor::TensorData::new(gamma.values, [d]),
+                self.device,
+            ));
+        }
+        self.push(node, Op::RmsNorm(norm), &[x])
     }
 
     /// A concatenation of activations, or constants before one activation (a class token).
@@ -782,6 +857,53 @@ fn gelu_chain<'a>(
         .filter_map(|name| producer.get(name).copied())
         .collect()
     })
+}
+
+/// An RMS norm found in the file: its input's name, ε and constant scale.
+struct RmsPattern {
+    x: String,
+    epsilon: f64,
+    gamma: Option<Constant>,
+}
+
+/// `r` = `1/√(mean(x²) + ε)` over one axis with the axis kept: the nodes from `Pow` to
+/// `Reciprocal`, and ε.
+fn rms_chain<'a>(
+    producer: &HashMap<&str, &'a OnnxNode>,
+    x: &str,
+    r: &str,
+) -> Option<(Vec<&'a OnnxNode>, f64)> {
+    let recip = producer.get(r)?;
+    let OnnxNode::Reciprocal(recip_node) = recip else {
+        return None;
+    };
+    let sqrt = producer.get(recip_node.inputs[0].name.as_str())?;
+    let OnnxNode::Sqrt(sqrt_node) = sqrt else {
+        return None;
+    };
+    let add = producer.get(sqrt_node.inputs[0].name.as_str())?;
+    let OnnxNode::Add(add_node) = add else {
+        return None;
+    };
+    let (mean_out, epsilon) = match (scalar(&add_node.inputs[0]), scalar(&add_node.inputs[1])) {
+        (None, Some(e)) => (&add_node.inputs[0].name, e),
+        (Some(e), None) => (&add_node.inputs[1].name, e),
+        _ => return None,
+    };
+    let mean = producer.get(mean_out.as_str())?;
+    let OnnxNode::ReduceMean(mean_node) = mean else {
+        return None;
+    };
+    let one_axis = matches!(&mean_node.config.axes, ReduceAxes::Static(a) if a.len() == 1);
+    if !mean_node.config.keepdims || !one_axis {
+        return None;
+    }
+    let pow = producer.get(mean_node.inputs[0].name.as_str())?;
+    let OnnxNode::Pow(pow_node) = pow else {
+        return None;
+    };
+    let squares = pow_node.inputs[0].name == x && scalar(&pow_node.inputs[1]) == Some(2.0);
+    squares.then(|| (vec![*pow, *mean, *add, *sqrt, *recip], f64::from(epsilon)))
 }
 
 /// The second input of a binary node: an activation or a constant.

@@ -93,6 +93,7 @@ pub fn load(path: &Path, device: &Device) -> Result<OnnxModel, OnnxError> {
     let mut converter = convert::Converter::new(path, device, &graph_input, input_shape);
     converter.find_silu(&nodes);
     converter.find_gelu(&nodes);
+    converter.find_rms_norm(&nodes);
     for node in &nodes {
         converter.node(node)?;
     }
