@@ -393,43 +393,40 @@ fn pair(rule: &Rule, op: &Op, index: usize) -> Result<Propagation> {
         kind: op.kind(),
         reason: reason.to_string(),
     };
+    pair_op(rule, op, &mismatch)
+}
+
+/// [`pair`] by the kind of operation.
+fn pair_op(rule: &Rule, op: &Op, mismatch: &dyn Fn(&str) -> Error) -> Result<Propagation> {
     let stabilizer_only = matches!(
         rule,
         Rule::Zero | Rule::Epsilon { .. } | Rule::LxtEpsilon { .. } | Rule::Norm
     );
-    let layer = match op {
-        Op::Layer(layer) => layer,
-        Op::Add(_) | Op::AddParam(_) | Op::Mean(_) | Op::MatMul(_) => {
-            return match stabilizer_only {
-                true => Ok(Propagation::Rule(rule.clone())),
-                false => Err(mismatch(
-                    "sums, means and products of activations take norm, epsilon, lxt-epsilon or zero (a stabilizer only)",
-                )),
-            };
-        }
-        Op::LayerNorm(_) => {
-            return match rule {
-                Rule::Pass => Ok(Propagation::Pass),
-                _ if stabilizer_only => Ok(Propagation::Rule(rule.clone())),
-                _ => Err(mismatch(
-                    "layer norm takes pass (the identity rule) or epsilon, lxt-epsilon, zero (through x − mean, 1/std constant)",
-                )),
-            };
-        }
-        Op::Softmax(_) => {
-            return match rule {
-                Rule::Gradient => Ok(Propagation::Gradient),
-                Rule::Block => Ok(Propagation::Block),
-                _ => Err(mismatch(
-                    "softmax takes gradient (AttnLRP) or block (CP-LRP)",
-                )),
-            };
-        }
-        Op::Mul(_) => {
-            return Err(mismatch(
-                "an element-wise product of activations splits relevance uniformly; it takes no rule",
-            ));
-        }
+    match op {
+        Op::Layer(layer) => pair_layer(rule, layer, mismatch),
+        Op::Add(_) | Op::AddParam(_) | Op::Mean(_) | Op::MatMul(_) => match stabilizer_only {
+            true => Ok(Propagation::Rule(rule.clone())),
+            false => Err(mismatch(
+                "sums, means and products of activations take norm, epsilon, lxt-epsilon or zero (a stabilizer only)",
+            )),
+        },
+        Op::LayerNorm(_) => match rule {
+            Rule::Pass => Ok(Propagation::Pass),
+            _ if stabilizer_only => Ok(Propagation::Rule(rule.clone())),
+            _ => Err(mismatch(
+                "layer norm takes pass (the identity rule) or epsilon, lxt-epsilon, zero (through x − mean, 1/std constant)",
+            )),
+        },
+        Op::Softmax(_) => match rule {
+            Rule::Gradient => Ok(Propagation::Gradient),
+            Rule::Block => Ok(Propagation::Block),
+            _ => Err(mismatch(
+                "softmax takes gradient (AttnLRP) or block (CP-LRP)",
+            )),
+        },
+        Op::Mul(_) => Err(mismatch(
+            "an element-wise product of activations splits relevance uniformly; it takes no rule",
+        )),
         Op::Concat(_)
         | Op::Gate(_)
         | Op::Reshape(_)
@@ -437,15 +434,17 @@ fn pair(rule: &Rule, op: &Op, index: usize) -> Result<Propagation> {
         | Op::Scale(_)
         | Op::Slice(_)
         | Op::Prepend(_)
-        | Op::RmsNorm(_) => {
-            return match rule {
-                Rule::Pass => Ok(Propagation::Pass),
-                _ => Err(mismatch(
-                    "concatenations, gates, reshapes, permutations, slices, scalings and RMS norms (the identity rule) take only pass",
-                )),
-            };
-        }
-    };
+        | Op::RmsNorm(_) => match rule {
+            Rule::Pass => Ok(Propagation::Pass),
+            _ => Err(mismatch(
+                "concatenations, gates, reshapes, permutations, slices, scalings and RMS norms (the identity rule) take only pass",
+            )),
+        },
+    }
+}
+
+/// [`pair`] for layers.
+fn pair_layer(rule: &Rule, layer: &Layer, mismatch: &dyn Fn(&str) -> Error) -> Result<Propagation> {
     match layer {
         Layer::Linear(_) | Layer::Conv2d(_) => match rule {
             Rule::Gradient | Rule::Block => Err(mismatch(

@@ -11,7 +11,7 @@ use super::attention::{
     one_pass_identity, one_pass_layer_norm, one_pass_mean, one_pass_product, one_pass_softmax,
     one_pass_uniform, propagate_layer_norm, propagate_mean, propagate_product, propagate_softmax,
 };
-use super::step::{Routing, Step};
+use super::step::{AttentionStep, Routing, Step};
 use super::{
     one_pass_add, one_pass_forward, one_pass_pass, propagate, propagate_add, route_by_gradient,
 };
@@ -33,7 +33,7 @@ pub(crate) struct LrpGraph<'a> {
 pub(crate) fn constant_values(graph: &Graph, steps: &[Step<'_>]) -> Vec<bool> {
     let mut constant = vec![false];
     for (node, step) in graph.nodes().iter().zip(steps) {
-        let blocked = matches!(step, Step::Block);
+        let blocked = matches!(step, Step::Attention(AttentionStep::Block));
         constant.push(blocked || node.inputs.iter().all(|&v| constant[v]));
     }
     constant
@@ -99,10 +99,10 @@ impl LrpGraph<'_> {
         let inputs = &node.inputs;
         let a = &values[inputs[0]];
         let z = &values[k + 1];
-        match (&node.op, &self.steps[k]) {
-            (_, Step::Pass(_)) => vec![(inputs[0], r.reshape(a.dims()))],
-            (_, Step::WinnerTakesAll(layer)) => vec![(inputs[0], route_by_gradient(*layer, a, &r))],
-            (_, Step::Rule(step)) => {
+        match &self.steps[k] {
+            Step::Pass(_) => vec![(inputs[0], r.reshape(a.dims()))],
+            Step::WinnerTakesAll(layer) => vec![(inputs[0], route_by_gradient(*layer, a, &r))],
+            Step::Rule(step) => {
                 let r_in = propagate(
                     step.rule_layer,
                     &step.groups,
@@ -114,13 +114,29 @@ impl LrpGraph<'_> {
                 );
                 vec![(inputs[0], r_in)]
             }
-            (_, Step::Add { stabilizer }) => {
+            Step::Add { stabilizer } => {
                 // A learned tensor added (positional embedding) keeps its share.
                 let xs: Vec<&Tensor<4>> = inputs.iter().map(|&v| &values[v]).collect();
                 let r_in = propagate_add(&xs, z, &r, *stabilizer);
                 inputs.iter().copied().zip(r_in).collect()
             }
-            (_, Step::Route(Routing::Concat(axis))) => {
+            Step::Route(routing) => self.route(k, routing, values, r),
+            Step::Attention(step) => self.attention_step(k, step, values, r),
+        }
+    }
+
+    /// The layer-wise step of a routing node: relevance moved back by position.
+    fn route(
+        &self,
+        k: usize,
+        routing: &Routing<'_>,
+        values: &[Tensor<4>],
+        r: Tensor<4>,
+    ) -> Vec<(usize, Tensor<4>)> {
+        let inputs = &self.graph.nodes()[k].inputs;
+        let a = &values[inputs[0]];
+        match routing {
+            Routing::Concat(axis) => {
                 let mut start = 0;
                 inputs
                     .iter()
@@ -133,53 +149,20 @@ impl LrpGraph<'_> {
                     .collect()
             }
             // The gate is a constant: all relevance stays with the gated value.
-            (_, Step::Route(Routing::Gate)) => vec![(inputs[0], r)],
-            (_, Step::Route(Routing::Scale)) => vec![(inputs[0], r)],
-            (_, Step::Route(Routing::Prepend { axis, skip })) => {
+            Routing::Gate | Routing::Scale => vec![(inputs[0], r)],
+            Routing::Prepend { axis, skip } => {
                 let length = a.dims()[*axis];
                 vec![(inputs[0], r.narrow(*axis, *skip, length))]
             }
-            (_, Step::Route(Routing::Slice { axis, start })) => {
+            Routing::Slice { axis, start } => {
                 let mut ranges: Vec<std::ops::Range<usize>> =
                     a.dims().iter().map(|&d| 0..d).collect();
                 ranges[*axis] = *start..*start + r.dims()[*axis];
                 let ranges: [std::ops::Range<usize>; 4] = ranges.try_into().expect("rank 4");
                 vec![(inputs[0], a.zeros_like().slice_assign(ranges, r))]
             }
-            (_, Step::Product { stabilizer }) => {
-                let factors = (a, &values[inputs[1]]);
-                let constant = [self.constant[inputs[0]], self.constant[inputs[1]]];
-                let [r_a, r_b] = propagate_product(factors, z, &r, *stabilizer, constant);
-                [(inputs[0], r_a), (inputs[1], r_b)]
-                    .into_iter()
-                    .filter_map(|(v, r)| r.map(|r| (v, r)))
-                    .collect()
-            }
-            (_, Step::Uniform) => {
-                let live: Vec<usize> = inputs
-                    .iter()
-                    .copied()
-                    .filter(|&v| !self.constant[v])
-                    .collect();
-                let share = r.div_scalar(live.len().max(1) as f64);
-                live.into_iter().map(|v| (v, share.clone())).collect()
-            }
-            (_, Step::Softmax { axis }) => vec![(inputs[0], propagate_softmax(a, z, &r, *axis))],
-            (_, Step::Block) => Vec::new(),
-            (_, Step::Identity) => vec![(inputs[0], r)],
-            (_, Step::Mean { axis, stabilizer }) => {
-                vec![(inputs[0], propagate_mean(a, &r, *axis, *stabilizer))]
-            }
-            (_, Step::LayerNorm { norm, stabilizer }) => match stabilizer {
-                Some(stabilizer) => {
-                    let shape = self.shapes[inputs[0]];
-                    let r_in = propagate_layer_norm(norm, (a, z), &r, *stabilizer, shape);
-                    vec![(inputs[0], r_in)]
-                }
-                None => vec![(inputs[0], r)],
-            },
-            (_, Step::Route(Routing::Reshape)) => vec![(inputs[0], r.reshape(a.dims()))],
-            (_, Step::Route(Routing::Permute(axes))) => {
+            Routing::Reshape => vec![(inputs[0], r.reshape(a.dims()))],
+            Routing::Permute(axes) => {
                 // The inverse permutation puts each value's relevance back in place.
                 let mut inverse = vec![0; axes.len()];
                 for (i, &p) in axes.iter().enumerate() {
@@ -188,6 +171,54 @@ impl LrpGraph<'_> {
                 let permuted = self.shapes[k + 1];
                 vec![(inputs[0], permute_internal(r, &inverse, permuted))]
             }
+        }
+    }
+
+    /// The layer-wise step of an attention operation (see [`super::attention`]).
+    fn attention_step(
+        &self,
+        k: usize,
+        step: &AttentionStep<'_>,
+        values: &[Tensor<4>],
+        r: Tensor<4>,
+    ) -> Vec<(usize, Tensor<4>)> {
+        let inputs = &self.graph.nodes()[k].inputs;
+        let (a, z) = (&values[inputs[0]], &values[k + 1]);
+        match step {
+            AttentionStep::Product { stabilizer } => {
+                let factors = (a, &values[inputs[1]]);
+                let constant = [self.constant[inputs[0]], self.constant[inputs[1]]];
+                let [r_a, r_b] = propagate_product(factors, z, &r, *stabilizer, constant);
+                [(inputs[0], r_a), (inputs[1], r_b)]
+                    .into_iter()
+                    .filter_map(|(v, r)| r.map(|r| (v, r)))
+                    .collect()
+            }
+            AttentionStep::Uniform => {
+                let live: Vec<usize> = inputs
+                    .iter()
+                    .copied()
+                    .filter(|&v| !self.constant[v])
+                    .collect();
+                let share = r.div_scalar(live.len().max(1) as f64);
+                live.into_iter().map(|v| (v, share.clone())).collect()
+            }
+            AttentionStep::Softmax { axis } => {
+                vec![(inputs[0], propagate_softmax(a, z, &r, *axis))]
+            }
+            AttentionStep::Block => Vec::new(),
+            AttentionStep::Mean { axis, stabilizer } => {
+                vec![(inputs[0], propagate_mean(a, &r, *axis, *stabilizer))]
+            }
+            AttentionStep::LayerNorm {
+                norm,
+                stabilizer: Some(stabilizer),
+            } => {
+                let shape = self.shapes[inputs[0]];
+                let r_in = propagate_layer_norm(norm, (a, z), &r, *stabilizer, shape);
+                vec![(inputs[0], r_in)]
+            }
+            AttentionStep::Identity | AttentionStep::LayerNorm { .. } => vec![(inputs[0], r)],
         }
     }
 
@@ -294,10 +325,6 @@ impl LrpGraph<'_> {
         let node = &self.graph.nodes()[k];
         let op = &node.op;
         let shape = self.shapes[node.inputs[0]];
-        let constant = || {
-            let c = |i: usize| node.inputs.get(i).is_some_and(|&v| self.constant[v]);
-            [c(0), c(1)]
-        };
         match (&self.steps[k], op) {
             (Step::Rule(step), _) => one_pass_forward(step, inputs.remove(0), nonnegative),
             (Step::Pass(layer), _) => one_pass_pass(layer, inputs.remove(0)),
@@ -307,34 +334,7 @@ impl LrpGraph<'_> {
                 one_pass_add(inputs, *stabilizer)
             }
             (Step::Add { stabilizer }, _) => one_pass_add(inputs, *stabilizer),
-            (Step::Product { stabilizer }, _) => {
-                let b = inputs.pop().expect("two inputs");
-                one_pass_product(inputs.remove(0), b, *stabilizer, constant())
-            }
-            (Step::Uniform, _) => {
-                let b = inputs.pop().expect("two inputs");
-                one_pass_uniform(inputs.remove(0), b, constant())
-            }
-            (Step::Softmax { axis }, _) => one_pass_softmax(inputs.remove(0), *axis),
-            (Step::Block, _) => op.forward(vec![inputs.remove(0).without_autodiff()], shape),
-            (Step::Identity, _) => {
-                let x = inputs.remove(0);
-                let y = op.forward(vec![x.clone().without_autodiff()], shape);
-                one_pass_identity(x, y)
-            }
-            (Step::Mean { axis, stabilizer }, _) => {
-                let n = inputs[0].dims()[0];
-                let out = self.shapes[k + 1].batched(n);
-                one_pass_mean(inputs.remove(0), *axis, *stabilizer, out)
-            }
-            (Step::LayerNorm { norm, stabilizer }, _) => match stabilizer {
-                Some(stabilizer) => one_pass_layer_norm(norm, inputs.remove(0), *stabilizer, shape),
-                None => {
-                    let x = inputs.remove(0);
-                    let y = op.forward(vec![x.clone().without_autodiff()], shape);
-                    one_pass_identity(x, y)
-                }
-            },
+            (Step::Attention(step), _) => self.one_pass_attention(k, step, inputs),
             (Step::Route(Routing::Gate), _) => {
                 // The gate is a constant: no gradient, so no relevance, enters its branch.
                 let x = inputs.remove(0);
@@ -342,6 +342,50 @@ impl LrpGraph<'_> {
                 x * gate
             }
             (Step::WinnerTakesAll(_) | Step::Route(_), _) => op.forward(inputs, shape),
+        }
+    }
+
+    /// Attention node `k` in its one-pass form (see [`super::attention`]).
+    fn one_pass_attention(
+        &self,
+        k: usize,
+        step: &AttentionStep<'_>,
+        mut inputs: Vec<Tensor<4>>,
+    ) -> Tensor<4> {
+        let node = &self.graph.nodes()[k];
+        let shape = self.shapes[node.inputs[0]];
+        let constant = || {
+            let c = |i: usize| node.inputs.get(i).is_some_and(|&v| self.constant[v]);
+            [c(0), c(1)]
+        };
+        // The identity rule for any map of one shape: relevance through the factor y/x.
+        let identity = |x: Tensor<4>| {
+            let y = node.op.forward(vec![x.clone().without_autodiff()], shape);
+            one_pass_identity(x, y)
+        };
+        match step {
+            AttentionStep::Product { stabilizer } => {
+                let b = inputs.pop().expect("two inputs");
+                one_pass_product(inputs.remove(0), b, *stabilizer, constant())
+            }
+            AttentionStep::Uniform => {
+                let b = inputs.pop().expect("two inputs");
+                one_pass_uniform(inputs.remove(0), b, constant())
+            }
+            AttentionStep::Softmax { axis } => one_pass_softmax(inputs.remove(0), *axis),
+            AttentionStep::Block => node
+                .op
+                .forward(vec![inputs.remove(0).without_autodiff()], shape),
+            AttentionStep::Identity => identity(inputs.remove(0)),
+            AttentionStep::Mean { axis, stabilizer } => {
+                let n = inputs[0].dims()[0];
+                let out = self.shapes[k + 1].batched(n);
+                one_pass_mean(inputs.remove(0), *axis, *stabilizer, out)
+            }
+            AttentionStep::LayerNorm { norm, stabilizer } => match stabilizer {
+                Some(stabilizer) => one_pass_layer_norm(norm, inputs.remove(0), *stabilizer, shape),
+                None => identity(inputs.remove(0)),
+            },
         }
     }
 }

@@ -24,7 +24,13 @@ pub(crate) enum Step<'a> {
     },
     /// Concatenation, gate, reshape, permutation: relevance routed by position.
     Route(Routing<'a>),
-    /// A product of two activations `A·B`: ε + uniform (see [`super::attention`]).
+    /// An attention operation with its AttnLRP rule (see [`super::attention`]).
+    Attention(AttentionStep<'a>),
+}
+
+/// How relevance crosses an attention operation.
+pub(crate) enum AttentionStep<'a> {
+    /// A product of two activations `A·B`: ε + uniform.
     Product {
         /// The stabilizer of `n·O`.
         stabilizer: Stabilizer,
@@ -131,27 +137,31 @@ impl<'a> Step<'a> {
             (Op::Add(_) | Op::AddParam(_), Propagation::Rule(rule)) => Step::Add {
                 stabilizer: rule.groups()?.first()?.stabilizer,
             },
-            (Op::MatMul(_), Propagation::Rule(rule)) => Step::Product {
+            (Op::MatMul(_), Propagation::Rule(rule)) => Step::Attention(AttentionStep::Product {
                 stabilizer: rule.groups()?.first()?.stabilizer,
-            },
-            (Op::Mean(mean), Propagation::Rule(rule)) => Step::Mean {
+            }),
+            (Op::Mean(mean), Propagation::Rule(rule)) => Step::Attention(AttentionStep::Mean {
                 axis: input.internal_axis(mean.axis),
                 stabilizer: rule.groups()?.first()?.stabilizer,
-            },
-            (Op::LayerNorm(norm), Propagation::Rule(rule)) => Step::LayerNorm {
-                norm,
-                stabilizer: Some(rule.groups()?.first()?.stabilizer),
-            },
-            (Op::LayerNorm(norm), Propagation::Pass) => Step::LayerNorm {
+            }),
+            (Op::LayerNorm(norm), Propagation::Rule(rule)) => {
+                Step::Attention(AttentionStep::LayerNorm {
+                    norm,
+                    stabilizer: Some(rule.groups()?.first()?.stabilizer),
+                })
+            }
+            (Op::LayerNorm(norm), Propagation::Pass) => Step::Attention(AttentionStep::LayerNorm {
                 norm,
                 stabilizer: None,
-            },
-            (Op::Mul(_), Propagation::Uniform) => Step::Uniform,
-            (Op::RmsNorm(_), Propagation::Pass) => Step::Identity,
-            (Op::Softmax(softmax), Propagation::Gradient) => Step::Softmax {
-                axis: input.internal_axis(softmax.axis),
-            },
-            (Op::Softmax(_), Propagation::Block) => Step::Block,
+            }),
+            (Op::Mul(_), Propagation::Uniform) => Step::Attention(AttentionStep::Uniform),
+            (Op::RmsNorm(_), Propagation::Pass) => Step::Attention(AttentionStep::Identity),
+            (Op::Softmax(softmax), Propagation::Gradient) => {
+                Step::Attention(AttentionStep::Softmax {
+                    axis: input.internal_axis(softmax.axis),
+                })
+            }
+            (Op::Softmax(_), Propagation::Block) => Step::Attention(AttentionStep::Block),
             (Op::Scale(_), _) => Step::Route(Routing::Scale),
             (Op::Prepend(prepend), _) => Step::Route(Routing::Prepend {
                 axis: input.internal_axis(prepend.axis),
@@ -196,16 +206,9 @@ impl<'a> Step<'a> {
                     InputMod::Identity | InputMod::Positive | InputMod::Negative
                 )
             }),
-            Step::WinnerTakesAll(_)
-            | Step::Add { .. }
-            | Step::Route(_)
-            | Step::Product { .. }
-            | Step::Uniform
-            | Step::Softmax { .. }
-            | Step::Block
-            | Step::Mean { .. }
-            | Step::Identity
-            | Step::LayerNorm { .. } => true,
+            Step::WinnerTakesAll(_) | Step::Add { .. } | Step::Route(_) | Step::Attention(_) => {
+                true
+            }
         }
     }
 }
