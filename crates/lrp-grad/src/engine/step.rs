@@ -62,6 +62,37 @@ pub(crate) enum AttentionStep<'a> {
     },
 }
 
+impl<'a> AttentionStep<'a> {
+    /// An attention operation's propagation resolved; `None` for a pairing with no meaning.
+    fn resolve(op: &'a Op, propagation: &'a Propagation, input: FeatureShape) -> Option<Self> {
+        let stabilizer = |rule: &Rule| Some(rule.groups()?.first()?.stabilizer);
+        Some(match (op, propagation) {
+            (Op::MatMul(_), Propagation::Rule(rule)) => AttentionStep::Product {
+                stabilizer: stabilizer(rule)?,
+            },
+            (Op::Mean(mean), Propagation::Rule(rule)) => AttentionStep::Mean {
+                axis: input.internal_axis(mean.axis),
+                stabilizer: stabilizer(rule)?,
+            },
+            (Op::LayerNorm(norm), Propagation::Rule(rule)) => AttentionStep::LayerNorm {
+                norm,
+                stabilizer: Some(stabilizer(rule)?),
+            },
+            (Op::LayerNorm(norm), Propagation::Pass) => AttentionStep::LayerNorm {
+                norm,
+                stabilizer: None,
+            },
+            (Op::Mul(_), Propagation::Uniform) => AttentionStep::Uniform,
+            (Op::RmsNorm(_), Propagation::Pass) => AttentionStep::Identity,
+            (Op::Softmax(softmax), Propagation::Gradient) => AttentionStep::Softmax {
+                axis: input.internal_axis(softmax.axis),
+            },
+            (Op::Softmax(_), Propagation::Block) => AttentionStep::Block,
+            _ => return None,
+        })
+    }
+}
+
 /// How a routing node moves relevance back to its inputs.
 pub(crate) enum Routing<'a> {
     /// Split along the (internal) axis by the inputs' sizes.
@@ -137,31 +168,6 @@ impl<'a> Step<'a> {
             (Op::Add(_) | Op::AddParam(_), Propagation::Rule(rule)) => Step::Add {
                 stabilizer: rule.groups()?.first()?.stabilizer,
             },
-            (Op::MatMul(_), Propagation::Rule(rule)) => Step::Attention(AttentionStep::Product {
-                stabilizer: rule.groups()?.first()?.stabilizer,
-            }),
-            (Op::Mean(mean), Propagation::Rule(rule)) => Step::Attention(AttentionStep::Mean {
-                axis: input.internal_axis(mean.axis),
-                stabilizer: rule.groups()?.first()?.stabilizer,
-            }),
-            (Op::LayerNorm(norm), Propagation::Rule(rule)) => {
-                Step::Attention(AttentionStep::LayerNorm {
-                    norm,
-                    stabilizer: Some(rule.groups()?.first()?.stabilizer),
-                })
-            }
-            (Op::LayerNorm(norm), Propagation::Pass) => Step::Attention(AttentionStep::LayerNorm {
-                norm,
-                stabilizer: None,
-            }),
-            (Op::Mul(_), Propagation::Uniform) => Step::Attention(AttentionStep::Uniform),
-            (Op::RmsNorm(_), Propagation::Pass) => Step::Attention(AttentionStep::Identity),
-            (Op::Softmax(softmax), Propagation::Gradient) => {
-                Step::Attention(AttentionStep::Softmax {
-                    axis: input.internal_axis(softmax.axis),
-                })
-            }
-            (Op::Softmax(_), Propagation::Block) => Step::Attention(AttentionStep::Block),
             (Op::Scale(_), _) => Step::Route(Routing::Scale),
             (Op::Prepend(prepend), _) => Step::Route(Routing::Prepend {
                 axis: input.internal_axis(prepend.axis),
@@ -171,17 +177,16 @@ impl<'a> Step<'a> {
                 axis: input.internal_axis(slice.axis),
                 start: slice.start,
             }),
+            (Op::Add(_) | Op::AddParam(_), _) => return None,
             (
-                Op::Add(_)
-                | Op::AddParam(_)
-                | Op::MatMul(_)
+                Op::MatMul(_)
                 | Op::Mean(_)
                 | Op::LayerNorm(_)
                 | Op::Mul(_)
                 | Op::Softmax(_)
                 | Op::RmsNorm(_),
                 _,
-            ) => return None,
+            ) => Step::Attention(AttentionStep::resolve(op, propagation, input)?),
             (Op::Concat(concat), _) => {
                 Step::Route(Routing::Concat(input.internal_axis(concat.axis)))
             }
