@@ -234,131 +234,62 @@ fn window_out(
 impl Layer {
     /// The per-sample output shape for a per-sample input shape, or why the input does not fit.
     pub fn output_shape(&self, index: usize, input: FeatureShape) -> Result<FeatureShape> {
-        let kind = self.kind();
-        let mismatch = |expected: String| Error::ShapeMismatch {
+        let check = Check {
             index,
-            kind,
-            expected,
-            found: input.dims(),
-        };
-        let unsupported = |reason: &str| Error::UnsupportedLayer {
-            index,
-            kind,
-            reason: reason.to_string(),
-        };
-        let image = |what: &str| {
-            input
-                .as_image()
-                .ok_or_else(|| mismatch(format!("an image [N, C, H, W] ({what})")))
-        };
-        // Sliding-window layers share the output-size arithmetic.
-        let window = |channels: usize,
-                      h: usize,
-                      w: usize,
-                      kernel: [usize; 2],
-                      stride: [usize; 2],
-                      dilation: [usize; 2],
-                      padding: &PaddingConfig2d,
-                      ceil: bool| {
-            let pad = padding_pairs(padding, h, w, kernel, stride);
-            match (
-                window_out(h, pad[0], kernel[0], stride[0], dilation[0], ceil),
-                window_out(w, pad[1], kernel[1], stride[1], dilation[1], ceil),
-            ) {
-                (Some(height), Some(width)) if height > 0 && width > 0 => {
-                    Ok(FeatureShape::image(channels, height, width))
-                }
-                _ => Err(mismatch(format!(
-                    "an image at least as large as its {}x{} window (dilation {:?}, padding {:?})",
-                    kernel[0], kernel[1], dilation, pad
-                ))),
-            }
+            kind: self.kind(),
+            input,
         };
         match self {
-            Layer::Linear(linear) => {
-                let [d_in, d_out] = linear.weight.dims();
-                if input.last() != d_in {
-                    return Err(mismatch(format!(
-                        "{d_in} features on the last axis ([N, {d_in}] or [N, .., {d_in}])"
-                    )));
-                }
-                if input.rank() > 1 && input.numel() == 1 {
-                    // [N, 1, 1] and [N, 1] share one memory layout with no axis to tell them
-                    // apart; a single value goes in as a vector.
-                    return Err(mismatch(
-                        "a vector [N, 1] for a single value (flatten it)".into(),
-                    ));
-                }
-                let mut dims = input.dims();
-                *dims.last_mut().expect("rank 1 or more") = d_out;
-                FeatureShape::new(&dims)
-            }
+            Layer::Linear(linear) => check.linear(linear.weight.dims()),
             Layer::Conv2d(conv) => {
                 let [c_out, c_in_group, _, _] = conv.weight.dims();
                 let c_in = c_in_group * conv.groups;
-                let (channels, h, w) = image(&format!("{c_in} channels"))?;
+                let (channels, h, w) = check.image(&format!("{c_in} channels"))?;
                 if channels != c_in {
-                    return Err(mismatch(format!(
-                        "[N, {c_in}, H, W] ({c_in} input channels)"
-                    )));
+                    return Err(
+                        check.mismatch(format!("[N, {c_in}, H, W] ({c_in} input channels)"))
+                    );
                 }
-                window(
-                    c_out,
-                    h,
-                    w,
-                    conv.kernel_size,
-                    conv.stride,
-                    conv.dilation,
-                    &conv.padding,
-                    false,
-                )
+                let window = Window {
+                    kernel: conv.kernel_size,
+                    stride: conv.stride,
+                    dilation: conv.dilation,
+                    padding: &conv.padding,
+                    ceil: false,
+                };
+                check.window(c_out, [h, w], window)
             }
             Layer::MaxPool2d(pool) => {
-                let (channels, h, w) = image("max pooling")?;
-                window(
-                    channels,
-                    h,
-                    w,
-                    pool.kernel_size,
-                    pool.stride,
-                    pool.dilation,
-                    &pool.padding,
-                    pool.ceil_mode,
-                )
+                let (channels, h, w) = check.image("max pooling")?;
+                let window = Window {
+                    kernel: pool.kernel_size,
+                    stride: pool.stride,
+                    dilation: pool.dilation,
+                    padding: &pool.padding,
+                    ceil: pool.ceil_mode,
+                };
+                check.window(channels, [h, w], window)
             }
             Layer::AvgPool2d(pool) => {
-                let (channels, h, w) = image("average pooling")?;
-                window(
-                    channels,
-                    h,
-                    w,
-                    pool.kernel_size,
-                    pool.stride,
-                    [1, 1],
-                    &pool.padding,
-                    pool.ceil_mode,
-                )
+                let (channels, h, w) = check.image("average pooling")?;
+                let window = Window {
+                    kernel: pool.kernel_size,
+                    stride: pool.stride,
+                    dilation: [1, 1],
+                    padding: &pool.padding,
+                    ceil: pool.ceil_mode,
+                };
+                check.window(channels, [h, w], window)
             }
             Layer::AdaptiveAvgPool2d(pool) => {
-                let (channels, _, _) = image("adaptive average pooling")?;
+                let (channels, _, _) = check.image("adaptive average pooling")?;
                 let [height, width] = pool.output_size;
                 if height == 0 || width == 0 {
-                    return Err(unsupported("output size 0"));
+                    return Err(check.unsupported("output size 0"));
                 }
                 Ok(FeatureShape::image(channels, height, width))
             }
-            Layer::BatchNorm(bn) => {
-                let [features] = bn.gamma.dims();
-                if input.rank() == 2 {
-                    return Err(mismatch(format!(
-                        "a vector [N, {features}] or an image [N, {features}, H, W] (batch norm of a sequence is not supported)"
-                    )));
-                }
-                if input.channels() != features {
-                    return Err(mismatch(format!("{features} channels (features)")));
-                }
-                Ok(input)
-            }
+            Layer::BatchNorm(bn) => check.batch_norm(bn.gamma.dims()[0]),
             Layer::Flatten(_) => Ok(FeatureShape::vector(input.numel())),
             Layer::Relu(_)
             | Layer::LeakyRelu(_)
@@ -371,6 +302,96 @@ impl Layer {
             | Layer::HardSwish(_)
             | Layer::Dropout(_)
             | Layer::Identity(_) => Ok(input),
+        }
+    }
+}
+
+/// One layer's shape check: its place, kind and input, for the messages.
+struct Check {
+    index: usize,
+    kind: &'static str,
+    input: FeatureShape,
+}
+
+/// A sliding window's geometry (convolutions and pools share the output-size arithmetic).
+struct Window<'a> {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    padding: &'a PaddingConfig2d,
+    ceil: bool,
+}
+
+impl Check {
+    fn mismatch(&self, expected: String) -> Error {
+        Error::ShapeMismatch {
+            index: self.index,
+            kind: self.kind,
+            expected,
+            found: self.input.dims(),
+        }
+    }
+
+    fn unsupported(&self, reason: &str) -> Error {
+        Error::UnsupportedLayer {
+            index: self.index,
+            kind: self.kind,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// `(C, H, W)` of an image input (`[H, W]` as one channel), or why it is not one.
+    fn image(&self, what: &str) -> Result<(usize, usize, usize)> {
+        self.input
+            .as_image()
+            .ok_or_else(|| self.mismatch(format!("an image [N, C, H, W] ({what})")))
+    }
+
+    /// A dense layer `[d_in, d_out]` on the last axis.
+    fn linear(&self, [d_in, d_out]: [usize; 2]) -> Result<FeatureShape> {
+        let input = self.input;
+        if input.last() != d_in {
+            return Err(self.mismatch(format!(
+                "{d_in} features on the last axis ([N, {d_in}] or [N, .., {d_in}])"
+            )));
+        }
+        if input.rank() > 1 && input.numel() == 1 {
+            // [N, 1, 1] and [N, 1] share one memory layout with no axis to tell them apart; a
+            // single value goes in as a vector.
+            return Err(self.mismatch("a vector [N, 1] for a single value (flatten it)".into()));
+        }
+        let mut dims = input.dims();
+        *dims.last_mut().expect("rank 1 or more") = d_out;
+        FeatureShape::new(&dims)
+    }
+
+    fn batch_norm(&self, features: usize) -> Result<FeatureShape> {
+        if self.input.rank() == 2 {
+            return Err(self.mismatch(format!(
+                "a vector [N, {features}] or an image [N, {features}, H, W] (batch norm of a sequence is not supported)"
+            )));
+        }
+        if self.input.channels() != features {
+            return Err(self.mismatch(format!("{features} channels (features)")));
+        }
+        Ok(self.input)
+    }
+
+    /// The output of a sliding window over an `[h, w]` image with `channels` out.
+    fn window(&self, channels: usize, [h, w]: [usize; 2], win: Window<'_>) -> Result<FeatureShape> {
+        let (kernel, stride, dilation) = (win.kernel, win.stride, win.dilation);
+        let pad = padding_pairs(win.padding, h, w, kernel, stride);
+        match (
+            window_out(h, pad[0], kernel[0], stride[0], dilation[0], win.ceil),
+            window_out(w, pad[1], kernel[1], stride[1], dilation[1], win.ceil),
+        ) {
+            (Some(height), Some(width)) if height > 0 && width > 0 => {
+                Ok(FeatureShape::image(channels, height, width))
+            }
+            _ => Err(self.mismatch(format!(
+                "an image at least as large as its {}x{} window (dilation {:?}, padding {:?})",
+                kernel[0], kernel[1], dilation, pad
+            ))),
         }
     }
 }
