@@ -385,7 +385,6 @@ impl ModelSpec {
 
     /// The description of a model (names are the layer indices, as in `nn.Sequential`).
     pub fn from_model(model: &Sequential, input_shape: FeatureShape) -> Result<Self, LoadError> {
-        use burn::nn::PaddingConfig2d;
         let shapes = model
             .shapes(input_shape)
             .map_err(|e| LoadError::Unsupported {
@@ -393,134 +392,130 @@ impl ModelSpec {
                 kind: "model",
                 reason: e.to_string(),
             })?;
-        let unsupported = |index: usize, kind: &'static str, reason: &str| LoadError::Unsupported {
-            index,
-            kind,
-            reason: reason.to_string(),
-        };
-        let symmetric = |index: usize, kind: &'static str, padding: &PaddingConfig2d| match *padding
-        {
-            PaddingConfig2d::Valid => Ok(Pair([0, 0])),
-            PaddingConfig2d::Explicit(top, left, bottom, right)
-                if top == bottom && left == right =>
-            {
-                Ok(Pair([top, left]))
-            }
-            _ => Err(unsupported(
-                index,
-                kind,
-                "only symmetric explicit padding has a PyTorch equivalent",
-            )),
-        };
         let layers = model
             .layers
             .iter()
             .enumerate()
-            .map(|(index, layer)| {
-                let name = index.to_string();
-                let kind = layer.kind();
-                Ok(match layer {
-                    Layer::Linear(l) => {
-                        let [in_features, out_features] = l.weight.dims();
-                        LayerSpec::Linear {
-                            name,
-                            in_features,
-                            out_features,
-                            bias: l.bias.is_some(),
-                        }
-                    }
-                    Layer::Conv2d(c) => {
-                        let [out_channels, in_group, _, _] = c.weight.dims();
-                        LayerSpec::Conv2d {
-                            name,
-                            in_channels: in_group * c.groups,
-                            out_channels,
-                            kernel_size: Pair(c.kernel_size),
-                            stride: Pair(c.stride),
-                            padding: symmetric(index, kind, &c.padding)?,
-                            dilation: Pair(c.dilation),
-                            groups: c.groups,
-                            bias: c.bias.is_some(),
-                        }
-                    }
-                    Layer::BatchNorm(bn) => {
-                        let [num_features] = bn.gamma.dims();
-                        if shapes[index].as_vector().is_some() {
-                            LayerSpec::BatchNorm1d {
-                                name,
-                                num_features,
-                                eps: bn.epsilon,
-                            }
-                        } else {
-                            LayerSpec::BatchNorm2d {
-                                name,
-                                num_features,
-                                eps: bn.epsilon,
-                            }
-                        }
-                    }
-                    Layer::MaxPool2d(p) => {
-                        if p.ceil_mode {
-                            return Err(unsupported(index, kind, "ceil_mode"));
-                        }
-                        LayerSpec::MaxPool2d {
-                            kernel_size: Pair(p.kernel_size),
-                            stride: Some(Pair(p.stride)),
-                            padding: symmetric(index, kind, &p.padding)?,
-                            dilation: Pair(p.dilation),
-                        }
-                    }
-                    Layer::AvgPool2d(p) => {
-                        if p.ceil_mode || !p.count_include_pad {
-                            return Err(unsupported(
-                                index,
-                                kind,
-                                "ceil_mode or count_include_pad = false",
-                            ));
-                        }
-                        LayerSpec::AvgPool2d {
-                            kernel_size: Pair(p.kernel_size),
-                            stride: Some(Pair(p.stride)),
-                            padding: symmetric(index, kind, &p.padding)?,
-                        }
-                    }
-                    Layer::AdaptiveAvgPool2d(p) => LayerSpec::AdaptiveAvgPool2d {
-                        output_size: Pair(p.output_size),
-                    },
-                    Layer::Relu(_) => LayerSpec::Relu,
-                    Layer::LeakyRelu(l) => LayerSpec::LeakyRelu {
-                        negative_slope: l.negative_slope,
-                    },
-                    Layer::Tanh(_) => LayerSpec::Tanh,
-                    Layer::Sigmoid(_) => LayerSpec::Sigmoid,
-                    Layer::Gelu(g) => {
-                        if g.approximate {
-                            return Err(unsupported(index, kind, "the tanh approximation"));
-                        }
-                        LayerSpec::Gelu
-                    }
-                    Layer::Relu6(_) => LayerSpec::Relu6,
-                    Layer::Silu(_) => LayerSpec::Silu,
-                    Layer::HardSigmoid(h) => {
-                        if (h.alpha - 1.0 / 6.0).abs() > 1e-12 || h.beta != 0.5 {
-                            return Err(unsupported(
-                                index,
-                                kind,
-                                "alpha/beta other than PyTorch's 1/6 and 1/2",
-                            ));
-                        }
-                        LayerSpec::HardSigmoid
-                    }
-                    Layer::HardSwish(_) => LayerSpec::HardSwish,
-                    Layer::Flatten(_) => LayerSpec::Flatten,
-                    Layer::Dropout(d) => LayerSpec::Dropout { p: d.prob },
-                    Layer::Identity(_) => LayerSpec::Identity,
-                })
-            })
+            .map(|(index, layer)| layer_spec(index, layer, shapes[index]))
             .collect::<Result<Vec<_>, LoadError>>()?;
         Ok(ModelSpec {
             input_shape: input_shape.dims(),
             layers,
         })
+    }
+}
+
+/// Layer `index` (whose input has per-sample shape `input`) as the interchange format writes
+/// it, or why PyTorch has no equivalent.
+fn layer_spec(index: usize, layer: &Layer, input: FeatureShape) -> Result<LayerSpec, LoadError> {
+    let unsupported = |reason: &str| LoadError::Unsupported {
+        index,
+        kind: layer.kind(),
+        reason: reason.to_string(),
+    };
+    let name = index.to_string();
+    Ok(match layer {
+        Layer::Linear(l) => {
+            let [in_features, out_features] = l.weight.dims();
+            LayerSpec::Linear {
+                name,
+                in_features,
+                out_features,
+                bias: l.bias.is_some(),
+            }
+        }
+        Layer::Conv2d(c) => conv_spec(name, c, &unsupported)?,
+        Layer::BatchNorm(bn) => batch_norm_spec(name, bn, input),
+        Layer::MaxPool2d(p) if p.ceil_mode => return Err(unsupported("ceil_mode")),
+        Layer::MaxPool2d(p) => LayerSpec::MaxPool2d {
+            kernel_size: Pair(p.kernel_size),
+            stride: Some(Pair(p.stride)),
+            padding: symmetric(&p.padding, &unsupported)?,
+            dilation: Pair(p.dilation),
+        },
+        Layer::AvgPool2d(p) if p.ceil_mode || !p.count_include_pad => {
+            return Err(unsupported("ceil_mode or count_include_pad = false"));
+        }
+        Layer::AvgPool2d(p) => LayerSpec::AvgPool2d {
+            kernel_size: Pair(p.kernel_size),
+            stride: Some(Pair(p.stride)),
+            padding: symmetric(&p.padding, &unsupported)?,
+        },
+        Layer::AdaptiveAvgPool2d(p) => LayerSpec::AdaptiveAvgPool2d {
+            output_size: Pair(p.output_size),
+        },
+        Layer::Gelu(g) if g.approximate => return Err(unsupported("the tanh approximation")),
+        Layer::Gelu(_) => LayerSpec::Gelu,
+        Layer::HardSigmoid(h) if (h.alpha - 1.0 / 6.0).abs() > 1e-12 || h.beta != 0.5 => {
+            return Err(unsupported("alpha/beta other than PyTorch's 1/6 and 1/2"));
+        }
+        Layer::HardSigmoid(_) => LayerSpec::HardSigmoid,
+        Layer::Relu(_) => LayerSpec::Relu,
+        Layer::LeakyRelu(l) => LayerSpec::LeakyRelu {
+            negative_slope: l.negative_slope,
+        },
+        Layer::Tanh(_) => LayerSpec::Tanh,
+        Layer::Sigmoid(_) => LayerSpec::Sigmoid,
+        Layer::Relu6(_) => LayerSpec::Relu6,
+        Layer::Silu(_) => LayerSpec::Silu,
+        Layer::HardSwish(_) => LayerSpec::HardSwish,
+        Layer::Flatten(_) => LayerSpec::Flatten,
+        Layer::Dropout(d) => LayerSpec::Dropout { p: d.prob },
+        Layer::Identity(_) => LayerSpec::Identity,
+    })
+}
+
+/// Burn's padding as PyTorch's symmetric `(height, width)` padding.
+fn symmetric(
+    padding: &burn::nn::PaddingConfig2d,
+    unsupported: &dyn Fn(&str) -> LoadError,
+) -> Result<Pair, LoadError> {
+    match *padding {
+        burn::nn::PaddingConfig2d::Valid => Ok(Pair([0, 0])),
+        burn::nn::PaddingConfig2d::Explicit(top, left, bottom, right)
+            if top == bottom && left == right =>
+        {
+            Ok(Pair([top, left]))
+        }
+        _ => Err(unsupported(
+            "only symmetric explicit padding has a PyTorch equivalent",
+        )),
+    }
+}
+
+fn conv_spec(
+    name: String,
+    c: &burn::nn::conv::Conv2d,
+    unsupported: &dyn Fn(&str) -> LoadError,
+) -> Result<LayerSpec, LoadError> {
+    let [out_channels, in_group, _, _] = c.weight.dims();
+    Ok(LayerSpec::Conv2d {
+        name,
+        in_channels: in_group * c.groups,
+        out_channels,
+        kernel_size: Pair(c.kernel_size),
+        stride: Pair(c.stride),
+        padding: symmetric(&c.padding, unsupported)?,
+        dilation: Pair(c.dilation),
+        groups: c.groups,
+        bias: c.bias.is_some(),
+    })
+}
+
+/// `BatchNorm1d` after a vector, `BatchNorm2d` after an image.
+fn batch_norm_spec(name: String, bn: &burn::nn::BatchNorm, input: FeatureShape) -> LayerSpec {
+    let [num_features] = bn.gamma.dims();
+    let eps = bn.epsilon;
+    match input.as_vector() {
+        Some(_) => LayerSpec::BatchNorm1d {
+            name,
+            num_features,
+            eps,
+        },
+        None => LayerSpec::BatchNorm2d {
+            name,
+            num_features,
+            eps,
+        },
     }
 }
