@@ -286,99 +286,7 @@ impl ModelSpec {
                     format!("`{name}` is used by an earlier layer; names must be unique"),
                 ));
             }
-            let positive = |field: &str, values: &[usize]| {
-                if values.contains(&0) {
-                    Err(invalid(
-                        index,
-                        field,
-                        format!("expected positive sizes, got {values:?}"),
-                    ))
-                } else {
-                    Ok(())
-                }
-            };
-            match layer {
-                LayerSpec::Linear {
-                    in_features,
-                    out_features,
-                    ..
-                } => {
-                    positive("in_features", &[*in_features])?;
-                    positive("out_features", &[*out_features])?;
-                }
-                LayerSpec::Conv2d {
-                    in_channels,
-                    out_channels,
-                    kernel_size,
-                    stride,
-                    dilation,
-                    groups,
-                    ..
-                } => {
-                    positive("in_channels", &[*in_channels])?;
-                    positive("out_channels", &[*out_channels])?;
-                    positive("kernel_size", &kernel_size.0)?;
-                    positive("stride", &stride.0)?;
-                    positive("dilation", &dilation.0)?;
-                    positive("groups", &[*groups])?;
-                    if in_channels % groups != 0 || out_channels % groups != 0 {
-                        return Err(invalid(
-                            index,
-                            "groups",
-                            format!(
-                                "{groups} groups must divide in_channels ({in_channels}) and out_channels ({out_channels})"
-                            ),
-                        ));
-                    }
-                }
-                LayerSpec::BatchNorm1d {
-                    num_features, eps, ..
-                }
-                | LayerSpec::BatchNorm2d {
-                    num_features, eps, ..
-                } => {
-                    positive("num_features", &[*num_features])?;
-                    if !(eps.is_finite() && *eps > 0.0) {
-                        return Err(invalid(
-                            index,
-                            "eps",
-                            format!("expected a finite eps > 0, got {eps}"),
-                        ));
-                    }
-                }
-                LayerSpec::MaxPool2d {
-                    kernel_size,
-                    stride,
-                    dilation,
-                    ..
-                } => {
-                    positive("kernel_size", &kernel_size.0)?;
-                    positive("stride", &stride.unwrap_or(*kernel_size).0)?;
-                    positive("dilation", &dilation.0)?;
-                }
-                LayerSpec::AvgPool2d {
-                    kernel_size,
-                    stride,
-                    ..
-                } => {
-                    positive("kernel_size", &kernel_size.0)?;
-                    positive("stride", &stride.unwrap_or(*kernel_size).0)?;
-                }
-                LayerSpec::AdaptiveAvgPool2d { output_size } => {
-                    positive("output_size", &output_size.0)?
-                }
-                LayerSpec::LeakyRelu { negative_slope } if !negative_slope.is_finite() => {
-                    return Err(invalid(
-                        index,
-                        "negative_slope",
-                        format!("expected a finite number, got {negative_slope}"),
-                    ));
-                }
-                LayerSpec::Dropout { p } if !(p.is_finite() && (0.0..1.0).contains(p)) => {
-                    return Err(invalid(index, "p", format!("expected 0 <= p < 1, got {p}")));
-                }
-                _ => {}
-            }
+            layer.check_fields(&|field: &str, message: String| invalid(index, field, message))?;
         }
         Ok(())
     }
@@ -402,6 +310,103 @@ impl ModelSpec {
             input_shape: input_shape.dims(),
             layers,
         })
+    }
+}
+
+impl LayerSpec {
+    /// Checks this layer's fields (positive sizes, groups that divide the channels, a valid eps,
+    /// slope and dropout probability); `invalid(field, message)` makes the error.
+    fn check_fields(&self, invalid: &dyn Fn(&str, String) -> LoadError) -> Result<(), LoadError> {
+        let positive = |field: &str, values: &[usize]| {
+            if values.contains(&0) {
+                Err(invalid(
+                    field,
+                    format!("expected positive sizes, got {values:?}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            LayerSpec::Linear {
+                in_features,
+                out_features,
+                ..
+            } => {
+                positive("in_features", &[*in_features])?;
+                positive("out_features", &[*out_features])?;
+            }
+            LayerSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                dilation,
+                groups,
+                ..
+            } => {
+                positive("in_channels", &[*in_channels])?;
+                positive("out_channels", &[*out_channels])?;
+                positive("kernel_size", &kernel_size.0)?;
+                positive("stride", &stride.0)?;
+                positive("dilation", &dilation.0)?;
+                positive("groups", &[*groups])?;
+                if in_channels % groups != 0 || out_channels % groups != 0 {
+                    return Err(invalid(
+                        "groups",
+                        format!(
+                            "{groups} groups must divide in_channels ({in_channels}) and out_channels ({out_channels})"
+                        ),
+                    ));
+                }
+            }
+            LayerSpec::BatchNorm1d {
+                num_features, eps, ..
+            }
+            | LayerSpec::BatchNorm2d {
+                num_features, eps, ..
+            } => {
+                positive("num_features", &[*num_features])?;
+                if !(eps.is_finite() && *eps > 0.0) {
+                    return Err(invalid(
+                        "eps",
+                        format!("expected a finite eps > 0, got {eps}"),
+                    ));
+                }
+            }
+            LayerSpec::MaxPool2d {
+                kernel_size,
+                stride,
+                dilation,
+                ..
+            } => {
+                positive("kernel_size", &kernel_size.0)?;
+                positive("stride", &stride.unwrap_or(*kernel_size).0)?;
+                positive("dilation", &dilation.0)?;
+            }
+            LayerSpec::AvgPool2d {
+                kernel_size,
+                stride,
+                ..
+            } => {
+                positive("kernel_size", &kernel_size.0)?;
+                positive("stride", &stride.unwrap_or(*kernel_size).0)?;
+            }
+            LayerSpec::AdaptiveAvgPool2d { output_size } => {
+                positive("output_size", &output_size.0)?
+            }
+            LayerSpec::LeakyRelu { negative_slope } if !negative_slope.is_finite() => {
+                return Err(invalid(
+                    "negative_slope",
+                    format!("expected a finite number, got {negative_slope}"),
+                ));
+            }
+            LayerSpec::Dropout { p } if !(p.is_finite() && (0.0..1.0).contains(p)) => {
+                return Err(invalid("p", format!("expected 0 <= p < 1, got {p}")));
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
