@@ -769,10 +769,18 @@ fn print_info_header(args: &InfoArgs, model: &model::CliModel) -> Result<()> {
     } else {
         ""
     };
+    let input = match &model.embedding {
+        Some(embedding) => format!(
+            "token ids {:?} (vocabulary {}) embedded to {:?}",
+            model.file_shape().dims(),
+            embedding.weight.dims()[0],
+            model.input_shape.dims()
+        ),
+        None => format!("{:?}", model.input_shape.dims()),
+    };
     println!(
-        "{}: input {:?}, {} classes, {} parameters{buffers}; {}{architecture_only}",
+        "{}: input {input}, {} classes, {} parameters{buffers}; {}{architecture_only}",
         args.model.model.display(),
-        model.input_shape.dims(),
         classes,
         group_digits(params),
         args.rules.describe(),

@@ -874,6 +874,14 @@ fn a_text_model_takes_token_ids_and_renders_relevance_per_token() {
     assert!(error < 1e-5, "{error:.2e}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.matches("<span").count() == ids.len());
+    lrp_grad()
+        .args(["info", "--model"])
+        .arg(folder.join("model.onnx"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "input token ids [6] (vocabulary 16) embedded to [6, 8]",
+        ));
 
     let floats = dir.path().join("floats.npy");
     write_npy(&floats, shape, ids);
