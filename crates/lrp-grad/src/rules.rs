@@ -345,91 +345,50 @@ impl Rule {
     pub fn groups(&self) -> Option<Vec<Group>> {
         use InputMod as I;
         use ParamMod as P;
-        let term = |input, params, bias, sign| Term {
-            input,
-            params,
-            bias,
-            sign,
+        let plain = || vec![Term::new(I::Identity, P::Identity)];
+        // `a⁺` through one parameter modifier, `a⁻` through another (its bias left out).
+        let split = |positive: ParamMod, negative: ParamMod| {
+            vec![
+                Term::new(I::Positive, positive),
+                Term::new(I::Negative, negative).without_bias(),
+            ]
         };
-        let one = |terms, stabilizer| vec![Group::new(terms, stabilizer)];
         let eps = DEFAULT_STABILIZER;
         Some(match self {
-            Rule::Zero => one(
-                vec![term(I::Identity, P::Identity, true, 1.0)],
-                ZERO_RULE_STABILIZER,
-            ),
-            Rule::Epsilon { epsilon } => {
-                one(vec![term(I::Identity, P::Identity, true, 1.0)], *epsilon)
+            Rule::Zero => vec![Group::new(plain(), ZERO_RULE_STABILIZER)],
+            Rule::Epsilon { epsilon } => vec![Group::new(plain(), *epsilon)],
+            Rule::Norm => vec![Group::new(plain(), eps)],
+            Rule::LxtEpsilon { epsilon } => {
+                vec![Group::new(plain(), Stabilizer::Added(*epsilon))]
             }
-            Rule::Norm => one(vec![term(I::Identity, P::Identity, true, 1.0)], eps),
-            Rule::LxtEpsilon { epsilon } => vec![Group::new(
-                vec![term(I::Identity, P::Identity, true, 1.0)],
-                Stabilizer::Added(*epsilon),
-            )],
-            Rule::ZPlus => one(
-                vec![
-                    term(I::Positive, P::Positive, true, 1.0),
-                    term(I::Negative, P::Negative, false, 1.0),
-                ],
-                eps,
-            ),
+            Rule::ZPlus => vec![Group::new(split(P::Positive, P::Negative), eps)],
             Rule::AlphaBeta { alpha, beta } => vec![
-                Group {
-                    scale: *alpha as f32,
-                    ..Group::new(
-                        vec![
-                            term(I::Positive, P::Positive, true, 1.0),
-                            term(I::Negative, P::Negative, false, 1.0),
-                        ],
-                        eps,
-                    )
-                },
-                Group {
-                    scale: -*beta as f32,
-                    ..Group::new(
-                        vec![
-                            term(I::Positive, P::Negative, true, 1.0),
-                            term(I::Negative, P::Positive, false, 1.0),
-                        ],
-                        eps,
-                    )
-                },
+                Group::new(split(P::Positive, P::Negative), eps).scaled(*alpha as f32),
+                Group::new(split(P::Negative, P::Positive), eps).scaled(-*beta as f32),
             ],
             Rule::Gamma { gamma } => {
-                let g = *gamma as f32;
+                let (up, down) = (
+                    P::GammaPositive(*gamma as f32),
+                    P::GammaNegative(*gamma as f32),
+                );
                 vec![
-                    Group {
-                        mask: OutputMask::Positive,
-                        ..Group::new(
-                            vec![
-                                term(I::Positive, P::GammaPositive(g), true, 1.0),
-                                term(I::Negative, P::GammaNegative(g), false, 1.0),
-                            ],
-                            eps,
-                        )
-                    },
-                    Group {
-                        mask: OutputMask::Negative,
-                        ..Group::new(
-                            vec![
-                                term(I::Positive, P::GammaNegative(g), true, 1.0),
-                                term(I::Negative, P::GammaPositive(g), false, 1.0),
-                            ],
-                            eps,
-                        )
-                    },
+                    Group::new(split(up, down), eps).masked(OutputMask::Positive),
+                    Group::new(split(down, up), eps).masked(OutputMask::Negative),
                 ]
             }
-            Rule::ZBox { .. } => one(
+            Rule::ZBox { .. } => vec![Group::new(
                 vec![
-                    term(I::Identity, P::Identity, true, 1.0),
-                    term(I::Low, P::Positive, true, -1.0),
-                    term(I::High, P::Negative, true, -1.0),
+                    Term::new(I::Identity, P::Identity),
+                    Term::new(I::Low, P::Positive).negated(),
+                    Term::new(I::High, P::Negative).negated(),
                 ],
                 eps,
-            ),
-            Rule::Flat => one(vec![term(I::Ones, P::Ones, false, 1.0)], eps),
-            Rule::WSquare => one(vec![term(I::Ones, P::Square, true, 1.0)], eps),
+            )],
+            Rule::Flat => vec![Group::new(
+                vec![Term::new(I::Ones, P::Ones).without_bias()],
+                eps,
+            )],
+            Rule::WSquare => vec![Group::new(vec![Term::new(I::Ones, P::Square)], eps)],
             Rule::Custom(custom) => custom.groups.clone(),
             Rule::Pass | Rule::Gradient | Rule::Block => return None,
         })
