@@ -76,97 +76,14 @@ impl ColorMap {
     }
 
     fn from_code(code: &str) -> Result<Self, String> {
-        // Parse `[II:]color` nodes.
-        let mut nodes: Vec<(Option<usize>, [f64; 3])> = Vec::new();
-        for token in code.split(',').map(str::trim) {
-            let (index, color) = match token.split_once(':') {
-                Some((i, c)) => {
-                    let i = if i.len() == 1 {
-                        i.repeat(2)
-                    } else {
-                        i.to_string()
-                    };
-                    let i = (i.len() == 2)
-                        .then(|| usize::from_str_radix(&i, 16).ok())
-                        .flatten()
-                        .ok_or_else(|| format!("bad position `{i}` (one or two hex digits)"))?;
-                    (Some(i), c)
-                }
-                None => (None, token),
-            };
-            let hex = |s: &str| {
-                u8::from_str_radix(s, 16)
-                    .map(f64::from)
-                    .map_err(|_| format!("bad colour `{color}`"))
-            };
-            let rgb = match color.len() {
-                3 => {
-                    let c: Vec<String> = color.chars().map(|ch| ch.to_string().repeat(2)).collect();
-                    [hex(&c[0])?, hex(&c[1])?, hex(&c[2])?]
-                }
-                6 => [hex(&color[0..2])?, hex(&color[2..4])?, hex(&color[4..6])?],
-                _ => return Err(format!("bad colour `{color}` (3 or 6 hex digits)")),
-            };
-            nodes.push((index, rgb));
-        }
+        let nodes = code_nodes(code)?;
         if nodes.len() < 2 {
             return Err("a colour map needs at least 2 colours".into());
         }
-        // Positions as Zennit's `_make_palette`: first at 0, last at 255, unpositioned colours
-        // spread evenly (truncated) between their positioned neighbours.
-        let mut stops: Vec<(usize, [f64; 3])> = Vec::new();
-        let (first_index, first) = nodes[0];
-        stops.push((0, first));
-        if let Some(i) = first_index.filter(|i| *i > 0) {
-            stops.push((i, first));
-        }
-        let rest = &nodes[1..];
-        let mut pending: Vec<[f64; 3]> = Vec::new();
-        for (n, &(index, color)) in rest.iter().enumerate() {
-            let index = match index {
-                None if n + 1 < rest.len() => {
-                    pending.push(color);
-                    continue;
-                }
-                None => 255,
-                Some(i) if i < stops.last().expect("non-empty").0 => {
-                    return Err("positions must ascend".into());
-                }
-                Some(i) => i,
-            };
-            let last = stops.last().expect("non-empty").0 as f64;
-            let count = pending.len();
-            for (k, color) in pending.drain(..).enumerate() {
-                let alpha = (k + 1) as f64 / (count + 1) as f64;
-                stops.push((
-                    (last * (1.0 - alpha) + index as f64 * alpha) as usize,
-                    color,
-                ));
-            }
-            stops.push((index, color));
-        }
-        let last = *stops.last().expect("non-empty");
-        stops.push((256, last.1));
-        // The palette: 256 colours for x = i / 255, linear between stops.
-        let palette = (0..256)
-            .map(|i| {
-                let x = (i as f64 / 255.0) * 255.0;
-                let k = stops[..stops.len() - 1]
-                    .iter()
-                    .filter(|(index, _)| (*index as f64) <= x)
-                    .count();
-                let (i0, c0) = stops[k - 1];
-                let (i1, c1) = stops[k];
-                let alpha = (x - i0 as f64) / (i1 as f64 - i0 as f64);
-                // Zennit: `(x * 255).round(12).clip(0, 255).astype(uint8)`, i.e. truncation.
-                let mix = |ch: usize| {
-                    let v = (c0[ch] * (1.0 - alpha) + c1[ch] * alpha) / 255.0 * 255.0;
-                    ((v * 1e12).round() / 1e12).clamp(0.0, 255.0) as u8
-                };
-                [mix(0), mix(1), mix(2)]
-            })
-            .collect();
-        Ok(ColorMap { palette })
+        let stops = palette_stops(&nodes)?;
+        Ok(ColorMap {
+            palette: palette(&stops),
+        })
     }
 
     /// The colour of a value in [0, 1] (clipped), as Zennit's `imgify` picks it: palette entry
@@ -268,6 +185,110 @@ pub fn upscale(img: &RgbImage, factor: u32) -> RgbImage {
         img.height() * factor,
         image::imageops::FilterType::Nearest,
     )
+}
+
+/// A colour node of colour-map code: an optional position (`II:`) and an RGB colour.
+type Node = (Option<usize>, [f64; 3]);
+
+/// The `[II:]color` nodes of colour-map code.
+fn code_nodes(code: &str) -> Result<Vec<Node>, String> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for token in code.split(',').map(str::trim) {
+        let (index, color) = match token.split_once(':') {
+            Some((i, c)) => {
+                let i = if i.len() == 1 {
+                    i.repeat(2)
+                } else {
+                    i.to_string()
+                };
+                let i = (i.len() == 2)
+                    .then(|| usize::from_str_radix(&i, 16).ok())
+                    .flatten()
+                    .ok_or_else(|| format!("bad position `{i}` (one or two hex digits)"))?;
+                (Some(i), c)
+            }
+            None => (None, token),
+        };
+        let hex = |s: &str| {
+            u8::from_str_radix(s, 16)
+                .map(f64::from)
+                .map_err(|_| format!("bad colour `{color}`"))
+        };
+        let rgb = match color.len() {
+            3 => {
+                let c: Vec<String> = color.chars().map(|ch| ch.to_string().repeat(2)).collect();
+                [hex(&c[0])?, hex(&c[1])?, hex(&c[2])?]
+            }
+            6 => [hex(&color[0..2])?, hex(&color[2..4])?, hex(&color[4..6])?],
+            _ => return Err(format!("bad colour `{color}` (3 or 6 hex digits)")),
+        };
+        nodes.push((index, rgb));
+    }
+    Ok(nodes)
+}
+
+/// The palette's stops `(position, colour)` from the nodes, as Zennit's `_make_palette` places
+/// them, with a sentinel at 256.
+fn palette_stops(nodes: &[Node]) -> Result<Vec<(usize, [f64; 3])>, String> {
+    // Positions as Zennit's `_make_palette`: first at 0, last at 255, unpositioned colours
+    // spread evenly (truncated) between their positioned neighbours.
+    let mut stops: Vec<(usize, [f64; 3])> = Vec::new();
+    let (first_index, first) = nodes[0];
+    stops.push((0, first));
+    if let Some(i) = first_index.filter(|i| *i > 0) {
+        stops.push((i, first));
+    }
+    let rest = &nodes[1..];
+    let mut pending: Vec<[f64; 3]> = Vec::new();
+    for (n, &(index, color)) in rest.iter().enumerate() {
+        let index = match index {
+            None if n + 1 < rest.len() => {
+                pending.push(color);
+                continue;
+            }
+            None => 255,
+            Some(i) if i < stops.last().expect("non-empty").0 => {
+                return Err("positions must ascend".into());
+            }
+            Some(i) => i,
+        };
+        let last = stops.last().expect("non-empty").0 as f64;
+        let count = pending.len();
+        for (k, color) in pending.drain(..).enumerate() {
+            let alpha = (k + 1) as f64 / (count + 1) as f64;
+            stops.push((
+                (last * (1.0 - alpha) + index as f64 * alpha) as usize,
+                color,
+            ));
+        }
+        stops.push((index, color));
+    }
+    let last = *stops.last().expect("non-empty");
+    stops.push((256, last.1));
+    Ok(stops)
+}
+
+/// 256 colours for `x = i / 255`, linear between the stops.
+fn palette(stops: &[(usize, [f64; 3])]) -> Vec<[u8; 3]> {
+    // The palette: 256 colours for x = i / 255, linear between stops.
+    (0..256)
+        .map(|i| {
+            let x = (i as f64 / 255.0) * 255.0;
+            let k = stops[..stops.len() - 1]
+                .iter()
+                .filter(|(index, _)| (*index as f64) <= x)
+                .count();
+            let (i0, c0) = stops[k - 1];
+            let (i1, c1) = stops[k];
+            let alpha = (x - i0 as f64) / (i1 as f64 - i0 as f64);
+            // Zennit: `(x * 255).round(12).clip(0, 255).astype(uint8)`, i.e. truncation.
+            let mix = |ch: usize| {
+                let v = (c0[ch] * (1.0 - alpha) + c1[ch] * alpha) / 255.0 * 255.0;
+                ((v * 1e12).round() / 1e12).clamp(0.0, 255.0) as u8
+            };
+            [mix(0), mix(1), mix(2)]
+        })
+        .collect()
 }
 
 /// Height in pixels of a caption strip ([`captioned`]).
