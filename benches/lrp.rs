@@ -16,7 +16,14 @@ fn sum(t: Tensor<4>) -> f32 {
     t.sum().into_scalar::<f32>()
 }
 
-fn bench_model(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 4]) {
+/// Forward, input gradient and each composite (one pass and layer-wise) on `model`.
+fn bench_model(
+    c: &mut Criterion,
+    name: &str,
+    model: Graph,
+    dims: [usize; 4],
+    composites: Vec<(&'static str, Composite)>,
+) {
     let device = Device::default();
     device.seed(0);
     let model = model.valid();
@@ -30,7 +37,13 @@ fn bench_model(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 4]) {
     group.bench_function("gradient", |b| {
         b.iter(|| sum(gradient.explain(&model, x.clone()).unwrap().relevance))
     });
-    let composites = [
+    bench_composites(&mut group, &model, &x, composites);
+    group.finish();
+}
+
+/// Zennit's composites of the CNN benchmarks.
+fn cnn_composites() -> Vec<(&'static str, Composite)> {
+    vec![
         (
             "lrp-epsilon",
             Composite::uniform(Rule::Epsilon { epsilon: 1e-6 }),
@@ -40,9 +53,7 @@ fn bench_model(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 4]) {
             "lrp-epsilon-gamma-box",
             Composite::epsilon_gamma_box(0.0, 1.0).unwrap(),
         ),
-    ];
-    bench_composites(&mut group, &model, &x, composites);
-    group.finish();
+    ]
 }
 
 /// Each composite, one pass and layer-wise.
@@ -68,52 +79,34 @@ fn bench_composites(
     }
 }
 
-/// Forward, gradient and AttnLRP / CP-LRP (one pass and layer-wise) on a transformer.
-fn bench_transformer(c: &mut Criterion, name: &str, model: Graph, dims: [usize; 4]) {
-    let device = Device::default();
-    device.seed(0);
-    let model = model.valid();
-    let x: Tensor<4> = Tensor::random(dims, Distribution::Uniform(0.0, 1.0), &device);
-    let mut group = c.benchmark_group(name);
-    group.sample_size(10);
-    group.bench_function("forward", |b| {
-        b.iter(|| model.forward(x.clone()).sum().into_scalar::<f32>())
-    });
-    let gradient = Explainer::new().method(Method::Gradient);
-    group.bench_function("gradient", |b| {
-        b.iter(|| sum(gradient.explain(&model, x.clone()).unwrap().relevance))
-    });
-    let composites = [
-        ("attn-lrp", Composite::attn_lrp()),
-        ("cp-lrp", Composite::cp_lrp()),
-    ];
-    bench_composites(&mut group, &model, &x, composites);
-    group.finish();
-}
-
 fn benchmarks(c: &mut Criterion) {
     let device = Device::default();
     device.seed(1);
     let chain = |model: &lrp_grad::Sequential| Graph::from_sequential(model);
+    let cnn = chain(&zoo::mnist_cnn(&device));
+    bench_model(c, "mnist-cnn", cnn, [64, 1, 28, 28], cnn_composites());
+    let vgg = chain(&zoo::vgg_small(&device));
+    bench_model(c, "vgg-small", vgg, [16, 3, 64, 64], cnn_composites());
+    let resnet = zoo::resnet18(10, &device);
+    bench_model(c, "resnet18-64", resnet, [8, 3, 64, 64], cnn_composites());
+    let attention = vec![
+        ("attn-lrp", Composite::attn_lrp()),
+        ("cp-lrp", Composite::cp_lrp()),
+    ];
     bench_model(
         c,
-        "mnist-cnn",
-        chain(&zoo::mnist_cnn(&device)),
+        "mnist-vit",
+        zoo::mnist_vit(&device),
         [64, 1, 28, 28],
+        attention,
     );
-    bench_model(
-        c,
-        "vgg-small",
-        chain(&zoo::vgg_small(&device)),
-        [16, 3, 64, 64],
-    );
-    bench_model(c, "resnet18-64", zoo::resnet18(10, &device), [8, 3, 64, 64]);
-    bench_transformer(c, "mnist-vit", zoo::mnist_vit(&device), [64, 1, 28, 28]);
+    let resnet = zoo::resnet18(1000, &device);
     bench_model(
         c,
         "resnet18-224",
-        zoo::resnet18(1000, &device),
+        resnet,
         [8, 3, 224, 224],
+        cnn_composites(),
     );
 }
 

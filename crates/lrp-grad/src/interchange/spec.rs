@@ -314,8 +314,8 @@ impl ModelSpec {
 }
 
 impl LayerSpec {
-    /// Checks this layer's fields (positive sizes, groups that divide the channels, a valid eps,
-    /// slope and dropout probability); `invalid(field, message)` makes the error.
+    /// Checks this layer's fields: positive sizes here, the rest in `check_values`;
+    /// `invalid(field, message)` makes the error.
     fn check_fields(&self, invalid: &dyn Fn(&str, String) -> LoadError) -> Result<(), LoadError> {
         let positive = |field: &str, values: &[usize]| {
             if values.contains(&0) {
@@ -351,28 +351,10 @@ impl LayerSpec {
                 positive("stride", &stride.0)?;
                 positive("dilation", &dilation.0)?;
                 positive("groups", &[*groups])?;
-                if in_channels % groups != 0 || out_channels % groups != 0 {
-                    return Err(invalid(
-                        "groups",
-                        format!(
-                            "{groups} groups must divide in_channels ({in_channels}) and out_channels ({out_channels})"
-                        ),
-                    ));
-                }
             }
-            LayerSpec::BatchNorm1d {
-                num_features, eps, ..
-            }
-            | LayerSpec::BatchNorm2d {
-                num_features, eps, ..
-            } => {
+            LayerSpec::BatchNorm1d { num_features, .. }
+            | LayerSpec::BatchNorm2d { num_features, .. } => {
                 positive("num_features", &[*num_features])?;
-                if !(eps.is_finite() && *eps > 0.0) {
-                    return Err(invalid(
-                        "eps",
-                        format!("expected a finite eps > 0, got {eps}"),
-                    ));
-                }
             }
             LayerSpec::MaxPool2d {
                 kernel_size,
@@ -395,18 +377,43 @@ impl LayerSpec {
             LayerSpec::AdaptiveAvgPool2d { output_size } => {
                 positive("output_size", &output_size.0)?
             }
-            LayerSpec::LeakyRelu { negative_slope } if !negative_slope.is_finite() => {
-                return Err(invalid(
-                    "negative_slope",
-                    format!("expected a finite number, got {negative_slope}"),
-                ));
-            }
-            LayerSpec::Dropout { p } if !(p.is_finite() && (0.0..1.0).contains(p)) => {
-                return Err(invalid("p", format!("expected 0 <= p < 1, got {p}")));
-            }
             _ => {}
         }
-        Ok(())
+        self.check_values(invalid)
+    }
+
+    /// Checks the fields that are not sizes: groups that divide the channels, a positive eps, a
+    /// finite slope, a dropout probability in [0, 1).
+    fn check_values(&self, invalid: &dyn Fn(&str, String) -> LoadError) -> Result<(), LoadError> {
+        match self {
+            LayerSpec::Conv2d {
+                in_channels,
+                out_channels,
+                groups,
+                ..
+            } if in_channels % groups != 0 || out_channels % groups != 0 => Err(invalid(
+                "groups",
+                format!(
+                    "{groups} groups must divide in_channels ({in_channels}) and out_channels ({out_channels})"
+                ),
+            )),
+            LayerSpec::BatchNorm1d { eps, .. } | LayerSpec::BatchNorm2d { eps, .. }
+                if !(eps.is_finite() && *eps > 0.0) =>
+            {
+                Err(invalid(
+                    "eps",
+                    format!("expected a finite eps > 0, got {eps}"),
+                ))
+            }
+            LayerSpec::LeakyRelu { negative_slope } if !negative_slope.is_finite() => Err(invalid(
+                "negative_slope",
+                format!("expected a finite number, got {negative_slope}"),
+            )),
+            LayerSpec::Dropout { p } if !(p.is_finite() && (0.0..1.0).contains(p)) => {
+                Err(invalid("p", format!("expected 0 <= p < 1, got {p}")))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

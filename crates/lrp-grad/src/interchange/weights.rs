@@ -219,6 +219,19 @@ fn build_layer(
                 None => bn.into(),
             }
         }
+        parameter_free => {
+            build_parameter_free(parameter_free).ok_or_else(|| LoadError::Unsupported {
+                index,
+                kind: "layer",
+                reason: "a layer with weights reached the parameter-free builder".into(),
+            })?
+        }
+    })
+}
+
+/// A layer without weights (pooling, activations, reshapes); `None` for layers with weights.
+fn build_parameter_free(layer: &LayerSpec) -> Option<Layer> {
+    Some(match layer {
         LayerSpec::MaxPool2d {
             kernel_size,
             stride,
@@ -262,6 +275,10 @@ fn build_layer(
         LayerSpec::Identity => Identity::new().into(),
         LayerSpec::Flatten => Flatten.into(),
         LayerSpec::Dropout { p } => DropoutConfig::new(*p).init().into(),
+        LayerSpec::Linear { .. }
+        | LayerSpec::Conv2d { .. }
+        | LayerSpec::BatchNorm1d { .. }
+        | LayerSpec::BatchNorm2d { .. } => return None,
     })
 }
 
