@@ -1,7 +1,9 @@
 //! AttnLRP and CP-LRP against LXT 2.1 itself: the fixtures of `tools/lxt-reference` (a
-//! two-block encoder on embeddings and a one-block ViT on patches, random weights, multi-head
-//! attention), rebuilt here as graphs from the same weights. Pass: max |Δ| ≤ max(1e-4, 4× LXT's
-//! own float32-vs-float64 distance) × max |R_LXT|, for both strategies.
+//! two-block encoder on embeddings, ViTs on patches with and without a class token, a text model,
+//! a LLaMA-pattern model, torchvision's `VisionTransformer` and `transformers`' BERT classifier;
+//! random weights, multi-head attention), rebuilt here as graphs from the same weights or read
+//! from their ONNX exports. Pass: max |Δ| ≤ max(1e-4, 4× LXT's own float32-vs-float64 distance)
+//! × max |R_LXT|, for both strategies.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
-use burn::nn::Gelu;
+use burn::nn::{Gelu, Tanh};
 use common::zennit::read_f32_tensors;
 use common::{ConvGeometry, conv, linear, tensor, values};
 use lrp_grad::{
@@ -73,9 +75,9 @@ impl Builder<'_> {
         self.g.permute(format!("{name}.by_head"), [1, 0, 2], x)
     }
 
-    fn block(&mut self, b: usize, x: NodeId) -> NodeId {
+    /// Multi-head self-attention of `h` with its output projection.
+    fn attention(&mut self, b: usize, h: NodeId) -> NodeId {
         let p = |name: &str| format!("block{b}.{name}");
-        let h = self.norm(&p("ln1"), x);
         let q = self.dense(&p("q"), h);
         let k = self.dense(&p("k"), h);
         let v = self.dense(&p("v"), h);
@@ -93,14 +95,57 @@ impl Builder<'_> {
         let context = g.matmul(p("context"), attention, v);
         let context = g.permute(p("merge"), [1, 0, 2], context);
         let context = g.reshape(p("merged"), [self.tokens, self.d], context);
-        let o = self.dense(&p("o"), context);
-        let x = self.g.add(p("residual1"), [x, o]);
-        let h = self.norm(&p("ln2"), x);
+        self.dense(&p("o"), context)
+    }
+
+    fn mlp(&mut self, b: usize, h: NodeId) -> NodeId {
+        let p = |name: &str| format!("block{b}.{name}");
         let m = self.dense(&p("fc1"), h);
         let m = self.g.layer(p("gelu"), Gelu::new(), m);
-        let m = self.dense(&p("fc2"), m);
+        self.dense(&p("fc2"), m)
+    }
+
+    /// A pre-norm block (ViT, GPT): `x + attention(norm(x))`, then `x + mlp(norm(x))`.
+    fn block(&mut self, b: usize, x: NodeId) -> NodeId {
+        let p = |name: &str| format!("block{b}.{name}");
+        let h = self.norm(&p("ln1"), x);
+        let o = self.attention(b, h);
+        let x = self.g.add(p("residual1"), [x, o]);
+        let h = self.norm(&p("ln2"), x);
+        let m = self.mlp(b, h);
         self.g.add(p("residual2"), [x, m])
     }
+
+    /// A post-norm block (BERT): `norm(x + attention(x))`, then `norm(x + mlp(x))`.
+    fn post_norm_block(&mut self, b: usize, x: NodeId) -> NodeId {
+        let p = |name: &str| format!("block{b}.{name}");
+        let o = self.attention(b, x);
+        let x = self.g.add(p("residual1"), [x, o]);
+        let x = self.norm(&p("ln1"), x);
+        let m = self.mlp(b, x);
+        let x = self.g.add(p("residual2"), [x, m]);
+        self.norm(&p("ln2"), x)
+    }
+
+    /// The first token's features `[D]`.
+    fn first_token(&mut self, x: NodeId) -> NodeId {
+        let first = self.g.slice("first_token", 0, (0, 1), x);
+        self.g.reshape("pooled", [self.d], first)
+    }
+}
+
+/// BERT after its word embeddings: positions and token type 0 (one constant summand), the
+/// embedding norm, post-norm blocks, the pooler (dense + tanh on the first token), the classifier.
+fn bert(mut b: Builder, blocks: usize, x: NodeId) -> Graph {
+    let mut x = b.norm("emb_ln", x);
+    for block in 0..blocks {
+        x = b.post_norm_block(block, x);
+    }
+    let pooled = b.first_token(x);
+    let pooled = b.dense("pooler", pooled);
+    let pooled = b.g.layer("pooler.tanh", Tanh::new(), pooled);
+    b.dense("head", pooled);
+    b.g
 }
 
 fn model(kind: &str, meta: &Value, w: &Tensors) -> Graph {
@@ -115,12 +160,12 @@ fn model(kind: &str, meta: &Value, w: &Tensors) -> Graph {
         eps: meta["layer_norm_eps"].as_f64().unwrap(),
     };
     let mut x = b.g.input();
-    let cls = kind == "vit-cls";
+    let cls = kind == "vit-cls" || kind == "vit-torchvision";
     let patches = if cls { tokens - 1 } else { tokens };
     if kind.starts_with("vit") {
-        let (_, weight) = &w["patch.weight"];
+        let (shape, weight) = &w["patch.weight"];
         let geometry = ConvGeometry {
-            in_channels: 1,
+            in_channels: shape[1],
             out_channels: d,
             kernel: [4, 4],
             stride: [4, 4],
@@ -143,13 +188,16 @@ fn model(kind: &str, meta: &Value, w: &Tensors) -> Graph {
         FeatureShape::sequence(tokens, d),
     );
     x = b.g.add_param("pos", pos, x);
-    for block in 0..meta["blocks"].as_u64().unwrap() as usize {
+    let blocks = meta["blocks"].as_u64().unwrap() as usize;
+    if kind == "bert" {
+        return bert(b, blocks, x);
+    }
+    for block in 0..blocks {
         x = b.block(block, x);
     }
     x = b.norm("ln", x);
     x = if cls {
-        let first = b.g.slice("cls_out", 0, (0, 1), x);
-        b.g.reshape("pooled", [d], first)
+        b.first_token(x)
     } else {
         b.g.mean("pool", 0, x)
     };
@@ -252,6 +300,22 @@ fn a_vision_transformer_with_a_class_token_matches_lxt() {
     check("vit-cls", Source::Weights);
 }
 
+/// torchvision's own `VisionTransformer` (3×12×12, 4×4 patches, a class token, layer-norm
+/// ε = 1e-6; the reference script splits its fused in-projection into q, k and v and checks that
+/// its rewritten forward pass gives the module's output).
+#[test]
+fn torchvisions_vision_transformer_matches_lxt() {
+    check("vit-torchvision", Source::Weights);
+}
+
+/// `transformers`' `BertForSequenceClassification` (post-norm blocks, the embedding norm,
+/// position and token-type embeddings as one constant summand, the tanh pooler; ε = 1e-12),
+/// explained at its word embeddings as LXT does.
+#[test]
+fn a_bert_classifier_from_transformers_matches_lxt() {
+    check("bert", Source::Weights);
+}
+
 /// The same models from their `torch.onnx.export` files: layer norms, products of
 /// activations, softmax, GELU (an op, or at opset 18 its erf pattern), the token mean and the
 /// positional constant come through the ONNX import with AttnLRP's rules.
@@ -266,6 +330,26 @@ fn the_onnx_exports_match_lxt() {
     // norm, LXT's identity rule) and SiLU-gated MLPs (x·sigmoid(x) → SiLU; the gate product
     // uniform).
     check("llama", Source::Onnx("model.onnx"));
+    // transformers' BERT exported with eager attention: token-type and position embeddings as
+    // two constant summands (their ε-shares telescope to LXT's one sum), post-norm blocks, the
+    // pooler's Gather + Tanh.
+    check("bert", Source::Onnx("model.onnx"));
+}
+
+/// torchvision's `nn.MultiheadAttention` exports in its sequence-first layout: the export is
+/// refused before anything runs, naming the node that moves the batch axis (graphs are per
+/// sample). The graph rebuilt from its weights above is what explains that model.
+#[test]
+fn torchvisions_own_vit_export_is_refused_naming_the_node() {
+    let path = folder("vit-torchvision").join("model.onnx");
+    let err = lrp_grad::onnx::load(&path, &common::device())
+        .err()
+        .expect("the export moves the batch axis")
+        .to_string();
+    assert!(
+        err.contains("node `transpose2` (Transpose): permutation [1, 0, 2] moves the batch axis"),
+        "{err}"
+    );
 }
 
 /// A text model from its ONNX export: token ids in (the embedding lookup taken out of the

@@ -68,12 +68,17 @@ def median_ms(fn, runs):
     return statistics.median(samples) * 1e3
 
 
-def lrp_grad_env(device, threads):
-    """The environment of an `lrp-grad bench` process: its thread count, and `BURN_DEVICE=vulkan`
-    for the GPU (a binary built with `--features vulkan`)."""
-    env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+def lrp_grad_env(device, threads, backend=None):
+    """The environment of an `lrp-grad bench` process: its thread count (rayon's for `flex`,
+    OpenMP's for libtorch), and `BURN_DEVICE`: `vulkan` for the GPU (a binary built with
+    `--features vulkan`), or the `--backend` asked for (`tch`: a binary built with
+    `--features tch`)."""
+    env = {**os.environ, "RAYON_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads)}
     if device == "cuda":
         env["BURN_DEVICE"] = "vulkan"
+    if backend:
+        env["BURN_DEVICE"] = backend
     return env
 
 
@@ -111,62 +116,114 @@ def zennit_times(seq, x, runs):
     }
 
 
-def lrp_grad_times(binary, model_json, weights, batch, runs, threads, device):
-    out = {}
-    runs_by_mode = [
-        (["--rule", "epsilon", "--modes", "forward,gradient,lrp"], "lrp epsilon"),
+def lrp_grad_times(binary, model_json, weights, batch, runs, threads, device, backend=None):
+    """Medians and peak memory of one `lrp-grad bench` process per job (forward and gradient
+    together, each composite alone, so that a composite's peak resident set is its own)."""
+    times, memory = {}, {}
+    jobs = [
+        (["--modes", "forward,gradient"], None),
+        (["--rule", "epsilon", "--modes", "lrp"], "lrp epsilon"),
         (["--composite", "epsilon-plus-flat", "--modes", "lrp"], "lrp epsilon-plus-flat"),
-        (["--composite", "epsilon-gamma-box", "--low", "0", "--high", "1", "--modes", "lrp"], "lrp epsilon-gamma-box"),
+        (["--composite", "epsilon-gamma-box", "--low", "0", "--high", "1", "--modes", "lrp"],
+         "lrp epsilon-gamma-box"),
     ]
-    env = lrp_grad_env(device, threads)
-    for args, label in runs_by_mode:
+    env = lrp_grad_env(device, threads, backend)
+    for args, label in jobs:
         cmd = [binary, "bench", "--model", model_json, "--weights", weights, "--batch", str(batch),
                "--runs", str(runs), "--json", *args]
         report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
                                            env=env).stdout)
         for mode in report["modes"]:
-            name = mode["mode"] if not mode["mode"].startswith("lrp") else label
-            out[name] = mode["median_ms"]
-    return out
+            name = label or mode["mode"]
+            times[name] = mode["median_ms"]
+            memory[name] = report["peak_rss_mib"]
+    return times, memory
+
+
+def candidate(text):
+    """`NAME=BINARY`: an lrp-grad binary run with `BURN_DEVICE=NAME` (e.g. `tch=/tmp/lrp-grad-tch`,
+    `flex=target/release/lrp-grad`)."""
+    name, _, binary = text.partition("=")
+    if not binary:
+        raise argparse.ArgumentTypeError(f"expected NAME=BINARY, got {text!r}")
+    return name, binary
+
+
+def export(name, seq, shape, directory):
+    torch.manual_seed(0)
+    for m in seq.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    model_json = pathlib.Path(directory) / f"{name}.json"
+    weights = pathlib.Path(directory) / f"{name}.safetensors"
+    model_json.write_text(json.dumps(describe(seq, shape)))
+    save_file({k: v.contiguous() for k, v in seq.state_dict().items()}, str(weights))
+    return str(model_json), str(weights)
+
+
+def keep_fastest(best, times):
+    for mode, ms in times.items():
+        best[mode] = min(ms, best.get(mode, float("inf")))
+
+
+def print_table(results, names):
+    """One row per model and mode: Zennit's time, each candidate's, and every tool's ratio to
+    its own gradient; peak memory of each candidate's process and its ratio to the gradient's."""
+    head = " | ".join(f"lrp-grad {n} ms" for n in names)
+    ratios = " | ".join(f"{n} ÷ its gradient" for n in names)
+    mems = " | ".join(f"{n} peak MiB (÷ gradient's)" for n in names)
+    print(f"| model | mode | Zennit ms | {head} | Zennit ÷ its gradient | {ratios} | {mems} |")
+    print("|---" * (3 + 3 * len(names) + 1) + "|")
+    for model, (zennit, ours, memory) in results.items():
+        for mode, z in zennit.items():
+            cells = [f"{ours[n][mode]:.1f}" for n in names]
+            cells += [f"{z / zennit['gradient']:.2f}"]
+            cells += [f"{ours[n][mode] / ours[n]['gradient']:.2f}" for n in names]
+            cells += [f"{memory[n][mode]:.0f} ({memory[n][mode] / memory[n]['gradient']:.2f})"
+                      for n in names]
+            print(f"| {model} | {mode} | {z:.1f} | " + " | ".join(cells) + " |")
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds alternating Zennit and every candidate; each mode's fastest "
+                             "round is kept")
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lrp-grad"))
+    parser.add_argument("--candidate", type=candidate, action="append", default=[],
+                        help="NAME=BINARY, repeatable: lrp-grad binaries to compare, each run with "
+                             "BURN_DEVICE=NAME (e.g. tch=... for a build with --features tch); "
+                             "default: --binary on its default backend")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cuda: Zennit on PyTorch CUDA, lrp-grad on the same GPU through Vulkan "
                              "(built with --features vulkan)")
     parser.add_argument("--keep", help="write the exported models to this directory and keep them")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = []
+    candidates = args.candidate or [(None, args.binary)]
+    names = [name or "default" for name, _ in candidates]
+    results = {}
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
         pathlib.Path(tmp).mkdir(parents=True, exist_ok=True)
         for name, (seq, shape, batch) in {"mnist-cnn": mnist_cnn(), "vgg-small": vgg_small()}.items():
-            torch.manual_seed(0)
-            for m in seq.modules():
-                if hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
-            model_json = pathlib.Path(tmp) / f"{name}.json"  # noqa: E501
-            weights = pathlib.Path(tmp) / f"{name}.safetensors"
-            model_json.write_text(json.dumps(describe(seq, shape)))
-            save_file({k: v.contiguous() for k, v in seq.state_dict().items()}, str(weights))
+            model_json, weights = export(name, seq, shape, tmp)
             x = torch.rand((batch,) + shape)
-            zennit = zennit_times(seq.to(args.device), x.to(args.device), args.runs)
-            ours = lrp_grad_times(args.binary, str(model_json), str(weights), batch, args.runs,
-                                  args.threads, args.device)
-            for mode in zennit:
-                rows.append((name, mode, zennit[mode], ours[mode], zennit["gradient"], ours["gradient"]))
-    print(f"| model | mode | Zennit ms | lrp-grad ms | Zennit ÷ its gradient | lrp-grad ÷ its gradient |")
-    print("|---|---|---|---|---|---|")
-    for name, mode, z, o, zg, og in rows:
-        print(f"| {name} | {mode} | {z:.1f} | {o:.1f} | {z / zg:.2f} | {o / og:.2f} |")
-    where = (f"{torch.cuda.get_device_name()}" if args.device == "cuda"
-             else f"{args.threads} threads")
-    print(f"\n{where}, median of {args.runs} runs after 2 warm-ups; torch {torch.__version__}")
+            zennit, ours, memory = {}, {n: {} for n in names}, {n: {} for n in names}
+            for _ in range(args.rounds):
+                keep_fastest(zennit, zennit_times(seq.to(args.device), x.to(args.device), args.runs))
+                for label, (backend, binary) in zip(names, candidates):
+                    times, mem = lrp_grad_times(binary, model_json, weights, batch, args.runs,
+                                                args.threads, args.device, backend)
+                    keep_fastest(ours[label], times)
+                    memory[label].update(mem)
+            results[name] = (zennit, ours, memory)
+    print_table(results, names)
+    where = (f"{torch.cuda.get_device_name()}" if args.device == "cuda" else f"{args.threads} threads")
+    print(f"\n{where}, fastest of {args.rounds} interleaved rounds, each the median of {args.runs} "
+          f"runs after 2 warm-ups; torch {torch.__version__}")
 
 
 if __name__ == "__main__":

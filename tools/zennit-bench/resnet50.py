@@ -30,7 +30,7 @@ from zennit.torchvision import ResNetCanonizer
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "onnx-reference"))
 import models as M  # noqa: E402  (batch-norm randomisation)
-from bench import lrp_grad_env, median_ms  # noqa: E402  (the sequential benchmark's helpers)
+from bench import candidate, keep_fastest, lrp_grad_env, median_ms  # noqa: E402  (shared helpers)
 
 LOW, HIGH = -3.0, 3.0
 COMPOSITES = {
@@ -66,8 +66,8 @@ def zennit_round(net, x, runs):
     return times
 
 
-def lrp_grad_round(binary, model, batch, runs, threads, device):
-    env = lrp_grad_env(device, threads)
+def lrp_grad_round(binary, model, batch, runs, threads, device, backend=None):
+    env = lrp_grad_env(device, threads, backend)
     jobs = [("forward,gradient", [])] + [("lrp", ["--composite", n, *extra])
                                          for n, (_, extra) in COMPOSITES.items()]
     times, memory = {}, {}
@@ -93,19 +93,24 @@ def main():
                         help="cuda: Zennit on PyTorch CUDA, lrp-grad on the same GPU through Vulkan "
                              "(built with --features vulkan)")
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lrp-grad"))
+    parser.add_argument("--candidate", type=candidate, action="append", default=[],
+                        help="NAME=BINARY, repeatable: lrp-grad binaries to compare, each run with "
+                             "BURN_DEVICE=NAME; default: --binary on its default backend")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     net = M.randomize(torchvision.models.resnet50(weights=None, num_classes=M.CLASSES))
     for p in net.parameters():
         p.requires_grad_(False)
+    candidates = args.candidate or [(None, args.binary)]
+    names = [name or "default" for name, _ in candidates]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model = pathlib.Path(tmp) / "resnet50.onnx"
         torch.onnx.export(net, (torch.randn(1, 3, 224, 224),), model, dynamo=True,
                           input_names=["input"])
         start = time.perf_counter()
-        subprocess.run([args.binary, "info", "--model", str(model)], check=True,
+        subprocess.run([candidates[0][1], "info", "--model", str(model)], check=True,
                        capture_output=True)
         load_s = time.perf_counter() - start
         # Zennit's canonizer merges each batch norm and sets its eps to 0, which torch >= 2.11
@@ -114,29 +119,28 @@ def main():
         M.fold_batch_norms(net)
         for batch in map(int, args.batches.split(",")):
             x = torch.randn(batch, 3, 224, 224, device=args.device)
-            zennit, ours, memory = {}, {}, {}
+            zennit, ours, memory = {}, {n: {} for n in names}, {n: {} for n in names}
             for _ in range(args.rounds):
-                for mode, ms in zennit_round(net.to(args.device), x, args.runs).items():
-                    zennit[mode] = min(ms, zennit.get(mode, float("inf")))
-                times, mem = lrp_grad_round(args.binary, model, batch, args.runs, args.threads,
-                                            args.device)
-                for mode, ms in times.items():
-                    ours[mode] = min(ms, ours.get(mode, float("inf")))
-                    memory[mode] = mem[mode]
+                keep_fastest(zennit, zennit_round(net.to(args.device), x, args.runs))
+                for label, (backend, binary) in zip(names, candidates):
+                    times, mem = lrp_grad_round(binary, model, batch, args.runs, args.threads,
+                                                args.device, backend)
+                    keep_fastest(ours[label], times)
+                    memory[label].update(mem)
             for mode in zennit:
-                rows.append((batch, mode, zennit[mode], ours[mode], zennit["gradient"],
-                             ours["gradient"], memory[mode]))
-    print("| batch | mode | Zennit ms | lrp-grad ms | lrp-grad ÷ Zennit | Zennit ÷ its gradient "
-          "| lrp-grad ÷ its gradient | lrp-grad peak MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for batch, mode, z, o, zg, og, mib in rows:
-        print(f"| {batch} | {mode} | {z:.0f} | {o:.0f} | {o / z:.2f} | {z / zg:.2f} | {o / og:.2f} "
-              f"| {mib:.0f} |")
+                rows.append((batch, mode, zennit, ours, memory))
+    head = " | ".join(f"{n} ms | {n} ÷ Zennit | {n} ÷ its gradient | {n} peak MiB" for n in names)
+    print(f"| batch | mode | Zennit ms | Zennit ÷ its gradient | {head} |")
+    print("|---" * (4 + 4 * len(names)) + "|")
+    for batch, mode, zennit, ours, memory in rows:
+        z = zennit[mode]
+        cells = [f"{ours[n][mode]:.0f} | {ours[n][mode] / z:.2f} | "
+                 f"{ours[n][mode] / ours[n]['gradient']:.2f} | {memory[n][mode]:.0f}" for n in names]
+        print(f"| {batch} | {mode} | {z:.0f} | {z / zennit['gradient']:.2f} | " + " | ".join(cells) + " |")
     print(f"\n{args.threads} threads, fastest of {args.rounds} interleaved rounds, each the median "
           f"of {args.runs} runs after 2 warm-ups; torch {torch.__version__}, Zennit 1.0.0. "
           f"`lrp-grad info` loads and checks the model in {load_s:.2f} s; Zennit's process peaked "
           f"at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.")
-
 
 if __name__ == "__main__":
     main()

@@ -69,8 +69,12 @@ def block_weights(prefix, g, gated=False):
 
 VOCAB = ["[pad]", "the", "a", "film", "plot", "was", "is", "not", "very", "good", "bad",
          "boring", "great", "and", "but", "!"]
-TOKENS = {"encoder": 5, "vit": 9, "vit-cls": 10, "text": 6, "llama": 5}
-BLOCKS = {"encoder": 2, "vit": 1, "vit-cls": 1, "text": 1, "llama": 2}
+TOKENS = {"encoder": 5, "vit": 9, "vit-cls": 10, "text": 6, "llama": 5, "vit-torchvision": 10,
+          "bert": 6}
+BLOCKS = {"encoder": 2, "vit": 1, "vit-cls": 1, "text": 1, "llama": 2, "vit-torchvision": 1,
+          "bert": 1}
+# The libraries' own layer-norm epsilons (torchvision's ViT: 1e-6; BERT: 1e-12).
+LN_EPS_OF = {"vit-torchvision": 1e-6, "bert": 1e-12}
 
 
 def make_weights(kind, seed):
@@ -96,8 +100,8 @@ def make_weights(kind, seed):
 class Ops:
     """The model's operations: plain PyTorch, or LXT's explicit AttnLRP / CP-LRP rules."""
 
-    def __init__(self, mode):
-        self.mode = mode
+    def __init__(self, mode, ln_eps=None):
+        self.mode, self.ln_eps = mode, LN_EPS if ln_eps is None else ln_eps
 
     def linear(self, x, w, b):
         return F.linear(x, w, b) if self.mode == "plain" else lf.linear_epsilon(x, w, b, 1e-6)
@@ -112,8 +116,8 @@ class Ops:
 
     def layer_norm(self, x, w, b):
         if self.mode == "plain":
-            return F.layer_norm(x, (D,), w, b, LN_EPS)
-        return lf.layer_norm(x, w, b, LN_EPS)
+            return F.layer_norm(x, (D,), w, b, self.ln_eps)
+        return lf.layer_norm(x, w, b, self.ln_eps)
 
     def mul(self, a, b):
         return a * b if self.mode == "plain" else lf.mul2(a, b)
@@ -125,6 +129,9 @@ class Ops:
 
     def silu(self, x):
         return x * torch.sigmoid(x) if self.mode == "plain" else identity(F.silu, x)
+
+    def tanh(self, x):
+        return torch.tanh(x) if self.mode == "plain" else identity(torch.tanh, x)
 
     def gelu(self, x):
         return F.gelu(x) if self.mode == "plain" else identity(F.gelu, x)
@@ -146,12 +153,14 @@ class Ops:
 
 def forward(kind, w, x, ops):
     """x: the input, or for `text` the embeddings (see `embed`)."""
-    if kind in ("vit", "vit-cls"):
+    if kind.startswith("vit"):
         x = ops.conv(x, w["patch.weight"], w["patch.bias"])  # [N, D, 3, 3]
         x = x.flatten(2).transpose(1, 2)  # [N, 9, D]
-    if kind == "vit-cls":  # a class token first; its output is the pooled feature
+    if kind in ("vit-cls", "vit-torchvision"):  # a class token first; its output is pooled
         x = torch.cat([w["cls"].expand(x.shape[0], 1, D), x], 1)
     x = ops.add(x, w["pos"].expand_as(x))
+    if kind == "bert":
+        return bert_body(w, x, ops)
     n, t, _ = x.shape
     for b in range(BLOCKS[kind]):
         p = lambda name: (w[f"block{b}.{name}.weight"], w[f"block{b}.{name}.bias"])  # noqa: E731
@@ -173,8 +182,30 @@ def forward(kind, w, x, ops):
         x = ops.rms_norm(x, w["ln.weight"])
     else:
         x = ops.layer_norm(x, w["ln.weight"], w["ln.bias"])
-    pooled = x[:, 0] if kind == "vit-cls" else ops.mean(x)
+    pooled = x[:, 0] if kind in ("vit-cls", "vit-torchvision") else ops.mean(x)
     return ops.linear(pooled, w["head.weight"], w["head.bias"])
+
+
+def self_attention(w, prefix, h, ops):
+    n, t, _ = h.shape
+    heads = lambda y: y.reshape(n, t, HEADS, D // HEADS).transpose(1, 2)  # noqa: E731
+    q, k, v = (heads(ops.linear(h, w[f"{prefix}.{name}.weight"], w[f"{prefix}.{name}.bias"]))
+               for name in ("q", "k", "v"))
+    context = ops.attention(q, k, v).transpose(1, 2).reshape(n, t, D)
+    return ops.linear(context, w[f"{prefix}.o.weight"], w[f"{prefix}.o.bias"])
+
+
+def bert_body(w, x, ops):
+    """BERT after its embedding sums: the embedding norm, post-norm blocks (the residual sum,
+    then the norm), the pooler (dense + tanh on the first token), the classifier."""
+    p = lambda name: (w[f"{name}.weight"], w[f"{name}.bias"])  # noqa: E731
+    x = ops.layer_norm(x, *p("emb_ln"))
+    for b in range(BLOCKS["bert"]):
+        x = ops.layer_norm(ops.add(x, self_attention(w, f"block{b}", x, ops)), *p(f"block{b}.ln1"))
+        m = ops.linear(ops.gelu(ops.linear(x, *p(f"block{b}.fc1"))), *p(f"block{b}.fc2"))
+        x = ops.layer_norm(ops.add(x, m), *p(f"block{b}.ln2"))
+    pooled = ops.tanh(ops.linear(x[:, 0], *p("pooler")))
+    return ops.linear(pooled, *p("head"))
 
 
 def embed(w, ids):
@@ -206,36 +237,141 @@ def relevance(kind, w, x, mode, dtype):
     """LXT's relevance of the input (for `text`: of the embeddings, `x` being their values)."""
     w = {k: v.to(dtype) for k, v in w.items()}
     x = x.to(dtype).clone().requires_grad_(True)
-    y = forward(kind, w, x, Ops(mode))
+    y = forward(kind, w, x, Ops(mode, LN_EPS_OF.get(kind)))
     target = y.argmax(1)
     seed = torch.zeros_like(y).scatter(1, target[:, None], y.gather(1, target[:, None]))
     y.backward(seed.detach())
     return x.grad.detach(), target
 
 
-def main():
-    for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1), ("text", (6,), 2),
-                              ("vit-cls", (1, 12, 12), 4), ("llama", (5, D), 5)):
+def randomize(module, g):
+    """Seeded random parameters everywhere (the libraries initialise some to zero or one, which
+    would hide mistakes): norm scales near 1, matrices by fan-in, everything else small."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "norm" in name.lower() or ".ln" in name:
+                p.copy_((1 + 0.2 * torch.randn(p.shape, generator=g)) if name.endswith("weight")
+                        else 0.1 * torch.randn(p.shape, generator=g))
+            elif p.dim() >= 2 and "embedding" not in name and "token" not in name:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
+            else:
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    return module.eval()
+
+
+def torchvision_vit(seed):
+    """torchvision's own VisionTransformer (3×12×12, patches 4×4, one block, 2 heads, width 8),
+    and its parameters under this script's names (the fused in-projection split into q, k, v)."""
+    import torchvision
+    net = randomize(torchvision.models.VisionTransformer(
+        image_size=12, patch_size=4, num_layers=1, num_heads=HEADS, hidden_dim=D, mlp_dim=HIDDEN,
+        num_classes=CLASSES), torch.Generator().manual_seed(seed))
+    sd = net.state_dict()
+    layer = "encoder.layers.encoder_layer_0"
+    q, k, v = sd[f"{layer}.self_attention.in_proj_weight"].chunk(3)
+    qb, kb, vb = sd[f"{layer}.self_attention.in_proj_bias"].chunk(3)
+    w = {"patch.weight": sd["conv_proj.weight"], "patch.bias": sd["conv_proj.bias"],
+         "cls": sd["class_token"].reshape(1, D), "pos": sd["encoder.pos_embedding"].reshape(-1, D),
+         "block0.q.weight": q, "block0.q.bias": qb, "block0.k.weight": k, "block0.k.bias": kb,
+         "block0.v.weight": v, "block0.v.bias": vb}
+    names = {"ln_1": "ln1", "self_attention.out_proj": "o", "ln_2": "ln2", "mlp.0": "fc1",
+             "mlp.3": "fc2"}
+    for theirs, ours in names.items():
+        for p in ("weight", "bias"):
+            w[f"block0.{ours}.{p}"] = sd[f"{layer}.{theirs}.{p}"]
+    for theirs, ours in {"encoder.ln": "ln", "heads.head": "head"}.items():
+        for p in ("weight", "bias"):
+            w[f"{ours}.{p}"] = sd[f"{theirs}.{p}"]
+    return net, {k: v.clone() for k, v in w.items()}
+
+
+def hf_bert(seed):
+    """`transformers`' BertForSequenceClassification (vocabulary 16, width 8, one layer, 2 heads,
+    eager attention), and its parameters under this script's names; `pos` is the position table's
+    first rows plus token type 0's vector (what BERT adds to every word embedding)."""
+    from transformers import BertConfig, BertForSequenceClassification
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=D, num_hidden_layers=1,
+                        num_attention_heads=HEADS, intermediate_size=HIDDEN,
+                        max_position_embeddings=16, num_labels=CLASSES, hidden_act="gelu",
+                        attn_implementation="eager")
+    net = randomize(BertForSequenceClassification(config), torch.Generator().manual_seed(seed))
+    sd = net.state_dict()
+    t = TOKENS["bert"]
+    w = {"embedding.weight": sd["bert.embeddings.word_embeddings.weight"],
+         "pos": sd["bert.embeddings.position_embeddings.weight"][:t]
+         + sd["bert.embeddings.token_type_embeddings.weight"][0]}
+    layer = "bert.encoder.layer.0"
+    names = {"bert.embeddings.LayerNorm": "emb_ln", f"{layer}.attention.self.query": "block0.q",
+             f"{layer}.attention.self.key": "block0.k", f"{layer}.attention.self.value": "block0.v",
+             f"{layer}.attention.output.dense": "block0.o",
+             f"{layer}.attention.output.LayerNorm": "block0.ln1",
+             f"{layer}.intermediate.dense": "block0.fc1", f"{layer}.output.dense": "block0.fc2",
+             f"{layer}.output.LayerNorm": "block0.ln2", "bert.pooler.dense": "pooler",
+             "classifier": "head"}
+    for theirs, ours in names.items():
+        for p in ("weight", "bias"):
+            w[f"{ours}.{p}"] = sd[f"{theirs}.{p}"]
+    return net, {k: v.clone() for k, v in w.items()}
+
+
+LIBRARY_MODELS = {"vit-torchvision": torchvision_vit, "bert": hf_bert}
+
+
+def weights_and_input(kind, shape, seed):
+    """The weights, the input LXT explains (for token models: the embeddings) and the ids; for a
+    library's model, also checks that this script's forward pass is that model's."""
+    net = None
+    if kind in LIBRARY_MODELS:
+        net, w = LIBRARY_MODELS[kind](seed)
+    else:
         w = make_weights(kind, seed)
-        g = torch.Generator().manual_seed(seed + 10)
-        if kind == "text":
-            ids = torch.randint(1, len(VOCAB), (3,) + shape, generator=g)
-            x = embed(w, ids)
-        else:
-            x = torch.randn((3,) + shape, generator=g)
+    g = torch.Generator().manual_seed(seed + 10)
+    ids = None
+    if kind in ("text", "bert"):
+        ids = torch.randint(1, len(VOCAB), (3,) + shape, generator=g)
+        x = embed(w, ids)
+    else:
+        x = torch.randn((3,) + shape, generator=g)
+    if net is not None:
         with torch.no_grad():
-            plain = forward(kind, w, x, Ops("plain"))
-            lxt_out = forward(kind, w, x, Ops("attn-lrp"))
+            theirs = net(ids).logits if kind == "bert" else net(x)
+            ours = forward(kind, w, x, Ops("plain", LN_EPS_OF[kind]))
+        assert torch.allclose(theirs, ours, atol=1e-5), f"{kind}: the rewritten forward differs"
+    return net, w, x, ids
+
+
+def export_library_model(net, example, path):
+    torch.onnx.export(net, (example,), str(path), dynamo=True, input_names=["input"],
+                      external_data=False)
+
+
+def main():
+    import sys
+    chosen = sys.argv[1:]  # kinds to regenerate; all when none are named
+    for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1), ("text", (6,), 2),
+                              ("vit-cls", (1, 12, 12), 4), ("llama", (5, D), 5),
+                              ("vit-torchvision", (3, 12, 12), 6), ("bert", (6,), 7)):
+        if chosen and kind not in chosen:
+            continue
+        net, w, x, ids = weights_and_input(kind, shape, seed)
+        ln_eps = LN_EPS_OF.get(kind, LN_EPS)
+        with torch.no_grad():
+            plain = forward(kind, w, x, Ops("plain", ln_eps))
+            lxt_out = forward(kind, w, x, Ops("attn-lrp", ln_eps))
         assert torch.allclose(plain, lxt_out, atol=1e-5), "LXT's forward differs from PyTorch's"
         folder = OUT / kind
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in w.items()}, str(folder / "weights.safetensors"))
-        export_onnx(kind, w, ids if kind == "text" else x, folder / "model.onnx")
+        if net is not None:  # the library's own export (lrp-grad refuses it; see tests/lxt.rs)
+            export_library_model(net, ids if ids is not None else x, folder / "model.onnx")
+        else:
+            export_onnx(kind, w, ids if ids is not None else x, folder / "model.onnx")
         if kind == "encoder":
             # Opset 18 writes GELU as x·0.5·(1 + erf(x/√2)) (Div, Erf, Add, Mul, Mul).
             export_onnx(kind, w, x, folder / "model-opset18.onnx", opset=18)
         tensors = {"input": x, "output": plain}
-        if kind == "text":
+        if ids is not None:
             tensors["ids"] = ids.to(torch.float32)
             (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
         cases = {}
@@ -244,16 +380,18 @@ def main():
             r64, target64 = relevance(kind, w, x, mode, torch.float64)
             assert torch.equal(target, target64)
             tensors[mode] = r32
-            if kind == "text":
+            if ids is not None:
                 tensors[f"{mode}.tokens"] = r32.sum(-1)
             distance = ((r32.double() - r64).abs().max() / r64.abs().max()).item()
             cases[mode] = {"targets": target.tolist(), "lxt_f32_distance": distance}
             print(f"{kind} {mode}: targets {target.tolist()}, LXT f32 vs f64 {distance:.2e}")
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / "reference.safetensors"))
         meta = {"kind": kind, "input_shape": list(shape), "d_model": D, "heads": HEADS,
-                "hidden": HIDDEN, "classes": CLASSES, "layer_norm_eps": LN_EPS,
+                "hidden": HIDDEN, "classes": CLASSES, "layer_norm_eps": ln_eps,
                 "blocks": BLOCKS[kind], "cases": cases,
                 "torch": torch.__version__, "lxt": "2.1", "onnx": "model.onnx (dynamo exporter)"}
+        if net is not None:
+            meta["library_model"] = f"{type(net).__module__}.{type(net).__name__}"
         (folder / "cases.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
