@@ -341,6 +341,31 @@ def weights_and_input(kind, shape, seed):
     return net, w, x, ids
 
 
+def with_explicit_expand(source, target):
+    """The export with its positional tensor as `Expand(pos [T, D], shape [N, T, D])` — the form
+    the exporter leaves when the repeated tensor is too large to fold (e.g. 2 × 128 × 256) —
+    instead of a folded constant: the loader must take it as the same positional summand."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    model = onnx.load(str(source))
+    inits = {i.name: i for i in model.graph.initializer}
+    add = next(n for n in model.graph.node if n.op_type == "Add"
+               and any(name in inits and len(inits[name].dims) == 3 for name in n.input))
+    k = next(i for i, name in enumerate(add.input) if name in inits)
+    pos = numpy_helper.to_array(inits[add.input[k]])[0]
+    batch = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value
+    shape = np.array([batch, *pos.shape], dtype=np.int64)
+    model.graph.initializer.extend([numpy_helper.from_array(np.ascontiguousarray(pos), "pos_single"),
+                                    numpy_helper.from_array(shape, "pos_shape")])
+    expand = helper.make_node("Expand", ["pos_single", "pos_shape"], ["pos_expanded"],
+                              name="pos_expand")
+    add.input[k] = "pos_expanded"
+    model.graph.node.insert(list(model.graph.node).index(add), expand)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+
+
 def export_library_model(net, example, path):
     torch.onnx.export(net, (example,), str(path), dynamo=True, input_names=["input"],
                       external_data=False)
@@ -370,6 +395,7 @@ def main():
         if kind == "encoder":
             # Opset 18 writes GELU as x·0.5·(1 + erf(x/√2)) (Div, Erf, Add, Mul, Mul).
             export_onnx(kind, w, x, folder / "model-opset18.onnx", opset=18)
+            with_explicit_expand(folder / "model.onnx", folder / "model-expand.onnx")
         tensors = {"input": x, "output": plain}
         if ids is not None:
             tensors["ids"] = ids.to(torch.float32)

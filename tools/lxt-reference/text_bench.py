@@ -32,7 +32,7 @@ def export(path, width, heads, blocks, tokens, vocabulary):
     R.TOKENS["text"], R.BLOCKS["text"] = tokens, blocks
     R.VOCAB = [f"w{i}" for i in range(vocabulary)]
     w = R.make_weights("text", 0)
-    ids = torch.randint(1, vocabulary, (1, tokens), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(1, vocabulary, (2, tokens), generator=torch.Generator().manual_seed(1))
     R.export_onnx("text", w, ids, path)
 
 
@@ -40,8 +40,10 @@ def bench(binary, model, batch, runs, threads, modes, extra):
     env = {**os.environ, "RAYON_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     cmd = [binary, "bench", "--model", str(model), "--batch", str(batch), "--runs", str(runs),
            "--json", "--modes", modes, *extra]
-    report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                       env=env).stdout)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    report = json.loads(done.stdout)
     return {m["mode"]: (m["median_ms"], report["peak_rss_mib"]) for m in report["modes"]}
 
 

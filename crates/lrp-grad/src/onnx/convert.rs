@@ -56,6 +56,9 @@ pub(super) struct Converter<'a> {
     rms: HashMap<String, RmsPattern>,
     /// Nodes folded into another one (the sigmoid of a SiLU).
     folded: HashSet<String>,
+    /// Outputs of `Expand` nodes that repeat a constant along the batch axis (a positional
+    /// tensor too large for the exporter to fold), with that constant.
+    expanded: HashMap<String, Constant>,
 }
 
 type NodeResult<T> = Result<T, String>;
@@ -80,6 +83,7 @@ impl<'a> Converter<'a> {
             gelu: HashMap::new(),
             rms: HashMap::new(),
             folded: HashSet::new(),
+            expanded: HashMap::new(),
         }
     }
 
@@ -248,6 +252,7 @@ impl<'a> Converter<'a> {
             OnnxNode::LayerNormalization(n) => self.layer_norm(node, &n.config),
             OnnxNode::Gather(n) => self.gather(node, n.config.axis),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
+            OnnxNode::Expand(_) if constant(node, 0).is_ok() => self.expand_constant(node),
             _ => self.activation(node),
         }
     }
@@ -490,6 +495,25 @@ impl<'a> Converter<'a> {
         self.push(node, Op::AddParam(add), &[x])
     }
 
+    /// `Expand` of a constant that only repeats it along the batch axis: remembered as that
+    /// constant, for the `Add` that reads it.
+    fn expand_constant(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        let c = constant(node, 0)?.ok_or("input 0 is missing")?;
+        let mut dims = c.dims.clone();
+        while dims.len() > 1 && dims[0] == 1 {
+            dims.remove(0);
+        }
+        if output_dims(node)? != dims {
+            return Err(format!(
+                "expands a constant of shape {:?} beyond the batch axis; lrp-grad folds only a repetition per sample",
+                c.dims
+            )
+            .into());
+        }
+        self.expanded.insert(node.outputs()[0].name.clone(), c);
+        Ok(())
+    }
+
     /// Input 0 or 1 as the activation (the first that is one), and the other input as an
     /// activation or a constant.
     fn activation_and_other(&self, node: &OnnxNode) -> NodeResult<(Value, Other)> {
@@ -499,10 +523,17 @@ impl<'a> Converter<'a> {
                     value: Some(value),
                     constant: None,
                 }),
-                Err(_) => Ok(Other {
-                    value: None,
-                    constant: Some(constant(node, i)?.ok_or("an input is missing")?),
-                }),
+                Err(_) => {
+                    let name = node.inputs().get(i).map(|a| a.name.as_str());
+                    let constant = match name.and_then(|n| self.expanded.get(n)) {
+                        Some(c) => c.clone(),
+                        None => constant(node, i)?.ok_or("an input is missing")?,
+                    };
+                    Ok(Other {
+                        value: None,
+                        constant: Some(constant),
+                    })
+                }
             }
         };
         match self.activation_input(node, 0) {

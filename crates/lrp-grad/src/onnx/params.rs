@@ -7,6 +7,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// A float constant as `(dims, values)`; any float or integer type converts to `f32`.
+#[derive(Clone)]
 pub(super) struct Constant {
     pub dims: Vec<usize>,
     pub values: Vec<f32>,
