@@ -142,11 +142,13 @@ def lrp_grad_times(binary, model_json, weights, batch, runs, threads, device, ba
 
 def candidate(text):
     """`NAME=BINARY`: an lrp-grad binary run with `BURN_DEVICE=NAME` (e.g. `tch=/tmp/lrp-grad-tch`,
-    `flex=target/release/lrp-grad`)."""
+    `flex=target/release/lrp-grad`); `LABEL@NAME=BINARY` labels it (two builds on one backend,
+    e.g. `before@tch=… after@tch=…`). Returns `(label, device, binary)`."""
     name, _, binary = text.partition("=")
     if not binary:
         raise argparse.ArgumentTypeError(f"expected NAME=BINARY, got {text!r}")
-    return name, binary
+    label, _, device = name.rpartition("@")
+    return label or device, device, binary
 
 
 def export(name, seq, shape, directory):
@@ -202,8 +204,8 @@ def main():
     parser.add_argument("--keep", help="write the exported models to this directory and keep them")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    candidates = args.candidate or [(None, args.binary)]
-    names = [name or "default" for name, _ in candidates]
+    candidates = args.candidate or [("default", None, args.binary)]
+    names = [label for label, _, _ in candidates]
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
@@ -214,7 +216,7 @@ def main():
             zennit, ours, memory = {}, {n: {} for n in names}, {n: {} for n in names}
             for _ in range(args.rounds):
                 keep_fastest(zennit, zennit_times(seq.to(args.device), x.to(args.device), args.runs))
-                for label, (backend, binary) in zip(names, candidates):
+                for label, backend, binary in candidates:
                     times, mem = lrp_grad_times(binary, model_json, weights, batch, args.runs,
                                                 args.threads, args.device, backend)
                     keep_fastest(ours[label], times)

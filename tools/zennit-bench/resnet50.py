@@ -102,15 +102,15 @@ def main():
     net = M.randomize(torchvision.models.resnet50(weights=None, num_classes=M.CLASSES))
     for p in net.parameters():
         p.requires_grad_(False)
-    candidates = args.candidate or [(None, args.binary)]
-    names = [name or "default" for name, _ in candidates]
+    candidates = args.candidate or [("default", None, args.binary)]
+    names = [label for label, _, _ in candidates]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model = pathlib.Path(tmp) / "resnet50.onnx"
         torch.onnx.export(net, (torch.randn(1, 3, 224, 224),), model, dynamo=True,
                           input_names=["input"])
         start = time.perf_counter()
-        subprocess.run([candidates[0][1], "info", "--model", str(model)], check=True,
+        subprocess.run([candidates[0][2], "info", "--model", str(model)], check=True,
                        capture_output=True)
         load_s = time.perf_counter() - start
         # Zennit's canonizer merges each batch norm and sets its eps to 0, which torch >= 2.11
@@ -122,7 +122,7 @@ def main():
             zennit, ours, memory = {}, {n: {} for n in names}, {n: {} for n in names}
             for _ in range(args.rounds):
                 keep_fastest(zennit, zennit_round(net.to(args.device), x, args.runs))
-                for label, (backend, binary) in zip(names, candidates):
+                for label, backend, binary in candidates:
                     times, mem = lrp_grad_round(binary, model, batch, args.runs, args.threads,
                                                 args.device, backend)
                     keep_fastest(ours[label], times)
