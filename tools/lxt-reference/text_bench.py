@@ -4,8 +4,8 @@
 Exports the `text` model of reference.py (token ids → embeddings, pre-norm blocks with a gated
 MLP, the token mean, a classifier) at BERT-small-like sizes — width 256, 4 heads, MLP 1024,
 4 blocks, 128 tokens, a 1,000-word vocabulary, random weights — with torch.onnx.export, then runs
-`lrp-grad bench` on it: forward and gradient in one process, AttnLRP and CP-LRP each in their
-own (so each peak resident set is its mode's), `--rounds` rounds alternating, each mode's fastest
+`lrp-grad bench` on it: forward and gradient in one process, AttnLRP (one pass and layer-wise)
+and CP-LRP each in their own (so each peak resident set is its mode's), `--rounds` rounds alternating, each mode's fastest
 round kept. Prints a Markdown table.
 
 Not run by CI. Usage (from the repository root, after `cargo build --release -p lrp-grad-cli`):
@@ -57,7 +57,8 @@ def main():
     args = parser.parse_args()
     jobs = {"forward, gradient": ("forward,gradient", []),
             "AttnLRP": ("lrp", ["--composite", "attn-lrp"]),
-            "CP-LRP": ("lrp", ["--composite", "cp-lrp"])}
+            "CP-LRP": ("lrp", ["--composite", "cp-lrp"]),
+            "AttnLRP layer-wise": ("lrp", ["--composite", "attn-lrp", "--strategy", "layer-wise"])}
     best = {}
     with tempfile.TemporaryDirectory() as tmp:
         model = pathlib.Path(tmp) / "text.onnx"

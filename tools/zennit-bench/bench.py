@@ -206,6 +206,8 @@ def main():
     torch.set_num_threads(args.threads)
     candidates = args.candidate or [("default", None, args.binary)]
     names = [label for label, _, _ in candidates]
+    if len(set(names)) != len(names):
+        parser.error(f"candidate labels must differ, got {names} (use LABEL@NAME=BINARY)")
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch

@@ -104,6 +104,8 @@ def main():
         p.requires_grad_(False)
     candidates = args.candidate or [("default", None, args.binary)]
     names = [label for label, _, _ in candidates]
+    if len(set(names)) != len(names):
+        parser.error(f"candidate labels must differ, got {names} (use LABEL@NAME=BINARY)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model = pathlib.Path(tmp) / "resnet50.onnx"

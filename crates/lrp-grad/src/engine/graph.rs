@@ -274,6 +274,7 @@ impl LrpGraph<'_> {
             .map(|p| p.as_ref().map(|t| t.clone().autodiff().require_grad()))
             .collect();
         let leaves = graph_values.clone();
+        let last_reader = last_readers(nodes, &layer_wise);
         for (k, node) in nodes.iter().enumerate().filter(|(k, _)| !layer_wise[*k]) {
             let inputs: Vec<Tensor<4>> = node
                 .inputs
@@ -286,6 +287,14 @@ impl LrpGraph<'_> {
                 .collect();
             let nonnegative = nonnegative[node.inputs[0]];
             graph_values[k + 1] = Some(self.one_pass_node(k, inputs, nonnegative));
+            // A value whose last reader this was is released now: the backward pass keeps what
+            // it needs itself, and holding every value to the end of the forward pass doubled
+            // the peak memory of a transformer.
+            for &v in &node.inputs {
+                if last_reader[v] == Some(k) {
+                    graph_values[v] = None;
+                }
+            }
         }
         let y = graph_values
             .pop()
@@ -393,6 +402,18 @@ impl LrpGraph<'_> {
 /// Which values are non-negative: the input if all its values are (one number read back),
 /// every output of ReLU, ReLU6, sigmoid and hard sigmoid, and what pooling, reshaping, sums,
 /// concatenations and gates make of non-negative values.
+/// For each value, the last node of the one pass that reads it (`None`: none does, or it is read
+/// only by layer-wise nodes).
+fn last_readers(nodes: &[crate::model::Node], layer_wise: &[bool]) -> Vec<Option<usize>> {
+    let mut last = vec![None; nodes.len() + 1];
+    for (k, node) in nodes.iter().enumerate().filter(|(k, _)| !layer_wise[*k]) {
+        for &v in &node.inputs {
+            last[v] = Some(k);
+        }
+    }
+    last
+}
+
 pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
     let mut known = vec![x.clone().min().into_scalar::<f32>() >= 0.0];
     for node in graph.nodes() {
