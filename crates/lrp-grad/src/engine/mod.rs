@@ -642,11 +642,11 @@ mod tests {
         for stabilizer in [Stabilizer::Signed(1e-6), Stabilizer::Signed(0.25)] {
             let fast = self_ratio(z.clone(), stabilizer)
                 .into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .unwrap();
             let slow = (z.clone() / stabilize(z.clone(), stabilizer))
                 .into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .unwrap();
             for (i, (f, s)) in fast.iter().zip(&slow).enumerate() {
                 // ±0 agree as values (a factor of −0 or +0 multiplies alike).
