@@ -274,28 +274,7 @@ impl LrpGraph<'_> {
             .map(|p| p.as_ref().map(|t| t.clone().autodiff().require_grad()))
             .collect();
         let leaves = graph_values.clone();
-        let last_reader = last_readers(nodes, &layer_wise);
-        for (k, node) in nodes.iter().enumerate().filter(|(k, _)| !layer_wise[*k]) {
-            let inputs: Vec<Tensor<4>> = node
-                .inputs
-                .iter()
-                .map(|&v| {
-                    graph_values[v]
-                        .clone()
-                        .expect("computed before its readers")
-                })
-                .collect();
-            let nonnegative = nonnegative[node.inputs[0]];
-            graph_values[k + 1] = Some(self.one_pass_node(k, inputs, nonnegative));
-            // A value whose last reader this was is released now: the backward pass keeps what
-            // it needs itself, and holding every value to the end of the forward pass doubled
-            // the peak memory of a transformer.
-            for &v in &node.inputs {
-                if last_reader[v] == Some(k) {
-                    graph_values[v] = None;
-                }
-            }
-        }
+        self.one_pass_values(&mut graph_values, &layer_wise, &nonnegative);
         let y = graph_values
             .pop()
             .flatten()
@@ -327,6 +306,33 @@ impl LrpGraph<'_> {
             .swap_remove(0)
             .unwrap_or_else(|| values[0].zeros_like());
         Ok(Some((r, output)))
+    }
+
+    /// The one-pass nodes' values, in order, on autodiff inputs (`values` holds the layer-wise
+    /// part's leaves). A value whose last reader has run is released at once: the backward pass
+    /// keeps what it needs itself, and holding every value to the end of the forward pass
+    /// doubled the peak memory of a transformer.
+    fn one_pass_values(
+        &self,
+        values: &mut [Option<Tensor<4>>],
+        layer_wise: &[bool],
+        nonnegative: &[bool],
+    ) {
+        let nodes = self.graph.nodes();
+        let last_reader = last_readers(nodes, layer_wise);
+        for (k, node) in nodes.iter().enumerate().filter(|(k, _)| !layer_wise[*k]) {
+            let inputs: Vec<Tensor<4>> = node
+                .inputs
+                .iter()
+                .map(|&v| values[v].clone().expect("computed before its readers"))
+                .collect();
+            values[k + 1] = Some(self.one_pass_node(k, inputs, nonnegative[node.inputs[0]]));
+            for &v in &node.inputs {
+                if last_reader[v] == Some(k) {
+                    values[v] = None;
+                }
+            }
+        }
     }
 
     /// Node `k` in its one-pass form, on autodiff inputs.
