@@ -793,6 +793,14 @@ fn a_transformer_from_onnx_explains_as_lxt_does() {
     let (shape, input) = &reference["input"];
     let x = dir.path().join("x.npy");
     write_npy(&x, shape, input);
+    assert_lxt_parity(&folder, &x, shape, |composite| composite.to_string());
+}
+
+/// `lrp-grad explain --composite attn-lrp|cp-lrp` on the fixture's `model.onnx` gives LXT's
+/// relevance (`reference.safetensors`, under `key(composite)`) to 1e-5 of its largest value.
+fn assert_lxt_parity(folder: &Path, input: &Path, shape: &[usize], key: fn(&str) -> String) {
+    let reference = zennit::read_f32_tensors(&folder.join("reference.safetensors"));
+    let dir = TempDir::new().unwrap();
     for composite in ["attn-lrp", "cp-lrp"] {
         let out = dir.path().join(format!("{composite}.npy"));
         lrp_grad()
@@ -800,15 +808,15 @@ fn a_transformer_from_onnx_explains_as_lxt_does() {
             .arg("--model")
             .arg(folder.join("model.onnx"))
             .arg("--input")
-            .arg(&x)
+            .arg(input)
             .arg("--output")
             .arg(&out)
             .args(["--composite", composite])
             .assert()
             .success();
         let (out_shape, relevance) = read_npy(&out);
-        assert_eq!(&out_shape, shape);
-        let expected = &reference[composite].1;
+        assert_eq!(out_shape, shape);
+        let expected = &reference[&key(composite)].1;
         let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let error = relevance
             .iter()
@@ -817,6 +825,37 @@ fn a_transformer_from_onnx_explains_as_lxt_does() {
             / scale;
         assert!(error < 1e-5, "{composite}: {error:.2e}");
     }
+}
+
+/// Token ids as an int64 `.npy` of `shape`.
+fn write_ids_npy(path: &Path, shape: &[usize], ids: &[f32]) {
+    use npyz::WriterBuilder;
+    let mut bytes = Vec::new();
+    let dims: Vec<u64> = shape.iter().map(|d| *d as u64).collect();
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&dims)
+        .writer(&mut bytes)
+        .begin_nd()
+        .unwrap();
+    writer.extend(ids.iter().map(|&v| v as i64)).unwrap();
+    writer.finish().unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// `transformers`' BERT classifier from its ONNX export (eager attention) on token ids: the
+/// relevance per token equals LXT's for AttnLRP and CP-LRP.
+#[test]
+fn a_bert_classifier_from_transformers_explains_token_ids_as_lxt() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/lxt/bert");
+    let reference = zennit::read_f32_tensors(&folder.join("reference.safetensors"));
+    let dir = TempDir::new().unwrap();
+    let (shape, ids) = &reference["ids"];
+    let ids_path = dir.path().join("ids.npy");
+    write_ids_npy(&ids_path, shape, ids);
+    assert_lxt_parity(&folder, &ids_path, shape, |composite| {
+        format!("{composite}.tokens")
+    });
 }
 
 /// A text model on token ids: an int64 `.npy` `[N, T]` in, relevance per token `[N, T]` out
@@ -829,18 +868,7 @@ fn a_text_model_takes_token_ids_and_renders_relevance_per_token() {
     let dir = TempDir::new().unwrap();
     let (shape, ids) = &reference["ids"];
     let ids_path = dir.path().join("ids.npy");
-    use npyz::WriterBuilder;
-    let mut bytes = Vec::new();
-    let dims: Vec<u64> = shape.iter().map(|d| *d as u64).collect();
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&dims)
-        .writer(&mut bytes)
-        .begin_nd()
-        .unwrap();
-    writer.extend(ids.iter().map(|&v| v as i64)).unwrap();
-    writer.finish().unwrap();
-    std::fs::write(&ids_path, bytes).unwrap();
+    write_ids_npy(&ids_path, shape, ids);
     let (out, html) = (dir.path().join("r.npy"), dir.path().join("r.html"));
     let run = lrp_grad()
         .arg("explain")
