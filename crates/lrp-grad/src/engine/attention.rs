@@ -14,7 +14,7 @@
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
-use super::{stabilize, with_value};
+use super::{self_ratio, stabilize, with_value};
 use crate::model::FeatureShape;
 use crate::model::LayerNorm;
 use crate::model::attention::last_axis;
@@ -108,7 +108,7 @@ pub(crate) fn one_pass_mean(
 ) -> Tensor<4> {
     let plain = x.clone().without_autodiff();
     let total = plain.clone().sum_dim(axis);
-    let factor = total.clone() / stabilize(total, stabilizer);
+    let factor = self_ratio(total, stabilizer);
     let mean = plain.mean_dim(axis);
     with_value(x.mean_dim(axis) * factor, mean).reshape(out)
 }
@@ -152,7 +152,7 @@ pub(crate) fn one_pass_layer_norm(
     let plain = x.clone().without_autodiff();
     let (_, std) = norm.centred_and_std(plain.clone(), axis);
     let y = norm.forward_axis(plain, axis);
-    let factor = y.clone() / stabilize(y.clone(), stabilizer);
+    let factor = self_ratio(y.clone(), stabilizer);
     with_value(layer_norm_fixed_std(norm, x, std, axis) * factor, y)
 }
 

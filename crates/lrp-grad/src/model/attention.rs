@@ -226,10 +226,14 @@ impl RmsNorm {
 }
 
 pub(crate) fn rms_norm_shape(norm: &RmsNorm, input: FeatureShape) -> ShapeResult {
-    if input.last() != norm.d_model() {
+    last_axis_norm_shape("RMS norm", norm.d_model(), input)
+}
+
+/// A norm over the last axis keeps the shape; its width must be that axis's.
+fn last_axis_norm_shape(kind: &str, d_model: usize, input: FeatureShape) -> ShapeResult {
+    if input.last() != d_model {
         return Err(format!(
-            "RMS norm over {} features does not fit per-sample shape {input}",
-            norm.d_model()
+            "{kind} over {d_model} features does not fit per-sample shape {input}"
         ));
     }
     Ok(input)
@@ -314,13 +318,7 @@ pub(crate) fn slice_shape(slice: &Slice, input: FeatureShape) -> ShapeResult {
 }
 
 pub(crate) fn layer_norm_shape(norm: &LayerNorm, input: FeatureShape) -> ShapeResult {
-    if input.last() != norm.d_model() {
-        return Err(format!(
-            "layer norm over {} features does not fit per-sample shape {input}",
-            norm.d_model()
-        ));
-    }
-    Ok(input)
+    last_axis_norm_shape("layer norm", norm.d_model(), input)
 }
 
 pub(crate) fn add_param_shape(add: &AddParam, input: FeatureShape) -> ShapeResult {

@@ -252,7 +252,7 @@ impl<'a> Converter<'a> {
             OnnxNode::LayerNormalization(n) => self.layer_norm(node, &n.config),
             OnnxNode::Gather(n) => self.gather(node, n.config.axis),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
-            OnnxNode::Expand(_) if constant(node, 0).is_ok() => self.expand_constant(node),
+            OnnxNode::Expand(_) => self.expand_constant(node),
             _ => self.activation(node),
         }
     }
@@ -498,7 +498,10 @@ impl<'a> Converter<'a> {
     /// `Expand` of a constant that only repeats it along the batch axis: remembered as that
     /// constant, for the `Add` that reads it.
     fn expand_constant(&mut self, node: &OnnxNode) -> Result<(), Failure> {
-        let c = constant(node, 0)?.ok_or("input 0 is missing")?;
+        // An `Expand` of an activation is an operator lrp-grad does not translate.
+        let Ok(Some(c)) = constant(node, 0) else {
+            return Err(Failure::Unsupported);
+        };
         let mut dims = c.dims.clone();
         while dims.len() > 1 && dims[0] == 1 {
             dims.remove(0);
