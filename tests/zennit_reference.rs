@@ -1,5 +1,6 @@
-//! Every rule and composite against relevances computed by Zennit 0.5.1 itself
-//! (tools/zennit-reference/generate.py writes the fixtures; CI needs no Python).
+//! Every rule and composite against relevances computed by Zennit itself (0.5.1 for the MLP and
+//! the CNN, 1.0.0 for the VGG-style model; tools/zennit-reference/generate.py writes the
+//! fixtures; CI needs no Python).
 
 mod common;
 
@@ -12,8 +13,17 @@ use lrp_grad::interchange;
 use lrp_grad::{Bound, Composite, Explainer, OutputRelevance, Rule, Strategy, Target};
 use serde_json::Value;
 
-/// Fixtures agree with Zennit to this relative error (max |Δ| / max |reference|).
+/// Fixtures agree with Zennit to this relative error (max |Δ| / max |reference|), or to 4 ×
+/// Zennit's own float32 distance from its float64 result where the fixture records it (as the
+/// graph fixtures do).
 const TOLERANCE: f64 = 1e-5;
+
+/// The tolerance of one case.
+fn tolerance(case: &Value) -> f64 {
+    case.get("zennit_f32_distance")
+        .and_then(Value::as_f64)
+        .map_or(TOLERANCE, |own| (4.0 * own).max(TOLERANCE))
+}
 
 fn bound(value: &Value, reference: &ZennitFixture) -> Bound {
     match value {
@@ -49,8 +59,8 @@ fn composite(case: &Value, reference: &ZennitFixture) -> Composite {
     Composite::uniform(rule)
 }
 
-/// Runs every case of one fixture model; returns (case, relative error) pairs.
-fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
+/// Runs every case of one fixture model; returns (case, relative error, tolerance) triples.
+fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64, f64)> {
     let reference = ZennitFixture::open(Path::new(env!("CARGO_MANIFEST_DIR")), model_name);
     let loaded =
         interchange::load(&reference.model_json(), &reference.weights(), &device()).unwrap();
@@ -97,49 +107,55 @@ fn compare(model_name: &str, strategy: Strategy) -> Vec<(String, f64)> {
             .convert::<f32>()
             .try_to_vec::<f32>()
             .unwrap();
-        errors.push((key.clone(), relative_error(&relevance, &expected)));
+        errors.push((
+            key.clone(),
+            relative_error(&relevance, &expected),
+            tolerance(case),
+        ));
     }
     errors
 }
 
-/// Both strategies (one pass where possible, and layer by layer) against Zennit.
-fn assert_all_within_tolerance(model: &str) {
+/// Both strategies (one pass where possible, and layer by layer) against Zennit, on `cases`
+/// cases (each with both output relevances).
+fn assert_all_within_tolerance(model: &str, cases: usize) {
     for strategy in [Strategy::Auto, Strategy::LayerWise] {
-        assert_within_tolerance(model, strategy);
+        assert_within_tolerance(model, strategy, cases);
     }
 }
 
-fn assert_within_tolerance(model: &str, strategy: Strategy) {
+fn assert_within_tolerance(model: &str, strategy: Strategy, cases: usize) {
     let errors = compare(model, strategy);
-    assert_eq!(
-        errors.len(),
-        34,
-        "{model}: every rule and composite, logit and one-hot"
-    );
+    assert_eq!(errors.len(), cases, "{model}: cases, logit and one-hot");
     let report: Vec<String> = errors
         .iter()
-        .map(|(k, e)| format!("{model}/{strategy:?}/{k}: {e:.2e}"))
+        .map(|(k, e, t)| format!("{model}/{strategy:?}/{k}: {e:.2e} (tolerance {t:.1e})"))
         .collect();
     // Printed for the closing note / README (visible with --nocapture).
     println!("{}", report.join("\n"));
     let failing: Vec<&String> = errors
         .iter()
         .zip(&report)
-        .filter(|((_, e), _)| *e > TOLERANCE)
+        .filter(|((_, e, t), _)| e > t)
         .map(|(_, r)| r)
         .collect();
-    assert!(
-        failing.is_empty(),
-        "relative error above {TOLERANCE:.0e}:\n{failing:#?}"
-    );
+    assert!(failing.is_empty(), "above tolerance:\n{failing:#?}");
 }
 
 #[test]
 fn mlp_with_batch_norm_matches_zennit_for_every_rule_and_composite() {
-    assert_all_within_tolerance("mlp");
+    assert_all_within_tolerance("mlp", 34);
 }
 
 #[test]
 fn cnn_with_pooling_groups_and_batch_norm_matches_zennit_for_every_rule_and_composite() {
-    assert_all_within_tolerance("cnn");
+    assert_all_within_tolerance("cnn", 34);
+}
+
+/// The benchmark's `vgg-small` at half width on [3, 32, 32] inputs in [0, 1] (Zennit 1.0):
+/// z-box on a 3-channel first convolution with scalar and tensor bounds, γ after ReLUs, six
+/// max-pooled convolutions, every composite.
+#[test]
+fn vgg_style_model_matches_zennit_1_0_for_every_composite() {
+    assert_all_within_tolerance("vgg", 16);
 }

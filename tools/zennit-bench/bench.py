@@ -28,7 +28,7 @@ from zennit.types import Activation, AvgPool, Linear as AnyLinear
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "zennit-reference"))
-from generate import describe  # noqa: E402  (the interchange description of an nn.Sequential)
+from generate import describe, vgg_layers  # noqa: E402  (interchange description, VGG stages)
 
 
 def mnist_cnn():
@@ -40,13 +40,7 @@ def mnist_cnn():
 
 
 def vgg_small():
-    layers, c_in = [], 3
-    for c in (64, 128, 256):
-        layers += [torch.nn.Conv2d(c_in, c, 3, padding=1), torch.nn.ReLU(),
-                   torch.nn.Conv2d(c, c, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
-        c_in = c
-    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(256, 10)]
-    return torch.nn.Sequential(*layers), (3, 64, 64), 16
+    return vgg_layers((64, 128, 256)), (3, 64, 64), 16
 
 
 def synchronize():
