@@ -77,9 +77,8 @@ pub(crate) struct RuleArgs {
         allow_hyphen_values = true
     )]
     rule: Option<String>,
-    /// A composite: epsilon-plus, epsilon-plus-flat (default), epsilon-gamma-box (needs --low
-    /// and --high), epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat.
-    #[arg(long, value_name = "NAME")]
+    /// A composite (default epsilon-plus-flat; epsilon-gamma-box needs --low and --high).
+    #[arg(long, value_name = "NAME", help = composite_help())]
     composite: Option<String>,
     /// Lowest possible input value (z-box): one value, or one per channel (-2.1,-2.0,-1.8).
     /// Image inputs without it: the normalised image of pixel value 0.
@@ -103,6 +102,14 @@ pub(crate) struct RuleArgs {
     /// or layer-wise (the gradient trick layer by layer). Both give the same relevance.
     #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<lrp_grad::Strategy>())]
     pub(crate) strategy: lrp_grad::Strategy,
+}
+
+/// `--composite`'s help, listing every built-in composite from the library's one list.
+fn composite_help() -> String {
+    format!(
+        "A composite: {} (default epsilon-plus-flat; epsilon-gamma-box needs --low and --high)",
+        lrp_grad::COMPOSITE_NAMES.join(", ")
+    )
 }
 
 impl RuleArgs {

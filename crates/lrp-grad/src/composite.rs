@@ -113,7 +113,8 @@ impl std::fmt::Display for Propagation {
     }
 }
 
-/// Names of the built-in composites, as [`Composite::named`] takes them.
+/// Names of the built-in composites, as [`Composite::named`] takes them: the one list the
+/// parser's error, the command line's help and the README are checked against.
 pub const COMPOSITE_NAMES: [&str; 7] = [
     "epsilon-plus",
     "epsilon-plus-flat",
@@ -285,6 +286,7 @@ impl Composite {
             },
             other => Err(Error::UnknownComposite {
                 name: other.to_string(),
+                expected: COMPOSITE_NAMES.join(", "),
             }),
         }
     }
@@ -474,5 +476,25 @@ fn pair_layer(rule: &Rule, layer: &Layer, mismatch: &dyn Fn(&str) -> Error) -> R
                 "element-wise and reshaping layers only take pass (LRP rules are for linear and pooling layers)",
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every listed name builds a composite (epsilon-gamma-box given its bounds), and an unknown
+    /// name's error lists exactly the built-in names.
+    #[test]
+    fn every_listed_name_is_a_composite_and_the_error_lists_them_all() {
+        for name in COMPOSITE_NAMES {
+            let bounds = (name == "epsilon-gamma-box").then(|| (Bound::from(0.0), 1.0.into()));
+            assert!(Composite::named(name, bounds).is_ok(), "{name}");
+        }
+        let message = Composite::named("epsilon-nope", None)
+            .unwrap_err()
+            .to_string();
+        let listed = message.split("expected one of ").nth(1).unwrap();
+        assert_eq!(listed.split(", ").collect::<Vec<_>>(), COMPOSITE_NAMES);
     }
 }

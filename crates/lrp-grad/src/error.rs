@@ -192,12 +192,13 @@ pub enum Error {
     },
 
     /// A composite name that is not one of the built-in composites.
-    #[error(
-        "unknown composite `{name}`; expected one of epsilon-plus, epsilon-plus-flat, epsilon-gamma-box, epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat"
-    )]
+    #[error("unknown composite `{name}`; expected one of {expected}")]
     UnknownComposite {
         /// The name that came.
         name: String,
+        /// The built-in composites' names, comma-separated (from
+        /// [`COMPOSITE_NAMES`](crate::COMPOSITE_NAMES)).
+        expected: String,
     },
 
     /// A rule was assigned by index to a layer that does not exist.
@@ -235,7 +236,7 @@ pub enum Error {
     /// across loading and explaining).
     #[cfg(feature = "interchange")]
     #[error(transparent)]
-    Load(#[from] crate::interchange::LoadError),
+    Load(#[from] crate::interchange::error::LoadError),
 
     /// A heatmap that could not be drawn (so that `?` works across explaining and drawing).
     #[cfg(feature = "heatmap")]
@@ -250,7 +251,7 @@ pub enum Error {
     /// An ONNX model that could not be loaded (so that `?` works across loading and explaining).
     #[cfg(feature = "onnx")]
     #[error(transparent)]
-    Onnx(#[from] crate::onnx::OnnxError),
+    Onnx(#[from] crate::onnx::error::OnnxError),
 }
 
 /// Shorthand for results of this crate.

@@ -4,7 +4,7 @@
 //! | type | text |
 //! |---|---|
 //! | [`Rule`] | `zero`, `epsilon[:EPS]`, `gamma[:GAMMA]`, `alpha-beta[:ALPHA,BETA]`, `z-plus`, `z-box:LOW,HIGH`, `flat`, `w-square`, `pass`, `norm`, `lxt-epsilon[:EPS]`, `gradient`, `block` |
-//! | [`Composite`] | `epsilon-plus`, `epsilon-plus-flat`, `epsilon-gamma-box:LOW,HIGH`, `epsilon-alpha2-beta1`, `epsilon-alpha2-beta1-flat` |
+//! | [`Composite`] | each of [`COMPOSITE_NAMES`](crate::COMPOSITE_NAMES); `epsilon-gamma-box` as `epsilon-gamma-box:LOW,HIGH` |
 //! | [`Method`] | `lrp`, `gradient`, `gradient-x-input`, `smoothgrad`, `integrated-gradients`, `occlusion` (default parameters) |
 //! | [`Strategy`] | `auto`, `layer-wise` |
 //!
