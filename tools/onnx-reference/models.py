@@ -328,11 +328,12 @@ def write(name):
 
 def write_error_models():
     """Models the loader must refuse with a clear message: an operator it does not translate
-    (Softplus), and an integer input (token ids into an embedding)."""
+    (Softsign, which the exporter writes with `Abs`), and an integer input (token ids into an
+    embedding)."""
     folder = OUT / "errors"
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Softplus(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Softsign(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
     torch.onnx.export(net.eval(), (torch.randn(1, 1, 8, 8),), folder / "unsupported.onnx",
                       dynamo=False, input_names=["input"])
     ids = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 3))

@@ -995,7 +995,7 @@ fn bad_onnx_models_are_refused_with_the_file_and_the_reason() {
     explain_fails(
         &errors.join("unsupported.onnx"),
         &[],
-        &["unsupported.onnx", "Softplus", "supported operators: Conv"],
+        &["unsupported.onnx", "Abs", "supported operators: Conv"],
     );
     // A model on token ids (an embedding lookup, then a dense layer) takes ids [N, 3], not an
     // image.
@@ -1437,4 +1437,25 @@ fn a_pytorch_pickle_gets_a_hint_to_save_safetensors_or_export_onnx() {
             .arg(f.path("r.npy")),
         &["w.pt", "safetensors.torch.save_file", "torch.onnx.export"],
     );
+}
+
+/// `explain --help` lists every built-in composite (from the library's one list), and the
+/// README's composite table names each of them.
+#[test]
+fn the_help_and_the_readme_list_every_composite() {
+    let help = lrp_grad().args(["explain", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    for name in lrp_grad::COMPOSITE_NAMES {
+        assert!(
+            help.contains(name),
+            "`explain --help` omits {name}:\n{help}"
+        );
+        assert!(
+            readme.contains(&format!("| `{name}`")),
+            "README has no table row for the composite {name}"
+        );
+    }
 }

@@ -426,9 +426,7 @@ pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
         let all_inputs = node.inputs.iter().all(|&v| known[v]);
         let first = known[node.inputs[0]];
         known.push(match &node.op {
-            Op::Layer(
-                Layer::Relu(_) | Layer::Relu6(_) | Layer::Sigmoid(_) | Layer::HardSigmoid(_),
-            ) => true,
+            Op::Layer(Layer::Activation(a)) if a.function.is_nonnegative() => true,
             Op::Layer(
                 Layer::MaxPool2d(_)
                 | Layer::AvgPool2d(_)

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::LoadError;
-use crate::model::{FeatureShape, Layer, Sequential};
+use crate::model::{Activation, FeatureShape, Layer, Sequential};
 
 /// A model description: the per-sample input shape and the layers of an `nn.Sequential`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +59,12 @@ fn leaky_slope() -> f64 {
 }
 fn dropout_p() -> f64 {
     0.5
+}
+fn unit() -> f64 {
+    1.0
+}
+fn softplus_threshold() -> f64 {
+    20.0
 }
 
 /// One layer of the description, tagged by `kind`.
@@ -167,6 +173,8 @@ pub enum LayerSpec {
     Sigmoid,
     /// `nn.GELU` (exact).
     Gelu,
+    /// `nn.GELU(approximate="tanh")`.
+    GeluTanh,
     /// `nn.ReLU6`.
     Relu6,
     /// `nn.SiLU`.
@@ -175,6 +183,23 @@ pub enum LayerSpec {
     HardSigmoid,
     /// `nn.Hardswish`.
     HardSwish,
+    /// `nn.ELU`.
+    Elu {
+        /// α (default 1).
+        #[serde(default = "unit")]
+        alpha: f64,
+    },
+    /// `nn.Softplus`.
+    Softplus {
+        /// β (default 1).
+        #[serde(default = "unit")]
+        beta: f64,
+        /// The identity above `βx > threshold` (default 20).
+        #[serde(default = "softplus_threshold")]
+        threshold: f64,
+    },
+    /// `nn.Mish`.
+    Mish,
     /// `nn.Identity`.
     Identity,
     /// `nn.Flatten`.
@@ -198,18 +223,11 @@ impl LayerSpec {
             LayerSpec::MaxPool2d { .. } => "max_pool2d",
             LayerSpec::AvgPool2d { .. } => "avg_pool2d",
             LayerSpec::AdaptiveAvgPool2d { .. } => "adaptive_avg_pool2d",
-            LayerSpec::Relu => "relu",
-            LayerSpec::LeakyRelu { .. } => "leaky_relu",
-            LayerSpec::Tanh => "tanh",
-            LayerSpec::Sigmoid => "sigmoid",
-            LayerSpec::Gelu => "gelu",
-            LayerSpec::Relu6 => "relu6",
-            LayerSpec::Silu => "silu",
-            LayerSpec::HardSigmoid => "hard_sigmoid",
-            LayerSpec::HardSwish => "hard_swish",
             LayerSpec::Identity => "identity",
             LayerSpec::Flatten => "flatten",
             LayerSpec::Dropout { .. } => "dropout",
+            // Every other kind is an activation, named by its `Activation`.
+            other => other.activation().map_or("activation", |a| a.name()),
         }
     }
 
@@ -222,6 +240,54 @@ impl LayerSpec {
             | LayerSpec::BatchNorm1d { name, .. } => Some(name),
             _ => None,
         }
+    }
+
+    /// The activation function of an activation layer (the one place the format's activation
+    /// kinds meet [`Activation`]).
+    pub fn activation(&self) -> Option<Activation> {
+        Some(match *self {
+            LayerSpec::Relu => Activation::Relu,
+            LayerSpec::LeakyRelu { negative_slope } => Activation::LeakyRelu { negative_slope },
+            LayerSpec::Tanh => Activation::Tanh,
+            LayerSpec::Sigmoid => Activation::Sigmoid,
+            LayerSpec::Gelu => Activation::Gelu,
+            LayerSpec::GeluTanh => Activation::GeluTanh,
+            LayerSpec::Relu6 => Activation::Relu6,
+            LayerSpec::Silu => Activation::Silu,
+            LayerSpec::HardSigmoid => Activation::HardSigmoid {
+                alpha: 1.0 / 6.0,
+                beta: 0.5,
+            },
+            LayerSpec::HardSwish => Activation::HardSwish,
+            LayerSpec::Elu { alpha } => Activation::Elu { alpha },
+            LayerSpec::Softplus { beta, threshold } => Activation::Softplus { beta, threshold },
+            LayerSpec::Mish => Activation::Mish,
+            _ => return None,
+        })
+    }
+
+    /// An activation as the format writes it, or why PyTorch's module cannot express it.
+    fn from_activation(activation: Activation) -> Result<LayerSpec, &'static str> {
+        Ok(match activation {
+            Activation::Relu => LayerSpec::Relu,
+            Activation::LeakyRelu { negative_slope } => LayerSpec::LeakyRelu { negative_slope },
+            Activation::Tanh => LayerSpec::Tanh,
+            Activation::Sigmoid => LayerSpec::Sigmoid,
+            Activation::Gelu => LayerSpec::Gelu,
+            Activation::GeluTanh => LayerSpec::GeluTanh,
+            Activation::Relu6 => LayerSpec::Relu6,
+            Activation::Silu => LayerSpec::Silu,
+            Activation::HardSigmoid { alpha, beta }
+                if (alpha - 1.0 / 6.0).abs() > 1e-12 || beta != 0.5 =>
+            {
+                return Err("alpha/beta other than PyTorch's 1/6 and 1/2");
+            }
+            Activation::HardSigmoid { .. } => LayerSpec::HardSigmoid,
+            Activation::HardSwish => LayerSpec::HardSwish,
+            Activation::Elu { alpha } => LayerSpec::Elu { alpha },
+            Activation::Softplus { beta, threshold } => LayerSpec::Softplus { beta, threshold },
+            Activation::Mish => LayerSpec::Mish,
+        })
     }
 }
 
@@ -409,6 +475,17 @@ impl LayerSpec {
                 "negative_slope",
                 format!("expected a finite number, got {negative_slope}"),
             )),
+            LayerSpec::Elu { alpha } if !alpha.is_finite() => Err(invalid(
+                "alpha",
+                format!("expected a finite number, got {alpha}"),
+            )),
+            LayerSpec::Softplus { beta, .. } if !(beta.is_finite() && *beta > 0.0) => Err(invalid(
+                "beta",
+                format!("expected a finite beta > 0, got {beta}"),
+            )),
+            LayerSpec::Softplus { threshold, .. } if threshold.is_nan() => {
+                Err(invalid("threshold", "expected a number, got NaN".into()))
+            }
             LayerSpec::Dropout { p } if !(p.is_finite() && (0.0..1.0).contains(p)) => {
                 Err(invalid("p", format!("expected 0 <= p < 1, got {p}")))
             }
@@ -456,21 +533,7 @@ fn layer_spec(index: usize, layer: &Layer, input: FeatureShape) -> Result<LayerS
         Layer::AdaptiveAvgPool2d(p) => LayerSpec::AdaptiveAvgPool2d {
             output_size: Pair(p.output_size),
         },
-        Layer::Gelu(g) if g.approximate => return Err(unsupported("the tanh approximation")),
-        Layer::Gelu(_) => LayerSpec::Gelu,
-        Layer::HardSigmoid(h) if (h.alpha - 1.0 / 6.0).abs() > 1e-12 || h.beta != 0.5 => {
-            return Err(unsupported("alpha/beta other than PyTorch's 1/6 and 1/2"));
-        }
-        Layer::HardSigmoid(_) => LayerSpec::HardSigmoid,
-        Layer::Relu(_) => LayerSpec::Relu,
-        Layer::LeakyRelu(l) => LayerSpec::LeakyRelu {
-            negative_slope: l.negative_slope,
-        },
-        Layer::Tanh(_) => LayerSpec::Tanh,
-        Layer::Sigmoid(_) => LayerSpec::Sigmoid,
-        Layer::Relu6(_) => LayerSpec::Relu6,
-        Layer::Silu(_) => LayerSpec::Silu,
-        Layer::HardSwish(_) => LayerSpec::HardSwish,
+        Layer::Activation(a) => LayerSpec::from_activation(a.function).map_err(unsupported)?,
         Layer::Flatten(_) => LayerSpec::Flatten,
         Layer::Dropout(d) => LayerSpec::Dropout { p: d.prob },
         Layer::Identity(_) => LayerSpec::Identity,

@@ -4,12 +4,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use burn::module::{Param, RunningState};
-use burn::nn::activation::{HardSwish, Relu6, SiLU};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{
-    BatchNorm, BatchNormConfig, DropoutConfig, Gelu, HardSigmoidConfig, Identity, LeakyReluConfig,
-    Linear, LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh,
+    BatchNorm, BatchNormConfig, DropoutConfig, Identity, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
@@ -231,6 +229,9 @@ fn build_layer(
 
 /// A layer without weights (pooling, activations, reshapes); `None` for layers with weights.
 fn build_parameter_free(layer: &LayerSpec) -> Option<Layer> {
+    if let Some(activation) = layer.activation() {
+        return Some(activation.into());
+    }
     Some(match layer {
         LayerSpec::MaxPool2d {
             kernel_size,
@@ -256,29 +257,11 @@ fn build_parameter_free(layer: &LayerSpec) -> Option<Layer> {
         LayerSpec::AdaptiveAvgPool2d { output_size } => {
             AdaptiveAvgPool2dConfig::new(output_size.0).init().into()
         }
-        LayerSpec::Relu => Relu::new().into(),
-        LayerSpec::LeakyRelu { negative_slope } => LeakyReluConfig::new()
-            .with_negative_slope(*negative_slope)
-            .init()
-            .into(),
-        LayerSpec::Tanh => Tanh::new().into(),
-        LayerSpec::Sigmoid => Sigmoid::new().into(),
-        LayerSpec::Gelu => Gelu::new().into(),
-        LayerSpec::Relu6 => Relu6::new().into(),
-        LayerSpec::Silu => SiLU::new().into(),
-        LayerSpec::HardSigmoid => HardSigmoidConfig::new()
-            .with_alpha(1.0 / 6.0)
-            .with_beta(0.5)
-            .init()
-            .into(),
-        LayerSpec::HardSwish => HardSwish::new().into(),
         LayerSpec::Identity => Identity::new().into(),
         LayerSpec::Flatten => Flatten.into(),
         LayerSpec::Dropout { p } => DropoutConfig::new(*p).init().into(),
-        LayerSpec::Linear { .. }
-        | LayerSpec::Conv2d { .. }
-        | LayerSpec::BatchNorm1d { .. }
-        | LayerSpec::BatchNorm2d { .. } => return None,
+        // Layers with tensors (and activations, built above).
+        _ => return None,
     })
 }
 

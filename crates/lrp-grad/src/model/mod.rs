@@ -11,12 +11,14 @@
 //! checked before any layer runs, so a wrong input gives an [`Error`] instead of a panic inside
 //! Burn.
 
+mod activation;
 pub(crate) mod attention;
 mod builder;
 mod canonize;
 pub(crate) mod graph;
 pub(crate) mod shape;
 
+pub use activation::{Activation, ActivationLayer};
 pub use attention::{
     AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
 };
@@ -27,12 +29,9 @@ pub use shape::FeatureShape;
 use std::borrow::Cow;
 
 use burn::module::Module;
-use burn::nn::activation::{HardSwish, Relu6, SiLU};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
-use burn::nn::{
-    BatchNorm, Dropout, Gelu, HardSigmoid, Identity, LeakyRelu, Linear, Relu, Sigmoid, Tanh,
-};
+use burn::nn::{BatchNorm, Dropout, Identity, Linear};
 use burn::tensor::Tensor;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_pool2d};
 
@@ -107,24 +106,8 @@ pub enum Layer {
     AvgPool2d(AvgPool2d),
     /// 2-D adaptive average pooling.
     AdaptiveAvgPool2d(AdaptiveAvgPool2d),
-    /// Rectified linear unit.
-    Relu(Relu),
-    /// Leaky ReLU.
-    LeakyRelu(LeakyRelu),
-    /// Hyperbolic tangent.
-    Tanh(Tanh),
-    /// Logistic sigmoid.
-    Sigmoid(Sigmoid),
-    /// Gaussian error linear unit.
-    Gelu(Gelu),
-    /// `min(max(x, 0), 6)` (MobileNet's clipped ReLU).
-    Relu6(Relu6),
-    /// `x·sigmoid(x)` (swish; EfficientNet).
-    Silu(SiLU),
-    /// `clamp(αx + β, 0, 1)`.
-    HardSigmoid(HardSigmoid),
-    /// `x·relu6(x + 3)/6` (MobileNetV3).
-    HardSwish(HardSwish),
+    /// An element-wise activation function (ReLU, GELU, SiLU, …; see [`Activation`]).
+    Activation(ActivationLayer),
     /// Flatten `[N, C, H, W]` to `[N, C·H·W]`.
     Flatten(Flatten),
     /// Dropout (the identity at inference, which is what explanations use).
@@ -150,15 +133,6 @@ layer_from!(
     MaxPool2d(MaxPool2d),
     AvgPool2d(AvgPool2d),
     AdaptiveAvgPool2d(AdaptiveAvgPool2d),
-    Relu(Relu),
-    LeakyRelu(LeakyRelu),
-    Tanh(Tanh),
-    Sigmoid(Sigmoid),
-    Gelu(Gelu),
-    Relu6(Relu6),
-    Silu(SiLU),
-    HardSigmoid(HardSigmoid),
-    HardSwish(HardSwish),
     Flatten(Flatten),
     Dropout(Dropout),
     Identity(Identity),
@@ -175,15 +149,7 @@ impl Layer {
             Layer::MaxPool2d(_) => "max_pool2d",
             Layer::AvgPool2d(_) => "avg_pool2d",
             Layer::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
-            Layer::Relu(_) => "relu",
-            Layer::LeakyRelu(_) => "leaky_relu",
-            Layer::Tanh(_) => "tanh",
-            Layer::Sigmoid(_) => "sigmoid",
-            Layer::Gelu(_) => "gelu",
-            Layer::Relu6(_) => "relu6",
-            Layer::Silu(_) => "silu",
-            Layer::HardSigmoid(_) => "hard_sigmoid",
-            Layer::HardSwish(_) => "hard_swish",
+            Layer::Activation(a) => a.function.name(),
             Layer::Flatten(_) => "flatten",
             Layer::Dropout(_) => "dropout",
             Layer::Identity(_) => "identity",
@@ -192,50 +158,28 @@ impl Layer {
 
     /// Whether the layer is an element-wise activation function.
     pub fn is_activation(&self) -> bool {
-        matches!(
-            self,
-            Layer::Relu(_)
-                | Layer::LeakyRelu(_)
-                | Layer::Tanh(_)
-                | Layer::Sigmoid(_)
-                | Layer::Gelu(_)
-                | Layer::Relu6(_)
-                | Layer::Silu(_)
-                | Layer::HardSigmoid(_)
-                | Layer::HardSwish(_)
-        )
+        matches!(self, Layer::Activation(_))
     }
 
     /// Whether the layer is element-wise with `f(0) = 0` and no parameters, so that
     /// `f(x) = x · (f(x)/x)` holds everywhere (0 where `x = 0`): relevance passes through it
     /// unchanged as input × a constant factor, which is how the one pass carries it.
     pub(crate) fn passes_as_factor(&self) -> bool {
-        matches!(
-            self,
-            Layer::Relu(_)
-                | Layer::LeakyRelu(_)
-                | Layer::Tanh(_)
-                | Layer::Gelu(_)
-                | Layer::Relu6(_)
-                | Layer::Silu(_)
-                | Layer::HardSwish(_)
-                | Layer::Identity(_)
-                | Layer::Dropout(_)
-                | Layer::Flatten(_)
-        )
+        match self {
+            Layer::Activation(a) => a.function.is_zero_at_zero(),
+            Layer::Identity(_) | Layer::Dropout(_) | Layer::Flatten(_) => true,
+            _ => false,
+        }
     }
 
     /// Whether `f(x) = x·f'(x)` (positively homogeneous, piecewise linear through 0): the plain
     /// gradient then carries relevance through unchanged, with no factor to compute.
     pub(crate) fn is_homogeneous(&self) -> bool {
-        matches!(
-            self,
-            Layer::Relu(_)
-                | Layer::LeakyRelu(_)
-                | Layer::Identity(_)
-                | Layer::Dropout(_)
-                | Layer::Flatten(_)
-        )
+        match self {
+            Layer::Activation(a) => a.function.is_homogeneous(),
+            Layer::Identity(_) | Layer::Dropout(_) | Layer::Flatten(_) => true,
+            _ => false,
+        }
     }
 
     /// Number of trainable parameters.
@@ -259,15 +203,7 @@ impl Layer {
             Layer::AdaptiveAvgPool2d(pool) => adaptive_avg_pool2d(x, pool.output_size),
             Layer::MaxPool2d(pool) => max_pool2d(x, max_pool_options(pool, h, w)),
             Layer::BatchNorm(bn) => bn.forward(x),
-            Layer::Relu(f) => f.forward(x),
-            Layer::LeakyRelu(f) => f.forward(x),
-            Layer::Tanh(f) => f.forward(x),
-            Layer::Sigmoid(f) => f.forward(x),
-            Layer::Gelu(f) => f.forward(x),
-            Layer::Relu6(f) => f.forward(x),
-            Layer::Silu(f) => f.forward(x),
-            Layer::HardSigmoid(f) => f.forward(x),
-            Layer::HardSwish(f) => f.forward(x),
+            Layer::Activation(a) => a.function.forward(x),
             Layer::Dropout(f) => f.forward(x),
             Layer::Flatten(_) => {
                 let [n, c, h, w] = x.dims();

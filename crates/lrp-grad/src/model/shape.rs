@@ -291,17 +291,7 @@ impl Layer {
             }
             Layer::BatchNorm(bn) => check.batch_norm(bn.gamma.dims()[0]),
             Layer::Flatten(_) => Ok(FeatureShape::vector(input.numel())),
-            Layer::Relu(_)
-            | Layer::LeakyRelu(_)
-            | Layer::Tanh(_)
-            | Layer::Sigmoid(_)
-            | Layer::Gelu(_)
-            | Layer::Relu6(_)
-            | Layer::Silu(_)
-            | Layer::HardSigmoid(_)
-            | Layer::HardSwish(_)
-            | Layer::Dropout(_)
-            | Layer::Identity(_) => Ok(input),
+            Layer::Activation(_) | Layer::Dropout(_) | Layer::Identity(_) => Ok(input),
         }
     }
 }

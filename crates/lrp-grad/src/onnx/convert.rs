@@ -3,9 +3,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use burn::nn::activation::{HardSwish, Relu6, SiLU};
+use burn::nn::PaddingConfig2d;
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{Gelu, HardSigmoidConfig, LeakyReluConfig, PaddingConfig2d, Relu, Sigmoid, Tanh};
 use burn::tensor::{Device, Tensor};
 use onnx_ir::Node as OnnxNode;
 use onnx_ir::ir::{ArgType, Argument};
@@ -19,13 +18,13 @@ use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 use super::OnnxError;
 use super::params::{self, Constant, ConvGeometry};
 use crate::model::graph::node_shape;
-use crate::model::{FeatureShape, Flatten, Graph, Layer, NodeId, Op};
+use crate::model::{Activation, FeatureShape, Flatten, Graph, Layer, NodeId, Op};
 
 /// The operators [`super::load`] translates (in messages).
 pub(super) const SUPPORTED: &str = "Conv, Gemm/MatMul with a constant weight (+ Add of a bias), \
 MatMul of two activations, Add (of activations, or of a constant of the value's shape), Mul (x·sigmoid(x) as SiLU, \
 a uniform product of two activations of one shape, a gate for a broadcast factor, or by a scalar constant), Div by a scalar constant, Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
-Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, Softmax, LayerNormalization (last axis), MaxPool, AveragePool, \
+Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu (exact and tanh), Elu, Softplus, Mish, Softmax, LayerNormalization (last axis), MaxPool, AveragePool, \
 GlobalAveragePool, ReduceMean (over the spatial axes, or one axis of a sequence), Flatten, Reshape, Squeeze, \
 Unsqueeze, Transpose, Gather of one constant index (a class token), Concat of a constant before an activation \
 (a class token), BatchNormalization, Dropout, Identity; a final Softmax is dropped (the logits are explained)";
@@ -48,8 +47,9 @@ pub(super) struct Converter<'a> {
     device: &'a Device,
     pub graph: Graph,
     values: HashMap<String, Value>,
-    /// `Mul` nodes that compute `x · sigmoid(x)`, with `x`'s name.
-    silu: HashMap<String, String>,
+    /// The last nodes of activations written as several nodes (see [`super::patterns`]), with
+    /// their input's name and the function.
+    composed: HashMap<String, (String, Activation)>,
     /// `Mul` nodes that end GELU's erf pattern `x · 0.5 · (1 + erf(x / √2))`, with `x`'s name.
     gelu: HashMap<String, String>,
     /// `Mul` nodes that end RMS norm's pattern `x · 1/√(mean(x²) + ε) (· γ)`.
@@ -79,7 +79,7 @@ impl<'a> Converter<'a> {
             device,
             graph,
             values,
-            silu: HashMap::new(),
+            composed: HashMap::new(),
             gelu: HashMap::new(),
             rms: HashMap::new(),
             folded: HashSet::new(),
@@ -87,37 +87,13 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// Finds `x · sigmoid(x)` (SiLU as exporters write it), so that the pair becomes one SiLU
-    /// activation (`Pass`) instead of a gate.
-    pub fn find_silu(&mut self, nodes: &[&OnnxNode]) {
-        let mut readers: HashMap<&str, usize> = HashMap::new();
-        for node in nodes {
-            for input in node.inputs() {
-                *readers.entry(input.name.as_str()).or_default() += 1;
-            }
-        }
-        let sigmoid_of: HashMap<&str, (&str, &str)> = nodes
-            .iter()
-            .filter_map(|n| match n {
-                OnnxNode::Sigmoid(s) => Some((
-                    s.outputs[0].name.as_str(),
-                    (s.inputs[0].name.as_str(), s.name.as_str()),
-                )),
-                _ => None,
-            })
-            .collect();
-        for node in nodes {
-            let OnnxNode::Mul(mul) = node else { continue };
-            let [a, b] = [&mul.inputs[0].name, &mul.inputs[1].name];
-            for (x, s) in [(a, b), (b, a)] {
-                if let Some(&(input, sigmoid)) = sigmoid_of.get(s.as_str())
-                    && input == x
-                    && readers.get(s.as_str()) == Some(&1)
-                {
-                    self.silu.insert(mul.name.clone(), x.clone());
-                    self.folded.insert(sigmoid.to_string());
-                }
-            }
+    /// Finds activations written as several nodes (SiLU, Mish, softplus with its threshold), so
+    /// that each becomes one activation (`Pass`) instead of a gate or a selection.
+    pub fn find_activations(&mut self, nodes: &[&OnnxNode]) {
+        for found in super::patterns::find_activations(nodes) {
+            self.folded.extend(found.folded);
+            self.composed
+                .insert(found.last, (found.x, found.activation));
         }
     }
 
@@ -207,7 +183,14 @@ impl<'a> Converter<'a> {
         if self.folded.contains(node.name()) || matches!(node, OnnxNode::Constant(_)) {
             return Ok(());
         }
-        self.translate(node).map_err(|reason| match reason {
+        let translated = match self.composed.get(node.name()).cloned() {
+            Some((x, activation)) => match self.values.get(&x).cloned() {
+                Some(x) => self.push(node, Op::Layer(activation.into()), &[x]),
+                None => Err(Failure::Node(format!("input `{x}` is not an activation"))),
+            },
+            None => self.translate(node),
+        };
+        translated.map_err(|reason| match reason {
             Failure::Unsupported => OnnxError::Unsupported {
                 file: self.file.to_path_buf(),
                 node: node.name().to_string(),
@@ -258,24 +241,8 @@ impl<'a> Converter<'a> {
     }
 
     fn activation(&mut self, node: &OnnxNode) -> Result<(), Failure> {
-        let layer: Layer = match node {
-            OnnxNode::Relu(_) => Relu::new().into(),
-            OnnxNode::Sigmoid(_) => Sigmoid::new().into(),
-            OnnxNode::Tanh(_) => Tanh::new().into(),
-            OnnxNode::Gelu(_) => Gelu::new().into(),
-            OnnxNode::HardSwish(_) => HardSwish::new().into(),
-            OnnxNode::LeakyRelu(n) => LeakyReluConfig::new()
-                .with_negative_slope(n.config.alpha)
-                .init()
-                .into(),
-            OnnxNode::HardSigmoid(n) => HardSigmoidConfig::new()
-                .with_alpha(n.config.alpha)
-                .with_beta(n.config.beta)
-                .init()
-                .into(),
-            _ => return Err(Failure::Unsupported),
-        };
-        self.unary(node, Op::Layer(layer))
+        let activation = Activation::from_onnx(node).ok_or(Failure::Unsupported)?;
+        self.unary(node, Op::Layer(activation.into()))
     }
 
     /// Pushes `op` on the node's first input.
@@ -620,11 +587,7 @@ impl<'a> Converter<'a> {
         }
         if let Some(x) = self.gelu.get(node.name()).cloned() {
             let x = self.values[&x].clone();
-            return self.push(node, Op::Layer(Gelu::new().into()), &[x]);
-        }
-        if let Some(x) = self.silu.get(node.name()).cloned() {
-            let x = self.values[&x].clone();
-            return self.push(node, Op::Layer(SiLU::new().into()), &[x]);
+            return self.push(node, Op::Layer(Activation::Gelu.into()), &[x]);
         }
         let (a, other) = self.activation_and_other(node)?;
         let b = match other {
@@ -822,8 +785,8 @@ impl<'a> Converter<'a> {
             Some(ClipInput::Runtime(_)) => Err("a bound computed at run time".to_string()),
         };
         let layer: Layer = match (bound(min)?, bound(max)?) {
-            (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => Relu6::new().into(),
-            (Some(0.0), None) => Relu::new().into(),
+            (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => Activation::Relu6.into(),
+            (Some(0.0), None) => Activation::Relu.into(),
             (lo, hi) => {
                 return Err(format!(
                     "clips to [{lo:?}, {hi:?}]; lrp-grad takes Clip(0, 6) (ReLU6) and Clip(0, ∞) (ReLU)"
@@ -832,15 +795,6 @@ impl<'a> Converter<'a> {
             }
         };
         self.unary(node, Op::Layer(layer))
-    }
-}
-
-/// A constant single number.
-fn scalar(arg: &Argument) -> Option<f32> {
-    let c = Constant::from_data(arg.value()?).ok()?;
-    match c.values[..] {
-        [v] => Some(v),
-        _ => None,
     }
 }
 
@@ -855,7 +809,10 @@ fn gelu_chain<'a>(
     let OnnxNode::Mul(scale) = producer.get(half)? else {
         return None;
     };
-    let (one_plus, factor) = match (scalar(&scale.inputs[0]), scalar(&scale.inputs[1])) {
+    let (one_plus, factor) = match (
+        params::scalar(&scale.inputs[0]),
+        params::scalar(&scale.inputs[1]),
+    ) {
         (Some(f), None) => (&scale.inputs[1].name, f),
         (None, Some(f)) => (&scale.inputs[0].name, f),
         _ => return None,
@@ -863,7 +820,10 @@ fn gelu_chain<'a>(
     let OnnxNode::Add(add) = producer.get(one_plus.as_str())? else {
         return None;
     };
-    let (erf_out, one) = match (scalar(&add.inputs[0]), scalar(&add.inputs[1])) {
+    let (erf_out, one) = match (
+        params::scalar(&add.inputs[0]),
+        params::scalar(&add.inputs[1]),
+    ) {
         (Some(c), None) => (&add.inputs[1].name, c),
         (None, Some(c)) => (&add.inputs[0].name, c),
         _ => return None,
@@ -875,7 +835,7 @@ fn gelu_chain<'a>(
     let OnnxNode::Div(div) = producer.get(erf_node.inputs[0].name.as_str())? else {
         return None;
     };
-    let root2 = scalar(&div.inputs[1])?;
+    let root2 = params::scalar(&div.inputs[1])?;
     let fits = close(factor, 0.5)
         && close(one, 1.0)
         && close(root2, std::f32::consts::SQRT_2)
@@ -919,7 +879,10 @@ fn rms_chain<'a>(
     let OnnxNode::Add(add_node) = add else {
         return None;
     };
-    let (mean_out, epsilon) = match (scalar(&add_node.inputs[0]), scalar(&add_node.inputs[1])) {
+    let (mean_out, epsilon) = match (
+        params::scalar(&add_node.inputs[0]),
+        params::scalar(&add_node.inputs[1]),
+    ) {
         (None, Some(e)) => (&add_node.inputs[0].name, e),
         (Some(e), None) => (&add_node.inputs[1].name, e),
         _ => return None,
@@ -936,7 +899,7 @@ fn rms_chain<'a>(
     let OnnxNode::Pow(pow_node) = pow else {
         return None;
     };
-    let squares = pow_node.inputs[0].name == x && scalar(&pow_node.inputs[1]) == Some(2.0);
+    let squares = pow_node.inputs[0].name == x && params::scalar(&pow_node.inputs[1]) == Some(2.0);
     squares.then(|| (vec![*pow, *mean, *add, *sqrt, *recip], f64::from(epsilon)))
 }
 

@@ -36,8 +36,9 @@
 //! ([`crate::tokens`]).
 
 mod convert;
-mod error;
+pub(crate) mod error;
 mod params;
+mod patterns;
 
 pub use error::OnnxError;
 
@@ -91,7 +92,7 @@ pub fn load(path: &Path, device: &Device) -> Result<OnnxModel, OnnxError> {
         (lookup.1, shape, Some(embedding))
     };
     let mut converter = convert::Converter::new(path, device, &graph_input, input_shape);
-    converter.find_silu(&nodes);
+    converter.find_activations(&nodes);
     converter.find_gelu(&nodes);
     converter.find_rms_norm(&nodes);
     for node in &nodes {

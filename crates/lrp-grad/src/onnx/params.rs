@@ -5,6 +5,7 @@ use burn::module::{Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
+use onnx_ir::ir::Argument;
 
 /// A float constant as `(dims, values)`; any float or integer type converts to `f32`.
 #[derive(Clone)]
@@ -145,4 +146,13 @@ pub(super) fn layer_norm(
     norm.gamma = Param::from_tensor(gamma.tensor(device));
     norm.beta = beta.map(|b| Param::from_tensor(b.tensor(device)));
     Ok(norm)
+}
+
+/// A constant single number.
+pub(super) fn scalar(arg: &Argument) -> Option<f32> {
+    let c = Constant::from_data(arg.value()?).ok()?;
+    match c.values[..] {
+        [v] => Some(v),
+        _ => None,
+    }
 }
