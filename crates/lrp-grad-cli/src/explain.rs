@@ -1,0 +1,525 @@
+//! `lrp-grad explain`: inputs in, relevance (.npy), answers and heatmaps out.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::tensor::{Device, Tensor, TensorData};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lrp_grad::heatmap::{self, ColorMap};
+use lrp_grad::{Baseline, Explainer, FeatureShape, OutputRelevance, PreparedExplainer, Target};
+
+use crate::output::write_atomically;
+use crate::{ModelArgs, RuleArgs, answers, device, inputs, model, npy, spec, tokens};
+
+/// A text model's token ids, and its vocabulary when given.
+type TextInputs = (Vec<Vec<u32>>, Option<lrp_grad::tokens::Vocabulary>);
+
+#[derive(Copy, Clone, ValueEnum)]
+enum OutputRelevanceArg {
+    /// R_out = the target's score f_target(x).
+    Logit,
+    /// R_out = 1 on the target.
+    OneHot,
+}
+
+#[derive(Args)]
+pub(crate) struct ExplainArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Weights of a JSON model (safetensors, PyTorch state_dict names and layouts); an ONNX
+    /// model holds its own.
+    #[arg(long, value_name = "W.safetensors")]
+    weights: Option<PathBuf>,
+    /// Inputs: one .npy (float32 or float64; [N, *input_shape] or input_shape alone), or image
+    /// files (.png, .jpg, .jpeg) and directories of them (sorted by name).
+    #[arg(long, value_name = "X.npy|IMAGE|DIR", num_args = 1.., required = true)]
+    input: Vec<PathBuf>,
+    #[command(flatten)]
+    preprocess: inputs::PreprocessArgs,
+    /// Where to write the relevance (.npy, float32, the input's shape; [N, C, H, W] for images).
+    #[arg(long, value_name = "R.npy")]
+    output: PathBuf,
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// Attribution method: lrp (default), gradient, gradient-x-input, smoothgrad,
+    /// integrated-gradients, occlusion.
+    #[arg(long, default_value = "lrp")]
+    method: String,
+    /// SmoothGrad: number of samples (default 20).
+    #[arg(long)]
+    samples: Option<usize>,
+    /// SmoothGrad: noise σ as a fraction of each input's value range (default 0.1).
+    #[arg(long)]
+    noise: Option<f64>,
+    /// SmoothGrad: seed of the noise (default 0).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Integrated Gradients: number of steps (default 20).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Integrated Gradients: baseline .npy of the per-sample input shape (default: zeros).
+    #[arg(long, value_name = "B.npy")]
+    baseline: Option<PathBuf>,
+    /// Occlusion: window size in pixels (default 8).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Occlusion: stride in pixels (default: the window).
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Occlusion: value that covers the window (default 0).
+    #[arg(long, allow_negative_numbers = true)]
+    fill: Option<f32>,
+    /// SmoothGrad / Integrated Gradients: average LRP relevance (with --rule/--composite)
+    /// instead of the plain gradient.
+    #[arg(long)]
+    over_lrp: bool,
+    /// Explain this class for every sample (default: each sample's predicted class).
+    #[arg(long, value_name = "K", conflicts_with = "targets")]
+    target: Option<usize>,
+    /// One class per sample to explain: text (one per line) or an integer .npy.
+    #[arg(long, value_name = "FILE")]
+    targets: Option<PathBuf>,
+    /// Class names, one per line: in the table, the summary and the heatmap file names.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// Write the answers (prediction, score, target, Σ relevance per sample) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    summary: Option<PathBuf>,
+    /// Output relevance: logit (R_out = f_target(x), default) or one-hot.
+    #[arg(long, value_enum, default_value = "logit")]
+    output_relevance: OutputRelevanceArg,
+    /// Write a heatmap grid (one cell per sample, up to 8 per row) to this PNG.
+    #[arg(long, value_name = "OUT.png")]
+    heatmap: Option<PathBuf>,
+    /// Colour map of the heatmap (Zennit's): bwr, coldnhot, seismic, gray, … or colour-map code.
+    #[arg(long, default_value = "bwr")]
+    cmap: String,
+    /// Write one heatmap PNG per sample into this directory (named after the input).
+    #[arg(long, value_name = "DIR")]
+    heatmap_dir: Option<PathBuf>,
+    /// Blend the heatmaps over the input images.
+    #[arg(long)]
+    overlay: bool,
+    /// Text models: the vocabulary (one token per line), to show each sample's tokens coloured
+    /// by relevance in the terminal and in --html.
+    #[arg(long, value_name = "vocab.txt")]
+    vocab: Option<PathBuf>,
+    /// Text models: write the tokens coloured by relevance as an HTML page.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<PathBuf>,
+    /// Samples explained at once.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// No progress bar and no answers table.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// A batch of per-sample `shape` values as a tensor of rank 2, 3 or 4 (the model's own).
+pub(crate) enum Batch {
+    Vector(Tensor<2>),
+    Sequence(Tensor<3>),
+    Image(Tensor<4>),
+}
+
+pub(crate) fn batch(data: Vec<f32>, n: usize, shape: FeatureShape, device: &Device) -> Batch {
+    let data = TensorData::new(data, shape.with_batch(n));
+    match shape.rank() {
+        1 => Batch::Vector(Tensor::from_data(data, device)),
+        2 => Batch::Sequence(Tensor::from_data(data, device)),
+        _ => Batch::Image(Tensor::from_data(data, device)),
+    }
+}
+
+/// What one chunk gives: relevance, model outputs `[n, classes]`, targets, relevance sums.
+pub(crate) struct ChunkResult {
+    pub relevance: Vec<f32>,
+    pub outputs: Vec<f32>,
+    pub targets: Vec<usize>,
+    pub sums: Vec<f32>,
+}
+
+/// Explains one chunk, with the explainer prepared once for all chunks.
+pub(crate) fn explain_batch(
+    explainer: &PreparedExplainer,
+    batch: Batch,
+) -> lrp_grad::Result<ChunkResult> {
+    fn run<const D: usize>(
+        explainer: &PreparedExplainer,
+        x: Tensor<D>,
+    ) -> lrp_grad::Result<ChunkResult> {
+        let floats = |t: TensorData| {
+            t.convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("float relevance")
+        };
+        let e = explainer.explain(x)?;
+        let sums = e.relevance_sums();
+        Ok(ChunkResult {
+            relevance: floats(e.relevance.into_data()),
+            outputs: floats(e.output.into_data()),
+            targets: e.targets.unwrap_or_default(),
+            sums,
+        })
+    }
+    match batch {
+        Batch::Vector(x) => run(explainer, x),
+        Batch::Sequence(x) => run(explainer, x),
+        Batch::Image(x) => run(explainer, x),
+    }
+}
+
+fn method_args(args: &ExplainArgs) -> Result<spec::MethodArgs<'_>> {
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let b = npy::read(path)?;
+            Some(Baseline::Tensor(TensorData::new(b.data, b.shape)))
+        }
+        None => None,
+    };
+    Ok(spec::MethodArgs {
+        name: &args.method,
+        samples: args.samples,
+        noise: args.noise,
+        seed: args.seed,
+        steps: args.steps,
+        baseline,
+        window: args.window,
+        stride: args.stride,
+        fill: args.fill,
+        over_lrp: args.over_lrp,
+    })
+}
+
+/// The explainer the flags describe; flags the method does not use are errors.
+fn explainer(
+    args: &ExplainArgs,
+    model: &model::CliModel,
+    inputs: &inputs::Inputs,
+) -> Result<Explainer> {
+    let method_args = method_args(args)?;
+    let uses_lrp = method_args.uses_lrp();
+    let method = spec::method(method_args)?;
+    let mut explainer = Explainer::new()
+        .method(method)
+        .output_relevance(match args.output_relevance {
+            OutputRelevanceArg::Logit => OutputRelevance::Logit,
+            OutputRelevanceArg::OneHot => OutputRelevance::OneHot,
+        })
+        .strategy(args.rules.strategy);
+    if uses_lrp {
+        let channels = model.input_shape.channels();
+        let image_bounds = inputs.recipe.as_ref().map(|r| r.bounds(channels));
+        explainer = explainer.composite(args.rules.composite(model.input_shape, image_bounds)?);
+    } else if let Some(flag) = args.rules.given() {
+        bail!(
+            "{flag} applies to LRP; --method {} does not use it",
+            args.method
+        );
+    }
+    if let Some(k) = args.target {
+        explainer = explainer.target(Target::Class(k));
+    }
+    Ok(explainer)
+}
+
+/// For a text model, the token ids of `inputs` (replaced there by their embeddings) and the
+/// vocabulary; `None` for other models, where the text flags are errors.
+fn text_inputs(
+    args: &ExplainArgs,
+    model: &model::CliModel,
+    inputs: &mut inputs::Inputs,
+    device: &Device,
+) -> Result<Option<TextInputs>> {
+    let Some(embedding) = &model.embedding else {
+        if inputs.integer {
+            bail!(
+                "{}: holds integers (token ids, for text models); {} takes float32",
+                args.input.first().cloned().unwrap_or_default().display(),
+                args.model.model.display()
+            );
+        }
+        if let Some(flag) = [(&args.vocab, "--vocab"), (&args.html, "--html")]
+            .into_iter()
+            .find_map(|(given, flag)| given.is_some().then_some(flag))
+        {
+            bail!(
+                "{flag} is for text models (token ids in); {} takes {:?}",
+                args.model.model.display(),
+                model.input_shape.dims()
+            );
+        }
+        return Ok(None);
+    };
+    if args.heatmap.is_some() || args.heatmap_dir.is_some() {
+        bail!(
+            "--heatmap/--heatmap-dir are for image models; for a text model use --vocab and --html"
+        );
+    }
+    let vocab = args.vocab.as_deref().map(tokens::read_vocab).transpose()?;
+    let input = args.input.first().cloned().unwrap_or_default();
+    let ids = tokens::embed(inputs, embedding, &input, device)?;
+    Ok(Some((ids, vocab)))
+}
+
+/// Prints (unless --quiet, with --vocab) and writes (--html) the tokens coloured by relevance.
+fn show_tokens(
+    args: &ExplainArgs,
+    names: &[String],
+    (ids, vocab): &TextInputs,
+    relevance: &[f32],
+) -> Result<()> {
+    let words = tokens::words(ids, vocab.as_ref());
+    if let Some(path) = &args.html {
+        write_atomically(path, tokens::html_page(names, &words, relevance).as_bytes())?;
+    }
+    if vocab.is_some() && !args.quiet {
+        print!("{}", tokens::terminal_lines(names, &words, relevance));
+    }
+    Ok(())
+}
+
+pub(crate) fn run(args: ExplainArgs) -> Result<()> {
+    let device = device()?;
+    let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
+    let model = model::load(
+        &args.model.model,
+        weights,
+        args.model.allow_unused_weights,
+        &device,
+    )?;
+    let mut inputs = inputs::read(
+        &args.input,
+        model.file_shape(),
+        &args.preprocess,
+        &args.model.model,
+    )?;
+    let ids = text_inputs(&args, &model, &mut inputs, &device)?;
+    let explainer = explainer(&args, &model, &inputs)?;
+    let classes = model.graph.num_classes(model.input_shape)?;
+    let labels = match &args.labels {
+        Some(path) => Some(answers::read_labels(path, classes)?),
+        None => None,
+    };
+    let targets = match &args.targets {
+        Some(path) => Some(answers::read_targets(path, inputs.n)?),
+        None => None,
+    };
+    let cmap = match args.heatmap.is_some() || args.heatmap_dir.is_some() {
+        true => Some(ColorMap::new(&args.cmap).map_err(|e| anyhow!("--cmap: {e}"))?),
+        false => None,
+    };
+    if cmap.is_some() && model.input_shape.as_image().is_none() {
+        bail!(
+            "--heatmap/--heatmap-dir need an image model (input_shape [C, H, W]); {} takes {:?}",
+            args.model.model.display(),
+            model.input_shape.dims()
+        );
+    }
+    let mut result = run_chunks(&args, &model, &inputs, explainer, targets)?;
+    if let Some(text) = &ids {
+        let t = model.input_shape.dims()[0];
+        result.relevance = tokens::per_token(&result.relevance, inputs.n, t);
+        show_tokens(&args, &inputs.names, text, &result.relevance)?;
+    }
+    let answers = answers::answers(
+        &inputs.names,
+        &result.outputs,
+        &result.targets,
+        &result.sums,
+    );
+    write_outputs(
+        &args,
+        &model,
+        &inputs,
+        &result,
+        &answers,
+        labels.as_deref(),
+        cmap,
+    )?;
+    if !args.quiet {
+        print!("{}", answers::table(&answers, labels.as_deref()));
+    }
+    Ok(())
+}
+
+/// Explains the inputs in chunks of --batch-size, with a progress bar on a terminal.
+fn run_chunks(
+    args: &ExplainArgs,
+    model: &model::CliModel,
+    inputs: &inputs::Inputs,
+    explainer: Explainer,
+    targets: Option<Vec<usize>>,
+) -> Result<ChunkResult> {
+    let device = device()?;
+    let n = inputs.n;
+    let chunk = args.batch_size.max(1);
+    let progress = if args.quiet || !std::io::stderr().is_terminal() || n <= chunk {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} samples {elapsed}<{eta}")
+                .expect("template"),
+        );
+        bar
+    };
+    let context = || {
+        format!(
+            "explaining {} with {} ({})",
+            inputs.names.first().map_or("", |s| s.as_str()),
+            args.model.model.display(),
+            args.rules.describe()
+        )
+    };
+    let per_sample = model.input_shape.numel();
+    let mut all = ChunkResult {
+        relevance: Vec::with_capacity(inputs.data.len()),
+        outputs: Vec::new(),
+        targets: Vec::new(),
+        sums: Vec::new(),
+    };
+    let prepare = |explainer: &Explainer| {
+        explainer
+            .prepare(&model.graph, model.input_shape)
+            .map_err(|e| anyhow!("{}: {e}", context()))
+    };
+    // Canonized, checked and planned once for every chunk (per chunk with per-sample targets).
+    let shared = match &targets {
+        None => Some(prepare(&explainer)?),
+        Some(_) => None,
+    };
+    for start in (0..n).step_by(chunk) {
+        let end = (start + chunk).min(n);
+        let per_chunk;
+        let prepared = match &shared {
+            Some(prepared) => prepared,
+            None => {
+                let mut chunk_explainer = explainer.clone();
+                if let Some(targets) = &targets {
+                    let targets = targets[start..end].to_vec();
+                    chunk_explainer = chunk_explainer.target(Target::PerSample(targets));
+                }
+                per_chunk = prepare(&chunk_explainer)?;
+                &per_chunk
+            }
+        };
+        let data = inputs.data[start * per_sample..end * per_sample].to_vec();
+        let r = explain_batch(
+            prepared,
+            batch(data, end - start, model.input_shape, &device),
+        )
+        .map_err(|e| anyhow!("{}: {e}", context()))?;
+        all.relevance.extend(r.relevance);
+        all.outputs.extend(r.outputs);
+        all.targets.extend(r.targets);
+        all.sums.extend(r.sums);
+        progress.inc((end - start) as u64);
+    }
+    progress.finish_and_clear();
+    Ok(all)
+}
+
+/// Everything is computed before any file is written; each file is written atomically.
+fn write_outputs(
+    args: &ExplainArgs,
+    model: &model::CliModel,
+    inputs: &inputs::Inputs,
+    result: &ChunkResult,
+    answers: &[answers::Answer],
+    labels: Option<&[String]>,
+    cmap: Option<ColorMap>,
+) -> Result<()> {
+    let images = match &cmap {
+        Some(cmap) => Some(heatmaps(
+            &result.relevance,
+            &inputs.data,
+            inputs.n,
+            model.input_shape,
+            cmap,
+            args.overlay,
+        )?),
+        None => None,
+    };
+    // Each cell says what the model answered: the predicted class (its label) and score.
+    let images = images.map(|cells| {
+        cells
+            .iter()
+            .zip(answers)
+            .map(|(cell, a)| {
+                let class = labels.map_or(a.predicted.to_string(), |l| l[a.predicted].clone());
+                heatmap::captioned(cell, &format!("{class} {:.2}", a.score))
+            })
+            .collect::<Vec<_>>()
+    });
+    let grid = match (&args.heatmap, &images) {
+        (Some(_), Some(cells)) => Some(png(&heatmap::grid(cells, inputs.n.min(8), 2))?),
+        _ => None,
+    };
+    let summary = match &args.summary {
+        Some(_) => Some(answers::summary(answers, labels)?),
+        None => None,
+    };
+    let npy_bytes = npy::encode(&inputs.shape, &result.relevance)?;
+    write_atomically(&args.output, &npy_bytes)?;
+    if let (Some(path), Some(bytes)) = (&args.heatmap, grid) {
+        write_atomically(path, &bytes)?;
+    }
+    if let (Some(dir), Some(cells)) = (&args.heatmap_dir, &images) {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+        for (cell, stem) in cells.iter().zip(&inputs.stems) {
+            write_atomically(&dir.join(format!("{stem}.png")), &png(cell)?)?;
+        }
+    }
+    if let (Some(path), Some(bytes)) = (&args.summary, summary) {
+        write_atomically(path, &bytes)?;
+    }
+    Ok(())
+}
+
+/// One heatmap per sample, small images scaled up to ~112 px.
+fn heatmaps(
+    relevance: &[f32],
+    input: &[f32],
+    n: usize,
+    shape: FeatureShape,
+    cmap: &ColorMap,
+    overlay: bool,
+) -> Result<Vec<image::RgbImage>> {
+    let Some((channels, height, width)) = shape.as_image() else {
+        bail!("heatmaps need an image input");
+    };
+    let per = shape.numel();
+    let scale = (112 / height.max(width)).max(1) as u32;
+    let cells = (0..n)
+        .map(|s| {
+            let heat = heatmap::heatmap(
+                &relevance[s * per..(s + 1) * per],
+                channels,
+                height,
+                width,
+                cmap,
+            )?;
+            let heat = if overlay {
+                heatmap::overlay(&heat, &input[s * per..(s + 1) * per], channels, 0.6)
+            } else {
+                heat
+            };
+            Ok(heatmap::upscale(&heat, scale))
+        })
+        .collect::<Result<Vec<_>, heatmap::HeatmapError>>()?;
+    Ok(cells)
+}
+
+fn png(image: &image::RgbImage) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .context("encoding the heatmap")?;
+    Ok(bytes)
+}
