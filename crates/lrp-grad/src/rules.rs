@@ -272,34 +272,7 @@ impl Rule {
                     Ok(())
                 }
             }
-            Rule::ZBox { low, high } => {
-                for (which, bound) in [("low", low), ("high", high)] {
-                    let finite = match bound {
-                        Bound::Scalar(v) => v.is_finite(),
-                        Bound::Tensor(data) => {
-                            match data.clone().convert::<f32>().try_to_vec::<f32>() {
-                                Ok(values) => values.iter().all(|v| v.is_finite()),
-                                Err(_) => {
-                                    return invalid(format!(
-                                        "bound `{which}` must hold float values"
-                                    ));
-                                }
-                            }
-                        }
-                    };
-                    if !finite {
-                        return invalid(format!("bound `{which}` must be finite"));
-                    }
-                }
-                if let (Bound::Scalar(l), Bound::Scalar(h)) = (low, high)
-                    && l > h
-                {
-                    return invalid(format!(
-                        "low must not exceed high, got low = {l}, high = {h}"
-                    ));
-                }
-                Ok(())
-            }
+            Rule::ZBox { low, high } => validate_bounds(low, high).or_else(invalid),
             Rule::Custom(custom) => custom.validate().map_err(|reason| Error::InvalidRule {
                 rule: "custom",
                 reason: format!("`{}`: {reason}", custom.name),
@@ -392,6 +365,28 @@ impl Rule {
             Rule::Custom(custom) => custom.groups.clone(),
             Rule::Pass | Rule::Gradient | Rule::Block => return None,
         })
+    }
+}
+
+/// z-box's bounds: float values, finite, and `low ≤ high` when both are scalars.
+fn validate_bounds(low: &Bound, high: &Bound) -> std::result::Result<(), String> {
+    for (which, bound) in [("low", low), ("high", high)] {
+        let finite = match bound {
+            Bound::Scalar(v) => v.is_finite(),
+            Bound::Tensor(data) => match data.clone().convert::<f32>().try_to_vec::<f32>() {
+                Ok(values) => values.iter().all(|v| v.is_finite()),
+                Err(_) => return Err(format!("bound `{which}` must hold float values")),
+            },
+        };
+        if !finite {
+            return Err(format!("bound `{which}` must be finite"));
+        }
+    }
+    match (low, high) {
+        (Bound::Scalar(l), Bound::Scalar(h)) if l > h => Err(format!(
+            "low must not exceed high, got low = {l}, high = {h}"
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -383,25 +383,28 @@ impl LayerSpec {
     /// Checks this layer's fields: positive sizes here, the rest in `check_values`;
     /// `invalid(field, message)` makes the error.
     fn check_fields(&self, invalid: &dyn Fn(&str, String) -> LoadError) -> Result<(), LoadError> {
-        let positive = |field: &str, values: &[usize]| {
+        for (field, values) in self.sizes() {
             if values.contains(&0) {
-                Err(invalid(
+                return Err(invalid(
                     field,
                     format!("expected positive sizes, got {values:?}"),
-                ))
-            } else {
-                Ok(())
+                ));
             }
-        };
+        }
+        self.check_values(invalid)
+    }
+
+    /// The layer's size fields (each must be positive), by name.
+    fn sizes(&self) -> Vec<(&'static str, Vec<usize>)> {
         match self {
             LayerSpec::Linear {
                 in_features,
                 out_features,
                 ..
-            } => {
-                positive("in_features", &[*in_features])?;
-                positive("out_features", &[*out_features])?;
-            }
+            } => vec![
+                ("in_features", vec![*in_features]),
+                ("out_features", vec![*out_features]),
+            ],
             LayerSpec::Conv2d {
                 in_channels,
                 out_channels,
@@ -410,42 +413,41 @@ impl LayerSpec {
                 dilation,
                 groups,
                 ..
-            } => {
-                positive("in_channels", &[*in_channels])?;
-                positive("out_channels", &[*out_channels])?;
-                positive("kernel_size", &kernel_size.0)?;
-                positive("stride", &stride.0)?;
-                positive("dilation", &dilation.0)?;
-                positive("groups", &[*groups])?;
-            }
+            } => vec![
+                ("in_channels", vec![*in_channels]),
+                ("out_channels", vec![*out_channels]),
+                ("kernel_size", kernel_size.0.to_vec()),
+                ("stride", stride.0.to_vec()),
+                ("dilation", dilation.0.to_vec()),
+                ("groups", vec![*groups]),
+            ],
             LayerSpec::BatchNorm1d { num_features, .. }
             | LayerSpec::BatchNorm2d { num_features, .. } => {
-                positive("num_features", &[*num_features])?;
+                vec![("num_features", vec![*num_features])]
             }
             LayerSpec::MaxPool2d {
                 kernel_size,
                 stride,
                 dilation,
                 ..
-            } => {
-                positive("kernel_size", &kernel_size.0)?;
-                positive("stride", &stride.unwrap_or(*kernel_size).0)?;
-                positive("dilation", &dilation.0)?;
-            }
+            } => vec![
+                ("kernel_size", kernel_size.0.to_vec()),
+                ("stride", stride.unwrap_or(*kernel_size).0.to_vec()),
+                ("dilation", dilation.0.to_vec()),
+            ],
             LayerSpec::AvgPool2d {
                 kernel_size,
                 stride,
                 ..
-            } => {
-                positive("kernel_size", &kernel_size.0)?;
-                positive("stride", &stride.unwrap_or(*kernel_size).0)?;
-            }
+            } => vec![
+                ("kernel_size", kernel_size.0.to_vec()),
+                ("stride", stride.unwrap_or(*kernel_size).0.to_vec()),
+            ],
             LayerSpec::AdaptiveAvgPool2d { output_size } => {
-                positive("output_size", &output_size.0)?
+                vec![("output_size", output_size.0.to_vec())]
             }
-            _ => {}
+            _ => Vec::new(),
         }
-        self.check_values(invalid)
     }
 
     /// Checks the fields that are not sizes: groups that divide the channels, a positive eps, a
