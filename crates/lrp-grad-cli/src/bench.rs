@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use burn::module::Module;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use clap::Args;
-use lrp_grad::{Explainer, Graph, Method};
+use lrp_grad::{Explainer, FeatureShape, Graph, Method};
 
 use crate::model::{load, require_weights};
 use crate::{Batch, ModelArgs, RuleArgs};
@@ -51,6 +51,12 @@ struct Timing {
 }
 
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
+    for mode in &args.modes {
+        anyhow::ensure!(
+            ["forward", "gradient", "lrp"].contains(&mode.as_str()),
+            "--modes: unknown mode `{mode}`; expected forward, gradient or lrp"
+        );
+    }
     let device = crate::device()?;
     let weights = require_weights(&args.model.model, args.weights.as_deref())?;
     let loaded = load(
@@ -62,17 +68,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let model = loaded.graph.valid();
     let n = args.batch.max(1);
     let runs = args.runs.max(1);
-    device.seed(0);
-    let random: Tensor<4> = Tensor::random(
-        loaded.input_shape.batched(n),
-        Distribution::Default,
-        &device,
-    );
-    let data = random
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("random input: {e:?}"))?;
-    let x = crate::batch(data, n, loaded.input_shape, &device);
+    let x = random_batch(n, loaded.input_shape, &device)?;
     let composite = args.rules.composite(loaded.input_shape, None)?;
     let lrp = Explainer::new()
         .composite(composite)
@@ -90,12 +86,6 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         Batch::Sequence(x) => relevance_sum(e, &model, x.clone()),
         Batch::Image(x) => relevance_sum(e, &model, x.clone()),
     };
-    for mode in &args.modes {
-        anyhow::ensure!(
-            ["forward", "gradient", "lrp"].contains(&mode.as_str()),
-            "--modes: unknown mode `{mode}`; expected forward, gradient or lrp"
-        );
-    }
     let wants = |m: &str| args.modes.iter().any(|x| x == m);
     let mut timings = Vec::new();
     if wants("forward") {
@@ -114,6 +104,17 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     }
     report(&args, n, runs, &timings);
     Ok(())
+}
+
+/// `n` inputs of the per-sample `shape`, uniform in [0, 1) from seed 0.
+fn random_batch(n: usize, shape: FeatureShape, device: &Device) -> Result<Batch> {
+    device.seed(0);
+    let random: Tensor<4> = Tensor::random(shape.batched(n), Distribution::Default, device);
+    let data = random
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("random input: {e:?}"))?;
+    Ok(crate::batch(data, n, shape, device))
 }
 
 /// Times `f`: 2 warm-up runs, then `runs` timed ones.

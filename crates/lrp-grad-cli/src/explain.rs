@@ -307,17 +307,7 @@ pub(crate) fn run(args: ExplainArgs) -> Result<()> {
         Some(path) => Some(answers::read_targets(path, inputs.n)?),
         None => None,
     };
-    let cmap = match args.heatmap.is_some() || args.heatmap_dir.is_some() {
-        true => Some(ColorMap::new(&args.cmap).map_err(|e| anyhow!("--cmap: {e}"))?),
-        false => None,
-    };
-    if cmap.is_some() && model.input_shape.as_image().is_none() {
-        bail!(
-            "--heatmap/--heatmap-dir need an image model (input_shape [C, H, W]); {} takes {:?}",
-            args.model.model.display(),
-            model.input_shape.dims()
-        );
-    }
+    let cmap = color_map(&args, &model)?;
     let mut result = run_chunks(&args, &model, &inputs, explainer, targets)?;
     if let Some(text) = &ids {
         let t = model.input_shape.dims()[0];
@@ -345,6 +335,57 @@ pub(crate) fn run(args: ExplainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The heatmaps' colour map, when heatmaps are asked for (image models only).
+fn color_map(args: &ExplainArgs, model: &model::CliModel) -> Result<Option<ColorMap>> {
+    if args.heatmap.is_none() && args.heatmap_dir.is_none() {
+        return Ok(None);
+    }
+    if model.input_shape.as_image().is_none() {
+        bail!(
+            "--heatmap/--heatmap-dir need an image model (input_shape [C, H, W]); {} takes {:?}",
+            args.model.model.display(),
+            model.input_shape.dims()
+        );
+    }
+    Ok(Some(
+        ColorMap::new(&args.cmap).map_err(|e| anyhow!("--cmap: {e}"))?,
+    ))
+}
+
+/// A progress bar over `n` samples on a terminal's stderr (hidden when `hide` or not a
+/// terminal).
+fn progress_bar(n: usize, hide: bool) -> ProgressBar {
+    if hide || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} samples {elapsed}<{eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+impl ChunkResult {
+    /// An empty result with room for `relevance` values.
+    fn with_capacity(relevance: usize) -> Self {
+        ChunkResult {
+            relevance: Vec::with_capacity(relevance),
+            outputs: Vec::new(),
+            targets: Vec::new(),
+            sums: Vec::new(),
+        }
+    }
+
+    /// Appends the next chunk's results.
+    fn append(&mut self, chunk: ChunkResult) {
+        self.relevance.extend(chunk.relevance);
+        self.outputs.extend(chunk.outputs);
+        self.targets.extend(chunk.targets);
+        self.sums.extend(chunk.sums);
+    }
+}
+
 /// Explains the inputs in chunks of --batch-size, with a progress bar on a terminal.
 fn run_chunks(
     args: &ExplainArgs,
@@ -356,16 +397,7 @@ fn run_chunks(
     let device = device()?;
     let n = inputs.n;
     let chunk = args.batch_size.max(1);
-    let progress = if args.quiet || !std::io::stderr().is_terminal() || n <= chunk {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} samples {elapsed}<{eta}")
-                .expect("template"),
-        );
-        bar
-    };
+    let progress = progress_bar(n, args.quiet || n <= chunk);
     let context = || {
         format!(
             "explaining {} with {} ({})",
@@ -375,12 +407,7 @@ fn run_chunks(
         )
     };
     let per_sample = model.input_shape.numel();
-    let mut all = ChunkResult {
-        relevance: Vec::with_capacity(inputs.data.len()),
-        outputs: Vec::new(),
-        targets: Vec::new(),
-        sums: Vec::new(),
-    };
+    let mut all = ChunkResult::with_capacity(inputs.data.len());
     let prepare = |explainer: &Explainer| {
         explainer
             .prepare(&model.graph, model.input_shape)
@@ -412,10 +439,7 @@ fn run_chunks(
             batch(data, end - start, model.input_shape, &device),
         )
         .map_err(|e| anyhow!("{}: {e}", context()))?;
-        all.relevance.extend(r.relevance);
-        all.outputs.extend(r.outputs);
-        all.targets.extend(r.targets);
-        all.sums.extend(r.sums);
+        all.append(r);
         progress.inc((end - start) as u64);
     }
     progress.finish_and_clear();

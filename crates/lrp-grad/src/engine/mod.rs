@@ -96,7 +96,6 @@ impl<'a> RuleLayer<'a> {
         s: Tensor<4>,
         input: [usize; 4],
     ) -> Tensor<4> {
-        let [n, c, h, w] = input;
         match *self {
             Self::Dense(layer) => {
                 // One row per sample (a vector) or per token (a sequence), as in `dense`.
@@ -108,39 +107,7 @@ impl<'a> RuleLayer<'a> {
                     .reshape(input)
             }
             Self::Conv(layer) => {
-                let weight = params.apply(layer.weight.val());
-                let [[top, bottom], [left, right]] =
-                    padding_pairs(&layer.padding, h, w, layer.kernel_size, layer.stride)
-                        .map(|(begin, end)| [begin, end]);
-                // Asymmetric padding: the gradient of the explicitly padded input, cropped.
-                let symmetric = top == bottom && left == right;
-                let (padding, full) = if symmetric {
-                    ([top, left], [h, w])
-                } else {
-                    ([0, 0], [h + top + bottom, w + left + right])
-                };
-                let [_, _, out_h, out_w] = s.dims();
-                let out = [out_h, out_w];
-                // The rows/columns the forward pass's floor division left out.
-                let padding_out: [usize; 2] = std::array::from_fn(|i| {
-                    let reach = (out[i] - 1) * layer.stride[i]
-                        + layer.dilation[i] * (layer.kernel_size[i] - 1)
-                        + 1;
-                    full[i] + 2 * padding[i] - reach
-                });
-                let options = ConvTransposeOptions::new(
-                    layer.stride,
-                    padding,
-                    padding_out,
-                    layer.dilation,
-                    layer.groups,
-                );
-                let grad = conv_transpose2d(s, weight, None, options);
-                if symmetric {
-                    grad
-                } else {
-                    grad.slice([0..n, 0..c, top..top + h, left..left + w])
-                }
+                conv_input_gradient(layer, params.apply(layer.weight.val()), s, input)
             }
             _ => {
                 let leaf = Tensor::<4>::zeros(input, &s.device())
@@ -153,6 +120,49 @@ impl<'a> RuleLayer<'a> {
                     .expect("the leaf takes part in the objective")
             }
         }
+    }
+}
+
+/// `conv(·, weight)ᵀ s` for an input of dims `input`: `conv_transpose2d` (Burn's own conv input
+/// gradient), with the output padding the forward pass's floor division left out; asymmetric
+/// padding as the gradient of the explicitly padded input, cropped.
+fn conv_input_gradient(
+    layer: &Conv2d,
+    weight: Tensor<4>,
+    s: Tensor<4>,
+    input: [usize; 4],
+) -> Tensor<4> {
+    let [n, c, h, w] = input;
+    let [[top, bottom], [left, right]] =
+        padding_pairs(&layer.padding, h, w, layer.kernel_size, layer.stride)
+            .map(|(begin, end)| [begin, end]);
+    // Asymmetric padding: the gradient of the explicitly padded input, cropped.
+    let symmetric = top == bottom && left == right;
+    let (padding, full) = if symmetric {
+        ([top, left], [h, w])
+    } else {
+        ([0, 0], [h + top + bottom, w + left + right])
+    };
+    let [_, _, out_h, out_w] = s.dims();
+    let out = [out_h, out_w];
+    // The rows/columns the forward pass's floor division left out.
+    let padding_out: [usize; 2] = std::array::from_fn(|i| {
+        let reach =
+            (out[i] - 1) * layer.stride[i] + layer.dilation[i] * (layer.kernel_size[i] - 1) + 1;
+        full[i] + 2 * padding[i] - reach
+    });
+    let options = ConvTransposeOptions::new(
+        layer.stride,
+        padding,
+        padding_out,
+        layer.dilation,
+        layer.groups,
+    );
+    let grad = conv_transpose2d(s, weight, None, options);
+    if symmetric {
+        grad
+    } else {
+        grad.slice([0..n, 0..c, top..top + h, left..left + w])
     }
 }
 
@@ -253,29 +263,8 @@ pub(crate) fn propagate(
     let mut objective: Option<Tensor<1>> = None;
     for group in groups {
         let first = evaluated.len();
-        // The denominator's terms that differ per sample, and those shared by all samples
-        // (summed at their own batch size of 1 before one broadcast addition).
-        let mut per_sample = None;
-        let mut shared = None;
-        let mut outputs = Vec::new();
-        for term in live_terms(group, nonnegative) {
-            let evaluation = evaluate_term(layer, term, a, z, bounds);
-            let value = signed(evaluation.value, term.sign);
-            if evaluation.shared {
-                shared = accumulate(shared, value);
-            } else {
-                per_sample = accumulate(per_sample, value);
-            }
-            if let Some(out) = evaluation.output {
-                outputs.push((out, term.sign));
-            }
-            evaluated.push(evaluation.term);
-        }
-        let denominator = match (per_sample, shared) {
-            (Some(per_sample), Some(shared)) => per_sample + shared,
-            (Some(only), None) | (None, Some(only)) => only,
-            (None, None) => unreachable!("a group has at least one term"),
-        };
+        let terms = live_terms(group, nonnegative);
+        let (denominator, outputs) = evaluate_group(layer, &terms, a, z, bounds, &mut evaluated);
         let s = group_ratio(group, r.clone(), denominator, z);
         for (out, sign) in outputs {
             let term = (out * signed(s.clone(), sign * group.scale)).sum();
@@ -307,6 +296,42 @@ pub(crate) fn propagate(
         })
         .reduce(|acc, t| acc + t)
         .expect("a rule has at least one term")
+}
+
+/// The terms of one group evaluated (appended to `evaluated`): the group's denominator
+/// `Σ signₜ·zₜ` — the terms that differ per sample summed apart from those shared by all
+/// samples (at their own batch size of 1, then one broadcast addition) — and the autodiff
+/// outputs of the terms on the sample's input, with their signs.
+fn evaluate_group(
+    layer: RuleLayer<'_>,
+    terms: &[Term],
+    a: &Tensor<4>,
+    z: &Tensor<4>,
+    bounds: Option<&Bounds>,
+    evaluated: &mut Vec<Evaluated>,
+) -> (Tensor<4>, Vec<(Tensor<4>, f32)>) {
+    let mut per_sample = None;
+    let mut shared = None;
+    let mut outputs = Vec::new();
+    for &term in terms {
+        let evaluation = evaluate_term(layer, term, a, z, bounds);
+        let value = signed(evaluation.value, term.sign);
+        if evaluation.shared {
+            shared = accumulate(shared, value);
+        } else {
+            per_sample = accumulate(per_sample, value);
+        }
+        if let Some(out) = evaluation.output {
+            outputs.push((out, term.sign));
+        }
+        evaluated.push(evaluation.term);
+    }
+    let denominator = match (per_sample, shared) {
+        (Some(per_sample), Some(shared)) => per_sample + shared,
+        (Some(only), None) | (None, Some(only)) => only,
+        (None, None) => unreachable!("a group has at least one term"),
+    };
+    (denominator, outputs)
 }
 
 /// A term of [`propagate`] evaluated on the layer: its unsigned output value, whether that value
@@ -458,22 +483,10 @@ pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: b
     } else {
         layer.forward(a.clone().without_autodiff())
     };
-    // Each group's constant factor `scale · mask(z) · z / stab(z_ρ)`.
     let factors: Vec<Tensor<4>> = groups
         .iter()
         .zip(group_values)
-        .map(|((_, group), value)| {
-            let factor = if plain_term && group.mask == OutputMask::All {
-                self_ratio(value, group.stabilizer)
-            } else {
-                group_ratio(group, z.clone(), value, &z)
-            };
-            if group.scale == 1.0 {
-                factor
-            } else {
-                factor.mul_scalar(group.scale)
-            }
-        })
+        .map(|((_, group), value)| one_pass_factor(group, value, &z, plain_term))
         .collect();
     // The values share the outputs' buffers: dropping them first lets each product below be
     // computed in place (less peak memory).
@@ -485,6 +498,21 @@ pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: b
         .reduce(|acc, t| acc + t)
         .expect("a rule has at least one term");
     with_value(y, z)
+}
+
+/// A group's constant factor in the one pass, `scale · mask(z) · z / stab(z_ρ)`; for the
+/// layer's own single term (`plain`), `z / stab(z)` in three passes ([`self_ratio`]).
+fn one_pass_factor(group: &Group, value: Tensor<4>, z: &Tensor<4>, plain: bool) -> Tensor<4> {
+    let factor = if plain && group.mask == OutputMask::All {
+        self_ratio(value, group.stabilizer)
+    } else {
+        group_ratio(group, z.clone(), value, z)
+    };
+    if group.scale == 1.0 {
+        factor
+    } else {
+        factor.mul_scalar(group.scale)
+    }
 }
 
 /// Each term's output on `a`, `a⁺` or `a⁻` (each clamped input computed once), in the graph.
@@ -727,6 +755,15 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The same for a dense layer (a matrix product with the transposed weight).
+    #[test]
+    fn the_direct_transpose_equals_the_autodiff_gradient_for_a_dense_layer() {
+        let device = Device::default();
+        device.seed(7);
+        let random =
+            |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Uniform(-1.0, 1.0), &device);
         let dense = LinearConfig::new(12, 5).init(&device);
         let layer = RuleLayer::Dense(&dense);
         let x = random([3, 12, 1, 1]);

@@ -131,6 +131,28 @@ pub(crate) struct RuleStep<'a> {
     pub bounds: Option<Bounds>,
 }
 
+impl<'a> RuleStep<'a> {
+    /// `rule` on `layer`: its groups of terms; `None` for a layer without a rule form, a group
+    /// without terms, or bounds where no term reads them (or none where one does).
+    fn resolve(layer: &'a Layer, rule: &'a Rule, bounds: Option<Bounds>) -> Option<Self> {
+        let groups = rule.groups()?;
+        let reads_bounds = groups
+            .iter()
+            .flat_map(|g| &g.terms)
+            .any(|t| matches!(t.input, InputMod::Low | InputMod::High));
+        if reads_bounds != bounds.is_some() || groups.iter().any(|g| g.terms.is_empty()) {
+            return None;
+        }
+        Some(RuleStep {
+            layer,
+            rule_layer: RuleLayer::new(layer)?,
+            rule,
+            groups,
+            bounds,
+        })
+    }
+}
+
 impl<'a> Step<'a> {
     /// Resolves a node's propagation; `None` when the pairing has no meaning (the composite
     /// rejects those before) or a z-box comes without `bounds`.
@@ -149,21 +171,7 @@ impl<'a> Step<'a> {
                 Step::WinnerTakesAll(RuleLayer::new(layer)?)
             }
             (Op::Layer(layer), Propagation::Rule(rule)) => {
-                let groups = rule.groups()?;
-                let reads_bounds = groups
-                    .iter()
-                    .flat_map(|g| &g.terms)
-                    .any(|t| matches!(t.input, InputMod::Low | InputMod::High));
-                if reads_bounds != bounds.is_some() || groups.iter().any(|g| g.terms.is_empty()) {
-                    return None;
-                }
-                Step::Rule(RuleStep {
-                    layer,
-                    rule_layer: RuleLayer::new(layer)?,
-                    rule,
-                    groups,
-                    bounds,
-                })
+                Step::Rule(RuleStep::resolve(layer, rule, bounds)?)
             }
             (Op::Add(_) | Op::AddParam(_), Propagation::Rule(rule)) => Step::Add {
                 stabilizer: rule.groups()?.first()?.stabilizer,

@@ -171,10 +171,7 @@ fn build_layer(
             let linear = LinearConfig::new(*in_features, *out_features)
                 .with_bias(*bias)
                 .init(device);
-            match store {
-                Some(store) => linear_weights(store, linear, name, index)?.into(),
-                None => linear.into(),
-            }
+            with_weights(store, linear, |st, m| linear_weights(st, m, name, index))?.into()
         }
         LayerSpec::Conv2d {
             name,
@@ -194,10 +191,7 @@ fn build_layer(
                 .with_groups(*groups)
                 .with_bias(*bias)
                 .init(device);
-            match store {
-                Some(store) => conv_weights(store, conv, name, index)?.into(),
-                None => conv.into(),
-            }
+            with_weights(store, conv, |st, m| conv_weights(st, m, name, index))?.into()
         }
         LayerSpec::BatchNorm1d {
             name,
@@ -212,27 +206,31 @@ fn build_layer(
             let bn = BatchNormConfig::new(*num_features)
                 .with_epsilon(*eps)
                 .init(device);
-            match store {
-                Some(store) => batch_norm_weights(store, bn, name, index)?.into(),
-                None => bn.into(),
-            }
+            with_weights(store, bn, |st, m| batch_norm_weights(st, m, name, index))?.into()
         }
-        parameter_free => {
-            build_parameter_free(parameter_free).ok_or_else(|| LoadError::Unsupported {
-                index,
-                kind: "layer",
-                reason: "a layer with weights reached the parameter-free builder".into(),
-            })?
-        }
+        parameter_free => build_parameter_free(parameter_free, index)?,
     })
 }
 
-/// A layer without weights (pooling, activations, reshapes); `None` for layers with weights.
-fn build_parameter_free(layer: &LayerSpec) -> Option<Layer> {
-    if let Some(activation) = layer.activation() {
-        return Some(activation.into());
+/// `module` with its tensors from the weights file when there is one (`load`), as initialised
+/// otherwise (an architecture without weights).
+fn with_weights<'s, M>(
+    store: Option<&mut Store<'s>>,
+    module: M,
+    load: impl FnOnce(&mut Store<'s>, M) -> Result<M, LoadError>,
+) -> Result<M, LoadError> {
+    match store {
+        Some(store) => load(store, module),
+        None => Ok(module),
     }
-    Some(match layer {
+}
+
+/// A layer without weights (pooling, activations, reshapes); an error for layers with weights.
+fn build_parameter_free(layer: &LayerSpec, index: usize) -> Result<Layer, LoadError> {
+    if let Some(activation) = layer.activation() {
+        return Ok(activation.into());
+    }
+    Ok(match layer {
         LayerSpec::MaxPool2d {
             kernel_size,
             stride,
@@ -261,7 +259,13 @@ fn build_parameter_free(layer: &LayerSpec) -> Option<Layer> {
         LayerSpec::Flatten => Flatten.into(),
         LayerSpec::Dropout { p } => DropoutConfig::new(*p).init().into(),
         // Layers with tensors (and activations, built above).
-        _ => return None,
+        _ => {
+            return Err(LoadError::Unsupported {
+                index,
+                kind: "layer",
+                reason: "a layer with weights reached the parameter-free builder".into(),
+            });
+        }
     })
 }
 

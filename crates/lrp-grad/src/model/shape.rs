@@ -241,24 +241,7 @@ impl Layer {
         };
         match self {
             Layer::Linear(linear) => check.linear(linear.weight.dims()),
-            Layer::Conv2d(conv) => {
-                let [c_out, c_in_group, _, _] = conv.weight.dims();
-                let c_in = c_in_group * conv.groups;
-                let (channels, h, w) = check.image(&format!("{c_in} channels"))?;
-                if channels != c_in {
-                    return Err(
-                        check.mismatch(format!("[N, {c_in}, H, W] ({c_in} input channels)"))
-                    );
-                }
-                let window = Window {
-                    kernel: conv.kernel_size,
-                    stride: conv.stride,
-                    dilation: conv.dilation,
-                    padding: &conv.padding,
-                    ceil: false,
-                };
-                check.window(c_out, [h, w], window)
-            }
+            Layer::Conv2d(conv) => check.conv(conv),
             Layer::MaxPool2d(pool) => {
                 let (channels, h, w) = check.image("max pooling")?;
                 let window = Window {
@@ -313,6 +296,24 @@ struct Window<'a> {
 }
 
 impl Check {
+    /// A convolution: `[N, C_in, H, W]` in, `[N, C_out, H', W']` out.
+    fn conv(&self, conv: &Conv2d) -> Result<FeatureShape> {
+        let [c_out, c_in_group, _, _] = conv.weight.dims();
+        let c_in = c_in_group * conv.groups;
+        let (channels, h, w) = self.image(&format!("{c_in} channels"))?;
+        if channels != c_in {
+            return Err(self.mismatch(format!("[N, {c_in}, H, W] ({c_in} input channels)")));
+        }
+        let window = Window {
+            kernel: conv.kernel_size,
+            stride: conv.stride,
+            dilation: conv.dilation,
+            padding: &conv.padding,
+            ceil: false,
+        };
+        self.window(c_out, [h, w], window)
+    }
+
     fn mismatch(&self, expected: String) -> Error {
         Error::ShapeMismatch {
             index: self.index,
