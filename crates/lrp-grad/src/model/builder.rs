@@ -50,19 +50,34 @@
 
 use burn::tensor::Tensor;
 
-use super::graph::{Concat, Gate, Graph, NodeId, Op};
-use super::{Layer, to_internal};
+use super::attention::{
+    AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
+};
+use super::graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape, node_shape};
+use super::{FeatureShape, Layer, to_internal};
 
 /// The operations a forward pass is written in; see the module docs.
+///
+/// One required method, [`Builder::op`], takes any graph operation; the others name each
+/// operation and are provided, so [`Graph`] and [`Eager`] cover every operation alike.
+/// Per-sample axes count as the graph's do: 0 is the first axis after the batch (a vector's
+/// features, a sequence's tokens, an image's channels).
 pub trait Builder {
     /// A value of the model: a tensor for [`Eager`], a node for [`Graph`].
     type Value: Clone;
 
-    /// `layer(x)`; `name` names the node in the graph (unique within the model).
-    fn layer(&mut self, name: &str, layer: impl Into<Layer>, x: Self::Value) -> Self::Value;
+    /// `op` on `inputs`; `name` names the node in the graph (unique within the model).
+    fn op(&mut self, name: &str, op: Op, inputs: Vec<Self::Value>) -> Self::Value;
+
+    /// `layer(x)`.
+    fn layer(&mut self, name: &str, layer: impl Into<Layer>, x: Self::Value) -> Self::Value {
+        self.op(name, Op::Layer(layer.into()), vec![x])
+    }
 
     /// The sum of the values (a residual connection).
-    fn add<const K: usize>(&mut self, name: &str, values: [Self::Value; K]) -> Self::Value;
+    fn add<const K: usize>(&mut self, name: &str, values: [Self::Value; K]) -> Self::Value {
+        self.op(name, Op::Add(Add), values.into())
+    }
 
     /// The values concatenated along the per-sample `axis` (0 = channels or features).
     fn concat<const K: usize>(
@@ -70,29 +85,89 @@ pub trait Builder {
         name: &str,
         axis: usize,
         values: [Self::Value; K],
-    ) -> Self::Value;
+    ) -> Self::Value {
+        self.op(name, Op::Concat(Concat { axis }), values.into())
+    }
 
     /// `x · gate`, the gate a constant for the explanation (see [`Gate`]).
-    fn gate(&mut self, name: &str, x: Self::Value, gate: Self::Value) -> Self::Value;
+    fn gate(&mut self, name: &str, x: Self::Value, gate: Self::Value) -> Self::Value {
+        self.op(name, Op::Gate(Gate), vec![x, gate])
+    }
+
+    /// `x` reshaped to the per-sample `shape` (`[F]`, `[T, D]` or `[C, H, W]`).
+    fn reshape(&mut self, name: &str, shape: &[usize], x: Self::Value) -> Self::Value {
+        let shape = shape.to_vec();
+        self.op(name, Op::Reshape(Reshape { shape }), vec![x])
+    }
+
+    /// `x` with its per-sample axes permuted.
+    fn permute(&mut self, name: &str, axes: &[usize], x: Self::Value) -> Self::Value {
+        let axes = axes.to_vec();
+        self.op(name, Op::Permute(Permute { axes }), vec![x])
+    }
+
+    /// `a·b` over the last two axes.
+    fn matmul(&mut self, name: &str, a: Self::Value, b: Self::Value) -> Self::Value {
+        self.op(name, Op::MatMul(MatMul), vec![a, b])
+    }
+
+    /// The element-wise product of two values of one shape.
+    fn mul(&mut self, name: &str, a: Self::Value, b: Self::Value) -> Self::Value {
+        self.op(name, Op::Mul(Mul), vec![a, b])
+    }
+
+    /// Softmax over the per-sample `axis`.
+    fn softmax(&mut self, name: &str, axis: usize, x: Self::Value) -> Self::Value {
+        self.op(name, Op::Softmax(Softmax { axis }), vec![x])
+    }
+
+    /// Layer norm over the last axis.
+    fn layer_norm(&mut self, name: &str, norm: LayerNorm, x: Self::Value) -> Self::Value {
+        self.op(name, Op::LayerNorm(norm), vec![x])
+    }
+
+    /// RMS norm over the last axis.
+    fn rms_norm(&mut self, name: &str, norm: RmsNorm, x: Self::Value) -> Self::Value {
+        self.op(name, Op::RmsNorm(norm), vec![x])
+    }
+
+    /// `x` plus a learned tensor (a positional embedding).
+    fn add_param(&mut self, name: &str, value: AddParam, x: Self::Value) -> Self::Value {
+        self.op(name, Op::AddParam(value), vec![x])
+    }
+
+    /// `factor · x`.
+    fn scale(&mut self, name: &str, factor: f64, x: Self::Value) -> Self::Value {
+        self.op(name, Op::Scale(Scale { factor }), vec![x])
+    }
+
+    /// The mean over the per-sample `axis` (dropped).
+    fn mean(&mut self, name: &str, axis: usize, x: Self::Value) -> Self::Value {
+        self.op(name, Op::Mean(Mean { axis }), vec![x])
+    }
+
+    /// `len` entries of the per-sample `axis` from `start`.
+    fn slice(
+        &mut self,
+        name: &str,
+        axis: usize,
+        [start, len]: [usize; 2],
+        x: Self::Value,
+    ) -> Self::Value {
+        self.op(name, Op::Slice(Slice { axis, start, len }), vec![x])
+    }
+
+    /// A learned tensor put before `x` along an axis (a class token).
+    fn prepend(&mut self, name: &str, value: Prepend, x: Self::Value) -> Self::Value {
+        self.op(name, Op::Prepend(value), vec![x])
+    }
 }
 
 impl Builder for Graph {
     type Value = NodeId;
 
-    fn layer(&mut self, name: &str, layer: impl Into<Layer>, x: NodeId) -> NodeId {
-        Graph::layer(self, name, layer, x)
-    }
-
-    fn add<const K: usize>(&mut self, name: &str, values: [NodeId; K]) -> NodeId {
-        Graph::add(self, name, values)
-    }
-
-    fn concat<const K: usize>(&mut self, name: &str, axis: usize, values: [NodeId; K]) -> NodeId {
-        Graph::concat(self, name, axis, values)
-    }
-
-    fn gate(&mut self, name: &str, x: NodeId, gate: NodeId) -> NodeId {
-        Graph::gate(self, name, x, gate)
+    fn op(&mut self, name: &str, op: Op, inputs: Vec<NodeId>) -> NodeId {
+        self.push(name, op, inputs)
     }
 }
 
@@ -107,62 +182,61 @@ impl Graph {
 }
 
 /// Runs a forward pass written against [`Builder`] on tensors (in the library's internal
-/// rank-4 layout: a feature vector `[N, F]` travels as `[N, F, 1, 1]`).
+/// rank-4 layout, each value with its per-sample shape, as the graph computes them).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Eager;
 
+/// A value of an [`Eager`] forward pass: the tensor in the internal rank-4 layout (a feature
+/// vector `[N, F]` travels as `[N, F, 1, 1]`, a sequence `[N, T, D]` as `[N, 1, T, D]`) and its
+/// per-sample shape.
+#[derive(Debug, Clone)]
+pub struct EagerValue {
+    /// The tensor.
+    pub tensor: Tensor<4>,
+    /// Its per-sample shape.
+    pub shape: FeatureShape,
+}
+
 impl Eager {
-    /// The forward pass on `input` (`[N, F]`, `[N, H, W]` or `[N, C, H, W]`), returning
+    /// The forward pass on `input` (`[N, F]`, `[N, T, D]` or `[N, C, H, W]`), returning
     /// `[N, classes]`, in whatever mode the layers are in (training or inference).
     ///
     /// # Panics
-    /// When the input's rank is not 2, 3 or 4, or a shape does not fit a layer (as Burn's own
-    /// layers do); [`Graph::try_forward`] checks shapes first.
+    /// When the input's rank is not 2, 3 or 4, or a shape does not fit an operation (as Burn's
+    /// own layers do); [`Graph::try_forward`] checks shapes first.
     pub fn run<const D: usize>(
         input: Tensor<D>,
-        define: impl FnOnce(&mut Eager, Tensor<4>) -> Tensor<4>,
+        define: impl FnOnce(&mut Eager, EagerValue) -> EagerValue,
     ) -> Tensor<2> {
-        let (x, _) = match to_internal(input) {
+        let (tensor, shape) = match to_internal(input) {
             Ok(converted) => converted,
             Err(error) => panic!("{error}"),
         };
-        let out = define(&mut Eager, x);
+        let out = define(&mut Eager, EagerValue { tensor, shape }).tensor;
         let [n, c, h, w] = out.dims();
         out.reshape([n, c * h * w])
     }
 }
 
 impl Builder for Eager {
-    type Value = Tensor<4>;
+    type Value = EagerValue;
 
-    fn layer(&mut self, _name: &str, layer: impl Into<Layer>, x: Tensor<4>) -> Tensor<4> {
-        layer.into().forward(x)
+    /// The operation's output shape by the graph's own shape rule, then its forward pass.
+    fn op(&mut self, name: &str, op: Op, inputs: Vec<EagerValue>) -> EagerValue {
+        let shapes: Vec<FeatureShape> = inputs.iter().map(|v| v.shape).collect();
+        let node = Node {
+            name: name.to_string(),
+            op,
+            inputs: Vec::new(),
+        };
+        let shape = match node_shape(&node, 0, &shapes) {
+            Ok(shape) => shape,
+            Err(error) => panic!("{error}"),
+        };
+        let tensors = inputs.into_iter().map(|v| v.tensor).collect();
+        EagerValue {
+            tensor: node.op.forward(tensors, shapes[0]),
+            shape,
+        }
     }
-
-    fn add<const K: usize>(&mut self, _name: &str, values: [Tensor<4>; K]) -> Tensor<4> {
-        let shape = eager_shape(&values[0]);
-        Op::Add(super::graph::Add).forward(values.into(), shape)
-    }
-
-    fn concat<const K: usize>(
-        &mut self,
-        _name: &str,
-        axis: usize,
-        values: [Tensor<4>; K],
-    ) -> Tensor<4> {
-        let shape = eager_shape(&values[0]);
-        Op::Concat(Concat { axis }).forward(values.into(), shape)
-    }
-
-    fn gate(&mut self, _name: &str, x: Tensor<4>, gate: Tensor<4>) -> Tensor<4> {
-        let shape = eager_shape(&x);
-        Op::Gate(Gate).forward(vec![x, gate], shape)
-    }
-}
-
-/// Eager values are vectors and images: their per-sample axes count as `[C, H, W]` (a vector
-/// `[F, 1, 1]`), so a concatenation's axis 0 is the channels or features.
-fn eager_shape(x: &Tensor<4>) -> super::FeatureShape {
-    let [_, c, h, w] = x.dims();
-    super::FeatureShape::image(c, h, w)
 }

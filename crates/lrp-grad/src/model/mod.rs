@@ -22,7 +22,7 @@ pub use activation::{Activation, ActivationLayer};
 pub use attention::{
     AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
 };
-pub use builder::{Builder, Eager};
+pub use builder::{Builder, Eager, EagerValue};
 pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
 pub use shape::FeatureShape;
 

@@ -1,0 +1,141 @@
+//! A transformer written once as a Burn `#[derive(Module)]` struct against `Builder` (layer
+//! norm, multi-head attention with reshapes, permutes, matmuls, a scale and a softmax, a class
+//! token, positional embeddings, a GELU MLP, a token slice): its eager forward pass equals its
+//! graph's, and the graph is explained.
+
+mod common;
+
+use std::borrow::Cow;
+
+use burn::module::Module;
+use burn::nn::{Gelu, Linear, LinearConfig};
+use burn::tensor::{Device, Distribution, Tensor};
+use common::{relative_error, values};
+use lrp_grad::{
+    AddParam, AsGraph, Builder, Composite, Eager, Explainer, FeatureShape, Graph, LayerNorm,
+    Prepend, Strategy, Target,
+};
+
+const T: usize = 5;
+const D: usize = 8;
+const HEADS: usize = 2;
+
+#[derive(Module, Debug)]
+struct Transformer {
+    cls: Prepend,
+    pos: AddParam,
+    ln1: LayerNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ln2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    head: Linear,
+}
+
+impl Transformer {
+    fn new(device: &Device) -> Self {
+        let dense = |i, o| LinearConfig::new(i, o).init(device);
+        let random = |dims: [usize; 2]| Tensor::<2>::random(dims, Distribution::Default, device);
+        Transformer {
+            cls: Prepend::new(random([1, D]), FeatureShape::sequence(1, D), 0),
+            pos: AddParam::new(random([T + 1, D]), FeatureShape::sequence(T + 1, D)),
+            ln1: LayerNorm::new(D, 1e-5, device),
+            q: dense(D, D),
+            k: dense(D, D),
+            v: dense(D, D),
+            o: dense(D, D),
+            ln2: LayerNorm::new(D, 1e-5, device),
+            fc1: dense(D, 2 * D),
+            fc2: dense(2 * D, D),
+            head: dense(D, 3),
+        }
+    }
+
+    /// The forward pass, once: a class token, one pre-norm block, the class token's head.
+    fn define<B: Builder>(&self, b: &mut B, x: B::Value) -> B::Value {
+        let (t, dh) = (T + 1, D / HEADS);
+        let x = b.prepend("cls", self.cls.clone(), x);
+        let x = b.add_param("pos", self.pos.clone(), x);
+        let h = b.layer_norm("ln1", self.ln1.clone(), x.clone());
+        let heads = |b: &mut B, name: &str, dense: &Linear| {
+            let y = b.layer(name, dense.clone(), h.clone());
+            let y = b.reshape(&format!("{name}.heads"), &[t, HEADS, dh], y);
+            b.permute(&format!("{name}.by_head"), &[1, 0, 2], y)
+        };
+        let (q, k, v) = (
+            heads(b, "q", &self.q),
+            heads(b, "k", &self.k),
+            heads(b, "v", &self.v),
+        );
+        let kt = b.permute("kt", &[0, 2, 1], k);
+        let scores = b.matmul("scores", q, kt);
+        let scores = b.scale("scale", 1.0 / (dh as f64).sqrt(), scores);
+        let attention = b.softmax("softmax", 2, scores);
+        let context = b.matmul("context", attention, v);
+        let context = b.permute("merge", &[1, 0, 2], context);
+        let context = b.reshape("merged", &[t, D], context);
+        let o = b.layer("o", self.o.clone(), context);
+        let x = b.add("residual1", [x, o]);
+        let h = b.layer_norm("ln2", self.ln2.clone(), x.clone());
+        let m = b.layer("fc1", self.fc1.clone(), h);
+        let m = b.layer("gelu", Gelu::new(), m);
+        let m = b.layer("fc2", self.fc2.clone(), m);
+        let x = b.add("residual2", [x, m]);
+        let cls = b.slice("cls_token", 0, [0, 1], x);
+        let cls = b.mean("pool", 0, cls);
+        b.layer("head", self.head.clone(), cls)
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<2> {
+        Eager::run(x, |b, x| self.define(b, x))
+    }
+}
+
+impl AsGraph for Transformer {
+    fn as_graph(&self) -> Cow<'_, Graph> {
+        Cow::Owned(Graph::build(|b, x| self.define(b, x)))
+    }
+}
+
+fn input(device: &Device) -> Tensor<3> {
+    Tensor::random([3, T, D], Distribution::Normal(0.0, 1.0), device)
+}
+
+#[test]
+fn a_transformer_struct_runs_the_same_forward_pass_eagerly_and_as_a_graph() {
+    let device = Device::default();
+    device.seed(3);
+    let model = Transformer::new(&device);
+    let x = input(&device);
+    let eager = values(model.forward(x.clone()));
+    let graph = values(model.as_graph().forward(x));
+    assert_eq!(eager.len(), 3 * 3);
+    assert!(
+        relative_error(&eager, &graph) < 1e-6,
+        "{eager:?} vs {graph:?}"
+    );
+}
+
+#[test]
+fn the_transformer_struct_is_explained_alike_by_both_strategies() {
+    let device = Device::default();
+    device.seed(4);
+    let model = Transformer::new(&device);
+    let x = input(&device);
+    let explain = |strategy| {
+        let e = Explainer::new()
+            .composite(Composite::attn_lrp())
+            .strategy(strategy)
+            .target(Target::Class(1))
+            .explain(&model, x.clone())
+            .unwrap();
+        assert_eq!(e.relevance.dims(), [3, T, D]);
+        values(e.relevance)
+    };
+    let (one_pass, layer_wise) = (explain(Strategy::Auto), explain(Strategy::LayerWise));
+    assert!(one_pass.iter().any(|r| *r != 0.0));
+    assert!(relative_error(&one_pass, &layer_wise) < 1e-5);
+}
