@@ -8,7 +8,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
-use lrp_grad::{Composite, Explainer, Graph, Method, Rule, Strategy};
+use lrp_grad::{AsGraph, Composite, Explainer, Graph, Method, Rule, Strategy};
 use lrp_grad_suite::zoo;
 
 fn sum(t: Tensor<4>) -> f32 {
@@ -96,7 +96,7 @@ fn benchmarks(c: &mut Criterion) {
     bench_model(
         c,
         "mnist-vit",
-        zoo::mnist_vit(&device),
+        zoo::mnist_vit(&device).as_graph().into_owned(),
         [64, 1, 28, 28],
         attention,
     );

@@ -1,10 +1,15 @@
 //! The fixed models of the examples and benchmarks.
 
-use burn::nn::conv::Conv2dConfig;
+use std::borrow::Cow;
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{BatchNormConfig, Gelu, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{BatchNormConfig, Gelu, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Distribution, Tensor};
-use lrp_grad::{AddParam, FeatureShape, Flatten, Graph, LayerNorm, NodeId, Sequential};
+use lrp_grad::{
+    AddParam, AsGraph, Builder, Eager, FeatureShape, Flatten, Graph, LayerNorm, Sequential,
+};
 
 /// MNIST's per-sample input shape.
 pub const MNIST_INPUT: FeatureShape = FeatureShape::image(1, 28, 28);
@@ -122,56 +127,117 @@ const HEADS: usize = 4;
 const DEPTH: usize = 2;
 
 /// One pre-norm block: `x + attention(norm(x))`, then `x + mlp(norm(x))`.
-fn block(g: &mut Graph, b: usize, x: NodeId, device: &Device) -> NodeId {
-    let name = |part: &str| format!("block{b}.{part}");
-    let dense = |i, o| LinearConfig::new(i, o).init(device);
-    let dh = DIM / HEADS;
-    let h = g.layer_norm(name("ln1"), LayerNorm::new(DIM, 1e-5, device), x);
-    let heads = |g: &mut Graph, part: &str| {
-        let y = g.layer(name(part), dense(DIM, DIM), h);
-        let y = g.reshape(name(&format!("{part}.heads")), [TOKENS, HEADS, dh], y);
-        g.permute(name(&format!("{part}.by_head")), [1, 0, 2], y)
-    };
-    let (q, k, v) = (heads(g, "q"), heads(g, "k"), heads(g, "v"));
-    let kt = g.permute(name("kt"), [0, 2, 1], k);
-    let scores = g.matmul(name("scores"), q, kt);
-    let scores = g.scale(name("scale"), 1.0 / (dh as f64).sqrt(), scores);
-    let attention = g.softmax(name("softmax"), 2, scores);
-    let context = g.matmul(name("context"), attention, v);
-    let context = g.permute(name("merge"), [1, 0, 2], context);
-    let context = g.reshape(name("merged"), [TOKENS, DIM], context);
-    let o = g.layer(name("o"), dense(DIM, DIM), context);
-    let x = g.add(name("residual1"), [x, o]);
-    let h = g.layer_norm(name("ln2"), LayerNorm::new(DIM, 1e-5, device), x);
-    let m = g.layer(name("fc1"), dense(DIM, 2 * DIM), h);
-    let m = g.layer(name("gelu"), Gelu::new(), m);
-    let m = g.layer(name("fc2"), dense(2 * DIM, DIM), m);
-    g.add(name("residual2"), [x, m])
+#[derive(Module, Debug)]
+pub struct VitBlock {
+    ln1: LayerNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ln2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
 }
 
-/// A small vision transformer for MNIST (random weights): patches (a strided 7×7 conv) →
-/// tokens `[16, 64]` + learned positions → 2 pre-norm blocks with 4-head attention → layer
-/// norm → token mean → classifier.
-pub fn mnist_vit(device: &Device) -> Graph {
-    let mut g = Graph::new();
-    let x = g.input();
-    let patches = Conv2dConfig::new([1, DIM], [PATCH, PATCH])
+impl VitBlock {
+    fn new(device: &Device) -> Self {
+        let dense = |i, o| LinearConfig::new(i, o).init(device);
+        VitBlock {
+            ln1: LayerNorm::new(DIM, 1e-5, device),
+            q: dense(DIM, DIM),
+            k: dense(DIM, DIM),
+            v: dense(DIM, DIM),
+            o: dense(DIM, DIM),
+            ln2: LayerNorm::new(DIM, 1e-5, device),
+            fc1: dense(DIM, 2 * DIM),
+            fc2: dense(2 * DIM, DIM),
+        }
+    }
+
+    /// The block's forward pass, once, for tokens `[TOKENS, DIM]`; `name` prefixes its nodes.
+    fn define<B: Builder>(&self, b: &mut B, name: &str, x: B::Value) -> B::Value {
+        let name = |part: &str| format!("{name}.{part}");
+        let dh = DIM / HEADS;
+        let h = b.layer_norm(&name("ln1"), self.ln1.clone(), x.clone());
+        let heads = |b: &mut B, part: &str, dense: &Linear| {
+            let y = b.layer(&name(part), dense.clone(), h.clone());
+            let y = b.reshape(&name(&format!("{part}.heads")), &[TOKENS, HEADS, dh], y);
+            b.permute(&name(&format!("{part}.by_head")), &[1, 0, 2], y)
+        };
+        let (q, k, v) = (
+            heads(b, "q", &self.q),
+            heads(b, "k", &self.k),
+            heads(b, "v", &self.v),
+        );
+        let kt = b.permute(&name("kt"), &[0, 2, 1], k);
+        let scores = b.matmul(&name("scores"), q, kt);
+        let scores = b.scale(&name("scale"), 1.0 / (dh as f64).sqrt(), scores);
+        let attention = b.softmax(&name("softmax"), 2, scores);
+        let context = b.matmul(&name("context"), attention, v);
+        let context = b.permute(&name("merge"), &[1, 0, 2], context);
+        let context = b.reshape(&name("merged"), &[TOKENS, DIM], context);
+        let o = b.layer(&name("o"), self.o.clone(), context);
+        let x = b.add(&name("residual1"), [x, o]);
+        let h = b.layer_norm(&name("ln2"), self.ln2.clone(), x.clone());
+        let m = b.layer(&name("fc1"), self.fc1.clone(), h);
+        let m = b.layer(&name("gelu"), Gelu::new(), m);
+        let m = b.layer(&name("fc2"), self.fc2.clone(), m);
+        b.add(&name("residual2"), [x, m])
+    }
+}
+
+/// A small vision transformer for MNIST, as a Burn `#[derive(Module)]` struct whose forward
+/// pass is written once against [`Builder`]: patches (a strided 7×7 conv) → tokens `[16, 64]`
+/// + learned positions → 2 pre-norm blocks with 4-head attention → layer norm → token mean →
+/// classifier. [`MnistVit::forward`] runs it on tensors (training), its [`AsGraph`] builds the
+/// graph that is explained.
+#[derive(Module, Debug)]
+pub struct MnistVit {
+    patch: Conv2d,
+    pos: AddParam,
+    blocks: Vec<VitBlock>,
+    ln: LayerNorm,
+    head: Linear,
+}
+
+impl MnistVit {
+    /// The forward pass, once.
+    pub fn define<B: Builder>(&self, b: &mut B, x: B::Value) -> B::Value {
+        let x = b.layer("patch", self.patch.clone(), x);
+        let x = b.reshape("tokens", &[DIM, TOKENS], x);
+        let x = b.permute("to_tokens", &[1, 0], x);
+        let mut x = b.add_param("pos", self.pos.clone(), x);
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.define(b, &format!("block{i}"), x);
+        }
+        let x = b.layer_norm("ln", self.ln.clone(), x);
+        let x = b.mean("pool", 0, x);
+        b.layer("head", self.head.clone(), x)
+    }
+
+    /// Logits `[N, 10]` of images `[N, 1, 28, 28]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        Eager::run(images, |b, x| self.define(b, x))
+    }
+}
+
+impl AsGraph for MnistVit {
+    fn as_graph(&self) -> Cow<'_, Graph> {
+        Cow::Owned(Graph::build(|b, x| self.define(b, x)))
+    }
+}
+
+/// The MNIST ViT with random weights (see [`MnistVit`]).
+pub fn mnist_vit(device: &Device) -> MnistVit {
+    let patch = Conv2dConfig::new([1, DIM], [PATCH, PATCH])
         .with_stride([PATCH, PATCH])
         .init(device);
-    let x = g.layer("patch", patches, x);
-    let x = g.reshape("tokens", [DIM, TOKENS], x);
-    let x = g.permute("to_tokens", [1, 0], x);
     let pos = Tensor::<2>::random([TOKENS, DIM], Distribution::Normal(0.0, 0.02), device);
-    let mut x = g.add_param(
-        "pos",
-        AddParam::new(pos, FeatureShape::sequence(TOKENS, DIM)),
-        x,
-    );
-    for b in 0..DEPTH {
-        x = block(&mut g, b, x, device);
+    MnistVit {
+        patch,
+        pos: AddParam::new(pos, FeatureShape::sequence(TOKENS, DIM)),
+        blocks: (0..DEPTH).map(|_| VitBlock::new(device)).collect(),
+        ln: LayerNorm::new(DIM, 1e-5, device),
+        head: LinearConfig::new(DIM, 10).init(device),
     }
-    let x = g.layer_norm("ln", LayerNorm::new(DIM, 1e-5, device), x);
-    let x = g.mean("pool", 0, x);
-    g.layer("head", LinearConfig::new(DIM, 10).init(device), x);
-    g
 }

@@ -139,3 +139,15 @@ fn the_transformer_struct_is_explained_alike_by_both_strategies() {
     assert!(one_pass.iter().any(|r| *r != 0.0));
     assert!(relative_error(&one_pass, &layer_wise) < 1e-5);
 }
+
+/// The examples' MNIST ViT, a struct written against `Builder`: its graph computes its output.
+#[test]
+fn the_mnist_vit_struct_and_its_graph_agree() {
+    let device = Device::default();
+    device.seed(5);
+    let model = lrp_grad_suite::zoo::mnist_vit(&device);
+    let x = Tensor::<4>::random([2, 1, 28, 28], Distribution::Default, &device);
+    let eager = values(model.forward(x.clone()));
+    let graph = values(model.as_graph().forward(x));
+    assert!(relative_error(&eager, &graph) < 1e-6);
+}
