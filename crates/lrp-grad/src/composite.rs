@@ -364,7 +364,8 @@ fn base(op: &Op, index: usize) -> Result<Propagation> {
         | Op::Slice(_)
         | Op::Prepend(_)
         | Op::LayerNorm(_)
-        | Op::RmsNorm(_) => {
+        | Op::RmsNorm(_)
+        | Op::Custom(_) => {
             return Ok(Propagation::Pass);
         }
         Op::MatMul(_) => {
@@ -429,6 +430,12 @@ fn pair_op(rule: &Rule, op: &Op, mismatch: &dyn Fn(&str) -> Error) -> Result<Pro
         Op::Mul(_) => Err(mismatch(
             "an element-wise product of activations splits relevance uniformly; it takes no rule",
         )),
+        Op::Custom(_) => match rule {
+            Rule::Pass => Ok(Propagation::Pass),
+            _ => Err(mismatch(
+                "a user's operation takes pass: its own LRP form (`Operation::lrp_forward`)",
+            )),
+        },
         Op::Concat(_)
         | Op::Gate(_)
         | Op::Reshape(_)

@@ -68,9 +68,9 @@ pub use methods::{
     Base, Baseline, DEFAULT_NOISE_LEVEL, DEFAULT_OCCLUSION_WINDOW, DEFAULT_SAMPLES, Method,
 };
 pub use model::{
-    Activation, ActivationLayer, Add, AddParam, AsGraph, Builder, Concat, Eager, EagerValue,
-    FeatureShape, Flatten, Gate, Graph, Layer, LayerNorm, MatMul, Mean, Mul, Node, NodeId, Op,
-    Permute, Prepend, Reshape, RmsNorm, Scale, Sequential, Slice, Softmax,
+    Activation, ActivationLayer, Add, AddParam, AsGraph, Builder, Concat, Custom, Eager,
+    EagerValue, FeatureShape, Flatten, Gate, Graph, Layer, LayerNorm, MatMul, Mean, Mul, Node,
+    NodeId, Op, Operation, Permute, Prepend, Reshape, RmsNorm, Scale, Sequential, Slice, Softmax,
 };
 pub use rules::{
     Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,

@@ -16,7 +16,7 @@ use super::{
     one_pass_add, one_pass_forward, one_pass_pass, propagate, propagate_add, route_by_gradient,
 };
 use crate::model::graph::permute_internal;
-use crate::model::{FeatureShape, Graph, Layer, Op};
+use crate::model::{FeatureShape, Graph, Layer, Op, Operation};
 
 /// A canonical graph resolved against a composite: one step per node, and each value's
 /// per-sample shape.
@@ -122,6 +122,7 @@ impl LrpGraph<'_> {
             }
             Step::Route(routing) => self.route(k, routing, values, r),
             Step::Attention(step) => self.attention_step(k, step, values, r),
+            Step::Custom(operation) => vec![(inputs[0], custom_step(*operation, a, z, &r))],
         }
     }
 
@@ -350,6 +351,7 @@ impl LrpGraph<'_> {
             }
             (Step::Add { stabilizer }, _) => one_pass_add(inputs, *stabilizer),
             (Step::Attention(step), _) => self.one_pass_attention(k, step, inputs),
+            (Step::Custom(operation), _) => operation.lrp_forward(inputs.remove(0)),
             (Step::Route(Routing::Gate), _) => {
                 // The gate is a constant: no gradient, so no relevance, enters its branch.
                 let x = inputs.remove(0);
@@ -420,6 +422,24 @@ fn last_readers(nodes: &[crate::model::Node], layer_wise: &[bool]) -> Vec<Option
     last
 }
 
+/// A user's operation, layer by layer: its LRP form run on a fresh leaf, and the gradient trick
+/// on it, `a ⊙ ∂(Σ lrp_forward(a) ⊙ R / z)/∂a` (`R / z` taken as 0 where `z = 0`).
+fn custom_step(
+    operation: &dyn Operation,
+    a: &Tensor<4>,
+    z: &Tensor<4>,
+    r: &Tensor<4>,
+) -> Tensor<4> {
+    let zero = z.clone().equal_elem(0.0);
+    let s = (r.clone() / z.clone().mask_fill(zero.clone(), 1.0)).mask_fill(zero, 0.0);
+    let leaf = a.clone().autodiff().require_grad();
+    let gradients = (operation.lrp_forward(leaf.clone()) * s).sum().backward();
+    let c = leaf
+        .grad(&gradients)
+        .unwrap_or_else(|| Tensor::zeros(a.dims(), &a.device()));
+    a.clone() * c
+}
+
 pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
     let mut known = vec![x.clone().min().into_scalar::<f32>() >= 0.0];
     for node in graph.nodes() {
@@ -440,7 +460,8 @@ pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
             | Op::RmsNorm(_)
             | Op::AddParam(_)
             | Op::MatMul(_)
-            | Op::Prepend(_) => false,
+            | Op::Prepend(_)
+            | Op::Custom(_) => false,
             Op::Softmax(_) => true,
             Op::Scale(scale) => first && scale.factor >= 0.0,
             Op::Add(_)

@@ -5,7 +5,7 @@
 
 use super::{Bounds, RuleLayer};
 use crate::composite::Propagation;
-use crate::model::{FeatureShape, Layer, LayerNorm, Op};
+use crate::model::{FeatureShape, Layer, LayerNorm, Op, Operation};
 use crate::rules::{Group, InputMod, Rule, Stabilizer};
 
 /// How relevance crosses one node.
@@ -26,6 +26,8 @@ pub(crate) enum Step<'a> {
     Route(Routing<'a>),
     /// An attention operation with its AttnLRP rule (see [`super::attention`]).
     Attention(AttentionStep<'a>),
+    /// A user's operation, by its own LRP form.
+    Custom(&'a dyn Operation),
 }
 
 /// How relevance crosses an attention operation.
@@ -201,6 +203,8 @@ impl<'a> Step<'a> {
             (Op::Gate(_), _) => Step::Route(Routing::Gate),
             (Op::Reshape(_), _) => Step::Route(Routing::Reshape),
             (Op::Permute(permute), _) => Step::Route(Routing::Permute(&permute.axes)),
+            (Op::Custom(custom), Propagation::Pass) => Step::Custom(&*custom.operation),
+            (Op::Custom(_), _) => return None,
         })
     }
 
@@ -219,9 +223,11 @@ impl<'a> Step<'a> {
                     InputMod::Identity | InputMod::Positive | InputMod::Negative
                 )
             }),
-            Step::WinnerTakesAll(_) | Step::Add { .. } | Step::Route(_) | Step::Attention(_) => {
-                true
-            }
+            Step::WinnerTakesAll(_)
+            | Step::Add { .. }
+            | Step::Route(_)
+            | Step::Attention(_)
+            | Step::Custom(_) => true,
         }
     }
 }

@@ -157,6 +157,16 @@ pub trait Builder {
         self.op(name, Op::Slice(Slice { axis, start, len }), vec![x])
     }
 
+    /// A user's operation on `x` (see [`Operation`](super::Operation)).
+    fn custom(
+        &mut self,
+        name: &str,
+        operation: impl super::Operation + 'static,
+        x: Self::Value,
+    ) -> Self::Value {
+        self.op(name, Op::Custom(super::Custom::new(operation)), vec![x])
+    }
+
     /// A learned tensor put before `x` along an axis (a class token).
     fn prepend(&mut self, name: &str, value: Prepend, x: Self::Value) -> Self::Value {
         self.op(name, Op::Prepend(value), vec![x])

@@ -37,6 +37,7 @@ use super::attention::{
     add_param_shape, axis_check, last_axis, layer_norm_shape, matmul, matmul_shape, mean_internal,
     mean_shape, prepend_shape, rms_norm_shape, slice_internal, slice_shape, softmax_internal,
 };
+use super::custom::Custom;
 use super::shape::FeatureShape;
 use super::{Layer, Sequential, to_internal};
 use crate::error::{Error, Result};
@@ -131,6 +132,8 @@ pub enum Op {
     Prepend(Prepend),
     /// RMS normalization over the last axis.
     RmsNorm(RmsNorm),
+    /// An operation defined outside the library (see [`Operation`](super::Operation)).
+    Custom(Custom),
 }
 
 impl Op {
@@ -153,6 +156,7 @@ impl Op {
             Op::Slice(_) => "slice",
             Op::Prepend(_) => "prepend",
             Op::RmsNorm(_) => "rms_norm",
+            Op::Custom(custom) => custom.operation.kind(),
         }
     }
 
@@ -335,7 +339,17 @@ impl Graph {
         self.push(name, Op::Slice(Slice { axis, start, len }), [x])
     }
 
-    /// RMS normalization of `x` over its last axis.
+    /// A user's [`Operation`](super::Operation) on `x`.
+    pub fn custom(
+        &mut self,
+        name: impl Into<String>,
+        operation: impl super::Operation + 'static,
+        x: NodeId,
+    ) -> NodeId {
+        self.push(name, Op::Custom(Custom::new(operation)), [x])
+    }
+
+    /// RMS norm over the last axis.
     pub fn rms_norm(&mut self, name: impl Into<String>, norm: RmsNorm, x: NodeId) -> NodeId {
         self.push(name, Op::RmsNorm(norm), [x])
     }
@@ -502,6 +516,7 @@ impl Op {
             Op::Slice(slice) => slice_internal(inputs.remove(0), slice, input),
             Op::Prepend(prepend) => prepend.forward_internal(inputs.remove(0), input),
             Op::RmsNorm(norm) => norm.forward_axis(inputs.remove(0), last_axis(input)),
+            Op::Custom(custom) => custom.operation.forward(inputs.remove(0)),
         }
     }
 }
@@ -572,6 +587,7 @@ pub(crate) fn node_shape(
         Op::Slice(slice) => slice_shape(slice, inputs[0]),
         Op::Prepend(prepend) => prepend_shape(prepend, inputs[0]),
         Op::RmsNorm(norm) => rms_norm_shape(norm, inputs[0]),
+        Op::Custom(custom) => custom.operation.output_shape(inputs[0]),
     }
     .map_err(structure)
 }
@@ -590,7 +606,8 @@ impl Op {
             | Op::Mean(_)
             | Op::Slice(_)
             | Op::Prepend(_)
-            | Op::RmsNorm(_) => ("one input", |n| n == 1),
+            | Op::RmsNorm(_)
+            | Op::Custom(_) => ("one input", |n| n == 1),
             Op::Add(_) => ("two or more inputs", |n| n >= 2),
             Op::Concat(_) => ("one or more inputs", |n| n >= 1),
             Op::Gate(_) => ("two inputs (the value and its gate)", |n| n == 2),

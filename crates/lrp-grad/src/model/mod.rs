@@ -15,6 +15,7 @@ mod activation;
 pub(crate) mod attention;
 mod builder;
 mod canonize;
+mod custom;
 pub(crate) mod graph;
 pub(crate) mod shape;
 
@@ -23,6 +24,7 @@ pub use attention::{
     AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
 };
 pub use builder::{Builder, Eager, EagerValue};
+pub use custom::{Custom, Operation};
 pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
 pub use shape::FeatureShape;
 
