@@ -25,11 +25,25 @@
 //! or convolutional, and `R_prev = a ⊙ c`. Every rule is a choice of `ρ`, input modifiers and
 //! stabilizer ([`Rule`]); one engine evaluates them all.
 //!
+//! ## Architecture
+//!
+//! ```text
+//!  operations            graph                 plan                     engine
+//!  model/activation.rs   model/graph.rs        composite.rs             engine/mod.rs (rules on
+//!  model/attention.rs -> Graph, Node, Op  ->   Composite::plan      ->    a layer: the gradient
+//!  model/custom.rs       (Builder, Eager,      (a Propagation per         trick), engine/graph.rs
+//!  (Layer, Operation)     AsGraph)              node), engine/step.rs     (layer-wise walk, one
+//!                                               (a resolved Step)         pass), engine/attention.rs
+//!        ^                                                                      |
+//!  loaders: interchange/ (JSON + safetensors), onnx/ (onnx-ir)          explain/ (API, targets,
+//!  text.rs (names), heatmap.rs, preprocess.rs (images), tokens.rs         methods) -> Explanation
+//! ```
+//!
 //! ## Concepts
-//! - [`Graph`]: a model as named nodes (layers, additions, concatenations, gates, reshapes),
-//!   a Burn module; [`Sequential`] / [`Layer`] is the chain case. A user's own
-//!   `#[derive(Module)]` struct writes its forward pass once against [`Builder`] and
-//!   implements [`AsGraph`].
+//! - [`Graph`]: a model as named nodes (layers, additions, concatenations, gates, reshapes,
+//!   attention operations, a user's [`Operation`]s), a Burn module; [`Sequential`] / [`Layer`]
+//!   is the chain case. A user's own `#[derive(Module)]` struct writes its forward pass once
+//!   against [`Builder`] and implements [`AsGraph`].
 //! - [`Rule`]: a small value describing one LRP rule; [`CustomRule`] builds new ones from the
 //!   engine's [`Term`]s and [`Group`]s.
 //! - [`Composite`]: which rule each node gets, by name, index, first layer and type (Zennit's

@@ -4,7 +4,7 @@
 use burn::tensor::Tensor;
 
 use super::prepared::broadcast_bound;
-use super::*;
+use super::{Explained, Explainer, OutputRelevance, Prepared, Targets, per_sample_sums};
 use crate::error::Result;
 use crate::methods::{self, Base, Baseline, Method};
 use crate::model::FeatureShape;

@@ -2,7 +2,10 @@
 
 use burn::tensor::Tensor;
 
-use super::*;
+use super::{
+    Explained, Explainer, LayerRelevance, OutputRelevance, Prepared, Strategy, Targets,
+    per_sample_sums,
+};
 use crate::error::Result;
 
 impl Explainer {

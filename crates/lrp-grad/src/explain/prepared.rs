@@ -3,7 +3,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-use super::*;
+use super::{Explainer, Explanation, check_finite};
 use crate::composite::Propagation;
 use crate::engine::Bounds;
 use crate::engine::graph::{LrpGraph, constant_values};

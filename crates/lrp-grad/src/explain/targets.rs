@@ -2,7 +2,7 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::*;
+use super::{Explainer, OutputRelevance, Target};
 use crate::error::{Error, Result};
 
 impl Explainer {

@@ -14,14 +14,26 @@ use super::shape::FeatureShape;
 /// The product of two activations over their last two axes, batched over the leading one:
 /// `[M, K]·[K, P] = [M, P]` or `[H, M, K]·[H, K, P] = [H, M, P]` (attention scores `Q·Kᵀ`,
 /// attention output `softmax·V`).
+///
+/// # Shapes
+/// - inputs: `[M, K]` and `[K, P]`, or `[H, M, K]` and `[H, K, P]` (per sample)
+/// - output: `[M, P]` or `[H, M, P]`
 #[derive(Module, Debug, Copy, Default)]
 pub struct MatMul;
 
 /// The element-wise product of two activations of one shape (a gated MLP's `act(g)·u`).
+///
+/// # Shapes
+/// - inputs: two values of one per-sample shape
+/// - output: that shape
 #[derive(Module, Debug, Copy, Default)]
 pub struct Mul;
 
 /// Softmax along a per-sample axis.
+///
+/// # Shapes
+/// - input: any per-sample shape with the axis
+/// - output: the input's shape
 #[derive(Module, Debug, Default)]
 pub struct Softmax {
     /// The per-sample axis.
@@ -30,6 +42,10 @@ pub struct Softmax {
 
 /// The mean along a per-sample axis, which disappears (`[T, D]` over axis 0 gives `[D]`:
 /// pooling over tokens).
+///
+/// # Shapes
+/// - input: rank 2 or 3 per sample (e.g. `[T, D]`)
+/// - output: the input's shape without the axis (e.g. `[D]`)
 #[derive(Module, Debug, Default)]
 pub struct Mean {
     /// The per-sample axis.
@@ -37,6 +53,10 @@ pub struct Mean {
 }
 
 /// Multiplication by a constant (attention's `1/√d`).
+///
+/// # Shapes
+/// - input: any per-sample shape
+/// - output: the input's shape
 #[derive(Module, Debug, Default)]
 pub struct Scale {
     /// The constant.
@@ -44,6 +64,10 @@ pub struct Scale {
 }
 
 /// `len` entries from `start` along a per-sample axis (a class token: axis 0, start 0, len 1).
+///
+/// # Shapes
+/// - input: any per-sample shape with the axis, at least `start + len` long
+/// - output: the input's shape with `len` along the axis
 #[derive(Module, Debug, Default)]
 pub struct Slice {
     /// The per-sample axis.
@@ -55,6 +79,10 @@ pub struct Slice {
 }
 
 /// A learned tensor of the value's own per-sample shape, added to it (positional embeddings).
+///
+/// # Shapes
+/// - input: the tensor's per-sample shape
+/// - output: the same
 #[derive(Module, Debug)]
 pub struct AddParam {
     /// The tensor, in the internal layout of one sample (`FeatureShape::batched(1)`).
@@ -82,6 +110,10 @@ impl AddParam {
 
 /// A learned tensor placed before the value along a per-sample axis (a class token:
 /// `[cls; x]` along the tokens); relevance that reaches it is not passed on.
+///
+/// # Shapes
+/// - input: `[.., T, ..]` along the axis
+/// - output: `[.., t + T, ..]` with the tensor's `t` entries first
 #[derive(Module, Debug)]
 pub struct Prepend {
     /// The per-sample axis.
@@ -136,6 +168,10 @@ pub(crate) fn prepend_shape(prepend: &Prepend, input: FeatureShape) -> ShapeResu
 ///
 /// lrp-grad's own module (Burn's `LayerNorm` keeps its ε private, and the rules need it): train
 /// it like any Burn module.
+///
+/// # Shapes
+/// - input: any per-sample shape whose last axis is `d_model`
+/// - output: the input's shape
 #[derive(Module, Debug)]
 pub struct LayerNorm {
     /// Scale γ, one per feature.
@@ -189,6 +225,10 @@ impl LayerNorm {
 
 /// RMS normalization over the last per-sample axis: `x / √(mean(x²) + ε) · γ` (LLaMA's). Its
 /// AttnLRP rule is the identity (LXT's `rms_norm_identity`).
+///
+/// # Shapes
+/// - input: any per-sample shape whose last axis is the norm's width
+/// - output: the input's shape
 #[derive(Module, Debug)]
 pub struct RmsNorm {
     /// Scale γ, one per feature.

@@ -56,11 +56,19 @@ impl NodeId {
 /// The n-ary sum of activations of one shape (a residual connection). Its LRP rule is
 /// Zennit's for its `Sum` module: [`Rule::Norm`](crate::Rule::Norm),
 /// `R_i = x_i · R / stab(Σ x)`.
+///
+/// # Shapes
+/// - inputs: two or more values of one per-sample shape
+/// - output: that shape
 #[derive(Module, Debug, Copy, Default)]
 pub struct Add;
 
 /// Concatenation along a per-sample axis (0 = channels or features); relevance is split back
 /// by position, as the gradient is.
+///
+/// # Shapes
+/// - inputs: one or more values equal but along the axis
+/// - output: their sizes along the axis summed
 #[derive(Module, Debug, Default)]
 pub struct Concat {
     /// The per-sample axis (the batch axis is not counted).
@@ -76,11 +84,19 @@ pub struct Concat {
 /// split would count their evidence twice and route half of it through a sigmoid. Gating
 /// keeps relevance where the evidence is (as Zennit does for any module it has no rule for,
 /// by ignoring it in the backward pass).
+///
+/// # Shapes
+/// - inputs: the value `[C, H, W]` (or `[F]`) and a gate broadcast over it (e.g. `[C, 1, 1]`)
+/// - output: the value's shape
 #[derive(Module, Debug, Copy, Default)]
 pub struct Gate;
 
 /// A reshape of each sample to `shape` (`[F]`, `[T, D]` or `[C, H, W]`, the same number of values, in
 /// row-major order, as PyTorch's `reshape`); relevance moves with the values.
+///
+/// # Shapes
+/// - input: any per-sample shape
+/// - output: `shape` (the same number of values)
 #[derive(Module, Debug, Default)]
 pub struct Reshape {
     /// The per-sample shape after the reshape.
@@ -90,6 +106,10 @@ pub struct Reshape {
 /// A permutation of each sample's axes (an image's `[C, H, W]`: `[1, 2, 0]` gives `[H, W, C]`;
 /// a sequence's `[T, D]`: `[1, 0]` gives `[D, T]`);
 /// relevance moves with the values.
+///
+/// # Shapes
+/// - input: a per-sample shape of rank `axes.len()`
+/// - output: its axes in the order `axes`
 #[derive(Module, Debug, Default)]
 pub struct Permute {
     /// Output axis `i` is input axis `axes[i]` (per sample, the batch axis not counted).
