@@ -517,6 +517,11 @@ fn layer_spec(index: usize, layer: &Layer, input: FeatureShape) -> Result<LayerS
         }
         Layer::Conv2d(c) => conv_spec(name, c, &unsupported)?,
         Layer::BatchNorm(bn) => batch_norm_spec(name, bn, input),
+        Layer::GroupNorm(_) => {
+            return Err(unsupported(
+                "group norm is not in the interchange format (use ONNX)",
+            ));
+        }
         Layer::MaxPool2d(p) if p.ceil_mode => return Err(unsupported("ceil_mode")),
         Layer::MaxPool2d(p) => LayerSpec::MaxPool2d {
             kernel_size: Pair(p.kernel_size),

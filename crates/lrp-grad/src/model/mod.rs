@@ -33,7 +33,7 @@ use std::borrow::Cow;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
-use burn::nn::{BatchNorm, Dropout, Identity, Linear};
+use burn::nn::{BatchNorm, Dropout, GroupNorm, Identity, InstanceNorm, Linear};
 use burn::tensor::Tensor;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_pool2d};
 
@@ -102,6 +102,9 @@ pub enum Layer {
     Conv2d(Conv2d),
     /// Batch normalization; merged into the preceding linear/conv layer before explanation.
     BatchNorm(BatchNorm),
+    /// Group normalization (instance normalization: one group per channel); relevance passes
+    /// through it unchanged (the identity rule, as LXT's for RMS norm).
+    GroupNorm(GroupNorm),
     /// 2-D max pooling.
     MaxPool2d(MaxPool2d),
     /// 2-D average pooling.
@@ -132,6 +135,7 @@ layer_from!(
     Linear(Linear),
     Conv2d(Conv2d),
     BatchNorm(BatchNorm),
+    GroupNorm(GroupNorm),
     MaxPool2d(MaxPool2d),
     AvgPool2d(AvgPool2d),
     AdaptiveAvgPool2d(AdaptiveAvgPool2d),
@@ -139,6 +143,20 @@ layer_from!(
     Dropout(Dropout),
     Identity(Identity),
 );
+
+/// Instance normalization is group normalization with one group per channel.
+impl From<InstanceNorm> for Layer {
+    fn from(norm: InstanceNorm) -> Self {
+        Layer::GroupNorm(GroupNorm {
+            gamma: norm.gamma,
+            beta: norm.beta,
+            num_groups: norm.num_channels,
+            num_channels: norm.num_channels,
+            epsilon: norm.epsilon,
+            affine: norm.affine,
+        })
+    }
+}
 
 impl Layer {
     /// The layer's kind as a short name (`linear`, `conv2d`, `relu`, …), as used in messages and
@@ -148,6 +166,7 @@ impl Layer {
             Layer::Linear(_) => "linear",
             Layer::Conv2d(_) => "conv2d",
             Layer::BatchNorm(_) => "batch_norm",
+            Layer::GroupNorm(_) => "group_norm",
             Layer::MaxPool2d(_) => "max_pool2d",
             Layer::AvgPool2d(_) => "avg_pool2d",
             Layer::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
@@ -205,6 +224,7 @@ impl Layer {
             Layer::AdaptiveAvgPool2d(pool) => adaptive_avg_pool2d(x, pool.output_size),
             Layer::MaxPool2d(pool) => max_pool2d(x, max_pool_options(pool, h, w)),
             Layer::BatchNorm(bn) => bn.forward(x),
+            Layer::GroupNorm(norm) => norm.forward(x),
             Layer::Activation(a) => a.function.forward(x),
             Layer::Dropout(f) => f.forward(x),
             Layer::Flatten(_) => {

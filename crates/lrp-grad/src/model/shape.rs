@@ -273,6 +273,7 @@ impl Layer {
                 Ok(FeatureShape::image(channels, height, width))
             }
             Layer::BatchNorm(bn) => check.batch_norm(bn.gamma.dims()[0]),
+            Layer::GroupNorm(norm) => check.group_norm(norm.num_channels, norm.num_groups),
             Layer::Flatten(_) => Ok(FeatureShape::vector(input.numel())),
             Layer::Activation(_) | Layer::Dropout(_) | Layer::Identity(_) => Ok(input),
         }
@@ -296,6 +297,23 @@ struct Window<'a> {
 }
 
 impl Check {
+    /// Group normalization: channels (or features) as the norm's, divisible into its groups.
+    fn group_norm(&self, channels: usize, groups: usize) -> Result<FeatureShape> {
+        let found = self.input.dims()[0];
+        if self.input.rank() == 2 {
+            return Err(self.mismatch(format!("[N, {channels}, H, W] or [N, {channels}]")));
+        }
+        if found != channels {
+            return Err(self.mismatch(format!("{channels} channels")));
+        }
+        if groups == 0 || channels % groups != 0 {
+            return Err(self.unsupported(&format!(
+                "{channels} channels do not divide into {groups} groups"
+            )));
+        }
+        Ok(self.input)
+    }
+
     /// A convolution: `[N, C_in, H, W]` in, `[N, C_out, H', W']` out.
     fn conv(&self, conv: &Conv2d) -> Result<FeatureShape> {
         let [c_out, c_in_group, _, _] = conv.weight.dims();

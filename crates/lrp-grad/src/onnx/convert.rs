@@ -17,6 +17,7 @@ use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 
 use super::OnnxError;
 use super::params::{self, Constant, ConvGeometry};
+use super::patterns::GroupNormFound;
 use crate::model::graph::node_shape;
 use crate::model::{Activation, FeatureShape, Flatten, Graph, Layer, NodeId, Op};
 
@@ -24,7 +25,7 @@ use crate::model::{Activation, FeatureShape, Flatten, Graph, Layer, NodeId, Op};
 pub(super) const SUPPORTED: &str = "Conv, Gemm/MatMul with a constant weight (+ Add of a bias), \
 MatMul of two activations, Add (of activations, or of a constant of the value's shape), Mul (x·sigmoid(x) as SiLU, \
 a uniform product of two activations of one shape, a gate for a broadcast factor, or by a scalar constant), Div by a scalar constant, Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
-Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu (exact and tanh), Elu, Softplus, Mish, Softmax, LayerNormalization (last axis), MaxPool, AveragePool, \
+Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu (exact and tanh), Elu, Softplus, Mish, Softmax, LayerNormalization (last axis), InstanceNormalization, MaxPool, AveragePool, \
 GlobalAveragePool, ReduceMean (over the spatial axes, or one axis of a sequence), Flatten, Reshape, Squeeze, \
 Unsqueeze, Transpose, Gather of one constant index (a class token), Concat of a constant before an activation \
 (a class token), BatchNormalization, Dropout, Identity; a final Softmax is dropped (the logits are explained)";
@@ -50,6 +51,8 @@ pub(super) struct Converter<'a> {
     /// The last nodes of activations written as several nodes (see [`super::patterns`]), with
     /// their input's name and the function.
     composed: HashMap<String, (String, Activation)>,
+    /// The last nodes (`+ β`) of group norms written as several nodes, with the pattern.
+    group_norms: HashMap<String, GroupNormFound>,
     /// `Mul` nodes that end GELU's erf pattern `x · 0.5 · (1 + erf(x / √2))`, with `x`'s name.
     gelu: HashMap<String, String>,
     /// `Mul` nodes that end RMS norm's pattern `x · 1/√(mean(x²) + ε) (· γ)`.
@@ -80,6 +83,7 @@ impl<'a> Converter<'a> {
             graph,
             values,
             composed: HashMap::new(),
+            group_norms: HashMap::new(),
             gelu: HashMap::new(),
             rms: HashMap::new(),
             folded: HashSet::new(),
@@ -94,6 +98,14 @@ impl<'a> Converter<'a> {
             self.folded.extend(found.folded);
             self.composed
                 .insert(found.last, (found.x, found.activation));
+        }
+    }
+
+    /// Finds group norms written as several nodes (see [`super::patterns::GroupNormFound`]).
+    pub fn find_group_norms(&mut self, nodes: &[&OnnxNode]) {
+        for found in super::patterns::find_group_norms(nodes) {
+            self.folded.extend(found.folded.iter().cloned());
+            self.group_norms.insert(found.last.clone(), found);
         }
     }
 
@@ -183,12 +195,13 @@ impl<'a> Converter<'a> {
         if self.folded.contains(node.name()) || matches!(node, OnnxNode::Constant(_)) {
             return Ok(());
         }
-        let translated = match self.composed.get(node.name()).cloned() {
-            Some((x, activation)) => match self.values.get(&x).cloned() {
-                Some(x) => self.push(node, Op::Layer(activation.into()), &[x]),
-                None => Err(Failure::Node(format!("input `{x}` is not an activation"))),
-            },
-            None => self.translate(node),
+        let translated = match (
+            self.composed.get(node.name()).cloned(),
+            self.group_norms.remove(node.name()),
+        ) {
+            (Some((x, activation)), _) => self.push_on(node, Op::Layer(activation.into()), &x),
+            (None, Some(found)) => self.group_norm(node, found),
+            (None, None) => self.translate(node),
         };
         translated.map_err(|reason| match reason {
             Failure::Unsupported => OnnxError::Unsupported {
@@ -233,6 +246,7 @@ impl<'a> Converter<'a> {
             OnnxNode::Div(_) => self.div(node),
             OnnxNode::Softmax(n) => self.softmax(node, n.config.axis),
             OnnxNode::LayerNormalization(n) => self.layer_norm(node, &n.config),
+            OnnxNode::InstanceNormalization(n) => self.instance_norm(node, n.config.epsilon),
             OnnxNode::Gather(n) => self.gather(node, n.config.axis),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
             OnnxNode::Expand(_) => self.expand_constant(node),
@@ -557,6 +571,38 @@ impl<'a> Converter<'a> {
         }
         let softmax = crate::model::Softmax { axis: axis - 1 };
         self.unary(node, Op::Softmax(softmax))
+    }
+
+    /// `op` on the activation named `x`.
+    fn push_on(&mut self, node: &OnnxNode, op: Op, x: &str) -> Result<(), Failure> {
+        match self.values.get(x).cloned() {
+            Some(x) => self.push(node, op, &[x]),
+            None => Err(Failure::Node(format!("input `{x}` is not an activation"))),
+        }
+    }
+
+    /// A group norm found as several nodes.
+    fn group_norm(&mut self, node: &OnnxNode, found: GroupNormFound) -> Result<(), Failure> {
+        let GroupNormFound {
+            x,
+            groups,
+            epsilon,
+            gamma,
+            beta,
+            ..
+        } = found;
+        let norm = params::group_norm(&gamma, &beta, groups, epsilon, self.device)?;
+        self.push_on(node, Op::Layer(norm.into()), &x)
+    }
+
+    /// InstanceNormalization of an image: group norm with one group per channel.
+    fn instance_norm(&mut self, node: &OnnxNode, epsilon: f64) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let scale = constant(node, 1)?.ok_or("the scale is not a constant")?;
+        let bias = constant(node, 2)?.ok_or("the bias is not a constant")?;
+        let groups = scale.values.len();
+        let norm = params::group_norm(&scale, &bias, groups, epsilon, self.device)?;
+        self.push(node, Op::Layer(norm.into()), &[x])
     }
 
     fn layer_norm(

@@ -95,6 +95,7 @@ pub fn load(path: &Path, device: &Device) -> Result<OnnxModel, OnnxError> {
     converter.find_activations(&nodes);
     converter.find_gelu(&nodes);
     converter.find_rms_norm(&nodes);
+    converter.find_group_norms(&nodes);
     for node in &nodes {
         converter.node(node)?;
     }

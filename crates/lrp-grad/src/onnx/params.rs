@@ -3,7 +3,9 @@
 
 use burn::module::{Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::tensor::{Device, Tensor, TensorData};
 use onnx_ir::ir::Argument;
 
@@ -15,6 +17,14 @@ pub(super) struct Constant {
 }
 
 impl Constant {
+    /// The same values as a vector (a per-channel `[C, 1, 1]` as `[C]`).
+    pub fn flat(self) -> Self {
+        Constant {
+            dims: vec![self.values.len()],
+            values: self.values,
+        }
+    }
+
     pub fn from_data(data: TensorData) -> Result<Self, String> {
         let dims = data.shape().to_vec();
         let values = data
@@ -145,6 +155,30 @@ pub(super) fn layer_norm(
     let mut norm = crate::model::LayerNorm::new(d, epsilon, device);
     norm.gamma = Param::from_tensor(gamma.tensor(device));
     norm.beta = beta.map(|b| Param::from_tensor(b.tensor(device)));
+    Ok(norm)
+}
+
+/// A group norm of `groups` groups from its scale `[C]` and bias `[C]` (ONNX's
+/// InstanceNormalization: one group per channel).
+pub(super) fn group_norm(
+    gamma: &Constant,
+    beta: &Constant,
+    groups: usize,
+    epsilon: f64,
+    device: &Device,
+) -> Result<GroupNorm, String> {
+    let [c] = gamma.dims[..] else {
+        return Err(format!(
+            "the scale has shape {:?}; expected [C]",
+            gamma.dims
+        ));
+    };
+    beta.expect_dims("the bias", &[c])?;
+    let mut norm = GroupNormConfig::new(groups, c)
+        .with_epsilon(epsilon)
+        .init(device);
+    norm.gamma = Some(Param::from_tensor(gamma.tensor(device)));
+    norm.beta = Some(Param::from_tensor(beta.tensor(device)));
     Ok(norm)
 }
 

@@ -4,13 +4,14 @@
 //! - `x · sigmoid(x)`: SiLU;
 //! - `x · tanh(softplus(x))`: Mish (the TorchScript exporter's form);
 //! - `where(x > t, x, softplus(x))`: PyTorch's softplus with its threshold `t` (the dynamo
-//!   exporter's form).
+//!   exporter's form);
+//! - `Reshape(x, [N, G, -1])`, InstanceNormalization, `Reshape` back, `· γ`, `+ β`: group norm.
 
 use std::collections::HashMap;
 
 use onnx_ir::Node as OnnxNode;
 
-use super::params::scalar;
+use super::params::{Constant, scalar};
 use crate::model::Activation;
 
 /// An activation found: the node that ends it, its input's name, the function, and the other
@@ -107,5 +108,105 @@ fn softplus_threshold<'a>(
         };
         let folded = vec![greater.name.clone(), softplus.name.clone()];
         (x.name.as_str(), activation, folded)
+    })
+}
+
+/// Group norm as PyTorch's exporters write it: `Reshape(x, [N, G, -1])`, an
+/// InstanceNormalization with scale 1 and bias 0 over the `G` groups, `Reshape` back, `· γ` and
+/// `+ β` with per-channel constants.
+pub(super) struct GroupNormFound {
+    pub last: String,
+    pub x: String,
+    pub groups: usize,
+    pub epsilon: f64,
+    pub gamma: Constant,
+    pub beta: Constant,
+    pub folded: Vec<String>,
+}
+
+/// Every group norm of `nodes` (see [`GroupNormFound`]); a folded node must have no other reader.
+pub(super) fn find_group_norms(nodes: &[&OnnxNode]) -> Vec<GroupNormFound> {
+    let producer: HashMap<&str, &OnnxNode> = nodes
+        .iter()
+        .flat_map(|n| n.outputs().iter().map(move |o| (o.name.as_str(), *n)))
+        .collect();
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for input in nodes.iter().flat_map(|n| n.inputs()) {
+        *readers.entry(input.name.as_str()).or_default() += 1;
+    }
+    let only = |name: &str| {
+        producer
+            .get(name)
+            .copied()
+            .filter(|_| readers.get(name) == Some(&1))
+    };
+    nodes
+        .iter()
+        .filter_map(|node| match node {
+            OnnxNode::Add(add) => group_norm_chain(&only, add.name.as_str(), &add.inputs),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The chain ending in the `Add` named `last` with these inputs, when it is a group norm.
+fn group_norm_chain<'a>(
+    only: &dyn Fn(&str) -> Option<&'a OnnxNode>,
+    last: &str,
+    inputs: &[onnx_ir::ir::Argument],
+) -> Option<GroupNormFound> {
+    let (product, beta) = constant_operand(inputs)?;
+    let OnnxNode::Mul(mul) = only(&product)? else {
+        return None;
+    };
+    let (reshaped, gamma) = constant_operand(&mul.inputs)?;
+    let OnnxNode::Reshape(back) = only(&reshaped)? else {
+        return None;
+    };
+    let OnnxNode::InstanceNormalization(norm) = only(&back.inputs[0].name)? else {
+        return None;
+    };
+    let OnnxNode::Reshape(grouped) = only(&norm.inputs[0].name)? else {
+        return None;
+    };
+    let (scale, bias) = (
+        Constant::from_data(norm.inputs[1].value()?).ok()?,
+        Constant::from_data(norm.inputs[2].value()?).ok()?,
+    );
+    let identity = scale.values.iter().all(|v| *v == 1.0) && bias.values.iter().all(|v| *v == 0.0);
+    let per_channel = |c: &Constant| c.values.len() == gamma.values.len();
+    // TorchScript's reshape back takes its target from a `Shape` of the input.
+    let shape_of: Vec<String> = back.inputs[1..]
+        .iter()
+        .filter_map(|a| match only(&a.name)? {
+            OnnxNode::Shape(shape) => Some(shape.name.clone()),
+            _ => None,
+        })
+        .collect();
+    (identity && per_channel(&beta)).then(|| GroupNormFound {
+        last: last.to_string(),
+        x: grouped.inputs[0].name.clone(),
+        groups: scale.values.len(),
+        epsilon: norm.config.epsilon,
+        folded: [
+            grouped.name.clone(),
+            norm.name.clone(),
+            back.name.clone(),
+            mul.name.clone(),
+        ]
+        .into_iter()
+        .chain(shape_of)
+        .collect(),
+        gamma: Constant::flat(gamma),
+        beta: Constant::flat(beta),
+    })
+}
+
+/// The activation operand's name and the constant operand of a binary node, either order.
+fn constant_operand(inputs: &[onnx_ir::ir::Argument]) -> Option<(String, Constant)> {
+    let [a, b] = inputs else { return None };
+    [(a, b), (b, a)].into_iter().find_map(|(x, c)| {
+        let constant = Constant::from_data(c.value()?).ok()?;
+        x.value().is_none().then(|| (x.name.clone(), constant))
     })
 }

@@ -1,0 +1,147 @@
+//! Group norm and instance norm — in a Burn model and loaded from both of PyTorch's ONNX
+//! exporters (`tools/onnx-reference/norms.py`; the exporters write group norm as a reshape, an
+//! instance norm, a reshape back, `· γ` and `+ β`) — against the forward pass and the rule
+//! written out in f64: LRP-ε on the conv and the dense layer, relevance passed through the
+//! norm (the identity rule) and the ReLU unchanged, in both strategies.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::nn::{GroupNormConfig, Relu};
+use common::reference::{self, Matrix};
+use common::zennit::read_f32_tensors;
+use common::{ConvGeometry, assert_close, conv, device, linear, tensor, values};
+use lrp_grad::{Explainer, Flatten, Graph, Rule, Sequential, Strategy, Target, onnx};
+
+/// ε large enough that no conv output's denominator amplifies float32 round-off (a
+/// normalised input gives outputs near 0 with ε = 1e-3; the rule is the same at any ε).
+const RULE: Rule = Rule::Epsilon { epsilon: 0.1 };
+const GEOMETRY: ConvGeometry = ConvGeometry {
+    in_channels: 3,
+    out_channels: 4,
+    kernel: [3, 3],
+    stride: [1, 1],
+    padding: [0, 0],
+    dilation: [1, 1],
+    groups: 1,
+};
+const EPS: f64 = 1e-5;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx/norms")
+        .join(name)
+}
+
+/// The fixture's tensors by name.
+struct Fixture(std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>);
+
+impl Fixture {
+    fn read(name: &str) -> Self {
+        Fixture(read_f32_tensors(&fixture(&format!("{name}.safetensors"))))
+    }
+    fn get(&self, key: &str) -> Vec<f32> {
+        self.0[key].1.clone()
+    }
+}
+
+/// Group norm of one sample `[C, H·W]` in f64 (`groups` groups, biased variance, as PyTorch).
+fn group_norm(x: &[f64], groups: usize, gamma: &[f32], beta: &[f32]) -> Vec<f64> {
+    let c = gamma.len();
+    let per_channel = x.len() / c;
+    let per_group = per_channel * c / groups;
+    let mut y = vec![0.0; x.len()];
+    for g in 0..groups {
+        let part = &x[g * per_group..(g + 1) * per_group];
+        let mean = part.iter().sum::<f64>() / per_group as f64;
+        let var = part.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / per_group as f64;
+        for i in g * per_group..(g + 1) * per_group {
+            let ch = i / per_channel;
+            y[i] = (x[i] - mean) / (var + EPS).sqrt() * gamma[ch] as f64 + beta[ch] as f64;
+        }
+    }
+    y
+}
+
+/// The logits and LRP-ε relevance of one sample in f64, the norm and ReLU passing it through.
+fn expected(f: &Fixture, groups: usize, sample: usize, target: usize) -> (Vec<f64>, Vec<f64>) {
+    let (w, b) = (f.get("0.weight"), f.get("0.bias"));
+    let (m1, _) = Matrix::conv(GEOMETRY, &w, Some(&b), [3, 8, 8]);
+    let m2 = Matrix::dense(&f.get("4.weight"), Some(&f.get("4.bias")), 144, 3);
+    let input = f.get("input");
+    let x: Vec<f64> = input[sample * 192..(sample + 1) * 192]
+        .iter()
+        .map(|v| *v as f64)
+        .collect();
+    let z = m1.forward(&x);
+    let h: Vec<f64> = group_norm(&z, groups, &f.get("1.weight"), &f.get("1.bias"))
+        .into_iter()
+        .map(|v| v.max(0.0))
+        .collect();
+    let logits = m2.forward(&h);
+    let r_out: Vec<f64> = (0..3)
+        .map(|k| if k == target { logits[k] } else { 0.0 })
+        .collect();
+    let r_h = reference::lrp(&RULE, &m2, &h, &r_out);
+    (logits, reference::lrp(&RULE, &m1, &x, &r_h))
+}
+
+/// `graph` on the fixture's input: PyTorch's output, the f64 logits and relevance (class 2).
+fn check(graph: &Graph, f: &Fixture, groups: usize) {
+    let x = tensor(f.get("input"), [3, 3, 8, 8]);
+    assert_close(&values(graph.forward(x.clone())), &f.get("output"), 2e-5);
+    for strategy in [Strategy::Auto, Strategy::LayerWise] {
+        let e = Explainer::new()
+            .rule(RULE)
+            .strategy(strategy)
+            .target(Target::Class(2))
+            .explain(graph, x.clone())
+            .unwrap();
+        let relevance = values(e.relevance);
+        for n in 0..3 {
+            let (logits, want) = expected(f, groups, n, 2);
+            let want: Vec<f32> = want.iter().map(|v| *v as f32).collect();
+            let logits: Vec<f32> = logits.iter().map(|v| *v as f32).collect();
+            assert_close(&f.get("output")[n * 3..(n + 1) * 3], &logits, 2e-5);
+            assert_close(&relevance[n * 192..(n + 1) * 192], &want, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn group_and_instance_norm_in_a_burn_model_pass_relevance_as_the_f64_rule() {
+    for (name, groups) in [("group", 2), ("instance", 4)] {
+        let f = Fixture::read(name);
+        let mut norm = GroupNormConfig::new(groups, 4).init(&device());
+        norm.gamma = Some(Param::from_tensor(tensor(f.get("1.weight"), [4])));
+        norm.beta = Some(Param::from_tensor(tensor(f.get("1.bias"), [4])));
+        let model = Sequential::new()
+            .push(conv(GEOMETRY, &f.get("0.weight"), Some(&f.get("0.bias"))))
+            .push(norm)
+            .push(Relu::new())
+            .push(Flatten)
+            .push(linear(&f.get("4.weight"), Some(&f.get("4.bias")), 144, 3));
+        check(&Graph::from_sequential(&model), &f, groups);
+    }
+}
+
+#[test]
+fn group_and_instance_norm_load_from_both_exporters_as_one_node() {
+    for (name, groups) in [("group", 2), ("instance", 4)] {
+        let f = Fixture::read(name);
+        for exporter in ["script", "dynamo"] {
+            let path = fixture(&format!("{name}-{exporter}.onnx"));
+            let model =
+                onnx::load(&path, &device()).unwrap_or_else(|e| panic!("{name} ({exporter}): {e}"));
+            let kinds: Vec<&str> = model.graph.nodes().iter().map(|n| n.op.kind()).collect();
+            assert_eq!(
+                kinds[..3],
+                ["conv2d", "group_norm", "relu"],
+                "{name} ({exporter})"
+            );
+            check(&model.graph, &f, groups);
+        }
+    }
+}
