@@ -183,7 +183,9 @@ fn group_norm_chain<'a>(
             _ => None,
         })
         .collect();
-    (identity && per_channel(&beta)).then(|| GroupNormFound {
+    // The reshape back restores the input's shape (the exporters' pattern, nothing else).
+    let restores = same_shape(&back.outputs[0].ty, &grouped.inputs[0].ty);
+    (identity && per_channel(&beta) && restores).then(|| GroupNormFound {
         last: last.to_string(),
         x: grouped.inputs[0].name.clone(),
         groups: scale.values.len(),
@@ -209,4 +211,18 @@ fn constant_operand(inputs: &[onnx_ir::ir::Argument]) -> Option<(String, Constan
         let constant = Constant::from_data(c.value()?).ok()?;
         x.value().is_none().then(|| (x.name.clone(), constant))
     })
+}
+
+/// Whether two tensor types have the same rank and, where both are known, the same dims.
+fn same_shape(a: &onnx_ir::ir::ArgType, b: &onnx_ir::ir::ArgType) -> bool {
+    use onnx_ir::ir::ArgType;
+    let (ArgType::Tensor(a), ArgType::Tensor(b)) = (a, b) else {
+        return false;
+    };
+    let known = |shape: &Option<Vec<Option<usize>>>| shape.clone().unwrap_or_default();
+    let dims_agree = known(&a.static_shape)
+        .iter()
+        .zip(&known(&b.static_shape))
+        .all(|(x, y)| x.is_none() || y.is_none() || x == y);
+    a.rank == b.rank && dims_agree
 }
