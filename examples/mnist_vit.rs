@@ -199,7 +199,12 @@ fn main() -> Result<()> {
         println!("using the trained ViT in {}", record.display());
         zoo::mnist_vit(&device)
             .try_load_file(&record)
-            .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", record.display()))?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "loading {}: {e:?} (a record of another ViT version: run with --retrain)",
+                    record.display()
+                )
+            })?
     } else {
         let train_split = mnist::load(&data, "train")?;
         let train_split = match args.limit {

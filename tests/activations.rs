@@ -49,6 +49,22 @@ fn burn_activation(name: &str) -> Layer {
     }
 }
 
+/// The activation each export loads as (the script's modules; ELU's α as a float32 attribute).
+fn loaded(name: &str) -> Activation {
+    match name {
+        "elu" => Activation::Elu {
+            alpha: 0.7f32 as f64,
+        },
+        "softplus" => Activation::Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        },
+        "mish" => Activation::Mish,
+        "gelu-tanh" => Activation::GeluTanh,
+        other => panic!("no activation for {other}"),
+    }
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/onnx/activations")
@@ -139,6 +155,11 @@ fn each_activation_loads_from_both_exporters_and_explains_as_the_f64_rule() {
             let kinds: Vec<&str> = model.graph.nodes().iter().map(|n| n.op.kind()).collect();
             // One activation node between the dense layers (patterns folded into it).
             assert_eq!(kinds.len(), 3, "{name} ({exporter}): {kinds:?}");
+            // With the module's constants (ELU's α, softplus's threshold).
+            let Some(Layer::Activation(a)) = model.graph.nodes()[1].op.as_layer() else {
+                panic!("{name} ({exporter}): node 1 is {}", kinds[1]);
+            };
+            assert_eq!(a.function, loaded(name), "{name} ({exporter})");
             check(name, &model.graph, &f);
         }
     }

@@ -151,3 +151,81 @@ fn the_mnist_vit_struct_and_its_graph_agree() {
     let graph = values(model.as_graph().forward(x));
     assert!(relative_error(&eager, &graph) < 1e-6);
 }
+
+/// A user's operation whose LRP form is not conservative — a shift `x + c` by its plain
+/// gradient, so `R_in = x · R / (x + c)` — in both strategies, against that rule in f64.
+#[test]
+fn a_user_operation_is_propagated_by_its_own_lrp_form_in_both_strategies() {
+    use common::reference::{self, Matrix};
+    use common::{linear, random_vec, rng, tensor};
+    use lrp_grad::{Operation, Rule};
+
+    #[derive(Debug)]
+    struct Shift(f32);
+    impl Operation for Shift {
+        fn kind(&self) -> &'static str {
+            "shift"
+        }
+        fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
+            Ok(input)
+        }
+        fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+            x.add_scalar(self.0)
+        }
+        fn lrp_forward(&self, x: Tensor<4>) -> Tensor<4> {
+            x.add_scalar(self.0)
+        }
+    }
+
+    let mut r = rng(9);
+    let (w1, b1) = (
+        random_vec(&mut r, 20, -1.0, 1.0),
+        random_vec(&mut r, 5, -0.2, 0.2),
+    );
+    let (w2, b2) = (
+        random_vec(&mut r, 10, -1.0, 1.0),
+        random_vec(&mut r, 2, -0.2, 0.2),
+    );
+    let x = random_vec(&mut r, 3 * 4, -1.0, 1.0);
+    let mut graph = Graph::new();
+    let input = graph.input();
+    let h = graph.layer("fc1", linear(&w1, Some(&b1), 4, 5), input);
+    let h = graph.custom("shift", Shift(0.5), h);
+    graph.layer("fc2", linear(&w2, Some(&b2), 5, 2), h);
+    let rule = Rule::Epsilon { epsilon: 0.01 };
+    let (m1, m2) = (
+        Matrix::dense(&w1, Some(&b1), 4, 5),
+        Matrix::dense(&w2, Some(&b2), 5, 2),
+    );
+    for strategy in [Strategy::Auto, Strategy::LayerWise] {
+        let e = Explainer::new()
+            .rule(rule.clone())
+            .strategy(strategy)
+            .target(Target::Class(0))
+            .explain(&graph, tensor(x.clone(), [3, 4]))
+            .unwrap();
+        let relevance = values(e.relevance);
+        for n in 0..3 {
+            let xs: Vec<f64> = x[n * 4..(n + 1) * 4].iter().map(|v| *v as f64).collect();
+            let z1 = m1.forward(&xs);
+            let h: Vec<f64> = z1.iter().map(|z| z + 0.5).collect();
+            let logits = m2.forward(&h);
+            let r_h = reference::lrp(&rule, &m2, &h, &[logits[0], 0.0]);
+            let r_z: Vec<f64> = z1
+                .iter()
+                .zip(&h)
+                .zip(&r_h)
+                .map(|((z, h), r)| z * r / h)
+                .collect();
+            let want: Vec<f32> = reference::lrp(&rule, &m1, &xs, &r_z)
+                .iter()
+                .map(|v| *v as f32)
+                .collect();
+            let got = &relevance[n * 4..(n + 1) * 4];
+            assert!(
+                relative_error(got, &want) < 1e-5,
+                "{strategy:?} {n}: {got:?} vs {want:?}"
+            );
+        }
+    }
+}

@@ -9,11 +9,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
-use burn::nn::{GroupNormConfig, Relu};
+use burn::nn::{GroupNormConfig, InstanceNormConfig, Relu};
 use common::reference::{self, Matrix};
 use common::zennit::read_f32_tensors;
 use common::{ConvGeometry, assert_close, conv, device, linear, tensor, values};
-use lrp_grad::{Explainer, Flatten, Graph, Rule, Sequential, Strategy, Target, onnx};
+use lrp_grad::{Explainer, Flatten, Graph, Layer, Rule, Sequential, Strategy, Target, onnx};
 
 /// ε large enough that no conv output's denominator amplifies float32 round-off (a
 /// normalised input gives outputs near 0 with ε = 1e-3; the rule is the same at any ε).
@@ -114,9 +114,20 @@ fn check(graph: &Graph, f: &Fixture, groups: usize) {
 fn group_and_instance_norm_in_a_burn_model_pass_relevance_as_the_f64_rule() {
     for (name, groups) in [("group", 2), ("instance", 4)] {
         let f = Fixture::read(name);
-        let mut norm = GroupNormConfig::new(groups, 4).init(&device());
-        norm.gamma = Some(Param::from_tensor(tensor(f.get("1.weight"), [4])));
-        norm.beta = Some(Param::from_tensor(tensor(f.get("1.bias"), [4])));
+        let (gamma, beta) = (
+            Some(Param::from_tensor(tensor(f.get("1.weight"), [4]))),
+            Some(Param::from_tensor(tensor(f.get("1.bias"), [4]))),
+        );
+        // Burn's instance norm goes in as it is (one group per channel).
+        let norm: Layer = if name == "instance" {
+            let mut norm = InstanceNormConfig::new(4).with_affine(true).init(&device());
+            (norm.gamma, norm.beta) = (gamma, beta);
+            norm.into()
+        } else {
+            let mut norm = GroupNormConfig::new(groups, 4).init(&device());
+            (norm.gamma, norm.beta) = (gamma, beta);
+            norm.into()
+        };
         let model = Sequential::new()
             .push(conv(GEOMETRY, &f.get("0.weight"), Some(&f.get("0.bias"))))
             .push(norm)

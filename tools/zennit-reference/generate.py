@@ -13,6 +13,7 @@ Run it with ./run.sh (it makes a virtualenv with torch and zennit from PyPI). CI
 Python: the fixtures are committed.
 """
 import copy
+import importlib.metadata
 import json
 import pathlib
 import sys
@@ -314,7 +315,7 @@ def write(name, seq, input_shape, batch, unit_inputs=False, low=LOW, high=HIGH, 
         tensors.update(methods(seq, x, one_hot, input_shape))
     save_file({k: v.contiguous() for k, v in tensors.items()}, folder / "reference.safetensors")
     meta = {
-        "zennit": zennit.__version__ if hasattr(zennit, "__version__") else "0.5.1",
+        "zennit": importlib.metadata.version("zennit"),
         "torch": torch.__version__,
         "targets": targets.tolist(),
         "cases": described,

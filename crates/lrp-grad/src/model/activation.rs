@@ -118,9 +118,9 @@ impl Activation {
     /// pass then carries the relevance through as input × a constant factor.
     pub(crate) fn is_zero_at_zero(&self) -> bool {
         match self {
-            Activation::Sigmoid | Activation::HardSigmoid { .. } | Activation::Softplus { .. } => {
-                false
-            }
+            Activation::Sigmoid | Activation::HardSigmoid { .. } => false,
+            // The identity at 0 when the threshold is below it.
+            Activation::Softplus { threshold, .. } => *threshold < 0.0,
             Activation::Relu
             | Activation::LeakyRelu { .. }
             | Activation::Tanh
@@ -147,8 +147,9 @@ impl Activation {
             Activation::Relu
             | Activation::Relu6
             | Activation::Sigmoid
-            | Activation::HardSigmoid { .. }
-            | Activation::Softplus { .. } => true,
+            | Activation::HardSigmoid { .. } => true,
+            // Below a negative threshold PyTorch's softplus is the identity, negative there.
+            Activation::Softplus { beta, threshold } => *beta > 0.0 && *threshold >= 0.0,
             Activation::LeakyRelu { .. }
             | Activation::Tanh
             | Activation::Gelu
@@ -296,7 +297,7 @@ mod tests {
         }
     }
 
-    const EVERY: [Activation; 13] = [
+    const EVERY: [Activation; 14] = [
         Activation::Relu,
         Activation::LeakyRelu {
             negative_slope: 0.1,
@@ -316,6 +317,11 @@ mod tests {
         Activation::Softplus {
             beta: 2.0,
             threshold: 4.0,
+        },
+        // The identity below a negative threshold: negative outputs.
+        Activation::Softplus {
+            beta: 1.0,
+            threshold: -1.0,
         },
         Activation::Mish,
     ];

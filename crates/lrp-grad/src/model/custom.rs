@@ -24,6 +24,11 @@ use super::FeatureShape;
 /// `c = f(x)/x` held constant (computed on the detached input). Both strategies use it: the one
 /// pass directly, the layer-wise walk as `x ⊙ ∂(Σ lrp_forward(x) ⊙ R / z)/∂x`.
 ///
+/// # Parameters
+/// The operation is not a Burn module: tensors it holds are constants of the explanation (not
+/// moved by `to_device`, saved in records or trained). Keep trainable parameters in your own
+/// `#[derive(Module)]` struct and build the operation from their values when you build the graph.
+///
 /// # Shapes
 /// - input: `[N, ...]` of the per-sample shape the graph gives it
 /// - output: `[N, ...]` of [`Operation::output_shape`]

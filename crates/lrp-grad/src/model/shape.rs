@@ -297,14 +297,15 @@ struct Window<'a> {
 }
 
 impl Check {
-    /// Group normalization: channels (or features) as the norm's, divisible into its groups.
+    /// Group normalization of an image: channels as the norm's, divisible into its groups.
     fn group_norm(&self, channels: usize, groups: usize) -> Result<FeatureShape> {
-        let found = self.input.dims()[0];
-        if self.input.rank() == 2 {
-            return Err(self.mismatch(format!("[N, {channels}, H, W] or [N, {channels}]")));
-        }
+        // Images only: Burn's group norm needs more than one value per group and sample.
+        let (found, _, _) = self.image(&format!("{channels} channels"))?;
         if found != channels {
-            return Err(self.mismatch(format!("{channels} channels")));
+            return Err(self.mismatch(format!("[N, {channels}, H, W] ({channels} channels)")));
+        }
+        if self.input.numel() <= 2 {
+            return Err(self.unsupported("group norm needs more than two values per sample"));
         }
         if groups == 0 || channels % groups != 0 {
             return Err(self.unsupported(&format!(

@@ -174,6 +174,9 @@ pub(super) fn group_norm(
         ));
     };
     beta.expect_dims("the bias", &[c])?;
+    if groups == 0 || c % groups != 0 {
+        return Err(format!("{c} channels do not divide into {groups} groups"));
+    }
     let mut norm = GroupNormConfig::new(groups, c)
         .with_epsilon(epsilon)
         .init(device);

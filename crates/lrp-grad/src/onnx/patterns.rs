@@ -174,21 +174,27 @@ fn group_norm_chain<'a>(
         Constant::from_data(norm.inputs[2].value()?).ok()?,
     );
     let identity = scale.values.iter().all(|v| *v == 1.0) && bias.values.iter().all(|v| *v == 0.0);
-    let per_channel = |c: &Constant| c.values.len() == gamma.values.len();
+    let groups = scale.values.len();
+    let x = grouped.inputs[0].name.clone();
     // TorchScript's reshape back takes its target from a `Shape` of the input.
     let shape_of: Vec<String> = back.inputs[1..]
         .iter()
         .filter_map(|a| match only(&a.name)? {
-            OnnxNode::Shape(shape) => Some(shape.name.clone()),
+            OnnxNode::Shape(shape) if shape.inputs[0].name == x => Some(shape.name.clone()),
             _ => None,
         })
         .collect();
-    // The reshape back restores the input's shape (the exporters' pattern, nothing else).
-    let restores = same_shape(&back.outputs[0].ty, &grouped.inputs[0].ty);
-    (identity && per_channel(&beta) && restores).then(|| GroupNormFound {
+    // `[N, G, -1]` before the norm, the input's shape restored after it (the exporters'
+    // pattern, nothing else), γ and β per channel.
+    let pattern = identity
+        && grouped_by(&grouped.outputs[0].ty, groups)
+        && same_shape(&back.outputs[0].ty, &grouped.inputs[0].ty)
+        && per_channel(&gamma).is_some()
+        && per_channel(&gamma) == per_channel(&beta);
+    pattern.then(|| GroupNormFound {
         last: last.to_string(),
-        x: grouped.inputs[0].name.clone(),
-        groups: scale.values.len(),
+        x,
+        groups,
         epsilon: norm.config.epsilon,
         folded: [
             grouped.name.clone(),
@@ -202,6 +208,24 @@ fn group_norm_chain<'a>(
         gamma: Constant::flat(gamma),
         beta: Constant::flat(beta),
     })
+}
+
+/// `C` when a constant's dims are `[C, 1, 1]` or `[1, C, 1, 1]` (one value per channel of an
+/// image, broadcast over its height and width).
+fn per_channel(c: &Constant) -> Option<usize> {
+    match c.dims[..] {
+        [channels, 1, 1] | [1, channels, 1, 1] => Some(channels),
+        _ => None,
+    }
+}
+
+/// Whether a value is `[N, G, K]` (`G` where its dims are known).
+fn grouped_by(ty: &onnx_ir::ir::ArgType, groups: usize) -> bool {
+    let onnx_ir::ir::ArgType::Tensor(t) = ty else {
+        return false;
+    };
+    let g = t.static_shape.as_ref().and_then(|dims| *dims.get(1)?);
+    t.rank == 3 && g.is_none_or(|g| g == groups)
 }
 
 /// The activation operand's name and the constant operand of a binary node, either order.
