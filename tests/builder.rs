@@ -229,3 +229,33 @@ fn a_user_operation_is_propagated_by_its_own_lrp_form_in_both_strategies() {
         }
     }
 }
+
+/// The graph's output is the value the forward pass returns, even when more nodes follow it.
+#[test]
+fn a_built_graph_outputs_the_value_its_forward_pass_returns() {
+    use burn::nn::Relu;
+    let device = Device::default();
+    device.seed(6);
+    let fc = LinearConfig::new(4, 3).init(&device);
+    let define = |b: &mut Graph, x| {
+        let y = b.layer("fc", fc.clone(), x);
+        b.layer("unused", Relu::new(), y);
+        y
+    };
+    let x = Tensor::<2>::random([2, 4], Distribution::Default, &device);
+    let graph = Graph::build(define);
+    assert_eq!(
+        values(graph.forward(x.clone())),
+        values(fc.forward(x.clone()))
+    );
+    // The dead branch takes no relevance; both strategies explain the output.
+    for strategy in [Strategy::Auto, Strategy::LayerWise] {
+        let e = Explainer::new()
+            .rule(lrp_grad::Rule::Epsilon { epsilon: 1e-6 })
+            .strategy(strategy)
+            .target(Target::Class(0))
+            .explain(&graph, x.clone())
+            .unwrap();
+        assert_eq!(e.relevance.dims(), [2, 4]);
+    }
+}

@@ -182,11 +182,16 @@ impl Builder for Graph {
 }
 
 impl Graph {
-    /// The graph of a forward pass written against [`Builder`].
+    /// The graph of a forward pass written against [`Builder`]. The value `define` returns is
+    /// the graph's output (an identity node `(output)` reads it when it is not the last node
+    /// built, so that the explained graph computes what the eager forward pass returns).
     pub fn build(define: impl FnOnce(&mut Graph, NodeId) -> NodeId) -> Graph {
         let mut graph = Graph::new();
         let input = graph.input();
-        define(&mut graph, input);
+        let output = define(&mut graph, input);
+        if output.index() != graph.nodes().len() {
+            graph.layer("(output)", burn::nn::Identity::new(), output);
+        }
         graph
     }
 }

@@ -25,21 +25,7 @@ pub(super) struct Found {
 
 /// Every such activation of `nodes`. A folded node must have no other reader.
 pub(super) fn find_activations(nodes: &[&OnnxNode]) -> Vec<Found> {
-    let producer: HashMap<&str, &OnnxNode> = nodes
-        .iter()
-        .flat_map(|n| n.outputs().iter().map(move |o| (o.name.as_str(), *n)))
-        .collect();
-    let mut readers: HashMap<&str, usize> = HashMap::new();
-    for input in nodes.iter().flat_map(|n| n.inputs()) {
-        *readers.entry(input.name.as_str()).or_default() += 1;
-    }
-    // The node producing `name`, when `name` has no other reader.
-    let only = |name: &str| {
-        producer
-            .get(name)
-            .copied()
-            .filter(|_| readers.get(name) == Some(&1))
-    };
+    let only = sole_producer(nodes);
     nodes
         .iter()
         .filter_map(|node| {
@@ -61,6 +47,25 @@ pub(super) fn find_activations(nodes: &[&OnnxNode]) -> Vec<Found> {
             })
         })
         .collect()
+}
+
+/// For a value's name, the node producing it when no other node reads it (a node a pattern
+/// may fold away).
+fn sole_producer<'a>(nodes: &[&'a OnnxNode]) -> impl Fn(&str) -> Option<&'a OnnxNode> {
+    let producer: HashMap<String, &'a OnnxNode> = nodes
+        .iter()
+        .flat_map(|n| n.outputs().iter().map(move |o| (o.name.clone(), *n)))
+        .collect();
+    let mut readers: HashMap<String, usize> = HashMap::new();
+    for input in nodes.iter().flat_map(|n| n.inputs()) {
+        *readers.entry(input.name.clone()).or_default() += 1;
+    }
+    move |name: &str| {
+        producer
+            .get(name)
+            .copied()
+            .filter(|_| readers.get(name) == Some(&1))
+    }
 }
 
 type Match<'a> = (&'a str, Activation, Vec<String>);
@@ -126,20 +131,7 @@ pub(super) struct GroupNormFound {
 
 /// Every group norm of `nodes` (see [`GroupNormFound`]); a folded node must have no other reader.
 pub(super) fn find_group_norms(nodes: &[&OnnxNode]) -> Vec<GroupNormFound> {
-    let producer: HashMap<&str, &OnnxNode> = nodes
-        .iter()
-        .flat_map(|n| n.outputs().iter().map(move |o| (o.name.as_str(), *n)))
-        .collect();
-    let mut readers: HashMap<&str, usize> = HashMap::new();
-    for input in nodes.iter().flat_map(|n| n.inputs()) {
-        *readers.entry(input.name.as_str()).or_default() += 1;
-    }
-    let only = |name: &str| {
-        producer
-            .get(name)
-            .copied()
-            .filter(|_| readers.get(name) == Some(&1))
-    };
+    let only = sole_producer(nodes);
     nodes
         .iter()
         .filter_map(|node| match node {
