@@ -1,4 +1,4 @@
-//! Group norm and instance norm — in a Burn model and loaded from both of PyTorch's ONNX
+//! Group norm, instance norm and a per-channel layer scale — in a Burn model and loaded from both of PyTorch's ONNX
 //! exporters (`tools/onnx-reference/norms.py`; the exporters write group norm as a reshape, an
 //! instance norm, a reshape back, `· γ` and `+ β`) — against the forward pass and the rule
 //! written out in f64: LRP-ε on the conv and the dense layer, relevance passed through the
@@ -153,6 +153,62 @@ fn group_and_instance_norm_load_from_both_exporters_as_one_node() {
                 "{name} ({exporter})"
             );
             check(&model.graph, &f, groups);
+        }
+    }
+}
+
+/// ConvNeXt's layer scale, `x · γ[C, 1, 1]`, from both exporters: a constant-scale node that
+/// passes relevance unchanged (`x·γ · R / (x·γ) = R`), against f64 (conv, ReLU, scale, dense).
+#[test]
+fn a_per_channel_layer_scale_loads_from_both_exporters_and_passes_relevance() {
+    let f = Fixture::read("layer-scale");
+    let (w, b) = (f.get("0.weight"), f.get("0.bias"));
+    let (m1, _) = Matrix::conv(GEOMETRY, &w, Some(&b), [3, 8, 8]);
+    let m2 = Matrix::dense(&f.get("4.weight"), Some(&f.get("4.bias")), 144, 3);
+    let gamma = f.get("2.gamma");
+    let input = f.get("input");
+    for exporter in ["script", "dynamo"] {
+        let path = fixture(&format!("layer-scale-{exporter}.onnx"));
+        let model = onnx::load(&path, &device()).unwrap_or_else(|e| panic!("{exporter}: {e}"));
+        let kinds: Vec<&str> = model.graph.nodes().iter().map(|n| n.op.kind()).collect();
+        assert_eq!(
+            kinds[..3],
+            ["conv2d", "relu", "constant_scale"],
+            "{exporter}"
+        );
+        let x = tensor(input.clone(), [3, 3, 8, 8]);
+        assert_close(
+            &values(model.graph.forward(x.clone())),
+            &f.get("output"),
+            2e-5,
+        );
+        for strategy in [Strategy::Auto, Strategy::LayerWise] {
+            let e = Explainer::new()
+                .rule(RULE)
+                .strategy(strategy)
+                .target(Target::Class(1))
+                .explain(&model.graph, x.clone())
+                .unwrap();
+            let relevance = values(e.relevance);
+            for n in 0..3 {
+                let xs: Vec<f64> = input[n * 192..(n + 1) * 192]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .collect();
+                let z = m1.forward(&xs);
+                let h: Vec<f64> = z
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| v.max(0.0) * gamma[i / 36] as f64)
+                    .collect();
+                let logits = m2.forward(&h);
+                let r_h = reference::lrp(&RULE, &m2, &h, &[0.0, logits[1], 0.0]);
+                let want: Vec<f32> = reference::lrp(&RULE, &m1, &xs, &r_h)
+                    .iter()
+                    .map(|v| *v as f32)
+                    .collect();
+                assert_close(&relevance[n * 192..(n + 1) * 192], &want, 1e-5);
+            }
         }
     }
 }

@@ -16,15 +16,16 @@ use onnx_ir::node::squeeze::SqueezeInput;
 use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 
 use super::OnnxError;
+use super::constant_scale::ConstantScale;
 use super::params::{self, Constant, ConvGeometry};
 use super::patterns::GroupNormFound;
 use crate::model::graph::node_shape;
-use crate::model::{Activation, FeatureShape, Flatten, Graph, Layer, NodeId, Op};
+use crate::model::{Activation, Custom, FeatureShape, Flatten, Graph, Layer, NodeId, Op};
 
 /// The operators [`super::load`] translates (in messages).
 pub(super) const SUPPORTED: &str = "Conv, Gemm/MatMul with a constant weight (+ Add of a bias), \
 MatMul of two activations, Add (of activations, or of a constant of the value's shape), Mul (x·sigmoid(x) as SiLU, \
-a uniform product of two activations of one shape, a gate for a broadcast factor, or by a scalar constant), Div by a scalar constant, Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
+a uniform product of two activations of one shape, a gate for a broadcast factor, or by a constant: a number or a tensor broadcast over the value), Div by a constant, Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
 Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu (exact and tanh), Elu, Softplus, Mish, Softmax, LayerNormalization (last axis), InstanceNormalization, MaxPool, AveragePool, \
 GlobalAveragePool, ReduceMean (over the spatial axes, or one axis of a sequence), Flatten, Reshape, Squeeze, \
 Unsqueeze, Transpose, Gather of one constant index (a class token), Concat of a constant before an activation \
@@ -526,7 +527,8 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// Multiplication (or division, `invert`) by a scalar constant: a [`Scale`] node.
+    /// Multiplication (or division, `invert`) by a constant: a [`Scale`] node for a single
+    /// number, a [`ConstantScale`] for a tensor that broadcasts over the value.
     fn scale(
         &mut self,
         node: &OnnxNode,
@@ -535,11 +537,8 @@ impl<'a> Converter<'a> {
         invert: bool,
     ) -> Result<(), Failure> {
         let [value] = c.values[..] else {
-            return Err(format!(
-                "scales by a constant of shape {:?}; lrp-grad scales by a single number",
-                c.dims
-            )
-            .into());
+            let op = ConstantScale::new(c, x.shape, invert)?;
+            return self.push(node, Op::Custom(Custom::new(op)), &[x]);
         };
         let factor = if invert {
             1.0 / f64::from(value)

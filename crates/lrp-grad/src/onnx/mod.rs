@@ -35,6 +35,7 @@
 //! the graph starts at the embeddings `[N, T, D]`; relevance per token is the sum over `D`
 //! ([`crate::tokens`]).
 
+mod constant_scale;
 mod convert;
 pub(crate) mod error;
 mod params;
