@@ -184,3 +184,44 @@ fn burn_modules_convert_to_their_activation() {
     };
     assert_eq!(a.function, Activation::Elu { alpha: 0.7 });
 }
+
+/// Every activation kind is written to and read back from the interchange format with its
+/// constants (the two maps between `LayerSpec` and `Activation` are inverses).
+#[test]
+fn every_activation_round_trips_through_the_interchange_format() {
+    use lrp_grad::interchange::ModelSpec;
+    let every = [
+        Activation::Relu,
+        Activation::LeakyRelu {
+            negative_slope: 0.2,
+        },
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::Relu6,
+        Activation::Silu,
+        Activation::HardSigmoid {
+            alpha: 1.0 / 6.0,
+            beta: 0.5,
+        },
+        Activation::HardSwish,
+        Activation::Elu { alpha: 0.7 },
+        Activation::Softplus {
+            beta: 2.0,
+            threshold: 15.0,
+        },
+        Activation::Mish,
+    ];
+    let model = every
+        .iter()
+        .fold(Sequential::new(), |m, a| m.push(Layer::from(*a)));
+    let spec = ModelSpec::from_model(&model, lrp_grad::FeatureShape::vector(4)).unwrap();
+    let json = serde_json::to_string(&spec).unwrap();
+    let read = ModelSpec::parse(&json, Path::new("model.json")).unwrap();
+    let kinds: Vec<&str> = read.layers.iter().map(|l| l.kind()).collect();
+    let names: Vec<&str> = every.iter().map(|a| a.name()).collect();
+    assert_eq!(kinds, names);
+    let back: Vec<Activation> = read.layers.iter().filter_map(|l| l.activation()).collect();
+    assert_eq!(back, every);
+}
