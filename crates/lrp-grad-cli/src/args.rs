@@ -23,11 +23,11 @@ pub(crate) struct ModelArgs {
 
 #[derive(Args, Clone)]
 pub(crate) struct RuleArgs {
-    /// One rule for every linear and conv layer: zero, epsilon[:EPS], gamma[:GAMMA],
-    /// alpha-beta[:ALPHA,BETA], z-plus, z-box:LOW,HIGH, flat, w-square.
+    /// One rule for every linear and conv layer.
     #[arg(
         long,
         value_name = "SPEC",
+        help = rule_help(),
         conflicts_with = "composite",
         allow_hyphen_values = true
     )]
@@ -57,6 +57,14 @@ pub(crate) struct RuleArgs {
     /// or layer-wise (the gradient trick layer by layer). Both give the same relevance.
     #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<lrp_grad::Strategy>())]
     pub(crate) strategy: lrp_grad::Strategy,
+}
+
+/// `--rule`'s help, listing every rule from the library's one list.
+fn rule_help() -> String {
+    format!(
+        "One rule for every linear and conv layer: {}",
+        lrp_grad::text::RULE_SYNTAX
+    )
 }
 
 /// `--composite`'s help, listing every built-in composite from the library's one list.

@@ -1439,8 +1439,8 @@ fn a_pytorch_pickle_gets_a_hint_to_save_safetensors_or_export_onnx() {
     );
 }
 
-/// `explain --help` lists every built-in composite (from the library's one list), and the
-/// README's composite table names each of them.
+/// `explain --help` lists every rule and built-in composite (from the library's lists), and
+/// the README's composite table names each composite.
 #[test]
 fn the_help_and_the_readme_list_every_composite() {
     let help = lrp_grad().args(["explain", "--help"]).output().unwrap();
@@ -1448,6 +1448,12 @@ fn the_help_and_the_readme_list_every_composite() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
             .unwrap();
+    // Rules: the whole list, as the help shows it (however clap wraps it).
+    let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains(lrp_grad::text::RULE_SYNTAX),
+        "`--rule` help omits rules:\n{help}"
+    );
     for name in lrp_grad::COMPOSITE_NAMES {
         assert!(
             help.contains(name),

@@ -216,6 +216,54 @@ impl fmt::Display for Strategy {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every rule `RULE_SYNTAX` lists parses (given its numbers), and every built-in rule's
+    /// name is listed: the one list the parser's error and `--rule`'s help show.
+    #[test]
+    fn every_listed_rule_parses_and_every_rule_is_listed() {
+        let names: Vec<&str> = RULE_SYNTAX
+            .split(", ")
+            .map(|spec| spec.split(['[', ':']).next().unwrap())
+            .collect();
+        for name in &names {
+            let text = if *name == "z-box" {
+                "z-box:0,1".to_string()
+            } else {
+                name.to_string()
+            };
+            let rule: Rule = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(rule.name(), *name);
+        }
+        let built_in = [
+            Rule::Zero,
+            Rule::Epsilon { epsilon: 0.1 },
+            Rule::Gamma { gamma: 0.25 },
+            Rule::AlphaBeta {
+                alpha: 2.0,
+                beta: 1.0,
+            },
+            Rule::ZPlus,
+            Rule::ZBox {
+                low: 0.0.into(),
+                high: 1.0.into(),
+            },
+            Rule::Flat,
+            Rule::WSquare,
+            Rule::Pass,
+            Rule::Norm,
+            Rule::LxtEpsilon { epsilon: 0.1 },
+            Rule::Gradient,
+            Rule::Block,
+        ];
+        for rule in built_in {
+            assert!(
+                names.contains(&rule.name()),
+                "{} is not in RULE_SYNTAX",
+                rule.name()
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
