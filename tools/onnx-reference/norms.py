@@ -2,7 +2,8 @@
 """Writes tests/fixtures/onnx/norms: a small CNN with group norm, and one with instance norm,
 each exported by both of PyTorch's ONNX exporters, for `tests/norms.rs`.
 
-For each norm (`group`: nn.GroupNorm(2, 4); `instance`: nn.InstanceNorm2d(4, affine=True)):
+For each norm (`group`: nn.GroupNorm(2, 4); `instance`: nn.InstanceNorm2d(4, affine=True);
+`group-plain`: nn.GroupNorm(2, 4, affine=False), without `1.weight`/`1.bias`):
   <norm>-script.onnx, <norm>-dynamo.onnx   Conv2d(3, 4, 3) -> norm -> ReLU -> Flatten ->
                                            Linear(144, 3), exported with a batch of 3
   <norm>.safetensors                       the state_dict (`0.*` conv, `1.weight`/`1.bias` the
@@ -25,6 +26,7 @@ OUT = pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "onnx
 NORMS = {
     "group": lambda: torch.nn.GroupNorm(2, 4),
     "instance": lambda: torch.nn.InstanceNorm2d(4, affine=True),
+    "group-plain": lambda: torch.nn.GroupNorm(2, 4, affine=False),
 }
 
 
@@ -55,9 +57,10 @@ def main():
         torch.manual_seed(seed)
         model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), make(), torch.nn.ReLU(),
                                     torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3)).eval()
-        with torch.no_grad():
-            model[1].weight.uniform_(0.5, 1.5)
-            model[1].bias.uniform_(-0.5, 0.5)
+        if model[1].affine:
+            with torch.no_grad():
+                model[1].weight.uniform_(0.5, 1.5)
+                model[1].bias.uniform_(-0.5, 0.5)
         export(name, model, torch.randn(3, 3, 8, 8))
     torch.manual_seed(7)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), LayerScale(4),

@@ -590,6 +590,15 @@ impl<'a> Converter<'a> {
             beta,
             ..
         } = found;
+        let channels = self.values.get(&x).map_or(0, |v| v.shape.dims()[0]);
+        let per_channel = |c: Constant| match c.values[..] {
+            [value] => Constant {
+                dims: vec![channels],
+                values: vec![value; channels],
+            },
+            _ => c,
+        };
+        let (gamma, beta) = (per_channel(gamma), per_channel(beta));
         let norm = params::group_norm(&gamma, &beta, groups, epsilon, self.device)?;
         self.push_on(node, Op::Layer(norm.into()), &x)
     }

@@ -17,6 +17,14 @@ pub(super) struct Constant {
 }
 
 impl Constant {
+    /// One number, as `[1]`.
+    pub fn scalar(value: f32) -> Self {
+        Constant {
+            dims: vec![1],
+            values: vec![value],
+        }
+    }
+
     /// The same values as a vector (a per-channel `[C, 1, 1]` as `[C]`).
     pub fn flat(self) -> Self {
         Constant {

@@ -118,7 +118,7 @@ fn softplus_threshold<'a>(
 
 /// Group norm as PyTorch's exporters write it: `Reshape(x, [N, G, -1])`, an
 /// InstanceNormalization with scale 1 and bias 0 over the `G` groups, `Reshape` back, `· γ` and
-/// `+ β` with per-channel constants.
+/// `+ β` with per-channel constants (`[C]`) or one number each (`[1]`).
 pub(super) struct GroupNormFound {
     pub last: String,
     pub x: String,
@@ -132,17 +132,33 @@ pub(super) struct GroupNormFound {
 /// Every group norm of `nodes` (see [`GroupNormFound`]); a folded node must have no other reader.
 pub(super) fn find_group_norms(nodes: &[&OnnxNode]) -> Vec<GroupNormFound> {
     let only = sole_producer(nodes);
-    nodes
+    let affine: Vec<GroupNormFound> = nodes
         .iter()
         .filter_map(|node| match node {
-            OnnxNode::Add(add) => group_norm_chain(&only, add.name.as_str(), &add.inputs),
+            OnnxNode::Add(add) => affine_group_norm(&only, add.name.as_str(), &add.inputs),
             _ => None,
         })
-        .collect()
+        .collect();
+    // Without `· γ + β` (PyTorch's `affine=False`: the parser drops its `· 1 + 0`), the reshape
+    // back ends the pattern.
+    let plain: Vec<GroupNormFound> = nodes
+        .iter()
+        .filter_map(|node| match node {
+            OnnxNode::Reshape(back) if !affine.iter().any(|f| f.folded.contains(&back.name)) => {
+                let (one, zero) = (Constant::scalar(1.0), Constant::scalar(0.0));
+                let mut core = normalized_groups(&only, back)?;
+                core.folded.retain(|name| *name != back.name); // the node the norm replaces
+                Some(core.found(back.name.clone(), one, zero))
+            }
+            _ => None,
+        })
+        .collect();
+    affine.into_iter().chain(plain).collect()
 }
 
-/// The chain ending in the `Add` named `last` with these inputs, when it is a group norm.
-fn group_norm_chain<'a>(
+/// The chain ending in the `Add` named `last` with these inputs, when it is a group norm with
+/// `· γ + β`.
+fn affine_group_norm<'a>(
     only: &dyn Fn(&str) -> Option<&'a OnnxNode>,
     last: &str,
     inputs: &[onnx_ir::ir::Argument],
@@ -155,6 +171,42 @@ fn group_norm_chain<'a>(
     let OnnxNode::Reshape(back) = only(&reshaped)? else {
         return None;
     };
+    let mut core = normalized_groups(only, back)?;
+    // γ and β per channel, or one number for all (TorchScript's 1 and 0 without affine
+    // parameters).
+    let (gamma, beta) = (per_channel(gamma)?, per_channel(beta)?);
+    core.folded.push(mul.name.clone());
+    Some(core.found(last.to_string(), gamma, beta))
+}
+
+/// `Reshape(x, [N, G, -1])`, InstanceNormalization with scale 1 and bias 0, and the reshape
+/// back (`back`) that restores `x`'s shape (with TorchScript's `Shape(x)` for its target).
+struct NormalizedGroups {
+    x: String,
+    groups: usize,
+    epsilon: f64,
+    folded: Vec<String>,
+}
+
+impl NormalizedGroups {
+    fn found(self, last: String, gamma: Constant, beta: Constant) -> GroupNormFound {
+        GroupNormFound {
+            last,
+            x: self.x,
+            groups: self.groups,
+            epsilon: self.epsilon,
+            gamma,
+            beta,
+            folded: self.folded,
+        }
+    }
+}
+
+/// The normalized groups ending in the reshape `back` (see [`NormalizedGroups`]).
+fn normalized_groups<'a>(
+    only: &dyn Fn(&str) -> Option<&'a OnnxNode>,
+    back: &onnx_ir::node::reshape::ReshapeNode,
+) -> Option<NormalizedGroups> {
     let OnnxNode::InstanceNormalization(norm) = only(&back.inputs[0].name)? else {
         return None;
     };
@@ -168,45 +220,32 @@ fn group_norm_chain<'a>(
     let identity = scale.values.iter().all(|v| *v == 1.0) && bias.values.iter().all(|v| *v == 0.0);
     let groups = scale.values.len();
     let x = grouped.inputs[0].name.clone();
-    // TorchScript's reshape back takes its target from a `Shape` of the input.
-    let shape_of: Vec<String> = back.inputs[1..]
+    let shape_of = back.inputs[1..]
         .iter()
         .filter_map(|a| match only(&a.name)? {
             OnnxNode::Shape(shape) if shape.inputs[0].name == x => Some(shape.name.clone()),
             _ => None,
-        })
+        });
+    let folded = [grouped.name.clone(), norm.name.clone(), back.name.clone()]
+        .into_iter()
+        .chain(shape_of)
         .collect();
-    // `[N, G, -1]` before the norm, the input's shape restored after it (the exporters'
-    // pattern, nothing else), γ and β per channel.
     let pattern = identity
         && grouped_by(&grouped.outputs[0].ty, groups)
-        && same_shape(&back.outputs[0].ty, &grouped.inputs[0].ty)
-        && per_channel(&gamma).is_some()
-        && per_channel(&gamma) == per_channel(&beta);
-    pattern.then(|| GroupNormFound {
-        last: last.to_string(),
+        && same_shape(&back.outputs[0].ty, &grouped.inputs[0].ty);
+    pattern.then_some(NormalizedGroups {
         x,
         groups,
         epsilon: norm.config.epsilon,
-        folded: [
-            grouped.name.clone(),
-            norm.name.clone(),
-            back.name.clone(),
-            mul.name.clone(),
-        ]
-        .into_iter()
-        .chain(shape_of)
-        .collect(),
-        gamma: Constant::flat(gamma),
-        beta: Constant::flat(beta),
+        folded,
     })
 }
 
-/// `C` when a constant's dims are `[C, 1, 1]` or `[1, C, 1, 1]` (one value per channel of an
-/// image, broadcast over its height and width).
-fn per_channel(c: &Constant) -> Option<usize> {
-    match c.dims[..] {
-        [channels, 1, 1] | [1, channels, 1, 1] => Some(channels),
+/// A constant as one value per channel (`[C]`, from `[C, 1, 1]` or `[1, C, 1, 1]`), or one
+/// number for every channel (`[1]`; the converter repeats it for the input's channels).
+fn per_channel(c: Constant) -> Option<Constant> {
+    match (&c.dims[..], c.values.len()) {
+        (_, 1) | ([_, 1, 1] | [1, _, 1, 1], _) => Some(c.flat()),
         _ => None,
     }
 }
