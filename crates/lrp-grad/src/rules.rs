@@ -558,7 +558,7 @@ impl CustomRule {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -591,9 +591,9 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn every_rule_but_pass_has_terms() {
-        let rules = [
+    /// One of each built-in rule (the tests of the rules and of their text forms share it).
+    pub(crate) fn every_built_in_rule() -> Vec<Rule> {
+        vec![
             Rule::Zero,
             Rule::Epsilon { epsilon: 0.1 },
             Rule::Gamma { gamma: 0.25 },
@@ -608,9 +608,18 @@ mod tests {
             },
             Rule::Flat,
             Rule::WSquare,
+            Rule::Pass,
             Rule::Norm,
-        ];
-        for rule in rules {
+            Rule::LxtEpsilon { epsilon: 0.1 },
+            Rule::Gradient,
+            Rule::Block,
+        ]
+    }
+
+    #[test]
+    fn every_rule_but_pass_has_terms() {
+        let routed = |r: &Rule| matches!(r, Rule::Pass | Rule::Gradient | Rule::Block);
+        for rule in every_built_in_rule().into_iter().filter(|r| !routed(r)) {
             let groups = rule.groups().expect("terms");
             assert!(groups.iter().all(|g| !g.terms.is_empty()), "{rule:?}");
         }

@@ -234,28 +234,7 @@ mod tests {
             let rule: Rule = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(rule.name(), *name);
         }
-        let built_in = [
-            Rule::Zero,
-            Rule::Epsilon { epsilon: 0.1 },
-            Rule::Gamma { gamma: 0.25 },
-            Rule::AlphaBeta {
-                alpha: 2.0,
-                beta: 1.0,
-            },
-            Rule::ZPlus,
-            Rule::ZBox {
-                low: 0.0.into(),
-                high: 1.0.into(),
-            },
-            Rule::Flat,
-            Rule::WSquare,
-            Rule::Pass,
-            Rule::Norm,
-            Rule::LxtEpsilon { epsilon: 0.1 },
-            Rule::Gradient,
-            Rule::Block,
-        ];
-        for rule in built_in {
+        for rule in crate::rules::tests::every_built_in_rule() {
             assert!(
                 names.contains(&rule.name()),
                 "{} is not in RULE_SYNTAX",

@@ -76,12 +76,11 @@ fn self_gated<'a>(
     x: &'a str,
     gate: &str,
 ) -> Option<Match<'a>> {
-    let input = |n: &OnnxNode| n.inputs()[0].name.clone();
     match only(gate)? {
         OnnxNode::Sigmoid(s) if s.inputs[0].name == x => {
             Some((x, Activation::Silu, vec![s.name.clone()]))
         }
-        OnnxNode::Tanh(t) => match only(&input(only(gate)?))? {
+        OnnxNode::Tanh(t) => match only(&t.inputs[0].name)? {
             OnnxNode::Softplus(sp) if sp.inputs[0].name == x => {
                 Some((x, Activation::Mish, vec![t.name.clone(), sp.name.clone()]))
             }
