@@ -338,20 +338,52 @@ fn the_onnx_exports_match_lxt() {
     check("bert", Source::Onnx("model.onnx"));
 }
 
-/// torchvision's `nn.MultiheadAttention` exports in its sequence-first layout: the export is
-/// refused before anything runs, naming the node that moves the batch axis (graphs are per
-/// sample). The graph rebuilt from its weights above is what explains that model.
+/// torchvision's own `VisionTransformer` export (dynamo): `nn.MultiheadAttention` works
+/// sequence-first (`Transpose [1, 0, 2]` moves the batch behind the tokens), splits its fused
+/// in-projection through a rank-5 `Unsqueeze`/`Transpose`/`Squeeze` and three `Gather`s, folds
+/// the batch into the heads (`[T, N·H, dh]` → `[N·H, T, dh]`) and tokens in front of it
+/// (`[T·N, D]`) — each read as a per-sample permutation, reshape or slice.
 #[test]
-fn torchvisions_own_vit_export_is_refused_naming_the_node() {
-    let path = folder("vit-torchvision").join("model.onnx");
-    let err = match lrp_grad::onnx::load(&path, &common::device()) {
-        Ok(_) => panic!("the export moves the batch axis, yet it loaded"),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        err.contains("node `transpose2` (Transpose): permutation [1, 0, 2] moves the batch axis"),
-        "{err}"
-    );
+fn torchvisions_own_vit_export_matches_lxt() {
+    check("vit-torchvision", Source::Onnx("model.onnx"));
+}
+
+/// LRP stays per sample when the export folds the batch into the heads: explaining the batch
+/// in another order gives each sample's relevance unchanged, to the last bit.
+#[test]
+fn permuting_the_batch_of_a_model_that_folds_it_into_the_heads_permutes_the_relevance() {
+    let folder = folder("vit-torchvision");
+    let graph = lrp_grad::onnx::load(&folder.join("model.onnx"), &common::device())
+        .unwrap()
+        .graph;
+    let reference = read_f32_tensors(&folder.join("reference.safetensors"));
+    let (shape, input) = &reference["input"];
+    let [n, c, h, w] = shape[..] else { panic!("an image batch") };
+    let per = c * h * w;
+    let order = [2, 0, 1];
+    let permuted: Vec<f32> = order
+        .iter()
+        .flat_map(|&i| input[i * per..(i + 1) * per].to_vec())
+        .collect();
+    for composite in [Composite::attn_lrp(), Composite::cp_lrp()] {
+        let explain = |x: Vec<f32>, targets: Vec<usize>| {
+            let e = Explainer::new()
+                .composite(composite.clone())
+                .target(Target::PerSample(targets))
+                .explain(&graph, tensor(x, [n, c, h, w]))
+                .unwrap();
+            values(e.relevance)
+        };
+        let r = explain(input.clone(), vec![0, 1, 2]);
+        let rp = explain(permuted.clone(), order.to_vec());
+        for (j, &i) in order.iter().enumerate() {
+            assert_eq!(
+                &rp[j * per..(j + 1) * per],
+                &r[i * per..(i + 1) * per],
+                "sample {i} explained at position {j}"
+            );
+        }
+    }
 }
 
 /// A text model from its ONNX export: token ids in (the embedding lookup taken out of the

@@ -11,12 +11,10 @@ use onnx_ir::ir::{ArgType, Argument};
 use onnx_ir::node::clip::ClipInput;
 use onnx_ir::node::padding::{AutoPad, PaddingConfig2d as OnnxPadding};
 use onnx_ir::node::reduce::ReduceAxes;
-use onnx_ir::node::reshape::ReshapeInput;
-use onnx_ir::node::squeeze::SqueezeInput;
-use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 
 use super::OnnxError;
 use super::constant_scale::ConstantScale;
+use super::layout::Layout;
 use super::params::{self, Constant, ConvGeometry};
 use super::patterns::GroupNormFound;
 use crate::model::graph::node_shape;
@@ -31,14 +29,22 @@ GlobalAveragePool, ReduceMean (over the spatial axes, or one axis of a sequence)
 Unsqueeze, Transpose, Gather of one constant index (a class token), Concat of a constant before an activation \
 (a class token), BatchNormalization, Dropout, Identity; a final Softmax is dropped (the logits are explained)";
 
-/// An activation of the graph being built: its value and per-sample shape.
+/// An activation of the graph being built: its value, the per-sample shape the graph holds
+/// it in, and how the export lays it out (where the batch is; see [`Layout`]).
 #[derive(Clone, Debug)]
-struct Value {
-    id: NodeId,
-    shape: FeatureShape,
+pub(super) struct Value {
+    pub id: NodeId,
+    pub shape: FeatureShape,
+    pub layout: Layout,
 }
 
 impl Value {
+    /// A value laid out batch first, held in its own per-sample shape.
+    fn standard(id: NodeId, shape: FeatureShape) -> Self {
+        let layout = Layout::standard(&shape.dims());
+        Value { id, shape, layout }
+    }
+
     fn dims(&self) -> Vec<usize> {
         self.shape.dims()
     }
@@ -48,7 +54,9 @@ pub(super) struct Converter<'a> {
     file: &'a Path,
     device: &'a Device,
     pub graph: Graph,
-    values: HashMap<String, Value>,
+    pub(super) values: HashMap<String, Value>,
+    /// The batch size the model was exported with (where a reshape puts the batch).
+    pub(super) batch: usize,
     /// The last nodes of activations written as several nodes (see [`super::patterns`]), with
     /// their input's name and the function.
     composed: HashMap<String, (String, Activation)>,
@@ -68,21 +76,21 @@ pub(super) struct Converter<'a> {
 type NodeResult<T> = Result<T, String>;
 
 impl<'a> Converter<'a> {
-    pub fn new(file: &'a Path, device: &'a Device, input: &str, shape: FeatureShape) -> Self {
+    pub fn new(
+        file: &'a Path,
+        device: &'a Device,
+        (input, shape): (&str, FeatureShape),
+        batch: usize,
+    ) -> Self {
         let graph = Graph::new();
         let mut values = HashMap::new();
-        values.insert(
-            input.to_string(),
-            Value {
-                id: graph.input(),
-                shape,
-            },
-        );
+        values.insert(input.to_string(), Value::standard(graph.input(), shape));
         Converter {
             file,
             device,
             graph,
             values,
+            batch,
             composed: HashMap::new(),
             group_norms: HashMap::new(),
             gelu: HashMap::new(),
@@ -200,7 +208,7 @@ impl<'a> Converter<'a> {
             self.composed.get(node.name()).cloned(),
             self.group_norms.remove(node.name()),
         ) {
-            (Some((x, activation)), _) => self.push_on(node, Op::Layer(activation.into()), &x),
+            (Some((x, activation)), _) => self.activation_on(node, activation, &x),
             (None, Some(found)) => self.group_norm(node, found),
             (None, None) => self.translate(node),
         };
@@ -237,7 +245,7 @@ impl<'a> Converter<'a> {
             OnnxNode::Add(_) => self.add(node),
             OnnxNode::Mul(_) => self.mul(node),
             OnnxNode::Concat(n) => self.concat(node, n.config.axis),
-            OnnxNode::Flatten(n) => self.flatten(node, n.config.axis),
+            OnnxNode::Flatten(n) => self.flatten_onnx(node, n.config.axis),
             OnnxNode::Reshape(n) => self.reshape(node, &n.config.shape),
             OnnxNode::Squeeze(n) => self.squeeze(node, n.config.axes.as_ref()),
             OnnxNode::Unsqueeze(n) => self.unsqueeze(node, &n.config),
@@ -248,16 +256,18 @@ impl<'a> Converter<'a> {
             OnnxNode::Softmax(n) => self.softmax(node, n.config.axis),
             OnnxNode::LayerNormalization(n) => self.layer_norm(node, &n.config),
             OnnxNode::InstanceNormalization(n) => self.instance_norm(node, n.config.epsilon),
-            OnnxNode::Gather(n) => self.gather(node, n.config.axis),
+            OnnxNode::Gather(n) => self.gather(node, n.config.axis as i64),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
             OnnxNode::Expand(_) => self.expand_constant(node),
             _ => self.activation(node),
         }
     }
 
+    /// An element-wise activation: any layout.
     fn activation(&mut self, node: &OnnxNode) -> Result<(), Failure> {
         let activation = Activation::from_onnx(node).ok_or(Failure::Unsupported)?;
-        self.unary(node, Op::Layer(activation.into()))
+        let x = self.activation_input(node, 0)?;
+        self.push_laid(node, Op::Layer(activation.into()), &[x])
     }
 
     /// Pushes `op` on the node's first input.
@@ -266,19 +276,88 @@ impl<'a> Converter<'a> {
         self.push(node, op, &[x])
     }
 
-    /// Pushes `op` on `inputs`; its output shape comes from the graph's own shape inference,
-    /// which also checks the inputs (the exporters leave some shapes symbolic).
+    /// Pushes `op` on `inputs` laid out batch first; its output shape comes from the graph's
+    /// own shape inference, which also checks the inputs (the exporters leave some shapes
+    /// symbolic).
     fn push(&mut self, node: &OnnxNode, op: Op, inputs: &[Value]) -> Result<(), Failure> {
+        if let Some(x) = inputs.iter().find(|v| !v.layout.is_standard()) {
+            return Err(format!(
+                "reads a value laid out as {} (the batch moved by an earlier Transpose or Reshape); lrp-grad takes this operator on batch-first values",
+                x.layout.describe()
+            )
+            .into());
+        }
+        let shape = self.push_node(node, op, inputs)?;
+        let id = self.graph.nodes().len();
+        let value = Value::standard(NodeId(id), shape);
+        self.values.insert(node.outputs()[0].name.clone(), value);
+        Ok(())
+    }
+
+    /// Pushes `op`, which treats each sample's values alike wherever the batch is (element-wise,
+    /// or along the last axes), on `inputs` of one layout; the output keeps it.
+    fn push_laid(&mut self, node: &OnnxNode, op: Op, inputs: &[Value]) -> Result<(), Failure> {
+        let first = &inputs[0].layout;
+        if let Some(x) = inputs.iter().find(|v| !v.layout.same_structure(first)) {
+            return Err(format!(
+                "combines values laid out as {} and {}, which pair different samples",
+                first.describe(),
+                x.layout.describe()
+            )
+            .into());
+        }
+        let inputs: Vec<Value> = (inputs.iter().cloned())
+            .map(|x| self.materialized(x))
+            .collect::<NodeResult<_>>()?;
+        let shape = self.push_node(node, op, &inputs)?;
+        let mut layout = inputs[0].layout.clone();
+        if layout.sample.len() != shape.rank() {
+            return Err(format!(
+                "changes the rank of a sample laid out as {}",
+                layout.describe()
+            )
+            .into());
+        }
+        layout.sample = shape.dims();
+        let id = NodeId(self.graph.nodes().len());
+        self.values
+            .insert(node.outputs()[0].name.clone(), Value { id, shape, layout });
+        Ok(())
+    }
+
+    /// Adds the graph node and returns its output shape.
+    fn push_node(&mut self, node: &OnnxNode, op: Op, inputs: &[Value]) -> NodeResult<FeatureShape> {
         let id = self
             .graph
             .push(unique_name(node), op, inputs.iter().map(|v| v.id));
         let shapes: Vec<FeatureShape> = inputs.iter().map(|v| v.shape).collect();
         let index = id.index() - 1;
-        let shape =
-            node_shape(&self.graph.nodes()[index], index, &shapes).map_err(|e| e.to_string())?;
-        self.values
-            .insert(node.outputs()[0].name.clone(), Value { id, shape });
-        Ok(())
+        node_shape(&self.graph.nodes()[index], index, &shapes).map_err(|e| e.to_string())
+    }
+
+    /// `x` held in its own per-sample dims (a rank-4 or -5 sample cannot be).
+    pub(super) fn materialized(&self, x: Value) -> NodeResult<Value> {
+        if x.shape.dims() == x.layout.sample {
+            return Ok(x);
+        }
+        Err(format!(
+            "a sample of shape {:?} (laid out as {}); lrp-grad's graphs hold per-sample ranks 1 to 3",
+            x.layout.sample,
+            x.layout.describe()
+        ))
+    }
+
+    /// The per-sample axis of the last ONNX axis, when it is one axis of a sample (what a dense
+    /// layer, a norm or a softmax over the last axis needs).
+    fn last_axis(&self, x: &Value) -> NodeResult<usize> {
+        let axis = x.layout.sample_axis(-1)?;
+        match axis + 1 == x.layout.sample.len() {
+            true => Ok(axis),
+            false => Err(format!(
+                "the last axis of {} is not a sample's last",
+                x.layout.describe()
+            )),
+        }
     }
 
     /// Dropout and Identity: the output is the input.
@@ -288,7 +367,17 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    fn activation_input(&self, node: &OnnxNode, index: usize) -> NodeResult<Value> {
+    /// `Flatten` from axis 1 of a batch-first value is a [`Flatten`] layer; any other, a
+    /// reshape that follows the batch.
+    fn flatten_onnx(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        match axis == 1 && x.layout.is_standard() {
+            true => self.unary(node, Op::Layer(Flatten.into())),
+            false => self.flatten(node),
+        }
+    }
+
+    pub(super) fn activation_input(&self, node: &OnnxNode, index: usize) -> NodeResult<Value> {
         let arg = node
             .inputs()
             .get(index)
@@ -327,7 +416,8 @@ impl<'a> Converter<'a> {
         let weight = constant(node, 1)?.ok_or("the weight is not a constant")?;
         let bias = constant(node, 2)?;
         let linear = params::linear(&weight, bias.as_ref(), transposed, self.device)?;
-        self.push(node, Op::Layer(linear.into()), &[x])
+        self.last_axis(&x)?;
+        self.push_laid(node, Op::Layer(linear.into()), &[x])
     }
 
     fn batch_norm(&mut self, node: &OnnxNode, epsilon: f64) -> Result<(), Failure> {
@@ -395,10 +485,7 @@ impl<'a> Converter<'a> {
         let id = self
             .graph
             .push(format!("{}.pool", unique_name(node)), pool, [x.id]);
-        let pooled = Value {
-            id,
-            shape: FeatureShape::image(x.shape.channels(), 1, 1),
-        };
+        let pooled = Value::standard(id, FeatureShape::image(x.shape.channels(), 1, 1));
         let shape = vec![x.shape.channels()];
         self.push(
             node,
@@ -432,7 +519,8 @@ impl<'a> Converter<'a> {
                 let mut dims = x.dims();
                 dims.remove(axis as usize - 1);
                 let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
-                self.reshape_to(node, Value { id, shape }, output_dims(node)?)
+                let layout = Layout::standard(&output_dims(node)?);
+                self.relabel(node, Value::standard(id, shape), layout)
             }
             _ => Err(format!(
                 "a mean over axes {axes:?} of per-sample shape {:?}; lrp-grad takes the mean over the spatial axes [2, 3] of an image, or over one axis",
@@ -448,7 +536,7 @@ impl<'a> Converter<'a> {
         let (x, other) = self.activation_and_other(node)?;
         let Some(constant) = other.constant else {
             let b = other.value.expect("an activation or a constant");
-            return self.push(node, Op::Add(crate::model::Add), &[x, b]);
+            return self.push_laid(node, Op::Add(crate::model::Add), &[x, b]);
         };
         // A leading batch axis (1, or the exported batch with the constant repeated, as an
         // `expand` folded by the exporter gives it) is dropped.
@@ -545,7 +633,7 @@ impl<'a> Converter<'a> {
         } else {
             f64::from(value)
         };
-        self.push(node, Op::Scale(crate::model::Scale { factor }), &[x])
+        self.push_laid(node, Op::Scale(crate::model::Scale { factor }), &[x])
     }
 
     fn div(&mut self, node: &OnnxNode) -> Result<(), Failure> {
@@ -561,15 +649,32 @@ impl<'a> Converter<'a> {
     fn matmul(&mut self, node: &OnnxNode) -> Result<(), Failure> {
         let a = self.activation_input(node, 0)?;
         let b = self.activation_input(node, 1)?;
-        self.push(node, Op::MatMul(crate::model::MatMul), &[a, b])
+        for x in [&a, &b] {
+            let rank = x.layout.axes.len();
+            if x.layout.batch_axis + 2 >= rank {
+                return Err(format!(
+                    "multiplies {} over axes that hold the batch",
+                    x.layout.describe()
+                )
+                .into());
+            }
+        }
+        self.push_laid(node, Op::MatMul(crate::model::MatMul), &[a, b])
     }
 
     fn softmax(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
-        if axis == 0 {
-            return Err("a softmax over the batch axis".to_string().into());
-        }
-        let softmax = crate::model::Softmax { axis: axis - 1 };
-        self.unary(node, Op::Softmax(softmax))
+        let x = self.activation_input(node, 0)?;
+        let softmax = crate::model::Softmax {
+            axis: x.layout.sample_axis(axis as i64)?,
+        };
+        self.push_laid(node, Op::Softmax(softmax), &[x])
+    }
+
+    /// An activation found as several nodes, on the activation named `x` (any layout).
+    fn activation_on(&mut self, node: &OnnxNode, f: Activation, x: &str) -> Result<(), Failure> {
+        let x = self.values.get(x).cloned();
+        let x = x.ok_or_else(|| Failure::Node("its input is not an activation".to_string()))?;
+        self.push_laid(node, Op::Layer(f.into()), &[x])
     }
 
     /// `op` on the activation named `x`.
@@ -619,7 +724,8 @@ impl<'a> Converter<'a> {
         c: &onnx_ir::node::layer_norm::LayerNormConfig,
     ) -> Result<(), Failure> {
         let x = self.activation_input(node, 0)?;
-        let rank = x.dims().len() as i64 + 1;
+        let rank = x.layout.axes.len() as i64;
+        self.last_axis(&x)?;
         if c.axis != -1 && c.axis != rank - 1 {
             return Err(format!(
                 "normalizes from axis {}; lrp-grad normalizes the last axis",
@@ -630,7 +736,7 @@ impl<'a> Converter<'a> {
         let gamma = constant(node, 1)?.ok_or("the scale is not a constant")?;
         let beta = constant(node, 2)?;
         let norm = params::layer_norm(&gamma, beta.as_ref(), c.epsilon, self.device)?;
-        self.push(node, Op::LayerNorm(norm), &[x])
+        self.push_laid(node, Op::LayerNorm(norm), &[x])
     }
 
     /// `x · sigmoid(x)` becomes SiLU; any other product of two activations is a gate (the
@@ -641,7 +747,7 @@ impl<'a> Converter<'a> {
         }
         if let Some(x) = self.gelu.get(node.name()).cloned() {
             let x = self.values[&x].clone();
-            return self.push(node, Op::Layer(Activation::Gelu.into()), &[x]);
+            return self.push_laid(node, Op::Layer(Activation::Gelu.into()), &[x]);
         }
         let (a, other) = self.activation_and_other(node)?;
         let b = match other {
@@ -653,7 +759,7 @@ impl<'a> Converter<'a> {
         // Factors of one shape (a gated MLP's act(g)·u): AttnLRP's uniform product. A smaller
         // factor broadcast over the other (squeeze-excitation) is a gate.
         if a.shape == b.shape {
-            return self.push(node, Op::Mul(crate::model::Mul), &[a, b]);
+            return self.push_laid(node, Op::Mul(crate::model::Mul), &[a, b]);
         }
         let (x, gate) = if b.shape.numel() <= a.shape.numel() {
             (a, b)
@@ -668,6 +774,7 @@ impl<'a> Converter<'a> {
             self.values.get(&pattern.x).cloned().ok_or_else(|| {
                 format!("RMS norm of `{}`, which is not an activation", pattern.x)
             })?;
+        self.last_axis(&x)?;
         let d = x.shape.last();
         let mut norm = crate::model::RmsNorm::new(d, pattern.epsilon, self.device);
         if let Some(gamma) = pattern.gamma {
@@ -681,26 +788,28 @@ impl<'a> Converter<'a> {
                 self.device,
             ));
         }
-        self.push(node, Op::RmsNorm(norm), &[x])
+        self.push_laid(node, Op::RmsNorm(norm), &[x])
     }
 
     /// A concatenation of activations, or constants before one activation (a class token).
     fn concat(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
-        if axis == 0 {
-            return Err("concatenation along the batch axis".to_string().into());
-        }
         let count = node.inputs().len();
         if count == 2
             && self.activation_input(node, 0).is_err()
             && let Ok(x) = self.activation_input(node, 1)
         {
+            if axis == 0 {
+                return Err("concatenation along the batch axis".to_string().into());
+            }
             return self.prepend(node, x, axis - 1);
         }
         let inputs = (0..count)
             .map(|i| self.activation_input(node, i))
             .collect::<NodeResult<Vec<_>>>()?;
-        let concat = crate::model::Concat { axis: axis - 1 };
-        self.push(node, Op::Concat(concat), &inputs)
+        let concat = crate::model::Concat {
+            axis: inputs[0].layout.sample_axis(axis as i64)?,
+        };
+        self.push_laid(node, Op::Concat(concat), &inputs)
     }
 
     /// `Concat(constant, x)`: the constant (per sample, a leading batch axis dropped) before `x`.
@@ -719,111 +828,6 @@ impl<'a> Converter<'a> {
         );
         let prepend = crate::model::Prepend::new(values, shape, axis);
         self.push(node, Op::Prepend(prepend), &[x])
-    }
-
-    /// `Gather` of one constant index along a per-sample axis (a class token `x[:, 0]`): a slice,
-    /// then the axis dropped.
-    fn gather(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
-        let x = self.activation_input(node, 0)?;
-        let index = constant(node, 1)?.ok_or("the index is missing")?;
-        let [i] = index.values[..] else {
-            return Err(format!(
-                "gathers indices of shape {:?}; lrp-grad takes one constant index (a slice)",
-                index.dims
-            )
-            .into());
-        };
-        if axis == 0 || i < 0.0 {
-            return Err("gathers along the batch axis or at a negative index".into());
-        }
-        let slice = crate::model::Slice {
-            axis: axis - 1,
-            start: i as usize,
-            len: 1,
-        };
-        let id = self.graph.push(
-            format!("{}.slice", unique_name(node)),
-            Op::Slice(slice),
-            [x.id],
-        );
-        let mut dims = x.dims();
-        dims[axis - 1] = 1;
-        let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
-        // A scalar index drops the axis (the parser does not always know the output shape).
-        dims.remove(axis - 1);
-        self.reshape_to(node, Value { id, shape }, dims)
-    }
-
-    fn flatten(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
-        if axis != 1 {
-            return Err(
-                format!("flattens from axis {axis}; expected axis 1 (keep the batch)").into(),
-            );
-        }
-        self.unary(node, Op::Layer(Flatten.into()))
-    }
-
-    /// A reshape keeps the batch axis: its first target dim must be the batch (the exported
-    /// batch size, `-1` or `0`); the per-sample shape comes from shape inference.
-    fn reshape(&mut self, node: &OnnxNode, shape: &ReshapeInput) -> Result<(), Failure> {
-        let ReshapeInput::Static(target) = shape else {
-            return Err("the target shape is computed at run time; expected a constant".into());
-        };
-        let x = self.activation_input(node, 0)?;
-        let dims = output_dims(node)?;
-        if dims.iter().product::<usize>() != x.shape.numel() {
-            return Err(format!(
-                "reshapes per-sample {:?} to {target:?}, which moves values across samples; expected the batch axis first",
-                x.dims()
-            )
-            .into());
-        }
-        self.reshape_to(node, x, dims)
-    }
-
-    fn reshape_to(&mut self, node: &OnnxNode, x: Value, dims: Vec<usize>) -> Result<(), Failure> {
-        if dims == x.dims() {
-            self.values.insert(node.outputs()[0].name.clone(), x);
-            return Ok(());
-        }
-        if dims.is_empty() || dims.len() > FeatureShape::MAX_RANK {
-            return Err(format!(
-                "reshapes to per-sample {dims:?}; lrp-grad's graphs hold per-sample ranks 1 to 3 ([F], [T, D], [C, H, W])"
-            )
-            .into());
-        }
-        let op = Op::Reshape(crate::model::Reshape { shape: dims });
-        self.push(node, op, &[x])
-    }
-
-    fn squeeze(&mut self, node: &OnnxNode, axes: Option<&SqueezeInput>) -> Result<(), Failure> {
-        if let Some(SqueezeInput::Static(axes)) = axes
-            && axes.contains(&0)
-        {
-            return Err("squeezes the batch axis".to_string().into());
-        }
-        let x = self.activation_input(node, 0)?;
-        let dims = output_dims(node)?;
-        self.reshape_to(node, x, dims)
-    }
-
-    fn unsqueeze(&mut self, node: &OnnxNode, config: &UnsqueezeConfig) -> Result<(), Failure> {
-        if let UnsqueezeConfig::Static(axes) = config
-            && axes.contains(&0)
-        {
-            return Err("adds an axis before the batch axis".to_string().into());
-        }
-        let x = self.activation_input(node, 0)?;
-        let dims = output_dims(node)?;
-        self.reshape_to(node, x, dims)
-    }
-
-    fn transpose(&mut self, node: &OnnxNode, perm: &[i64]) -> Result<(), Failure> {
-        if perm.first() != Some(&0) {
-            return Err(format!("permutation {perm:?} moves the batch axis").into());
-        }
-        let axes = perm[1..].iter().map(|&a| a as usize - 1).collect();
-        self.unary(node, Op::Permute(crate::model::Permute { axes }))
     }
 
     /// `Clip(0, 6)` is ReLU6 (MobileNet), `Clip(0, ∞)` ReLU.
@@ -964,7 +968,7 @@ struct Other {
 }
 
 /// Why a node could not be translated.
-enum Failure {
+pub(super) enum Failure {
     Unsupported,
     Node(String),
 }
@@ -983,13 +987,25 @@ impl From<&str> for Failure {
 
 /// The node's name in the graph: the parser's (it renames every node by operator and order,
 /// `conv2d1`, `conv2d2`, …, and its values alike, so the exporter's names are not available).
-fn unique_name(node: &OnnxNode) -> String {
+pub(super) fn unique_name(node: &OnnxNode) -> String {
     node.name().to_string()
 }
 
 /// The per-sample dims ONNX shape inference gives the node's first output.
 fn output_dims(node: &OnnxNode) -> NodeResult<Vec<usize>> {
     per_sample_dims(&node.outputs()[0]).ok_or_else(|| {
+        "its output shape is not known statically (export with a fixed input size)".to_string()
+    })
+}
+
+/// All dims ONNX shape inference gives the node's first output (the batch as exported).
+pub(super) fn full_dims(node: &OnnxNode) -> NodeResult<Vec<usize>> {
+    let ArgType::Tensor(t) = &node.outputs()[0].ty else {
+        return Err("its output is not a tensor".to_string());
+    };
+    let shape = t.static_shape.as_ref();
+    let dims = shape.and_then(|s| s.iter().copied().collect::<Option<Vec<usize>>>());
+    dims.ok_or_else(|| {
         "its output shape is not known statically (export with a fixed input size)".to_string()
     })
 }
@@ -1004,7 +1020,7 @@ pub(super) fn per_sample_dims(arg: &Argument) -> Option<Vec<usize>> {
 }
 
 /// A constant input, or `None` when the input is absent.
-fn constant(node: &OnnxNode, index: usize) -> NodeResult<Option<Constant>> {
+pub(super) fn constant(node: &OnnxNode, index: usize) -> NodeResult<Option<Constant>> {
     let Some(arg) = node.inputs().get(index) else {
         return Ok(None);
     };

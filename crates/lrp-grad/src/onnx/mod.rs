@@ -38,6 +38,8 @@
 mod constant_scale;
 mod convert;
 pub(crate) mod error;
+mod layout;
+mod moves;
 mod params;
 mod patterns;
 
@@ -92,13 +94,26 @@ pub fn load(path: &Path, device: &Device) -> Result<OnnxModel, OnnxError> {
         nodes.retain(|n| n.name() != lookup.0);
         (lookup.1, shape, Some(embedding))
     };
-    let mut converter = convert::Converter::new(path, device, &graph_input, input_shape);
+    let mut converter = convert::Converter::new(
+        path,
+        device,
+        (&graph_input, input_shape),
+        export_batch(&onnx),
+    );
     converter.find_activations(&nodes);
     converter.find_gelu(&nodes);
     converter.find_rms_norm(&nodes);
     converter.find_group_norms(&nodes);
     for node in &nodes {
         converter.node(node)?;
+    }
+    if let Some(layout) = converter.values.get(&output).map(|v| &v.layout)
+        && !layout.is_standard()
+    {
+        return Err(interface(format!(
+            "the output `{output}` is laid out as {}; expected the batch first",
+            layout.describe()
+        )));
     }
     let last = converter.graph.len();
     if converter.value_of(&output).map(|id| id.index()) != Some(last) || last == 0 {
@@ -156,6 +171,16 @@ fn missing_external_data(path: &Path, reason: &str) -> Option<PathBuf> {
 }
 
 /// The one input: its name, per-sample dims and type (float32, or integer token ids).
+/// The batch size the model was exported with (1 when the export left it symbolic).
+fn export_batch(onnx: &OnnxGraph) -> usize {
+    let input = onnx.inputs.iter().find(|a| !a.is_constant());
+    let dims = input.and_then(|a| match &a.ty {
+        ArgType::Tensor(t) => t.static_shape.clone(),
+        _ => None,
+    });
+    dims.and_then(|d| d.first().copied().flatten()).unwrap_or(1)
+}
+
 fn input(onnx: &OnnxGraph) -> Result<(String, Vec<usize>, DType), String> {
     let inputs: Vec<_> = onnx.inputs.iter().filter(|a| !a.is_constant()).collect();
     let [input] = inputs[..] else {
