@@ -336,6 +336,9 @@ fn the_onnx_exports_match_lxt() {
     // two constant summands (their ε-shares telescope to LXT's one sum), post-norm blocks, the
     // pooler's Gather + Tanh.
     check("bert", Source::Onnx("model.onnx"));
+    // The same BERT with transformers' default attention (SDPA): the batch folds into the
+    // heads (`Reshape` to `[-1, T, dh]`) and is split again.
+    check("bert", Source::Onnx("model-sdpa.onnx"));
 }
 
 /// torchvision's own `VisionTransformer` export (dynamo): `nn.MultiheadAttention` works

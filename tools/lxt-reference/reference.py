@@ -371,9 +371,30 @@ def export_library_model(net, example, path):
                       external_data=False)
 
 
+def export_bert_sdpa():
+    """`bert/model-sdpa.onnx`: the committed BERT fixture's model exported with transformers'
+    default attention (SDPA), which folds the batch into the heads (`Reshape` to `[-1, T, dh]`)
+    — the same weights and math as `model.onnx`, so the same LXT reference applies."""
+    from safetensors.torch import load_file
+    from transformers import BertForSequenceClassification
+    eager, w = hf_bert(7)
+    saved = load_file(str(OUT / "bert" / "weights.safetensors"))
+    assert all(torch.equal(saved[k], v) for k, v in w.items()), "not the committed fixture's weights"
+    config = eager.config
+    config._attn_implementation = "sdpa"
+    net = BertForSequenceClassification(config).eval()
+    net.load_state_dict(eager.state_dict())
+    ids = torch.randint(1, len(VOCAB), (3, TOKENS["bert"]), generator=torch.Generator().manual_seed(17))
+    with torch.no_grad():
+        assert torch.allclose(net(ids).logits, eager(ids).logits, atol=1e-6)
+    export_library_model(net, ids, OUT / "bert" / "model-sdpa.onnx")
+
+
 def main():
     import sys
     chosen = sys.argv[1:]  # kinds to regenerate; all when none are named
+    if chosen == ["bert-sdpa"]:
+        return export_bert_sdpa()
     for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1), ("text", (6,), 2),
                               ("vit-cls", (1, 12, 12), 4), ("llama", (5, D), 5),
                               ("vit-torchvision", (3, 12, 12), 6), ("bert", (6,), 7)):

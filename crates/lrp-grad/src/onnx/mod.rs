@@ -27,8 +27,10 @@
 //! [`Gate`](crate::Gate). Every other operator is translated one to one, or refused
 //! with an [`OnnxError`] naming the node, before anything runs.
 //!
-//! The batch axis is free: a model exported with a batch of 2 explains any batch size, as
-//! long as its reshapes keep the batch axis first.
+//! The batch axis is free: a model exported with a batch of 2 explains any batch size. Exports
+//! that move the batch (sequence-first attention) or fold it into another axis (the heads of
+//! SDPA's `[N·H, T, dh]`) load too: each value knows where its batch is (`layout.rs`), and
+//! moves of it become per-sample permutes and reshapes.
 //!
 //! Text models whose input is token ids (`int64 [N, T]`) read by an embedding lookup
 //! (`Gather` of a constant table) load too: the lookup becomes [`OnnxModel::embedding`] and
