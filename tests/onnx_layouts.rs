@@ -1,0 +1,51 @@
+//! Exports that move values between axes the graph does not keep: ShuffleNet's channel
+//! shuffle (a rank-5 view `[N, g, C/g, H, W]`, a transpose of two of its axes, a view back),
+//! from both of PyTorch's exporters (`tools/onnx-reference/shuffle.py`), against Zennit 1.0's
+//! relevance of the PyTorch model in float64 — relevance moves with the shuffled channels.
+//! (Attention exports that move the batch or fold it into the heads: `tests/lxt.rs`.)
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::zennit::read_f32_tensors;
+use common::{assert_close, device, tensor, values};
+use lrp_grad::{Composite, Explainer, LayerType, Rule, Strategy, Target, onnx};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx/shuffle")
+        .join(name)
+}
+
+#[test]
+fn a_channel_shuffle_through_a_rank_5_view_matches_zennit_from_both_exporters() {
+    let f = read_f32_tensors(&fixture("shuffle.safetensors"));
+    let input = &f["input"].1;
+    let targets: Vec<usize> = f["targets"].1.iter().map(|&t| t as usize).collect();
+    for exporter in ["script", "dynamo"] {
+        let path = fixture(&format!("shuffle-{exporter}.onnx"));
+        let model = onnx::load(&path, &device()).unwrap_or_else(|e| panic!("{exporter}: {e}"));
+        let kinds: Vec<&str> = model.graph.nodes().iter().map(|n| n.op.kind()).collect();
+        assert!(kinds.contains(&"permute"), "{exporter}: {kinds:?}");
+        let x = tensor(input.clone(), [3, 3, 8, 8]);
+        assert_close(&values(model.graph.forward(x.clone())), &f["output"].1, 2e-5);
+        for (case, conv_rule) in [
+            ("epsilon", Rule::Epsilon { epsilon: 1e-6 }),
+            ("epsilon-plus", Rule::ZPlus),
+        ] {
+            let composite = Composite::new()
+                .with_type(LayerType::Conv2d, conv_rule)
+                .with_type(LayerType::Dense, Rule::Epsilon { epsilon: 1e-6 });
+            for strategy in [Strategy::Auto, Strategy::LayerWise] {
+                let e = Explainer::new()
+                    .composite(composite.clone())
+                    .strategy(strategy)
+                    .target(Target::PerSample(targets.clone()))
+                    .explain(&model.graph, x.clone())
+                    .unwrap();
+                assert_close(&values(e.relevance), &f[case].1, 1e-5);
+            }
+        }
+    }
+}
