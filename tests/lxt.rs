@@ -361,7 +361,9 @@ fn permuting_the_batch_of_a_model_that_folds_it_into_the_heads_permutes_the_rele
         .graph;
     let reference = read_f32_tensors(&folder.join("reference.safetensors"));
     let (shape, input) = &reference["input"];
-    let [n, c, h, w] = shape[..] else { panic!("an image batch") };
+    let [n, c, h, w] = shape[..] else {
+        panic!("an image batch")
+    };
     let per = c * h * w;
     let order = [2, 0, 1];
     let permuted: Vec<f32> = order

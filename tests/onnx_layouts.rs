@@ -29,7 +29,11 @@ fn a_channel_shuffle_through_a_rank_5_view_matches_zennit_from_both_exporters() 
         let kinds: Vec<&str> = model.graph.nodes().iter().map(|n| n.op.kind()).collect();
         assert!(kinds.contains(&"permute"), "{exporter}: {kinds:?}");
         let x = tensor(input.clone(), [3, 3, 8, 8]);
-        assert_close(&values(model.graph.forward(x.clone())), &f["output"].1, 2e-5);
+        assert_close(
+            &values(model.graph.forward(x.clone())),
+            &f["output"].1,
+            2e-5,
+        );
         for (case, conv_rule) in [
             ("epsilon", Rule::Epsilon { epsilon: 1e-6 }),
             ("epsilon-plus", Rule::ZPlus),

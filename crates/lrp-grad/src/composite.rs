@@ -8,7 +8,9 @@
 //! concatenations split it back by position and gates leave it with the gated value.
 
 use crate::error::{Error, Result};
-use crate::model::{AsGraph, Layer, Op};
+pub use crate::model::Propagation;
+use crate::model::lrp::{Form, Refusal};
+use crate::model::{AsGraph, Graph, Layer, Node, Op};
 use crate::rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, LXT_EPSILON, LXT_PRODUCT_EPSILON, Rule};
 
 /// A class of layers that a composite assigns a rule to.
@@ -69,46 +71,6 @@ impl LayerType {
             }
             LayerType::MaxPool => matches!(layer, Layer::MaxPool2d(_)),
             LayerType::Activation => layer.is_activation(),
-        }
-    }
-}
-
-/// How relevance crosses one layer, once a composite has been resolved against a model.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // one per layer, built once per explanation
-pub enum Propagation {
-    /// The gradient trick with this rule (never [`Rule::Pass`]).
-    Rule(Rule),
-    /// Relevance passes unchanged (reshaped to the layer input where the layer reshapes).
-    Pass,
-    /// Relevance goes to the winning input of each max-pooling window (the gradient).
-    WinnerTakesAll,
-    /// Input × gradient of `R / z` ([`Rule::Gradient`], softmax).
-    Gradient,
-    /// No relevance crosses ([`Rule::Block`]): the output counts as a constant.
-    Block,
-    /// A product of activations: relevance split equally among the factors that are not
-    /// constants (AttnLRP's uniform rule; a constant factor gets none).
-    Uniform,
-}
-
-impl std::fmt::Display for Propagation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Propagation::Rule(Rule::Epsilon { epsilon }) => write!(f, "epsilon (ε = {epsilon})"),
-            Propagation::Rule(Rule::Gamma { gamma }) => write!(f, "gamma (γ = {gamma})"),
-            Propagation::Rule(Rule::AlphaBeta { alpha, beta }) => {
-                write!(f, "alpha-beta (α = {alpha}, β = {beta})")
-            }
-            Propagation::Rule(Rule::LxtEpsilon { epsilon }) => {
-                write!(f, "lxt-epsilon (ε = {epsilon})")
-            }
-            Propagation::Rule(rule) => f.write_str(rule.name()),
-            Propagation::Pass => f.write_str("pass"),
-            Propagation::WinnerTakesAll => f.write_str("winner-takes-all"),
-            Propagation::Gradient => f.write_str("gradient"),
-            Propagation::Block => f.write_str("block"),
-            Propagation::Uniform => f.write_str("uniform"),
         }
     }
 }
@@ -296,6 +258,15 @@ impl Composite {
     /// every rule's parameters and that each rule makes sense for its node.
     pub fn plan(&self, model: &(impl AsGraph + ?Sized)) -> Result<Vec<Propagation>> {
         let graph = model.as_graph();
+        let rules = self.assign(&graph)?;
+        (graph.nodes().iter().zip(&rules).enumerate())
+            .map(|(index, (node, rule))| Ok(form(node, index, rule.as_ref())?.propagation()))
+            .collect()
+    }
+
+    /// The rule each node is assigned (`None`: its operation's default), by name, index,
+    /// first layer of a type and type, in that order; each assigned rule's parameters checked.
+    pub(crate) fn assign(&self, graph: &Graph) -> Result<Vec<Option<Rule>>> {
         let nodes = graph.nodes();
         if let Some(&(index, _)) = self.by_index.iter().find(|(i, _)| *i >= nodes.len()) {
             return Err(Error::NoSuchLayer {
@@ -303,9 +274,35 @@ impl Composite {
                 layers: nodes.len(),
             });
         }
-        let patterns = self
-            .by_name
-            .iter()
+        let patterns = self.patterns()?;
+        let mut first_seen = false;
+        let mut rules = Vec::with_capacity(nodes.len());
+        for (index, node) in nodes.iter().enumerate() {
+            let by_name = patterns.iter().find(|(p, _)| p.matches(&node.name));
+            let by_index = self.by_index.iter().find(|(i, _)| *i == index);
+            let first = match self.first.iter().find(|(ty, _)| ty.matches(&node.op)) {
+                Some((_, rule)) if !first_seen => {
+                    first_seen = true;
+                    Some(rule)
+                }
+                _ => None,
+            };
+            let by_type = || self.by_type.iter().find(|(ty, _)| ty.matches(&node.op));
+            let rule = (by_name.map(|(_, r)| *r))
+                .or(by_index.map(|(_, r)| r))
+                .or(first)
+                .or_else(|| by_type().map(|(_, r)| r));
+            if let Some(rule) = rule {
+                rule.validate()?;
+            }
+            rules.push(rule.cloned());
+        }
+        Ok(rules)
+    }
+
+    /// The name patterns, compiled.
+    fn patterns(&self) -> Result<Vec<(glob::Pattern, &Rule)>> {
+        (self.by_name.iter())
             .map(|(pattern, rule)| {
                 glob::Pattern::new(pattern)
                     .map(|p| (p, rule))
@@ -314,176 +311,25 @@ impl Composite {
                         reason: e.msg.to_string(),
                     })
             })
-            .collect::<Result<Vec<_>>>()?;
-        let mut first_seen = false;
-        nodes
-            .iter()
-            .enumerate()
-            .map(|(index, node)| {
-                let by_name = patterns
-                    .iter()
-                    .find(|(p, _)| p.matches(&node.name))
-                    .map(|(_, r)| *r);
-                let by_index = self
-                    .by_index
-                    .iter()
-                    .find(|(i, _)| *i == index)
-                    .map(|(_, r)| r);
-                let first = match self.first.iter().find(|(ty, _)| ty.matches(&node.op)) {
-                    Some((_, rule)) if !first_seen => {
-                        first_seen = true;
-                        Some(rule)
-                    }
-                    _ => None,
-                };
-                let by_type = || {
-                    self.by_type
-                        .iter()
-                        .find(|(ty, _)| ty.matches(&node.op))
-                        .map(|(_, r)| r)
-                };
-                match by_name.or(by_index).or(first).or_else(by_type) {
-                    Some(rule) => pair(rule, &node.op, index),
-                    None => base(&node.op, index),
-                }
-            })
             .collect()
     }
 }
 
-/// The base map for nodes no assignment covers.
-fn base(op: &Op, index: usize) -> Result<Propagation> {
-    let layer = match op {
-        Op::Layer(layer) => layer,
-        Op::Add(_) | Op::AddParam(_) | Op::Mean(_) => return Ok(Propagation::Rule(Rule::Norm)),
-        Op::Concat(_)
-        | Op::Gate(_)
-        | Op::Reshape(_)
-        | Op::Permute(_)
-        | Op::Scale(_)
-        | Op::Slice(_)
-        | Op::Prepend(_)
-        | Op::LayerNorm(_)
-        | Op::RmsNorm(_)
-        | Op::Custom(_) => {
-            return Ok(Propagation::Pass);
-        }
-        Op::MatMul(_) => {
-            return Ok(Propagation::Rule(Rule::LxtEpsilon {
-                epsilon: LXT_PRODUCT_EPSILON,
-            }));
-        }
-        Op::Mul(_) => return Ok(Propagation::Uniform),
-        Op::Softmax(_) => return Ok(Propagation::Gradient),
-    };
-    match layer {
-        Layer::Linear(_) | Layer::Conv2d(_) => Err(Error::MissingRule {
+/// The node's form for its assigned rule (what its operation answers; see
+/// [`crate::model::lrp`]), a refusal as an error naming the node.
+pub(crate) fn form<'a>(node: &'a Node, index: usize, rule: Option<&Rule>) -> Result<Form<'a>> {
+    node.op.lrp().form(rule).map_err(|refusal| match refusal {
+        Refusal::Missing => Error::MissingRule {
             index,
-            kind: layer.kind(),
-        }),
-        Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_) => Ok(Propagation::Rule(Rule::Norm)),
-        Layer::MaxPool2d(_) => Ok(Propagation::WinnerTakesAll),
-        _ => Ok(Propagation::Pass),
-    }
-}
-
-/// Checks that `rule` makes sense for the node's operation.
-fn pair(rule: &Rule, op: &Op, index: usize) -> Result<Propagation> {
-    rule.validate()?;
-    let mismatch = |reason: &str| Error::RuleLayerMismatch {
-        rule: rule.name(),
-        index,
-        kind: op.kind(),
-        reason: reason.to_string(),
-    };
-    pair_op(rule, op, &mismatch)
-}
-
-/// [`pair`] by the kind of operation.
-fn pair_op(rule: &Rule, op: &Op, mismatch: &dyn Fn(&str) -> Error) -> Result<Propagation> {
-    let stabilizer_only = matches!(
-        rule,
-        Rule::Zero | Rule::Epsilon { .. } | Rule::LxtEpsilon { .. } | Rule::Norm
-    );
-    match op {
-        Op::Layer(layer) => pair_layer(rule, layer, mismatch),
-        Op::Add(_) | Op::AddParam(_) | Op::Mean(_) | Op::MatMul(_) => match stabilizer_only {
-            true => Ok(Propagation::Rule(rule.clone())),
-            false => Err(mismatch(
-                "sums, means and products of activations take norm, epsilon, lxt-epsilon or zero (a stabilizer only)",
-            )),
+            kind: node.op.kind(),
         },
-        Op::LayerNorm(_) => match rule {
-            Rule::Pass => Ok(Propagation::Pass),
-            _ if stabilizer_only => Ok(Propagation::Rule(rule.clone())),
-            _ => Err(mismatch(
-                "layer norm takes pass (the identity rule) or epsilon, lxt-epsilon, zero (through x − mean, 1/std constant)",
-            )),
+        Refusal::Mismatch(reason) => Error::RuleLayerMismatch {
+            rule: rule.map_or("(none)", Rule::name),
+            index,
+            kind: node.op.kind(),
+            reason: reason.to_string(),
         },
-        Op::Softmax(_) => match rule {
-            Rule::Gradient => Ok(Propagation::Gradient),
-            Rule::Block => Ok(Propagation::Block),
-            _ => Err(mismatch(
-                "softmax takes gradient (AttnLRP) or block (CP-LRP)",
-            )),
-        },
-        Op::Mul(_) => Err(mismatch(
-            "an element-wise product of activations splits relevance uniformly; it takes no rule",
-        )),
-        Op::Custom(_) => match rule {
-            Rule::Pass => Ok(Propagation::Pass),
-            _ => Err(mismatch(
-                "a user's operation takes pass: its own LRP form (`Operation::lrp_forward`)",
-            )),
-        },
-        Op::Concat(_)
-        | Op::Gate(_)
-        | Op::Reshape(_)
-        | Op::Permute(_)
-        | Op::Scale(_)
-        | Op::Slice(_)
-        | Op::Prepend(_)
-        | Op::RmsNorm(_) => match rule {
-            Rule::Pass => Ok(Propagation::Pass),
-            _ => Err(mismatch(
-                "concatenations, gates, reshapes, permutations, slices, scalings and RMS norms (the identity rule) take only pass",
-            )),
-        },
-    }
-}
-
-/// [`pair`] for layers.
-fn pair_layer(rule: &Rule, layer: &Layer, mismatch: &dyn Fn(&str) -> Error) -> Result<Propagation> {
-    match layer {
-        Layer::Linear(_) | Layer::Conv2d(_) => match rule {
-            Rule::Gradient | Rule::Block => Err(mismatch(
-                "gradient and block are for softmax; use zero, epsilon or another LRP rule",
-            )),
-            Rule::Pass => Err(mismatch(
-                "pass keeps relevance as it is, but this layer maps its input to another shape; use zero, epsilon or another LRP rule",
-            )),
-            _ => Ok(Propagation::Rule(rule.clone())),
-        },
-        Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_) | Layer::MaxPool2d(_) => {
-            if matches!(rule, Rule::Pass) {
-                Err(mismatch(
-                    "pass keeps relevance as it is, but pooling changes its shape; use norm",
-                ))
-            } else if rule.needs_parameters() {
-                Err(mismatch(
-                    "the rule modifies weights, and pooling has none; use norm, zero or epsilon",
-                ))
-            } else {
-                Ok(Propagation::Rule(rule.clone()))
-            }
-        }
-        _ => match rule {
-            Rule::Pass => Ok(Propagation::Pass),
-            _ => Err(mismatch(
-                "element-wise and reshaping layers only take pass (LRP rules are for linear and pooling layers)",
-            )),
-        },
-    }
+    })
 }
 
 #[cfg(test)]

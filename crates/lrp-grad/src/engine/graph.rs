@@ -16,7 +16,7 @@ use super::{
     one_pass_add, one_pass_forward, one_pass_pass, propagate, propagate_add, route_by_gradient,
 };
 use crate::model::graph::permute_internal;
-use crate::model::{FeatureShape, Graph, Layer, Op, Operation};
+use crate::model::{FeatureShape, Graph, Op, Operation};
 
 /// A canonical graph resolved against a composite: one step per node, and each value's
 /// per-sample shape.
@@ -445,34 +445,7 @@ pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
     for node in graph.nodes() {
         let all_inputs = node.inputs.iter().all(|&v| known[v]);
         let first = known[node.inputs[0]];
-        known.push(match &node.op {
-            Op::Layer(Layer::Activation(a)) if a.function.is_nonnegative() => true,
-            Op::Layer(
-                Layer::MaxPool2d(_)
-                | Layer::AvgPool2d(_)
-                | Layer::AdaptiveAvgPool2d(_)
-                | Layer::Flatten(_)
-                | Layer::Dropout(_)
-                | Layer::Identity(_),
-            ) => first,
-            Op::Layer(_)
-            | Op::LayerNorm(_)
-            | Op::RmsNorm(_)
-            | Op::AddParam(_)
-            | Op::MatMul(_)
-            | Op::Prepend(_)
-            | Op::Custom(_) => false,
-            Op::Softmax(_) => true,
-            Op::Scale(scale) => first && scale.factor >= 0.0,
-            Op::Add(_)
-            | Op::Concat(_)
-            | Op::Gate(_)
-            | Op::Reshape(_)
-            | Op::Permute(_)
-            | Op::Mul(_)
-            | Op::Mean(_)
-            | Op::Slice(_) => all_inputs,
-        });
+        known.push(node.op.lrp().keeps_nonnegative(first, all_inputs));
     }
     known
 }

@@ -450,7 +450,7 @@ fn modified_input(input: InputMod, a: &Tensor<4>, bounds: Option<&Bounds>) -> Te
 /// ([`with_value`]), so later layers see the model's true activations and a max pool
 /// downstream picks the winners the model's forward pass picked, near-ties included.
 pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: bool) -> Tensor<4> {
-    let (layer, rule_layer, rule) = (step.layer, step.rule_layer, step.rule);
+    let (layer, rule_layer, rule) = (step.layer, step.rule_layer, &step.rule);
     let groups: Vec<(Vec<Term>, Group)> = step
         .groups
         .iter()

@@ -4,8 +4,8 @@
 //! without a linear map, or a z-box without bounds.
 
 use super::{Bounds, RuleLayer};
-use crate::composite::Propagation;
-use crate::model::{FeatureShape, Layer, LayerNorm, Op, Operation};
+use crate::model::lrp::{Form, Route};
+use crate::model::{FeatureShape, Layer, LayerNorm, Operation};
 use crate::rules::{Group, InputMod, Rule, Stabilizer};
 
 /// How relevance crosses one node.
@@ -64,37 +64,6 @@ pub(crate) enum AttentionStep<'a> {
     },
 }
 
-impl<'a> AttentionStep<'a> {
-    /// An attention operation's propagation resolved; `None` for a pairing with no meaning.
-    fn resolve(op: &'a Op, propagation: &'a Propagation, input: FeatureShape) -> Option<Self> {
-        let stabilizer = |rule: &Rule| Some(rule.groups()?.first()?.stabilizer);
-        Some(match (op, propagation) {
-            (Op::MatMul(_), Propagation::Rule(rule)) => AttentionStep::Product {
-                stabilizer: stabilizer(rule)?,
-            },
-            (Op::Mean(mean), Propagation::Rule(rule)) => AttentionStep::Mean {
-                axis: input.internal_axis(mean.axis),
-                stabilizer: stabilizer(rule)?,
-            },
-            (Op::LayerNorm(norm), Propagation::Rule(rule)) => AttentionStep::LayerNorm {
-                norm,
-                stabilizer: Some(stabilizer(rule)?),
-            },
-            (Op::LayerNorm(norm), Propagation::Pass) => AttentionStep::LayerNorm {
-                norm,
-                stabilizer: None,
-            },
-            (Op::Mul(_), Propagation::Uniform) => AttentionStep::Uniform,
-            (Op::RmsNorm(_), Propagation::Pass) => AttentionStep::Identity,
-            (Op::Softmax(softmax), Propagation::Gradient) => AttentionStep::Softmax {
-                axis: input.internal_axis(softmax.axis),
-            },
-            (Op::Softmax(_), Propagation::Block) => AttentionStep::Block,
-            _ => return None,
-        })
-    }
-}
-
 /// How a routing node moves relevance back to its inputs.
 pub(crate) enum Routing<'a> {
     /// Split along the (internal) axis by the inputs' sizes.
@@ -127,7 +96,7 @@ pub(crate) enum Routing<'a> {
 pub(crate) struct RuleStep<'a> {
     pub layer: &'a Layer,
     pub rule_layer: RuleLayer<'a>,
-    pub rule: &'a Rule,
+    pub rule: Rule,
     pub groups: Vec<Group>,
     /// z-box's bounds (present exactly when a term reads a bound).
     pub bounds: Option<Bounds>,
@@ -136,7 +105,7 @@ pub(crate) struct RuleStep<'a> {
 impl<'a> RuleStep<'a> {
     /// `rule` on `layer`: its groups of terms; `None` for a layer without a rule form, a group
     /// without terms, or bounds where no term reads them (or none where one does).
-    fn resolve(layer: &'a Layer, rule: &'a Rule, bounds: Option<Bounds>) -> Option<Self> {
+    fn resolve(layer: &'a Layer, rule: Rule, bounds: Option<Bounds>) -> Option<Self> {
         let groups = rule.groups()?;
         let reads_bounds = groups
             .iter()
@@ -156,55 +125,51 @@ impl<'a> RuleStep<'a> {
 }
 
 impl<'a> Step<'a> {
-    /// Resolves a node's propagation; `None` when the pairing has no meaning (the composite
-    /// rejects those before) or a z-box comes without `bounds`.
-    pub fn resolve(
-        op: &'a Op,
-        propagation: &'a Propagation,
-        bounds: Option<Bounds>,
-        input: FeatureShape,
-    ) -> Option<Self> {
-        Some(match (op, propagation) {
-            (Op::Layer(layer), Propagation::Pass) => Step::Pass(layer),
-            (Op::Layer(_), Propagation::Gradient | Propagation::Block | Propagation::Uniform) => {
-                return None;
-            }
-            (Op::Layer(layer), Propagation::WinnerTakesAll) => {
-                Step::WinnerTakesAll(RuleLayer::new(layer)?)
-            }
-            (Op::Layer(layer), Propagation::Rule(rule)) => {
-                Step::Rule(RuleStep::resolve(layer, rule, bounds)?)
-            }
-            (Op::Add(_) | Op::AddParam(_), Propagation::Rule(rule)) => Step::Add {
-                stabilizer: rule.groups()?.first()?.stabilizer,
-            },
-            (Op::Scale(_), _) => Step::Route(Routing::Scale),
-            (Op::Prepend(prepend), _) => Step::Route(Routing::Prepend {
-                axis: input.internal_axis(prepend.axis),
-                skip: prepend.dims[prepend.axis],
+    /// The engine's step for an operation's form: its axes in the internal layout of the
+    /// input's per-sample shape, a rule's groups, z-box's `bounds`. `None` when a rule's terms
+    /// read bounds it does not have (or a group has no terms).
+    pub fn new(form: Form<'a>, bounds: Option<Bounds>, input: FeatureShape) -> Option<Self> {
+        let axis = |a: usize| input.internal_axis(a);
+        Some(match form {
+            Form::Rule { layer, rule } => Step::Rule(RuleStep::resolve(layer, rule, bounds)?),
+            Form::WinnerTakesAll(layer) => Step::WinnerTakesAll(RuleLayer::new(layer)?),
+            Form::Pass(layer) => Step::Pass(layer),
+            Form::Add { stabilizer, .. } => Step::Add { stabilizer },
+            Form::Route(route) => Step::Route(match route {
+                Route::Concat(a) => Routing::Concat(axis(a)),
+                Route::Gate => Routing::Gate,
+                Route::Reshape => Routing::Reshape,
+                Route::Permute(axes) => Routing::Permute(axes),
+                Route::Scale => Routing::Scale,
+                Route::Prepend { axis: a, skip } => Routing::Prepend {
+                    axis: axis(a),
+                    skip,
+                },
+                Route::Slice { axis: a, start } => Routing::Slice {
+                    axis: axis(a),
+                    start,
+                },
             }),
-            (Op::Slice(slice), _) => Step::Route(Routing::Slice {
-                axis: input.internal_axis(slice.axis),
-                start: slice.start,
-            }),
-            (Op::Add(_) | Op::AddParam(_), _) => return None,
-            (
-                Op::MatMul(_)
-                | Op::Mean(_)
-                | Op::LayerNorm(_)
-                | Op::Mul(_)
-                | Op::Softmax(_)
-                | Op::RmsNorm(_),
-                _,
-            ) => Step::Attention(AttentionStep::resolve(op, propagation, input)?),
-            (Op::Concat(concat), _) => {
-                Step::Route(Routing::Concat(input.internal_axis(concat.axis)))
+            Form::Product { stabilizer, .. } => {
+                Step::Attention(AttentionStep::Product { stabilizer })
             }
-            (Op::Gate(_), _) => Step::Route(Routing::Gate),
-            (Op::Reshape(_), _) => Step::Route(Routing::Reshape),
-            (Op::Permute(permute), _) => Step::Route(Routing::Permute(&permute.axes)),
-            (Op::Custom(custom), Propagation::Pass) => Step::Custom(&*custom.operation),
-            (Op::Custom(_), _) => return None,
+            Form::Uniform => Step::Attention(AttentionStep::Uniform),
+            Form::Softmax { axis: a } => Step::Attention(AttentionStep::Softmax { axis: axis(a) }),
+            Form::Block => Step::Attention(AttentionStep::Block),
+            Form::Mean {
+                axis: a,
+                stabilizer,
+                ..
+            } => Step::Attention(AttentionStep::Mean {
+                axis: axis(a),
+                stabilizer,
+            }),
+            Form::Identity => Step::Attention(AttentionStep::Identity),
+            Form::LayerNorm { norm, rule } => Step::Attention(AttentionStep::LayerNorm {
+                norm,
+                stabilizer: rule.map(|(_, s)| s),
+            }),
+            Form::Custom(operation) => Step::Custom(operation),
         })
     }
 

@@ -305,8 +305,12 @@ impl Explainer {
             }
             _ => false,
         };
-        let plan = if uses_lrp {
-            Some(self.composite.plan(&graph)?)
+        let rules = if uses_lrp {
+            let rules = self.composite.assign(&graph)?;
+            for (index, (node, rule)) in graph.nodes().iter().zip(&rules).enumerate() {
+                crate::composite::form(node, index, rule.as_ref())?;
+            }
+            Some(rules)
         } else {
             None
         };
@@ -316,7 +320,7 @@ impl Explainer {
             shape: input_shape,
             shapes,
             classes,
-            plan,
+            rules,
         })
     }
 }

@@ -4,13 +4,14 @@
 use burn::tensor::{Tensor, TensorData};
 
 use super::{Explainer, Explanation, check_finite};
-use crate::composite::Propagation;
+use crate::composite::{self, Propagation};
 use crate::engine::Bounds;
 use crate::engine::graph::{LrpGraph, constant_values};
 use crate::engine::step::Step;
 use crate::error::{Error, Result};
 use crate::methods::Method;
-use crate::model::{FeatureShape, Graph, to_internal};
+use crate::model::lrp::Form;
+use crate::model::{FeatureShape, Graph, Node, to_internal};
 use crate::rules::{Bound, Rule};
 
 /// The canonical model and what every pass over it needs, resolved once per explanation.
@@ -54,7 +55,8 @@ pub struct PreparedExplainer {
     pub(super) shape: FeatureShape,
     pub(super) shapes: Vec<FeatureShape>,
     pub(super) classes: usize,
-    pub(super) plan: Option<Vec<Propagation>>,
+    /// The rule each node is assigned (their forms checked), when the method runs LRP.
+    pub(super) rules: Option<Vec<Option<Rule>>>,
 }
 
 impl PreparedExplainer {
@@ -102,48 +104,22 @@ impl PreparedExplainer {
 
     /// Each node's name and how relevance crosses it, for methods that run LRP.
     pub fn plan(&self) -> Option<Vec<(String, Propagation)>> {
-        let plan = self.plan.as_ref()?;
-        Some(
-            self.graph
-                .nodes()
-                .iter()
-                .map(|n| n.name.clone())
-                .zip(plan.iter().cloned())
-                .collect(),
-        )
+        let rules = self.rules.as_ref()?;
+        (self.graph.nodes().iter().zip(rules).enumerate())
+            .map(|(index, (node, rule))| {
+                let form = composite::form(node, index, rule.as_ref()).ok()?;
+                Some((node.name.clone(), form.propagation()))
+            })
+            .collect()
     }
 
-    /// The steps of this batch: the plan with the z-box bounds broadcast to it (their batch
-    /// dimension is 1 or the batch's).
+    /// The steps of this batch: each node's form with the z-box bounds broadcast to it (their
+    /// batch dimension is 1 or the batch's).
     pub(super) fn for_batch(&self, x: &Tensor<4>) -> Result<Prepared<'_>> {
-        let n = x.dims()[0];
-        let lrp = match &self.plan {
-            Some(plan) => {
-                let steps = plan
-                    .iter()
-                    .zip(self.graph.nodes())
-                    .enumerate()
-                    .map(|(index, (propagation, node))| {
-                        let bounds = match propagation {
-                            Propagation::Rule(Rule::ZBox { low, high }) => {
-                                let shape = self.shapes[node.inputs[0]];
-                                Some(Bounds {
-                                    low: broadcast_bound(low, "z-box low", shape, n, x)?,
-                                    high: broadcast_bound(high, "z-box high", shape, n, x)?,
-                                })
-                            }
-                            _ => None,
-                        };
-                        let input = self.shapes[node.inputs[0]];
-                        Step::resolve(&node.op, propagation, bounds, input).ok_or_else(|| {
-                            Error::RuleLayerMismatch {
-                                rule: "(plan)",
-                                index,
-                                kind: node.op.kind(),
-                                reason: format!("{propagation} has no meaning for this node"),
-                            }
-                        })
-                    })
+        let lrp = match &self.rules {
+            Some(rules) => {
+                let steps = (self.graph.nodes().iter().zip(rules).enumerate())
+                    .map(|(index, (node, rule))| self.step(index, node, rule.as_ref(), x))
                     .collect::<Result<Vec<_>>>()?;
                 Some(LrpGraph {
                     graph: &self.graph,
@@ -159,6 +135,38 @@ impl PreparedExplainer {
             shapes: &self.shapes,
             classes: self.classes,
             lrp,
+        })
+    }
+
+    /// Node `index`'s step for this batch.
+    fn step<'a>(
+        &'a self,
+        index: usize,
+        node: &'a Node,
+        rule: Option<&Rule>,
+        x: &Tensor<4>,
+    ) -> Result<Step<'a>> {
+        let form = composite::form(node, index, rule)?;
+        let input = self.shapes[node.inputs[0]];
+        let bounds = match &form {
+            Form::Rule {
+                rule: Rule::ZBox { low, high },
+                ..
+            } => {
+                let n = x.dims()[0];
+                Some(Bounds {
+                    low: broadcast_bound(low, "z-box low", input, n, x)?,
+                    high: broadcast_bound(high, "z-box high", input, n, x)?,
+                })
+            }
+            _ => None,
+        };
+        Step::new(form, bounds, input).ok_or_else(|| Error::RuleLayerMismatch {
+            rule: rule.map_or("(none)", Rule::name),
+            index,
+            kind: node.op.kind(),
+            reason: "the rule's terms read z-box bounds it does not have, or a group has no terms"
+                .to_string(),
         })
     }
 }

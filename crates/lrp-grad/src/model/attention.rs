@@ -370,3 +370,158 @@ pub(crate) fn add_param_shape(add: &AddParam, input: FeatureShape) -> ShapeResul
     }
     Ok(input)
 }
+
+// How relevance crosses each operation (see `super::lrp`): AttnLRP's rules by default.
+
+use super::lrp::{Form, Lrp, Refusal, Route, STABILIZER_ONLY, route, stabilizer_only};
+use crate::rules::{LXT_PRODUCT_EPSILON, Rule};
+
+/// A sum-like operation (sum, mean, product): its rule (norm by default), with its stabilizer.
+fn stabilized(
+    rule: Option<&Rule>,
+    default: Rule,
+) -> Result<(Rule, crate::rules::Stabilizer), Refusal> {
+    let rule = rule.cloned().unwrap_or(default);
+    let stabilizer = stabilizer_only(&rule).ok_or(Refusal::Mismatch(STABILIZER_ONLY))?;
+    Ok((rule, stabilizer))
+}
+
+impl Lrp for MatMul {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        let default = Rule::LxtEpsilon {
+            epsilon: LXT_PRODUCT_EPSILON,
+        };
+        let (rule, stabilizer) = stabilized(rule, default)?;
+        Ok(Form::Product { rule, stabilizer })
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, _all: bool) -> bool {
+        false
+    }
+}
+
+impl Lrp for Mul {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        match rule {
+            None => Ok(Form::Uniform),
+            Some(_) => Err(Refusal::Mismatch(
+                "an element-wise product of activations splits relevance uniformly; it takes no rule",
+            )),
+        }
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
+        all
+    }
+}
+
+impl Lrp for Softmax {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        match rule {
+            None | Some(Rule::Gradient) => Ok(Form::Softmax { axis: self.axis }),
+            Some(Rule::Block) => Ok(Form::Block),
+            Some(_) => Err(Refusal::Mismatch(
+                "softmax takes gradient (AttnLRP) or block (CP-LRP)",
+            )),
+        }
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, _all: bool) -> bool {
+        true
+    }
+}
+
+impl Lrp for Mean {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        let (rule, stabilizer) = stabilized(rule, Rule::Norm)?;
+        Ok(Form::Mean {
+            axis: self.axis,
+            rule,
+            stabilizer,
+        })
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
+        all
+    }
+}
+
+impl Lrp for AddParam {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        let (rule, stabilizer) = stabilized(rule, Rule::Norm)?;
+        Ok(Form::Add { rule, stabilizer })
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, _all: bool) -> bool {
+        false
+    }
+}
+
+impl Lrp for Scale {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        route(rule, Route::Scale)
+    }
+
+    fn keeps_nonnegative(&self, first: bool, _all: bool) -> bool {
+        first && self.factor >= 0.0
+    }
+}
+
+impl Lrp for Slice {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        let slice = Route::Slice {
+            axis: self.axis,
+            start: self.start,
+        };
+        route(rule, slice)
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
+        all
+    }
+}
+
+impl Lrp for Prepend {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        let prepend = Route::Prepend {
+            axis: self.axis,
+            skip: self.dims[self.axis],
+        };
+        route(rule, prepend)
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, _all: bool) -> bool {
+        false
+    }
+}
+
+impl Lrp for LayerNorm {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        let rule = match rule {
+            None | Some(Rule::Pass) => None,
+            Some(rule) => match stabilizer_only(rule) {
+                Some(stabilizer) => Some((rule.clone(), stabilizer)),
+                None => {
+                    return Err(Refusal::Mismatch(
+                        "layer norm takes pass (the identity rule) or epsilon, lxt-epsilon, zero (through x − mean, 1/std constant)",
+                    ));
+                }
+            },
+        };
+        Ok(Form::LayerNorm { norm: self, rule })
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, _all: bool) -> bool {
+        false
+    }
+}
+
+impl Lrp for RmsNorm {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        route(rule, Route::Reshape).map(|_| Form::Identity)
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, _all: bool) -> bool {
+        false
+    }
+}

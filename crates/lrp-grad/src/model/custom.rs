@@ -10,6 +10,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use super::FeatureShape;
+use super::lrp::{Form, Refusal};
 
 /// An operation of one input, defined by a user.
 ///
@@ -60,5 +61,20 @@ impl Custom {
         Self {
             operation: Arc::new(operation),
         }
+    }
+}
+
+impl super::lrp::Lrp for Custom {
+    fn form(&self, rule: Option<&crate::rules::Rule>) -> Result<Form<'_>, Refusal> {
+        match rule {
+            None | Some(crate::rules::Rule::Pass) => Ok(Form::Custom(&*self.operation)),
+            Some(_) => Err(Refusal::Mismatch(
+                "a user's operation takes pass: its own LRP form (`Operation::lrp_forward`)",
+            )),
+        }
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, _all: bool) -> bool {
+        false
     }
 }

@@ -38,9 +38,11 @@ use super::attention::{
     mean_shape, prepend_shape, rms_norm_shape, slice_internal, slice_shape, softmax_internal,
 };
 use super::custom::Custom;
+use super::lrp::{Form, Lrp, Refusal, Route, STABILIZER_ONLY, route, stabilizer_only};
 use super::shape::FeatureShape;
 use super::{Layer, Sequential, to_internal};
 use crate::error::{Error, Result};
+use crate::rules::Rule;
 
 /// A value of a [`Graph`]: the graph input or a node's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -537,6 +539,86 @@ impl Op {
             Op::Prepend(prepend) => prepend.forward_internal(inputs.remove(0), input),
             Op::RmsNorm(norm) => norm.forward_axis(inputs.remove(0), last_axis(input)),
             Op::Custom(custom) => custom.operation.forward(inputs.remove(0)),
+        }
+    }
+}
+
+// How relevance crosses the structural operations (see `super::lrp`): moved with the values;
+// a sum by the norm rule.
+
+impl Lrp for Add {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        let rule = rule.cloned().unwrap_or(Rule::Norm);
+        let stabilizer = stabilizer_only(&rule).ok_or(Refusal::Mismatch(STABILIZER_ONLY))?;
+        Ok(Form::Add { rule, stabilizer })
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
+        all
+    }
+}
+
+impl Lrp for Concat {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        route(rule, Route::Concat(self.axis))
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
+        all
+    }
+}
+
+impl Lrp for Gate {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        route(rule, Route::Gate)
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
+        all
+    }
+}
+
+impl Lrp for Reshape {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        route(rule, Route::Reshape)
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
+        all
+    }
+}
+
+impl Lrp for Permute {
+    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
+        route(rule, Route::Permute(&self.axes))
+    }
+
+    fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
+        all
+    }
+}
+
+impl Op {
+    /// What the operation says about relevance (the one dispatch on its kind for LRP).
+    pub(crate) fn lrp(&self) -> &dyn Lrp {
+        match self {
+            Op::Layer(layer) => layer,
+            Op::Add(op) => op,
+            Op::Concat(op) => op,
+            Op::Gate(op) => op,
+            Op::Reshape(op) => op,
+            Op::Permute(op) => op,
+            Op::MatMul(op) => op,
+            Op::Mul(op) => op,
+            Op::Softmax(op) => op,
+            Op::LayerNorm(op) => op,
+            Op::AddParam(op) => op,
+            Op::Scale(op) => op,
+            Op::Mean(op) => op,
+            Op::Slice(op) => op,
+            Op::Prepend(op) => op,
+            Op::RmsNorm(op) => op,
+            Op::Custom(op) => op,
         }
     }
 }

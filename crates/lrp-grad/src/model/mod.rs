@@ -17,6 +17,7 @@ mod builder;
 mod canonize;
 mod custom;
 pub(crate) mod graph;
+pub(crate) mod lrp;
 pub(crate) mod shape;
 
 pub use activation::{Activation, ActivationLayer};
@@ -26,6 +27,7 @@ pub use attention::{
 pub use builder::{Builder, Eager, EagerValue};
 pub use custom::{Custom, Operation};
 pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
+pub use lrp::Propagation;
 pub use shape::FeatureShape;
 
 use std::borrow::Cow;
@@ -38,6 +40,8 @@ use burn::tensor::Tensor;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_pool2d};
 
 use crate::error::{Error, Result};
+use crate::rules::Rule;
+use lrp::{Form, Lrp, Refusal};
 use shape::{avg_pool_options, conv_options, max_pool_options};
 
 /// A dense layer `x·W + b` on the last axis, on the internal rank-4 form: a vector
@@ -232,6 +236,80 @@ impl Layer {
                 x.reshape([n, c * h * w, 1, 1])
             }
             Layer::Identity(_) => x,
+        }
+    }
+}
+
+// How relevance crosses a layer (see `lrp`): a rule on a linear map or a pool, unchanged
+// through everything else.
+
+impl Lrp for Layer {
+    fn form(&self, rule: Option<&Rule>) -> std::result::Result<Form<'_>, Refusal> {
+        match self {
+            Layer::Linear(_) | Layer::Conv2d(_) => self.linear_form(rule),
+            Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_) | Layer::MaxPool2d(_) => {
+                self.pool_form(rule)
+            }
+            _ => match rule {
+                None | Some(Rule::Pass) => Ok(Form::Pass(self)),
+                Some(_) => Err(Refusal::Mismatch(
+                    "element-wise and reshaping layers only take pass (LRP rules are for linear and pooling layers)",
+                )),
+            },
+        }
+    }
+
+    fn keeps_nonnegative(&self, first: bool, _all: bool) -> bool {
+        match self {
+            Layer::Activation(a) => a.function.is_nonnegative(),
+            Layer::MaxPool2d(_)
+            | Layer::AvgPool2d(_)
+            | Layer::AdaptiveAvgPool2d(_)
+            | Layer::Flatten(_)
+            | Layer::Dropout(_)
+            | Layer::Identity(_) => first,
+            _ => false,
+        }
+    }
+}
+
+impl Layer {
+    /// A dense or conv layer: any LRP rule, and one must be assigned.
+    fn linear_form(&self, rule: Option<&Rule>) -> std::result::Result<Form<'_>, Refusal> {
+        match rule {
+            None => Err(Refusal::Missing),
+            Some(Rule::Gradient | Rule::Block) => Err(Refusal::Mismatch(
+                "gradient and block are for softmax; use zero, epsilon or another LRP rule",
+            )),
+            Some(Rule::Pass) => Err(Refusal::Mismatch(
+                "pass keeps relevance as it is, but this layer maps its input to another shape; use zero, epsilon or another LRP rule",
+            )),
+            Some(rule) => Ok(Form::Rule {
+                layer: self,
+                rule: rule.clone(),
+            }),
+        }
+    }
+
+    /// A pool: norm (average) or winner-takes-all (max) by default, or a rule without
+    /// parameters.
+    fn pool_form(&self, rule: Option<&Rule>) -> std::result::Result<Form<'_>, Refusal> {
+        match rule {
+            None if matches!(self, Layer::MaxPool2d(_)) => Ok(Form::WinnerTakesAll(self)),
+            None => Ok(Form::Rule {
+                layer: self,
+                rule: Rule::Norm,
+            }),
+            Some(Rule::Pass) => Err(Refusal::Mismatch(
+                "pass keeps relevance as it is, but pooling changes its shape; use norm",
+            )),
+            Some(rule) if rule.needs_parameters() => Err(Refusal::Mismatch(
+                "the rule modifies weights, and pooling has none; use norm, zero or epsilon",
+            )),
+            Some(rule) => Ok(Form::Rule {
+                layer: self,
+                rule: rule.clone(),
+            }),
         }
     }
 }
