@@ -8,70 +8,15 @@
 //! concatenations split it back by position and gates leave it with the gated value.
 
 use crate::error::{Error, Result};
-pub use crate::model::Propagation;
 use crate::model::lrp::{Form, Refusal};
-use crate::model::{AsGraph, Graph, Layer, Node, Op};
+use crate::model::{AsGraph, Graph, Node, Op};
+pub use crate::model::{LayerType, Propagation};
 use crate::rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, LXT_EPSILON, LXT_PRODUCT_EPSILON, Rule};
 
-/// A class of layers that a composite assigns a rule to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LayerType {
-    /// Dense (`Linear`) layers.
-    Dense,
-    /// 2-D convolutions.
-    Conv2d,
-    /// Dense or convolutional layers (Zennit's `Linear` type).
-    AnyLinear,
-    /// Average pooling, plain or adaptive.
-    AvgPool,
-    /// Max pooling.
-    MaxPool,
-    /// Element-wise activations.
-    Activation,
-    /// Additions of activations (residual connections).
-    Add,
-    /// Products of two activations (attention's `Q·Kᵀ` and `softmax·V`).
-    MatMul,
-    /// Softmax.
-    Softmax,
-    /// Layer normalization.
-    LayerNorm,
-    /// Means over an axis (token pooling).
-    Mean,
-    /// Learned tensors added to an activation (positional embeddings).
-    AddParam,
-}
-
 impl LayerType {
-    /// Whether a node's operation belongs to this class.
+    /// Whether a node's operation belongs to this class (the operation answers).
     pub fn matches(&self, op: &Op) -> bool {
-        let Op::Layer(layer) = op else {
-            return matches!(
-                (self, op),
-                (LayerType::Add, Op::Add(_))
-                    | (LayerType::MatMul, Op::MatMul(_))
-                    | (LayerType::Softmax, Op::Softmax(_))
-                    | (LayerType::LayerNorm, Op::LayerNorm(_))
-                    | (LayerType::Mean, Op::Mean(_))
-                    | (LayerType::AddParam, Op::AddParam(_))
-            );
-        };
-        match self {
-            LayerType::Add
-            | LayerType::MatMul
-            | LayerType::Softmax
-            | LayerType::LayerNorm
-            | LayerType::Mean
-            | LayerType::AddParam => false,
-            LayerType::Dense => matches!(layer, Layer::Linear(_)),
-            LayerType::Conv2d => matches!(layer, Layer::Conv2d(_)),
-            LayerType::AnyLinear => matches!(layer, Layer::Linear(_) | Layer::Conv2d(_)),
-            LayerType::AvgPool => {
-                matches!(layer, Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_))
-            }
-            LayerType::MaxPool => matches!(layer, Layer::MaxPool2d(_)),
-            LayerType::Activation => layer.is_activation(),
-        }
+        op.operator().is(*self)
     }
 }
 
@@ -318,18 +263,21 @@ impl Composite {
 /// The node's form for its assigned rule (what its operation answers; see
 /// [`crate::model::lrp`]), a refusal as an error naming the node.
 pub(crate) fn form<'a>(node: &'a Node, index: usize, rule: Option<&Rule>) -> Result<Form<'a>> {
-    node.op.lrp().form(rule).map_err(|refusal| match refusal {
-        Refusal::Missing => Error::MissingRule {
-            index,
-            kind: node.op.kind(),
-        },
-        Refusal::Mismatch(reason) => Error::RuleLayerMismatch {
-            rule: rule.map_or("(none)", Rule::name),
-            index,
-            kind: node.op.kind(),
-            reason: reason.to_string(),
-        },
-    })
+    node.op
+        .operator()
+        .form(rule)
+        .map_err(|refusal| match refusal {
+            Refusal::Missing => Error::MissingRule {
+                index,
+                kind: node.op.kind(),
+            },
+            Refusal::Mismatch(reason) => Error::RuleLayerMismatch {
+                rule: rule.map_or("(none)", Rule::name),
+                index,
+                kind: node.op.kind(),
+                reason: reason.to_string(),
+            },
+        })
 }
 
 #[cfg(test)]

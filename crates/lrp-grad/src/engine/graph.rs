@@ -16,7 +16,7 @@ use super::{
     one_pass_add, one_pass_forward, one_pass_pass, propagate, propagate_add, route_by_gradient,
 };
 use crate::model::graph::permute_internal;
-use crate::model::{FeatureShape, Graph, Op, Operation};
+use crate::model::{FeatureShape, Graph, Operation};
 
 /// A canonical graph resolved against a composite: one step per node, and each value's
 /// per-sample shape.
@@ -114,7 +114,7 @@ impl LrpGraph<'_> {
                 );
                 vec![(inputs[0], r_in)]
             }
-            Step::Add { stabilizer } => {
+            Step::Add { stabilizer, .. } => {
                 // A learned tensor added (positional embedding) keeps its share.
                 let xs: Vec<&Tensor<4>> = inputs.iter().map(|&v| &values[v]).collect();
                 let r_in = propagate_add(&xs, z, &r, *stabilizer);
@@ -339,26 +339,27 @@ impl LrpGraph<'_> {
     /// Node `k` in its one-pass form, on autodiff inputs.
     fn one_pass_node(&self, k: usize, mut inputs: Vec<Tensor<4>>, nonnegative: bool) -> Tensor<4> {
         let node = &self.graph.nodes()[k];
-        let op = &node.op;
         let shape = self.shapes[node.inputs[0]];
-        match (&self.steps[k], op) {
-            (Step::Rule(step), _) => one_pass_forward(step, inputs.remove(0), nonnegative),
-            (Step::Pass(layer), _) => one_pass_pass(layer, inputs.remove(0)),
-            (Step::Add { stabilizer }, Op::AddParam(add)) => {
-                // The learned tensor is a constant input of the sum: no gradient enters it.
-                inputs.push(add.value.val());
+        match &self.steps[k] {
+            Step::Rule(step) => one_pass_forward(step, inputs.remove(0), nonnegative),
+            Step::Pass(layer) => one_pass_pass(layer, inputs.remove(0)),
+            Step::Add {
+                stabilizer,
+                constant,
+            } => {
+                // A learned tensor is a constant input of the sum: no gradient enters it.
+                inputs.extend(constant.cloned());
                 one_pass_add(inputs, *stabilizer)
             }
-            (Step::Add { stabilizer }, _) => one_pass_add(inputs, *stabilizer),
-            (Step::Attention(step), _) => self.one_pass_attention(k, step, inputs),
-            (Step::Custom(operation), _) => operation.lrp_forward(inputs.remove(0)),
-            (Step::Route(Routing::Gate), _) => {
+            Step::Attention(step) => self.one_pass_attention(k, step, inputs),
+            Step::Custom(operation) => operation.lrp_forward(inputs.remove(0)),
+            Step::Route(Routing::Gate) => {
                 // The gate is a constant: no gradient, so no relevance, enters its branch.
                 let x = inputs.remove(0);
                 let gate = inputs.remove(0).without_autodiff();
                 x * gate
             }
-            (Step::WinnerTakesAll(_) | Step::Route(_), _) => op.forward(inputs, shape),
+            Step::WinnerTakesAll(_) | Step::Route(_) => node.op.forward(inputs, shape),
         }
     }
 
@@ -445,7 +446,7 @@ pub(crate) fn nonnegative_values(graph: &Graph, x: &Tensor<4>) -> Vec<bool> {
     for node in graph.nodes() {
         let all_inputs = node.inputs.iter().all(|&v| known[v]);
         let first = known[node.inputs[0]];
-        known.push(node.op.lrp().keeps_nonnegative(first, all_inputs));
+        known.push(node.op.operator().keeps_nonnegative(first, all_inputs));
     }
     known
 }

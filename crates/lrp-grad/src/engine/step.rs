@@ -3,6 +3,8 @@
 //! check while it runs: a resolved step cannot hold a rule without terms, a rule on a layer
 //! without a linear map, or a z-box without bounds.
 
+use burn::tensor::Tensor;
+
 use super::{Bounds, RuleLayer};
 use crate::model::lrp::{Form, Route};
 use crate::model::{FeatureShape, Layer, LayerNorm, Operation};
@@ -21,6 +23,8 @@ pub(crate) enum Step<'a> {
     Add {
         /// The stabilizer (norm 1e-6, ε, zero's 1e-9; signed or LXT's).
         stabilizer: Stabilizer,
+        /// A learned tensor added as a constant summand (keeps its share).
+        constant: Option<&'a Tensor<4>>,
     },
     /// Concatenation, gate, reshape, permutation: relevance routed by position.
     Route(Routing<'a>),
@@ -134,7 +138,14 @@ impl<'a> Step<'a> {
             Form::Rule { layer, rule } => Step::Rule(RuleStep::resolve(layer, rule, bounds)?),
             Form::WinnerTakesAll(layer) => Step::WinnerTakesAll(RuleLayer::new(layer)?),
             Form::Pass(layer) => Step::Pass(layer),
-            Form::Add { stabilizer, .. } => Step::Add { stabilizer },
+            Form::Add {
+                stabilizer,
+                constant,
+                ..
+            } => Step::Add {
+                stabilizer,
+                constant,
+            },
             Form::Route(route) => Step::Route(match route {
                 Route::Concat(a) => Routing::Concat(axis(a)),
                 Route::Gate => Routing::Gate,

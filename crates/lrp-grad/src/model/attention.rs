@@ -371,6 +371,188 @@ pub(crate) fn add_param_shape(add: &AddParam, input: FeatureShape) -> ShapeResul
     Ok(input)
 }
 
+// What each operation answers the graph (see `super::operator`).
+
+use super::operator::{Arity, LayerType, Operator, ShapeError, TWO};
+
+impl Operator for MatMul {
+    fn kind(&self) -> &'static str {
+        "matmul"
+    }
+
+    fn arity(&self) -> Arity {
+        TWO
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(matmul_shape(inputs[0], inputs[1])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
+        let b = inputs.pop().expect("two inputs");
+        matmul(inputs.remove(0), b)
+    }
+
+    fn is(&self, ty: LayerType) -> bool {
+        ty == LayerType::MatMul
+    }
+}
+
+impl Operator for Mul {
+    fn kind(&self) -> &'static str {
+        "mul"
+    }
+
+    fn arity(&self) -> Arity {
+        TWO
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        match inputs[1] == inputs[0] {
+            true => Ok(inputs[0]),
+            false => Err(format!(
+                "added values must have one shape, got {} and {}",
+                inputs[0], inputs[1]
+            )
+            .into()),
+        }
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
+        let b = inputs.pop().expect("two inputs");
+        inputs.remove(0) * b
+    }
+}
+
+impl Operator for Softmax {
+    fn kind(&self) -> &'static str {
+        "softmax"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        axis_check(self.axis, inputs[0])?;
+        Ok(inputs[0])
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
+        softmax_internal(inputs.remove(0), self.axis, input)
+    }
+
+    fn is(&self, ty: LayerType) -> bool {
+        ty == LayerType::Softmax
+    }
+}
+
+impl Operator for LayerNorm {
+    fn kind(&self) -> &'static str {
+        "layer_norm"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(layer_norm_shape(self, inputs[0])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
+        self.forward_axis(inputs.remove(0), last_axis(input))
+    }
+
+    fn is(&self, ty: LayerType) -> bool {
+        ty == LayerType::LayerNorm
+    }
+}
+
+impl Operator for RmsNorm {
+    fn kind(&self) -> &'static str {
+        "rms_norm"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(rms_norm_shape(self, inputs[0])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
+        self.forward_axis(inputs.remove(0), last_axis(input))
+    }
+}
+
+impl Operator for AddParam {
+    fn kind(&self) -> &'static str {
+        "add_param"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(add_param_shape(self, inputs[0])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
+        inputs.remove(0) + self.value.val()
+    }
+
+    fn is(&self, ty: LayerType) -> bool {
+        ty == LayerType::AddParam
+    }
+}
+
+impl Operator for Scale {
+    fn kind(&self) -> &'static str {
+        "scale"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(inputs[0])
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
+        inputs.remove(0).mul_scalar(self.factor)
+    }
+}
+
+impl Operator for Mean {
+    fn kind(&self) -> &'static str {
+        "mean"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(mean_shape(self.axis, inputs[0])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
+        mean_internal(inputs.remove(0), self.axis, input)
+    }
+
+    fn is(&self, ty: LayerType) -> bool {
+        ty == LayerType::Mean
+    }
+}
+
+impl Operator for Slice {
+    fn kind(&self) -> &'static str {
+        "slice"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(slice_shape(self, inputs[0])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
+        slice_internal(inputs.remove(0), self, input)
+    }
+}
+
+impl Operator for Prepend {
+    fn kind(&self) -> &'static str {
+        "prepend"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(prepend_shape(self, inputs[0])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
+        self.forward_internal(inputs.remove(0), input)
+    }
+}
+
 // How relevance crosses each operation (see `super::lrp`): AttnLRP's rules by default.
 
 use super::lrp::{Form, Lrp, Refusal, Route, STABILIZER_ONLY, route, stabilizer_only};
@@ -449,7 +631,11 @@ impl Lrp for Mean {
 impl Lrp for AddParam {
     fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
         let (rule, stabilizer) = stabilized(rule, Rule::Norm)?;
-        Ok(Form::Add { rule, stabilizer })
+        Ok(Form::Add {
+            rule,
+            stabilizer,
+            constant: Some(&*self.value),
+        })
     }
 
     fn keeps_nonnegative(&self, _first: bool, _all: bool) -> bool {

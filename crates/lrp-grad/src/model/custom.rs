@@ -64,6 +64,24 @@ impl Custom {
     }
 }
 
+impl super::operator::Operator for Custom {
+    fn kind(&self) -> &'static str {
+        self.operation.kind()
+    }
+
+    fn output_shape(
+        &self,
+        _: usize,
+        inputs: &[FeatureShape],
+    ) -> Result<FeatureShape, super::operator::ShapeError> {
+        Ok(self.operation.output_shape(inputs[0])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
+        self.operation.forward(inputs.remove(0))
+    }
+}
+
 impl super::lrp::Lrp for Custom {
     fn form(&self, rule: Option<&crate::rules::Rule>) -> Result<Form<'_>, Refusal> {
         match rule {

@@ -34,11 +34,10 @@ use burn::tensor::Tensor;
 
 use super::attention::{
     AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
-    add_param_shape, axis_check, last_axis, layer_norm_shape, matmul, matmul_shape, mean_internal,
-    mean_shape, prepend_shape, rms_norm_shape, slice_internal, slice_shape, softmax_internal,
 };
 use super::custom::Custom;
 use super::lrp::{Form, Lrp, Refusal, Route, STABILIZER_ONLY, route, stabilizer_only};
+use super::operator::{Arity, LayerType, Operator, ShapeError};
 use super::shape::FeatureShape;
 use super::{Layer, Sequential, to_internal};
 use crate::error::{Error, Result};
@@ -161,25 +160,7 @@ pub enum Op {
 impl Op {
     /// A short name of the operation (`conv2d`, `add`, `concat`, `gate`, …).
     pub fn kind(&self) -> &'static str {
-        match self {
-            Op::Layer(layer) => layer.kind(),
-            Op::Add(_) => "add",
-            Op::Concat(_) => "concat",
-            Op::Gate(_) => "gate",
-            Op::Reshape(_) => "reshape",
-            Op::Permute(_) => "permute",
-            Op::MatMul(_) => "matmul",
-            Op::Mul(_) => "mul",
-            Op::Softmax(_) => "softmax",
-            Op::LayerNorm(_) => "layer_norm",
-            Op::AddParam(_) => "add_param",
-            Op::Scale(_) => "scale",
-            Op::Mean(_) => "mean",
-            Op::Slice(_) => "slice",
-            Op::Prepend(_) => "prepend",
-            Op::RmsNorm(_) => "rms_norm",
-            Op::Custom(custom) => custom.operation.kind(),
-        }
+        self.operator().kind()
     }
 
     /// The layer, for layer nodes.
@@ -502,55 +483,115 @@ impl Graph {
 impl Op {
     /// The node's forward pass on the internal rank-4 representation; `input` is the
     /// per-sample shape of the first input (shapes checked).
-    pub(crate) fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
-        match self {
-            Op::Layer(layer) => layer.forward(inputs.remove(0)),
-            Op::Add(_) => inputs
-                .into_iter()
-                .reduce(|acc, t| acc + t)
-                .expect("an addition has inputs"),
-            Op::Concat(Concat { axis }) => Tensor::cat(inputs, input.internal_axis(*axis)),
-            Op::Gate(_) => {
-                let gate = inputs.pop().expect("a gate has two inputs");
-                inputs.remove(0) * gate
-            }
-            Op::Reshape(Reshape { shape }) => {
-                let x = inputs.remove(0);
-                let n = x.dims()[0];
-                let target =
-                    FeatureShape::new(shape).expect("reshape targets are checked with the shapes");
-                x.reshape(target.batched(n))
-            }
-            Op::Permute(Permute { axes }) => permute_internal(inputs.remove(0), axes, input),
-            Op::MatMul(_) => {
-                let b = inputs.pop().expect("two inputs");
-                matmul(inputs.remove(0), b)
-            }
-            Op::Mul(_) => {
-                let b = inputs.pop().expect("two inputs");
-                inputs.remove(0) * b
-            }
-            Op::Softmax(Softmax { axis }) => softmax_internal(inputs.remove(0), *axis, input),
-            Op::LayerNorm(norm) => norm.forward_axis(inputs.remove(0), last_axis(input)),
-            Op::AddParam(add) => inputs.remove(0) + add.value.val(),
-            Op::Scale(Scale { factor }) => inputs.remove(0).mul_scalar(*factor),
-            Op::Mean(Mean { axis }) => mean_internal(inputs.remove(0), *axis, input),
-            Op::Slice(slice) => slice_internal(inputs.remove(0), slice, input),
-            Op::Prepend(prepend) => prepend.forward_internal(inputs.remove(0), input),
-            Op::RmsNorm(norm) => norm.forward_axis(inputs.remove(0), last_axis(input)),
-            Op::Custom(custom) => custom.operation.forward(inputs.remove(0)),
-        }
+    pub(crate) fn forward(&self, inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
+        self.operator().forward(inputs, input)
     }
 }
 
 // How relevance crosses the structural operations (see `super::lrp`): moved with the values;
 // a sum by the norm rule.
 
+impl Operator for Add {
+    fn kind(&self) -> &'static str {
+        "add"
+    }
+
+    fn arity(&self) -> Arity {
+        Arity("two or more inputs", |n| n >= 2)
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(add_shape(inputs)?)
+    }
+
+    fn forward(&self, inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
+        let sum = inputs.into_iter().reduce(|acc, t| acc + t);
+        sum.expect("an addition has inputs (checked with the shapes)")
+    }
+
+    fn is(&self, ty: LayerType) -> bool {
+        ty == LayerType::Add
+    }
+}
+
+impl Operator for Concat {
+    fn kind(&self) -> &'static str {
+        "concat"
+    }
+
+    fn arity(&self) -> Arity {
+        Arity("one or more inputs", |n| n >= 1)
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(concat_shape(self.axis, inputs)?)
+    }
+
+    fn forward(&self, inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
+        Tensor::cat(inputs, input.internal_axis(self.axis))
+    }
+}
+
+impl Operator for Gate {
+    fn kind(&self) -> &'static str {
+        "gate"
+    }
+
+    fn arity(&self) -> Arity {
+        Arity("two inputs (the value and its gate)", |n| n == 2)
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(gate_shape(inputs[0], inputs[1])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
+        let gate = inputs.pop().expect("a gate has two inputs");
+        inputs.remove(0) * gate
+    }
+}
+
+impl Operator for Reshape {
+    fn kind(&self) -> &'static str {
+        "reshape"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(reshape_shape(&self.shape, inputs[0])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
+        let x = inputs.remove(0);
+        let n = x.dims()[0];
+        let target =
+            FeatureShape::new(&self.shape).expect("reshape targets are checked with the shapes");
+        x.reshape(target.batched(n))
+    }
+}
+
+impl Operator for Permute {
+    fn kind(&self) -> &'static str {
+        "permute"
+    }
+
+    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
+        Ok(permute_shape(&self.axes, inputs[0])?)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
+        permute_internal(inputs.remove(0), &self.axes, input)
+    }
+}
+
 impl Lrp for Add {
     fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
         let rule = rule.cloned().unwrap_or(Rule::Norm);
         let stabilizer = stabilizer_only(&rule).ok_or(Refusal::Mismatch(STABILIZER_ONLY))?;
-        Ok(Form::Add { rule, stabilizer })
+        Ok(Form::Add {
+            rule,
+            stabilizer,
+            constant: None,
+        })
     }
 
     fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
@@ -599,8 +640,8 @@ impl Lrp for Permute {
 }
 
 impl Op {
-    /// What the operation says about relevance (the one dispatch on its kind for LRP).
-    pub(crate) fn lrp(&self) -> &dyn Lrp {
+    /// The operation's own answers (see [`super::operator`]): the one dispatch on its kind.
+    pub(crate) fn operator(&self) -> &dyn Operator {
         match self {
             Op::Layer(layer) => layer,
             Op::Add(op) => op,
@@ -664,7 +705,7 @@ pub(crate) fn node_shape(
         index,
         reason,
     };
-    let (expected, fits) = node.op.arity();
+    let Arity(expected, fits) = node.op.operator().arity();
     if !fits(inputs.len()) {
         return Err(structure(format!(
             "{} expects {expected}, got {}",
@@ -672,49 +713,10 @@ pub(crate) fn node_shape(
             inputs.len()
         )));
     }
-    match &node.op {
-        Op::Layer(layer) => return layer.output_shape(index, inputs[0]),
-        Op::Add(_) => add_shape(inputs),
-        Op::Concat(Concat { axis }) => concat_shape(*axis, inputs),
-        Op::Reshape(Reshape { shape }) => reshape_shape(shape, inputs[0]),
-        Op::Permute(Permute { axes }) => permute_shape(axes, inputs[0]),
-        Op::Gate(_) => gate_shape(inputs[0], inputs[1]),
-        Op::MatMul(_) => matmul_shape(inputs[0], inputs[1]),
-        Op::Mul(_) => add_shape(inputs),
-        Op::Softmax(Softmax { axis }) => axis_check(*axis, inputs[0]).map(|_| inputs[0]),
-        Op::LayerNorm(norm) => layer_norm_shape(norm, inputs[0]),
-        Op::AddParam(add) => add_param_shape(add, inputs[0]),
-        Op::Scale(_) => Ok(inputs[0]),
-        Op::Mean(Mean { axis }) => mean_shape(*axis, inputs[0]),
-        Op::Slice(slice) => slice_shape(slice, inputs[0]),
-        Op::Prepend(prepend) => prepend_shape(prepend, inputs[0]),
-        Op::RmsNorm(norm) => rms_norm_shape(norm, inputs[0]),
-        Op::Custom(custom) => custom.operation.output_shape(inputs[0]),
-    }
-    .map_err(structure)
-}
-
-impl Op {
-    /// How many inputs the operation takes, in words and as a check.
-    fn arity(&self) -> (&'static str, fn(usize) -> bool) {
-        match self {
-            Op::Layer(_)
-            | Op::Reshape(_)
-            | Op::Permute(_)
-            | Op::Softmax(_)
-            | Op::LayerNorm(_)
-            | Op::AddParam(_)
-            | Op::Scale(_)
-            | Op::Mean(_)
-            | Op::Slice(_)
-            | Op::Prepend(_)
-            | Op::RmsNorm(_)
-            | Op::Custom(_) => ("one input", |n| n == 1),
-            Op::Add(_) => ("two or more inputs", |n| n >= 2),
-            Op::Concat(_) => ("one or more inputs", |n| n >= 1),
-            Op::Gate(_) => ("two inputs (the value and its gate)", |n| n == 2),
-            Op::MatMul(_) | Op::Mul(_) => ("two inputs", |n| n == 2),
-        }
+    match node.op.operator().output_shape(index, inputs) {
+        Ok(shape) => Ok(shape),
+        Err(ShapeError::Reason(reason)) => Err(structure(reason)),
+        Err(ShapeError::Layer(error)) => Err(error),
     }
 }
 

@@ -8,6 +8,8 @@
 
 use super::custom::Operation;
 use super::{Layer, LayerNorm};
+use burn::tensor::Tensor;
+
 use crate::rules::{Rule, Stabilizer};
 
 /// How relevance crosses one layer, once a composite has been resolved against a model.
@@ -72,6 +74,8 @@ pub(crate) enum Form<'a> {
         rule: Rule,
         /// Its stabilizer.
         stabilizer: Stabilizer,
+        /// A learned tensor added as a constant summand (no relevance passes into it).
+        constant: Option<&'a Tensor<4>>,
     },
     /// Relevance moved with the values.
     Route(Route<'a>),

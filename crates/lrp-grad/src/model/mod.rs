@@ -18,6 +18,7 @@ mod canonize;
 mod custom;
 pub(crate) mod graph;
 pub(crate) mod lrp;
+pub(crate) mod operator;
 pub(crate) mod shape;
 
 pub use activation::{Activation, ActivationLayer};
@@ -28,6 +29,7 @@ pub use builder::{Builder, Eager, EagerValue};
 pub use custom::{Custom, Operation};
 pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
 pub use lrp::Propagation;
+pub use operator::LayerType;
 pub use shape::FeatureShape;
 
 use std::borrow::Cow;
@@ -42,6 +44,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, linear, max_
 use crate::error::{Error, Result};
 use crate::rules::Rule;
 use lrp::{Form, Lrp, Refusal};
+use operator::{Operator, ShapeError};
 use shape::{avg_pool_options, conv_options, max_pool_options};
 
 /// A dense layer `x·W + b` on the last axis, on the internal rank-4 form: a vector
@@ -236,6 +239,38 @@ impl Layer {
                 x.reshape([n, c * h * w, 1, 1])
             }
             Layer::Identity(_) => x,
+        }
+    }
+}
+
+// What a layer answers the graph (see `operator`).
+
+impl Operator for Layer {
+    fn kind(&self) -> &'static str {
+        Layer::kind(self)
+    }
+
+    fn output_shape(
+        &self,
+        index: usize,
+        inputs: &[FeatureShape],
+    ) -> std::result::Result<FeatureShape, ShapeError> {
+        Layer::output_shape(self, index, inputs[0]).map_err(ShapeError::Layer)
+    }
+
+    fn forward(&self, mut inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
+        Layer::forward(self, inputs.remove(0))
+    }
+
+    fn is(&self, ty: LayerType) -> bool {
+        match ty {
+            LayerType::Dense => matches!(self, Layer::Linear(_)),
+            LayerType::Conv2d => matches!(self, Layer::Conv2d(_)),
+            LayerType::AnyLinear => matches!(self, Layer::Linear(_) | Layer::Conv2d(_)),
+            LayerType::AvgPool => matches!(self, Layer::AvgPool2d(_) | Layer::AdaptiveAvgPool2d(_)),
+            LayerType::MaxPool => matches!(self, Layer::MaxPool2d(_)),
+            LayerType::Activation => self.is_activation(),
+            _ => false,
         }
     }
 }
