@@ -231,6 +231,55 @@ fn a_sequence_model_takes_and_returns_n_t_d() {
     assert!(max_relative_error(&relevance, &expected) < 1e-5);
 }
 
+/// The command line's rule or composite options for a Zennit fixture case.
+fn case_args(case: &serde_json::Value) -> Vec<String> {
+    match (case["rule"].as_str(), case["composite"].as_str()) {
+        (Some(rule), _) => {
+            let p = |k: &str| case[k].as_f64().unwrap().to_string();
+            let spec = match rule {
+                "epsilon" => format!("epsilon:{}", p("epsilon")),
+                "gamma" => format!("gamma:{}", p("gamma")),
+                "alpha-beta" => format!("alpha-beta:{},{}", p("alpha"), p("beta")),
+                "z-box" => format!("z-box:{},{}", p("low"), p("high")),
+                other => other.to_string(),
+            };
+            vec!["--rule".into(), spec]
+        }
+        (None, Some(composite)) => {
+            let mut a = vec!["--composite".into(), composite.to_string()];
+            if let Some(low) = case.get("low") {
+                a.extend([
+                    "--low".into(),
+                    low.to_string(),
+                    "--high".into(),
+                    case["high"].to_string(),
+                ]);
+            }
+            a
+        }
+        _ => panic!("a case has a rule or a composite: {case}"),
+    }
+}
+
+/// `explain` on a fixture's JSON model and `x.npy` in `tmp`, for `class`: the relevance.
+fn explain_json_model(folder: &Path, tmp: &Path, args: &[String], class: usize) -> Vec<f32> {
+    lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(folder.join("model.json"))
+        .arg("--weights")
+        .arg(folder.join("weights.safetensors"))
+        .arg("--input")
+        .arg(tmp.join("x.npy"))
+        .arg("--output")
+        .arg(tmp.join("r.npy"))
+        .args(args)
+        .args(["--target", &class.to_string()])
+        .assert()
+        .success();
+    read_npy(&tmp.join("r.npy")).1
+}
+
 /// Every rule and composite of the Zennit fixtures, through the binary.
 #[test]
 fn zennit_fixtures_through_the_command_line() {
@@ -249,32 +298,7 @@ fn zennit_fixtures_through_the_command_line() {
             if case.get("low").is_some_and(|l| l.is_string()) {
                 continue; // tensor bounds: library only (the CLI takes scalar --low/--high)
             }
-            let mut args: Vec<String> = match (case["rule"].as_str(), case["composite"].as_str()) {
-                (Some(rule), _) => {
-                    let p = |k: &str| case[k].as_f64().unwrap().to_string();
-                    let spec = match rule {
-                        "epsilon" => format!("epsilon:{}", p("epsilon")),
-                        "gamma" => format!("gamma:{}", p("gamma")),
-                        "alpha-beta" => format!("alpha-beta:{},{}", p("alpha"), p("beta")),
-                        "z-box" => format!("z-box:{},{}", p("low"), p("high")),
-                        other => other.to_string(),
-                    };
-                    vec!["--rule".into(), spec]
-                }
-                (None, Some(composite)) => {
-                    let mut a = vec!["--composite".into(), composite.to_string()];
-                    if let Some(low) = case.get("low") {
-                        a.extend([
-                            "--low".into(),
-                            low.to_string(),
-                            "--high".into(),
-                            case["high"].to_string(),
-                        ]);
-                    }
-                    a
-                }
-                _ => unreachable!(),
-            };
+            let mut args = case_args(case);
             args.extend([
                 "--output-relevance".into(),
                 case["output_relevance"].as_str().unwrap().into(),
@@ -288,33 +312,16 @@ fn zennit_fixtures_through_the_command_line() {
                 let samples: Vec<usize> = (0..targets.len())
                     .filter(|s| targets[*s] == class)
                     .collect();
-                let x: Vec<f32> = samples
-                    .iter()
-                    .flat_map(|s| input[s * per..(s + 1) * per].to_vec())
-                    .collect();
+                let pick = |t: &[f32]| -> Vec<f32> {
+                    (samples.iter())
+                        .flat_map(|s| t[s * per..(s + 1) * per].to_vec())
+                        .collect()
+                };
                 let mut sub_shape = shape.clone();
                 sub_shape[0] = samples.len();
-                write_npy(&tmp.path().join("x.npy"), &sub_shape, &x);
-                lrp_grad()
-                    .arg("explain")
-                    .arg("--model")
-                    .arg(folder.join("model.json"))
-                    .arg("--weights")
-                    .arg(folder.join("weights.safetensors"))
-                    .arg("--input")
-                    .arg(tmp.path().join("x.npy"))
-                    .arg("--output")
-                    .arg(tmp.path().join("r.npy"))
-                    .args(&args)
-                    .args(["--target", &class.to_string()])
-                    .assert()
-                    .success();
-                let (_, r) = read_npy(&tmp.path().join("r.npy"));
-                let e: Vec<f32> = samples
-                    .iter()
-                    .flat_map(|s| expected[s * per..(s + 1) * per].to_vec())
-                    .collect();
-                let err = max_relative_error(&r, &e);
+                write_npy(&tmp.path().join("x.npy"), &sub_shape, &pick(&input));
+                let r = explain_json_model(&folder, tmp.path(), &args, class);
+                let err = max_relative_error(&r, &pick(&expected));
                 assert!(err < 1e-5, "{model}/{key} class {class}: {err:.2e}");
                 worst = worst.max(err);
                 runs += 1;

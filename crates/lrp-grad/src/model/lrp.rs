@@ -6,7 +6,7 @@
 //! and the engine's steps are both read from that one answer, so the rule × operation matrix
 //! is written once, and a new operation brings its own row.
 
-use super::custom::Operation;
+use super::operation::Operation;
 use super::{Layer, LayerNorm};
 use burn::tensor::Tensor;
 

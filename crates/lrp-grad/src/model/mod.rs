@@ -18,6 +18,7 @@ mod canonize;
 mod custom;
 pub(crate) mod graph;
 pub(crate) mod lrp;
+mod operation;
 pub(crate) mod operator;
 pub(crate) mod shape;
 
