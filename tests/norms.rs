@@ -220,3 +220,42 @@ fn a_per_channel_layer_scale_loads_from_both_exporters_and_passes_relevance() {
         }
     }
 }
+
+/// Group norms (affine, and without scale and shift) are written to the interchange format
+/// (`group_norm`: PyTorch's `nn.GroupNorm` fields, `weight`/`bias` when affine) and read back
+/// into the same layer: the model's output is unchanged bit for bit.
+#[test]
+fn group_norms_round_trip_through_the_interchange_format() {
+    let f = Fixture::read("group");
+    let dir = std::env::temp_dir().join(format!("lrp-grad-norms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for affine in [true, false] {
+        let mut norm = GroupNormConfig::new(2, 4)
+            .with_epsilon(1e-3)
+            .with_affine(affine)
+            .init(&device());
+        if affine {
+            norm.gamma = Some(Param::from_tensor(tensor(f.get("1.weight"), [4])));
+            norm.beta = Some(Param::from_tensor(tensor(f.get("1.bias"), [4])));
+        }
+        let model = Sequential::new()
+            .push(conv(GEOMETRY, &f.get("0.weight"), Some(&f.get("0.bias"))))
+            .push(norm)
+            .push(Relu::new())
+            .push(Flatten)
+            .push(linear(&f.get("4.weight"), Some(&f.get("4.bias")), 144, 3));
+        let (json, weights) = (dir.join("m.json"), dir.join("m.safetensors"));
+        let shape = lrp_grad::FeatureShape::image(3, 8, 8);
+        lrp_grad::interchange::save(&model, shape, &json, &weights).unwrap();
+        let text = std::fs::read_to_string(&json).unwrap();
+        assert!(text.contains("\"group_norm\""), "{text}");
+        let loaded = lrp_grad::interchange::load(&json, &weights, &device()).unwrap();
+        let x = tensor(f.get("input"), [3, 3, 8, 8]);
+        assert_eq!(
+            values(loaded.model.forward(x.clone())),
+            values(model.forward(x)),
+            "affine: {affine}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -28,16 +28,23 @@
 //! ## Architecture
 //!
 //! ```text
-//!  operations            graph                 plan                     engine
-//!  model/activation.rs   model/graph.rs        composite.rs             engine/mod.rs (rules on
-//!  model/attention.rs -> Graph, Node, Op  ->   Composite::plan      ->    a layer: the gradient
-//!  model/custom.rs       (Builder, Eager,      (a Propagation per         trick), engine/graph.rs
-//!  (Layer, Operation)     AsGraph)              node), engine/step.rs     (layer-wise walk, one
-//!                                               (a resolved Step)         pass), engine/attention.rs
-//!        ^                                                                      |
-//!  loaders: interchange/ (JSON + safetensors), onnx/ (onnx-ir)          explain/ (API, targets,
-//!  text.rs (names), heatmap.rs, preprocess.rs (images), tokens.rs         methods) -> Explanation
+//!  operations              graph               plan                   engine
+//!  model/operator.rs  ->   model/graph.rs  ->  composite.rs       ->  engine/step.rs (a Step per
+//!  (Operator: kind,        Graph, Node, Op     (a rule per node;       node from its Form),
+//!   shapes, forward)       (Op::operator:       the node's Form        engine/mod.rs (rules on a
+//!  model/lrp.rs            the one dispatch)    = the plan)            layer), engine/graph.rs
+//!  (Lrp: a rule -> Form)   Builder, AsGraph                            (layer-wise walk, one pass)
+//!  model/attention.rs,                                                       |
+//!  activation.rs, custom.rs (each op's home)                          explain/ (API, targets,
+//!        ^                                                              methods) -> Explanation
+//!  loaders: interchange/ (JSON + safetensors), onnx/ (onnx-ir; layout.rs: where the batch is)
+//!  text.rs (names), heatmap.rs, preprocess.rs (images), tokens.rs
 //! ```
+//!
+//! An operation answers everything the rest asks of it in one place: its shape rule and
+//! forward pass (`model/operator.rs`), which rules it takes and how relevance crosses
+//! it for each (`Lrp::form`). The composite only assigns rules; its public plan and the
+//! engine's steps are both read from the operation's answer.
 //!
 //! ## Concepts
 //! - [`Graph`]: a model as named nodes (layers, additions, concatenations, gates, reshapes,

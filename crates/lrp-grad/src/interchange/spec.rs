@@ -129,6 +129,21 @@ pub enum LayerSpec {
         #[serde(default = "batch_norm_eps")]
         eps: f64,
     },
+    /// `nn.GroupNorm` (an instance norm is one group per channel).
+    GroupNorm {
+        /// Prefix of the layer's tensors (`weight`, `bias` when `affine`).
+        name: String,
+        /// Groups.
+        num_groups: usize,
+        /// Channels.
+        num_channels: usize,
+        /// ε (default 1e-5).
+        #[serde(default = "batch_norm_eps")]
+        eps: f64,
+        /// Whether the layer has a learned scale and shift (default true).
+        #[serde(default = "yes")]
+        affine: bool,
+    },
     /// `nn.MaxPool2d`.
     MaxPool2d {
         /// Window size.
@@ -220,6 +235,7 @@ impl LayerSpec {
             LayerSpec::Conv2d { .. } => "conv2d",
             LayerSpec::BatchNorm2d { .. } => "batch_norm2d",
             LayerSpec::BatchNorm1d { .. } => "batch_norm1d",
+            LayerSpec::GroupNorm { .. } => "group_norm",
             LayerSpec::MaxPool2d { .. } => "max_pool2d",
             LayerSpec::AvgPool2d { .. } => "avg_pool2d",
             LayerSpec::AdaptiveAvgPool2d { .. } => "adaptive_avg_pool2d",
@@ -237,7 +253,8 @@ impl LayerSpec {
             LayerSpec::Linear { name, .. }
             | LayerSpec::Conv2d { name, .. }
             | LayerSpec::BatchNorm2d { name, .. }
-            | LayerSpec::BatchNorm1d { name, .. } => Some(name),
+            | LayerSpec::BatchNorm1d { name, .. }
+            | LayerSpec::GroupNorm { name, .. } => Some(name),
             _ => None,
         }
     }
@@ -425,6 +442,14 @@ impl LayerSpec {
             | LayerSpec::BatchNorm2d { num_features, .. } => {
                 vec![("num_features", vec![*num_features])]
             }
+            LayerSpec::GroupNorm {
+                num_groups,
+                num_channels,
+                ..
+            } => vec![
+                ("num_groups", vec![*num_groups]),
+                ("num_channels", vec![*num_channels]),
+            ],
             LayerSpec::MaxPool2d {
                 kernel_size,
                 stride,
@@ -465,7 +490,17 @@ impl LayerSpec {
                     "{groups} groups must divide in_channels ({in_channels}) and out_channels ({out_channels})"
                 ),
             )),
-            LayerSpec::BatchNorm1d { eps, .. } | LayerSpec::BatchNorm2d { eps, .. }
+            LayerSpec::GroupNorm {
+                num_groups,
+                num_channels,
+                ..
+            } if num_channels % num_groups != 0 => Err(invalid(
+                "num_groups",
+                format!("{num_groups} groups must divide num_channels ({num_channels})"),
+            )),
+            LayerSpec::BatchNorm1d { eps, .. }
+            | LayerSpec::BatchNorm2d { eps, .. }
+            | LayerSpec::GroupNorm { eps, .. }
                 if !(eps.is_finite() && *eps > 0.0) =>
             {
                 Err(invalid(
@@ -517,11 +552,13 @@ fn layer_spec(index: usize, layer: &Layer, input: FeatureShape) -> Result<LayerS
         }
         Layer::Conv2d(c) => conv_spec(name, c, &unsupported)?,
         Layer::BatchNorm(bn) => batch_norm_spec(name, bn, input),
-        Layer::GroupNorm(_) => {
-            return Err(unsupported(
-                "group norm is not in the interchange format (use ONNX)",
-            ));
-        }
+        Layer::GroupNorm(norm) => LayerSpec::GroupNorm {
+            name,
+            num_groups: norm.num_groups,
+            num_channels: norm.num_channels,
+            eps: norm.epsilon,
+            affine: norm.affine,
+        },
         Layer::MaxPool2d(p) if p.ceil_mode => return Err(unsupported("ceil_mode")),
         Layer::MaxPool2d(p) => LayerSpec::MaxPool2d {
             kernel_size: Pair(p.kernel_size),

@@ -7,7 +7,8 @@ use burn::module::{Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{
-    BatchNorm, BatchNormConfig, DropoutConfig, Identity, Linear, LinearConfig, PaddingConfig2d,
+    BatchNorm, BatchNormConfig, DropoutConfig, GroupNorm, GroupNormConfig, Identity, Linear,
+    LinearConfig, PaddingConfig2d,
 };
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
@@ -208,6 +209,19 @@ fn build_layer(
                 .init(device);
             with_weights(store, bn, |st, m| batch_norm_weights(st, m, name, index))?.into()
         }
+        LayerSpec::GroupNorm {
+            name,
+            num_groups,
+            num_channels,
+            eps,
+            affine,
+        } => {
+            let norm = GroupNormConfig::new(*num_groups, *num_channels)
+                .with_epsilon(*eps)
+                .with_affine(*affine)
+                .init(device);
+            with_weights(store, norm, |st, m| group_norm_weights(st, m, name, index))?.into()
+        }
         parameter_free => build_parameter_free(parameter_free, index)?,
     })
 }
@@ -322,6 +336,21 @@ fn batch_norm_weights(
     Ok(bn)
 }
 
+/// A group norm's scale and shift (when it has them).
+fn group_norm_weights(
+    store: &mut Store<'_>,
+    mut norm: GroupNorm,
+    name: &str,
+    index: usize,
+) -> Result<GroupNorm, LoadError> {
+    let n = norm.num_channels;
+    if norm.affine {
+        norm.gamma = Some(store.take_param(format!("{name}.weight"), [n], index)?);
+        norm.beta = Some(store.take_param(format!("{name}.bias"), [n], index)?);
+    }
+    Ok(norm)
+}
+
 /// The model's tensors as safetensors bytes, under the names of `spec`.
 pub(super) fn serialize(model: &Sequential, spec: &ModelSpec) -> Result<Vec<u8>, LoadError> {
     let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
@@ -352,6 +381,12 @@ pub(super) fn serialize(model: &Sequential, spec: &ModelSpec) -> Result<Vec<u8>,
                 put(format!("{name}.weight"), c.weight.val().into_data());
                 if let Some(b) = &c.bias {
                     put(format!("{name}.bias"), b.val().into_data());
+                }
+            }
+            Layer::GroupNorm(norm) => {
+                if let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) {
+                    put(format!("{name}.weight"), gamma.val().into_data());
+                    put(format!("{name}.bias"), beta.val().into_data());
                 }
             }
             Layer::BatchNorm(bn) => {
