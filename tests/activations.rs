@@ -225,10 +225,19 @@ fn every_activation_round_trips_through_the_interchange_format() {
     let back: Vec<Activation> = read.layers.iter().filter_map(|l| l.activation()).collect();
     assert_eq!(back, every);
     // The README's list of the format's kinds names every activation.
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let kinds = readme
+        .split("\nKinds: ")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
         .unwrap();
-    let kinds = readme.split("\nKinds: ").nth(1).unwrap().split("\n\n").next().unwrap();
     for name in names {
-        assert!(kinds.contains(&format!("`{name}`")), "README's kinds omit `{name}`");
+        assert!(
+            kinds.contains(&format!("`{name}`")),
+            "README's kinds omit `{name}`"
+        );
     }
 }

@@ -126,6 +126,11 @@ pub trait Builder {
         self.op(name, Op::LayerNorm(norm), vec![x])
     }
 
+    /// Rotary position embeddings (`[H, T, d]` or `[T, d]`).
+    fn rotary(&mut self, name: &str, rotary: super::Rotary, x: Self::Value) -> Self::Value {
+        self.op(name, Op::Rotary(rotary), vec![x])
+    }
+
     /// RMS norm over the last axis.
     fn rms_norm(&mut self, name: &str, norm: RmsNorm, x: Self::Value) -> Self::Value {
         self.op(name, Op::RmsNorm(norm), vec![x])

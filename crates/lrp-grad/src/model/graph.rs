@@ -153,6 +153,8 @@ pub enum Op {
     Prepend(Prepend),
     /// RMS normalization over the last axis.
     RmsNorm(RmsNorm),
+    /// Rotary position embeddings of queries or keys.
+    Rotary(super::Rotary),
     /// An operation defined outside the library (see [`Operation`](super::Operation)).
     Custom(Custom),
 }
@@ -350,6 +352,11 @@ impl Graph {
         x: NodeId,
     ) -> NodeId {
         self.push(name, Op::Custom(Custom::new(operation)), [x])
+    }
+
+    /// Rotary position embeddings of `x` (`[H, T, d]` or `[T, d]`).
+    pub fn rotary(&mut self, name: impl Into<String>, rotary: super::Rotary, x: NodeId) -> NodeId {
+        self.push(name, Op::Rotary(rotary), [x])
     }
 
     /// RMS norm over the last axis.
@@ -659,6 +666,7 @@ impl Op {
             Op::Slice(op) => op,
             Op::Prepend(op) => op,
             Op::RmsNorm(op) => op,
+            Op::Rotary(op) => op,
             Op::Custom(op) => op,
         }
     }

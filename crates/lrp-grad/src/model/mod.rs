@@ -20,6 +20,7 @@ pub(crate) mod graph;
 pub(crate) mod lrp;
 mod operation;
 pub(crate) mod operator;
+mod rotary;
 pub(crate) mod shape;
 
 pub use activation::{Activation, ActivationLayer};
@@ -31,6 +32,7 @@ pub use custom::{Custom, Operation};
 pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
 pub use lrp::Propagation;
 pub use operator::LayerType;
+pub use rotary::Rotary;
 pub use shape::FeatureShape;
 
 use std::borrow::Cow;
