@@ -22,7 +22,7 @@ impl LayerType {
 
 /// Names of the built-in composites, as [`Composite::named`] takes them: the one list the
 /// parser's error, the command line's help and the README are checked against.
-pub const COMPOSITE_NAMES: [&str; 7] = [
+pub const COMPOSITE_NAMES: [&str; 9] = [
     "epsilon-plus",
     "epsilon-plus-flat",
     "epsilon-gamma-box",
@@ -30,6 +30,8 @@ pub const COMPOSITE_NAMES: [&str; 7] = [
     "epsilon-alpha2-beta1-flat",
     "attn-lrp",
     "cp-lrp",
+    "attn-lrp-efficient",
+    "cp-lrp-efficient",
 ];
 
 /// A mapping from layers to rules.
@@ -174,6 +176,32 @@ impl Composite {
         Self::attn_lrp().with_type(LayerType::Softmax, Rule::Block)
     }
 
+    /// AttnLRP as LXT 2.1's efficient mode computes it (`lxt.efficient`): the plain gradient
+    /// through every linear map, sum and product — LRP-0, no ε — with the uniform split of
+    /// products (LXT divides the gradient of q and k by 4 and of v by 2, and of a gated MLP's
+    /// product by 2: the same split), the identity rule through activations and norms (their
+    /// `rsqrt`/`std` detached), and softmax's gradient. [`Composite::attn_lrp`] is LXT's
+    /// explicit rule set (ε-LRP with `z + ε`); the two differ by those ε only.
+    pub fn attn_lrp_efficient() -> Self {
+        Self::new()
+            .with_type(LayerType::AnyLinear, Rule::Zero)
+            .with_type(LayerType::LayerNorm, Rule::Zero)
+            .with_type(LayerType::Mean, Rule::Zero)
+            .with_type(LayerType::Add, Rule::Zero)
+            .with_type(LayerType::AddParam, Rule::Zero)
+            .with_type(LayerType::MatMul, Rule::Zero)
+            .with_type(LayerType::Softmax, Rule::Gradient)
+    }
+
+    /// CP-LRP as LXT 2.1's efficient mode computes it: [`Composite::attn_lrp_efficient`] with q
+    /// and k detached (no relevance through the softmax, so `softmax·V` gives all of it to `V`)
+    /// and a gated MLP's gate detached (`act(gate) · up`: all to `up`, no split).
+    pub fn cp_lrp_efficient() -> Self {
+        Self::attn_lrp_efficient()
+            .with_type(LayerType::Softmax, Rule::Block)
+            .with_type(LayerType::Mul, Rule::Block)
+    }
+
     /// A built-in composite by name (see [`COMPOSITE_NAMES`]); `bounds` are z-box's low and
     /// high, needed by `epsilon-gamma-box` only.
     pub fn named(name: &str, bounds: Option<(Bound, Bound)>) -> Result<Self> {
@@ -184,6 +212,8 @@ impl Composite {
             "epsilon-alpha2-beta1-flat" => Ok(Self::epsilon_alpha2_beta1_flat()),
             "attn-lrp" => Ok(Self::attn_lrp()),
             "cp-lrp" => Ok(Self::cp_lrp()),
+            "attn-lrp-efficient" => Ok(Self::attn_lrp_efficient()),
+            "cp-lrp-efficient" => Ok(Self::cp_lrp_efficient()),
             "epsilon-gamma-box" => match bounds {
                 Some((low, high)) => Self::epsilon_gamma_box(low, high),
                 None => Err(Error::InvalidRule {

@@ -67,6 +67,8 @@ mod error;
 mod explain;
 #[cfg(feature = "heatmap")]
 pub mod heatmap;
+#[cfg(feature = "hf")]
+pub mod hf;
 #[cfg(feature = "interchange")]
 pub mod interchange;
 mod methods;
@@ -89,10 +91,10 @@ pub use methods::{
     Base, Baseline, DEFAULT_NOISE_LEVEL, DEFAULT_OCCLUSION_WINDOW, DEFAULT_SAMPLES, Method,
 };
 pub use model::{
-    Activation, ActivationLayer, Add, AddParam, AsGraph, Builder, Concat, Custom, Eager,
-    EagerValue, FeatureShape, Flatten, Gate, Graph, Layer, LayerNorm, MatMul, Mean, Mul, Node,
-    NodeId, Op, Operation, Permute, Prepend, Reshape, RmsNorm, Rotary, Scale, Sequential, Slice,
-    Softmax,
+    Activation, ActivationLayer, Add, AddParam, AsGraph, Builder, CausalMask, Concat, Custom,
+    Eager, EagerValue, FeatureShape, Flatten, Gate, Graph, Layer, LayerNorm, MatMul, Mean, Mul,
+    Node, NodeId, Op, Operation, Permute, Prepend, Reshape, RmsNorm, Rotary, Scale, Sequential,
+    Slice, Softmax,
 };
 pub use rules::{
     Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,

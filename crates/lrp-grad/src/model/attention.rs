@@ -422,6 +422,10 @@ impl Operator for Mul {
         let b = inputs.pop().expect("two inputs");
         inputs.remove(0) * b
     }
+
+    fn is(&self, ty: LayerType) -> bool {
+        ty == LayerType::Mul
+    }
 }
 
 impl Operator for Softmax {
@@ -586,8 +590,10 @@ impl Lrp for Mul {
     fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
         match rule {
             None => Ok(Form::Uniform),
+            // The second factor held constant (CP-LRP's detached gate): all to the first.
+            Some(Rule::Block) => Ok(Form::Route(Route::Gate)),
             Some(_) => Err(Refusal::Mismatch(
-                "an element-wise product of activations splits relevance uniformly; it takes no rule",
+                "an element-wise product of activations splits relevance uniformly (no rule), or gives it all to its first factor (block: the second, a gate, held constant)",
             )),
         }
     }

@@ -131,6 +131,11 @@ pub trait Builder {
         self.op(name, Op::Rotary(rotary), vec![x])
     }
 
+    /// Attention scores `[H, T, T]` with later keys (and keys outside `window`) masked.
+    fn causal_mask(&mut self, name: &str, window: Option<usize>, x: Self::Value) -> Self::Value {
+        self.op(name, Op::CausalMask(super::CausalMask { window }), vec![x])
+    }
+
     /// RMS norm over the last axis.
     fn rms_norm(&mut self, name: &str, norm: RmsNorm, x: Self::Value) -> Self::Value {
         self.op(name, Op::RmsNorm(norm), vec![x])

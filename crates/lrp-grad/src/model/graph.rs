@@ -155,6 +155,8 @@ pub enum Op {
     RmsNorm(RmsNorm),
     /// Rotary position embeddings of queries or keys.
     Rotary(super::Rotary),
+    /// A causal mask on attention scores.
+    CausalMask(super::CausalMask),
     /// An operation defined outside the library (see [`Operation`](super::Operation)).
     Custom(Custom),
 }
@@ -357,6 +359,16 @@ impl Graph {
     /// Rotary position embeddings of `x` (`[H, T, d]` or `[T, d]`).
     pub fn rotary(&mut self, name: impl Into<String>, rotary: super::Rotary, x: NodeId) -> NodeId {
         self.push(name, Op::Rotary(rotary), [x])
+    }
+
+    /// Attention scores `[H, T, T]` with later keys (and keys outside `window`) masked.
+    pub fn causal_mask(
+        &mut self,
+        name: impl Into<String>,
+        window: Option<usize>,
+        scores: NodeId,
+    ) -> NodeId {
+        self.push(name, Op::CausalMask(super::CausalMask { window }), [scores])
     }
 
     /// RMS norm over the last axis.
@@ -667,6 +679,7 @@ impl Op {
             Op::Prepend(op) => op,
             Op::RmsNorm(op) => op,
             Op::Rotary(op) => op,
+            Op::CausalMask(op) => op,
             Op::Custom(op) => op,
         }
     }

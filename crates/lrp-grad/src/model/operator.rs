@@ -39,6 +39,8 @@ pub enum LayerType {
     Mean,
     /// Learned tensors added to an activation (positional embeddings).
     AddParam,
+    /// Element-wise products of two activations (a gated MLP's `act(gate) · up`).
+    Mul,
 }
 
 /// How many inputs an operation reads: in words (for messages) and as a check.

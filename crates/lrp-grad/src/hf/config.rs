@@ -1,0 +1,145 @@
+//! `config.json` of a decoder-only checkpoint (the fields the supported families share).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::HfError;
+
+/// The families [`super::load`] builds, by `model_type`.
+pub const FAMILIES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
+
+/// The architecture fields of `config.json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Config {
+    /// The family (`llama`, `mistral`, `qwen2`, `qwen3`).
+    pub model_type: String,
+    /// Tokens in the vocabulary.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Width of the MLP.
+    pub intermediate_size: usize,
+    /// Decoder blocks.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key and value heads (grouped-query attention; the query heads when absent).
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Dims per head (`hidden_size / num_attention_heads` when absent).
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// ε of the RMS norms.
+    #[serde(default = "rms_norm_eps")]
+    pub rms_norm_eps: f64,
+    /// Base of the rotary angles.
+    #[serde(default = "rope_theta")]
+    pub rope_theta: f64,
+    /// Rotary scaling (LLaMA 3 and others); only `null` is built so far.
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    /// Whether the LM head is the embedding table.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Mistral's (and Qwen2's, with `use_sliding_window`) attention window.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+    /// The MLP's activation (`silu` for every supported family).
+    #[serde(default = "silu")]
+    pub hidden_act: String,
+    /// Qwen2: whether `sliding_window` applies (refused: not supported yet).
+    #[serde(default)]
+    pub use_sliding_window: bool,
+}
+
+fn silu() -> String {
+    "silu".to_string()
+}
+
+fn rms_norm_eps() -> f64 {
+    1e-6
+}
+
+fn rope_theta() -> f64 {
+    10_000.0
+}
+
+impl Config {
+    /// Reads and checks `config.json`.
+    pub fn read(file: &Path) -> Result<Self, HfError> {
+        let text = std::fs::read_to_string(file).map_err(|e| HfError::Read {
+            file: file.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let config: Config = serde_json::from_str(&text).map_err(|e| HfError::Config {
+            file: file.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        config.check(file)?;
+        Ok(config)
+    }
+
+    fn check(&self, file: &Path) -> Result<(), HfError> {
+        if !FAMILIES.contains(&self.model_type.as_str()) {
+            return Err(HfError::UnknownFamily {
+                file: file.to_path_buf(),
+                model_type: self.model_type.clone(),
+                supported: FAMILIES.join(", "),
+            });
+        }
+        let invalid = |reason: String| HfError::Config {
+            file: file.to_path_buf(),
+            reason,
+        };
+        let (heads, kv) = (self.num_attention_heads, self.kv_heads());
+        if heads == 0 || kv == 0 || heads % kv != 0 {
+            return Err(invalid(format!(
+                "num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({kv})"
+            )));
+        }
+        if self.head_dim() % 2 != 0 || self.head_dim() == 0 {
+            return Err(invalid(format!(
+                "head_dim {} must be even and positive",
+                self.head_dim()
+            )));
+        }
+        if self.hidden_act != "silu" {
+            return Err(invalid(format!(
+                "hidden_act `{}`: the supported families' gated MLP takes silu",
+                self.hidden_act
+            )));
+        }
+        if self.model_type == "qwen2" && self.use_sliding_window {
+            return Err(invalid(
+                "use_sliding_window (Qwen2's window on its upper layers) is not supported yet"
+                    .into(),
+            ));
+        }
+        if let Some(scaling) = self.rope_scaling.as_ref().filter(|s| !s.is_null()) {
+            return Err(invalid(format!(
+                "rope_scaling {scaling} is not supported yet (plain rotary embeddings only)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Key and value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// Dims per head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// The attention window, where one applies.
+    pub fn window(&self) -> Option<usize> {
+        match self.model_type.as_str() {
+            "mistral" => self.sliding_window,
+            _ => None,
+        }
+    }
+}

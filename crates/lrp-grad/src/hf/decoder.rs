@@ -1,0 +1,213 @@
+//! The decoder-only transformer of LLaMA, Mistral, Qwen2 and Qwen3 as a [`Graph`]: pre-norm
+//! blocks of grouped-query attention with rotary embeddings and a causal mask, and a SiLU-gated
+//! MLP; the final RMS norm and the LM head on the last position.
+//!
+//! Per family: Qwen2 has biases on q, k and v (read where the checkpoint has them), Qwen3 RMS
+//! norms on each head of q and k before the rotary embedding, Mistral a sliding window.
+
+use burn::module::Param;
+use burn::nn::{Embedding, EmbeddingConfig, Linear};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::HfError;
+use super::config::Config;
+use super::weights::{Weights, linear};
+use crate::model::{Activation, Graph, NodeId, RmsNorm, Rotary};
+
+/// One decoder block's parameters.
+#[derive(Debug, Clone)]
+pub(super) struct Block {
+    input_norm: RmsNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    /// Qwen3's per-head norms of q and k.
+    qk_norms: Option<(RmsNorm, RmsNorm)>,
+    post_norm: RmsNorm,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// A decoder-only causal language model (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    /// The architecture.
+    pub config: Config,
+    /// The token embedding table `[V, D]` (the graph starts at its output).
+    pub embedding: Embedding,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    head: Linear,
+}
+
+fn rms_norm(
+    w: &Weights,
+    name: &str,
+    d: usize,
+    eps: f64,
+    device: &Device,
+) -> Result<RmsNorm, HfError> {
+    let mut norm = RmsNorm::new(d, eps, device);
+    norm.gamma = w.vector(name, d, device)?;
+    Ok(norm)
+}
+
+impl Block {
+    fn read(w: &Weights, c: &Config, b: usize, device: &Device) -> Result<Self, HfError> {
+        let p = |s: &str| format!("model.layers.{b}.{s}");
+        let (d, dh, eps) = (c.hidden_size, c.head_dim(), c.rms_norm_eps);
+        let (q_out, kv_out) = (c.num_attention_heads * dh, c.kv_heads() * dh);
+        let qk_norms = match w.has(&p("self_attn.q_norm.weight")) {
+            true => Some((
+                rms_norm(w, &p("self_attn.q_norm.weight"), dh, eps, device)?,
+                rms_norm(w, &p("self_attn.k_norm.weight"), dh, eps, device)?,
+            )),
+            false => None,
+        };
+        Ok(Block {
+            input_norm: rms_norm(w, &p("input_layernorm.weight"), d, eps, device)?,
+            q: w.linear(&p("self_attn.q_proj"), [d, q_out], device)?,
+            k: w.linear(&p("self_attn.k_proj"), [d, kv_out], device)?,
+            v: w.linear(&p("self_attn.v_proj"), [d, kv_out], device)?,
+            o: w.linear(&p("self_attn.o_proj"), [q_out, d], device)?,
+            qk_norms,
+            post_norm: rms_norm(w, &p("post_attention_layernorm.weight"), d, eps, device)?,
+            gate: w.linear(&p("mlp.gate_proj"), [d, c.intermediate_size], device)?,
+            up: w.linear(&p("mlp.up_proj"), [d, c.intermediate_size], device)?,
+            down: w.linear(&p("mlp.down_proj"), [c.intermediate_size, d], device)?,
+        })
+    }
+}
+
+impl Decoder {
+    /// Reads the parameters the config names.
+    pub(super) fn read(config: Config, w: &Weights, device: &Device) -> Result<Self, HfError> {
+        let c = &config;
+        let (v, d) = (c.vocab_size, c.hidden_size);
+        let table = w.read("model.embed_tokens.weight", &[v, d])?;
+        let mut embedding = EmbeddingConfig::new(v, d).init(device);
+        embedding.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(table.clone(), [v, d]),
+            device,
+        ));
+        // A tied head is the embedding table (also when the checkpoint leaves the head out).
+        let head = match c.tie_word_embeddings || !w.has("lm_head.weight") {
+            true => linear(table, None, [d, v], device),
+            false => w.linear("lm_head", [d, v], device)?,
+        };
+        let blocks = (0..c.num_hidden_layers)
+            .map(|b| Block::read(w, c, b, device))
+            .collect::<Result<_, _>>()?;
+        let norm = rms_norm(w, "model.norm.weight", d, c.rms_norm_eps, device)?;
+        Ok(Decoder {
+            config,
+            embedding,
+            blocks,
+            norm,
+            head,
+        })
+    }
+
+    /// The model on `tokens` positions as a graph: input the embeddings `[T, D]`, output the
+    /// last position's logits `[V]`. Node names follow the checkpoint's
+    /// (`layers.3.self_attn.q_proj`, `layers.3.mlp.down_proj`, `lm_head`).
+    pub fn graph(&self, tokens: usize) -> Graph {
+        let mut g = Graph::new();
+        let mut x = g.input();
+        for (b, block) in self.blocks.iter().enumerate() {
+            let p = |s: &str| format!("layers.{b}.{s}");
+            let h = g.rms_norm(p("input_layernorm"), block.input_norm.clone(), x);
+            let a = self.attention(&mut g, b, block, h, tokens);
+            x = g.add(p("residual_attn"), [x, a]);
+            let h = g.rms_norm(p("post_attention_layernorm"), block.post_norm.clone(), x);
+            let m = mlp(&mut g, b, block, h);
+            x = g.add(p("residual_mlp"), [x, m]);
+        }
+        let last = g.slice("last_position", 0, (tokens - 1, 1), x);
+        let last = g.reshape("last", [self.config.hidden_size], last);
+        let last = g.rms_norm("norm", self.norm.clone(), last);
+        g.layer("lm_head", self.head.clone(), last);
+        g
+    }
+
+    /// Grouped-query self-attention of `h` `[T, D]`, with its output projection.
+    fn attention(&self, g: &mut Graph, b: usize, block: &Block, h: NodeId, t: usize) -> NodeId {
+        let c = &self.config;
+        let (heads, kv, dh) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
+        let p = |s: &str| format!("layers.{b}.self_attn.{s}");
+        let norms = block.qk_norms.as_ref();
+        let q = g.layer(p("q_proj"), block.q.clone(), h);
+        let q = self.split_heads(g, &p("q"), q, (t, heads), norms.map(|n| &n.0), true);
+        let k = g.layer(p("k_proj"), block.k.clone(), h);
+        let k = self.split_heads(g, &p("k"), k, (t, kv), norms.map(|n| &n.1), true);
+        let v = g.layer(p("v_proj"), block.v.clone(), h);
+        let v = self.split_heads(g, &p("v"), v, (t, kv), None, false);
+        let (k, v) = (
+            repeat_kv(g, &p("k"), k, kv, heads / kv),
+            repeat_kv(g, &p("v"), v, kv, heads / kv),
+        );
+        let kt = g.permute(p("k_t"), [0, 2, 1], k);
+        let scores = g.matmul(p("scores"), q, kt);
+        let scores = g.scale(p("scaling"), 1.0 / (dh as f64).sqrt(), scores);
+        let scores = g.causal_mask(p("mask"), c.window(), scores);
+        let weights = g.softmax(p("softmax"), 2, scores);
+        let context = g.matmul(p("context"), weights, v);
+        let context = g.permute(p("merge_heads"), [1, 0, 2], context);
+        let context = g.reshape(p("merged"), [t, heads * dh], context);
+        g.layer(p("o_proj"), block.o.clone(), context)
+    }
+
+    /// `[T, H·dh]` → `[H, T, dh]`: the heads' view, their norms (Qwen3) and rotary embedding.
+    fn split_heads(
+        &self,
+        g: &mut Graph,
+        name: &str,
+        x: NodeId,
+        (t, heads): (usize, usize),
+        norm: Option<&RmsNorm>,
+        rotary: bool,
+    ) -> NodeId {
+        let dh = self.config.head_dim();
+        let mut x = g.reshape(format!("{name}.heads"), [t, heads, dh], x);
+        if let Some(norm) = norm {
+            x = g.rms_norm(format!("{name}_norm"), norm.clone(), x);
+        }
+        let x = g.permute(format!("{name}.by_head"), [1, 0, 2], x);
+        match rotary {
+            true => g.rotary(
+                format!("{name}.rotary"),
+                Rotary::new(dh, self.config.rope_theta),
+                x,
+            ),
+            false => x,
+        }
+    }
+}
+
+/// Each key or value head repeated for the `n_rep` query heads that share it (`[KV, T, dh]` →
+/// `[KV·n_rep, T, dh]`, head `j` at `j·n_rep … j·n_rep + n_rep − 1`, as `repeat_kv`).
+fn repeat_kv(g: &mut Graph, name: &str, x: NodeId, kv: usize, n_rep: usize) -> NodeId {
+    if n_rep == 1 {
+        return x;
+    }
+    let heads: Vec<NodeId> = (0..kv)
+        .flat_map(|j| {
+            let head = g.slice(format!("{name}.head{j}"), 0, (j, 1), x);
+            std::iter::repeat_n(head, n_rep)
+        })
+        .collect();
+    g.concat(format!("{name}.repeated"), 0, heads)
+}
+
+/// The SiLU-gated MLP: `down(silu(gate(h)) · up(h))`.
+fn mlp(g: &mut Graph, b: usize, block: &Block, h: NodeId) -> NodeId {
+    let p = |s: &str| format!("layers.{b}.mlp.{s}");
+    let gate = g.layer(p("gate_proj"), block.gate.clone(), h);
+    let gate = g.layer(p("act_fn"), Activation::Silu, gate);
+    let up = g.layer(p("up_proj"), block.up.clone(), h);
+    // `up` first: CP-LRP holds the second factor (the gate) constant.
+    let product = g.mul(p("product"), up, gate);
+    g.layer(p("down_proj"), block.down.clone(), product)
+}

@@ -1,0 +1,204 @@
+//! The checkpoint's tensors: `model.safetensors`, or shards named by
+//! `model.safetensors.index.json`; F32, F16 and BF16, read as f32.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use super::HfError;
+
+/// The tensors of a checkpoint directory, read on demand by name.
+pub(super) struct Weights {
+    /// Each file's bytes.
+    files: HashMap<PathBuf, Vec<u8>>,
+    /// Which file holds each tensor.
+    index: HashMap<String, PathBuf>,
+    /// What to name in an error about a missing tensor.
+    source: PathBuf,
+}
+
+impl Weights {
+    /// Opens `dir`'s weights (one file or an index of shards).
+    pub fn open(dir: &Path) -> Result<Self, HfError> {
+        let single = dir.join("model.safetensors");
+        let index_file = dir.join("model.safetensors.index.json");
+        let (source, shards) = match index_file.exists() {
+            true => (index_file.clone(), shard_map(&index_file, dir)?),
+            false => (single.clone(), HashMap::new()),
+        };
+        let mut files = HashMap::new();
+        let mut index = HashMap::new();
+        let names: Vec<PathBuf> = match shards.is_empty() {
+            true => vec![single],
+            false => {
+                let mut unique: Vec<PathBuf> = shards.values().cloned().collect();
+                unique.sort();
+                unique.dedup();
+                unique
+            }
+        };
+        for file in names {
+            let bytes = std::fs::read(&file).map_err(|e| HfError::Read {
+                file: file.clone(),
+                reason: e.to_string(),
+            })?;
+            let tensors = parse(&file, &bytes)?;
+            for name in tensors.names() {
+                index.insert(name.to_string(), file.clone());
+            }
+            files.insert(file, bytes);
+        }
+        Ok(Weights {
+            files,
+            index,
+            source,
+        })
+    }
+
+    /// Whether the checkpoint has a tensor of this name.
+    pub fn has(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// The tensor `name` as f32 values, checked to have `shape`.
+    pub fn read(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, HfError> {
+        let file = self.index.get(name).ok_or_else(|| HfError::MissingTensor {
+            file: self.source.clone(),
+            tensor: name.to_string(),
+        })?;
+        let tensors = parse(file, &self.files[file])?;
+        let view = tensors.tensor(name).map_err(|e| HfError::Weights {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        if view.shape() != shape {
+            return Err(HfError::Shape {
+                file: file.clone(),
+                tensor: name.to_string(),
+                expected: shape.to_vec(),
+                found: view.shape().to_vec(),
+            });
+        }
+        to_f32(view.dtype(), view.data()).ok_or_else(|| HfError::Dtype {
+            file: file.clone(),
+            tensor: name.to_string(),
+            dtype: format!("{:?}", view.dtype()),
+        })
+    }
+
+    /// A 1-D tensor as a Burn parameter.
+    pub fn vector(
+        &self,
+        name: &str,
+        n: usize,
+        device: &Device,
+    ) -> Result<Param<Tensor<1>>, HfError> {
+        let values = self.read(name, &[n])?;
+        Ok(Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, [n]),
+            device,
+        )))
+    }
+
+    /// A dense layer from PyTorch's `[out, in]` weight `{prefix}.weight` and, when the
+    /// checkpoint has it, `{prefix}.bias`.
+    pub fn linear(
+        &self,
+        prefix: &str,
+        [d_in, d_out]: [usize; 2],
+        device: &Device,
+    ) -> Result<Linear, HfError> {
+        let weight = self.read(&format!("{prefix}.weight"), &[d_out, d_in])?;
+        let bias_name = format!("{prefix}.bias");
+        let bias = match self.has(&bias_name) {
+            true => Some(self.vector(&bias_name, d_out, device)?),
+            false => None,
+        };
+        Ok(linear(weight, bias, [d_in, d_out], device))
+    }
+}
+
+/// A dense layer from a row-major `[out, in]` weight (PyTorch's layout).
+pub(super) fn linear(
+    weight: Vec<f32>,
+    bias: Option<Param<Tensor<1>>>,
+    [d_in, d_out]: [usize; 2],
+    device: &Device,
+) -> Linear {
+    let mut layer = LinearConfig::new(d_in, d_out).with_bias(false).init(device);
+    let w = Tensor::<2>::from_data(TensorData::new(weight, [d_out, d_in]), device);
+    layer.weight = Param::from_tensor(w.transpose());
+    layer.bias = bias;
+    layer
+}
+
+fn parse<'a>(file: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, HfError> {
+    SafeTensors::deserialize(bytes).map_err(|e| HfError::Weights {
+        file: file.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// `{"weight_map": {tensor: shard file}}`.
+fn shard_map(index: &Path, dir: &Path) -> Result<HashMap<String, PathBuf>, HfError> {
+    let text = std::fs::read_to_string(index).map_err(|e| HfError::Read {
+        file: index.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let invalid = |reason: String| HfError::Config {
+        file: index.to_path_buf(),
+        reason,
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let map = json["weight_map"]
+        .as_object()
+        .ok_or_else(|| invalid("no `weight_map` object".into()))?;
+    map.iter()
+        .map(|(tensor, shard)| match shard.as_str() {
+            Some(shard) => Ok((tensor.clone(), dir.join(shard))),
+            None => Err(invalid(format!("`weight_map.{tensor}` is not a file name"))),
+        })
+        .collect()
+}
+
+/// Little-endian F32, F16 or BF16 bytes as f32.
+fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    let pairs = || {
+        bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    Some(match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => pairs().map(|h| half::f16::from_bits(h).to_f32()).collect(),
+        Dtype::BF16 => pairs().map(|h| half::bf16::from_bits(h).to_f32()).collect(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_and_f16_widen_exactly() {
+        // 1.5 and −2.0: bf16 0x3FC0 / 0xC000, f16 0x3E00 / 0xC000.
+        assert_eq!(
+            to_f32(Dtype::BF16, &[0xC0, 0x3F, 0x00, 0xC0]),
+            Some(vec![1.5, -2.0])
+        );
+        assert_eq!(
+            to_f32(Dtype::F16, &[0x00, 0x3E, 0x00, 0xC0]),
+            Some(vec![1.5, -2.0])
+        );
+        assert_eq!(to_f32(Dtype::I64, &[0; 8]), None);
+    }
+}

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""LXT 2.1 efficient-mode reference relevance for tiny Hugging Face causal LMs (tests/fixtures/hf/).
+
+For each family in llama, mistral, qwen2, qwen3 this writes tests/fixtures/hf/<family>/:
+
+  config.json, model.safetensors, generation_config.json
+      the checkpoint exactly as `save_pretrained` writes it (float32, safetensors). A tiny causal
+      LM with seeded random weights: vocab 64, hidden 16, 2 layers, 4 attention heads, 2 key-value
+      heads (grouped-query attention, 2 query heads per kv head), head_dim 4, intermediate 24
+      (SiLU-gated MLP), max_position_embeddings 64, rms_norm_eps 1e-5, rope_theta 10000,
+      attn_implementation "eager".
+        llama   untied embeddings, no biases
+        mistral as llama, sliding_window 4096 (longer than the sequence: it never masks anything)
+        qwen2   tie_word_embeddings=True (model.safetensors then has no lm_head.weight), q/k/v
+                biases (its default), use_sliding_window False with sliding_window 4096 (its
+                defaults: the window is off)
+        qwen3   untied embeddings, q_norm/k_norm RMS norms over head_dim (its default), no biases,
+                use_sliding_window False, sliding_window None
+      Every parameter is randomised with a seeded torch.Generator: RMS-norm weights 1 + 0.3·randn,
+      matrices (linear weights, embedding, lm_head) randn / sqrt(shape[1]), biases 0.1·randn.
+  reference.safetensors (all float32)
+      ids               [2, 7] the token ids (seeded, in 1..63), stored as float32
+      embeddings        [2, 7, 16] the input embeddings (embed_tokens(ids))
+      logits            [2, 64] the plain (unpatched) model's logits at the last position
+      relevance.attnlrp [2, 7] and relevance.attnlrp.embeddings [2, 7, 16]
+      relevance.cplrp   [2, 7] and relevance.cplrp.embeddings   [2, 7, 16]
+  cases.json
+      family, config summary, the target per sample, the versions, and per mode the float32
+      relevance's distance to LXT's own float64 relevance, lxt_f32_distance =
+      max|R_f32 - R_f64| / max|R_f64| over the per-token relevance [2, 7], plus the relevance
+      sums next to the explained logits (conservation, for information).
+
+The relevance is LXT 2.1's efficient mode (Gradient x Input on a monkey-patched model):
+  from lxt.efficient import monkey_patch
+  import lxt.efficient.models.<llama|qwen2|qwen3> as rules     # rules.attnLRP / rules.cp_LRP
+  monkey_patch(transformers.models.<family>.modeling_<family>, patch_map=rules.attnLRP, verbose=False)
+  (resp. patch_map=rules.cp_LRP; rules.attnLRP is what monkey_patch uses when patch_map is None).
+LXT 2.1 has no Mistral patch: for mistral the script builds the same two maps as
+lxt/efficient/models/llama.py with Mistral's classes (MistralMLP -> gated_mlp_forward resp.
+cp_gated_mlp_forward, MistralRMSNorm -> rms_norm_forward, torch.nn.Dropout -> dropout_forward,
+the module modeling_mistral -> patch_attention resp. patch_cp_attention, all from
+lxt.efficient.patches) and passes them to monkey_patch(modeling_mistral, patch_map=...).
+Mistral's modeling code in transformers 4.52.4 is LLaMA's (identical eager_attention_forward,
+MLP and RMS norm) apart from the sliding_window argument, which eager attention ignores and
+which the causal mask only uses beyond 4096 positions.
+
+The backward follows LXT's examples (examples/quantized_llama.py, quantized_qwen3.py), one
+sample at a time (batch 1), with parameters frozen (requires_grad False) so the embeddings are
+a leaf:
+  input_embeds = model.get_input_embeddings()(input_ids)
+  logits = model(inputs_embeds=input_embeds.requires_grad_(), use_cache=False).logits
+  max_logits, max_indices = torch.max(logits[0, -1, :], dim=-1)
+  max_logits.backward()                  # seed: gradient 1 on the selected (arg-max) logit
+  relevance = (input_embeds * input_embeds.grad).float().sum(-1)
+The target is therefore the arg-max of each sample's last-position logits; relevance.<mode>
+is that sum, relevance.<mode>.embeddings is input_embeds * input_embeds.grad before the sum.
+(The models are in eval() mode; the examples' train() + gradient checkpointing only save memory.)
+The script also checks that one batched forward/backward (sum of the two selected logits) gives
+the same relevance.
+
+monkey_patch changes classes and module globals for the whole process (and LXT's CP-LRP
+attention patch even mutates transformers' global ALL_ATTENTION_FUNCTIONS), so every
+(family, mode) runs in a fresh Python subprocess (this script re-invoked with `--worker`), and
+the parent process, which computes the plain logits, never imports lxt. The workers reload the
+checkpoint from the fixture folder, so the relevance belongs to exactly the committed weights.
+float64 runs load the same checkpoint with torch_dtype=float64. Note that transformers keeps
+some float32 islands even then (RMSNorm, and LXT's patched RMSNorm, cast to float32; softmax
+is taken with dtype=float32; rotary cos/sin are computed in float32), so R_f64 is "LXT run in
+float64", not an exact-arithmetic result.
+
+Checks (assertions): float64 logits match float32 within 1e-4 (relative to max |logit|); the
+patched forward's logits equal the plain logits within 1e-5; the patched targets equal the
+plain targets; batched and per-sample relevance agree.
+
+Versions: torch 2.15.0, transformers 4.52.4, lxt 2.1 (pip install --no-deps), safetensors,
+numpy; CPU. LXT 2.1's efficient mode needs transformers 4.x (with 5.x `import lxt.efficient`
+fails). Not run by CI (the fixtures are committed).
+Usage: tools/hf-reference/run.sh   (a virtualenv with the pinned versions), or directly
+       python3 tools/hf-reference/generate.py [family ...]
+"""
+import argparse
+import importlib
+import json
+import math
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import torch
+from safetensors.torch import load_file, save_file
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OUT = ROOT / "tests" / "fixtures" / "hf"
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3"]
+MODES = {"attnlrp": "attnLRP", "cplrp": "cp_LRP"}  # fixture name -> LXT rule-set name
+N, T = 2, 7
+SEEDS = {"llama": 101, "mistral": 202, "qwen2": 303, "qwen3": 404}
+
+COMMON = dict(
+    vocab_size=64,
+    hidden_size=16,
+    intermediate_size=24,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=4,
+    max_position_embeddings=64,
+    rms_norm_eps=1e-5,
+    rope_theta=10000.0,
+    hidden_act="silu",
+    attention_dropout=0.0,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+
+
+def modeling_module(family):
+    return importlib.import_module(f"transformers.models.{family}.modeling_{family}")
+
+
+def make_config(family):
+    import transformers
+
+    if family == "llama":
+        return transformers.LlamaConfig(**COMMON, tie_word_embeddings=False, attention_bias=False,
+                                        mlp_bias=False)
+    if family == "mistral":
+        return transformers.MistralConfig(**COMMON, tie_word_embeddings=False, sliding_window=4096)
+    if family == "qwen2":
+        return transformers.Qwen2Config(**COMMON, tie_word_embeddings=True, use_sliding_window=False)
+    if family == "qwen3":
+        # sliding_window None as in Qwen3's released configs (its 4096 default is unused with
+        # use_sliding_window False, but makes Qwen3DecoderLayer warn)
+        return transformers.Qwen3Config(**COMMON, tie_word_embeddings=False, attention_bias=False,
+                                        use_sliding_window=False, sliding_window=None)
+    raise ValueError(family)
+
+
+def causal_lm_class(family):
+    return {
+        "llama": "LlamaForCausalLM",
+        "mistral": "MistralForCausalLM",
+        "qwen2": "Qwen2ForCausalLM",
+        "qwen3": "Qwen3ForCausalLM",
+    }[family]
+
+
+def load(family, folder, dtype):
+    cls = getattr(modeling_module(family), causal_lm_class(family))
+    model = cls.from_pretrained(folder, torch_dtype=dtype, attn_implementation="eager")
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad = False
+    assert model.config._attn_implementation == "eager"
+    return model
+
+
+# ---------------------------------------------------------------- parent: checkpoint + plain
+
+
+def build(family, folder):
+    """Seeded random checkpoint + ids; saved with save_pretrained."""
+    config = make_config(family)
+    config._attn_implementation = "eager"
+    cls = getattr(modeling_module(family), causal_lm_class(family))
+    torch.manual_seed(0)
+    model = cls(config).eval()
+    g = torch.Generator().manual_seed(SEEDS[family])
+    norm_params = set()
+    for name, module in model.named_modules():
+        if type(module).__name__.endswith("RMSNorm"):
+            norm_params.add(f"{name}.weight")
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # tied lm_head appears once (as embed_tokens)
+            if name in norm_params:
+                p.copy_(1 + 0.3 * torch.randn(p.shape, generator=g))
+            elif name.endswith(".bias"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            else:
+                assert p.dim() == 2, name
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1]))
+    if config.tie_word_embeddings:
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.iterdir():
+        f.unlink()
+    model.save_pretrained(folder, safe_serialization=True)
+    ids = torch.randint(1, 64, (N, T), generator=g)
+    return ids
+
+
+def plain(family, folder, ids):
+    out = {}
+    for dtype in (torch.float32, torch.float64):
+        model = load(family, folder, dtype)
+        with torch.no_grad():
+            e = model.get_input_embeddings()(ids)
+            logits = model(inputs_embeds=e, use_cache=False).logits[:, -1, :]
+            logits_ids = model(input_ids=ids, use_cache=False).logits[:, -1, :]
+        assert torch.equal(logits, logits_ids)
+        out[dtype] = (e, logits)
+    e32, l32 = out[torch.float32]
+    _, l64 = out[torch.float64]
+    rel = ((l32.double() - l64).abs().max() / l64.abs().max()).item()
+    assert rel < 1e-4, f"{family}: float64 vs float32 logits {rel}"
+    return e32, l32, rel
+
+
+# ---------------------------------------------------------------- worker: LXT in a fresh process
+
+
+def patch_map(family, rule_set):
+    if family in ("llama", "qwen2", "qwen3"):
+        rules = importlib.import_module(f"lxt.efficient.models.{family}")
+        return getattr(rules, rule_set)
+    assert family == "mistral"
+    # LXT 2.1 has no Mistral map: mirror lxt/efficient/models/llama.py with Mistral's classes.
+    from functools import partial
+    from torch.nn import Dropout
+    from transformers.models.mistral import modeling_mistral
+    from transformers.models.mistral.modeling_mistral import MistralMLP, MistralRMSNorm
+    from lxt.efficient.patches import (patch_method, patch_attention, patch_cp_attention,
+                                       rms_norm_forward, gated_mlp_forward, cp_gated_mlp_forward,
+                                       dropout_forward)
+    if rule_set == "attnLRP":
+        return {
+            MistralMLP: partial(patch_method, gated_mlp_forward),
+            MistralRMSNorm: partial(patch_method, rms_norm_forward),
+            Dropout: partial(patch_method, dropout_forward),
+            modeling_mistral: patch_attention,
+        }
+    return {
+        MistralMLP: partial(patch_method, cp_gated_mlp_forward),
+        MistralRMSNorm: partial(patch_method, rms_norm_forward),
+        Dropout: partial(patch_method, dropout_forward),
+        modeling_mistral: patch_cp_attention,
+    }
+
+
+def lxt_relevance(model, ids):
+    """LXT's example convention, one sample at a time."""
+    rel, targets, selected, last_logits = [], [], [], []
+    for b in range(ids.shape[0]):
+        input_ids = ids[b:b + 1]
+        input_embeds = model.get_input_embeddings()(input_ids)
+        output_logits = model(inputs_embeds=input_embeds.requires_grad_(), use_cache=False).logits
+        max_logits, max_indices = torch.max(output_logits[0, -1, :], dim=-1)
+        max_logits.backward()
+        rel.append((input_embeds * input_embeds.grad).detach()[0])
+        targets.append(int(max_indices))
+        selected.append(max_logits.item())
+        last_logits.append(output_logits[0, -1, :].detach())
+    return torch.stack(rel), targets, selected, torch.stack(last_logits)
+
+
+def lxt_relevance_batched(model, ids, targets):
+    e = model.get_input_embeddings()(ids).requires_grad_()
+    logits = model(inputs_embeds=e, use_cache=False).logits
+    logits[torch.arange(ids.shape[0]), -1, torch.tensor(targets)].sum().backward()
+    return (e * e.grad).detach()
+
+
+def worker(family, mode, folder, out_path):
+    from lxt.efficient import monkey_patch
+
+    torch.set_num_threads(1)
+    monkey_patch(modeling_module(family), patch_map=patch_map(family, MODES[mode]), verbose=False)
+    ids = load_file(str(folder / "reference.ids.tmp.safetensors"))["ids"]
+    result = {}
+    for dtype, tag in ((torch.float32, "f32"), (torch.float64, "f64")):
+        model = load(family, folder, dtype)
+        # the patched classes must be the ones in use
+        assert type(model.model.layers[0].mlp).forward.__module__ == "lxt.efficient.patches"
+        assert type(model.model.norm).forward.__module__ == "lxt.efficient.patches"
+        rel, targets, selected, last_logits = lxt_relevance(model, ids)
+        batched = lxt_relevance_batched(model, ids, targets)
+        scale = rel.abs().max()
+        assert (batched - rel).abs().max() <= (1e-5 if dtype == torch.float32 else 1e-12) * scale, \
+            f"{family}/{mode}/{tag}: batched vs per-sample relevance"
+        result[f"rel.{tag}"] = rel.contiguous()
+        result[f"logits.{tag}"] = last_logits.contiguous()
+        result[f"targets.{tag}"] = torch.tensor(targets)
+        result[f"selected.{tag}"] = torch.tensor(selected, dtype=torch.float64)
+    save_file(result, str(out_path))
+
+
+# ---------------------------------------------------------------- parent: one family
+
+
+def versions():
+    import transformers
+    from importlib.metadata import version
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "lxt": version("lxt"), "python": sys.version.split()[0]}
+
+
+def generate(family):
+    folder = OUT / family
+    ids = build(family, folder)
+    e32, logits32, f64_logit_distance = plain(family, folder, ids)
+    targets = logits32.argmax(-1).tolist()
+    top2 = logits32.topk(2, dim=-1).values
+    margins = (top2[:, 0] - top2[:, 1]).tolist()
+    tmp_ids = folder / "reference.ids.tmp.safetensors"
+    save_file({"ids": ids.contiguous()}, str(tmp_ids))
+    tensors = {
+        "ids": ids.float().contiguous(),
+        "logits": logits32.contiguous(),
+        "embeddings": e32.contiguous(),
+    }
+    modes = {}
+    try:
+        for mode in MODES:
+            with tempfile.TemporaryDirectory() as tmp:
+                out_path = pathlib.Path(tmp) / "out.safetensors"
+                subprocess.run([sys.executable, __file__, "--worker", family, mode, str(folder),
+                                str(out_path)], check=True)
+                r = load_file(str(out_path))
+            for tag in ("f32", "f64"):
+                assert r[f"targets.{tag}"].tolist() == targets, f"{family}/{mode}/{tag}: targets"
+            patched_diff = ((r["logits.f32"] - logits32).abs().max() / logits32.abs().max()).item()
+            assert patched_diff <= 1e-5, f"{family}/{mode}: patched logits differ by {patched_diff}"
+            r32, r64 = r["rel.f32"], r["rel.f64"]
+            tok32, tok64 = r32.sum(-1), r64.sum(-1)
+            dist = ((tok32.double() - tok64).abs().max() / tok64.abs().max()).item()
+            tensors[f"relevance.{mode}"] = tok32.contiguous()
+            tensors[f"relevance.{mode}.embeddings"] = r32.contiguous()
+            modes[mode] = {
+                "lxt_rule_set": MODES[mode],
+                "lxt_f32_distance": dist,
+                "patched_logits_distance": patched_diff,
+                "relevance_sum": tok32.sum(-1).tolist(),
+                "target_logit": r["selected.f32"].tolist(),
+            }
+    finally:
+        tmp_ids.unlink()
+    save_file(tensors, str(folder / "reference.safetensors"))
+    cfg = json.loads((folder / "config.json").read_text())
+    keys = ["model_type", "architectures", "vocab_size", "hidden_size", "intermediate_size",
+            "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+            "max_position_embeddings", "rms_norm_eps", "rope_theta", "hidden_act",
+            "tie_word_embeddings", "attention_bias", "sliding_window", "use_sliding_window",
+            "torch_dtype"]
+    case = {
+        "family": family,
+        "config": {k: cfg[k] for k in keys if k in cfg},
+        "notes": {
+            "llama": "untied embeddings, no biases",
+            "mistral": "LXT has no Mistral patch: LXT's llama maps applied to modeling_mistral; "
+                       "sliding_window 4096 > T (inactive)",
+            "qwen2": "tied embeddings (no lm_head.weight in model.safetensors), q/k/v biases",
+            "qwen3": "untied embeddings, q_norm/k_norm RMS norms (head_dim) before rotary",
+        }[family],
+        "shape": {"batch": N, "tokens": T},
+        "ids": ids.tolist(),
+        "targets": targets,
+        "top2_margin": margins,
+        "f64_logits_distance": f64_logit_distance,
+        "backward": "per sample (batch 1): torch.max(logits[0, -1, :], dim=-1)[0].backward(), "
+                    "relevance = (input_embeds * input_embeds.grad).sum(-1)",
+        "versions": versions(),
+        "modes": modes,
+    }
+    (folder / "cases.json").write_text(json.dumps(case, indent=2) + "\n")
+    print(f"{family}: targets {targets}, " + ", ".join(
+        f"{m} lxt_f32_distance {v['lxt_f32_distance']:.2e}" for m, v in modes.items()))
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        _, _, family, mode, folder, out_path = sys.argv
+        worker(family, mode, pathlib.Path(folder), pathlib.Path(out_path))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("families", nargs="*", metavar="family", help=f"default: {' '.join(FAMILIES)}")
+    args = parser.parse_args()
+    for family in args.families:
+        if family not in FAMILIES:
+            parser.error(f"unknown family {family!r} (one of {', '.join(FAMILIES)})")
+    torch.set_num_threads(1)
+    for family in args.families or FAMILIES:
+        generate(family)
+
+
+if __name__ == "__main__":
+    main()
