@@ -450,6 +450,13 @@ impl LayerSpec {
                 ("num_groups", vec![*num_groups]),
                 ("num_channels", vec![*num_channels]),
             ],
+            pool => pool.pool_sizes(),
+        }
+    }
+
+    /// A pooling layer's size fields, by name (none for other layers).
+    fn pool_sizes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        match self {
             LayerSpec::MaxPool2d {
                 kernel_size,
                 stride,

@@ -209,19 +209,7 @@ fn build_layer(
                 .init(device);
             with_weights(store, bn, |st, m| batch_norm_weights(st, m, name, index))?.into()
         }
-        LayerSpec::GroupNorm {
-            name,
-            num_groups,
-            num_channels,
-            eps,
-            affine,
-        } => {
-            let norm = GroupNormConfig::new(*num_groups, *num_channels)
-                .with_epsilon(*eps)
-                .with_affine(*affine)
-                .init(device);
-            with_weights(store, norm, |st, m| group_norm_weights(st, m, name, index))?.into()
-        }
+        LayerSpec::GroupNorm { .. } => build_group_norm(layer, index, store, device)?,
         parameter_free => build_parameter_free(parameter_free, index)?,
     })
 }
@@ -336,6 +324,30 @@ fn batch_norm_weights(
     Ok(bn)
 }
 
+/// A group norm, with its scale and shift from `store` when it has them.
+fn build_group_norm(
+    layer: &LayerSpec,
+    index: usize,
+    store: Option<&mut Store<'_>>,
+    device: &Device,
+) -> Result<Layer, LoadError> {
+    let LayerSpec::GroupNorm {
+        name,
+        num_groups,
+        num_channels,
+        eps,
+        affine,
+    } = layer
+    else {
+        unreachable!("called for group norms only")
+    };
+    let norm = GroupNormConfig::new(*num_groups, *num_channels)
+        .with_epsilon(*eps)
+        .with_affine(*affine)
+        .init(device);
+    Ok(with_weights(store, norm, |st, m| group_norm_weights(st, m, name, index))?.into())
+}
+
 /// A group norm's scale and shift (when it has them).
 fn group_norm_weights(
     store: &mut Store<'_>,
@@ -351,6 +363,44 @@ fn group_norm_weights(
     Ok(norm)
 }
 
+/// A layer's tensors under PyTorch's names with the prefix `name`.
+fn layer_tensors(layer: &Layer, name: &str, put: &mut impl FnMut(String, TensorData)) {
+    match layer {
+        Layer::Linear(l) => {
+            put(
+                format!("{name}.weight"),
+                l.weight.val().transpose().into_data(),
+            );
+            if let Some(b) = &l.bias {
+                put(format!("{name}.bias"), b.val().into_data());
+            }
+        }
+        Layer::Conv2d(c) => {
+            put(format!("{name}.weight"), c.weight.val().into_data());
+            if let Some(b) = &c.bias {
+                put(format!("{name}.bias"), b.val().into_data());
+            }
+        }
+        Layer::GroupNorm(norm) => {
+            if let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) {
+                put(format!("{name}.weight"), gamma.val().into_data());
+                put(format!("{name}.bias"), beta.val().into_data());
+            }
+        }
+        Layer::BatchNorm(bn) => {
+            put(format!("{name}.weight"), bn.gamma.val().into_data());
+            put(format!("{name}.bias"), bn.beta.val().into_data());
+            let running = (&bn.running_mean, &bn.running_var);
+            put(
+                format!("{name}.running_mean"),
+                running.0.value().into_data(),
+            );
+            put(format!("{name}.running_var"), running.1.value().into_data());
+        }
+        _ => {}
+    }
+}
+
 /// The model's tensors as safetensors bytes, under the names of `spec`.
 pub(super) fn serialize(model: &Sequential, spec: &ModelSpec) -> Result<Vec<u8>, LoadError> {
     let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
@@ -364,44 +414,8 @@ pub(super) fn serialize(model: &Sequential, spec: &ModelSpec) -> Result<Vec<u8>,
         tensors.insert(key, (shape, bytes));
     };
     for (layer, layer_spec) in model.layers.iter().zip(&spec.layers) {
-        let Some(name) = layer_spec.name() else {
-            continue;
-        };
-        match layer {
-            Layer::Linear(l) => {
-                put(
-                    format!("{name}.weight"),
-                    l.weight.val().transpose().into_data(),
-                );
-                if let Some(b) = &l.bias {
-                    put(format!("{name}.bias"), b.val().into_data());
-                }
-            }
-            Layer::Conv2d(c) => {
-                put(format!("{name}.weight"), c.weight.val().into_data());
-                if let Some(b) = &c.bias {
-                    put(format!("{name}.bias"), b.val().into_data());
-                }
-            }
-            Layer::GroupNorm(norm) => {
-                if let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) {
-                    put(format!("{name}.weight"), gamma.val().into_data());
-                    put(format!("{name}.bias"), beta.val().into_data());
-                }
-            }
-            Layer::BatchNorm(bn) => {
-                put(format!("{name}.weight"), bn.gamma.val().into_data());
-                put(format!("{name}.bias"), bn.beta.val().into_data());
-                put(
-                    format!("{name}.running_mean"),
-                    bn.running_mean.value().into_data(),
-                );
-                put(
-                    format!("{name}.running_var"),
-                    bn.running_var.value().into_data(),
-                );
-            }
-            _ => {}
+        if let Some(name) = layer_spec.name() {
+            layer_tensors(layer, name, &mut put);
         }
     }
     let views = tensors
