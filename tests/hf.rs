@@ -97,3 +97,141 @@ fn qwen2_with_biases_and_a_tied_head_matches_transformers_and_lxt_efficient() {
 fn qwen3_with_head_norms_matches_transformers_and_lxt_efficient() {
     check("qwen3");
 }
+
+/// A copy of the LLaMA fixture's checkpoint in a fresh directory, with `edit` applied.
+fn broken(name: &str, edit: impl FnOnce(&Path)) -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("lrp-grad-hf-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(folder("llama").join(file), dir.join(file)).unwrap();
+    }
+    edit(&dir);
+    let err = match lrp_grad::hf::load(&dir, &device()) {
+        Ok(_) => panic!("{name}: a broken checkpoint loaded"),
+        Err(e) => e.to_string(),
+    };
+    std::fs::remove_dir_all(&dir).unwrap();
+    (dir, err)
+}
+
+fn edit_config(dir: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(dir.join("config.json"), text.replacen(from, to, 1)).unwrap();
+}
+
+/// Bad checkpoints are errors naming the file and the tensor or field, never panics.
+#[test]
+fn bad_checkpoints_name_the_file_and_the_tensor() {
+    let (_, err) = broken("family", |d| {
+        edit_config(d, "\"model_type\": \"llama\"", "\"model_type\": \"gptj\"")
+    });
+    assert!(
+        err.contains("config.json")
+            && err.contains("`gptj`")
+            && err.contains("llama, mistral, qwen2, qwen3"),
+        "{err}"
+    );
+    let (_, err) = broken("width", |d| {
+        edit_config(d, "\"intermediate_size\": 24", "\"intermediate_size\": 32")
+    });
+    assert!(
+        err.contains("model.safetensors")
+            && err.contains("mlp.gate_proj.weight")
+            && err.contains("[32, 16]"),
+        "{err}"
+    );
+    let (_, err) = broken("heads", |d| {
+        edit_config(
+            d,
+            "\"num_key_value_heads\": 2",
+            "\"num_key_value_heads\": 3",
+        )
+    });
+    assert!(err.contains("num_key_value_heads (3)"), "{err}");
+    let (_, err) = broken("truncated", |d| {
+        let bytes = std::fs::read(d.join("model.safetensors")).unwrap();
+        std::fs::write(d.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    });
+    assert!(
+        err.contains("model.safetensors") && err.contains("not a valid safetensors"),
+        "{err}"
+    );
+    let (_, err) = broken("shard", |d| {
+        std::fs::rename(
+            d.join("model.safetensors"),
+            d.join("model-00001-of-00002.safetensors"),
+        )
+        .unwrap();
+        let index = r#"{"weight_map": {"model.embed_tokens.weight": "model-00001-of-00002.safetensors", "lm_head.weight": "model-00002-of-00002.safetensors"}}"#;
+        std::fs::write(d.join("model.safetensors.index.json"), index).unwrap();
+    });
+    assert!(
+        err.contains("model-00002-of-00002.safetensors") && err.contains("cannot read"),
+        "{err}"
+    );
+    let (_, err) = broken("scaling", |d| {
+        edit_config(
+            d,
+            "\"rope_theta\"",
+            "\"rope_scaling\": {\"rope_type\": \"yarn\"}, \"rope_theta\"",
+        )
+    });
+    assert!(err.contains("rope_scaling"), "{err}");
+}
+
+/// BF16 and sharded checkpoints (what `save_pretrained` writes for large models) load to the
+/// same model: the LLaMA fixture's weights rounded to bf16 and split over two shards give the
+/// logits of the same weights rounded in f32 — checked against the float32 checkpoint within
+/// bf16's rounding.
+#[test]
+fn a_sharded_bf16_checkpoint_loads() {
+    use safetensors::tensor::TensorView;
+    let dir = std::env::temp_dir().join(format!("lrp-grad-hf-bf16-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(folder("llama").join("config.json"), dir.join("config.json")).unwrap();
+    let bytes = std::fs::read(folder("llama").join("model.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = tensors.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let mut map = serde_json::Map::new();
+    let mut shards: [Vec<(String, Vec<usize>, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
+    for (i, name) in names.iter().enumerate() {
+        let view = tensors.tensor(name).unwrap();
+        let bf16: Vec<u8> = (view.data().chunks_exact(4))
+            .flat_map(|b| {
+                let bits = f32::from_le_bytes([b[0], b[1], b[2], b[3]]).to_bits();
+                // Round to nearest even, as torch's .to(torch.bfloat16).
+                let rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16;
+                (rounded as u16).to_le_bytes()
+            })
+            .collect();
+        let shard = format!("model-0000{}-of-00002.safetensors", i % 2 + 1);
+        map.insert(name.clone(), serde_json::Value::String(shard));
+        shards[i % 2].push((name.clone(), view.shape().to_vec(), bf16));
+    }
+    for (k, shard) in shards.iter().enumerate() {
+        let views: Vec<(String, TensorView)> = (shard.iter())
+            .map(|(n, s, b)| {
+                (
+                    n.clone(),
+                    TensorView::new(safetensors::Dtype::BF16, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        let file = dir.join(format!("model-0000{}-of-00002.safetensors", k + 1));
+        std::fs::write(file, safetensors::serialize(views, None).unwrap()).unwrap();
+    }
+    let index = serde_json::json!({ "weight_map": map });
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let bf16 = lrp_grad::hf::load(&dir, &device()).unwrap();
+    let f32_model = lrp_grad::hf::load(&folder("llama"), &device()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![3i64, 9, 27, 5], [1, 4]), &device());
+    let logits =
+        |m: &lrp_grad::hf::Decoder| values(m.graph(4).forward(m.embedding.forward(ids.clone())));
+    let (a, b) = (logits(&bf16), logits(&f32_model));
+    let err = distance(&a, &b) / max_abs(&b);
+    // bf16 keeps 8 bits of mantissa: a relative rounding of 2⁻⁹ per weight.
+    assert!(err > 0.0 && err < 0.05, "bf16 vs f32 logits: {err:.2e}");
+}

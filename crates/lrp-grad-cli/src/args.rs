@@ -11,9 +11,10 @@ use crate::spec;
 #[derive(Args)]
 pub(crate) struct ModelArgs {
     /// The model: an ONNX file (`.onnx`, e.g. from `torch.onnx.export`; an external
-    /// `.onnx.data` beside it is read too) or a JSON description (interchange format, with
-    /// --weights).
-    #[arg(long, value_name = "M.onnx|M.json")]
+    /// `.onnx.data` beside it is read too), a JSON description (interchange format, with
+    /// --weights), or a Hugging Face checkpoint directory (`config.json` + safetensors: LLaMA,
+    /// Mistral, Qwen2, Qwen3; token ids in, the last position's next token explained).
+    #[arg(long, value_name = "M.onnx|M.json|DIR")]
     pub(crate) model: PathBuf,
     /// JSON models: allow tensors in the weights file that no layer uses (a full state_dict
     /// serving part of a model); they are listed on stderr.

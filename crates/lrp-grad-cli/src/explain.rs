@@ -281,15 +281,28 @@ fn show_tokens(
     Ok(())
 }
 
-pub(crate) fn run(args: ExplainArgs) -> Result<()> {
-    let device = device()?;
+/// The model `--model` names; a checkpoint directory's graph is built for the token ids' length.
+fn load_model(args: &ExplainArgs, device: &Device) -> Result<model::CliModel> {
     let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
-    let model = model::load(
+    if model::is_checkpoint(&args.model.model) {
+        let [input] = &args.input[..] else {
+            bail!("a checkpoint directory takes one --input: token ids as an integer .npy [N, T]");
+        };
+        let ids = npy::read(input)?;
+        let tokens = ids.shape.last().copied().unwrap_or(0);
+        return model::load_checkpoint(&args.model.model, tokens, device);
+    }
+    model::load(
         &args.model.model,
         weights,
         args.model.allow_unused_weights,
-        &device,
-    )?;
+        device,
+    )
+}
+
+pub(crate) fn run(args: ExplainArgs) -> Result<()> {
+    let device = device()?;
+    let model = load_model(&args, &device)?;
     let mut inputs = inputs::read(
         &args.input,
         model.file_shape(),

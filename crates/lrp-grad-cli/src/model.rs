@@ -33,6 +33,27 @@ impl CliModel {
     }
 }
 
+/// Whether `path` is a Hugging Face checkpoint directory (it holds a `config.json`).
+pub(crate) fn is_checkpoint(path: &Path) -> bool {
+    path.is_dir() && path.join("config.json").is_file()
+}
+
+/// A checkpoint directory's causal LM on `tokens` positions: token ids `[N, T]` in, the last
+/// position's logits out.
+pub(crate) fn load_checkpoint(dir: &Path, tokens: usize, device: &Device) -> Result<CliModel> {
+    if tokens == 0 {
+        bail!("{}: the token ids hold no position", dir.display());
+    }
+    let decoder = lrp_grad::hf::load(dir, device)?;
+    Ok(CliModel {
+        graph: decoder.graph(tokens),
+        input_shape: FeatureShape::sequence(tokens, decoder.config.hidden_size),
+        spec: None,
+        dropped_softmax: None,
+        embedding: Some(decoder.embedding),
+    })
+}
+
 /// Whether `path` names an ONNX model (by its extension).
 pub(crate) fn is_onnx(path: &Path) -> bool {
     path.extension()
@@ -92,6 +113,16 @@ pub(crate) fn require_weights<'a>(
     model: &Path,
     weights: Option<&'a Path>,
 ) -> Result<Option<&'a Path>> {
+    if is_checkpoint(model) {
+        if let Some(weights) = weights {
+            bail!(
+                "--weights {}: {} is a checkpoint directory, which holds its own weights; drop --weights",
+                weights.display(),
+                model.display()
+            );
+        }
+        return Ok(None);
+    }
     if weights.is_none() && !is_onnx(model) {
         bail!(
             "{} is a JSON model description: give its weights with --weights W.safetensors (or use an .onnx model)",

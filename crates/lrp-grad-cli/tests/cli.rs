@@ -1472,3 +1472,65 @@ fn the_help_and_the_readme_list_every_composite() {
         );
     }
 }
+
+/// A Hugging Face checkpoint directory (Qwen2: biases, a tied head) on token ids: per-token
+/// relevance of the predicted next token equals LXT 2.1's efficient AttnLRP and CP-LRP, and the
+/// summary names the prediction; `--weights` beside a directory is refused.
+#[test]
+fn a_checkpoint_directory_explains_the_next_token_as_lxt_efficient() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hf/qwen2");
+    let reference = zennit::read_f32_tensors(&folder.join("reference.safetensors"));
+    let dir = TempDir::new().unwrap();
+    let (shape, ids) = &reference["ids"];
+    let ids_path = dir.path().join("ids.npy");
+    write_ids_npy(&ids_path, shape, ids);
+    for (composite, mode) in [
+        ("attn-lrp-efficient", "attnlrp"),
+        ("cp-lrp-efficient", "cplrp"),
+    ] {
+        let (out, summary) = (dir.path().join("r.npy"), dir.path().join("s.json"));
+        lrp_grad()
+            .arg("explain")
+            .arg("--model")
+            .arg(&folder)
+            .arg("--input")
+            .arg(&ids_path)
+            .arg("--output")
+            .arg(&out)
+            .arg("--summary")
+            .arg(&summary)
+            .args(["--composite", composite, "--quiet"])
+            .assert()
+            .success();
+        let (out_shape, relevance) = read_npy(&out);
+        assert_eq!(&out_shape, shape);
+        let expected = &reference[&format!("relevance.{mode}")].1;
+        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let error =
+            (relevance.iter().zip(expected)).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        assert!(error < 1e-5, "{composite}: {error:.2e}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        let logits = &reference["logits"].1;
+        let vocab = logits.len() / shape[0];
+        let argmax = (0..vocab)
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap();
+        assert_eq!(json["samples"][0]["predicted"], argmax);
+    }
+    let f = Fixture::new();
+    fails(
+        &f,
+        lrp_grad()
+            .arg("explain")
+            .arg("--model")
+            .arg(&folder)
+            .arg("--weights")
+            .arg(folder.join("model.safetensors"))
+            .arg("--input")
+            .arg(&ids_path)
+            .arg("--output")
+            .arg(f.path("r.npy")),
+        &["is a checkpoint directory", "drop --weights"],
+    );
+}
