@@ -92,10 +92,10 @@ from safetensors.torch import load_file, save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "hf"
-FAMILIES = ["llama", "mistral", "qwen2", "qwen3"]
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2"]
 MODES = {"attnlrp": "attnLRP", "cplrp": "cp_LRP"}  # fixture name -> LXT rule-set name
 N, T = 2, 7
-SEEDS = {"llama": 101, "mistral": 202, "qwen2": 303, "qwen3": 404}
+SEEDS = {"llama": 101, "mistral": 202, "qwen2": 303, "qwen3": 404, "phi3": 505, "gpt2": 606}
 
 COMMON = dict(
     vocab_size=64,
@@ -134,6 +134,26 @@ def make_config(family):
         # use_sliding_window False, but makes Qwen3DecoderLayer warn)
         return transformers.Qwen3Config(**COMMON, tie_word_embeddings=False, attention_bias=False,
                                         use_sliding_window=False, sliding_window=None)
+    if family == "phi3":
+        # Phi3Config has no head_dim argument: head_dim = hidden_size // num_attention_heads = 4
+        # (as in Microsoft's released configs). pad_token_id: Phi3's default 32000 is outside the
+        # vocabulary (nn.Embedding refuses it), so None. partial_rotary_factor 1.0 = full rotary
+        # (the config field of that name; Phi3Config's default, set explicitly). No rope_scaling
+        # (plain RoPE, rope_type "default"); sliding_window None (Phi3Config's default).
+        common = {k: v for k, v in COMMON.items() if k != "head_dim"}
+        return transformers.Phi3Config(**common, tie_word_embeddings=False, rope_scaling=None,
+                                       partial_rotary_factor=1.0, pad_token_id=None,
+                                       resid_pdrop=0.0, embd_pdrop=0.0, sliding_window=None,
+                                       original_max_position_embeddings=64)
+    if family == "gpt2":
+        # n_inner None = 4 * n_embd = 64 (GPT-2's convention)
+        return transformers.GPT2Config(vocab_size=64, n_embd=16, n_head=4, n_layer=2, n_positions=64,
+                                       n_inner=None, activation_function="gelu_new",
+                                       layer_norm_epsilon=1e-5, resid_pdrop=0.0, embd_pdrop=0.0,
+                                       attn_pdrop=0.0, scale_attn_weights=True,
+                                       scale_attn_by_inverse_layer_idx=False,
+                                       reorder_and_upcast_attn=False, tie_word_embeddings=True,
+                                       bos_token_id=1, eos_token_id=2)
     raise ValueError(family)
 
 
@@ -143,6 +163,8 @@ def causal_lm_class(family):
         "mistral": "MistralForCausalLM",
         "qwen2": "Qwen2ForCausalLM",
         "qwen3": "Qwen3ForCausalLM",
+        "phi3": "Phi3ForCausalLM",
+        "gpt2": "GPT2LMHeadModel",
     }[family]
 
 
@@ -167,21 +189,30 @@ def build(family, folder):
     torch.manual_seed(0)
     model = cls(config).eval()
     g = torch.Generator().manual_seed(SEEDS[family])
-    norm_params = set()
+    from transformers.pytorch_utils import Conv1D
+    norm_params, conv1d_params = set(), set()
     for name, module in model.named_modules():
-        if type(module).__name__.endswith("RMSNorm"):
+        if type(module).__name__.endswith("RMSNorm") or isinstance(module, torch.nn.LayerNorm):
             norm_params.add(f"{name}.weight")
+        if isinstance(module, Conv1D):  # GPT-2: weight [in, out], fan-in is shape[0]
+            conv1d_params.add(f"{name}.weight")
     with torch.no_grad():
         for name, p in model.named_parameters():  # tied lm_head appears once (as embed_tokens)
             if name in norm_params:
                 p.copy_(1 + 0.3 * torch.randn(p.shape, generator=g))
             elif name.endswith(".bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif name in conv1d_params:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[0]))
             else:
                 assert p.dim() == 2, name
                 p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1]))
     if config.tie_word_embeddings:
-        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+        assert model.get_output_embeddings().weight.data_ptr() == \
+            model.get_input_embeddings().weight.data_ptr()
+    else:
+        assert model.get_output_embeddings().weight.data_ptr() != \
+            model.get_input_embeddings().weight.data_ptr()
     folder.mkdir(parents=True, exist_ok=True)
     for f in folder.iterdir():
         f.unlink()

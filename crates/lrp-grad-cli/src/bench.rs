@@ -9,7 +9,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use clap::Args;
 use lrp_grad::{Explainer, FeatureShape, Graph, Method};
 
-use crate::model::{load, require_weights};
+use crate::model::{is_checkpoint, load, load_checkpoint, require_weights};
 use crate::{Batch, ModelArgs, RuleArgs};
 
 #[derive(Args)]
@@ -22,6 +22,9 @@ pub(crate) struct BenchArgs {
     /// Batch size of the random input.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Checkpoint directories: the sequence length (random token ids of seed 0).
+    #[arg(long, default_value_t = 128)]
+    tokens: usize,
     #[command(flatten)]
     rules: RuleArgs,
     /// Timed runs per mode (after 2 warm-up runs).
@@ -59,16 +62,22 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     }
     let device = crate::device()?;
     let weights = require_weights(&args.model.model, args.weights.as_deref())?;
-    let loaded = load(
-        &args.model.model,
-        weights,
-        args.model.allow_unused_weights,
-        &device,
-    )?;
+    let loaded = match is_checkpoint(&args.model.model) {
+        true => load_checkpoint(&args.model.model, args.tokens, &device)?,
+        false => load(
+            &args.model.model,
+            weights,
+            args.model.allow_unused_weights,
+            &device,
+        )?,
+    };
     let model = loaded.graph.valid();
     let n = args.batch.max(1);
     let runs = args.runs.max(1);
-    let x = random_batch(n, loaded.input_shape, &device)?;
+    let x = match &loaded.embedding {
+        Some(embedding) => random_tokens(n, args.tokens, embedding, &device),
+        None => random_batch(n, loaded.input_shape, &device)?,
+    };
     let composite = args.rules.composite(loaded.input_shape, None)?;
     let lrp = Explainer::new()
         .composite(composite)
@@ -104,6 +113,21 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     }
     report(&args, n, runs, &timings);
     Ok(())
+}
+
+/// The embeddings of `n` sequences of `t` random token ids (seed 0).
+fn random_tokens(n: usize, t: usize, embedding: &burn::nn::Embedding, device: &Device) -> Batch {
+    use rand::{Rng, SeedableRng};
+    let vocab = embedding.weight.dims()[0];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let ids: Vec<i64> = (0..n * t)
+        .map(|_| rng.random_range(0..vocab as i64))
+        .collect();
+    let ids = Tensor::<2, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(ids, [n, t]),
+        device,
+    );
+    Batch::Sequence(embedding.forward(ids))
 }
 
 /// `n` inputs of the per-sample `shape`, uniform in [0, 1) from seed 0.

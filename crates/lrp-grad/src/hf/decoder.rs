@@ -6,12 +6,12 @@
 //! norms on each head of q and k before the rotary embedding, Mistral a sliding window.
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, Linear};
+use burn::nn::{Embedding, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::HfError;
 use super::config::Config;
-use super::weights::{Weights, linear};
+use super::weights::Weights;
 use crate::model::{Activation, Graph, NodeId, RmsNorm, Rotary};
 
 /// One decoder block's parameters.
@@ -87,14 +87,18 @@ impl Decoder {
         let c = &config;
         let (v, d) = (c.vocab_size, c.hidden_size);
         let table = w.read("model.embed_tokens.weight", &[v, d])?;
-        let mut embedding = EmbeddingConfig::new(v, d).init(device);
-        embedding.weight = Param::from_tensor(Tensor::from_data(
-            TensorData::new(table.clone(), [v, d]),
-            device,
-        ));
-        // A tied head is the embedding table (also when the checkpoint leaves the head out).
+        let table = Tensor::<2>::from_data(TensorData::new(table, [v, d]), device);
+        // Built from the table directly: no random initialisation of V × D values first.
+        let embedding = Embedding {
+            weight: Param::from_tensor(table.clone()),
+        };
+        // A tied head is the embedding table, shared (also when the checkpoint leaves the head
+        // out).
         let head = match c.tie_word_embeddings || !w.has("lm_head.weight") {
-            true => linear(table, None, [d, v], device),
+            true => Linear {
+                weight: Param::from_tensor(table.transpose()),
+                bias: None,
+            },
             false => w.linear("lm_head", [d, v], device)?,
         };
         let blocks = (0..c.num_hidden_layers)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
@@ -129,11 +129,12 @@ pub(super) fn linear(
     [d_in, d_out]: [usize; 2],
     device: &Device,
 ) -> Linear {
-    let mut layer = LinearConfig::new(d_in, d_out).with_bias(false).init(device);
+    // Built from the weights directly: no random initialisation first.
     let w = Tensor::<2>::from_data(TensorData::new(weight, [d_out, d_in]), device);
-    layer.weight = Param::from_tensor(w.transpose());
-    layer.bias = bias;
-    layer
+    Linear {
+        weight: Param::from_tensor(w.transpose()),
+        bias,
+    }
 }
 
 fn parse<'a>(file: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, HfError> {
