@@ -115,3 +115,45 @@ fn a_rule_other_than_the_gradient_on_rotary_embeddings_is_refused() {
         .to_string();
     assert!(err.contains("rotary"), "{err}");
 }
+
+/// LLaMA 3's scaled frequencies against transformers' own (`tools/hf-reference/rope.py`:
+/// `ROPE_INIT_FUNCTIONS["llama3"]`, Llama-3.1's scaling, head dim 64; transformers computes in
+/// float32, hence 1e-6).
+#[test]
+fn llama3_scaled_frequencies_match_transformers() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/rope-llama3.json");
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let s = &f["rope_scaling"];
+    let scaling = lrp_grad::Llama3Scaling {
+        factor: s["factor"].as_f64().unwrap(),
+        low_freq_factor: s["low_freq_factor"].as_f64().unwrap(),
+        high_freq_factor: s["high_freq_factor"].as_f64().unwrap(),
+        original_context: s["original_max_position_embeddings"].as_f64().unwrap(),
+    };
+    let rotary = Rotary::llama3(64, f["rope_theta"].as_f64().unwrap(), scaling);
+    let want: Vec<f64> = (f["inv_freq"].as_array().unwrap().iter())
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(rotary.inv_freq.len(), want.len());
+    for (i, (a, b)) in rotary.inv_freq.iter().zip(&want).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs(),
+            "pair {i}: {a} vs transformers' {b}"
+        );
+    }
+    // The three bands all occur: kept, interpolated, divided by the factor.
+    let plain = Rotary::new(64, f["rope_theta"].as_f64().unwrap());
+    let ratios: Vec<f64> = plain
+        .inv_freq
+        .iter()
+        .zip(&rotary.inv_freq)
+        .map(|(p, s)| p / s)
+        .collect();
+    assert!(
+        ratios.iter().any(|r| (r - 1.0).abs() < 1e-12)
+            && ratios.iter().any(|r| (r - 8.0).abs() < 1e-9)
+    );
+    assert!(ratios.iter().any(|r| *r > 1.0 + 1e-6 && *r < 8.0 - 1e-6));
+}

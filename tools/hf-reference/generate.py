@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """LXT 2.1 efficient-mode reference relevance for tiny Hugging Face causal LMs (tests/fixtures/hf/).
 
-For each family in llama, mistral, qwen2, qwen3 this writes tests/fixtures/hf/<family>/:
+For each family in llama, mistral, qwen2, qwen3, phi3, gpt2 this writes tests/fixtures/hf/<family>/:
 
   config.json, model.safetensors, generation_config.json
       the checkpoint exactly as `save_pretrained` writes it (float32, safetensors). A tiny causal
@@ -16,19 +16,40 @@ For each family in llama, mistral, qwen2, qwen3 this writes tests/fixtures/hf/<f
                 defaults: the window is off)
         qwen3   untied embeddings, q_norm/k_norm RMS norms over head_dim (its default), no biases,
                 use_sliding_window False, sliding_window None
-      Every parameter is randomised with a seeded torch.Generator: RMS-norm weights 1 + 0.3·randn,
-      matrices (linear weights, embedding, lm_head) randn / sqrt(shape[1]), biases 0.1·randn.
+        phi3    Phi3ForCausalLM with the sizes above: fused qkv_proj [32, 16] (rows: q 16 =
+                4 heads x 4, k 8, v 8) and gate_up_proj [48, 16] (rows: gate 24, then up 24);
+                untied embeddings, no biases, resid/embd dropout 0, rope_scaling None,
+                partial_rotary_factor 1.0 (the config field; full rotary), sliding_window None,
+                original_max_position_embeddings 64, pad_token_id None (Phi3's default 32000
+                is outside the vocabulary). Phi3Config has no head_dim argument: head_dim =
+                hidden_size / num_attention_heads = 4, and config.json has no head_dim key.
+        gpt2    GPT2LMHeadModel: vocab 64, n_embd 16, n_head 4 (head_dim 4), n_layer 2,
+                n_positions 64, n_inner None (= 4 * n_embd = 64), activation_function
+                "gelu_new", layer_norm_epsilon 1e-5, resid/embd/attn dropout 0,
+                scale_attn_weights True, scale_attn_by_inverse_layer_idx False,
+                reorder_and_upcast_attn False, tied head (model.safetensors holds
+                transformer.wte.weight and no lm_head.weight), learned position embeddings wpe
+                [64, 16], Conv1D weights stored [in, out], biases on every Conv1D and LayerNorm.
+      Every parameter is randomised with a seeded torch.Generator: RMS-norm and LayerNorm weights
+      1 + 0.3·randn, matrices (linear weights, embeddings incl. wpe, lm_head) randn / sqrt(fan-in)
+      = randn / sqrt(shape[1]) for nn.Linear/nn.Embedding layouts and randn / sqrt(shape[0]) for
+      GPT-2's Conv1D [in, out] weights, biases (incl. LayerNorm biases) 0.1·randn.
   reference.safetensors (all float32)
       ids               [2, 7] the token ids (seeded, in 1..63), stored as float32
       embeddings        [2, 7, 16] the input embeddings (embed_tokens(ids))
       logits            [2, 64] the plain (unpatched) model's logits at the last position
       relevance.attnlrp [2, 7] and relevance.attnlrp.embeddings [2, 7, 16]
       relevance.cplrp   [2, 7] and relevance.cplrp.embeddings   [2, 7, 16]
+      gpt2 only: relevance.attnlrp.positions, relevance.cplrp.positions [2, 7, 16] = wpe[:7] *
+                        gradient, the learned position embeddings' share, which is NOT part of
+                        relevance.<mode> (see below)
   cases.json
       family, config summary, the target per sample, the versions, and per mode the float32
       relevance's distance to LXT's own float64 relevance, lxt_f32_distance =
       max|R_f32 - R_f64| / max|R_f64| over the per-token relevance [2, 7], plus the relevance
-      sums next to the explained logits (conservation, for information).
+      sums next to the explained logits (conservation, for information). For phi3 and gpt2 also
+      "rules": what LXT's map does per module (the contract for the Rust implementation), and
+      for gpt2 per mode the summed position share and its float32-vs-float64 distance.
 
 The relevance is LXT 2.1's efficient mode (Gradient x Input on a monkey-patched model):
   from lxt.efficient import monkey_patch
@@ -43,6 +64,42 @@ lxt.efficient.patches) and passes them to monkey_patch(modeling_mistral, patch_m
 Mistral's modeling code in transformers 4.52.4 is LLaMA's (identical eager_attention_forward,
 MLP and RMS norm) apart from the sliding_window argument, which eager attention ignores and
 which the causal mask only uses beyond 4096 positions.
+
+Phi3: LXT 2.1 has no Phi3 map either; patch_map builds LLaMA's two maps for modeling_phi3:
+  Phi3RMSNorm -> rms_norm_forward (Phi3RMSNorm.forward has the same source as LlamaRMSNorm's),
+  torch.nn.Dropout -> dropout_forward, the module modeling_phi3 -> patch_attention resp.
+  patch_cp_attention (modeling_phi3.eager_attention_forward and repeat_kv have the same source
+  as LLaMA's and the same signature (module, query, key, value, attention_mask, scaling,
+  dropout, **kwargs); the wrapper thus sees q and k after the rotary embedding, before
+  repeat_kv, exactly as for LLaMA. Phi3's apply_rotary_pos_emb differs only by its
+  partial-rotary split, which is empty with partial_rotary_factor 1.0.)
+  Phi3MLP cannot take LXT's gated_mlp_forward (that calls gate_proj/up_proj/act_fn; Phi3MLP
+  has one fused gate_up_proj, chunked into gate = first half, up = second half, and
+  activation_fn), so the two forwards are written here with lxt.efficient.rules' own functions:
+    attnLRP (phi3_gated_mlp_forward):
+      gate, up = gate_up_proj(x).chunk(2, -1)
+      down_proj(divide_gradient(up * identity_rule_implicit(activation_fn, gate), 2))
+      = gated_mlp_forward: identity rule on the SiLU, the product's gradient divided by 2
+      (uniform rule: up and act(gate) each receive half), down_proj plain.
+    cp_LRP (phi3_cp_gated_mlp_forward):
+      gate, up = gate_up_proj(x).chunk(2, -1)
+      down_proj(up * activation_fn(stop_gradient(gate)))
+      = cp_gated_mlp_forward: the gate branch is a constant, plain gradient through up.
+  The product is written up * act(gate) in HF's order, so the patched logits equal the plain
+  ones bit for bit; detaching/identity-ruling the gate chunk is the same as doing it on
+  gate_proj(x) for LLaMA, since the chunk is a view of gate_up_proj's output.
+GPT-2 uses LXT's own map (lxt.efficient.models.gpt2.attnLRP / cp_LRP, module modeling_gpt2):
+  torch.nn.LayerNorm.forward -> layer_norm_forward (GLOBAL: the key is modeling_gpt2.nn.LayerNorm,
+  i.e. torch.nn.LayerNorm; (x - mean) / stop_gradient(sqrt(var + eps)) * weight + bias), GPT2MLP
+  -> c_proj(identity_rule_implicit(gelu_new, c_fc(x))) in both maps, Dropout -> identity, and
+  patch_attention (q/4, k/4, v/2) resp. patch_cp_attention (detached q, k) on
+  modeling_gpt2.eager_attention_forward. Relevance convention for GPT-2: the explained input is
+  inputs_embeds = transformer.wte(ids) (model.get_input_embeddings()), as for the other
+  families; GPT2Model adds wpe(arange(T)) to it inside forward (a plain sum), so the position
+  embeddings' share wpe[:T] * gradient is not in relevance.<mode> (stored separately as
+  relevance.<mode>.positions). The per-module rules are spelled out in RULES below and in
+  cases.json ("rules"); both were checked by an independent float64 re-implementation of the
+  rules (plain torch, no transformers/lxt), which reproduces the fixtures' relevance to ~3e-7.
 
 The backward follows LXT's examples (examples/quantized_llama.py, quantized_qwen3.py), one
 sample at a time (batch 1), with parameters frozen (requires_grad False) so the embeddings are
@@ -69,8 +126,10 @@ is taken with dtype=float32; rotary cos/sin are computed in float32), so R_f64 i
 float64", not an exact-arithmetic result.
 
 Checks (assertions): float64 logits match float32 within 1e-4 (relative to max |logit|); the
-patched forward's logits equal the plain logits within 1e-5; the patched targets equal the
-plain targets; batched and per-sample relevance agree.
+patched forward's logits equal the plain logits within 1e-5 (GPT-2: ~3e-7, LXT's LayerNorm is
+not torch's fused kernel); the patched targets equal the plain targets; batched and per-sample
+relevance agree; the patched MLP/final-norm forwards and the module's eager_attention_forward
+are the patched ones.
 
 Versions: torch 2.15.0, transformers 4.52.4, lxt 2.1 (pip install --no-deps), safetensors,
 numpy; CPU. LXT 2.1's efficient mode needs transformers 4.x (with 5.x `import lxt.efficient`
@@ -241,10 +300,44 @@ def plain(family, folder, ids):
 # ---------------------------------------------------------------- worker: LXT in a fresh process
 
 
+def phi3_gated_mlp_forward(self, x):
+    """AttnLRP on Phi3MLP (fused gate_up_proj): LXT's gated_mlp_forward rule, written for the
+    fused projection. HF: up_states = gate_up_proj(x); gate, up = chunk(2); up * act(gate)."""
+    from lxt.efficient.rules import divide_gradient, identity_rule_implicit
+    gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+    gate = identity_rule_implicit(self.activation_fn, gate)  # identity rule on the SiLU
+    weighted = divide_gradient(up * gate, 2)                 # uniform rule on the product
+    return self.down_proj(weighted)
+
+
+def phi3_cp_gated_mlp_forward(self, x):
+    """CP-LRP on Phi3MLP: LXT's cp_gated_mlp_forward for the fused projection (gate detached)."""
+    from lxt.efficient.rules import stop_gradient
+    gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+    gate = self.activation_fn(stop_gradient(gate))
+    return self.down_proj(up * gate)
+
+
 def patch_map(family, rule_set):
-    if family in ("llama", "qwen2", "qwen3"):
+    if family in ("llama", "qwen2", "qwen3", "gpt2"):
         rules = importlib.import_module(f"lxt.efficient.models.{family}")
         return getattr(rules, rule_set)
+    if family == "phi3":
+        # LXT 2.1 has no Phi3 map: lxt/efficient/models/llama.py mirrored onto modeling_phi3,
+        # with the gated-MLP rule rewritten for Phi3MLP's fused gate_up_proj (above).
+        from functools import partial
+        from torch.nn import Dropout
+        from transformers.models.phi3 import modeling_phi3
+        from transformers.models.phi3.modeling_phi3 import Phi3MLP, Phi3RMSNorm
+        from lxt.efficient.patches import (patch_method, patch_attention, patch_cp_attention,
+                                           rms_norm_forward, dropout_forward)
+        mlp = phi3_gated_mlp_forward if rule_set == "attnLRP" else phi3_cp_gated_mlp_forward
+        return {
+            Phi3MLP: partial(patch_method, mlp),
+            Phi3RMSNorm: partial(patch_method, rms_norm_forward),
+            Dropout: partial(patch_method, dropout_forward),
+            modeling_phi3: patch_attention if rule_set == "attnLRP" else patch_cp_attention,
+        }
     assert family == "mistral"
     # LXT 2.1 has no Mistral map: mirror lxt/efficient/models/llama.py with Mistral's classes.
     from functools import partial
@@ -271,7 +364,7 @@ def patch_map(family, rule_set):
 
 def lxt_relevance(model, ids):
     """LXT's example convention, one sample at a time."""
-    rel, targets, selected, last_logits = [], [], [], []
+    rel, targets, selected, last_logits, grads = [], [], [], [], []
     for b in range(ids.shape[0]):
         input_ids = ids[b:b + 1]
         input_embeds = model.get_input_embeddings()(input_ids)
@@ -279,10 +372,11 @@ def lxt_relevance(model, ids):
         max_logits, max_indices = torch.max(output_logits[0, -1, :], dim=-1)
         max_logits.backward()
         rel.append((input_embeds * input_embeds.grad).detach()[0])
+        grads.append(input_embeds.grad.detach()[0])
         targets.append(int(max_indices))
         selected.append(max_logits.item())
         last_logits.append(output_logits[0, -1, :].detach())
-    return torch.stack(rel), targets, selected, torch.stack(last_logits)
+    return torch.stack(rel), targets, selected, torch.stack(last_logits), torch.stack(grads)
 
 
 def lxt_relevance_batched(model, ids, targets):
@@ -302,9 +396,15 @@ def worker(family, mode, folder, out_path):
     for dtype, tag in ((torch.float32, "f32"), (torch.float64, "f64")):
         model = load(family, folder, dtype)
         # the patched classes must be the ones in use
-        assert type(model.model.layers[0].mlp).forward.__module__ == "lxt.efficient.patches"
-        assert type(model.model.norm).forward.__module__ == "lxt.efficient.patches"
-        rel, targets, selected, last_logits = lxt_relevance(model, ids)
+        if family == "gpt2":
+            mlp, final_norm = model.transformer.h[0].mlp, model.transformer.ln_f
+        else:
+            mlp, final_norm = model.model.layers[0].mlp, model.model.norm
+        expected_mlp = {"gpt2": "lxt.efficient.models.gpt2", "phi3": __name__}
+        assert type(mlp).forward.__module__ == expected_mlp.get(family, "lxt.efficient.patches")
+        assert type(final_norm).forward.__module__ == "lxt.efficient.patches"
+        assert modeling_module(family).eager_attention_forward.__module__ == "lxt.efficient.patches"
+        rel, targets, selected, last_logits, grads = lxt_relevance(model, ids)
         batched = lxt_relevance_batched(model, ids, targets)
         scale = rel.abs().max()
         assert (batched - rel).abs().max() <= (1e-5 if dtype == torch.float32 else 1e-12) * scale, \
@@ -313,10 +413,103 @@ def worker(family, mode, folder, out_path):
         result[f"logits.{tag}"] = last_logits.contiguous()
         result[f"targets.{tag}"] = torch.tensor(targets)
         result[f"selected.{tag}"] = torch.tensor(selected, dtype=torch.float64)
+        if family == "gpt2":
+            # GPT2Model adds wpe(positions) to inputs_embeds (plain sum, embd dropout 0), so the
+            # gradient at the position embeddings is the one at the word embeddings.
+            wpe = model.transformer.wpe.weight[:ids.shape[1]]
+            result[f"posrel.{tag}"] = (wpe * grads).contiguous()
     save_file(result, str(out_path))
 
 
 # ---------------------------------------------------------------- parent: one family
+
+EXTRA_CONFIG_KEYS = {
+    "phi3": ["partial_rotary_factor", "rope_scaling", "original_max_position_embeddings",
+             "pad_token_id", "resid_pdrop", "embd_pdrop", "attention_dropout"],
+    "gpt2": ["n_embd", "n_head", "n_layer", "n_positions", "n_inner", "activation_function",
+             "layer_norm_epsilon", "scale_attn_weights", "scale_attn_by_inverse_layer_idx",
+             "reorder_and_upcast_attn", "resid_pdrop", "embd_pdrop", "attn_pdrop"],
+}
+
+# What LXT's map does per module (written into cases.json for phi3 and gpt2). Notation as in
+# /work/shared/notes/lxt-efficient-2.1.md: plain = ordinary autograd gradient; SG(x) = x.detach();
+# DIV(x, k) = identity forward, gradient / k backward (lxt.efficient.rules.divide_gradient);
+# ID(f, x) = f(x) forward, gradient * f(x) / (x + 1e-10) backward (identity_rule_implicit).
+_NOTATION = ("plain = ordinary autograd gradient (Gradient x Input = LRP-0, biases absorb their "
+             "share, no epsilon); SG(x) = x.detach(); DIV(x, k) = identity forward, gradient / k "
+             "backward (lxt.efficient.rules.divide_gradient); ID(f, x) = f(x) forward, backward "
+             "gradient * f(x) / (x + 1e-10) (lxt.efficient.rules.identity_rule_implicit)")
+RULES = {
+    "phi3": {
+        "notation": _NOTATION,
+        "source": "LXT 2.1 has no Phi3 map: lxt/efficient/models/llama.py mirrored onto "
+                  "transformers.models.phi3.modeling_phi3 (generate.py patch_map); the MLP "
+                  "forwards are written in generate.py with lxt.efficient.rules' functions",
+        "relevance_input": "inputs_embeds = model.embed_tokens(ids); R = sum_d e * de",
+        "rms_norm": "input_layernorm, post_attention_layernorm, final norm: "
+                    "lxt.efficient.patches.rms_norm_forward: weight * (x.float() * "
+                    "SG(rsqrt(mean(x^2) + eps))) -> the normaliser is a constant (identity rule), "
+                    "weight multiply plain",
+        "qkv_proj": "plain linear, no bias; output columns [0:16) = q (4 heads x 4), [16:24) = k "
+                    "(2 kv heads x 4), [24:32) = v (2 kv heads x 4)",
+        "rotary": "full rotary (partial_rotary_factor 1.0, rotary dim = head_dim = 4), default RoPE "
+                  "(theta 10000, rotate_half convention, cos/sin in float32), no scaling: plain",
+        "attention.attnlrp": "lxt patch_attention on modeling_phi3 (eager_attention_forward has "
+                             "the same source as LLaMA's): query = DIV(q, 4), key = DIV(k, 4), "
+                             "value = DIV(v, 2), applied after rotary and before repeat_kv; "
+                             "inside plain: repeat_kv (GQA, 2 query heads per kv head), "
+                             "q k^T * head_dim^-0.5, + additive causal mask (finfo.min), softmax "
+                             "(dtype float32), A @ V",
+        "attention.cplrp": "lxt patch_cp_attention: query = SG(q), key = SG(k) (attention "
+                           "weights constant), value and A @ V plain, no DIV",
+        "o_proj": "plain linear, no bias",
+        "mlp.attnlrp": "gate, up = gate_up_proj(x).chunk(2, -1) (gate = output columns [0:24), "
+                       "up = [24:48)); down_proj(DIV(up * ID(silu, gate), 2)): identity rule on "
+                       "the SiLU, the product's output gradient halved (so up and act(gate) each "
+                       "get 1/2), down_proj plain; = lxt gated_mlp_forward with gate_proj/up_proj "
+                       "replaced by the two halves of gate_up_proj",
+        "mlp.cplrp": "down_proj(up * silu(SG(gate))): gate branch constant, plain gradient through "
+                     "up, no DIV; = lxt cp_gated_mlp_forward on the fused projection",
+        "dropout": "torch.nn.Dropout.forward -> identity (resid_attn_dropout, resid_mlp_dropout)",
+        "residuals": "plain",
+        "lm_head": "plain linear, no bias, untied",
+    },
+    "gpt2": {
+        "notation": _NOTATION,
+        "source": "LXT 2.1's own map lxt.efficient.models.gpt2 (attnLRP resp. cp_LRP)",
+        "relevance_input": "inputs_embeds = transformer.wte(ids) (word embeddings only); "
+                           "GPT2Model then adds wpe(arange(T)) (plain sum, embd dropout identity), "
+                           "so the position embeddings' share wpe[:T] * grad is NOT in "
+                           "relevance.<mode>; it is stored as relevance.<mode>.positions [2, 7, 16]",
+        "layer_norm": "torch.nn.LayerNorm.forward replaced globally (ln_1, ln_2, ln_f) by "
+                      "lxt.efficient.patches.layer_norm_forward: mean = mean(x), var = "
+                      "mean((x - mean)^2) (biased), y = (x - mean) / SG(sqrt(var + eps)) * weight "
+                      "+ bias: the mean subtraction is plain (gradient goes through the mean), the "
+                      "std is a constant, weight plain, bias included (absorbs its share); no "
+                      "float32 cast",
+        "conv1d": "c_attn, attn.c_proj, c_fc, mlp.c_proj: transformers Conv1D, y = x @ W + b with W "
+                  "stored [in, out] (the transpose of nn.Linear); plain, biases included",
+        "attention_split": "q, k, v = c_attn(x).split(n_embd, -1) in that order (output columns "
+                           "[0:16) q, [16:32) k, [32:48) v), each viewed [T, 4 heads, 4]; no "
+                           "rotary, no GQA",
+        "attention.attnlrp": "lxt patch_attention wraps modeling_gpt2.eager_attention_forward: "
+                             "query = DIV(q, 4), key = DIV(k, 4), value = DIV(v, 2); inside plain: "
+                             "q k^T / sqrt(head_dim) (= / 2), causal mask torch.where(tril, w, "
+                             "finfo.min) and additionally + the 4D additive causal mask "
+                             "(0 / finfo.min) -> masked scores -inf, softmax (compute dtype, no "
+                             "float32 upcast), A @ V",
+        "attention.cplrp": "lxt patch_cp_attention: query = SG(q), key = SG(k); value, A @ V "
+                           "plain, no DIV (the only difference between the two maps)",
+        "attn.c_proj": "plain Conv1D with bias",
+        "mlp": "both modes (LXT's gpt2 mlp_forward): mlp.c_proj(ID(gelu_new, c_fc(x))): identity "
+               "rule on gelu_new, no DIV (no gated product); gelu_new(x) = 0.5 x (1 + "
+               "tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+        "dropout": "torch.nn.Dropout.forward -> identity (drop, attn_dropout, resid_dropout, "
+                   "mlp dropout)",
+        "residuals": "plain",
+        "lm_head": "after ln_f: Linear(n_embd, vocab, bias=False) tied to transformer.wte; plain",
+    },
+}
 
 
 def versions():
@@ -364,6 +557,12 @@ def generate(family):
                 "relevance_sum": tok32.sum(-1).tolist(),
                 "target_logit": r["selected.f32"].tolist(),
             }
+            if "posrel.f32" in r:  # gpt2: the learned position embeddings' share (not in R)
+                p32, p64 = r["posrel.f32"], r["posrel.f64"]
+                tensors[f"relevance.{mode}.positions"] = p32.contiguous()
+                modes[mode]["position_relevance_sum"] = p32.sum((-1, -2)).tolist()
+                modes[mode]["position_f32_distance"] = (
+                    (p32.sum(-1).double() - p64.sum(-1)).abs().max() / p64.sum(-1).abs().max()).item()
     finally:
         tmp_ids.unlink()
     save_file(tensors, str(folder / "reference.safetensors"))
@@ -372,7 +571,7 @@ def generate(family):
             "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
             "max_position_embeddings", "rms_norm_eps", "rope_theta", "hidden_act",
             "tie_word_embeddings", "attention_bias", "sliding_window", "use_sliding_window",
-            "torch_dtype"]
+            "torch_dtype"] + EXTRA_CONFIG_KEYS.get(family, [])
     case = {
         "family": family,
         "config": {k: cfg[k] for k in keys if k in cfg},
@@ -382,6 +581,16 @@ def generate(family):
                        "sliding_window 4096 > T (inactive)",
             "qwen2": "tied embeddings (no lm_head.weight in model.safetensors), q/k/v biases",
             "qwen3": "untied embeddings, q_norm/k_norm RMS norms (head_dim) before rotary",
+            "phi3": "untied embeddings, no biases, fused qkv_proj (rows q 16, k 8, v 8) and "
+                    "gate_up_proj (rows gate 24, up 24); head_dim = hidden/heads = 4 (not in "
+                    "config.json); full rotary (partial_rotary_factor 1.0), no rope_scaling. "
+                    "LXT has no Phi3 patch: LXT's llama maps mirrored onto modeling_phi3 with the "
+                    "gated-MLP rules rewritten for the fused projection (see rules)",
+            "gpt2": "tied head (model.safetensors has transformer.wte.weight, no lm_head.weight), "
+                    "learned position embeddings wpe added inside the model, Conv1D weights "
+                    "[in, out], biases everywhere, LayerNorm, gelu_new MLP with n_inner None "
+                    "(= 4 * n_embd = 64); relevance at inputs_embeds = wte(ids) only, the "
+                    "positions' share is relevance.<mode>.positions (not in relevance.<mode>)",
         }[family],
         "shape": {"batch": N, "tokens": T},
         "ids": ids.tolist(),
@@ -393,6 +602,8 @@ def generate(family):
         "versions": versions(),
         "modes": modes,
     }
+    if family in RULES:
+        case["rules"] = RULES[family]
     (folder / "cases.json").write_text(json.dumps(case, indent=2) + "\n")
     print(f"{family}: targets {targets}, " + ", ".join(
         f"{m} lxt_f32_distance {v['lxt_f32_distance']:.2e}" for m, v in modes.items()))

@@ -92,9 +92,9 @@ pub use methods::{
 };
 pub use model::{
     Activation, ActivationLayer, Add, AddParam, AsGraph, Builder, CausalMask, Concat, Custom,
-    Eager, EagerValue, FeatureShape, Flatten, Gate, Graph, Layer, LayerNorm, MatMul, Mean, Mul,
-    Node, NodeId, Op, Operation, Permute, Prepend, Reshape, RmsNorm, Rotary, Scale, Sequential,
-    Slice, Softmax,
+    Eager, EagerValue, FeatureShape, Flatten, Gate, Graph, Layer, LayerNorm, Llama3Scaling, MatMul,
+    Mean, Mul, Node, NodeId, Op, Operation, Permute, Prepend, Reshape, RmsNorm, Rotary, Scale,
+    Sequential, Slice, Softmax,
 };
 pub use rules::{
     Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::HfError;
+use crate::model::{Llama3Scaling, Rotary};
 
 /// The families [`super::load`] builds, by `model_type`.
 pub const FAMILIES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
@@ -36,7 +37,7 @@ pub struct Config {
     /// Base of the rotary angles.
     #[serde(default = "rope_theta")]
     pub rope_theta: f64,
-    /// Rotary scaling (LLaMA 3 and others); only `null` is built so far.
+    /// Rotary scaling: LLaMA 3's (`rope_type: llama3`) is built, others refused.
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
     /// Whether the LM head is the embedding table.
@@ -116,12 +117,34 @@ impl Config {
                     .into(),
             ));
         }
-        if let Some(scaling) = self.rope_scaling.as_ref().filter(|s| !s.is_null()) {
-            return Err(invalid(format!(
-                "rope_scaling {scaling} is not supported yet (plain rotary embeddings only)"
-            )));
+        self.rotary().map(|_| ()).map_err(invalid)
+    }
+
+    /// The rotary embeddings of the heads: plain, or LLaMA 3's scaling.
+    pub fn rotary(&self) -> Result<Rotary, String> {
+        let (dh, base) = (self.head_dim(), self.rope_theta);
+        let Some(scaling) = self.rope_scaling.as_ref().filter(|s| !s.is_null()) else {
+            return Ok(Rotary::new(dh, base));
+        };
+        let kind = scaling.get("rope_type").or_else(|| scaling.get("type"));
+        if kind.and_then(|k| k.as_str()) != Some("llama3") {
+            return Err(format!(
+                "rope_scaling {scaling}: only LLaMA 3's (rope_type llama3) is supported"
+            ));
         }
-        Ok(())
+        let field = |name: &str| {
+            scaling
+                .get(name)
+                .and_then(|v| v.as_f64())
+                .ok_or_else(|| format!("rope_scaling.{name} is missing or not a number"))
+        };
+        let s = Llama3Scaling {
+            factor: field("factor")?,
+            low_freq_factor: field("low_freq_factor")?,
+            high_freq_factor: field("high_freq_factor")?,
+            original_context: field("original_max_position_embeddings")?,
+        };
+        Ok(Rotary::llama3(dh, base, s))
     }
 
     /// Key and value heads.

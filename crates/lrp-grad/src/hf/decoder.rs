@@ -40,6 +40,7 @@ pub struct Decoder {
     blocks: Vec<Block>,
     norm: RmsNorm,
     head: Linear,
+    rotary: Rotary,
 }
 
 fn rms_norm(
@@ -105,12 +106,17 @@ impl Decoder {
             .map(|b| Block::read(w, c, b, device))
             .collect::<Result<_, _>>()?;
         let norm = rms_norm(w, "model.norm.weight", d, c.rms_norm_eps, device)?;
+        let rotary = c.rotary().map_err(|reason| HfError::Config {
+            file: "config.json".into(),
+            reason,
+        })?;
         Ok(Decoder {
             config,
             embedding,
             blocks,
             norm,
             head,
+            rotary,
         })
     }
 
@@ -180,11 +186,7 @@ impl Decoder {
         }
         let x = g.permute(format!("{name}.by_head"), [1, 0, 2], x);
         match rotary {
-            true => g.rotary(
-                format!("{name}.rotary"),
-                Rotary::new(dh, self.config.rope_theta),
-                x,
-            ),
+            true => g.rotary(format!("{name}.rotary"), self.rotary.clone(), x),
             false => x,
         }
     }

@@ -34,7 +34,7 @@ pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
 pub use lrp::Propagation;
 pub use mask::CausalMask;
 pub use operator::LayerType;
-pub use rotary::Rotary;
+pub use rotary::{Llama3Scaling, Rotary};
 pub use shape::FeatureShape;
 
 use std::borrow::Cow;

@@ -24,14 +24,53 @@ use crate::rules::Rule;
 pub struct Rotary {
     /// The head dims `d` (the last axis).
     pub head_dim: usize,
-    /// The base `θ` of the angles (LLaMA: 10 000; LLaMA 3: 500 000).
-    pub base: f64,
+    /// Each pair's angle per position, `θ^(−2i/d)` (or as a scaling changes it).
+    pub inv_freq: Vec<f64>,
+}
+
+/// LLaMA 3's rotary scaling (`rope_scaling` with `rope_type: llama3`): low frequencies divided
+/// by `factor`, high ones kept, the band between interpolated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Llama3Scaling {
+    /// The divisor of the low frequencies.
+    pub factor: f64,
+    /// Wavelengths above `original_context / low_freq_factor` are scaled.
+    pub low_freq_factor: f64,
+    /// Wavelengths below `original_context / high_freq_factor` are kept.
+    pub high_freq_factor: f64,
+    /// The context length the model was trained with before scaling.
+    pub original_context: f64,
 }
 
 impl Rotary {
     /// Rotary embeddings of `head_dim` dims with base `θ`.
     pub fn new(head_dim: usize, base: f64) -> Self {
-        Self { head_dim, base }
+        let inv_freq = (0..head_dim / 2)
+            .map(|i| 1.0 / base.powf(2.0 * i as f64 / head_dim as f64))
+            .collect();
+        Self { head_dim, inv_freq }
+    }
+
+    /// LLaMA 3's scaled rotary embeddings (as transformers' `_compute_llama3_parameters`).
+    pub fn llama3(head_dim: usize, base: f64, s: Llama3Scaling) -> Self {
+        let mut rotary = Self::new(head_dim, base);
+        let (low_wavelen, high_wavelen) = (
+            s.original_context / s.low_freq_factor,
+            s.original_context / s.high_freq_factor,
+        );
+        for f in &mut rotary.inv_freq {
+            let wavelen = 2.0 * std::f64::consts::PI / *f;
+            *f = if wavelen > low_wavelen {
+                *f / s.factor
+            } else if wavelen < high_wavelen {
+                *f
+            } else {
+                let smooth = (s.original_context / wavelen - s.low_freq_factor)
+                    / (s.high_freq_factor - s.low_freq_factor);
+                (1.0 - smooth) * *f / s.factor + smooth * *f
+            };
+        }
+        rotary
     }
 
     /// `cos` and `sin` of the angles, `[T, d]` each (each pair's angle on both halves).
@@ -44,9 +83,7 @@ impl Rotary {
         );
         for t in 0..tokens {
             for k in 0..d {
-                let i = k % half;
-                let inv_freq = 1.0 / self.base.powf(2.0 * i as f64 / d as f64);
-                let angle = t as f64 * inv_freq;
+                let angle = t as f64 * self.inv_freq[k % half];
                 cos.push(angle.cos() as f32);
                 sin.push(angle.sin() as f32);
             }
@@ -72,7 +109,8 @@ fn rotary_shape(rotary: &Rotary, input: FeatureShape) -> Result<FeatureShape, St
     let fits = matches!(input.rank(), 2 | 3)
         && input.last() == rotary.head_dim
         && rotary.head_dim % 2 == 0
-        && rotary.head_dim > 0;
+        && rotary.head_dim > 0
+        && rotary.inv_freq.len() == rotary.head_dim / 2;
     match fits {
         true => Ok(input),
         false => Err(format!(
