@@ -41,7 +41,7 @@ fn check(family: &str) {
     let (n, t) = (shape[0], shape[1]);
     let ids: Vec<i64> = ids.iter().map(|&v| v as i64).collect();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, t]), &device());
-    let embeddings = model.embedding.forward(ids);
+    let embeddings = model.embedding().forward(ids);
     let graph = model.graph(t);
     let logits = values(graph.forward(embeddings.clone()));
     let expected = &f["logits"].1;
@@ -96,6 +96,18 @@ fn qwen2_with_biases_and_a_tied_head_matches_transformers_and_lxt_efficient() {
 #[test]
 fn qwen3_with_head_norms_matches_transformers_and_lxt_efficient() {
     check("qwen3");
+}
+
+#[test]
+fn phi3_with_fused_projections_matches_transformers_and_lxt_efficient() {
+    check("phi3");
+}
+
+/// GPT-2: learned positions (a constant summand: relevance measured at the token embeddings, as
+/// LXT's `inputs_embeds`), layer norms with their std held constant, `Conv1D`s, GELU (tanh).
+#[test]
+fn gpt2_matches_transformers_and_lxt_efficient() {
+    check("gpt2");
 }
 
 /// A copy of the LLaMA fixture's checkpoint in a fresh directory, with `edit` applied.
@@ -229,7 +241,7 @@ fn a_sharded_bf16_checkpoint_loads() {
     std::fs::remove_dir_all(&dir).unwrap();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![3i64, 9, 27, 5], [1, 4]), &device());
     let logits =
-        |m: &lrp_grad::hf::Decoder| values(m.graph(4).forward(m.embedding.forward(ids.clone())));
+        |m: &lrp_grad::hf::CausalLm| values(m.graph(4).forward(m.embedding().forward(ids.clone())));
     let (a, b) = (logits(&bf16), logits(&f32_model));
     let err = distance(&a, &b) / max_abs(&b);
     // bf16 keeps 8 bits of mantissa: a relative rounding of 2⁻⁹ per weight.

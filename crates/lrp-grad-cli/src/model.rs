@@ -44,13 +44,19 @@ pub(crate) fn load_checkpoint(dir: &Path, tokens: usize, device: &Device) -> Res
     if tokens == 0 {
         bail!("{}: the token ids hold no position", dir.display());
     }
-    let decoder = lrp_grad::hf::load(dir, device)?;
+    let model = lrp_grad::hf::load(dir, device)?;
+    if let Some(most) = model.max_tokens().filter(|&most| tokens > most) {
+        bail!(
+            "{}: the token ids hold {tokens} positions; the model learned {most}",
+            dir.display()
+        );
+    }
     Ok(CliModel {
-        graph: decoder.graph(tokens),
-        input_shape: FeatureShape::sequence(tokens, decoder.config.hidden_size),
+        graph: model.graph(tokens),
+        input_shape: FeatureShape::sequence(tokens, model.config().hidden_size),
         spec: None,
         dropped_softmax: None,
-        embedding: Some(decoder.embedding),
+        embedding: Some(model.embedding().clone()),
     })
 }
 

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::model::lrp::{Form, Refusal};
 use crate::model::{AsGraph, Graph, Node, Op};
 pub use crate::model::{LayerType, Propagation};
-use crate::rules::{Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, LXT_EPSILON, LXT_PRODUCT_EPSILON, Rule};
+use crate::rules::{
+    Bound, DEFAULT_EPSILON, DEFAULT_GAMMA, LXT_EPSILON, LXT_PRODUCT_EPSILON, PLAIN_EPSILON, Rule,
+};
 
 impl LayerType {
     /// Whether a node's operation belongs to this class (the operation answers).
@@ -183,13 +185,18 @@ impl Composite {
     /// `rsqrt`/`std` detached), and softmax's gradient. [`Composite::attn_lrp`] is LXT's
     /// explicit rule set (ε-LRP with `z + ε`); the two differ by those ε only.
     pub fn attn_lrp_efficient() -> Self {
+        // LRP-0 with an ε that only keeps 0/0 at 0: LXT's plain gradient (Zennit's zero rule
+        // adds 1e-9, which moves outputs near 0 by up to 1e-5 relative).
+        let plain = Rule::Epsilon {
+            epsilon: PLAIN_EPSILON,
+        };
         Self::new()
-            .with_type(LayerType::AnyLinear, Rule::Zero)
-            .with_type(LayerType::LayerNorm, Rule::Zero)
-            .with_type(LayerType::Mean, Rule::Zero)
-            .with_type(LayerType::Add, Rule::Zero)
-            .with_type(LayerType::AddParam, Rule::Zero)
-            .with_type(LayerType::MatMul, Rule::Zero)
+            .with_type(LayerType::AnyLinear, plain.clone())
+            .with_type(LayerType::LayerNorm, plain.clone())
+            .with_type(LayerType::Mean, plain.clone())
+            .with_type(LayerType::Add, plain.clone())
+            .with_type(LayerType::AddParam, plain.clone())
+            .with_type(LayerType::MatMul, plain)
             .with_type(LayerType::Softmax, Rule::Gradient)
     }
 

@@ -98,7 +98,7 @@ pub use model::{
 };
 pub use rules::{
     Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,
-    LXT_EPSILON, LXT_PRODUCT_EPSILON, OutputMask, ParamMod, Rule, Stabilizer, Term,
+    LXT_EPSILON, LXT_PRODUCT_EPSILON, OutputMask, PLAIN_EPSILON, ParamMod, Rule, Stabilizer, Term,
     ZERO_RULE_STABILIZER,
 };
 

@@ -23,6 +23,10 @@ pub const LXT_EPSILON: f64 = 1e-6;
 /// LXT's ε for products and sums of activations (`matmul`, `add2`).
 pub const LXT_PRODUCT_EPSILON: f64 = 1e-8;
 
+/// ε of the plain gradient (LXT's efficient mode): small enough to change no output of a
+/// float32 model, there only so that an output of exactly 0 passes no relevance (0/0 := 0).
+pub const PLAIN_EPSILON: f64 = 1e-30;
+
 /// How a rule keeps its denominator `z` away from zero.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stabilizer {

@@ -8,7 +8,7 @@ use super::HfError;
 use crate::model::{Llama3Scaling, Rotary};
 
 /// The families [`super::load`] builds, by `model_type`.
-pub const FAMILIES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
+pub const FAMILIES: [&str; 6] = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2"];
 
 /// The architecture fields of `config.json`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -17,22 +17,29 @@ pub struct Config {
     pub model_type: String,
     /// Tokens in the vocabulary.
     pub vocab_size: usize,
-    /// Width of the residual stream.
+    /// Width of the residual stream (GPT-2: `n_embd`).
+    #[serde(alias = "n_embd")]
     pub hidden_size: usize,
-    /// Width of the MLP.
-    pub intermediate_size: usize,
-    /// Decoder blocks.
+    /// Width of the MLP (GPT-2: `n_inner`, 4 × the width when `null`).
+    #[serde(default, alias = "n_inner")]
+    pub intermediate_size: Option<usize>,
+    /// Decoder blocks (GPT-2: `n_layer`).
+    #[serde(alias = "n_layer")]
     pub num_hidden_layers: usize,
-    /// Query heads.
+    /// Query heads (GPT-2: `n_head`).
+    #[serde(alias = "n_head")]
     pub num_attention_heads: usize,
+    /// Learned positions (GPT-2: `n_positions`).
+    #[serde(default, alias = "n_positions")]
+    pub max_position_embeddings: Option<usize>,
     /// Key and value heads (grouped-query attention; the query heads when absent).
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
     /// Dims per head (`hidden_size / num_attention_heads` when absent).
     #[serde(default)]
     pub head_dim: Option<usize>,
-    /// ε of the RMS norms.
-    #[serde(default = "rms_norm_eps")]
+    /// ε of the RMS norms (GPT-2: of its layer norms, `layer_norm_epsilon`).
+    #[serde(default = "rms_norm_eps", alias = "layer_norm_epsilon")]
     pub rms_norm_eps: f64,
     /// Base of the rotary angles.
     #[serde(default = "rope_theta")]
@@ -46,12 +53,19 @@ pub struct Config {
     /// Mistral's (and Qwen2's, with `use_sliding_window`) attention window.
     #[serde(default)]
     pub sliding_window: Option<usize>,
-    /// The MLP's activation (`silu` for every supported family).
-    #[serde(default = "silu")]
+    /// The MLP's activation (`silu`; GPT-2's `activation_function`: `gelu_new`).
+    #[serde(default = "silu", alias = "activation_function")]
     pub hidden_act: String,
+    /// Phi-3: the share of each head's dims that rotate (only 1 is built).
+    #[serde(default = "unit")]
+    pub partial_rotary_factor: f64,
     /// Qwen2: whether `sliding_window` applies (refused: not supported yet).
     #[serde(default)]
     pub use_sliding_window: bool,
+}
+
+fn unit() -> f64 {
+    1.0
 }
 
 fn silu() -> String {
@@ -105,10 +119,21 @@ impl Config {
                 self.head_dim()
             )));
         }
-        if self.hidden_act != "silu" {
+        if self.partial_rotary_factor != 1.0 {
             return Err(invalid(format!(
-                "hidden_act `{}`: the supported families' gated MLP takes silu",
-                self.hidden_act
+                "partial_rotary_factor {} (rotary embeddings on part of each head) is not supported yet",
+                self.partial_rotary_factor
+            )));
+        }
+        let act = if self.model_type == "gpt2" {
+            "gelu_new"
+        } else {
+            "silu"
+        };
+        if self.hidden_act != act {
+            return Err(invalid(format!(
+                "hidden_act `{}`: {} takes {act}",
+                self.hidden_act, self.model_type
             )));
         }
         if self.model_type == "qwen2" && self.use_sliding_window {
@@ -147,6 +172,11 @@ impl Config {
         Ok(Rotary::llama3(dh, base, s))
     }
 
+    /// Width of the MLP.
+    pub fn intermediate(&self) -> usize {
+        self.intermediate_size.unwrap_or(4 * self.hidden_size)
+    }
+
     /// Key and value heads.
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
@@ -161,7 +191,7 @@ impl Config {
     /// The attention window, where one applies.
     pub fn window(&self) -> Option<usize> {
         match self.model_type.as_str() {
-            "mistral" => self.sliding_window,
+            "mistral" | "phi3" => self.sliding_window,
             _ => None,
         }
     }

@@ -14,19 +14,31 @@ use super::config::Config;
 use super::weights::Weights;
 use crate::model::{Activation, Graph, NodeId, RmsNorm, Rotary};
 
+/// A block's q, k, v projections: three layers, or Phi-3's one (`qkv_proj`, rows q, k, v).
+#[derive(Debug, Clone)]
+enum Qkv {
+    Separate(Linear, Linear, Linear),
+    Fused(Linear),
+}
+
+/// A gated MLP's gate and up projections: two layers, or Phi-3's one (`gate_up_proj`, the
+/// gate's rows first).
+#[derive(Debug, Clone)]
+enum GateUp {
+    Separate(Linear, Linear),
+    Fused(Linear),
+}
+
 /// One decoder block's parameters.
 #[derive(Debug, Clone)]
 pub(super) struct Block {
     input_norm: RmsNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: Qkv,
     o: Linear,
     /// Qwen3's per-head norms of q and k.
     qk_norms: Option<(RmsNorm, RmsNorm)>,
     post_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
+    gate_up: GateUp,
     down: Linear,
 }
 
@@ -67,17 +79,32 @@ impl Block {
             )),
             false => None,
         };
+        let qkv = match w.has(&p("self_attn.qkv_proj.weight")) {
+            true => {
+                Qkv::Fused(w.linear(&p("self_attn.qkv_proj"), [d, q_out + 2 * kv_out], device)?)
+            }
+            false => Qkv::Separate(
+                w.linear(&p("self_attn.q_proj"), [d, q_out], device)?,
+                w.linear(&p("self_attn.k_proj"), [d, kv_out], device)?,
+                w.linear(&p("self_attn.v_proj"), [d, kv_out], device)?,
+            ),
+        };
+        let m = c.intermediate();
+        let gate_up = match w.has(&p("mlp.gate_up_proj.weight")) {
+            true => GateUp::Fused(w.linear(&p("mlp.gate_up_proj"), [d, 2 * m], device)?),
+            false => GateUp::Separate(
+                w.linear(&p("mlp.gate_proj"), [d, m], device)?,
+                w.linear(&p("mlp.up_proj"), [d, m], device)?,
+            ),
+        };
         Ok(Block {
             input_norm: rms_norm(w, &p("input_layernorm.weight"), d, eps, device)?,
-            q: w.linear(&p("self_attn.q_proj"), [d, q_out], device)?,
-            k: w.linear(&p("self_attn.k_proj"), [d, kv_out], device)?,
-            v: w.linear(&p("self_attn.v_proj"), [d, kv_out], device)?,
+            qkv,
             o: w.linear(&p("self_attn.o_proj"), [q_out, d], device)?,
             qk_norms,
             post_norm: rms_norm(w, &p("post_attention_layernorm.weight"), d, eps, device)?,
-            gate: w.linear(&p("mlp.gate_proj"), [d, c.intermediate_size], device)?,
-            up: w.linear(&p("mlp.up_proj"), [d, c.intermediate_size], device)?,
-            down: w.linear(&p("mlp.down_proj"), [c.intermediate_size, d], device)?,
+            gate_up,
+            down: w.linear(&p("mlp.down_proj"), [m, d], device)?,
         })
     }
 }
@@ -148,11 +175,9 @@ impl Decoder {
         let (heads, kv, dh) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
         let p = |s: &str| format!("layers.{b}.self_attn.{s}");
         let norms = block.qk_norms.as_ref();
-        let q = g.layer(p("q_proj"), block.q.clone(), h);
+        let (q, k, v) = project_qkv(g, &p(""), &block.qkv, h, [heads * dh, kv * dh]);
         let q = self.split_heads(g, &p("q"), q, (t, heads), norms.map(|n| &n.0), true);
-        let k = g.layer(p("k_proj"), block.k.clone(), h);
         let k = self.split_heads(g, &p("k"), k, (t, kv), norms.map(|n| &n.1), true);
-        let v = g.layer(p("v_proj"), block.v.clone(), h);
         let v = self.split_heads(g, &p("v"), v, (t, kv), None, false);
         let (k, v) = (
             repeat_kv(g, &p("k"), k, kv, heads / kv),
@@ -207,12 +232,50 @@ fn repeat_kv(g: &mut Graph, name: &str, x: NodeId, kv: usize, n_rep: usize) -> N
     g.concat(format!("{name}.repeated"), 0, heads)
 }
 
+/// q, k and v of `h` (`prefix` ends in `.`), from three projections or slices of one.
+fn project_qkv(
+    g: &mut Graph,
+    prefix: &str,
+    qkv: &Qkv,
+    h: NodeId,
+    [q_out, kv_out]: [usize; 2],
+) -> (NodeId, NodeId, NodeId) {
+    let p = |s: &str| format!("{prefix}{s}");
+    match qkv {
+        Qkv::Separate(q, k, v) => (
+            g.layer(p("q_proj"), q.clone(), h),
+            g.layer(p("k_proj"), k.clone(), h),
+            g.layer(p("v_proj"), v.clone(), h),
+        ),
+        Qkv::Fused(qkv) => {
+            let all = g.layer(p("qkv_proj"), qkv.clone(), h);
+            (
+                g.slice(p("q_proj"), 1, (0, q_out), all),
+                g.slice(p("k_proj"), 1, (q_out, kv_out), all),
+                g.slice(p("v_proj"), 1, (q_out + kv_out, kv_out), all),
+            )
+        }
+    }
+}
+
 /// The SiLU-gated MLP: `down(silu(gate(h)) · up(h))`.
 fn mlp(g: &mut Graph, b: usize, block: &Block, h: NodeId) -> NodeId {
     let p = |s: &str| format!("layers.{b}.mlp.{s}");
-    let gate = g.layer(p("gate_proj"), block.gate.clone(), h);
+    let (gate, up) = match &block.gate_up {
+        GateUp::Separate(gate, up) => (
+            g.layer(p("gate_proj"), gate.clone(), h),
+            g.layer(p("up_proj"), up.clone(), h),
+        ),
+        GateUp::Fused(gate_up) => {
+            let m = gate_up.weight.dims()[1] / 2;
+            let both = g.layer(p("gate_up_proj"), gate_up.clone(), h);
+            (
+                g.slice(p("gate_proj"), 1, (0, m), both),
+                g.slice(p("up_proj"), 1, (m, m), both),
+            )
+        }
+    };
     let gate = g.layer(p("act_fn"), Activation::Silu, gate);
-    let up = g.layer(p("up_proj"), block.up.clone(), h);
     // `up` first: CP-LRP holds the second factor (the gate) constant.
     let product = g.mul(p("product"), up, gate);
     g.layer(p("down_proj"), block.down.clone(), product)

@@ -9,7 +9,7 @@
 //! let device = Device::default();
 //! let model = lrp_grad::hf::load("Qwen2-0.5B".as_ref(), &device)?;
 //! let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![9707i64, 11, 1879, 0], [1, 4]), &device);
-//! let embeddings = model.embedding.forward(ids);
+//! let embeddings = model.embedding().forward(ids);
 //! let explanation = Explainer::new()
 //!     .composite(Composite::attn_lrp())
 //!     .explain(&model.graph(4), embeddings)?;
@@ -25,19 +25,73 @@
 mod config;
 mod decoder;
 mod error;
+mod gpt2;
 mod weights;
 
 pub use config::{Config, FAMILIES};
 pub use decoder::Decoder;
 pub use error::HfError;
+pub use gpt2::Gpt2;
 
 use std::path::Path;
 
+use burn::nn::Embedding;
 use burn::tensor::Device;
 
+use crate::model::Graph;
+
+/// A causal language model from a checkpoint directory.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CausalLm {
+    /// LLaMA, Mistral, Qwen2, Qwen3, Phi-3.
+    Decoder(Decoder),
+    /// GPT-2.
+    Gpt2(Gpt2),
+}
+
+impl CausalLm {
+    /// The model on `tokens` positions as a graph: input the token embeddings `[T, D]`, output
+    /// the last position's logits `[V]`.
+    pub fn graph(&self, tokens: usize) -> Graph {
+        match self {
+            CausalLm::Decoder(m) => m.graph(tokens),
+            CausalLm::Gpt2(m) => m.graph(tokens),
+        }
+    }
+
+    /// The token embedding table (token ids `[N, T]` → the graph's input `[N, T, D]`).
+    pub fn embedding(&self) -> &Embedding {
+        match self {
+            CausalLm::Decoder(m) => &m.embedding,
+            CausalLm::Gpt2(m) => &m.embedding,
+        }
+    }
+
+    /// The most positions the model takes (GPT-2's learned positions), `None` without a limit
+    /// (rotary embeddings).
+    pub fn max_tokens(&self) -> Option<usize> {
+        match self {
+            CausalLm::Decoder(_) => None,
+            CausalLm::Gpt2(m) => Some(m.positions()),
+        }
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &Config {
+        match self {
+            CausalLm::Decoder(m) => &m.config,
+            CausalLm::Gpt2(m) => &m.config,
+        }
+    }
+}
+
 /// Reads a checkpoint directory of a supported family ([`FAMILIES`]).
-pub fn load(dir: &Path, device: &Device) -> Result<Decoder, HfError> {
+pub fn load(dir: &Path, device: &Device) -> Result<CausalLm, HfError> {
     let config = Config::read(&dir.join("config.json"))?;
     let weights = weights::Weights::open(dir)?;
-    Decoder::read(config, &weights, device)
+    Ok(match config.model_type.as_str() {
+        "gpt2" => CausalLm::Gpt2(Gpt2::read(config, &weights, device)?),
+        _ => CausalLm::Decoder(Decoder::read(config, &weights, device)?),
+    })
 }
