@@ -247,3 +247,45 @@ fn a_sharded_bf16_checkpoint_loads() {
     // bf16 keeps 8 bits of mantissa: a relative rounding of 2⁻⁹ per weight.
     assert!(err > 0.0 && err < 0.05, "bf16 vs f32 logits: {err:.2e}");
 }
+
+/// The key–value recall model (`tools/hf-reference/recall.py`: one key among distractors, the
+/// answer its value): gradient × input per token equals PyTorch's on the same checkpoint, and
+/// AttnLRP and CP-LRP rank the key — the one token the answer depends on — first.
+#[test]
+fn on_key_value_recall_the_key_is_the_most_relevant_token() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recall");
+    let model = lrp_grad::hf::load(&dir, &device()).unwrap();
+    let f = read_f32_tensors(&dir.join("prompts.safetensors"));
+    let (shape, ids) = &f["ids"];
+    let (n, t) = (64, shape[1]);
+    let ids: Vec<i64> = ids[..n * t].iter().map(|&v| v as i64).collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, t]), &device());
+    let x = model.embedding().forward(ids);
+    let graph = model.graph(t);
+    let answers: Vec<usize> = f["answer"].1[..n].iter().map(|&v| v as usize).collect();
+    let keys: Vec<usize> = f["key_position"].1[..n]
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let per_token = |explainer: Explainer| -> Vec<f32> {
+        let e = explainer
+            .target(Target::PerSample(answers.clone()))
+            .explain(&graph, x.clone())
+            .unwrap();
+        values(e.relevance.sum_dim(2))
+    };
+    let gxi = per_token(Explainer::new().method(lrp_grad::Method::GradientTimesInput));
+    let torch = &f["grad_x_input"].1[..n * t];
+    let err = distance(&gxi, torch) / max_abs(torch);
+    assert!(err < 1e-4, "gradient × input vs PyTorch: {err:.2e}");
+    for composite in [
+        Composite::attn_lrp_efficient(),
+        Composite::cp_lrp_efficient(),
+    ] {
+        let r = per_token(Explainer::new().composite(composite));
+        let first = (r.chunks(t).zip(&keys))
+            .filter(|(row, key)| (0..t).max_by(|&a, &b| row[a].total_cmp(&row[b])) == Some(**key))
+            .count();
+        assert_eq!(first, n, "the key is first in {first} of {n} prompts");
+    }
+}

@@ -80,12 +80,17 @@ def lxt(tokens, runs, threads):
     print(json.dumps({"ms": statistics.median(times), "peak_mib": peak}))
 
 
-def ours(binary, tokens, runs, mode):
+def ours(binary, tokens, runs, mode, threads, backend=None):
     args = [binary, "bench", "--model", str(checkpoint()), "--tokens", str(tokens), "--batch", "1",
             "--runs", str(runs), "--modes", mode, "--json"]
     if mode == "lrp":
         args += ["--composite", "attn-lrp-efficient"]
-    out = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    env = {**os.environ, "RAYON_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads)}
+    if backend:
+        env["BURN_DEVICE"] = backend
+    out = json.loads(subprocess.run(args, check=True, capture_output=True, text=True,
+                                    env=env).stdout)
     return {"ms": out["modes"][0]["median_ms"], "peak_mib": out["peak_rss_mib"]}
 
 
@@ -97,6 +102,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lrp-grad"))
+    parser.add_argument("--tch-binary", help="an lrp-grad built with --features tch (run with "
+                        "BURN_DEVICE=tch; source tools/tch-env.sh first for libtorch's libraries)")
     args = parser.parse_args()
     if args.role == "lxt":
         return lxt(args.tokens[0], args.runs, args.threads)
@@ -109,9 +116,16 @@ def main():
                     [sys.executable, __file__, "lxt", "--tokens", str(t), "--runs", str(args.runs),
                      "--threads", str(args.threads)], check=True, capture_output=True,
                     text=True).stdout.strip().splitlines()[-1]),
-                "lrp-grad attn-lrp-efficient": lambda: ours(args.binary, t, args.runs, "lrp"),
-                "lrp-grad gradient": lambda: ours(args.binary, t, args.runs, "gradient"),
+                "lrp-grad attn-lrp-efficient (flex)": lambda: ours(args.binary, t, args.runs, "lrp",
+                                                                    args.threads),
+                "lrp-grad gradient (flex)": lambda: ours(args.binary, t, args.runs, "gradient",
+                                                         args.threads),
             }
+            if args.tch_binary:
+                runs["lrp-grad attn-lrp-efficient (tch)"] = lambda: ours(
+                    args.tch_binary, t, args.runs, "lrp", args.threads, "tch")
+                runs["lrp-grad gradient (tch)"] = lambda: ours(
+                    args.tch_binary, t, args.runs, "gradient", args.threads, "tch")
             for name, run in runs.items():
                 r = run()
                 key = (t, name)

@@ -11,7 +11,7 @@ use lrp_grad::heatmap::{self, ColorMap};
 use lrp_grad::{Baseline, Explainer, FeatureShape, OutputRelevance, PreparedExplainer, Target};
 
 use crate::output::write_atomically;
-use crate::{ModelArgs, RuleArgs, answers, device, inputs, model, npy, spec, tokens};
+use crate::{ModelArgs, RuleArgs, answers, device, inputs, model, npy, prompt, spec, tokens};
 
 /// A text model's token ids, and its vocabulary when given.
 type TextInputs = (Vec<Vec<u32>>, Option<lrp_grad::tokens::Vocabulary>);
@@ -34,8 +34,16 @@ pub(crate) struct ExplainArgs {
     weights: Option<PathBuf>,
     /// Inputs: one .npy (float32 or float64; [N, *input_shape] or input_shape alone), or image
     /// files (.png, .jpg, .jpeg) and directories of them (sorted by name).
-    #[arg(long, value_name = "X.npy|IMAGE|DIR", num_args = 1.., required = true)]
+    #[arg(long, value_name = "X.npy|IMAGE|DIR", num_args = 1.., required_unless_present = "text")]
     input: Vec<PathBuf>,
+    /// Checkpoint directories: explain these texts, tokenised with the directory's
+    /// tokenizer.json (instead of --input token ids; texts of one length per run).
+    #[arg(long, value_name = "TEXT", num_args = 1.., conflicts_with = "input")]
+    text: Vec<String>,
+    /// Checkpoint directories: explain this next token for every sample (one token of the
+    /// vocabulary, with its leading space where the tokenizer has one: " Paris").
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["target", "targets"])]
+    target_token: Option<String>,
     #[command(flatten)]
     preprocess: inputs::PreprocessArgs,
     /// Where to write the relevance (.npy, float32, the input's shape; [N, C, H, W] for images).
@@ -232,6 +240,7 @@ fn text_inputs(
     model: &model::CliModel,
     inputs: &mut inputs::Inputs,
     device: &Device,
+    checkpoint_vocabulary: Option<lrp_grad::tokens::Vocabulary>,
 ) -> Result<Option<TextInputs>> {
     let Some(embedding) = &model.embedding else {
         if inputs.integer {
@@ -258,7 +267,10 @@ fn text_inputs(
             "--heatmap/--heatmap-dir are for image models; for a text model use --vocab and --html"
         );
     }
-    let vocab = args.vocab.as_deref().map(tokens::read_vocab).transpose()?;
+    let vocab = match args.vocab.as_deref() {
+        Some(path) => Some(tokens::read_vocab(path)?),
+        None => checkpoint_vocabulary,
+    };
     let input = args.input.first().cloned().unwrap_or_default();
     let ids = tokens::embed(inputs, embedding, &input, device)?;
     Ok(Some((ids, vocab)))
@@ -281,40 +293,93 @@ fn show_tokens(
     Ok(())
 }
 
-/// The model `--model` names; a checkpoint directory's graph is built for the token ids' length.
-fn load_model(args: &ExplainArgs, device: &Device) -> Result<model::CliModel> {
+/// The model `--model` names and its inputs; a checkpoint directory's graph is built for the
+/// token ids' length, and its tokenizer (when it has one) reads `--text`.
+fn model_and_inputs(
+    args: &ExplainArgs,
+    device: &Device,
+) -> Result<(model::CliModel, inputs::Inputs)> {
     let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
-    if model::is_checkpoint(&args.model.model) {
-        let [input] = &args.input[..] else {
-            bail!("a checkpoint directory takes one --input: token ids as an integer .npy [N, T]");
-        };
-        let ids = npy::read(input)?;
-        let tokens = ids.shape.last().copied().unwrap_or(0);
-        return model::load_checkpoint(&args.model.model, tokens, device);
+    let dir = &args.model.model;
+    if !model::is_checkpoint(dir) {
+        if !args.text.is_empty() || args.target_token.is_some() {
+            bail!(
+                "--text and --target-token are for checkpoint directories; {} is a model file",
+                dir.display()
+            );
+        }
+        let model = model::load(dir, weights, args.model.allow_unused_weights, device)?;
+        let inputs = inputs::read(&args.input, model.file_shape(), &args.preprocess, dir)?;
+        return Ok((model, inputs));
     }
-    model::load(
-        &args.model.model,
-        weights,
-        args.model.allow_unused_weights,
-        device,
-    )
+    let inputs = match &args.text[..] {
+        [] => {
+            let [input] = &args.input[..] else {
+                bail!(
+                    "a checkpoint directory takes one --input: token ids as an integer .npy [N, T]"
+                );
+            };
+            let tokens = npy::read(input)?.shape.last().copied().unwrap_or(0);
+            let shape = FeatureShape::vector(tokens.max(1));
+            inputs::read(&args.input, shape, &args.preprocess, dir)?
+        }
+        texts => match prompt::tokenizer(dir)? {
+            Some(tokenizer) => prompt::encode(&tokenizer, texts)?,
+            None => bail!(
+                "--text: {} has no tokenizer.json; give token ids with --input",
+                dir.display()
+            ),
+        },
+    };
+    let tokens = inputs.shape.last().copied().unwrap_or(0);
+    Ok((model::load_checkpoint(dir, tokens, device)?, inputs))
+}
+
+/// A checkpoint's token texts (from its tokenizer.json, if any): the answers' labels and the
+/// tokens' rendering.
+fn checkpoint_vocabulary(
+    args: &ExplainArgs,
+    classes: usize,
+) -> Result<Option<lrp_grad::tokens::Vocabulary>> {
+    if !model::is_checkpoint(&args.model.model) {
+        return Ok(None);
+    }
+    match prompt::tokenizer(&args.model.model)? {
+        Some(tokenizer) => Ok(Some(prompt::vocabulary(&tokenizer, classes))),
+        None => Ok(None),
+    }
+}
+
+/// `--target-token`'s id, through the checkpoint's tokenizer.
+fn target_token(args: &ExplainArgs) -> Result<Option<usize>> {
+    let Some(token) = &args.target_token else {
+        return Ok(None);
+    };
+    match prompt::tokenizer(&args.model.model)? {
+        Some(tokenizer) => Ok(Some(prompt::target_token(&tokenizer, token)?)),
+        None => bail!(
+            "--target-token: {} has no tokenizer.json; give --target ID",
+            args.model.model.display()
+        ),
+    }
 }
 
 pub(crate) fn run(args: ExplainArgs) -> Result<()> {
     let device = device()?;
-    let model = load_model(&args, &device)?;
-    let mut inputs = inputs::read(
-        &args.input,
-        model.file_shape(),
-        &args.preprocess,
-        &args.model.model,
-    )?;
-    let ids = text_inputs(&args, &model, &mut inputs, &device)?;
-    let explainer = explainer(&args, &model, &inputs)?;
+    let (model, mut inputs) = model_and_inputs(&args, &device)?;
     let classes = model.graph.num_classes(model.input_shape)?;
-    let labels = match &args.labels {
-        Some(path) => Some(answers::read_labels(path, classes)?),
-        None => None,
+    let vocabulary = checkpoint_vocabulary(&args, classes)?;
+    let ids = text_inputs(&args, &model, &mut inputs, &device, vocabulary.clone())?;
+    let mut explainer = explainer(&args, &model, &inputs)?;
+    if let Some(id) = target_token(&args)? {
+        explainer = explainer.target(Target::Class(id));
+    }
+    let labels = match (&args.labels, &vocabulary) {
+        (Some(path), _) => Some(answers::read_labels(path, classes)?),
+        (None, Some(vocabulary)) => {
+            Some((0..classes as u32).map(|id| vocabulary.token(id)).collect())
+        }
+        (None, None) => None,
     };
     let targets = match &args.targets {
         Some(path) => Some(answers::read_targets(path, inputs.n)?),

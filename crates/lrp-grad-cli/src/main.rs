@@ -9,6 +9,7 @@ mod inputs;
 mod model;
 mod npy;
 mod output;
+mod prompt;
 mod spec;
 mod tokens;
 

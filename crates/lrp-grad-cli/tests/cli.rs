@@ -1534,3 +1534,93 @@ fn a_checkpoint_directory_explains_the_next_token_as_lxt_efficient() {
         &["is a checkpoint directory", "drop --weights"],
     );
 }
+
+/// `--text` through the checkpoint's tokenizer.json (a word-level tokenizer over the Qwen2
+/// fixture's ids, `tools/hf-reference/tokenizer.py`): the reference prompts written as words give
+/// LXT's per-token relevance, the tokens print coloured and the summary names the predicted
+/// token's text; `--target-token` picks the explained token by its text.
+#[test]
+fn text_is_tokenised_with_the_checkpoints_tokenizer() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hf/qwen2");
+    let reference = zennit::read_f32_tensors(&folder.join("reference.safetensors"));
+    let tokenizer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("tokenizer.json")).unwrap())
+            .unwrap();
+    let mut words = vec![String::new(); 64];
+    for (word, id) in tokenizer["model"]["vocab"].as_object().unwrap() {
+        words[id.as_u64().unwrap() as usize] = word.clone();
+    }
+    let (shape, ids) = &reference["ids"];
+    let texts: Vec<String> = (ids.chunks(shape[1]))
+        .map(|row| {
+            row.iter()
+                .map(|&id| words[id as usize].as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let dir = TempDir::new().unwrap();
+    let (out, summary) = (dir.path().join("r.npy"), dir.path().join("s.json"));
+    let run = lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(&folder)
+        .arg("--text")
+        .args(&texts)
+        .arg("--output")
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .args(["--composite", "attn-lrp-efficient"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(run.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("\x1b[48;2;") && stdout.contains(&words[ids[0] as usize]),
+        "{stdout}"
+    );
+    let (_, relevance) = read_npy(&out);
+    let expected = &reference["relevance.attnlrp"].1;
+    let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let error =
+        (relevance.iter().zip(expected)).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+    assert!(error < 1e-5, "{error:.2e}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let predicted = json["samples"][0]["predicted"].as_u64().unwrap() as usize;
+    assert_eq!(json["samples"][0]["label"], words[predicted].as_str());
+    // The explained token by its text.
+    lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(&folder)
+        .arg("--text")
+        .arg(&texts[0])
+        .arg("--output")
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .args(["--target-token", "paris", "--quiet"])
+        .assert()
+        .success();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(
+        json["samples"][0]["target"],
+        words.iter().position(|w| w == "paris").unwrap()
+    );
+    let f = Fixture::new();
+    fails(
+        &f,
+        lrp_grad()
+            .arg("explain")
+            .arg("--model")
+            .arg(&folder)
+            .arg("--text")
+            .arg(&texts[0])
+            .arg("--output")
+            .arg(f.path("r.npy"))
+            .args(["--target-token", "paris rome"]),
+        &["--target-token \"paris rome\" is 2 tokens"],
+    );
+}

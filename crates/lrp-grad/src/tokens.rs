@@ -85,6 +85,11 @@ impl Vocabulary {
         }
     }
 
+    /// From each id's text, in id order.
+    pub fn from_tokens(tokens: Vec<String>) -> Self {
+        Self { tokens }
+    }
+
     /// The number of tokens.
     pub fn len(&self) -> usize {
         self.tokens.len()

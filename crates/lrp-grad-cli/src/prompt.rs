@@ -1,0 +1,81 @@
+//! Text for checkpoint directories: `--text` tokenised with the directory's `tokenizer.json`
+//! (Hugging Face's `tokenizers`), `--target-token`, and the tokens' texts for the answers and
+//! the coloured rendering.
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+use lrp_grad::tokens::Vocabulary;
+use tokenizers::Tokenizer;
+
+use crate::inputs::Inputs;
+
+/// The directory's `tokenizer.json`, if it has one.
+pub(crate) fn tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    Tokenizer::from_file(&path)
+        .map(Some)
+        .map_err(|e| anyhow!("{}: cannot read the tokenizer: {e}", path.display()))
+}
+
+/// `texts` as token ids (special tokens added as the tokenizer adds them), as the inputs of
+/// one batch: every text must give the same number of tokens.
+pub(crate) fn encode(tokenizer: &Tokenizer, texts: &[String]) -> Result<Inputs> {
+    let ids: Vec<Vec<u32>> = (texts.iter())
+        .map(|t| {
+            let encoding = tokenizer.encode(t.as_str(), true);
+            encoding
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| anyhow!("--text {t:?}: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    let t = ids.first().map_or(0, Vec::len);
+    if t == 0 {
+        bail!("--text gives no tokens");
+    }
+    if let Some(other) = ids.iter().find(|row| row.len() != t) {
+        bail!(
+            "--text: the texts give {t} and {} tokens; one batch takes texts of one length (explain the others in another run)",
+            other.len()
+        );
+    }
+    let n = ids.len();
+    Ok(Inputs {
+        data: ids.iter().flatten().map(|&id| id as f32).collect(),
+        n,
+        names: (0..n).map(|i| format!("text[{i}]")).collect(),
+        stems: (0..n).map(|i| format!("text{i}")).collect(),
+        shape: vec![n, t],
+        recipe: None,
+        integer: true,
+    })
+}
+
+/// The id of `token`, which must be one token of the vocabulary (`" Paris"`, with its space).
+pub(crate) fn target_token(tokenizer: &Tokenizer, token: &str) -> Result<usize> {
+    let encoding = tokenizer
+        .encode(token, false)
+        .map_err(|e| anyhow!("--target-token {token:?}: {e}"))?;
+    match encoding.get_ids() {
+        [id] => Ok(*id as usize),
+        ids => bail!(
+            "--target-token {token:?} is {} tokens ({ids:?}); expected one token of the vocabulary",
+            ids.len()
+        ),
+    }
+}
+
+/// Each id's text (`decode` of the id alone), for `vocab_size` ids.
+pub(crate) fn vocabulary(tokenizer: &Tokenizer, vocab_size: usize) -> Vocabulary {
+    let tokens = (0..vocab_size as u32)
+        .map(|id| {
+            tokenizer
+                .decode(&[id], false)
+                .unwrap_or_else(|_| format!("[{id}]"))
+        })
+        .collect();
+    Vocabulary::from_tokens(tokens)
+}
