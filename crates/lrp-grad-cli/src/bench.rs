@@ -61,16 +61,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         );
     }
     let device = crate::device()?;
-    let weights = require_weights(&args.model.model, args.weights.as_deref())?;
-    let loaded = match is_checkpoint(&args.model.model) {
-        true => load_checkpoint(&args.model.model, args.tokens, &device)?,
-        false => load(
-            &args.model.model,
-            weights,
-            args.model.allow_unused_weights,
-            &device,
-        )?,
-    };
+    let loaded = load_model(&args, &device)?;
     let model = loaded.graph.valid();
     let n = args.batch.max(1);
     let runs = args.runs.max(1);
@@ -113,6 +104,20 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     }
     report(&args, n, runs, &timings);
     Ok(())
+}
+
+/// The model; a checkpoint directory's for `--tokens` positions.
+fn load_model(args: &BenchArgs, device: &Device) -> Result<crate::model::CliModel> {
+    let weights = require_weights(&args.model.model, args.weights.as_deref())?;
+    match is_checkpoint(&args.model.model) {
+        true => load_checkpoint(&args.model.model, args.tokens, device),
+        false => load(
+            &args.model.model,
+            weights,
+            args.model.allow_unused_weights,
+            device,
+        ),
+    }
 }
 
 /// The embeddings of `n` sequences of `t` random token ids (seed 0).
