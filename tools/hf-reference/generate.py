@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""LXT 2.1 efficient-mode reference relevance for tiny Hugging Face causal LMs (tests/fixtures/hf/).
+"""LXT 2.1 efficient-mode reference relevance for tiny Hugging Face causal LMs and a BERT classifier (tests/fixtures/hf/).
 
-For each family in llama, mistral, qwen2, qwen3, phi3, gpt2 this writes tests/fixtures/hf/<family>/:
+For each family in llama, mistral, qwen2, qwen3, phi3, gpt2 (causal LMs) and bert (a sequence
+classifier, see "BERT" below) this writes tests/fixtures/hf/<family>/:
 
   config.json, model.safetensors, generation_config.json
       the checkpoint exactly as `save_pretrained` writes it (float32, safetensors). A tiny causal
@@ -30,26 +31,46 @@ For each family in llama, mistral, qwen2, qwen3, phi3, gpt2 this writes tests/fi
                 reorder_and_upcast_attn False, tied head (model.safetensors holds
                 transformer.wte.weight and no lm_head.weight), learned position embeddings wpe
                 [64, 16], Conv1D weights stored [in, out], biases on every Conv1D and LayerNorm.
+        bert    BertForSequenceClassification (not a causal LM; no generation_config.json):
+                vocab 64, hidden 16, 2 layers, 4 heads (head_dim 4), intermediate 32,
+                max_position_embeddings 32, type_vocab_size 2, num_labels 3, hidden_act
+                "gelu" (exact, erf), layer_norm_eps 1e-12, hidden/attention-probs dropout 0,
+                classifier_dropout None (= hidden_dropout_prob 0), pad_token_id 0,
+                position_embedding_type "absolute", eager attention; biases on every Linear and
+                LayerNorm. Weights: bert.embeddings.{word,position,token_type}_embeddings.weight
+                [64|32|2, 16], bert.embeddings.LayerNorm.{weight,bias},
+                bert.encoder.layer.<i>.attention.self.{query,key,value}.{weight,bias},
+                ...attention.output.dense, ...attention.output.LayerNorm,
+                ...intermediate.dense [32, 16], ...output.dense [16, 32], ...output.LayerNorm,
+                bert.pooler.dense [16, 16], classifier [3, 16] (+ biases); nn.Linear layout
+                [out, in].
       Every parameter is randomised with a seeded torch.Generator: RMS-norm and LayerNorm weights
       1 + 0.3·randn, matrices (linear weights, embeddings incl. wpe, lm_head) randn / sqrt(fan-in)
       = randn / sqrt(shape[1]) for nn.Linear/nn.Embedding layouts and randn / sqrt(shape[0]) for
       GPT-2's Conv1D [in, out] weights, biases (incl. LayerNorm biases) 0.1·randn.
   reference.safetensors (all float32)
       ids               [2, 7] the token ids (seeded, in 1..63), stored as float32
-      embeddings        [2, 7, 16] the input embeddings (embed_tokens(ids))
+      embeddings        [2, 7, 16] the input embeddings (embed_tokens(ids); bert:
+                        bert.embeddings.word_embeddings(ids))
       logits            [2, 64] the plain (unpatched) model's logits at the last position
+                        (bert: [2, 3], the class logits)
       relevance.attnlrp [2, 7] and relevance.attnlrp.embeddings [2, 7, 16]
-      relevance.cplrp   [2, 7] and relevance.cplrp.embeddings   [2, 7, 16]
+      relevance.cplrp   [2, 7] and relevance.cplrp.embeddings   [2, 7, 16]   (not for bert)
       gpt2 only: relevance.attnlrp.positions, relevance.cplrp.positions [2, 7, 16] = wpe[:7] *
                         gradient, the learned position embeddings' share, which is NOT part of
                         relevance.<mode> (see below)
+      bert only: relevance.attnlrp.positions [2, 7, 16] = position_embeddings[:7] * gradient and
+                        relevance.attnlrp.token_types [2, 7, 16] = token_type_embeddings[0] *
+                        gradient, the shares of the embeddings BertEmbeddings adds inside the
+                        model, NOT part of relevance.attnlrp
   cases.json
       family, config summary, the target per sample, the versions, and per mode the float32
       relevance's distance to LXT's own float64 relevance, lxt_f32_distance =
       max|R_f32 - R_f64| / max|R_f64| over the per-token relevance [2, 7], plus the relevance
-      sums next to the explained logits (conservation, for information). For phi3 and gpt2 also
-      "rules": what LXT's map does per module (the contract for the Rust implementation), and
-      for gpt2 per mode the summed position share and its float32-vs-float64 distance.
+      sums next to the explained logits (conservation, for information). For phi3, gpt2 and bert
+      also "rules": what LXT's map does per module (the contract for the Rust implementation),
+      and for gpt2 and bert per mode the summed position share (bert: and token-type share) and
+      its float32-vs-float64 distance.
 
 The relevance is LXT 2.1's efficient mode (Gradient x Input on a monkey-patched model):
   from lxt.efficient import monkey_patch
@@ -101,6 +122,39 @@ GPT-2 uses LXT's own map (lxt.efficient.models.gpt2.attnLRP / cp_LRP, module mod
   cases.json ("rules"); both were checked by an independent float64 re-implementation of the
   rules (plain torch, no transformers/lxt), which reproduces the fixtures' relevance to ~3e-7.
 
+BERT uses LXT's own map lxt.efficient.models.bert.attnLRP, its only rule set (LXT 2.1 has no
+CP-LRP map for BERT, so only relevance.attnlrp is written):
+  {torch.nn.LayerNorm: layer_norm_forward (global, as for GPT-2), torch.nn.Dropout: identity,
+   modeling_bert: replace_module(lxt.efficient.models.bert)}. replace_module copies every
+  attribute of LXT's copy of modeling_bert (transformers 4.52.4's code plus the lines marked LXT)
+  onto transformers.models.bert.modeling_bert, so the model is built (from_pretrained) after
+  patching. Per module (eager attention; notation as for GPT-2 / the shared note):
+    embeddings   LayerNorm((e + token_type_embeddings[0]) + position_embeddings[t]), plain sums,
+                 dropout identity
+    LayerNorm    (x - mean) / SG(sqrt(var + 1e-12)) * weight + bias (embeddings.LayerNorm and every
+                 attention.output.LayerNorm / output.LayerNorm)
+    attention    q, k, v = query/key/value(h) (Linear + bias); scores = DIV(q @ k^T, 2) / sqrt(4)
+                 + extended mask (0 here), softmax plain (compute dtype), dropout identity,
+                 context = DIV(probs @ v, 2): net q/4, k/4, v/2 as LLaMA's patch_attention
+    self-output  LayerNorm(dense(context) + h), plain residual
+    intermediate ID(gelu, dense(x)), gelu exact (erf)
+    output       LayerNorm(dense(i) + attention_output), plain residual
+    pooler       ID(tanh, dense(h[:, 0])) (first token)
+    classifier   Linear(16, 3) + bias, plain (after an identity dropout)
+  The rules are spelled out in RULES["bert"] (cases.json "rules"); an independent float64
+  re-implementation (plain torch) reproduces relevance.attnlrp, .positions and .token_types to
+  ~5e-7 (f32 noise), and LXT's BertSdpaSelfAttention patch (DIV(q, 2), DIV(k, 2), DIV(out, 2)) gives
+  the same relevance to ~5e-7.
+  Relevance convention for BERT (LXT's quickstart, docs/source/quickstart.rst, "BERT Classifier"):
+    inputs_embeds = model.bert.get_input_embeddings()(input_ids)     # word embeddings only
+    logits = model(inputs_embeds=inputs_embeds.requires_grad_(True)).logits      # [1, 3]
+    max_logits, max_indices = torch.max(logits, dim=-1)
+    max_logits.backward()                       # = logits[0, target].backward()
+    relevance = (inputs_embeds * inputs_embeds.grad).float().sum(-1)
+  Here attention_mask = ones and token_type_ids = zeros are passed explicitly (identical to
+  BertModel's defaults, asserted); the target is the arg-max class of each sample. The token-type
+  and position embeddings enter inside the model; their shares are stored separately (above).
+
 The backward follows LXT's examples (examples/quantized_llama.py, quantized_qwen3.py), one
 sample at a time (batch 1), with parameters frozen (requires_grad False) so the embeddings are
 a leaf:
@@ -151,10 +205,13 @@ from safetensors.torch import load_file, save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "hf"
-FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2"]
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2", "bert"]
 MODES = {"attnlrp": "attnLRP", "cplrp": "cp_LRP"}  # fixture name -> LXT rule-set name
+# LXT 2.1's BERT map (lxt/efficient/models/bert.py) defines attnLRP only (no cp_LRP)
+FAMILY_MODES = {"bert": ["attnlrp"]}
 N, T = 2, 7
-SEEDS = {"llama": 101, "mistral": 202, "qwen2": 303, "qwen3": 404, "phi3": 505, "gpt2": 606}
+SEEDS = {"llama": 101, "mistral": 202, "qwen2": 303, "qwen3": 404, "phi3": 505, "gpt2": 606,
+         "bert": 707}
 
 COMMON = dict(
     vocab_size=64,
@@ -172,6 +229,10 @@ COMMON = dict(
     bos_token_id=1,
     eos_token_id=2,
 )
+
+
+def family_modes(family):
+    return FAMILY_MODES.get(family, list(MODES))
 
 
 def modeling_module(family):
@@ -213,6 +274,19 @@ def make_config(family):
                                        scale_attn_by_inverse_layer_idx=False,
                                        reorder_and_upcast_attn=False, tie_word_embeddings=True,
                                        bos_token_id=1, eos_token_id=2)
+    if family == "bert":
+        # BertForSequenceClassification, 3 labels; pad_token_id 0 (BertConfig's default: row 0 of
+        # word_embeddings is the padding row, never used by the ids 1..63); every dropout 0
+        # (classifier_dropout None -> hidden_dropout_prob); absolute position embeddings; encoder
+        # only (is_decoder False, no cross-attention)
+        return transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2,
+                                       num_attention_heads=4, intermediate_size=32,
+                                       hidden_act="gelu", hidden_dropout_prob=0.0,
+                                       attention_probs_dropout_prob=0.0,
+                                       max_position_embeddings=32, type_vocab_size=2,
+                                       layer_norm_eps=1e-12, pad_token_id=0,
+                                       position_embedding_type="absolute", classifier_dropout=None,
+                                       num_labels=3, is_decoder=False)
     raise ValueError(family)
 
 
@@ -224,6 +298,7 @@ def causal_lm_class(family):
         "qwen3": "Qwen3ForCausalLM",
         "phi3": "Phi3ForCausalLM",
         "gpt2": "GPT2LMHeadModel",
+        "bert": "BertForSequenceClassification",  # not a causal LM: a sequence classifier
     }[family]
 
 
@@ -266,7 +341,9 @@ def build(family, folder):
             else:
                 assert p.dim() == 2, name
                 p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1]))
-    if config.tie_word_embeddings:
+    if family == "bert":
+        assert model.get_output_embeddings() is None  # classifier head, nothing tied
+    elif config.tie_word_embeddings:
         assert model.get_output_embeddings().weight.data_ptr() == \
             model.get_input_embeddings().weight.data_ptr()
     else:
@@ -280,14 +357,25 @@ def build(family, folder):
     return ids
 
 
+def bert_inputs(ids):
+    """BERT's explicit side inputs: attention_mask all 1, token_type_ids all 0 (both equal to what
+    BertModel builds when they are omitted, checked in plain())."""
+    return dict(attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids))
+
+
 def plain(family, folder, ids):
     out = {}
     for dtype in (torch.float32, torch.float64):
         model = load(family, folder, dtype)
         with torch.no_grad():
             e = model.get_input_embeddings()(ids)
-            logits = model(inputs_embeds=e, use_cache=False).logits[:, -1, :]
-            logits_ids = model(input_ids=ids, use_cache=False).logits[:, -1, :]
+            if family == "bert":  # class logits [N, num_labels]; no use_cache argument
+                logits = model(inputs_embeds=e, **bert_inputs(ids)).logits
+                logits_ids = model(input_ids=ids, **bert_inputs(ids)).logits
+                assert torch.equal(logits, model(inputs_embeds=e).logits)  # default mask/types
+            else:
+                logits = model(inputs_embeds=e, use_cache=False).logits[:, -1, :]
+                logits_ids = model(input_ids=ids, use_cache=False).logits[:, -1, :]
         assert torch.equal(logits, logits_ids)
         out[dtype] = (e, logits)
     e32, l32 = out[torch.float32]
@@ -319,6 +407,12 @@ def phi3_cp_gated_mlp_forward(self, x):
 
 
 def patch_map(family, rule_set):
+    if family == "bert":
+        # LXT's own BERT map: {torch.nn.LayerNorm: layer_norm_forward, torch.nn.Dropout:
+        # dropout_forward, modeling_bert: replace_module(lxt.efficient.models.bert)}; attnLRP only
+        rules = importlib.import_module("lxt.efficient.models.bert")
+        assert rule_set == "attnLRP" and not hasattr(rules, "cp_LRP")
+        return rules.attnLRP
     if family in ("llama", "qwen2", "qwen3", "gpt2"):
         rules = importlib.import_module(f"lxt.efficient.models.{family}")
         return getattr(rules, rule_set)
@@ -362,15 +456,26 @@ def patch_map(family, rule_set):
     }
 
 
-def lxt_relevance(model, ids):
-    """LXT's example convention, one sample at a time."""
+def lxt_relevance(model, ids, family):
+    """LXT's example convention, one sample at a time. BERT follows LXT's BERT-classifier
+    quickstart (docs/source/quickstart.rst, "BERT Classifier"): inputs_embeds =
+    model.bert.get_input_embeddings()(input_ids), logits = model(inputs_embeds=...).logits [1, 3],
+    max_logits, max_indices = torch.max(logits, dim=-1); max_logits.backward()."""
     rel, targets, selected, last_logits, grads = [], [], [], [], []
     for b in range(ids.shape[0]):
         input_ids = ids[b:b + 1]
         input_embeds = model.get_input_embeddings()(input_ids)
-        output_logits = model(inputs_embeds=input_embeds.requires_grad_(), use_cache=False).logits
-        max_logits, max_indices = torch.max(output_logits[0, -1, :], dim=-1)
-        max_logits.backward()
+        if family == "bert":
+            assert model.get_input_embeddings() is model.bert.embeddings.word_embeddings
+            output_logits = model(inputs_embeds=input_embeds.requires_grad_(),
+                                  **bert_inputs(input_ids)).logits
+            max_logits, max_indices = torch.max(output_logits, dim=-1)  # shape [1]
+            max_logits.backward()  # = output_logits[0, target].backward()
+            output_logits = output_logits[:, None, :]  # [1, 1, 3]: the "last position" below
+        else:
+            output_logits = model(inputs_embeds=input_embeds.requires_grad_(), use_cache=False).logits
+            max_logits, max_indices = torch.max(output_logits[0, -1, :], dim=-1)
+            max_logits.backward()
         rel.append((input_embeds * input_embeds.grad).detach()[0])
         grads.append(input_embeds.grad.detach()[0])
         targets.append(int(max_indices))
@@ -379,8 +484,12 @@ def lxt_relevance(model, ids):
     return torch.stack(rel), targets, selected, torch.stack(last_logits), torch.stack(grads)
 
 
-def lxt_relevance_batched(model, ids, targets):
+def lxt_relevance_batched(model, ids, targets, family):
     e = model.get_input_embeddings()(ids).requires_grad_()
+    if family == "bert":
+        logits = model(inputs_embeds=e, **bert_inputs(ids)).logits
+        logits[torch.arange(ids.shape[0]), torch.tensor(targets)].sum().backward()
+        return (e * e.grad).detach()
     logits = model(inputs_embeds=e, use_cache=False).logits
     logits[torch.arange(ids.shape[0]), -1, torch.tensor(targets)].sum().backward()
     return (e * e.grad).detach()
@@ -396,16 +505,31 @@ def worker(family, mode, folder, out_path):
     for dtype, tag in ((torch.float32, "f32"), (torch.float64, "f64")):
         model = load(family, folder, dtype)
         # the patched classes must be the ones in use
-        if family == "gpt2":
+        if family == "bert":
+            # replace_module copied LXT's classes into transformers' modeling_bert, so the model
+            # (built after patching) is LXT's copy; LayerNorm/Dropout are patched globally
+            from lxt.efficient.patches import layer_norm_forward, dropout_forward
+            lxt_bert = "lxt.efficient.models.bert"
+            layer = model.bert.encoder.layer[0]
+            for m in (model, model.bert.embeddings, layer.attention.self, layer.intermediate,
+                      layer.output, layer.attention.output, model.bert.pooler):
+                assert type(m).__module__ == lxt_bert, type(m)
+            assert type(layer.attention.self).__name__ == "BertSelfAttention"  # eager
+            assert torch.nn.LayerNorm.forward is layer_norm_forward
+            assert torch.nn.Dropout.forward is dropout_forward
+            assert isinstance(model.bert.embeddings.LayerNorm, torch.nn.LayerNorm)
+        elif family == "gpt2":
             mlp, final_norm = model.transformer.h[0].mlp, model.transformer.ln_f
         else:
             mlp, final_norm = model.model.layers[0].mlp, model.model.norm
         expected_mlp = {"gpt2": "lxt.efficient.models.gpt2", "phi3": __name__}
-        assert type(mlp).forward.__module__ == expected_mlp.get(family, "lxt.efficient.patches")
-        assert type(final_norm).forward.__module__ == "lxt.efficient.patches"
-        assert modeling_module(family).eager_attention_forward.__module__ == "lxt.efficient.patches"
-        rel, targets, selected, last_logits, grads = lxt_relevance(model, ids)
-        batched = lxt_relevance_batched(model, ids, targets)
+        if family != "bert":
+            assert type(mlp).forward.__module__ == expected_mlp.get(family, "lxt.efficient.patches")
+            assert type(final_norm).forward.__module__ == "lxt.efficient.patches"
+            assert modeling_module(family).eager_attention_forward.__module__ == \
+                "lxt.efficient.patches"
+        rel, targets, selected, last_logits, grads = lxt_relevance(model, ids, family)
+        batched = lxt_relevance_batched(model, ids, targets, family)
         scale = rel.abs().max()
         assert (batched - rel).abs().max() <= (1e-5 if dtype == torch.float32 else 1e-12) * scale, \
             f"{family}/{mode}/{tag}: batched vs per-sample relevance"
@@ -418,6 +542,14 @@ def worker(family, mode, folder, out_path):
             # gradient at the position embeddings is the one at the word embeddings.
             wpe = model.transformer.wpe.weight[:ids.shape[1]]
             result[f"posrel.{tag}"] = (wpe * grads).contiguous()
+        if family == "bert":
+            # BertEmbeddings: LayerNorm(inputs_embeds + token_type_embeddings(0) +
+            # position_embeddings(arange(T))), a plain sum: the same gradient reaches all three
+            emb = model.bert.embeddings
+            pos = emb.position_embeddings.weight[:ids.shape[1]]
+            tok = emb.token_type_embeddings.weight[0].expand_as(pos)
+            result[f"posrel.{tag}"] = (pos * grads).contiguous()
+            result[f"typerel.{tag}"] = (tok * grads).contiguous()
     save_file(result, str(out_path))
 
 
@@ -429,6 +561,9 @@ EXTRA_CONFIG_KEYS = {
     "gpt2": ["n_embd", "n_head", "n_layer", "n_positions", "n_inner", "activation_function",
              "layer_norm_epsilon", "scale_attn_weights", "scale_attn_by_inverse_layer_idx",
              "reorder_and_upcast_attn", "resid_pdrop", "embd_pdrop", "attn_pdrop"],
+    "bert": ["type_vocab_size", "layer_norm_eps", "hidden_dropout_prob",
+             "attention_probs_dropout_prob", "classifier_dropout", "position_embedding_type",
+             "pad_token_id", "is_decoder", "id2label"],
 }
 
 # What LXT's map does per module (written into cases.json for phi3 and gpt2). Notation as in
@@ -509,6 +644,73 @@ RULES = {
         "residuals": "plain",
         "lm_head": "after ln_f: Linear(n_embd, vocab, bias=False) tied to transformer.wte; plain",
     },
+    "bert": {
+        "notation": _NOTATION,
+        "source": "LXT 2.1's own map lxt.efficient.models.bert.attnLRP = {torch.nn.LayerNorm: "
+                  "layer_norm_forward, torch.nn.Dropout: dropout_forward, modeling_bert: "
+                  "replace_module(lxt.efficient.models.bert)}: every attribute of "
+                  "transformers.models.bert.modeling_bert is replaced by LXT's copy of the file "
+                  "(identical code to transformers 4.52.4's apart from the lines marked LXT), so "
+                  "the model is built after patching. LXT 2.1 has NO cp_LRP map for BERT: only "
+                  "relevance.attnlrp is written",
+        "relevance_input": "inputs_embeds = bert.embeddings.word_embeddings(ids) "
+                           "(model.get_input_embeddings(), the word embeddings only), R = sum_d e "
+                           "* de. BertEmbeddings adds token_type_embeddings(token_type_ids = 0) "
+                           "and position_embeddings(arange(T)) before its LayerNorm (plain sums, "
+                           "so all three receive the same gradient): the shares "
+                           "token_type_embeddings[0] * grad and position_embeddings[:T] * grad "
+                           "are NOT in relevance.attnlrp; they are stored as "
+                           "relevance.attnlrp.token_types and relevance.attnlrp.positions "
+                           "[2, 7, 16]",
+        "embeddings": "x = (e + token_type_embeddings.weight[0]) + position_embeddings.weight[t] "
+                      "(that order), then embeddings.LayerNorm (rule below), dropout identity; "
+                      "all plain",
+        "layer_norm": "torch.nn.LayerNorm.forward replaced globally (embeddings.LayerNorm, every "
+                      "attention.output.LayerNorm and output.LayerNorm) by "
+                      "lxt.efficient.patches.layer_norm_forward: mean = mean(x), var = "
+                      "mean((x - mean)^2) (biased), y = (x - mean) / SG(sqrt(var + eps)) * weight "
+                      "+ bias with eps = layer_norm_eps = 1e-12: mean subtraction plain, std a "
+                      "constant, weight plain, bias included (absorbs its share); no float32 "
+                      "cast",
+        "attention.attnlrp": "eager BertSelfAttention (LXT's copy): q, k, v = query(h), key(h), "
+                             "value(h) (Linear with bias, plain), each viewed [T, 4 heads, 4] "
+                             "(head i = output columns [4i, 4i+4)); scores = DIV(q @ k^T, 2) / "
+                             "sqrt(head_dim) (= / 2, plain) + extended attention mask ((1 - "
+                             "mask) * finfo(dtype).min = 0 here: all ones; plain); softmax over "
+                             "the keys in the compute dtype (no float32 upcast), PLAIN gradient; "
+                             "attention dropout identity; no head mask; context = DIV(probs @ v, "
+                             "2), heads concatenated back to [T, 16]. Net effect: q and k each "
+                             "get gradient / 4 (1/2 from the context DIV through probs, 1/2 from "
+                             "the scores DIV), v gets / 2 (the same as LLaMA's patch_attention "
+                             "q/4, k/4, v/2; LXT's BertSdpaSelfAttention does DIV(q, 2), DIV(k, "
+                             "2), DIV(sdpa output, 2), the same net). No causal mask (encoder)",
+        "attention.output": "BertSelfOutput: LayerNorm(dense(context) + h) (dense 16 -> 16 with "
+                            "bias, plain; dropout identity; residual plain; LayerNorm rule above)",
+        "intermediate": "BertIntermediate: ID(gelu, dense(x)) (dense 16 -> 32 with bias, plain; "
+                        "identity rule on the activation); hidden_act 'gelu' = transformers' "
+                        "GELUActivation = torch.nn.functional.gelu, the exact erf form 0.5 x (1 + "
+                        "erf(x / sqrt(2))); ID's ratio gelu(x) / (x + 1e-10)",
+        "output": "BertOutput: LayerNorm(dense(i) + attention_output) (dense 32 -> 16 with bias, "
+                  "plain; dropout identity; residual plain; LayerNorm rule above)",
+        "pooler": "BertPooler: ID(tanh, dense(h[:, 0])): the last layer's hidden state of the "
+                  "FIRST token (position 0) only, dense 16 -> 16 with bias plain, identity rule "
+                  "on tanh (ratio tanh(x) / (x + 1e-10))",
+        "classifier": "dropout identity, then classifier = Linear(16, 3) with bias, plain; the "
+                      "explained output is logits[target] (no softmax)",
+        "dropout": "torch.nn.Dropout.forward -> identity (embeddings, attention probs, self-output, "
+                   "output, classifier; all rates 0 and eval() anyway)",
+        "residuals": "plain (inside the LayerNorm's input)",
+    },
+}
+
+
+BACKWARD = {
+    "bert": "per sample (batch 1), as LXT's BERT-classifier quickstart: input_embeds = "
+            "model.bert.embeddings.word_embeddings(ids[b:b+1]); logits = model(inputs_embeds="
+            "input_embeds.requires_grad_(), attention_mask=ones, token_type_ids=zeros).logits "
+            "([1, 3]); max_logits, max_indices = torch.max(logits, dim=-1); max_logits.backward() "
+            "(= logits[0, target].backward(), seed 1 on the arg-max class logit, 0 on the others); "
+            "relevance = (input_embeds * input_embeds.grad).sum(-1)",
 }
 
 
@@ -535,7 +737,7 @@ def generate(family):
     }
     modes = {}
     try:
-        for mode in MODES:
+        for mode in family_modes(family):
             with tempfile.TemporaryDirectory() as tmp:
                 out_path = pathlib.Path(tmp) / "out.safetensors"
                 subprocess.run([sys.executable, __file__, "--worker", family, mode, str(folder),
@@ -557,12 +759,18 @@ def generate(family):
                 "relevance_sum": tok32.sum(-1).tolist(),
                 "target_logit": r["selected.f32"].tolist(),
             }
-            if "posrel.f32" in r:  # gpt2: the learned position embeddings' share (not in R)
+            if "posrel.f32" in r:  # gpt2, bert: the learned position embeddings' share (not in R)
                 p32, p64 = r["posrel.f32"], r["posrel.f64"]
                 tensors[f"relevance.{mode}.positions"] = p32.contiguous()
                 modes[mode]["position_relevance_sum"] = p32.sum((-1, -2)).tolist()
                 modes[mode]["position_f32_distance"] = (
                     (p32.sum(-1).double() - p64.sum(-1)).abs().max() / p64.sum(-1).abs().max()).item()
+            if "typerel.f32" in r:  # bert: the token-type embedding's share (not in R)
+                y32, y64 = r["typerel.f32"], r["typerel.f64"]
+                tensors[f"relevance.{mode}.token_types"] = y32.contiguous()
+                modes[mode]["token_type_relevance_sum"] = y32.sum((-1, -2)).tolist()
+                modes[mode]["token_type_f32_distance"] = (
+                    (y32.sum(-1).double() - y64.sum(-1)).abs().max() / y64.sum(-1).abs().max()).item()
     finally:
         tmp_ids.unlink()
     save_file(tensors, str(folder / "reference.safetensors"))
@@ -591,14 +799,24 @@ def generate(family):
                     "[in, out], biases everywhere, LayerNorm, gelu_new MLP with n_inner None "
                     "(= 4 * n_embd = 64); relevance at inputs_embeds = wte(ids) only, the "
                     "positions' share is relevance.<mode>.positions (not in relevance.<mode>)",
+            "bert": "BertForSequenceClassification (encoder, eager attention, no causal mask), "
+                    "3 labels; the explained logit is the class logit (logits [N, 3], no position "
+                    "axis). LXT 2.1's BERT map offers attnLRP only (lxt/efficient/models/bert.py "
+                    "defines no cp_LRP), so only that mode is written. attention_mask all 1, "
+                    "token_type_ids all 0. Relevance at inputs_embeds = "
+                    "bert.embeddings.word_embeddings(ids) only; BertEmbeddings adds "
+                    "token_type_embeddings[0] and position_embeddings[:T] before its LayerNorm: "
+                    "their shares are relevance.attnlrp.token_types and "
+                    "relevance.attnlrp.positions [2, 7, 16] (not in relevance.attnlrp)",
         }[family],
         "shape": {"batch": N, "tokens": T},
         "ids": ids.tolist(),
         "targets": targets,
         "top2_margin": margins,
         "f64_logits_distance": f64_logit_distance,
-        "backward": "per sample (batch 1): torch.max(logits[0, -1, :], dim=-1)[0].backward(), "
-                    "relevance = (input_embeds * input_embeds.grad).sum(-1)",
+        "backward": BACKWARD.get(
+            family, "per sample (batch 1): torch.max(logits[0, -1, :], dim=-1)[0].backward(), "
+                    "relevance = (input_embeds * input_embeds.grad).sum(-1)"),
         "versions": versions(),
         "modes": modes,
     }

@@ -11,7 +11,9 @@ use lrp_grad::heatmap::{self, ColorMap};
 use lrp_grad::{Baseline, Explainer, FeatureShape, OutputRelevance, PreparedExplainer, Target};
 
 use crate::output::write_atomically;
-use crate::{ModelArgs, RuleArgs, answers, device, inputs, model, npy, prompt, spec, tokens};
+use crate::{
+    ModelArgs, RuleArgs, answers, device, inputs, model, npy, prompt, ragged, spec, tokens,
+};
 
 /// A text model's token ids, and its vocabulary when given.
 type TextInputs = (Vec<Vec<u32>>, Option<lrp_grad::tokens::Vocabulary>);
@@ -44,6 +46,11 @@ pub(crate) struct ExplainArgs {
     /// vocabulary, with its leading space where the tokenizer has one: " Paris").
     #[arg(long, value_name = "TOKEN", conflicts_with_all = ["target", "targets"])]
     target_token: Option<String>,
+    /// Checkpoint directories: which ids of --input are tokens (1) and which padding (0), an
+    /// integer .npy of the ids' shape; padding left or right, each sample explained on its own
+    /// tokens (relevance 0 at the padding).
+    #[arg(long, value_name = "MASK.npy", requires = "input")]
+    attention_mask: Option<PathBuf>,
     #[command(flatten)]
     preprocess: inputs::PreprocessArgs,
     /// Where to write the relevance (.npy, float32, the input's shape; [N, C, H, W] for images).
@@ -241,6 +248,7 @@ fn text_inputs(
     inputs: &mut inputs::Inputs,
     device: &Device,
     checkpoint_vocabulary: Option<lrp_grad::tokens::Vocabulary>,
+    embed: bool,
 ) -> Result<Option<TextInputs>> {
     let Some(embedding) = &model.embedding else {
         if inputs.integer {
@@ -272,7 +280,11 @@ fn text_inputs(
         None => checkpoint_vocabulary,
     };
     let input = args.input.first().cloned().unwrap_or_default();
-    let ids = tokens::embed(inputs, embedding, &input, device)?;
+    let ids = match embed {
+        true => tokens::embed(inputs, embedding, &input, device)?,
+        // Samples of different lengths are embedded per group (see `ragged`).
+        false => tokens::ids(inputs, &input)?,
+    };
     Ok(Some((ids, vocab)))
 }
 
@@ -295,45 +307,73 @@ fn show_tokens(
 
 /// The model `--model` names and its inputs; a checkpoint directory's graph is built for the
 /// token ids' length, and its tokenizer (when it has one) reads `--text`.
-fn model_and_inputs(
-    args: &ExplainArgs,
-    device: &Device,
-) -> Result<(model::CliModel, inputs::Inputs)> {
+fn model_and_inputs(args: &ExplainArgs, device: &Device) -> Result<Loaded> {
     let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
     let dir = &args.model.model;
     if !model::is_checkpoint(dir) {
-        if !args.text.is_empty() || args.target_token.is_some() {
+        let checkpoint_flag = [
+            (!args.text.is_empty(), "--text"),
+            (args.target_token.is_some(), "--target-token"),
+            (args.attention_mask.is_some(), "--attention-mask"),
+        ];
+        if let Some((_, flag)) = checkpoint_flag.iter().find(|(given, _)| *given) {
             bail!(
-                "--text and --target-token are for checkpoint directories; {} is a model file",
+                "{flag} is for checkpoint directories; {} is a model file",
                 dir.display()
             );
         }
         let model = model::load(dir, weights, args.model.allow_unused_weights, device)?;
         let inputs = inputs::read(&args.input, model.file_shape(), &args.preprocess, dir)?;
-        return Ok((model, inputs));
+        return Ok((model, inputs, None));
     }
-    let inputs = match &args.text[..] {
-        [] => {
-            let [input] = &args.input[..] else {
-                bail!(
-                    "a checkpoint directory takes one --input: token ids as an integer .npy [N, T]"
-                );
-            };
-            let tokens = npy::read(input)?.shape.last().copied().unwrap_or(0);
-            let shape = FeatureShape::vector(tokens.max(1));
-            inputs::read(&args.input, shape, &args.preprocess, dir)?
-        }
-        texts => match prompt::tokenizer(dir)? {
-            Some(tokenizer) => prompt::encode(&tokenizer, texts)?,
+    let (inputs, ragged) = checkpoint_inputs(args)?;
+    let lm = lrp_grad::hf::load(dir, device)?;
+    let tokens = inputs.shape.last().copied().unwrap_or(0);
+    let model = model::checkpoint_model(dir, &lm, tokens)?;
+    Ok((model, inputs, ragged.map(|r| (lm, r))))
+}
+
+/// A checkpoint's inputs: token ids (with their attention mask) or texts, and each sample's
+/// real tokens where the lengths differ.
+fn checkpoint_inputs(args: &ExplainArgs) -> Result<(inputs::Inputs, Option<ragged::Ragged>)> {
+    let dir = &args.model.model;
+    let texts = &args.text[..];
+    if !texts.is_empty() {
+        return match prompt::tokenizer(dir)? {
+            Some(tokenizer) => prompt::encode(&tokenizer, texts),
             None => bail!(
                 "--text: {} has no tokenizer.json; give token ids with --input",
                 dir.display()
             ),
-        },
+        };
+    }
+    let [input] = &args.input[..] else {
+        bail!("a checkpoint directory takes one --input: token ids as an integer .npy [N, T]");
     };
-    let tokens = inputs.shape.last().copied().unwrap_or(0);
-    Ok((model::load_checkpoint(dir, tokens, device)?, inputs))
+    let tokens = npy::read(input)?.shape.last().copied().unwrap_or(0);
+    let shape = FeatureShape::vector(tokens.max(1));
+    let inputs = inputs::read(&args.input, shape, &args.preprocess, dir)?;
+    let ragged = match &args.attention_mask {
+        Some(path) => {
+            let mask = npy::read(path)?;
+            Some(ragged::Ragged::from_mask(
+                &mask.data,
+                &mask.shape,
+                &inputs.shape,
+            )?)
+        }
+        None => None,
+    };
+    Ok((inputs, ragged))
 }
+
+/// The model, its inputs, and for inputs of different lengths the checkpoint's model with
+/// each sample's real tokens.
+type Loaded = (
+    model::CliModel,
+    inputs::Inputs,
+    Option<(lrp_grad::hf::CausalLm, ragged::Ragged)>,
+);
 
 /// A checkpoint's token texts (from its tokenizer.json, if any): the answers' labels and the
 /// tokens' rendering.
@@ -366,10 +406,18 @@ fn target_token(args: &ExplainArgs) -> Result<Option<usize>> {
 
 pub(crate) fn run(args: ExplainArgs) -> Result<()> {
     let device = device()?;
-    let (model, mut inputs) = model_and_inputs(&args, &device)?;
+    let (model, mut inputs, ragged) = model_and_inputs(&args, &device)?;
     let classes = model.graph.num_classes(model.input_shape)?;
     let vocabulary = checkpoint_vocabulary(&args, classes)?;
-    let ids = text_inputs(&args, &model, &mut inputs, &device, vocabulary.clone())?;
+    let embed = ragged.is_none();
+    let ids = text_inputs(
+        &args,
+        &model,
+        &mut inputs,
+        &device,
+        vocabulary.clone(),
+        embed,
+    )?;
     let mut explainer = explainer(&args, &model, &inputs)?;
     if let Some(id) = target_token(&args)? {
         explainer = explainer.target(Target::Class(id));
@@ -386,11 +434,45 @@ pub(crate) fn run(args: ExplainArgs) -> Result<()> {
         None => None,
     };
     let cmap = color_map(&args, &model)?;
-    let mut result = run_chunks(&args, &model, &inputs, explainer, targets)?;
-    if let Some(text) = &ids {
-        let t = model.input_shape.dims()[0];
-        result.relevance = tokens::per_token(&result.relevance, inputs.n, t);
-        show_tokens(&args, &inputs.names, text, &result.relevance)?;
+    let result = match &ragged {
+        Some((lm, ragged)) => {
+            let mut run = |m: &model::CliModel, i: &inputs::Inputs, t: Option<Vec<usize>>| {
+                run_chunks(&args, m, i, explainer.clone(), t)
+            };
+            ragged::explain(lm, ragged, &inputs, targets.as_deref(), &device, &mut run)?
+        }
+        None => run_chunks(&args, &model, &inputs, explainer, targets)?,
+    };
+    finish(
+        &args,
+        &model,
+        &inputs,
+        result,
+        ids.as_ref(),
+        labels.as_deref(),
+        cmap,
+        embed,
+    )
+}
+
+/// Per-token relevance for text, the rendered tokens, the answers and the output files.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    args: &ExplainArgs,
+    model: &model::CliModel,
+    inputs: &inputs::Inputs,
+    mut result: ChunkResult,
+    ids: Option<&TextInputs>,
+    labels: Option<&[String]>,
+    cmap: Option<ColorMap>,
+    per_embedding: bool,
+) -> Result<()> {
+    if let Some(text) = ids {
+        if per_embedding {
+            let t = model.input_shape.dims()[0];
+            result.relevance = tokens::per_token(&result.relevance, inputs.n, t);
+        }
+        show_tokens(args, &inputs.names, text, &result.relevance)?;
     }
     let answers = answers::answers(
         &inputs.names,
@@ -398,17 +480,9 @@ pub(crate) fn run(args: ExplainArgs) -> Result<()> {
         &result.targets,
         &result.sums,
     );
-    write_outputs(
-        &args,
-        &model,
-        &inputs,
-        &result,
-        &answers,
-        labels.as_deref(),
-        cmap,
-    )?;
+    write_outputs(args, model, inputs, &result, &answers, labels, cmap)?;
     if !args.quiet {
-        print!("{}", answers::table(&answers, labels.as_deref()));
+        print!("{}", answers::table(&answers, labels));
     }
     Ok(())
 }

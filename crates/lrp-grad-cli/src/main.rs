@@ -10,6 +10,7 @@ mod model;
 mod npy;
 mod output;
 mod prompt;
+mod ragged;
 mod spec;
 mod tokens;
 

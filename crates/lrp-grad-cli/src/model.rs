@@ -41,10 +41,18 @@ pub(crate) fn is_checkpoint(path: &Path) -> bool {
 /// A checkpoint directory's causal LM on `tokens` positions: token ids `[N, T]` in, the last
 /// position's logits out.
 pub(crate) fn load_checkpoint(dir: &Path, tokens: usize, device: &Device) -> Result<CliModel> {
+    checkpoint_model(dir, &lrp_grad::hf::load(dir, device)?, tokens)
+}
+
+/// A loaded checkpoint's causal LM on `tokens` positions.
+pub(crate) fn checkpoint_model(
+    dir: &Path,
+    model: &lrp_grad::hf::CausalLm,
+    tokens: usize,
+) -> Result<CliModel> {
     if tokens == 0 {
         bail!("{}: the token ids hold no position", dir.display());
     }
-    let model = lrp_grad::hf::load(dir, device)?;
     if let Some(most) = model.max_tokens().filter(|&most| tokens > most) {
         bail!(
             "{}: the token ids hold {tokens} positions; the model learned {most}",

@@ -9,6 +9,7 @@ use lrp_grad::tokens::Vocabulary;
 use tokenizers::Tokenizer;
 
 use crate::inputs::Inputs;
+use crate::ragged::Ragged;
 
 /// The directory's `tokenizer.json`, if it has one.
 pub(crate) fn tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
@@ -22,8 +23,8 @@ pub(crate) fn tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
 }
 
 /// `texts` as token ids (special tokens added as the tokenizer adds them), as the inputs of
-/// one batch: every text must give the same number of tokens.
-pub(crate) fn encode(tokenizer: &Tokenizer, texts: &[String]) -> Result<Inputs> {
+/// one batch; texts of different lengths are padded on the right, with their real positions.
+pub(crate) fn encode(tokenizer: &Tokenizer, texts: &[String]) -> Result<(Inputs, Option<Ragged>)> {
     let ids: Vec<Vec<u32>> = (texts.iter())
         .map(|t| {
             let encoding = tokenizer.encode(t.as_str(), true);
@@ -32,26 +33,29 @@ pub(crate) fn encode(tokenizer: &Tokenizer, texts: &[String]) -> Result<Inputs> 
                 .map_err(|e| anyhow!("--text {t:?}: {e}"))
         })
         .collect::<Result<_>>()?;
-    let t = ids.first().map_or(0, Vec::len);
-    if t == 0 {
-        bail!("--text gives no tokens");
+    let t = ids.iter().map(Vec::len).max().unwrap_or(0);
+    if ids.iter().any(Vec::is_empty) {
+        bail!("--text: a text gives no tokens");
     }
-    if let Some(other) = ids.iter().find(|row| row.len() != t) {
-        bail!(
-            "--text: the texts give {t} and {} tokens; one batch takes texts of one length (explain the others in another run)",
-            other.len()
-        );
-    }
+    let ragged = (ids.iter().any(|row| row.len() != t)).then(|| Ragged {
+        real: ids.iter().map(|row| (0..row.len()).collect()).collect(),
+    });
     let n = ids.len();
-    Ok(Inputs {
-        data: ids.iter().flatten().map(|&id| id as f32).collect(),
+    let padded = ids.iter().flat_map(|row| {
+        row.iter()
+            .copied()
+            .chain(std::iter::repeat_n(0, t - row.len()))
+    });
+    let inputs = Inputs {
+        data: padded.map(|id| id as f32).collect(),
         n,
         names: (0..n).map(|i| format!("text[{i}]")).collect(),
         stems: (0..n).map(|i| format!("text{i}")).collect(),
         shape: vec![n, t],
         recipe: None,
         integer: true,
-    })
+    };
+    Ok((inputs, ragged))
 }
 
 /// The id of `token`, which must be one token of the vocabulary (`" Paris"`, with its space).

@@ -18,6 +18,18 @@ pub(crate) fn embed(
     input: &Path,
     device: &Device,
 ) -> Result<Vec<Vec<u32>>> {
+    let ids = self::ids(inputs, input)?;
+    let x =
+        tokens::embed(embedding, &ids, device).with_context(|| format!("{}", input.display()))?;
+    inputs.data = x
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("embeddings: {e:?}"))?;
+    Ok(ids)
+}
+
+/// The token ids of `inputs` (`[N, T]`, integers), checked.
+pub(crate) fn ids(inputs: &Inputs, input: &Path) -> Result<Vec<Vec<u32>>> {
     if !inputs.integer {
         bail!(
             "{}: this is a text model; give token ids as an integer .npy [N, T] (int64 or int32)",
@@ -25,9 +37,7 @@ pub(crate) fn embed(
         );
     }
     let t = inputs.data.len() / inputs.n.max(1);
-    let ids: Vec<Vec<u32>> = inputs
-        .data
-        .chunks(t.max(1))
+    (inputs.data.chunks(t.max(1)))
         .map(|row| {
             row.iter()
                 .map(|&v| {
@@ -38,14 +48,7 @@ pub(crate) fn embed(
                 })
                 .collect()
         })
-        .collect::<Result<_>>()?;
-    let x =
-        tokens::embed(embedding, &ids, device).with_context(|| format!("{}", input.display()))?;
-    inputs.data = x
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("embeddings: {e:?}"))?;
-    Ok(ids)
+        .collect()
 }
 
 /// Relevance `[N, T, D]` summed per token: `[N, T]`.

@@ -1624,3 +1624,65 @@ fn text_is_tokenised_with_the_checkpoints_tokenizer() {
         &["--target-token \"paris rome\" is 2 tokens"],
     );
 }
+
+/// Token ids padded on the left and on the right, with an attention mask: each sample is
+/// explained on its own tokens (LXT's relevance for the two reference prompts at their places,
+/// 0 at the padding), and a shorter sample as if it ran alone.
+#[test]
+fn padded_token_ids_with_an_attention_mask_explain_each_sample_on_its_own_tokens() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hf/qwen2");
+    let reference = zennit::read_f32_tensors(&folder.join("reference.safetensors"));
+    let (shape, ids) = &reference["ids"];
+    let t = shape[1];
+    let (a, b) = (&ids[..t], &ids[t..]);
+    // Rows of 9: a left-padded, b right-padded, the first 5 tokens of a right-padded.
+    let pad = [0.0f32; 4];
+    let rows = [
+        [&pad[..2], a].concat(),
+        [b, &pad[..2]].concat(),
+        [&a[..5], &pad[..4]].concat(),
+    ];
+    let masks = [
+        [vec![0.0; 2], vec![1.0; 7]].concat(),
+        [vec![1.0; 7], vec![0.0; 2]].concat(),
+        [vec![1.0; 5], vec![0.0; 4]].concat(),
+    ];
+    let dir = TempDir::new().unwrap();
+    let (ids_path, mask_path, short_path) = (
+        dir.path().join("ids.npy"),
+        dir.path().join("mask.npy"),
+        dir.path().join("short.npy"),
+    );
+    write_ids_npy(&ids_path, &[3, 9], &rows.concat());
+    write_ids_npy(&mask_path, &[3, 9], &masks.concat());
+    write_ids_npy(&short_path, &[1, 5], &a[..5]);
+    let explain = |input: &Path, mask: Option<&Path>, out: &Path| {
+        let mut cmd = lrp_grad();
+        cmd.arg("explain")
+            .arg("--model")
+            .arg(&folder)
+            .arg("--input")
+            .arg(input);
+        if let Some(mask) = mask {
+            cmd.arg("--attention-mask").arg(mask);
+        }
+        cmd.arg("--output")
+            .arg(out)
+            .args(["--composite", "attn-lrp-efficient", "--quiet"]);
+        cmd.assert().success();
+        read_npy(out)
+    };
+    let (out_shape, r) = explain(&ids_path, Some(&mask_path), &dir.path().join("r.npy"));
+    assert_eq!(out_shape, [3, 9]);
+    let (_, alone) = explain(&short_path, None, &dir.path().join("alone.npy"));
+    let expected = &reference["relevance.attnlrp"].1;
+    let want = [
+        [&[0.0f32; 2][..], &expected[..t]].concat(),
+        [&expected[t..], &[0.0f32; 2][..]].concat(),
+        [&alone[..], &[0.0f32; 4][..]].concat(),
+    ]
+    .concat();
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let error = (r.iter().zip(&want)).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+    assert!(error < 1e-5, "{error:.2e}\n{r:?}\n{want:?}");
+}
