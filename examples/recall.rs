@@ -63,7 +63,7 @@ fn read_prompts(dir: &Path) -> Result<Prompts> {
 /// the key, for one explainer: among all tokens, and among those before the query marker (the
 /// last token, the same in every prompt).
 fn hit_rate(
-    model: &lrp_grad::hf::CausalLm,
+    model: &lrp_grad::hf::HfModel,
     p: &Prompts,
     explainer: Explainer,
     device: &Device,

@@ -372,7 +372,7 @@ fn checkpoint_inputs(args: &ExplainArgs) -> Result<(inputs::Inputs, Option<ragge
 type Loaded = (
     model::CliModel,
     inputs::Inputs,
-    Option<(lrp_grad::hf::CausalLm, ragged::Ragged)>,
+    Option<(lrp_grad::hf::HfModel, ragged::Ragged)>,
 );
 
 /// A checkpoint's token texts (from its tokenizer.json, if any): the answers' labels and the

@@ -47,7 +47,7 @@ pub(crate) fn load_checkpoint(dir: &Path, tokens: usize, device: &Device) -> Res
 /// A loaded checkpoint's causal LM on `tokens` positions.
 pub(crate) fn checkpoint_model(
     dir: &Path,
-    model: &lrp_grad::hf::CausalLm,
+    model: &lrp_grad::hf::HfModel,
     tokens: usize,
 ) -> Result<CliModel> {
     if tokens == 0 {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use lrp_grad::FeatureShape;
-use lrp_grad::hf::CausalLm;
+use lrp_grad::hf::HfModel;
 
 use crate::explain::ChunkResult;
 use crate::inputs::Inputs;
@@ -41,7 +41,7 @@ impl Ragged {
 /// length, the embeddings of its real tokens, its targets). Relevance comes back per token,
 /// `[N, T]`, in the padded layout.
 pub(crate) fn explain(
-    lm: &CausalLm,
+    lm: &HfModel,
     ragged: &Ragged,
     inputs: &Inputs,
     targets: Option<&[usize]>,

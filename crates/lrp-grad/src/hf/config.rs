@@ -8,7 +8,7 @@ use super::HfError;
 use crate::model::{Llama3Scaling, Rotary};
 
 /// The families [`super::load`] builds, by `model_type`.
-pub const FAMILIES: [&str; 6] = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2"];
+pub const FAMILIES: [&str; 7] = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2", "bert"];
 
 /// The architecture fields of `config.json`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -39,7 +39,11 @@ pub struct Config {
     #[serde(default)]
     pub head_dim: Option<usize>,
     /// ε of the RMS norms (GPT-2: of its layer norms, `layer_norm_epsilon`).
-    #[serde(default = "rms_norm_eps", alias = "layer_norm_epsilon")]
+    #[serde(
+        default = "rms_norm_eps",
+        alias = "layer_norm_epsilon",
+        alias = "layer_norm_eps"
+    )]
     pub rms_norm_eps: f64,
     /// Base of the rotary angles.
     #[serde(default = "rope_theta")]
@@ -59,6 +63,9 @@ pub struct Config {
     /// Phi-3: the share of each head's dims that rotate (only 1 is built).
     #[serde(default = "unit")]
     pub partial_rotary_factor: f64,
+    /// BERT: token types (type 0 is added to every token).
+    #[serde(default)]
+    pub type_vocab_size: usize,
     /// Qwen2: whether `sliding_window` applies (refused: not supported yet).
     #[serde(default)]
     pub use_sliding_window: bool,
@@ -125,10 +132,10 @@ impl Config {
                 self.partial_rotary_factor
             )));
         }
-        let act = if self.model_type == "gpt2" {
-            "gelu_new"
-        } else {
-            "silu"
+        let act = match self.model_type.as_str() {
+            "gpt2" => "gelu_new",
+            "bert" => "gelu",
+            _ => "silu",
         };
         if self.hidden_act != act {
             return Err(invalid(format!(

@@ -22,12 +22,14 @@
 //! The causal LM is explained at its last position: the graph's output is that position's
 //! logits, and the default target the predicted next token.
 
+mod bert;
 mod config;
 mod decoder;
 mod error;
 mod gpt2;
 mod weights;
 
+pub use bert::Bert;
 pub use config::{Config, FAMILIES};
 pub use decoder::Decoder;
 pub use error::HfError;
@@ -43,28 +45,32 @@ use crate::model::Graph;
 /// A causal language model from a checkpoint directory.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum CausalLm {
+pub enum HfModel {
     /// LLaMA, Mistral, Qwen2, Qwen3, Phi-3.
     Decoder(Decoder),
     /// GPT-2.
     Gpt2(Gpt2),
+    /// A BERT classifier (its graph ends in the class logits).
+    Bert(Bert),
 }
 
-impl CausalLm {
+impl HfModel {
     /// The model on `tokens` positions as a graph: input the token embeddings `[T, D]`, output
     /// the last position's logits `[V]`.
     pub fn graph(&self, tokens: usize) -> Graph {
         match self {
-            CausalLm::Decoder(m) => m.graph(tokens),
-            CausalLm::Gpt2(m) => m.graph(tokens),
+            HfModel::Decoder(m) => m.graph(tokens),
+            HfModel::Gpt2(m) => m.graph(tokens),
+            HfModel::Bert(m) => m.graph(tokens),
         }
     }
 
     /// The token embedding table (token ids `[N, T]` → the graph's input `[N, T, D]`).
     pub fn embedding(&self) -> &Embedding {
         match self {
-            CausalLm::Decoder(m) => &m.embedding,
-            CausalLm::Gpt2(m) => &m.embedding,
+            HfModel::Decoder(m) => &m.embedding,
+            HfModel::Gpt2(m) => &m.embedding,
+            HfModel::Bert(m) => &m.embedding,
         }
     }
 
@@ -72,26 +78,29 @@ impl CausalLm {
     /// (rotary embeddings).
     pub fn max_tokens(&self) -> Option<usize> {
         match self {
-            CausalLm::Decoder(_) => None,
-            CausalLm::Gpt2(m) => Some(m.positions()),
+            HfModel::Decoder(_) => None,
+            HfModel::Gpt2(m) => Some(m.positions()),
+            HfModel::Bert(m) => Some(m.positions()),
         }
     }
 
     /// The architecture.
     pub fn config(&self) -> &Config {
         match self {
-            CausalLm::Decoder(m) => &m.config,
-            CausalLm::Gpt2(m) => &m.config,
+            HfModel::Decoder(m) => &m.config,
+            HfModel::Gpt2(m) => &m.config,
+            HfModel::Bert(m) => &m.config,
         }
     }
 }
 
 /// Reads a checkpoint directory of a supported family ([`FAMILIES`]).
-pub fn load(dir: &Path, device: &Device) -> Result<CausalLm, HfError> {
+pub fn load(dir: &Path, device: &Device) -> Result<HfModel, HfError> {
     let config = Config::read(&dir.join("config.json"))?;
     let weights = weights::Weights::open(dir)?;
     Ok(match config.model_type.as_str() {
-        "gpt2" => CausalLm::Gpt2(Gpt2::read(config, &weights, device)?),
-        _ => CausalLm::Decoder(Decoder::read(config, &weights, device)?),
+        "gpt2" => HfModel::Gpt2(Gpt2::read(config, &weights, device)?),
+        "bert" => HfModel::Bert(Bert::read(config, &weights, device)?),
+        _ => HfModel::Decoder(Decoder::read(config, &weights, device)?),
     })
 }

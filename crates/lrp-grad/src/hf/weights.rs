@@ -59,6 +59,13 @@ impl Weights {
         })
     }
 
+    /// The shape of tensor `name`, if the checkpoint has it.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let file = self.index.get(name)?;
+        let tensors = parse(file, &self.files[file]).ok()?;
+        Some(tensors.tensor(name).ok()?.shape().to_vec())
+    }
+
     /// Whether the checkpoint has a tensor of this name.
     pub fn has(&self, name: &str) -> bool {
         self.index.contains_key(name)
