@@ -37,7 +37,8 @@
 //!  model/attention.rs,                                                       |
 //!  activation.rs, custom.rs (each op's home)                          explain/ (API, targets,
 //!        ^                                                              methods) -> Explanation
-//!  loaders: interchange/ (JSON + safetensors), onnx/ (onnx-ir; layout.rs: where the batch is)
+//!  loaders: interchange/ (JSON + safetensors), onnx/ (onnx-ir; layout.rs: where the batch is),
+//!  hf/ (Hugging Face checkpoint directories: config.json + safetensors, built as graphs)
 //!  text.rs (names), heatmap.rs, preprocess.rs (images), tokens.rs
 //! ```
 //!
