@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """LXT 2.1 efficient-mode reference relevance for tiny Hugging Face causal LMs and a BERT classifier (tests/fixtures/hf/).
 
-For each family in llama, mistral, qwen2, qwen3, phi3, gpt2 (causal LMs) and bert (a sequence
-classifier, see "BERT" below) this writes tests/fixtures/hf/<family>/:
+For each family in llama, mistral, qwen2, qwen3, phi3, gpt2, gemma3 (causal LMs) and bert (a
+sequence classifier, see "BERT" below) this writes tests/fixtures/hf/<family>/:
 
   config.json, model.safetensors, generation_config.json
       the checkpoint exactly as `save_pretrained` writes it (float32, safetensors). A tiny causal
@@ -44,14 +44,27 @@ classifier, see "BERT" below) this writes tests/fixtures/hf/<family>/:
                 ...intermediate.dense [32, 16], ...output.dense [16, 32], ...output.LayerNorm,
                 bert.pooler.dense [16, 16], classifier [3, 16] (+ biases); nn.Linear layout
                 [out, in].
+        gemma3  text-only Gemma3ForCausalLM (Gemma3TextConfig, see "Gemma 3" below): vocab 64,
+                hidden 16, intermediate 24, 4 layers, 4 heads, 2 kv heads, head_dim 4,
+                query_pre_attn_scalar 4, max_position_embeddings 64, rope_theta 1e6,
+                rope_local_base_freq 1e4, sliding_window 4 (< T: the local layers mask),
+                sliding_window_pattern 2 (layers 0, 2 local, 1, 3 global), hidden_activation
+                "gelu_pytorch_tanh", rms_norm_eps 1e-6, softcaps None (the config defaults),
+                tie_word_embeddings True, pad/bos/eos 0/2/1 (Gemma's defaults). Weights:
+                model.embed_tokens.weight [64, 16] (also the head), per layer
+                model.layers.<i>.self_attn.{q_proj [16, 16], k_proj [8, 16], v_proj [8, 16],
+                o_proj [16, 16], q_norm [4], k_norm [4]}, .mlp.{gate_proj [24, 16], up_proj
+                [24, 16], down_proj [16, 24]}, .{input_layernorm, post_attention_layernorm,
+                pre_feedforward_layernorm, post_feedforward_layernorm} [16], model.norm [16].
       Every parameter is randomised with a seeded torch.Generator: RMS-norm and LayerNorm weights
-      1 + 0.3·randn, matrices (linear weights, embeddings incl. wpe, lm_head) randn / sqrt(fan-in)
+      1 + 0.3·randn (gemma3: 0.3·randn, Gemma3RMSNorm scales by 1 + weight), matrices (linear weights, embeddings incl. wpe, lm_head) randn / sqrt(fan-in)
       = randn / sqrt(shape[1]) for nn.Linear/nn.Embedding layouts and randn / sqrt(shape[0]) for
       GPT-2's Conv1D [in, out] weights, biases (incl. LayerNorm biases) 0.1·randn.
   reference.safetensors (all float32)
       ids               [2, 7] the token ids (seeded, in 1..63), stored as float32
       embeddings        [2, 7, 16] the input embeddings (embed_tokens(ids); bert:
-                        bert.embeddings.word_embeddings(ids))
+                        bert.embeddings.word_embeddings(ids); gemma3: embed_tokens(ids) =
+                        embed_tokens.weight[ids] * sqrt(16), the SCALED embeddings)
       logits            [2, 64] the plain (unpatched) model's logits at the last position
                         (bert: [2, 3], the class logits)
       relevance.attnlrp [2, 7] and relevance.attnlrp.embeddings [2, 7, 16]
@@ -70,7 +83,8 @@ classifier, see "BERT" below) this writes tests/fixtures/hf/<family>/:
       sums next to the explained logits (conservation, for information). For phi3, gpt2 and bert
       also "rules": what LXT's map does per module (the contract for the Rust implementation),
       and for gpt2 and bert per mode the summed position share (bert: and token-type share) and
-      its float32-vs-float64 distance.
+      its float32-vs-float64 distance. gemma3 also has "rules", "layers" (per layer: local or
+      global, sliding window, rope base, the keys each query position sees) and "embed_scale".
 
 The relevance is LXT 2.1's efficient mode (Gradient x Input on a monkey-patched model):
   from lxt.efficient import monkey_patch
@@ -155,6 +169,26 @@ CP-LRP map for BERT, so only relevance.attnlrp is written):
   BertModel's defaults, asserted); the target is the arg-max class of each sample. The token-type
   and position embeddings enter inside the model; their shares are stored separately (above).
 
+Gemma 3 uses LXT's own map lxt.efficient.models.gemma3.attnLRP / cp_LRP on modeling_gemma3
+(transformers 4.52.4, text-only Gemma3ForCausalLM, eager):
+  {Gemma3MLP: gated_mlp_forward resp. cp_gated_mlp_forward (gelu_pytorch_tanh instead of SiLU),
+   Gemma3RMSNorm: _norm -> x * SG(rsqrt(mean(x^2) + eps)) (HF's forward kept: _norm(x.float())
+   * (1 + weight), type_as(x): a linear elementwise map, identity in relevance), Dropout:
+   identity, modeling_gemma3: patch_attention (q/4, k/4, v/2) resp. patch_cp_attention (SG(q),
+   SG(k))}. Sandwich norms: h = x + post_attention_layernorm(attn(input_layernorm(x))), out = h
+  + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h))); q_norm/k_norm (over head_dim)
+  before rotary; scores scaled by query_pre_attn_scalar^-0.5; layer i local iff (i + 1) %
+  sliding_window_pattern != 0 (4.52.4 has no layer_types): local layers use rope base
+  rope_local_base_freq and, in a plain forward without cache, the key window i - 3 <= j <= i
+  (Gemma3DecoderLayer sets j <= i - sliding_window to finfo.min on top of the causal mask; checked
+  on the attention probabilities); global layers rope_theta and the plain causal mask. The head
+  is tied to the UNSCALED embed_tokens.weight; no softcaps (final_logit_softcapping and
+  attn_logit_softcapping None; 4.52.4's Gemma3Attention does not pass softcap to the attention
+  function anyway). Relevance at inputs_embeds = embed_tokens(ids) = weight[ids] * sqrt(hidden)
+  (the scale is inside the lookup, as in LXT's examples/quantized_gemma3.py). The per-module
+  rules are in RULES["gemma3"] (cases.json "rules"); an independent float64 re-implementation
+  (plain torch) reproduces relevance.attnlrp / .cplrp to ~2.5e-7 per token (~6e-7 per unit).
+
 The backward follows LXT's examples (examples/quantized_llama.py, quantized_qwen3.py), one
 sample at a time (batch 1), with parameters frozen (requires_grad False) so the embeddings are
 a leaf:
@@ -205,13 +239,13 @@ from safetensors.torch import load_file, save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "hf"
-FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2", "bert"]
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2", "bert", "gemma3"]
 MODES = {"attnlrp": "attnLRP", "cplrp": "cp_LRP"}  # fixture name -> LXT rule-set name
 # LXT 2.1's BERT map (lxt/efficient/models/bert.py) defines attnLRP only (no cp_LRP)
 FAMILY_MODES = {"bert": ["attnlrp"]}
 N, T = 2, 7
 SEEDS = {"llama": 101, "mistral": 202, "qwen2": 303, "qwen3": 404, "phi3": 505, "gpt2": 606,
-         "bert": 707}
+         "bert": 707, "gemma3": 808}
 
 COMMON = dict(
     vocab_size=64,
@@ -287,7 +321,30 @@ def make_config(family):
                                        layer_norm_eps=1e-12, pad_token_id=0,
                                        position_embedding_type="absolute", classifier_dropout=None,
                                        num_labels=3, is_decoder=False)
+    if family == "gemma3":
+        # text-only Gemma3ForCausalLM. transformers 4.52.4's Gemma3TextConfig has no layer_types:
+        # layer i is local (sliding window) iff (i + 1) % sliding_window_pattern != 0, so with
+        # pattern 2 layers 0 and 2 are local, 1 and 3 global. sliding_window 4 < T = 7 (the local
+        # layers really mask). final_logit_softcapping / attn_logit_softcapping: the config
+        # defaults (None). pad/bos/eos: Gemma's defaults (0 / 2 / 1); ids are drawn from 1..63.
+        return transformers.Gemma3TextConfig(
+            vocab_size=64, hidden_size=16, intermediate_size=24, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=4, query_pre_attn_scalar=4,
+            max_position_embeddings=64, rope_theta=1_000_000.0, rope_local_base_freq=10_000.0,
+            rope_scaling=None, sliding_window=4, sliding_window_pattern=GEMMA3_PATTERN,
+            hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, attention_bias=False,
+            attention_dropout=0.0, tie_word_embeddings=True)
     raise ValueError(family)
+
+
+GEMMA3_PATTERN = 2
+
+
+def gemma3_layer_kinds(config):
+    """transformers 4.52.4 Gemma3Attention: is_sliding = bool((layer_idx + 1) %
+    config.sliding_window_pattern); sliding layers use rotary_emb_local (rope_local_base_freq)."""
+    return ["local" if (i + 1) % config.sliding_window_pattern else "global"
+            for i in range(config.num_hidden_layers)]
 
 
 def causal_lm_class(family):
@@ -299,6 +356,7 @@ def causal_lm_class(family):
         "phi3": "Phi3ForCausalLM",
         "gpt2": "GPT2LMHeadModel",
         "bert": "BertForSequenceClassification",  # not a causal LM: a sequence classifier
+        "gemma3": "Gemma3ForCausalLM",
     }[family]
 
 
@@ -332,7 +390,10 @@ def build(family, folder):
             conv1d_params.add(f"{name}.weight")
     with torch.no_grad():
         for name, p in model.named_parameters():  # tied lm_head appears once (as embed_tokens)
-            if name in norm_params:
+            if name in norm_params and family == "gemma3":
+                # Gemma3RMSNorm scales by (1 + weight): weights around 0
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+            elif name in norm_params:
                 p.copy_(1 + 0.3 * torch.randn(p.shape, generator=g))
             elif name.endswith(".bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
@@ -377,12 +438,51 @@ def plain(family, folder, ids):
                 logits = model(inputs_embeds=e, use_cache=False).logits[:, -1, :]
                 logits_ids = model(input_ids=ids, use_cache=False).logits[:, -1, :]
         assert torch.equal(logits, logits_ids)
+        if family == "gemma3":
+            gemma3_checks(model, ids, e)
         out[dtype] = (e, logits)
     e32, l32 = out[torch.float32]
     _, l64 = out[torch.float64]
     rel = ((l32.double() - l64).abs().max() / l64.abs().max()).item()
     assert rel < 1e-4, f"{family}: float64 vs float32 logits {rel}"
     return e32, l32, rel
+
+
+def gemma3_visible(kind, i, window):
+    """Keys a query at position i attends to in a plain forward (no cache, no attention_mask) of
+    transformers 4.52.4's eager Gemma 3: global j <= i; local i - window < j <= i."""
+    lo = max(0, i - window + 1) if kind == "local" else 0
+    return list(range(lo, i + 1))
+
+
+def gemma3_checks(model, ids, e):
+    """Embedding scale, layer kinds, rope bases and the sliding-window pattern of the attention
+    probabilities (exact zeros where masked, non-zero elsewhere)."""
+    cfg = model.config
+    emb = model.get_input_embeddings()
+    assert float(emb.embed_scale) == cfg.hidden_size ** 0.5 == 4.0
+    assert torch.equal(e, emb.weight[ids] * 4.0)  # the explained input is the SCALED embedding
+    assert model.lm_head.weight.data_ptr() == emb.weight.data_ptr()  # tied, unscaled
+    kinds = gemma3_layer_kinds(cfg)
+    assert "local" in kinds and "global" in kinds
+    inner = model.model
+    assert inner.rotary_emb.config.rope_theta == 1_000_000.0
+    assert inner.rotary_emb_local.config.rope_theta == 10_000.0
+    for layer, kind in zip(inner.layers, kinds):
+        assert layer.self_attn.is_sliding == (kind == "local")
+        assert layer.self_attn.scaling == cfg.query_pre_attn_scalar ** -0.5
+        assert layer.self_attn.attn_logit_softcapping is None
+    assert cfg.final_logit_softcapping is None
+    with torch.no_grad():
+        att = model(inputs_embeds=e, use_cache=False, output_attentions=True).attentions
+    for kind, a in zip(kinds, att):  # a: [N, heads, T, T]
+        for i in range(a.shape[-2]):
+            seen = gemma3_visible(kind, i, cfg.sliding_window)
+            for j in range(a.shape[-1]):
+                if j in seen:
+                    assert (a[:, :, i, j] > 0).all(), (kind, i, j)
+                else:
+                    assert (a[:, :, i, j] == 0).all(), (kind, i, j)
 
 
 # ---------------------------------------------------------------- worker: LXT in a fresh process
@@ -413,7 +513,7 @@ def patch_map(family, rule_set):
         rules = importlib.import_module("lxt.efficient.models.bert")
         assert rule_set == "attnLRP" and not hasattr(rules, "cp_LRP")
         return rules.attnLRP
-    if family in ("llama", "qwen2", "qwen3", "gpt2"):
+    if family in ("llama", "qwen2", "qwen3", "gpt2", "gemma3"):
         rules = importlib.import_module(f"lxt.efficient.models.{family}")
         return getattr(rules, rule_set)
     if family == "phi3":
@@ -523,7 +623,15 @@ def worker(family, mode, folder, out_path):
         else:
             mlp, final_norm = model.model.layers[0].mlp, model.model.norm
         expected_mlp = {"gpt2": "lxt.efficient.models.gpt2", "phi3": __name__}
-        if family != "bert":
+        if family == "gemma3":
+            # LXT patches Gemma3RMSNorm._norm (forward stays HF's (1 + weight) form)
+            from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
+            assert type(final_norm)._norm.__module__ == "lxt.efficient.models.gemma3"
+            assert Gemma3RMSNorm.forward.__module__ == "transformers.models.gemma3.modeling_gemma3"
+            assert type(mlp).forward.__module__ == "lxt.efficient.patches"
+            assert modeling_module(family).eager_attention_forward.__module__ == \
+                "lxt.efficient.patches"
+        elif family != "bert":
             assert type(mlp).forward.__module__ == expected_mlp.get(family, "lxt.efficient.patches")
             assert type(final_norm).forward.__module__ == "lxt.efficient.patches"
             assert modeling_module(family).eager_attention_forward.__module__ == \
@@ -564,6 +672,10 @@ EXTRA_CONFIG_KEYS = {
     "bert": ["type_vocab_size", "layer_norm_eps", "hidden_dropout_prob",
              "attention_probs_dropout_prob", "classifier_dropout", "position_embedding_type",
              "pad_token_id", "is_decoder", "id2label"],
+    "gemma3": ["hidden_activation", "query_pre_attn_scalar", "sliding_window_pattern",
+               "rope_local_base_freq", "rope_scaling", "final_logit_softcapping",
+               "attn_logit_softcapping", "attention_dropout", "pad_token_id", "bos_token_id",
+               "eos_token_id", "cache_implementation"],
 }
 
 # What LXT's map does per module (written into cases.json for phi3 and gpt2). Notation as in
@@ -701,6 +813,93 @@ RULES = {
                    "output, classifier; all rates 0 and eval() anyway)",
         "residuals": "plain (inside the LayerNorm's input)",
     },
+    "gemma3": {
+        "notation": _NOTATION,
+        "source": "LXT 2.1's own map lxt.efficient.models.gemma3 (attnLRP resp. cp_LRP) = "
+                  "{Gemma3MLP: gated_mlp_forward resp. cp_gated_mlp_forward, Gemma3RMSNorm: "
+                  "_norm -> gemma3_norm (method_name='_norm'; forward stays HF's), "
+                  "torch.nn.Dropout: dropout_forward, modeling_gemma3: patch_attention resp. "
+                  "patch_cp_attention}; applied to transformers 4.52.4's text-only "
+                  "Gemma3ForCausalLM (eager attention)",
+        "relevance_input": "inputs_embeds = model.model.embed_tokens(ids) "
+                           "(model.get_input_embeddings(), a Gemma3TextScaledWordEmbedding): "
+                           "embed_tokens.weight[ids] * embed_scale with embed_scale = "
+                           "sqrt(hidden_size) = 4.0 (a non-persistent buffer, cast to the weight "
+                           "dtype) applied INSIDE the lookup. The explained input (and the stored "
+                           "'embeddings') is the SCALED embedding; R = sum_d e * de at it (the "
+                           "same number as weight[ids] * d/d(weight[ids]), the scale being linear)",
+        "rms_norm": "Gemma3RMSNorm (input_layernorm, post_attention_layernorm, "
+                    "pre_feedforward_layernorm, post_feedforward_layernorm, self_attn.q_norm, "
+                    "self_attn.k_norm, model.norm): HF forward y = (_norm(x.float()) * (1.0 + "
+                    "weight.float())).type_as(x), with LXT's _norm(x) = x * SG(rsqrt(mean(x^2, "
+                    "-1) + eps)), eps = rms_norm_eps = 1e-6 (inside the rsqrt). Scale is (1 + w), "
+                    "not w; the float32 cast happens also in the float64 run. The normaliser is "
+                    "a constant, the (1 + w) multiply plain: y = x * c * (1 + w) is linear "
+                    "elementwise, so its Gradient x Input passes each element's relevance "
+                    "through unchanged (identity in relevance; the gradient is multiplied by "
+                    "c * (1 + w))",
+        "block": "Gemma 3 sandwich norms, per decoder layer: h = x + post_attention_layernorm("
+                 "self_attn(input_layernorm(x))); out = h + post_feedforward_layernorm(mlp("
+                 "pre_feedforward_layernorm(h))); residual sums plain. After the last layer: "
+                 "model.norm, then lm_head",
+        "attention_projections": "q_proj [16, 16], k_proj [8, 16], v_proj [8, 16], o_proj "
+                                 "[16, 16], nn.Linear [out, in], no bias; q viewed [T, 4 heads, "
+                                 "4], k and v [T, 2 kv heads, 4] (head h = output rows [4h, "
+                                 "4h+4))",
+        "qk_norm": "q_norm / k_norm: Gemma3RMSNorm over head_dim (4; weight [4], shared by all "
+                   "heads) applied per head to q and k after the projections and BEFORE the "
+                   "rotary embedding (rule as rms_norm); v has no norm",
+        "rotary": "rotate_half convention (first half / second half of head_dim), full rotary "
+                  "(rotary dim 4), inv_freq = base^(-[0, 2] / 4); local layers use "
+                  "rotary_emb_local with base rope_local_base_freq = 10000, global layers "
+                  "rotary_emb with base rope_theta = 1e6 (rope_scaling None = default); positions "
+                  "0..T-1; cos/sin computed in float32 (also in the float64 run), cast to the "
+                  "compute dtype: plain",
+        "layers": "transformers 4.52.4 (no layer_types field): layer i is local (sliding) iff "
+                  "(i + 1) % sliding_window_pattern != 0; sliding_window_pattern 2 -> layers 0, 2 "
+                  "local (sliding_window 4, rope base 10000), layers 1, 3 global (full causal, "
+                  "rope base 1e6)",
+        "sliding_window": "plain forward without cache and without attention_mask: the model "
+                          "builds the causal additive mask (0 / finfo.min, j > i masked); "
+                          "Gemma3DecoderLayer of a local layer then sets entries with j <= i - "
+                          "sliding_window to finfo.min (torch.where(tril(ones, diagonal=-4), "
+                          "min, mask); no double addition). A query at position i on a LOCAL "
+                          "layer sees the keys j with max(0, i - 3) <= j <= i (its own position "
+                          "and the 3 before it: 4 keys); on a GLOBAL layer 0 <= j <= i. Masked "
+                          "probabilities are exactly 0 (checked). The sliding_window kwarg passed "
+                          "to eager_attention_forward is ignored by it",
+        "attention.attnlrp": "lxt patch_attention on modeling_gemma3.eager_attention_forward: "
+                             "query = DIV(q, 4), key = DIV(k, 4), value = DIV(v, 2), applied "
+                             "after q_norm/k_norm and rotary and before repeat_kv; inside plain: "
+                             "repeat_kv (GQA, 2 query heads per kv head: query heads 0, 1 -> kv "
+                             "head 0, 2, 3 -> kv head 1), scores = q k^T * scaling with scaling = "
+                             "query_pre_attn_scalar^-0.5 = 4^-0.5 = 0.5 (NOT head_dim^-0.5, though "
+                             "equal here), no attention softcap (attn_logit_softcapping None; "
+                             "Gemma3Attention in 4.52.4 does not even pass softcap to the "
+                             "attention function), + additive mask (above), softmax over keys "
+                             "(dtype float32, cast back), dropout 0, A @ V, heads concatenated "
+                             "[T, 16]",
+        "attention.cplrp": "lxt patch_cp_attention: query = SG(q), key = SG(k) (attention "
+                           "weights constant), value and A @ V plain, no DIV",
+        "o_proj": "plain linear, no bias",
+        "mlp.attnlrp": "lxt gated_mlp_forward: down_proj(DIV(ID(gelu_tanh, gate_proj(x)) * "
+                       "up_proj(x), 2)): identity rule on the activation (ratio gelu_tanh(g) / "
+                       "(g + 1e-10)), the gated product's gradient halved (uniform rule, up and "
+                       "act(gate) each 1/2), gate_proj [24, 16], up_proj [24, 16], down_proj "
+                       "[16, 24] plain, no bias. hidden_activation 'gelu_pytorch_tanh' = "
+                       "torch gelu(approximate='tanh') = 0.5 g (1 + tanh(sqrt(2/pi) (g + "
+                       "0.044715 g^3)))",
+        "mlp.cplrp": "lxt cp_gated_mlp_forward: down_proj(gelu_tanh(SG(gate_proj(x))) * "
+                     "up_proj(x)): gate branch constant, plain gradient through up, no DIV",
+        "dropout": "torch.nn.Dropout.forward -> identity (Gemma3 uses functional dropout with p = "
+                   "0 in eval; nothing to do)",
+        "residuals": "plain",
+        "final_norm": "model.norm: rms_norm rule above",
+        "lm_head": "Linear(16, 64), no bias, tied to model.embed_tokens.weight (the UNSCALED "
+                   "weight: embed_scale only multiplies the lookup), plain; "
+                   "final_logit_softcapping None (no tanh on the logits; LXT 2.1 has no rule "
+                   "for the tanh softcaps, which would just be plain autograd)",
+    },
 }
 
 
@@ -711,6 +910,12 @@ BACKWARD = {
             "([1, 3]); max_logits, max_indices = torch.max(logits, dim=-1); max_logits.backward() "
             "(= logits[0, target].backward(), seed 1 on the arg-max class logit, 0 on the others); "
             "relevance = (input_embeds * input_embeds.grad).sum(-1)",
+    "gemma3": "per sample (batch 1), as LXT's examples/quantized_gemma3.py: input_embeds = "
+              "model.get_input_embeddings()(ids[b:b+1]) (= embed_tokens.weight[ids] * 4.0, the "
+              "scaled embedding); logits = model(inputs_embeds=input_embeds.requires_grad_(), "
+              "use_cache=False).logits; max_logits, max_indices = torch.max(logits[0, -1, :], "
+              "dim=-1); max_logits.backward() (seed: gradient 1 on the arg-max logit at the last "
+              "position, 0 elsewhere); relevance = (input_embeds * input_embeds.grad).sum(-1)",
 }
 
 
@@ -808,6 +1013,12 @@ def generate(family):
                     "token_type_embeddings[0] and position_embeddings[:T] before its LayerNorm: "
                     "their shares are relevance.attnlrp.token_types and "
                     "relevance.attnlrp.positions [2, 7, 16] (not in relevance.attnlrp)",
+            "gemma3": "text-only Gemma3ForCausalLM, 4 layers: 0, 2 local (sliding window 4, "
+                      "rope base 1e4), 1, 3 global (rope base 1e6); Gemma RMS norms scale by "
+                      "(1 + w) (weights randomised around 0); sandwich norms; q_norm/k_norm; "
+                      "attention scaling query_pre_attn_scalar^-0.5; gelu_pytorch_tanh gated MLP; "
+                      "tied head; no softcaps (defaults None). Relevance at the SCALED embeddings "
+                      "embed_tokens(ids) = weight[ids] * sqrt(16). LXT 2.1's own gemma3 maps",
         }[family],
         "shape": {"batch": N, "tokens": T},
         "ids": ids.tolist(),
@@ -820,6 +1031,15 @@ def generate(family):
         "versions": versions(),
         "modes": modes,
     }
+    if family == "gemma3":
+        config = make_config(family)
+        case["layers"] = [
+            {"layer": i, "attention": kind,
+             "sliding_window": config.sliding_window if kind == "local" else None,
+             "rope_theta": config.rope_local_base_freq if kind == "local" else config.rope_theta,
+             "visible_keys": [gemma3_visible(kind, q, config.sliding_window) for q in range(T)]}
+            for i, kind in enumerate(gemma3_layer_kinds(config))]
+        case["embed_scale"] = config.hidden_size ** 0.5
     if family in RULES:
         case["rules"] = RULES[family]
     (folder / "cases.json").write_text(json.dumps(case, indent=2) + "\n")
