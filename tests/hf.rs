@@ -113,6 +113,13 @@ fn gpt2_matches_transformers_and_lxt_efficient() {
     check("gpt2");
 }
 
+/// Gemma 3 (text): √d-scaled embeddings, `(1 + w)` RMS norms around each sublayer and on q and
+/// k, local layers with a sliding window and their own rotary base, GELU-tanh gated MLP.
+#[test]
+fn gemma3_with_local_and_global_layers_matches_transformers_and_lxt_efficient() {
+    check("gemma3");
+}
+
 /// A BERT classifier: position and token-type embeddings as a constant summand, post-norm
 /// blocks, the pooler's tanh on token 0; its class logits explained (LXT has AttnLRP only).
 #[test]
@@ -151,7 +158,7 @@ fn bad_checkpoints_name_the_file_and_the_tensor() {
     assert!(
         err.contains("config.json")
             && err.contains("`gptj`")
-            && err.contains("llama, mistral, qwen2, qwen3, phi3, gpt2, bert"),
+            && err.contains("llama, mistral, qwen2, qwen3, phi3, gemma3_text, gpt2, bert"),
         "{err}"
     );
     let (_, err) = broken("width", |d| {

@@ -8,7 +8,16 @@ use super::HfError;
 use crate::model::{Llama3Scaling, Rotary};
 
 /// The families [`super::load`] builds, by `model_type`.
-pub const FAMILIES: [&str; 7] = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2", "bert"];
+pub const FAMILIES: [&str; 8] = [
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma3_text",
+    "gpt2",
+    "bert",
+];
 
 /// The architecture fields of `config.json`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -63,6 +72,25 @@ pub struct Config {
     /// Phi-3: the share of each head's dims that rotate (only 1 is built).
     #[serde(default = "unit")]
     pub partial_rotary_factor: f64,
+    /// Gemma 3: the MLP's activation (`gelu_pytorch_tanh`).
+    #[serde(default)]
+    pub hidden_activation: Option<String>,
+    /// Gemma 3: attention scores are scaled by `query_pre_attn_scalar^-½` (`head_dim^-½`
+    /// when absent).
+    #[serde(default)]
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Gemma 3: the rotary base of the local (sliding-window) layers.
+    #[serde(default)]
+    pub rope_local_base_freq: Option<f64>,
+    /// Gemma 3: every `sliding_window_pattern`-th layer is global, the others local.
+    #[serde(default)]
+    pub sliding_window_pattern: Option<usize>,
+    /// Gemma: `tanh` caps of the logits (refused when set: not supported yet).
+    #[serde(default)]
+    pub final_logit_softcapping: Option<f64>,
+    /// Gemma: `tanh` caps of the attention scores (refused when set: not supported yet).
+    #[serde(default)]
+    pub attn_logit_softcapping: Option<f64>,
     /// BERT: token types (type 0 is added to every token).
     #[serde(default)]
     pub type_vocab_size: usize,
@@ -132,15 +160,24 @@ impl Config {
                 self.partial_rotary_factor
             )));
         }
-        let act = match self.model_type.as_str() {
-            "gpt2" => "gelu_new",
-            "bert" => "gelu",
-            _ => "silu",
+        let (act, found) = match self.model_type.as_str() {
+            "gpt2" => ("gelu_new", self.hidden_act.as_str()),
+            "bert" => ("gelu", self.hidden_act.as_str()),
+            "gemma3_text" => (
+                "gelu_pytorch_tanh",
+                self.hidden_activation.as_deref().unwrap_or(""),
+            ),
+            _ => ("silu", self.hidden_act.as_str()),
         };
-        if self.hidden_act != act {
+        if found != act {
             return Err(invalid(format!(
-                "hidden_act `{}`: {} takes {act}",
-                self.hidden_act, self.model_type
+                "the activation `{found}`: {} takes {act}",
+                self.model_type
+            )));
+        }
+        if let Some(cap) = self.final_logit_softcapping.or(self.attn_logit_softcapping) {
+            return Err(invalid(format!(
+                "a logit softcap ({cap}) is not supported yet"
             )));
         }
         if self.model_type == "qwen2" && self.use_sliding_window {
@@ -177,6 +214,14 @@ impl Config {
             original_context: field("original_max_position_embeddings")?,
         };
         Ok(Rotary::llama3(dh, base, s))
+    }
+
+    /// Whether layer `b` is a Gemma 3 local layer (a sliding window, its own rotary base).
+    pub fn is_local(&self, b: usize) -> bool {
+        self.model_type == "gemma3_text"
+            && self
+                .sliding_window_pattern
+                .is_some_and(|p| p > 0 && (b + 1) % p != 0)
     }
 
     /// Width of the MLP.

@@ -32,12 +32,11 @@ enum GateUp {
 /// One decoder block's parameters.
 #[derive(Debug, Clone)]
 pub(super) struct Block {
-    input_norm: RmsNorm,
+    norms: Norms,
     qkv: Qkv,
     o: Linear,
     /// Qwen3's per-head norms of q and k.
     qk_norms: Option<(RmsNorm, RmsNorm)>,
-    post_norm: RmsNorm,
     gate_up: GateUp,
     down: Linear,
 }
@@ -53,29 +52,69 @@ pub struct Decoder {
     norm: RmsNorm,
     head: Linear,
     rotary: Rotary,
+    /// Gemma 3's local layers' rotary embeddings.
+    local_rotary: Option<Rotary>,
 }
 
-fn rms_norm(
-    w: &Weights,
-    name: &str,
-    d: usize,
+/// Reads RMS norms: `γ = w`, or Gemma's `γ = 1 + w`.
+struct NormReader<'a> {
+    w: &'a Weights,
     eps: f64,
-    device: &Device,
-) -> Result<RmsNorm, HfError> {
-    let mut norm = RmsNorm::new(d, eps, device);
-    norm.gamma = w.vector(name, d, device)?;
-    Ok(norm)
+    shift: f32,
+    device: &'a Device,
+}
+
+impl NormReader<'_> {
+    fn read(&self, name: &str, d: usize) -> Result<RmsNorm, HfError> {
+        let mut norm = RmsNorm::new(d, self.eps, self.device);
+        norm.gamma = self.w.vector(name, d, self.device)?;
+        if self.shift != 0.0 {
+            norm.gamma = Param::from_tensor(norm.gamma.val().add_scalar(self.shift));
+        }
+        Ok(norm)
+    }
+}
+
+/// A block's norms: before attention and before the MLP (LLaMA's two), and Gemma 3's norms of
+/// each sublayer's output.
+#[derive(Debug, Clone)]
+struct Norms {
+    input: RmsNorm,
+    pre_mlp: RmsNorm,
+    post: Option<(RmsNorm, RmsNorm)>,
+}
+
+impl Norms {
+    fn read(n: &NormReader<'_>, p: &dyn Fn(&str) -> String, d: usize) -> Result<Self, HfError> {
+        let w = n.w;
+        match w.has(&p("pre_feedforward_layernorm.weight")) {
+            true => Ok(Norms {
+                input: n.read(&p("input_layernorm.weight"), d)?,
+                pre_mlp: n.read(&p("pre_feedforward_layernorm.weight"), d)?,
+                post: Some((
+                    n.read(&p("post_attention_layernorm.weight"), d)?,
+                    n.read(&p("post_feedforward_layernorm.weight"), d)?,
+                )),
+            }),
+            false => Ok(Norms {
+                input: n.read(&p("input_layernorm.weight"), d)?,
+                pre_mlp: n.read(&p("post_attention_layernorm.weight"), d)?,
+                post: None,
+            }),
+        }
+    }
 }
 
 impl Block {
-    fn read(w: &Weights, c: &Config, b: usize, device: &Device) -> Result<Self, HfError> {
+    fn read(n: &NormReader<'_>, c: &Config, b: usize) -> Result<Self, HfError> {
+        let (w, device) = (n.w, n.device);
         let p = |s: &str| format!("model.layers.{b}.{s}");
-        let (d, dh, eps) = (c.hidden_size, c.head_dim(), c.rms_norm_eps);
+        let (d, dh) = (c.hidden_size, c.head_dim());
         let (q_out, kv_out) = (c.num_attention_heads * dh, c.kv_heads() * dh);
         let qk_norms = match w.has(&p("self_attn.q_norm.weight")) {
             true => Some((
-                rms_norm(w, &p("self_attn.q_norm.weight"), dh, eps, device)?,
-                rms_norm(w, &p("self_attn.k_norm.weight"), dh, eps, device)?,
+                n.read(&p("self_attn.q_norm.weight"), dh)?,
+                n.read(&p("self_attn.k_norm.weight"), dh)?,
             )),
             false => None,
         };
@@ -98,11 +137,10 @@ impl Block {
             ),
         };
         Ok(Block {
-            input_norm: rms_norm(w, &p("input_layernorm.weight"), d, eps, device)?,
+            norms: Norms::read(n, &p, d)?,
             qkv,
             o: w.linear(&p("self_attn.o_proj"), [q_out, d], device)?,
             qk_norms,
-            post_norm: rms_norm(w, &p("post_attention_layernorm.weight"), d, eps, device)?,
             gate_up,
             down: w.linear(&p("mlp.down_proj"), [m, d], device)?,
         })
@@ -116,9 +154,20 @@ impl Decoder {
         let (v, d) = (c.vocab_size, c.hidden_size);
         let table = w.read("model.embed_tokens.weight", &[v, d])?;
         let table = Tensor::<2>::from_data(TensorData::new(table, [v, d]), device);
-        // Built from the table directly: no random initialisation of V × D values first.
+        let gemma = c.model_type == "gemma3_text";
+        // Built from the table directly: no random initialisation of V × D values first. Gemma
+        // scales its embeddings by √d inside the lookup (relevance is measured after it).
         let embedding = Embedding {
-            weight: Param::from_tensor(table.clone()),
+            weight: Param::from_tensor(match gemma {
+                true => table.clone().mul_scalar((d as f64).sqrt()),
+                false => table.clone(),
+            }),
+        };
+        let n = NormReader {
+            w,
+            eps: c.rms_norm_eps,
+            shift: if gemma { 1.0 } else { 0.0 },
+            device,
         };
         // A tied head is the embedding table, shared (also when the checkpoint leaves the head
         // out).
@@ -130,13 +179,14 @@ impl Decoder {
             false => w.linear("lm_head", [d, v], device)?,
         };
         let blocks = (0..c.num_hidden_layers)
-            .map(|b| Block::read(w, c, b, device))
+            .map(|b| Block::read(&n, c, b))
             .collect::<Result<_, _>>()?;
-        let norm = rms_norm(w, "model.norm.weight", d, c.rms_norm_eps, device)?;
+        let norm = n.read("model.norm.weight", d)?;
         let rotary = c.rotary().map_err(|reason| HfError::Config {
             file: "config.json".into(),
             reason,
         })?;
+        let local_rotary = (c.rope_local_base_freq).map(|base| Rotary::new(c.head_dim(), base));
         Ok(Decoder {
             config,
             embedding,
@@ -144,6 +194,7 @@ impl Decoder {
             norm,
             head,
             rotary,
+            local_rotary,
         })
     }
 
@@ -155,11 +206,20 @@ impl Decoder {
         let mut x = g.input();
         for (b, block) in self.blocks.iter().enumerate() {
             let p = |s: &str| format!("layers.{b}.{s}");
-            let h = g.rms_norm(p("input_layernorm"), block.input_norm.clone(), x);
-            let a = self.attention(&mut g, b, block, h, tokens);
+            let n = &block.norms;
+            let h = g.rms_norm(p("input_layernorm"), n.input.clone(), x);
+            let mut a = self.attention(&mut g, b, block, h, tokens);
+            let mut h_name = "post_attention_layernorm";
+            if let Some((post_attention, _)) = &n.post {
+                a = g.rms_norm(p("post_attention_layernorm"), post_attention.clone(), a);
+                h_name = "pre_feedforward_layernorm";
+            }
             x = g.add(p("residual_attn"), [x, a]);
-            let h = g.rms_norm(p("post_attention_layernorm"), block.post_norm.clone(), x);
-            let m = mlp(&mut g, b, block, h);
+            let h = g.rms_norm(p(h_name), n.pre_mlp.clone(), x);
+            let mut m = mlp(&mut g, b, block, h, self.activation());
+            if let Some((_, post_feedforward)) = &n.post {
+                m = g.rms_norm(p("post_feedforward_layernorm"), post_feedforward.clone(), m);
+            }
             x = g.add(p("residual_mlp"), [x, m]);
         }
         let last = g.slice("last_position", 0, (tokens - 1, 1), x);
@@ -169,6 +229,14 @@ impl Decoder {
         g
     }
 
+    /// The gated MLP's activation.
+    fn activation(&self) -> Activation {
+        match self.config.model_type.as_str() {
+            "gemma3_text" => Activation::GeluTanh,
+            _ => Activation::Silu,
+        }
+    }
+
     /// Grouped-query self-attention of `h` `[T, D]`, with its output projection.
     fn attention(&self, g: &mut Graph, b: usize, block: &Block, h: NodeId, t: usize) -> NodeId {
         let c = &self.config;
@@ -176,17 +244,27 @@ impl Decoder {
         let p = |s: &str| format!("layers.{b}.self_attn.{s}");
         let norms = block.qk_norms.as_ref();
         let (q, k, v) = project_qkv(g, &p(""), &block.qkv, h, [heads * dh, kv * dh]);
-        let q = self.split_heads(g, &p("q"), q, (t, heads), norms.map(|n| &n.0), true);
-        let k = self.split_heads(g, &p("k"), k, (t, kv), norms.map(|n| &n.1), true);
-        let v = self.split_heads(g, &p("v"), v, (t, kv), None, false);
+        // Gemma 3's local layers rotate with their own base.
+        let rotary = match (c.is_local(b), &self.local_rotary) {
+            (true, Some(local)) => local,
+            _ => &self.rotary,
+        };
+        let q = self.split_heads(g, &p("q"), q, (t, heads), norms.map(|n| &n.0), Some(rotary));
+        let k = self.split_heads(g, &p("k"), k, (t, kv), norms.map(|n| &n.1), Some(rotary));
+        let v = self.split_heads(g, &p("v"), v, (t, kv), None, None);
         let (k, v) = (
             repeat_kv(g, &p("k"), k, kv, heads / kv),
             repeat_kv(g, &p("v"), v, kv, heads / kv),
         );
         let kt = g.permute(p("k_t"), [0, 2, 1], k);
         let scores = g.matmul(p("scores"), q, kt);
-        let scores = g.scale(p("scaling"), 1.0 / (dh as f64).sqrt(), scores);
-        let scores = g.causal_mask(p("mask"), c.window(), scores);
+        let scalar = c.query_pre_attn_scalar.unwrap_or(dh as f64);
+        let scores = g.scale(p("scaling"), 1.0 / scalar.sqrt(), scores);
+        let window = match c.is_local(b) {
+            true => c.sliding_window,
+            false => c.window(),
+        };
+        let scores = g.causal_mask(p("mask"), window, scores);
         let weights = g.softmax(p("softmax"), 2, scores);
         let context = g.matmul(p("context"), weights, v);
         let context = g.permute(p("merge_heads"), [1, 0, 2], context);
@@ -202,7 +280,7 @@ impl Decoder {
         x: NodeId,
         (t, heads): (usize, usize),
         norm: Option<&RmsNorm>,
-        rotary: bool,
+        rotary: Option<&Rotary>,
     ) -> NodeId {
         let dh = self.config.head_dim();
         let mut x = g.reshape(format!("{name}.heads"), [t, heads, dh], x);
@@ -211,8 +289,8 @@ impl Decoder {
         }
         let x = g.permute(format!("{name}.by_head"), [1, 0, 2], x);
         match rotary {
-            true => g.rotary(format!("{name}.rotary"), self.rotary.clone(), x),
-            false => x,
+            Some(rotary) => g.rotary(format!("{name}.rotary"), rotary.clone(), x),
+            None => x,
         }
     }
 }
@@ -258,8 +336,8 @@ fn project_qkv(
     }
 }
 
-/// The SiLU-gated MLP: `down(silu(gate(h)) · up(h))`.
-fn mlp(g: &mut Graph, b: usize, block: &Block, h: NodeId) -> NodeId {
+/// The gated MLP: `down(act(gate(h)) · up(h))` (SiLU; Gemma's GELU-tanh).
+fn mlp(g: &mut Graph, b: usize, block: &Block, h: NodeId, act: Activation) -> NodeId {
     let p = |s: &str| format!("layers.{b}.mlp.{s}");
     let (gate, up) = match &block.gate_up {
         GateUp::Separate(gate, up) => (
@@ -275,7 +353,7 @@ fn mlp(g: &mut Graph, b: usize, block: &Block, h: NodeId) -> NodeId {
             )
         }
     };
-    let gate = g.layer(p("act_fn"), Activation::Silu, gate);
+    let gate = g.layer(p("act_fn"), act, gate);
     // `up` first: CP-LRP holds the second factor (the gate) constant.
     let product = g.mul(p("product"), up, gate);
     g.layer(p("down_proj"), block.down.clone(), product)
