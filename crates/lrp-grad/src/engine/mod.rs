@@ -478,6 +478,16 @@ pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: b
     // the same operation as the model's forward pass); otherwise one plain forward outside
     // the graph.
     let plain_term = matches!(terms.as_slice(), [(_, t)] if t.is_unmodified() && t.sign == 1.0);
+    // The plain gradient (LRP-0 with ε ≤ `PLAIN_EPSILON`, LXT's efficient rule): the factor
+    // z / stab(z) is 1, so the layer's own output is its one-pass form.
+    if plain_term
+        && let [(_, group)] = groups.as_slice()
+        && group.mask == OutputMask::All
+        && group.scale == 1.0
+        && group.stabilizer.epsilon() <= crate::rules::PLAIN_EPSILON
+    {
+        return outputs.into_iter().next().expect("one term");
+    }
     let z = if plain_term {
         group_values[0].clone()
     } else {
