@@ -54,6 +54,14 @@ pub(crate) struct RuleArgs {
         allow_negative_numbers = true
     )]
     pub(crate) high: Option<Vec<f64>>,
+    /// Zennit's layer map on top of the composite: a rule for every layer of a class (repeatable;
+    /// `linear` = dense and conv, Zennit's `Linear`), e.g. `--layer-rule conv=gamma:0.25`.
+    #[arg(long, value_name = "TYPE=RULE", help = layer_rule_help(), allow_hyphen_values = true)]
+    pub(crate) layer_rule: Vec<String>,
+    /// Zennit's name map on top of everything: a rule for the nodes whose name matches a glob
+    /// (repeatable), e.g. `--name-rule 'layers.0.*=epsilon:0.25'`.
+    #[arg(long, value_name = "NODE=RULE", allow_hyphen_values = true)]
+    pub(crate) name_rule: Vec<String>,
     /// How LRP is computed: auto (one forward and one backward pass where the rules allow it)
     /// or layer-wise (the gradient trick layer by layer). Both give the same relevance.
     #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<lrp_grad::Strategy>())]
@@ -65,6 +73,15 @@ fn rule_help() -> String {
     format!(
         "One rule for every linear and conv layer: {}",
         lrp_grad::text::RULE_SYNTAX
+    )
+}
+
+/// `--layer-rule`'s help, listing every class from the library's one list.
+fn layer_rule_help() -> String {
+    let names: Vec<&str> = lrp_grad::LayerType::ALL.iter().map(|(_, n)| *n).collect();
+    format!(
+        "A rule for every layer of a class, on top of the composite (repeatable): TYPE=RULE with TYPE one of {}",
+        names.join(", ")
     )
 }
 
@@ -99,7 +116,8 @@ impl RuleArgs {
                 .filter(|_| needs)
                 .map(|(low, high)| (spec::per_channel(low), spec::per_channel(high))),
         };
-        spec::composite(self.rule.as_deref(), self.composite.as_deref(), bounds)
+        let composite = spec::composite(self.rule.as_deref(), self.composite.as_deref(), bounds)?;
+        spec::layer_maps(composite, &self.layer_rule, &self.name_rule)
     }
 
     /// Whether any LRP flag was given (an error with methods that do not run LRP).
@@ -108,16 +126,29 @@ impl RuleArgs {
             (self.rule.is_some(), "--rule"),
             (self.composite.is_some(), "--composite"),
             (self.low.is_some() || self.high.is_some(), "--low/--high"),
+            (!self.layer_rule.is_empty(), "--layer-rule"),
+            (!self.name_rule.is_empty(), "--name-rule"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
     }
 
     pub(crate) fn describe(&self) -> String {
-        match (&self.rule, &self.composite) {
+        let base = match (&self.rule, &self.composite) {
             (Some(rule), _) => format!("rule {rule}"),
             (None, Some(c)) => format!("composite {c}"),
             (None, None) => "composite epsilon-plus-flat".into(),
+        };
+        let maps: Vec<&String> = self.layer_rule.iter().chain(&self.name_rule).collect();
+        match maps.is_empty() {
+            true => base,
+            false => format!(
+                "{base} with {}",
+                maps.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }

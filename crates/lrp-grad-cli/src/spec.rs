@@ -44,6 +44,45 @@ pub fn composite(
     Composite::named(name, bounds).map_err(|e| anyhow!("--composite {name}: {e}"))
 }
 
+/// `--layer-rule TYPE=RULE` and `--name-rule NODE=RULE` on top of `composite` (Zennit's
+/// `LayerMapComposite` and `NameMapComposite`): a later flag overrides an earlier one.
+pub fn layer_maps(
+    mut composite: Composite,
+    by_type: &[String],
+    by_name: &[String],
+) -> Result<Composite> {
+    for flag in by_type {
+        let (ty, spec) = split_map("--layer-rule", flag)?;
+        let Some(ty) = lrp_grad::LayerType::from_name(ty) else {
+            let names: Vec<&str> = lrp_grad::LayerType::ALL.iter().map(|(_, n)| *n).collect();
+            bail!(
+                "--layer-rule {flag}: unknown layer class `{ty}`; expected one of {}",
+                names.join(", ")
+            );
+        };
+        composite = composite.with_type(
+            ty,
+            rule(spec, None).map_err(|e| anyhow!("--layer-rule {flag}: {e}"))?,
+        );
+    }
+    for flag in by_name {
+        let (pattern, spec) = split_map("--name-rule", flag)?;
+        composite = composite.with_name(
+            pattern,
+            rule(spec, None).map_err(|e| anyhow!("--name-rule {flag}: {e}"))?,
+        );
+    }
+    Ok(composite)
+}
+
+/// `KEY=RULE`.
+fn split_map<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a str)> {
+    match text.split_once('=') {
+        Some((key, spec)) if !key.is_empty() && !spec.is_empty() => Ok((key, spec)),
+        _ => bail!("{flag} {text}: expected KEY=RULE (e.g. conv=gamma:0.25)"),
+    }
+}
+
 /// `--low`/`--high` values as bounds: one value, or one per channel of an image model.
 pub fn bounds(low: &[f64], high: &[f64], channels: Option<usize>) -> Result<(Bound, Bound)> {
     let bound = |values: &[f64], flag: &str| -> Result<Bound> {

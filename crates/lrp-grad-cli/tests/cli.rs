@@ -1686,3 +1686,62 @@ fn padded_token_ids_with_an_attention_mask_explain_each_sample_on_its_own_tokens
     let error = (r.iter().zip(&want)).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
     assert!(error < 1e-5, "{error:.2e}\n{r:?}\n{want:?}");
 }
+
+/// Zennit's layer and name maps on the command line: ε on every layer with `--layer-rule
+/// conv=z-plus` is Zennit's EpsilonPlus (the fixture's Zennit relevance), and `--name-rule` on
+/// top of it overrides one node; a bad class or map is refused by name.
+#[test]
+fn layer_and_name_rules_compose_zennit_layer_maps() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixture = ZennitFixture::open(&root, "cnn");
+    let (shape, input) = fixture.get("input");
+    let (_, expected) = fixture.get("relevance.epsilon-plus/logit");
+    let targets = fixture.targets.clone();
+    let dir = TempDir::new().unwrap();
+    let per = input.len() / shape[0];
+    let class = targets[0];
+    let samples: Vec<usize> = (0..targets.len())
+        .filter(|&s| targets[s] == class)
+        .collect();
+    let pick = |t: &[f32]| -> Vec<f32> {
+        (samples.iter())
+            .flat_map(|s| t[s * per..(s + 1) * per].to_vec())
+            .collect()
+    };
+    let mut sub = shape.clone();
+    sub[0] = samples.len();
+    write_npy(&dir.path().join("x.npy"), &sub, &pick(&input));
+    let args: Vec<String> = ["--rule", "epsilon", "--layer-rule", "conv=z-plus"]
+        .map(String::from)
+        .to_vec();
+    let r = explain_json_model(&fixture.folder, dir.path(), &args, class);
+    let err = max_relative_error(&r, &pick(&expected));
+    assert!(
+        err < 1e-5,
+        "epsilon + conv=z-plus vs Zennit's EpsilonPlus: {err:.2e}"
+    );
+    // A name rule overrides the layer map on the nodes it names: the relevance changes.
+    let mut named = args.clone();
+    named.extend(["--name-rule", "0=flat"].map(String::from));
+    let r2 = explain_json_model(&fixture.folder, dir.path(), &named, class);
+    assert!(
+        max_relative_error(&r2, &r) > 1e-3,
+        "the name rule changed nothing"
+    );
+    let f = Fixture::new();
+    fails(
+        &f,
+        lrp_grad()
+            .arg("explain")
+            .arg("--model")
+            .arg(fixture.folder.join("model.json"))
+            .arg("--weights")
+            .arg(fixture.folder.join("weights.safetensors"))
+            .arg("--input")
+            .arg(dir.path().join("x.npy"))
+            .arg("--output")
+            .arg(f.path("r.npy"))
+            .args(["--layer-rule", "convolution=z-plus"]),
+        &["unknown layer class `convolution`", "conv, linear"],
+    );
+}

@@ -43,6 +43,43 @@ pub enum LayerType {
     Mul,
 }
 
+impl LayerType {
+    /// Every class with its name (as the command line's `--layer-rule TYPE=RULE` takes it):
+    /// the one list names are parsed from and listed by.
+    pub const ALL: [(LayerType, &'static str); 13] = [
+        (LayerType::Dense, "dense"),
+        (LayerType::Conv2d, "conv"),
+        (LayerType::AnyLinear, "linear"),
+        (LayerType::AvgPool, "avg-pool"),
+        (LayerType::MaxPool, "max-pool"),
+        (LayerType::Activation, "activation"),
+        (LayerType::Add, "add"),
+        (LayerType::MatMul, "matmul"),
+        (LayerType::Softmax, "softmax"),
+        (LayerType::LayerNorm, "layer-norm"),
+        (LayerType::Mean, "mean"),
+        (LayerType::AddParam, "add-param"),
+        (LayerType::Mul, "mul"),
+    ];
+
+    /// The class's name.
+    pub fn name(self) -> &'static str {
+        let (_, name) = Self::ALL
+            .iter()
+            .find(|(ty, _)| *ty == self)
+            .expect("every class is listed");
+        name
+    }
+
+    /// The class of a name, or `None`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(ty, _)| *ty)
+    }
+}
+
 /// How many inputs an operation reads: in words (for messages) and as a check.
 pub(crate) struct Arity(pub &'static str, pub fn(usize) -> bool);
 
