@@ -158,6 +158,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// A metric's arguments do not fit its inputs (a patch larger than the image, zero steps).
+    #[error("invalid metric: {reason}")]
+    InvalidMetric {
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+
     /// An attribution method's parameter is out of its domain.
     #[error("invalid parameter for method {method}: {reason}")]
     InvalidMethod {

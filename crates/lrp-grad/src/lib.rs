@@ -73,6 +73,7 @@ pub mod hf;
 #[cfg(feature = "interchange")]
 pub mod interchange;
 mod methods;
+pub mod metrics;
 mod model;
 #[cfg(feature = "onnx")]
 pub mod onnx;

@@ -1,0 +1,156 @@
+//! The evaluation metrics against Quantus 0.6.0 itself (`tools/quantus-reference`: the Zennit
+//! CNN fixture's model, inputs and EpsilonPlus relevance; Quantus's own metric classes, its
+//! defaults — the batch normalised by its largest magnitude, "black" = the sample's minimum,
+//! softmax scores — ties broken by position). Pass: every value within 1e-4 relative.
+
+mod common;
+
+use std::path::Path;
+
+use common::zennit::ZennitFixture;
+use lrp_grad::metrics::{self, Baseline, Images, Score};
+use lrp_grad::{Graph, interchange};
+use serde_json::Value;
+
+struct Setup {
+    graph: Graph,
+    x: Vec<f32>,
+    /// The relevance as given, normalised over the batch (Quantus' default).
+    a: Vec<f32>,
+    raw: Vec<f32>,
+    dims: [usize; 4],
+    targets: Vec<usize>,
+    quantus: Value,
+}
+
+fn setup() -> Setup {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = ZennitFixture::open(root, "cnn");
+    let loaded =
+        interchange::load(&fixture.model_json(), &fixture.weights(), &common::device()).unwrap();
+    let quantus: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/fixtures/quantus/cnn.json")).unwrap(),
+    )
+    .unwrap();
+    let (shape, x) = fixture.get("input");
+    let (_, raw) = fixture.get(&format!("relevance.{}", quantus["case"].as_str().unwrap()));
+    let mut a = raw.clone();
+    metrics::normalise_by_max(&mut a);
+    let targets = (quantus["targets"].as_array().unwrap().iter())
+        .map(|t| t.as_u64().unwrap() as usize)
+        .collect();
+    Setup {
+        graph: Graph::from_sequential(&loaded.model),
+        x,
+        a,
+        raw,
+        dims: [shape[0], shape[1], shape[2], shape[3]],
+        targets,
+        quantus,
+    }
+}
+
+fn quantus_values(q: &Value, metric: &str) -> Vec<Value> {
+    let m = &q["metrics"][metric];
+    let values = m.get("values_stable_ties").unwrap_or(&m["values"]);
+    values.as_array().unwrap().clone()
+}
+
+fn close(ours: f64, theirs: f64, what: &str) {
+    let tolerance = 1e-4 * theirs.abs().max(1e-3);
+    assert!(
+        (ours - theirs).abs() <= tolerance,
+        "{what}: {ours} vs Quantus {theirs}"
+    );
+}
+
+fn check_curves(ours: &[Vec<f64>], q: &Value, metric: &str) {
+    for (i, (curve, theirs)) in ours.iter().zip(quantus_values(q, metric)).enumerate() {
+        let theirs: Vec<f64> = theirs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(
+            curve.len(),
+            theirs.len(),
+            "{metric} sample {i}: curve length"
+        );
+        for (k, (a, b)) in curve.iter().zip(&theirs).enumerate() {
+            close(*a, *b, &format!("{metric} sample {i} step {k}"));
+        }
+    }
+}
+
+#[test]
+fn complexity_metrics_match_quantus() {
+    let s = setup();
+    let per = s.dims[1] * s.dims[2] * s.dims[3];
+    for (metric, a) in [("", &s.a), ("/raw", &s.raw)] {
+        let samples: Vec<&[f32]> = a.chunks(per).collect();
+        for (i, sample) in samples.iter().enumerate() {
+            let q = |name: &str| {
+                quantus_values(&s.quantus, &format!("{name}{metric}"))[i]
+                    .as_f64()
+                    .unwrap()
+            };
+            close(metrics::sparseness(sample), q("Sparseness"), "sparseness");
+            // Quantus computes the entropy in float32.
+            let c = metrics::complexity(sample);
+            assert!(
+                (c - q("Complexity")).abs() <= 1e-5 * c,
+                "complexity {c} vs {}",
+                q("Complexity")
+            );
+            let eps = s.quantus["metrics"]["EffectiveComplexity"]["eps"]
+                .as_f64()
+                .unwrap_or(1e-5);
+            assert_eq!(
+                metrics::effective_complexity(sample, eps) as f64,
+                q("EffectiveComplexity")
+            );
+        }
+    }
+}
+
+#[test]
+fn perturbation_curves_match_quantus() {
+    let s = setup();
+    let images = Images {
+        x: &s.x,
+        a: &s.a,
+        dims: s.dims,
+        targets: &s.targets,
+    };
+    for (suffix, score) in [("", Score::Softmax), ("/logits", Score::Logit)] {
+        let settings = (Baseline::Min, score);
+        let flipping = metrics::pixel_flipping(&s.graph, images, 36, settings).unwrap();
+        check_curves(&flipping, &s.quantus, &format!("PixelFlipping{suffix}"));
+        let regions = metrics::region_perturbation(&s.graph, images, (4, 10), settings).unwrap();
+        check_curves(&regions, &s.quantus, &format!("RegionPerturbation{suffix}"));
+        let selectivity = metrics::selectivity(&s.graph, images, 4, settings).unwrap();
+        check_curves(&selectivity, &s.quantus, &format!("Selectivity{suffix}"));
+    }
+}
+
+#[test]
+fn bad_metric_arguments_are_errors() {
+    let s = setup();
+    let images = Images {
+        x: &s.x,
+        a: &s.a,
+        dims: s.dims,
+        targets: &s.targets,
+    };
+    let settings = (Baseline::Min, Score::Logit);
+    let err = metrics::region_perturbation(&s.graph, images, (5, 3), settings).unwrap_err();
+    assert!(err.to_string().contains("patch size 5"), "{err}");
+    let err = metrics::pixel_flipping(&s.graph, images, 0, settings).unwrap_err();
+    assert!(err.to_string().contains("features_in_step 0"), "{err}");
+    let wrong = Images {
+        targets: &[0],
+        ..images
+    };
+    assert!(metrics::selectivity(&s.graph, wrong, 4, settings).is_err());
+}
