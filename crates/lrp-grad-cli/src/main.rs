@@ -3,6 +3,7 @@
 mod answers;
 mod args;
 mod bench;
+mod evaluate;
 mod explain;
 mod info;
 mod inputs;
@@ -52,6 +53,9 @@ enum Command {
     Info(InfoArgs),
     /// Time forward, input gradient and LRP on random input.
     Bench(bench::BenchArgs),
+    /// Compare methods' explanations of images: faithfulness (pixel flipping, region
+    /// perturbation, selectivity), complexity and conservation.
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Explain(args) => explain::run(args),
         Command::Info(args) => info::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
     }
 }
 

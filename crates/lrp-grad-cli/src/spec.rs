@@ -126,7 +126,23 @@ pub struct MethodArgs<'a> {
     pub over_lrp: bool,
 }
 
-impl MethodArgs<'_> {
+impl<'a> MethodArgs<'a> {
+    /// A method by name with its defaults.
+    pub fn named(name: &'a str) -> Self {
+        MethodArgs {
+            name,
+            samples: None,
+            noise: None,
+            seed: None,
+            steps: None,
+            baseline: None,
+            window: None,
+            stride: None,
+            fill: None,
+            over_lrp: false,
+        }
+    }
+
     /// Flags given that the method does not use: an error, not silence.
     fn unused(&self) -> Option<&'static str> {
         let uses = |methods: &[&str]| methods.contains(&self.name);

@@ -1745,3 +1745,73 @@ fn layer_and_name_rules_compose_zennit_layer_maps() {
         &["unknown layer class `convolution`", "conv, linear"],
     );
 }
+
+/// `evaluate` compares methods on images: a table on stdout and JSON with each method's
+/// metrics and mean curves (12 pixel-flipping steps of a sixteenth of 432 values, 9 patches);
+/// bad arguments are clear errors and nothing is written.
+#[test]
+fn evaluate_compares_methods_with_the_metrics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixture = ZennitFixture::open(&root, "cnn");
+    let (shape, input) = fixture.get("input");
+    let dir = TempDir::new().unwrap();
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &shape, &input);
+    let json = dir.path().join("m.json");
+    let run = lrp_grad()
+        .arg("evaluate")
+        .arg("--model")
+        .arg(fixture.folder.join("model.json"))
+        .arg("--weights")
+        .arg(fixture.folder.join("weights.safetensors"))
+        .arg("--input")
+        .arg(&x)
+        .args([
+            "--composite",
+            "epsilon-plus",
+            "--methods",
+            "lrp,gradient-x-input",
+            "--features-in-step",
+            "36",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(run.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("| lrp |") && stdout.contains("| gradient-x-input |"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let methods = report["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 2);
+    assert_eq!(methods[0]["pixel_flipping"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        methods[0]["region_perturbation"].as_array().unwrap().len(),
+        9
+    );
+    for m in methods {
+        for (name, value) in m["metrics"].as_object().unwrap() {
+            assert!(
+                value.as_f64().is_some_and(f64::is_finite),
+                "{name}: {value}"
+            );
+        }
+    }
+    let f = Fixture::new();
+    fails(
+        &f,
+        lrp_grad()
+            .arg("evaluate")
+            .arg("--model")
+            .arg(fixture.folder.join("model.json"))
+            .arg("--weights")
+            .arg(fixture.folder.join("weights.safetensors"))
+            .arg("--input")
+            .arg(&x)
+            .args(["--patch", "5"]),
+        &["patch size 5", "12 × 12"],
+    );
+}
