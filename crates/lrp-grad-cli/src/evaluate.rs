@@ -72,7 +72,7 @@ const COLUMNS: [&str; 7] = [
     "sparseness",
     "complexity",
     "effective complexity",
-    "|ΣR − f| / |f|",
+    "conservation error",
 ];
 
 pub(crate) fn run(args: EvaluateArgs) -> Result<()> {
