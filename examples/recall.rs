@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::Parser;
+use lrp_grad::metrics::{self, Order};
 use lrp_grad::{Base, Baseline, Composite, Explainer, Method, Target};
 use rand::{Rng, SeedableRng};
 
@@ -67,33 +68,63 @@ fn hit_rate(
     p: &Prompts,
     explainer: Explainer,
     device: &Device,
-) -> Result<[f64; 2]> {
+) -> Result<[f64; 3]> {
     let graph = model.graph(p.t);
-    let mut hits = [0usize; 2];
+    let (mut hits, mut area) = ([0usize; 2], 0.0);
     for chunk in (0..p.n).collect::<Vec<_>>().chunks(64) {
         let ids: Vec<i64> = (chunk.iter())
             .flat_map(|&i| p.ids[i * p.t..(i + 1) * p.t].to_vec())
             .collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), p.t]), device);
-        let targets = chunk.iter().map(|&i| p.answers[i]).collect();
+        let targets: Vec<usize> = chunk.iter().map(|&i| p.answers[i]).collect();
+        let x = model.embedding().forward(ids);
         let e = (explainer.clone())
-            .target(Target::PerSample(targets))
-            .explain(&graph, model.embedding().forward(ids))?;
-        let per_token: Vec<f32> = (e.relevance.sum_dim(2).into_data())
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .target(Target::PerSample(targets.clone()))
+            .explain(&graph, x.clone())?;
+        let per_token = floats(e.relevance.sum_dim(2))?;
         for (row, &i) in per_token.chunks(p.t).zip(chunk) {
             let top = |tokens: usize| (0..tokens).max_by(|&a, &b| row[a].total_cmp(&row[b]));
             hits[0] += usize::from(top(p.t) == Some(p.keys[i]));
             hits[1] += usize::from(top(p.t - 1) == Some(p.keys[i]));
         }
+        area += removal_area(&graph, x, &per_token, &targets)?;
     }
-    Ok(hits.map(|h| h as f64 / p.n as f64))
+    Ok([
+        hits[0] as f64 / p.n as f64,
+        hits[1] as f64 / p.n as f64,
+        area / p.n as f64,
+    ])
+}
+
+/// The summed area between the LeRF and MoRF token-removal curves (the answer's logit) of a
+/// chunk: AttnLRP's faithfulness measure.
+fn removal_area(
+    graph: &lrp_grad::Graph,
+    x: Tensor<3>,
+    per_token: &[f32],
+    targets: &[usize],
+) -> Result<f64> {
+    let dims = x.dims();
+    let x = floats(x)?;
+    let curves = |order| metrics::token_removal(graph, (&x, dims), per_token, targets, order);
+    let (morf, lerf) = (
+        curves(Order::MostRelevantFirst)?,
+        curves(Order::LeastRelevantFirst)?,
+    );
+    Ok(morf
+        .iter()
+        .zip(&lerf)
+        .map(|(m, l)| metrics::area_between(l, m))
+        .sum())
+}
+
+fn floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    (t.into_data().try_to_vec::<f32>()).map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 /// How often a uniformly random token is the key (seed 0): among all tokens, and before the
 /// query marker.
-fn random_rate(p: &Prompts) -> [f64; 2] {
+fn random_rate(p: &Prompts) -> [f64; 3] {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut rate = |tokens: usize| {
         let hits = (0..p.n)
@@ -101,11 +132,11 @@ fn random_rate(p: &Prompts) -> [f64; 2] {
             .count();
         hits as f64 / p.n as f64
     };
-    [rate(p.t), rate(p.t - 1)]
+    [rate(p.t), rate(p.t - 1), f64::NAN]
 }
 
 /// Bars of the hit rate among all tokens, per method.
-fn chart(path: &Path, rows: &[(String, [f64; 2])]) -> Result<()> {
+fn chart(path: &Path, rows: &[(String, [f64; 3])]) -> Result<()> {
     use plotters::prelude::*;
     lrp_grad_suite::figures::fonts();
     let root = BitMapBackend::new(path, (760, 360)).into_drawing_area();
@@ -172,12 +203,16 @@ fn main() -> Result<()> {
     }
     rows.push(("random".to_string(), random_rate(&prompts)));
     println!(
-        "{} prompts of {} tokens\n\n| method | key first among all tokens | key first before the query marker |\n|---|---|---|",
+        "{} prompts of {} tokens\n\n| method | key first among all tokens | key first before the query marker | area between LeRF and MoRF token removal |\n|---|---|---|---|",
         prompts.n, prompts.t
     );
-    for (name, [all, before]) in &rows {
+    for (name, [all, before, area]) in &rows {
+        let area = match area.is_nan() {
+            true => "—".to_string(),
+            false => format!("{area:.2}"),
+        };
         println!(
-            "| {name} | {:.1} % | {:.1} % |",
+            "| {name} | {:.1} % | {:.1} % | {area} |",
             100.0 * all,
             100.0 * before
         );

@@ -154,3 +154,58 @@ fn bad_metric_arguments_are_errors() {
     };
     assert!(metrics::selectivity(&s.graph, wrong, 4, settings).is_err());
 }
+
+/// Token removal on a linear model `f = W·flat(x) + b` over `[T, D]` embeddings, where removing a
+/// token lowers the logit by exactly its contribution Σ_d W·x: both curves against that sum in
+/// f64, and the area between them positive for relevance = the contributions.
+#[test]
+fn token_removal_follows_the_tokens_contributions() {
+    use rand::Rng;
+    let (t, d, classes) = (5, 3, 2);
+    let mut rng = common::rng(3);
+    let w: Vec<f32> = (0..classes * t * d)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let b = [0.3f32, -0.2];
+    let x: Vec<f32> = (0..t * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut g = Graph::new();
+    let flat = g.reshape("flat", [t * d], g.input());
+    g.layer("head", common::linear(&w, Some(&b), t * d, classes), flat);
+    let target = 1;
+    let contribution: Vec<f64> = (0..t)
+        .map(|k| {
+            (0..d)
+                .map(|j| f64::from(w[target * t * d + k * d + j]) * f64::from(x[k * d + j]))
+                .sum()
+        })
+        .collect();
+    let relevance: Vec<f32> = contribution.iter().map(|&c| c as f32).collect();
+    let full = f64::from(b[target]) + contribution.iter().sum::<f64>();
+    let expected = |order: &[usize]| -> Vec<f64> {
+        let mut f = full;
+        let mut curve = vec![f];
+        for &k in order {
+            f -= contribution[k];
+            curve.push(f);
+        }
+        curve
+    };
+    let mut morf: Vec<usize> = (0..t).collect();
+    morf.sort_by(|&a, &b| contribution[b].total_cmp(&contribution[a]));
+    let lerf: Vec<usize> = morf.iter().rev().copied().collect();
+    let run = |order| {
+        metrics::token_removal(&g, (&x, [1, t, d]), &relevance, &[target], order)
+            .unwrap()
+            .remove(0)
+    };
+    let (got_morf, got_lerf) = (
+        run(metrics::Order::MostRelevantFirst),
+        run(metrics::Order::LeastRelevantFirst),
+    );
+    for (got, want) in [(&got_morf, expected(&morf)), (&got_lerf, expected(&lerf))] {
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{got:?} vs {want:?}");
+        }
+    }
+    assert!(metrics::area_between(&got_lerf, &got_morf) > 0.0);
+}

@@ -1,5 +1,5 @@
 //! Evaluating explanations: faithfulness by perturbation (pixel flipping, region
-//! perturbation, selectivity) and complexity (sparseness, entropy, effective complexity), at
+//! perturbation, selectivity; token removal for text) and complexity (sparseness, entropy, effective complexity), at
 //! parity with Quantus 0.6.0 (`tests/metrics.rs`, `tools/quantus-reference`) — on any model
 //! lrp-grad loads, every perturbed copy of a sample in one batched forward pass.
 //!
@@ -8,11 +8,13 @@
 
 mod complexity;
 mod perturbation;
+mod tokens;
 
 pub use complexity::{complexity, effective_complexity, sparseness};
 pub use perturbation::{
     Baseline, Images, Score, auc, pixel_flipping, region_perturbation, selectivity,
 };
+pub use tokens::{Order, area_between, token_removal};
 
 /// Divides every value by the largest magnitude of the whole batch (Quantus'
 /// `normalise_by_max`); an all-zero batch is left as it is.
