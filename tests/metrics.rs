@@ -209,3 +209,43 @@ fn token_removal_follows_the_tokens_contributions() {
     }
     assert!(metrics::area_between(&got_lerf, &got_morf) > 0.0);
 }
+
+/// Faithfulness correlation on a linear model with a zero baseline: the score's drop when a
+/// subset is replaced is exactly the subset's summed contribution `w·x`, so relevance = the
+/// contributions correlates perfectly (1) and its negative anti-correlates (−1).
+#[test]
+fn faithfulness_correlation_is_one_for_exact_contributions() {
+    use rand::Rng;
+    let (c, h, w) = (2, 3, 3);
+    let per = c * h * w;
+    let mut rng = common::rng(5);
+    let weight: Vec<f32> = (0..2 * per).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let x: Vec<f32> = (0..per).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut g = Graph::new();
+    let flat = g.reshape("flat", [per], g.input());
+    g.layer(
+        "head",
+        common::linear(&weight, Some(&[0.1, -0.4]), per, 2),
+        flat,
+    );
+    let target = 0;
+    let a: Vec<f32> = (0..per).map(|j| weight[target * per + j] * x[j]).collect();
+    let negative: Vec<f32> = a.iter().map(|v| -v).collect();
+    let run = |a: &[f32]| {
+        let images = Images {
+            x: &x,
+            a,
+            dims: [1, c, h, w],
+            targets: &[target],
+        };
+        metrics::faithfulness_correlation(
+            &g,
+            images,
+            (4, 20, 7),
+            (Baseline::Value(0.0), Score::Logit),
+        )
+        .unwrap()[0]
+    };
+    assert!((run(&a) - 1.0).abs() < 1e-4, "{}", run(&a));
+    assert!((run(&negative) + 1.0).abs() < 1e-4, "{}", run(&negative));
+}

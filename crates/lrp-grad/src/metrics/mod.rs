@@ -7,10 +7,12 @@
 //! ([`normalise_by_max`]); the complexity metrics then take magnitudes.
 
 mod complexity;
+mod correlation;
 mod perturbation;
 mod tokens;
 
 pub use complexity::{complexity, effective_complexity, sparseness};
+pub use correlation::{faithfulness_correlation, pearson};
 pub use perturbation::{
     Baseline, Images, Score, auc, pixel_flipping, region_perturbation, selectivity,
 };

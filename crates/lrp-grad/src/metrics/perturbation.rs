@@ -45,8 +45,15 @@ pub struct Images<'a> {
     pub targets: &'a [usize],
 }
 
+impl Baseline {
+    /// The value that replaces the sample `x`'s perturbed values.
+    pub(super) fn value(self, x: &[f32]) -> f32 {
+        fill(x, self)
+    }
+}
+
 impl Images<'_> {
-    fn check(&self) -> Result<()> {
+    pub(super) fn check(&self) -> Result<()> {
         let numel: usize = self.dims.iter().product();
         let invalid = |reason: String| Error::InvalidMetric { reason };
         if self.x.len() != numel || self.a.len() != numel {
@@ -67,7 +74,7 @@ impl Images<'_> {
         Ok(())
     }
 
-    fn sample(&self, i: usize) -> (&[f32], &[f32]) {
+    pub(super) fn sample(&self, i: usize) -> (&[f32], &[f32]) {
         let per = self.dims[1] * self.dims[2] * self.dims[3];
         (
             &self.x[i * per..(i + 1) * per],
@@ -226,6 +233,16 @@ fn cumulative(x: &[f32], groups: &[Vec<usize>], value: f32) -> Vec<Vec<f32>> {
 }
 
 /// The target's score on each copy (`[C, H, W]` each), batched.
+pub(super) fn scores_of(
+    model: &impl AsGraph,
+    copies: &[Vec<f32>],
+    dims: [usize; 4],
+    target: usize,
+    score: Score,
+) -> Result<Vec<f64>> {
+    scores(model, copies, dims, target, score)
+}
+
 fn scores(
     model: &impl AsGraph,
     copies: &[Vec<f32>],
