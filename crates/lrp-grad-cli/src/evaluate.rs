@@ -61,14 +61,16 @@ struct Row {
     method: String,
     /// Mean curves: pixel flipping, region perturbation, selectivity.
     curves: [Vec<f64>; 3],
-    /// Means: the three AUCs, sparseness, complexity, effective complexity, conservation.
-    values: [f64; 7],
+    /// Means: the three AUCs, faithfulness correlation, sparseness, complexity, effective
+    /// complexity, conservation.
+    values: [f64; 8],
 }
 
-const COLUMNS: [&str; 7] = [
+const COLUMNS: [&str; 8] = [
     "pixel-flipping AUC ↓",
     "region-perturbation AUC ↑",
     "selectivity AUC ↓",
+    "faithfulness correlation ↑",
     "sparseness",
     "complexity",
     "effective complexity",
@@ -195,6 +197,7 @@ fn evaluate(
         metrics::region_perturbation(graph, images, (args.patch, args.regions), settings)?,
         metrics::selectivity(graph, images, args.patch, settings)?,
     ];
+    let correlation = metrics::faithfulness_correlation(graph, images, (step, 32, 0), settings)?;
     let samples: Vec<&[f32]> = e.a.chunks(per).collect();
     let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let aucs = curves
@@ -206,6 +209,7 @@ fn evaluate(
             aucs[0],
             aucs[1],
             aucs[2],
+            mean(correlation),
             mean(samples.iter().map(|s| metrics::sparseness(s)).collect()),
             mean(samples.iter().map(|s| metrics::complexity(s)).collect()),
             mean(
