@@ -998,14 +998,13 @@ fn output_dims(node: &OnnxNode) -> NodeResult<Vec<usize>> {
     })
 }
 
-/// All dims ONNX shape inference gives the node's first output (the batch as exported).
-pub(super) fn full_dims(node: &OnnxNode) -> NodeResult<Vec<usize>> {
+/// The dims ONNX shape inference gives the node's first output (the batch as exported), each
+/// `None` where it is symbolic.
+pub(super) fn output_dims_known(node: &OnnxNode) -> NodeResult<Vec<Option<usize>>> {
     let ArgType::Tensor(t) = &node.outputs()[0].ty else {
         return Err("its output is not a tensor".to_string());
     };
-    let shape = t.static_shape.as_ref();
-    let dims = shape.and_then(|s| s.iter().copied().collect::<Option<Vec<usize>>>());
-    dims.ok_or_else(|| {
+    t.static_shape.clone().ok_or_else(|| {
         "its output shape is not known statically (export with a fixed input size)".to_string()
     })
 }

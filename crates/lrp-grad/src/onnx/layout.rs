@@ -155,9 +155,16 @@ impl Layout {
 
     /// The layout after a reshape to the ONNX dims `out` (with the exported batch `n0` in
     /// them). Values keep their flat order, so the batch must land on one axis with the same
-    /// values before and after it; `hint` names the axis the reshape marks as the batch's
-    /// (`-1`, or `0` copying it), which decides when the dims alone do not (a batch of 1).
-    pub fn reshape(&self, out: &[usize], n0: usize, hint: Option<usize>) -> Result<Layout, String> {
+    /// values before and after it. Where the dims alone do not decide (a batch of 1), in this
+    /// order: the axis the operator itself places the batch on (`hint.0`: a `0` copying it, a
+    /// symbolic dim, Squeeze's and Unsqueeze's axes), an axis that holds the batch alone (the
+    /// old one first), the old axis, and last the axis of the reshape's `-1` (`hint.1`).
+    pub fn reshape(
+        &self,
+        out: &[usize],
+        n0: usize,
+        hint: (Option<usize>, Option<usize>),
+    ) -> Result<Layout, String> {
         let before: usize = self.sample[..self.at].iter().product();
         let after: usize = self.sample[self.at..].iter().product();
         let candidates: Vec<(usize, usize, usize)> = (0..out.len())
@@ -171,10 +178,14 @@ impl Layout {
                     self.describe()
                 ));
             }
-            _ => *candidates
-                .iter()
-                .find(|c| Some(c.0) == hint)
+            _ => *(candidates.iter().find(|c| Some(c.0) == hint.0))
+                .or_else(|| {
+                    let alone = |c: &&(usize, usize, usize)| c.1 == 1 && c.2 == 1;
+                    (candidates.iter().find(|c| alone(c) && c.0 == self.batch_axis))
+                        .or_else(|| candidates.iter().find(alone))
+                })
                 .or_else(|| candidates.iter().find(|c| c.0 == self.batch_axis))
+                .or_else(|| candidates.iter().find(|c| Some(c.0) == hint.1))
                 .ok_or_else(|| {
                     format!(
                         "reshapes {} to {out:?}: which axis holds the batch is ambiguous (export with a batch of 2 or more)",
@@ -268,7 +279,7 @@ mod tests {
             "the batch moved, no sample's values did"
         );
         assert_eq!(t.describe(), "[10, N, 8]");
-        let heads = t.reshape(&[10, 6, 4], 3, None).unwrap();
+        let heads = t.reshape(&[10, 6, 4], 3, (None, None)).unwrap();
         assert_eq!(
             (heads.sample.clone(), heads.describe()),
             (vec![10, 2, 4], "[10, N·2, 4]".into())
@@ -278,7 +289,7 @@ mod tests {
         assert_eq!(h.describe(), "[N·2, 10, 4]");
         assert_eq!(h.onnx_dims(3), vec![6, 10, 4]);
         // Split again into [N, H, T, dh]: batch first, nothing moves.
-        let split = h.reshape(&[3, 2, 10, 4], 3, None).unwrap();
+        let split = h.reshape(&[3, 2, 10, 4], 3, (None, None)).unwrap();
         assert!(split.is_standard());
         assert_eq!(split.sample, vec![2, 10, 4]);
     }
@@ -288,7 +299,7 @@ mod tests {
         let x = Layout::standard(&[2, 10, 4]);
         let (t, _) = x.transpose(&[2, 0, 1, 3]).unwrap();
         assert_eq!(t.describe(), "[10, N, 2, 4]");
-        let flat = t.reshape(&[30, 8], 3, None).unwrap();
+        let flat = t.reshape(&[30, 8], 3, (None, None)).unwrap();
         assert_eq!(
             (flat.sample.clone(), flat.describe()),
             (vec![10, 8], "[10·N, 8]".into())
@@ -300,30 +311,30 @@ mod tests {
     #[test]
     fn a_reshape_that_mixes_samples_is_refused() {
         let x = Layout::standard(&[10, 8]);
-        let err = x.reshape(&[10, 24], 3, None).unwrap_err();
+        let err = x.reshape(&[10, 24], 3, (None, None)).unwrap_err();
         assert!(err.contains("mixes values of different samples"), "{err}");
     }
 
     #[test]
-    fn a_batch_of_one_follows_the_reshapes_mark() {
+    fn a_batch_of_one_follows_the_operators_mark_before_the_minus_one() {
         let x = Layout::standard(&[4, 6]);
         // [1, 4, 6] → [1, 4, 6] with a batch of 1: axis 0 or axis 1 (`[1, N·4, 6]`) could
-        // hold the batch; the target's -1 tells.
-        let y = x.reshape(&[1, 4, 6], 1, Some(1)).unwrap();
+        // hold the batch. A `0` copying it (a strong mark) places it; a `-1` does not beat an
+        // axis that holds the batch alone (`x.view(1, -1)` keeps the batch first).
+        let y = x.reshape(&[1, 4, 6], 1, (Some(1), None)).unwrap();
         assert_eq!(y.describe(), "[1, N·4, 6]");
-        let z = x.reshape(&[1, 4, 6], 1, None).unwrap();
-        assert!(
-            z.is_standard(),
-            "without a mark the batch stays where it was"
-        );
+        let z = x.reshape(&[1, 4, 6], 1, (None, Some(1))).unwrap();
+        assert!(z.is_standard(), "{}", z.describe());
+        let flat = Layout::standard(&[16, 5, 5]).reshape(&[1, 400], 1, (None, Some(1)));
+        assert!(flat.unwrap().is_standard());
     }
 
     #[test]
     fn unsqueezed_and_transposed_qkv_selects_per_sample() {
         // [T, N, 3·D] → [T, N, 3, D] → [1, T, N, 3, D] → perm [3, 1, 2, 0, 4] → [3, T, N, 1, D].
         let x = Layout::standard(&[10, 24]).transpose(&[1, 0, 2]).unwrap().0;
-        let x = x.reshape(&[10, 3, 3, 8], 3, None).unwrap();
-        let x = x.reshape(&[1, 10, 3, 3, 8], 3, None).unwrap();
+        let x = x.reshape(&[10, 3, 3, 8], 3, (None, None)).unwrap();
+        let x = x.reshape(&[1, 10, 3, 3, 8], 3, (None, None)).unwrap();
         let (y, op) = x.transpose(&[3, 1, 2, 0, 4]).unwrap();
         assert_eq!(y.describe(), "[3, 10, N, 1, 8]");
         let SampleOp::Permute(perm) = op else {

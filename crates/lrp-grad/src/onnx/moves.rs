@@ -7,7 +7,7 @@ use onnx_ir::node::reshape::ReshapeInput;
 use onnx_ir::node::squeeze::SqueezeInput;
 use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 
-use super::convert::{Converter, Failure, Value, constant, full_dims, unique_name};
+use super::convert::{Converter, Failure, Value, constant, output_dims_known, unique_name};
 use super::layout::{Layout, SampleOp, compress};
 use crate::model::{FeatureShape, Op, Permute, Reshape, Slice};
 
@@ -44,17 +44,19 @@ impl Converter<'_> {
         self.relabel(node, x, layout)
     }
 
-    /// A reshape follows the batch: the export's dims say where it lands (the target's `-1`
-    /// or `0` decide for a batch of 1).
+    /// A reshape follows the batch: the export's dims say where it lands (a `0` copying it
+    /// places it; the target's `-1` decides last, for a batch of 1).
     pub(super) fn reshape(&mut self, node: &OnnxNode, shape: &ReshapeInput) -> Result<(), Failure> {
         let ReshapeInput::Static(target) = shape else {
             return Err("the target shape is computed at run time; expected a constant".into());
         };
         let x = self.activation_input(node, 0)?;
-        let hint = (target.iter().enumerate())
-            .find(|&(k, &d)| d == -1 || (d == 0 && k == x.layout.batch_axis))
+        let batch = x.layout.batch_axis;
+        let copy = (target.iter().enumerate())
+            .find(|&(k, &d)| d == 0 && k == batch)
             .map(|(k, _)| k);
-        self.reshape_like(node, x, hint)
+        let minus_one = target.iter().position(|&d| d == -1);
+        self.reshape_like(node, x, (copy, minus_one))
     }
 
     pub(super) fn squeeze(
@@ -63,16 +65,14 @@ impl Converter<'_> {
         axes: Option<&SqueezeInput>,
     ) -> Result<(), Failure> {
         let x = self.activation_input(node, 0)?;
-        let removed = match axes {
-            Some(SqueezeInput::Static(axes)) => axes.clone(),
+        let rank = x.layout.axes.len() as i64;
+        let removed: Vec<usize> = match axes {
+            Some(SqueezeInput::Static(axes)) => axes.iter().map(|&a| normalise(a, rank)).collect(),
             _ => Vec::new(),
         };
-        let before = removed
-            .iter()
-            .filter(|&&a| (a as usize) < x.layout.batch_axis)
-            .count();
+        let before = removed.iter().filter(|&&a| a < x.layout.batch_axis).count();
         let hint = x.layout.batch_axis.checked_sub(before);
-        self.reshape_like(node, x, hint)
+        self.reshape_like(node, x, (hint, None))
     }
 
     pub(super) fn unsqueeze(
@@ -83,31 +83,55 @@ impl Converter<'_> {
         let x = self.activation_input(node, 0)?;
         let mut hint = x.layout.batch_axis;
         if let UnsqueezeConfig::Static(axes) = config {
-            let mut axes = axes.clone();
+            let rank = (x.layout.axes.len() + axes.len()) as i64;
+            let mut axes: Vec<usize> = axes.iter().map(|&a| normalise(a, rank)).collect();
             axes.sort_unstable();
             for a in axes {
-                if a as usize <= hint {
+                if a <= hint {
                     hint += 1;
                 }
             }
         }
-        self.reshape_like(node, x, Some(hint))
+        self.reshape_like(node, x, (Some(hint), None))
     }
 
     pub(super) fn flatten(&mut self, node: &OnnxNode) -> Result<(), Failure> {
         let x = self.activation_input(node, 0)?;
-        self.reshape_like(node, x, None)
+        self.reshape_like(node, x, (None, None))
     }
 
-    /// The node's output as a reshape of `x` (its dims from shape inference).
+    /// The node's output as a reshape of `x` (its dims from shape inference; one symbolic dim
+    /// — a dynamic batch — gets what the values leave for it, and holds the batch).
     fn reshape_like(
         &mut self,
         node: &OnnxNode,
         x: Value,
-        hint: Option<usize>,
+        (strong, weak): (Option<usize>, Option<usize>),
     ) -> Result<(), Failure> {
-        let out = full_dims(node)?;
-        let layout = x.layout.reshape(&out, self.batch, hint)?;
+        let dims = output_dims_known(node)?;
+        let symbolic = dims.iter().position(Option::is_none);
+        let out: Vec<usize> = match dims.iter().filter(|d| d.is_none()).count() {
+            0 => dims.iter().flatten().copied().collect(),
+            1 => {
+                let known: usize = dims.iter().flatten().product();
+                let total = self.batch * x.layout.sample.iter().product::<usize>();
+                if known == 0 || total % known != 0 {
+                    return Err(
+                        format!("its output {dims:?} does not divide the {total} values").into(),
+                    );
+                }
+                dims.iter().map(|d| d.unwrap_or(total / known)).collect()
+            }
+            _ => {
+                return Err(
+                    "its output shape is not known statically (export with a fixed input size)"
+                        .into(),
+                );
+            }
+        };
+        let layout = x
+            .layout
+            .reshape(&out, self.batch, (strong.or(symbolic), weak))?;
         self.relabel(node, x, layout)
     }
 
@@ -145,11 +169,8 @@ impl Converter<'_> {
         // A scalar index drops the axis (the parser does not always know the output shape).
         let mut out = layout.onnx_dims(self.batch);
         out.remove(axis);
-        let dropped = layout.reshape(
-            &out,
-            self.batch,
-            Some(layout.batch_axis - usize::from(axis < layout.batch_axis)),
-        )?;
+        let hint = layout.batch_axis - usize::from(axis < layout.batch_axis);
+        let dropped = layout.reshape(&out, self.batch, (Some(hint), None))?;
         self.relabel(node, Value { id, shape, layout }, dropped)
     }
 
@@ -199,4 +220,9 @@ impl Converter<'_> {
             layout: x.layout,
         })
     }
+}
+
+/// An ONNX axis (negative counts from the end) as an index.
+fn normalise(axis: i64, rank: i64) -> usize {
+    (if axis < 0 { axis + rank } else { axis }).max(0) as usize
 }
