@@ -69,7 +69,7 @@ fn hit_rate(
     explainer: Explainer,
     device: &Device,
 ) -> Result<[f64; 3]> {
-    let graph = model.graph(p.t);
+    let graph = model.graph(p.t)?;
     let (mut hits, mut area) = ([0usize; 2], 0.0);
     for chunk in (0..p.n).collect::<Vec<_>>().chunks(64) {
         let ids: Vec<i64> = (chunk.iter())

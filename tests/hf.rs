@@ -42,7 +42,7 @@ fn check(family: &str) {
     let ids: Vec<i64> = ids.iter().map(|&v| v as i64).collect();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, t]), &device());
     let embeddings = model.embedding().forward(ids);
-    let graph = model.graph(t);
+    let graph = model.graph(t).unwrap();
     let logits = values(graph.forward(embeddings.clone()));
     let expected = &f["logits"].1;
     let err = distance(&logits, expected) / max_abs(expected);
@@ -257,8 +257,13 @@ fn a_sharded_bf16_checkpoint_loads() {
     let f32_model = lrp_grad::hf::load(&folder("llama"), &device()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![3i64, 9, 27, 5], [1, 4]), &device());
-    let logits =
-        |m: &lrp_grad::hf::HfModel| values(m.graph(4).forward(m.embedding().forward(ids.clone())));
+    let logits = |m: &lrp_grad::hf::HfModel| {
+        values(
+            m.graph(4)
+                .unwrap()
+                .forward(m.embedding().forward(ids.clone())),
+        )
+    };
     let (a, b) = (logits(&bf16), logits(&f32_model));
     let err = distance(&a, &b) / max_abs(&b);
     // bf16 keeps 8 bits of mantissa: a relative rounding of 2⁻⁹ per weight.
@@ -278,7 +283,7 @@ fn on_key_value_recall_the_key_is_the_most_relevant_token() {
     let ids: Vec<i64> = ids[..n * t].iter().map(|&v| v as i64).collect();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, t]), &device());
     let x = model.embedding().forward(ids);
-    let graph = model.graph(t);
+    let graph = model.graph(t).unwrap();
     let answers: Vec<usize> = f["answer"].1[..n].iter().map(|&v| v as usize).collect();
     let keys: Vec<usize> = f["key_position"].1[..n]
         .iter()

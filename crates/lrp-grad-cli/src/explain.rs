@@ -39,7 +39,8 @@ pub(crate) struct ExplainArgs {
     #[arg(long, value_name = "X.npy|IMAGE|DIR", num_args = 1.., required_unless_present = "text")]
     input: Vec<PathBuf>,
     /// Checkpoint directories: explain these texts, tokenised with the directory's
-    /// tokenizer.json (instead of --input token ids; texts of one length per run).
+    /// tokenizer.json (instead of --input token ids; texts of different lengths are each
+    /// explained on their own tokens).
     #[arg(long, value_name = "TEXT", num_args = 1.., conflicts_with = "input")]
     text: Vec<String>,
     /// Checkpoint directories: explain this next token for every sample (one token of the
@@ -379,15 +380,36 @@ type Loaded = (
 /// tokens' rendering.
 fn checkpoint_vocabulary(
     args: &ExplainArgs,
-    classes: usize,
+    model: &model::CliModel,
 ) -> Result<Option<lrp_grad::tokens::Vocabulary>> {
-    if !model::is_checkpoint(&args.model.model) {
+    let Some(embedding) = model
+        .embedding
+        .as_ref()
+        .filter(|_| model::is_checkpoint(&args.model.model))
+    else {
         return Ok(None);
-    }
+    };
+    let vocab_size = embedding.weight.dims()[0];
     match prompt::tokenizer(&args.model.model)? {
-        Some(tokenizer) => Ok(Some(prompt::vocabulary(&tokenizer, classes))),
+        Some(tokenizer) => Ok(Some(prompt::vocabulary(&tokenizer, vocab_size))),
         None => Ok(None),
     }
+}
+
+/// The classes' names: `--labels`, or a causal LM's token texts.
+fn labels(
+    args: &ExplainArgs,
+    vocabulary: Option<&lrp_grad::tokens::Vocabulary>,
+    classes: usize,
+    next_token: bool,
+) -> Result<Option<Vec<String>>> {
+    Ok(match (&args.labels, vocabulary) {
+        (Some(path), _) => Some(answers::read_labels(path, classes)?),
+        (None, Some(vocabulary)) if next_token => {
+            Some((0..classes as u32).map(|id| vocabulary.token(id)).collect())
+        }
+        (None, _) => None,
+    })
 }
 
 /// `--target-token`'s id, through the checkpoint's tokenizer.
@@ -408,7 +430,18 @@ pub(crate) fn run(args: ExplainArgs) -> Result<()> {
     let device = device()?;
     let (model, mut inputs, ragged) = model_and_inputs(&args, &device)?;
     let classes = model.graph.num_classes(model.input_shape)?;
-    let vocabulary = checkpoint_vocabulary(&args, classes)?;
+    let vocabulary = checkpoint_vocabulary(&args, &model)?;
+    // A causal LM's classes are its tokens; a classifier's are not.
+    let next_token = model
+        .embedding
+        .as_ref()
+        .is_some_and(|e| e.weight.dims()[0] == classes);
+    if args.target_token.is_some() && !next_token {
+        bail!(
+            "--target-token is for causal language models; {} is a classifier (give --target CLASS)",
+            args.model.model.display()
+        );
+    }
     let embed = ragged.is_none();
     let ids = text_inputs(
         &args,
@@ -422,13 +455,7 @@ pub(crate) fn run(args: ExplainArgs) -> Result<()> {
     if let Some(id) = target_token(&args)? {
         explainer = explainer.target(Target::Class(id));
     }
-    let labels = match (&args.labels, &vocabulary) {
-        (Some(path), _) => Some(answers::read_labels(path, classes)?),
-        (None, Some(vocabulary)) => {
-            Some((0..classes as u32).map(|id| vocabulary.token(id)).collect())
-        }
-        (None, None) => None,
-    };
+    let labels = labels(&args, vocabulary.as_ref(), classes, next_token)?;
     let targets = match &args.targets {
         Some(path) => Some(answers::read_targets(path, inputs.n)?),
         None => None,

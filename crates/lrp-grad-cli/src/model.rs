@@ -60,7 +60,7 @@ pub(crate) fn checkpoint_model(
         );
     }
     Ok(CliModel {
-        graph: model.graph(tokens),
+        graph: model.graph(tokens)?,
         input_shape: FeatureShape::sequence(tokens, model.config().hidden_size),
         spec: None,
         dropped_softmax: None,

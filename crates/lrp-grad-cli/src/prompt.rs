@@ -17,9 +17,14 @@ pub(crate) fn tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
     if !path.is_file() {
         return Ok(None);
     }
-    Tokenizer::from_file(&path)
-        .map(Some)
-        .map_err(|e| anyhow!("{}: cannot read the tokenizer: {e}", path.display()))
+    let mut tokenizer = Tokenizer::from_file(&path)
+        .map_err(|e| anyhow!("{}: cannot read the tokenizer: {e}", path.display()))?;
+    // Each text is explained on its own tokens: no padding, no truncation the file may set.
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(Some(tokenizer))
 }
 
 /// `texts` as token ids (special tokens added as the tokenizer adds them), as the inputs of

@@ -1,8 +1,9 @@
 //! Checkpoint inputs of different lengths — token ids padded (left or right) with an attention
 //! mask, or texts that tokenise to different lengths: each sample is explained on its own real
 //! tokens (positions from 0 at its first one, padding never attended, its last real position's
-//! next token explained, as a Hugging Face model computes it with the mask), samples of one
-//! length together; the padding gets relevance 0.
+//! next token explained — as `generate` runs a left-padded batch, and as any forward pass with
+//! the mask does for rotary models; a plain GPT-2 or BERT forward pass on left padding shifts
+//! the learned positions instead), samples of one length together; the padding gets relevance 0.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,7 @@ pub(crate) fn explain(
     for (i, real) in ragged.real.iter().enumerate() {
         groups.entry(real.len()).or_default().push(i);
     }
+    check_ids(lm, ragged, inputs, t)?;
     let mut out = Rows::new(n, t);
     for (len, samples) in groups {
         let rows: Vec<Vec<u32>> = (samples.iter())
@@ -78,7 +80,7 @@ pub(crate) fn explain(
             integer: false,
         };
         let model = CliModel {
-            graph: lm.graph(len),
+            graph: lm.graph(len)?,
             input_shape: FeatureShape::sequence(len, d),
             spec: None,
             dropped_softmax: None,
@@ -89,6 +91,23 @@ pub(crate) fn explain(
         out.place(&samples, &ragged.real, result, d);
     }
     Ok(out.finish())
+}
+
+/// Every real token id within the vocabulary (named by sample and position).
+fn check_ids(lm: &HfModel, ragged: &Ragged, inputs: &Inputs, t: usize) -> Result<()> {
+    let vocab = lm.embedding().weight.dims()[0];
+    if let Some(i) = (0..inputs.n * t)
+        .find(|&i| inputs.data[i] as usize >= vocab && ragged.real[i / t].contains(&(i % t)))
+    {
+        bail!(
+            "{}: token id {} (sample {}, position {}) is outside the vocabulary of {vocab}",
+            inputs.names[i / t],
+            inputs.data[i],
+            i / t,
+            i % t
+        );
+    }
+    Ok(())
 }
 
 /// The results of all groups, in the samples' order.

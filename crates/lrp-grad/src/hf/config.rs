@@ -22,7 +22,7 @@ pub const FAMILIES: [&str; 8] = [
 /// The architecture fields of `config.json`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Config {
-    /// The family (`llama`, `mistral`, `qwen2`, `qwen3`).
+    /// The family (see [`FAMILIES`]).
     pub model_type: String,
     /// Tokens in the vocabulary.
     pub vocab_size: usize,
@@ -60,9 +60,9 @@ pub struct Config {
     /// Rotary scaling: LLaMA 3's (`rope_type: llama3`) is built, others refused.
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
-    /// Whether the LM head is the embedding table.
+    /// Whether the LM head is the embedding table (transformers' default when absent: yes).
     #[serde(default)]
-    pub tie_word_embeddings: bool,
+    pub tie_word_embeddings: Option<bool>,
     /// Mistral's (and Qwen2's, with `use_sliding_window`) attention window.
     #[serde(default)]
     pub sliding_window: Option<usize>,
@@ -142,23 +142,41 @@ impl Config {
             file: file.to_path_buf(),
             reason,
         };
+        self.check_heads().map_err(invalid)?;
+        self.check_settings().map_err(invalid)?;
+        self.rotary().map(|_| ()).map_err(invalid)
+    }
+
+    /// Heads that divide the width and each other, an even head dim.
+    fn check_heads(&self) -> Result<(), String> {
+        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads.max(1) != 0 {
+            return Err(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
         let (heads, kv) = (self.num_attention_heads, self.kv_heads());
         if heads == 0 || kv == 0 || heads % kv != 0 {
-            return Err(invalid(format!(
+            return Err(format!(
                 "num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({kv})"
-            )));
+            ));
         }
         if self.head_dim() % 2 != 0 || self.head_dim() == 0 {
-            return Err(invalid(format!(
+            return Err(format!(
                 "head_dim {} must be even and positive",
                 self.head_dim()
-            )));
+            ));
         }
+        Ok(())
+    }
+
+    /// The family's activation, and no setting this loader does not build.
+    fn check_settings(&self) -> Result<(), String> {
         if self.partial_rotary_factor != 1.0 {
-            return Err(invalid(format!(
+            return Err(format!(
                 "partial_rotary_factor {} (rotary embeddings on part of each head) is not supported yet",
                 self.partial_rotary_factor
-            )));
+            ));
         }
         let (act, found) = match self.model_type.as_str() {
             "gpt2" => ("gelu_new", self.hidden_act.as_str()),
@@ -170,23 +188,21 @@ impl Config {
             _ => ("silu", self.hidden_act.as_str()),
         };
         if found != act {
-            return Err(invalid(format!(
+            return Err(format!(
                 "the activation `{found}`: {} takes {act}",
                 self.model_type
-            )));
-        }
-        if let Some(cap) = self.final_logit_softcapping.or(self.attn_logit_softcapping) {
-            return Err(invalid(format!(
-                "a logit softcap ({cap}) is not supported yet"
-            )));
-        }
-        if self.model_type == "qwen2" && self.use_sliding_window {
-            return Err(invalid(
-                "use_sliding_window (Qwen2's window on its upper layers) is not supported yet"
-                    .into(),
             ));
         }
-        self.rotary().map(|_| ()).map_err(invalid)
+        if let Some(cap) = self.final_logit_softcapping.or(self.attn_logit_softcapping) {
+            return Err(format!("a logit softcap ({cap}) is not supported yet"));
+        }
+        if self.model_type == "qwen2" && self.use_sliding_window {
+            return Err(
+                "use_sliding_window (Qwen2's window on its upper layers) is not supported yet"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// The rotary embeddings of the heads: plain, or LLaMA 3's scaling.
@@ -213,15 +229,20 @@ impl Config {
             high_freq_factor: field("high_freq_factor")?,
             original_context: field("original_max_position_embeddings")?,
         };
+        if s.high_freq_factor <= s.low_freq_factor || s.factor <= 0.0 {
+            return Err(format!(
+                "rope_scaling: high_freq_factor ({}) must exceed low_freq_factor ({}) and factor ({}) be positive",
+                s.high_freq_factor, s.low_freq_factor, s.factor
+            ));
+        }
         Ok(Rotary::llama3(dh, base, s))
     }
 
-    /// Whether layer `b` is a Gemma 3 local layer (a sliding window, its own rotary base).
+    /// Whether layer `b` is a Gemma 3 local layer (a sliding window, its own rotary base):
+    /// every layer but each `sliding_window_pattern`-th (transformers' default 6).
     pub fn is_local(&self, b: usize) -> bool {
-        self.model_type == "gemma3_text"
-            && self
-                .sliding_window_pattern
-                .is_some_and(|p| p > 0 && (b + 1) % p != 0)
+        let pattern = self.sliding_window_pattern.unwrap_or(6);
+        self.model_type == "gemma3_text" && pattern > 0 && (b + 1) % pattern != 0
     }
 
     /// Width of the MLP.

@@ -1,4 +1,4 @@
-//! The decoder-only transformer of LLaMA, Mistral, Qwen2 and Qwen3 as a [`Graph`]: pre-norm
+//! The decoder-only transformer of LLaMA, Mistral, Qwen2, Qwen3, Phi-3 and Gemma 3 as a [`Graph`]: pre-norm
 //! blocks of grouped-query attention with rotary embeddings and a causal mask, and a SiLU-gated
 //! MLP; the final RMS norm and the LM head on the last position.
 //!
@@ -171,7 +171,14 @@ impl Decoder {
         };
         // A tied head is the embedding table, shared (also when the checkpoint leaves the head
         // out).
-        let head = match c.tie_word_embeddings || !w.has("lm_head.weight") {
+        // A head the config does not tie must be in the checkpoint.
+        if c.tie_word_embeddings == Some(false)
+            && !w.has("lm_head.weight")
+            && c.model_type != "gemma3_text"
+        {
+            w.read("lm_head.weight", &[v, d])?;
+        }
+        let head = match c.tie_word_embeddings.unwrap_or(true) || !w.has("lm_head.weight") {
             true => Linear {
                 weight: Param::from_tensor(table.transpose()),
                 bias: None,
@@ -186,7 +193,9 @@ impl Decoder {
             file: "config.json".into(),
             reason,
         })?;
-        let local_rotary = (c.rope_local_base_freq).map(|base| Rotary::new(c.head_dim(), base));
+        // Gemma 3's local layers (transformers' default base 10 000).
+        let local_rotary = (c.model_type == "gemma3_text")
+            .then(|| Rotary::new(c.head_dim(), c.rope_local_base_freq.unwrap_or(10_000.0)));
         Ok(Decoder {
             config,
             embedding,

@@ -61,6 +61,14 @@ pub enum HfError {
         /// The shape in the file.
         found: Vec<usize>,
     },
+    /// A sequence length the model cannot take.
+    #[error("{tokens} positions: the model takes 1 to {most}")]
+    Length {
+        /// The positions asked for.
+        tokens: usize,
+        /// The most it takes.
+        most: String,
+    },
     /// A tensor of a data type other than F32, F16, BF16.
     #[error("{file}: tensor `{tensor}` is {dtype}; expected F32, F16 or BF16")]
     Dtype {

@@ -12,7 +12,7 @@
 //! let embeddings = model.embedding().forward(ids);
 //! let explanation = Explainer::new()
 //!     .composite(Composite::attn_lrp())
-//!     .explain(&model.graph(4), embeddings)?;
+//!     .explain(&model.graph(4)?, embeddings)?;
 //! // Relevance of each token: its embedding's relevance summed over the hidden axis.
 //! let per_token = explanation.relevance.sum_dim(2);
 //! # Ok(())
@@ -42,7 +42,7 @@ use burn::tensor::Device;
 
 use crate::model::Graph;
 
-/// A causal language model from a checkpoint directory.
+/// A model from a checkpoint directory: a causal language model, or a BERT classifier.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum HfModel {
@@ -56,13 +56,21 @@ pub enum HfModel {
 
 impl HfModel {
     /// The model on `tokens` positions as a graph: input the token embeddings `[T, D]`, output
-    /// the last position's logits `[V]`.
-    pub fn graph(&self, tokens: usize) -> Graph {
-        match self {
+    /// the logits — a causal LM's at the last position `[V]`, a classifier's `[classes]`.
+    /// `tokens` must be at least 1 and at most the learned positions (GPT-2, BERT).
+    pub fn graph(&self, tokens: usize) -> Result<Graph, HfError> {
+        let most = self.max_tokens();
+        if tokens == 0 || most.is_some_and(|most| tokens > most) {
+            return Err(HfError::Length {
+                tokens,
+                most: most.map_or("any number of".to_string(), |m| m.to_string()),
+            });
+        }
+        Ok(match self {
             HfModel::Decoder(m) => m.graph(tokens),
             HfModel::Gpt2(m) => m.graph(tokens),
             HfModel::Bert(m) => m.graph(tokens),
-        }
+        })
     }
 
     /// The token embedding table (token ids `[N, T]` → the graph's input `[N, T, D]`).

@@ -64,6 +64,14 @@ impl Images<'_> {
                 self.dims
             )));
         }
+        if self.dims.contains(&0) {
+            return Err(invalid(format!("the shape {:?} holds no value", self.dims)));
+        }
+        if let Some(v) = self.x.iter().chain(self.a).find(|v| !v.is_finite()) {
+            return Err(invalid(format!(
+                "the inputs or explanations hold {v}; expected finite values"
+            )));
+        }
         if self.targets.len() != self.dims[0] {
             return Err(invalid(format!(
                 "{} targets for {} samples",
@@ -108,8 +116,8 @@ pub fn pixel_flipping(
                 .chunks(features_in_step)
                 .map(<[usize]>::to_vec)
                 .collect();
-            let copies = cumulative(x, &groups, fill(x, baseline));
-            scores(model, &copies, images.dims, images.targets[i], score)
+            let at = (images.dims, images.targets[i], score);
+            cumulative_scores(model, x, (&groups, fill(x, baseline)), at, false)
         })
         .collect()
 }
@@ -174,9 +182,8 @@ fn patch_curves(
                 .iter()
                 .map(|&p| patches[p].clone())
                 .collect();
-            let mut copies = vec![x.to_vec()];
-            copies.extend(cumulative(x, &groups, fill(x, baseline)));
-            let curve = scores(model, &copies, images.dims, images.targets[i], score)?;
+            let at = (images.dims, images.targets[i], score);
+            let curve = cumulative_scores(model, x, (&groups, fill(x, baseline)), at, true)?;
             Ok((curve[0], curve[1..].to_vec()))
         })
         .collect()
@@ -218,18 +225,35 @@ fn fill(x: &[f32], baseline: Baseline) -> f32 {
     }
 }
 
-/// One copy of `x` per group, each with that group and all before it set to `value`.
-fn cumulative(x: &[f32], groups: &[Vec<usize>], value: f32) -> Vec<Vec<f32>> {
+/// The target's score on `x` after each group (and all before it) is set to `value` (after
+/// `x` itself too, with `start`): the copies made 64 at a time, so memory stays bounded.
+fn cumulative_scores(
+    model: &impl AsGraph,
+    x: &[f32],
+    (groups, value): (&[Vec<usize>], f32),
+    (dims, target, score): ([usize; 4], usize, Score),
+    start: bool,
+) -> Result<Vec<f64>> {
     let mut current = x.to_vec();
-    groups
-        .iter()
-        .map(|group| {
-            for &j in group {
-                current[j] = value;
-            }
-            current.clone()
-        })
-        .collect()
+    let mut out = Vec::with_capacity(groups.len() + 1);
+    let mut pending: Vec<Vec<f32>> = Vec::with_capacity(64);
+    if start {
+        pending.push(current.clone());
+    }
+    for group in groups {
+        for &j in group {
+            current[j] = value;
+        }
+        pending.push(current.clone());
+        if pending.len() == 64 {
+            out.extend(scores(model, &pending, dims, target, score)?);
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        out.extend(scores(model, &pending, dims, target, score)?);
+    }
+    Ok(out)
 }
 
 /// The target's score on each copy (`[C, H, W]` each), batched.

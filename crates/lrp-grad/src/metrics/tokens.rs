@@ -27,16 +27,7 @@ pub fn token_removal(
     order: Order,
 ) -> Result<Vec<Vec<f64>>> {
     let [n, t, d] = dims;
-    if x.len() != n * t * d || relevance.len() != n * t || targets.len() != n {
-        return Err(Error::InvalidMetric {
-            reason: format!(
-                "embeddings ({}), relevance per token ({}) and targets ({}) must fit [N, T, D] = {dims:?}",
-                x.len(),
-                relevance.len(),
-                targets.len()
-            ),
-        });
-    }
+    check((x, dims), relevance, targets)?;
     let graph = model.as_graph();
     (0..n)
         .map(|i| {
@@ -77,6 +68,27 @@ pub fn token_removal(
                 .collect())
         })
         .collect()
+}
+
+/// Finite values of the shapes `[N, T, D]` and `[N, T]`, a target per sample.
+fn check((x, dims): (&[f32], [usize; 3]), relevance: &[f32], targets: &[usize]) -> Result<()> {
+    let [n, t, d] = dims;
+    if let Some(v) = x.iter().chain(relevance).find(|v| !v.is_finite()) {
+        return Err(Error::InvalidMetric {
+            reason: format!("the embeddings or relevance hold {v}; expected finite values"),
+        });
+    }
+    if t == 0 || x.len() != n * t * d || relevance.len() != n * t || targets.len() != n {
+        return Err(Error::InvalidMetric {
+            reason: format!(
+                "embeddings ({}), relevance per token ({}) and targets ({}) must fit [N, T, D] = {dims:?}",
+                x.len(),
+                relevance.len(),
+                targets.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The area between the LeRF and MoRF curves (trapezoids, unit steps): large for a faithful

@@ -345,12 +345,12 @@ pub(crate) fn mean_shape(axis: usize, input: FeatureShape) -> ShapeResult {
 pub(crate) fn slice_shape(slice: &Slice, input: FeatureShape) -> ShapeResult {
     axis_check(slice.axis, input)?;
     let mut dims = input.dims();
-    if slice.len == 0 || slice.start + slice.len > dims[slice.axis] {
+    let end = slice.start.checked_add(slice.len);
+    if slice.len == 0 || end.is_none_or(|end| end > dims[slice.axis]) {
+        let end = end.map_or("∞".to_string(), |e| e.to_string());
         return Err(format!(
-            "entries {}..{} do not fit axis {} of per-sample shape {input}",
-            slice.start,
-            slice.start + slice.len,
-            slice.axis
+            "entries {}..{end} do not fit axis {} of per-sample shape {input}",
+            slice.start, slice.axis
         ));
     }
     dims[slice.axis] = slice.len;
@@ -411,7 +411,7 @@ impl Operator for Mul {
         match inputs[1] == inputs[0] {
             true => Ok(inputs[0]),
             false => Err(format!(
-                "added values must have one shape, got {} and {}",
+                "multiplied values must have one shape, got {} and {}",
                 inputs[0], inputs[1]
             )
             .into()),
@@ -695,7 +695,7 @@ impl Lrp for LayerNorm {
                 Some(stabilizer) => Some((rule.clone(), stabilizer)),
                 None => {
                     return Err(Refusal::Mismatch(
-                        "layer norm takes pass (the identity rule) or epsilon, lxt-epsilon, zero (through x − mean, 1/std constant)",
+                        "layer norm takes pass (the identity rule) or norm, epsilon, lxt-epsilon, zero (through x − mean, 1/std constant)",
                     ));
                 }
             },

@@ -343,6 +343,9 @@ impl Layer {
             Some(Rule::Pass) => Err(Refusal::Mismatch(
                 "pass keeps relevance as it is, but pooling changes its shape; use norm",
             )),
+            Some(Rule::Gradient | Rule::Block) => Err(Refusal::Mismatch(
+                "gradient and block are for softmax; pooling takes norm, zero or epsilon",
+            )),
             Some(rule) if rule.needs_parameters() => Err(Refusal::Mismatch(
                 "the rule modifies weights, and pooling has none; use norm, zero or epsilon",
             )),

@@ -500,6 +500,13 @@ impl<'a> Converter<'a> {
         c: &onnx_ir::node::reduce::ReduceConfig,
     ) -> Result<(), Failure> {
         let x = self.activation_input(node, 0)?;
+        if !x.layout.is_standard() {
+            return Err(format!(
+                "a mean of a value laid out as {}; lrp-grad takes means of batch-first values",
+                x.layout.describe()
+            )
+            .into());
+        }
         let ReduceAxes::Static(axes) = &c.axes else {
             return Err("the axes are computed at run time; expected constant axes".into());
         };
@@ -746,7 +753,11 @@ impl<'a> Converter<'a> {
             return self.rms_norm(node, pattern);
         }
         if let Some(x) = self.gelu.get(node.name()).cloned() {
-            let x = self.values[&x].clone();
+            let x = self
+                .values
+                .get(&x)
+                .cloned()
+                .ok_or("GELU of a value that is not an activation")?;
             return self.push_laid(node, Op::Layer(Activation::Gelu.into()), &[x]);
         }
         let (a, other) = self.activation_and_other(node)?;

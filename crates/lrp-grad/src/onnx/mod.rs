@@ -180,7 +180,9 @@ fn export_batch(onnx: &OnnxGraph) -> usize {
         ArgType::Tensor(t) => t.static_shape.clone(),
         _ => None,
     });
-    dims.and_then(|d| d.first().copied().flatten()).unwrap_or(1)
+    (dims.and_then(|d| d.first().copied().flatten()))
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
 }
 
 fn input(onnx: &OnnxGraph) -> Result<(String, Vec<usize>, DType), String> {
