@@ -249,3 +249,37 @@ fn faithfulness_correlation_is_one_for_exact_contributions() {
     assert!((run(&a) - 1.0).abs() < 1e-4, "{}", run(&a));
     assert!((run(&negative) + 1.0).abs() < 1e-4, "{}", run(&negative));
 }
+
+/// MPRT on the Zennit CNN: the top layers are randomised first, one more per step; the
+/// unrandomised model's explanation correlates perfectly with itself, and LRP's explanations
+/// lose their rank correlation once the layers are random (a sanity check LRP passes).
+#[test]
+fn model_parameter_randomisation_cascades_from_the_top() {
+    let s = setup();
+    let layers: Vec<String> = (s.graph.nodes().iter())
+        .filter(|n| matches!(n.op.kind(), "linear" | "conv2d"))
+        .map(|n| n.name.clone())
+        .collect();
+    let (same, none) = metrics::randomise_top_layers(&s.graph, 0, 1);
+    assert!(none.is_empty());
+    let (_, two) = metrics::randomise_top_layers(&s.graph, 2, 1);
+    assert_eq!(
+        two,
+        [
+            layers[layers.len() - 1].clone(),
+            layers[layers.len() - 2].clone()
+        ]
+    );
+    let x = common::tensor(s.x.clone(), s.dims);
+    let explainer = lrp_grad::Explainer::new().composite(lrp_grad::Composite::epsilon_plus());
+    let r = |g: &Graph| common::values(explainer.explain(g, x.clone()).unwrap().relevance);
+    assert_eq!(metrics::spearman(&r(&s.graph), &r(&same)), 1.0);
+    let curve = metrics::mprt(&s.graph, &explainer, x.clone(), 7).unwrap();
+    assert_eq!(curve.len(), layers.len());
+    assert_eq!(curve[0].0, layers[layers.len() - 1]);
+    let last = curve.last().unwrap().1;
+    assert!(
+        last.abs() < 0.9,
+        "fully randomised, still {last:.3} rank-correlated: {curve:?}"
+    );
+}

@@ -9,6 +9,7 @@
 mod complexity;
 mod correlation;
 mod perturbation;
+mod randomisation;
 mod tokens;
 
 pub use complexity::{complexity, effective_complexity, sparseness};
@@ -16,6 +17,7 @@ pub use correlation::{faithfulness_correlation, pearson};
 pub use perturbation::{
     Baseline, Images, Score, auc, pixel_flipping, region_perturbation, selectivity,
 };
+pub use randomisation::{mprt, randomise_top_layers, spearman};
 pub use tokens::{Order, area_between, token_removal};
 
 /// Divides every value by the largest magnitude of the whole batch (Quantus'
