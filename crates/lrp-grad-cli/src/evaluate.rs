@@ -22,7 +22,8 @@ pub(crate) struct EvaluateArgs {
     /// Weights of a JSON model (safetensors); an ONNX model holds its own.
     #[arg(long, value_name = "W.safetensors")]
     weights: Option<PathBuf>,
-    /// Inputs: images (.png, .jpg, directories) or one .npy [N, C, H, W].
+    /// Inputs: images (.png, .jpg, directories) or one .npy [N, C, H, W]; for a checkpoint
+    /// directory, token ids (an integer .npy [N, T]): AttnLRP's token removal.
     #[arg(long, value_name = "X.npy|IMAGE|DIR", num_args = 1.., required = true)]
     input: Vec<PathBuf>,
     #[command(flatten)]
@@ -78,6 +79,12 @@ const COLUMNS: [&str; 8] = [
 ];
 
 pub(crate) fn run(args: EvaluateArgs) -> Result<()> {
+    if model::is_checkpoint(&args.model.model) {
+        let [input] = &args.input[..] else {
+            bail!("a checkpoint directory takes one --input: token ids as an integer .npy [N, T]");
+        };
+        return crate::evaluate_text::run(&args.model.model, input, &args.rules, &args.methods);
+    }
     let device = device()?;
     let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
     let model = model::load(

@@ -4,6 +4,7 @@ mod answers;
 mod args;
 mod bench;
 mod evaluate;
+mod evaluate_text;
 mod explain;
 mod info;
 mod inputs;

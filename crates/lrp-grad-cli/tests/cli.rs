@@ -1815,3 +1815,42 @@ fn evaluate_compares_methods_with_the_metrics() {
         &["patch size 5", "12 × 12"],
     );
 }
+
+/// `evaluate` on a checkpoint directory and token ids: AttnLRP's token removal on the
+/// key-value recall model, where the answer depends on one token — AttnLRP's area between the
+/// LeRF and MoRF curves is large and beats gradient × input's.
+#[test]
+fn evaluate_on_token_ids_measures_token_removal() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/recall");
+    let prompts = zennit::read_f32_tensors(&folder.join("prompts.safetensors"));
+    let (shape, ids) = &prompts["ids"];
+    let dir = TempDir::new().unwrap();
+    let ids_path = dir.path().join("ids.npy");
+    write_ids_npy(&ids_path, &[32, shape[1]], &ids[..32 * shape[1]]);
+    let run = lrp_grad()
+        .arg("evaluate")
+        .arg("--model")
+        .arg(&folder)
+        .arg("--input")
+        .arg(&ids_path)
+        .args([
+            "--composite",
+            "attn-lrp-efficient",
+            "--methods",
+            "lrp,gradient-x-input",
+        ])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(run.get_output().stdout.clone()).unwrap();
+    let area = |method: &str| -> f64 {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {method} |")))
+            .unwrap();
+        row.split('|').nth(2).unwrap().trim().parse().unwrap()
+    };
+    assert!(
+        area("lrp") > 10.0 && area("lrp") > area("gradient-x-input"),
+        "{stdout}"
+    );
+}
