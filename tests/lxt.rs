@@ -325,6 +325,9 @@ fn the_onnx_exports_match_lxt() {
     check("encoder", Source::Onnx("model-opset18.onnx"));
     // The positional tensor as `Expand(pos, [N, T, D])`, as exporters leave a large one.
     check("encoder", Source::Onnx("model-expand.onnx"));
+    // q, k and v from one linear layer, as timm writes attention: a rank-5 Reshape, a Transpose
+    // that moves the batch, and three Slices of the lazily held rank-4 sample.
+    check("encoder", Source::Onnx("model-fused.onnx"));
     check("vit", Source::Onnx("model.onnx"));
     // torch.cat with the class token and x[:, 0] arrive as Concat(constant, x) and Gather.
     check("vit-cls", Source::Onnx("model.onnx"));

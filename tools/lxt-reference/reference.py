@@ -390,11 +390,58 @@ def export_bert_sdpa():
     export_library_model(net, ids, OUT / "bert" / "model-sdpa.onnx")
 
 
+class FusedEncoder(torch.nn.Module):
+    """The committed `encoder` fixture's model written as timm's attention writes it: one
+    linear for q, k and v (their weights stacked), `reshape(n, t, 3, H, dh).permute(2, 0, 3,
+    1, 4).unbind(0)` — what the exporter writes as a rank-5 `Reshape`, a `Transpose` and three
+    `Slice`s. The same math as `model.onnx` (LRP-ε of a stacked linear layer is each part's),
+    so the same LXT reference applies."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.names = list(w)
+        for name, value in w.items():
+            self.register_buffer(name.replace(".", "_"), value)
+
+    def forward(self, x):
+        w = {name: getattr(self, name.replace(".", "_")) for name in self.names}
+        x = x + w["pos"].expand_as(x)
+        n, t, _ = x.shape
+        for b in range(BLOCKS["encoder"]):
+            p = lambda name: (w[f"block{b}.{name}.weight"], w[f"block{b}.{name}.bias"])  # noqa: E731
+            h = F.layer_norm(x, (D,), *p("ln1"), LN_EPS)
+            weight = torch.cat([p(name)[0] for name in ("q", "k", "v")])
+            bias = torch.cat([p(name)[1] for name in ("q", "k", "v")])
+            qkv = F.linear(h, weight, bias).reshape(n, t, 3, HEADS, D // HEADS).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)
+            context = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D // HEADS), -1) @ v
+            x = x + F.linear(context.transpose(1, 2).reshape(n, t, D), *p("o"))
+            h = F.layer_norm(x, (D,), *p("ln2"), LN_EPS)
+            x = x + F.linear(F.gelu(F.linear(h, *p("fc1"))), *p("fc2"))
+        x = F.layer_norm(x, (D,), w["ln.weight"], w["ln.bias"], LN_EPS)
+        return F.linear(x.mean(1), w["head.weight"], w["head.bias"])
+
+
+def export_fused_encoder():
+    """`encoder/model-fused.onnx` from the committed weights (its output checked against the
+    committed reference's)."""
+    from safetensors.torch import load_file
+    folder = OUT / "encoder"
+    net = FusedEncoder(load_file(str(folder / "weights.safetensors"))).eval()
+    reference = load_file(str(folder / "reference.safetensors"))
+    with torch.no_grad():
+        assert torch.allclose(net(reference["input"]), reference["output"], atol=1e-5)
+    torch.onnx.export(net, (reference["input"],), str(folder / "model-fused.onnx"), dynamo=True,
+                      input_names=["input"], external_data=False)
+
+
 def main():
     import sys
     chosen = sys.argv[1:]  # kinds to regenerate; all when none are named
     if chosen == ["bert-sdpa"]:
         return export_bert_sdpa()
+    if chosen == ["encoder-fused"]:
+        return export_fused_encoder()
     for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1), ("text", (6,), 2),
                               ("vit-cls", (1, 12, 12), 4), ("llama", (5, D), 5),
                               ("vit-torchvision", (3, 12, 12), 6), ("bert", (6,), 7)):

@@ -22,11 +22,11 @@ use crate::model::{Activation, Custom, FeatureShape, Flatten, Graph, Layer, Node
 
 /// The operators [`super::load`] translates (in messages).
 pub(super) const SUPPORTED: &str = "Conv, Gemm/MatMul with a constant weight (+ Add of a bias), \
-MatMul of two activations, Add (of activations, or of a constant of the value's shape), Mul (x·sigmoid(x) as SiLU, \
+MatMul of two activations, Attention (softmax(Q·Kᵀ·s)·V without a mask), Add (of activations, or of a constant of the value's shape), Mul (x·sigmoid(x) as SiLU, \
 a uniform product of two activations of one shape, a gate for a broadcast factor, or by a constant: a number or a tensor broadcast over the value), Div by a constant, Concat, Relu, LeakyRelu, Clip(0, 6) and Clip(0, ∞), \
 Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu (exact and tanh), Elu, Softplus, Mish, Softmax, LayerNormalization (last axis), InstanceNormalization, MaxPool, AveragePool, \
 GlobalAveragePool, ReduceMean (over the spatial axes, or one axis of a sequence), Flatten, Reshape, Squeeze, \
-Unsqueeze, Transpose, Gather of one constant index (a class token), Concat of a constant before an activation \
+Unsqueeze, Transpose, Slice of one axis (a fused projection's q, k, v), Gather of one constant index (a class token), Concat of a constant before an activation \
 (a class token), BatchNormalization, Dropout, Identity; a final Softmax is dropped (the logits are explained)";
 
 /// An activation of the graph being built: its value, the per-sample shape the graph holds
@@ -259,6 +259,8 @@ impl<'a> Converter<'a> {
             OnnxNode::Gather(n) => self.gather(node, n.config.axis as i64),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
             OnnxNode::Expand(_) => self.expand_constant(node),
+            OnnxNode::Slice(n) => self.slice_onnx(node, &n.config),
+            OnnxNode::Attention(n) => self.attention(node, &n.config),
             _ => self.activation(node),
         }
     }

@@ -174,6 +174,100 @@ impl Converter<'_> {
         self.relabel(node, Value { id, shape, layout }, dropped)
     }
 
+    /// `Slice` of one axis with step 1 (a fused projection's q, k or v, as `unbind` exports
+    /// it): a slice of the sample's axis, also of a rank-4 or -5 sample held merged, where the
+    /// axis leads its merged group.
+    pub(super) fn slice_onnx(
+        &mut self,
+        node: &OnnxNode,
+        c: &onnx_ir::node::slice::SliceConfig,
+    ) -> Result<(), Failure> {
+        let (axis, start, end) = one_axis(c)?;
+        let x = self.activation_input(node, 0)?;
+        let s = x.layout.sample_axis(axis)?;
+        let size = x.layout.sample[s] as i64;
+        let clamp = |v: i64| (if v < 0 { v + size } else { v }).clamp(0, size) as usize;
+        let (start, end) = (clamp(start), clamp(end));
+        if start >= end {
+            return Err(format!("an empty slice {start}..{end} of axis {axis}").into());
+        }
+        let (g, inner) = group_of(&x.layout.sample, &x.shape.dims(), s).ok_or_else(|| {
+            format!(
+                "slices axis {axis} of {}, which lrp-grad holds merged with the axis before it",
+                x.layout.describe()
+            )
+        })?;
+        let slice = Slice {
+            axis: g,
+            start: start * inner,
+            len: (end - start) * inner,
+        };
+        let id = self.graph.push(unique_name(node), Op::Slice(slice), [x.id]);
+        let mut dims = x.shape.dims();
+        dims[g] = (end - start) * inner;
+        let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
+        let mut layout = x.layout.clone();
+        layout.sample[s] = end - start;
+        self.relabel(
+            node,
+            Value {
+                id,
+                shape,
+                layout: layout.clone(),
+            },
+            layout,
+        )
+    }
+
+    /// ONNX `Attention` (which onnx-ir also makes of `softmax(Q·Kᵀ / s)·V`) on `[N, H, T, dh]`
+    /// values without a mask: `Q·Kᵀ`, the scale, softmax, `·V` as graph nodes.
+    pub(super) fn attention(
+        &mut self,
+        node: &OnnxNode,
+        c: &onnx_ir::node::attention::AttentionConfig,
+    ) -> Result<(), Failure> {
+        if c.is_causal || c.softcap != 0.0 || node.inputs().len() > 3 {
+            return Err("attention with a mask, causal flag or softcap; lrp-grad takes plain softmax(Q·Kᵀ·s)·V".into());
+        }
+        let [q, k, v] = [0, 1, 2].map(|i| self.activation_input(node, i));
+        let (q, k, v) = (
+            self.materialized(q?)?,
+            self.materialized(k?)?,
+            self.materialized(v?)?,
+        );
+        if q.layout.sample.len() != 3
+            || !q.layout.same_structure(&k.layout)
+            || !q.layout.same_structure(&v.layout)
+        {
+            return Err(format!(
+                "attention on {} / {} / {}; expected [N, H, T, dh] values laid out alike",
+                q.layout.describe(),
+                k.layout.describe(),
+                v.layout.describe()
+            )
+            .into());
+        }
+        let dh = q.layout.sample[2];
+        let scale = c.scale.unwrap_or(1.0 / (dh as f64).sqrt());
+        let name = unique_name(node);
+        let g = &mut self.graph;
+        let kt = g.permute(format!("{name}.k_t"), [0, 2, 1], k.id);
+        let scores = g.matmul(format!("{name}.scores"), q.id, kt);
+        let scores = g.scale(format!("{name}.scale"), scale, scores);
+        let weights = g.softmax(format!("{name}.softmax"), 2, scores);
+        let id = g.matmul(name, weights, v.id);
+        let (h, t, dv) = (q.layout.sample[0], q.layout.sample[1], v.layout.sample[2]);
+        let mut layout = q.layout;
+        layout.sample = vec![h, t, dv];
+        let value = Value {
+            id,
+            shape: FeatureShape::image(h, t, dv),
+            layout,
+        };
+        self.values.insert(node.outputs()[0].name.clone(), value);
+        Ok(())
+    }
+
     /// Names the node's output: `x`'s values under `layout`, reshaped in the graph when a
     /// sample's dims change (and fit a graph's rank); a rank-4 or -5 sample waits as it is
     /// stored for the operator that brings it back.
@@ -225,4 +319,71 @@ impl Converter<'_> {
 /// An ONNX axis (negative counts from the end) as an index.
 fn normalise(axis: i64, rank: i64) -> usize {
     (if axis < 0 { axis + rank } else { axis }).max(0) as usize
+}
+
+/// A `Slice`'s one axis, start and end (constants, step 1).
+fn one_axis(c: &onnx_ir::node::slice::SliceConfig) -> Result<(i64, i64, i64), Failure> {
+    use onnx_ir::node::slice::SliceInput::Static;
+    let (Static(starts), Static(ends)) = (&c.starts, &c.ends) else {
+        return Err("the slice's bounds are computed at run time; expected constants".into());
+    };
+    let axes = match &c.axes {
+        Some(Static(axes)) => axes.clone(),
+        None => vec![0],
+        Some(_) => return Err("the slice's axes are computed at run time".into()),
+    };
+    let steps_one = match &c.steps {
+        Some(Static(steps)) => steps.iter().all(|&s| s == 1),
+        None => true,
+        Some(_) => false,
+    };
+    let (&[axis], &[start], &[end], true) = (&axes[..], &starts[..], &ends[..], steps_one) else {
+        return Err(
+            format!("slices axes {axes:?} with steps; lrp-grad takes one axis, step 1").into(),
+        );
+    };
+    Ok((axis, start, end))
+}
+
+/// The graph axis holding sample axis `s` when the graph holds `sample` with consecutive axes
+/// merged (`graph`; size-1 axes may be left out), and the product of the axes after `s` in
+/// that merged group — `None` unless only size-1 axes come before `s` in its group.
+fn group_of(sample: &[usize], graph: &[usize], s: usize) -> Option<(usize, usize)> {
+    let mut axis = 0;
+    for (g, &size) in graph.iter().enumerate() {
+        let first = axis;
+        let mut product = 1;
+        while axis < sample.len() && (product < size || axis == first) {
+            product *= sample[axis];
+            axis += 1;
+        }
+        if g + 1 == graph.len() {
+            while axis < sample.len() && sample[axis] == 1 {
+                axis += 1;
+            }
+        }
+        if product != size {
+            return None;
+        }
+        if (first..axis).contains(&s) {
+            let leads = sample[first..s].iter().all(|&d| d == 1);
+            return leads.then(|| (g, sample[s + 1..axis].iter().product()));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_of;
+
+    #[test]
+    fn a_sample_axis_is_found_in_its_merged_graph_axis() {
+        // [3, H=2, T=4, dh=5] held as [3·2, 4, 5]: axis 0 leads graph axis 0, 2 per entry.
+        assert_eq!(group_of(&[3, 2, 4, 5], &[6, 4, 5], 0), Some((0, 2)));
+        assert_eq!(group_of(&[3, 2, 4, 5], &[6, 4, 5], 1), None);
+        assert_eq!(group_of(&[3, 2, 4, 5], &[6, 4, 5], 2), Some((1, 1)));
+        // A leading size-1 axis left out of the graph.
+        assert_eq!(group_of(&[1, 10, 3, 8], &[10, 3, 8], 1), Some((0, 1)));
+    }
 }
