@@ -40,19 +40,6 @@ pub struct Bert {
     classifier: Linear,
 }
 
-fn layer_norm(
-    w: &Weights,
-    prefix: &str,
-    d: usize,
-    eps: f64,
-    device: &Device,
-) -> Result<LayerNorm, HfError> {
-    let mut norm = LayerNorm::new(d, eps, device);
-    norm.gamma = w.vector(&format!("{prefix}.weight"), d, device)?;
-    norm.beta = Some(w.vector(&format!("{prefix}.bias"), d, device)?);
-    Ok(norm)
-}
-
 impl Block {
     fn read(w: &Weights, c: &Config, b: usize, device: &Device) -> Result<Self, HfError> {
         let p = |s: &str| format!("bert.encoder.layer.{b}.{s}");
@@ -62,10 +49,10 @@ impl Block {
             k: w.linear(&p("attention.self.key"), [d, d], device)?,
             v: w.linear(&p("attention.self.value"), [d, d], device)?,
             attn_out: w.linear(&p("attention.output.dense"), [d, d], device)?,
-            attn_norm: layer_norm(w, &p("attention.output.LayerNorm"), d, eps, device)?,
+            attn_norm: w.layer_norm(&p("attention.output.LayerNorm"), d, eps, device)?,
             intermediate: w.linear(&p("intermediate.dense"), [d, m], device)?,
             out: w.linear(&p("output.dense"), [m, d], device)?,
-            out_norm: layer_norm(w, &p("output.LayerNorm"), d, eps, device)?,
+            out_norm: w.layer_norm(&p("output.LayerNorm"), d, eps, device)?,
         })
     }
 }
@@ -98,7 +85,7 @@ impl Bert {
                 weight: burn::module::Param::from_tensor(words),
             },
             constant: positions + types.narrow(0, 0, 1),
-            norm: layer_norm(w, "bert.embeddings.LayerNorm", d, c.rms_norm_eps, device)?,
+            norm: w.layer_norm("bert.embeddings.LayerNorm", d, c.rms_norm_eps, device)?,
             blocks: (0..c.num_hidden_layers)
                 .map(|b| Block::read(w, c, b, device))
                 .collect::<Result<_, _>>()?,

@@ -40,19 +40,6 @@ pub struct Gpt2 {
     head: Linear,
 }
 
-fn layer_norm(
-    w: &Weights,
-    prefix: &str,
-    d: usize,
-    eps: f64,
-    device: &Device,
-) -> Result<LayerNorm, HfError> {
-    let mut norm = LayerNorm::new(d, eps, device);
-    norm.gamma = w.vector(&format!("{prefix}.weight"), d, device)?;
-    norm.beta = Some(w.vector(&format!("{prefix}.bias"), d, device)?);
-    Ok(norm)
-}
-
 /// A `Conv1D`: weight `[in, out]`, bias `[out]`.
 fn conv1d(
     w: &Weights,
@@ -75,10 +62,10 @@ impl Block {
         let p = |s: &str| format!("transformer.h.{b}.{s}");
         let (d, m, eps) = (c.hidden_size, c.intermediate(), c.rms_norm_eps);
         Ok(Block {
-            ln_1: layer_norm(w, &p("ln_1"), d, eps, device)?,
+            ln_1: w.layer_norm(&p("ln_1"), d, eps, device)?,
             c_attn: conv1d(w, &p("attn.c_attn"), [d, 3 * d], device)?,
             attn_proj: conv1d(w, &p("attn.c_proj"), [d, d], device)?,
-            ln_2: layer_norm(w, &p("ln_2"), d, eps, device)?,
+            ln_2: w.layer_norm(&p("ln_2"), d, eps, device)?,
             c_fc: conv1d(w, &p("mlp.c_fc"), [d, m], device)?,
             mlp_proj: conv1d(w, &p("mlp.c_proj"), [m, d], device)?,
         })
@@ -106,7 +93,7 @@ impl Gpt2 {
                 weight: Param::from_tensor(table.transpose()),
                 bias: None,
             },
-            ln_f: layer_norm(w, "transformer.ln_f", d, c.rms_norm_eps, device)?,
+            ln_f: w.layer_norm("transformer.ln_f", d, c.rms_norm_eps, device)?,
             positions,
             blocks,
             config,

@@ -111,6 +111,20 @@ impl Weights {
         )))
     }
 
+    /// A layer norm from `{prefix}.weight` and `{prefix}.bias` (GPT-2, BERT).
+    pub fn layer_norm(
+        &self,
+        prefix: &str,
+        d: usize,
+        eps: f64,
+        device: &Device,
+    ) -> Result<crate::model::LayerNorm, HfError> {
+        let mut norm = crate::model::LayerNorm::new(d, eps, device);
+        norm.gamma = self.vector(&format!("{prefix}.weight"), d, device)?;
+        norm.beta = Some(self.vector(&format!("{prefix}.bias"), d, device)?);
+        Ok(norm)
+    }
+
     /// A dense layer from PyTorch's `[out, in]` weight `{prefix}.weight` and, when the
     /// checkpoint has it, `{prefix}.bias`.
     pub fn linear(
