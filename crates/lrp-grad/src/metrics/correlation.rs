@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 
-use super::perturbation::{Baseline, Images, Score, scores_of};
+use super::perturbation::{Baseline, Images, Score, scores};
 use crate::error::{Error, Result};
 use crate::model::AsGraph;
 
@@ -44,7 +44,7 @@ pub fn faithfulness_correlation(
                 }
                 copies.push(copy);
             }
-            let s = scores_of(model, &copies, images.dims, images.targets[i], score)?;
+            let s = scores(model, &copies, images.dims, images.targets[i], score)?;
             let drops: Vec<f64> = s[1..].iter().map(|v| s[0] - v).collect();
             Ok(pearson(&held, &drops))
         })

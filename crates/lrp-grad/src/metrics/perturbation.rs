@@ -48,7 +48,10 @@ pub struct Images<'a> {
 impl Baseline {
     /// The value that replaces the sample `x`'s perturbed values.
     pub(super) fn value(self, x: &[f32]) -> f32 {
-        fill(x, self)
+        match self {
+            Baseline::Min => x.iter().copied().fold(f32::INFINITY, f32::min),
+            Baseline::Value(v) => v,
+        }
     }
 }
 
@@ -117,7 +120,7 @@ pub fn pixel_flipping(
                 .map(<[usize]>::to_vec)
                 .collect();
             let at = (images.dims, images.targets[i], score);
-            cumulative_scores(model, x, (&groups, fill(x, baseline)), at, false)
+            cumulative_scores(model, x, (&groups, baseline.value(x)), at, false)
         })
         .collect()
 }
@@ -183,7 +186,7 @@ fn patch_curves(
                 .map(|&p| patches[p].clone())
                 .collect();
             let at = (images.dims, images.targets[i], score);
-            let curve = cumulative_scores(model, x, (&groups, fill(x, baseline)), at, true)?;
+            let curve = cumulative_scores(model, x, (&groups, baseline.value(x)), at, true)?;
             Ok((curve[0], curve[1..].to_vec()))
         })
         .collect()
@@ -207,7 +210,7 @@ fn patch_indices([c, h, w]: [usize; 3], patch: usize) -> Vec<Vec<usize>> {
 }
 
 /// Indices sorted by descending value, ties by position (a stable sort; −0 equals 0).
-fn descending(values: &[f32]) -> Vec<usize> {
+pub(super) fn descending(values: &[f32]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&i, &j| {
         values[j]
@@ -215,14 +218,6 @@ fn descending(values: &[f32]) -> Vec<usize> {
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     order
-}
-
-/// The baseline value for sample `x`.
-fn fill(x: &[f32], baseline: Baseline) -> f32 {
-    match baseline {
-        Baseline::Min => x.iter().copied().fold(f32::INFINITY, f32::min),
-        Baseline::Value(v) => v,
-    }
 }
 
 /// The target's score on `x` after each group (and all before it) is set to `value` (after
@@ -256,18 +251,28 @@ fn cumulative_scores(
     Ok(out)
 }
 
-/// The target's score on each copy (`[C, H, W]` each), batched.
-pub(super) fn scores_of(
-    model: &impl AsGraph,
-    copies: &[Vec<f32>],
-    dims: [usize; 4],
-    target: usize,
-    score: Score,
-) -> Result<Vec<f64>> {
-    scores(model, copies, dims, target, score)
+/// The target's score per row of `logits` `[B, classes]`: only that column is read back.
+pub(super) fn target_scores(logits: Tensor<2>, target: usize, score: Score) -> Result<Vec<f64>> {
+    let classes = logits.dims()[1];
+    if target >= classes {
+        return Err(Error::InvalidMetric {
+            reason: format!("target {target} of a model with {classes} classes"),
+        });
+    }
+    let values = match score {
+        Score::Softmax => softmax(logits, 1),
+        Score::Logit => logits,
+    };
+    let column = (values.narrow(1, target, 1).into_data().convert::<f32>())
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::InvalidMetric {
+            reason: format!("scores: {e:?}"),
+        })?;
+    Ok(column.into_iter().map(f64::from).collect())
 }
 
-fn scores(
+/// The target's score on each copy (`[C, H, W]` each), batched.
+pub(super) fn scores(
     model: &impl AsGraph,
     copies: &[Vec<f32>],
     dims: [usize; 4],
@@ -281,23 +286,7 @@ fn scores(
     for chunk in copies.chunks(64) {
         let data: Vec<f32> = chunk.concat();
         let x = Tensor::<4>::from_data(TensorData::new(data, [chunk.len(), c, h, w]), &device);
-        let logits = graph.try_forward(x)?;
-        let values = match score {
-            Score::Softmax => softmax(logits, 1),
-            Score::Logit => logits,
-        };
-        let classes = values.dims()[1];
-        if target >= classes {
-            return Err(Error::InvalidMetric {
-                reason: format!("target {target} of a model with {classes} classes"),
-            });
-        }
-        let flat = (values.into_data().convert::<f32>())
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::InvalidMetric {
-                reason: format!("scores: {e:?}"),
-            })?;
-        out.extend(flat.chunks(classes).map(|row| f64::from(row[target])));
+        out.extend(target_scores(graph.try_forward(x)?, target, score)?);
     }
     Ok(out)
 }

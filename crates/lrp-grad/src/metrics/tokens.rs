@@ -5,8 +5,9 @@
 
 use burn::tensor::{Tensor, TensorData};
 
+use super::perturbation::{Score, descending, target_scores};
 use crate::error::{Error, Result};
-use crate::model::AsGraph;
+use crate::model::{AsGraph, Graph};
 
 /// Which tokens go first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,42 +33,46 @@ pub fn token_removal(
     (0..n)
         .map(|i| {
             let r = &relevance[i * t..(i + 1) * t];
-            let mut ranked: Vec<usize> = (0..t).collect();
-            ranked.sort_by(|&a, &b| {
-                let by = r[b].partial_cmp(&r[a]).unwrap_or(std::cmp::Ordering::Equal);
-                match order {
-                    Order::MostRelevantFirst => by,
-                    Order::LeastRelevantFirst => by.reverse(),
-                }
-            });
-            let mut current = x[i * t * d..(i + 1) * t * d].to_vec();
-            let mut copies = vec![current.clone()];
-            for &token in &ranked {
-                current[token * d..(token + 1) * d].fill(0.0);
-                copies.push(current.clone());
-            }
-            let batch = Tensor::<3>::from_data(
-                TensorData::new(copies.concat(), [t + 1, t, d]),
-                &burn::tensor::Device::default(),
-            );
-            let logits = graph.try_forward(batch)?;
-            let classes = logits.dims()[1];
-            if targets[i] >= classes {
-                return Err(Error::InvalidMetric {
-                    reason: format!("target {} of a model with {classes} classes", targets[i]),
-                });
-            }
-            let flat = (logits.into_data().convert::<f32>())
-                .try_into_vec::<f32>()
-                .map_err(|e| Error::InvalidMetric {
-                    reason: format!("scores: {e:?}"),
-                })?;
-            Ok(flat
-                .chunks(classes)
-                .map(|row| f64::from(row[targets[i]]))
-                .collect())
+            // Ties by position either way.
+            let ranked = match order {
+                Order::MostRelevantFirst => descending(r),
+                Order::LeastRelevantFirst => descending(&r.iter().map(|v| -v).collect::<Vec<_>>()),
+            };
+            let x = &x[i * t * d..(i + 1) * t * d];
+            removal_scores(&graph, (x, [t, d]), &ranked, targets[i])
         })
         .collect()
+}
+
+/// The target's logit on `x` `[T, D]` with 0, 1, … of the `ranked` tokens zeroed: the copies
+/// made 64 at a time, so memory stays bounded.
+fn removal_scores(
+    graph: &Graph,
+    (x, [t, d]): (&[f32], [usize; 2]),
+    ranked: &[usize],
+    target: usize,
+) -> Result<Vec<f64>> {
+    let device = burn::tensor::Device::default();
+    let mut current = x.to_vec();
+    let mut pending = vec![current.clone()];
+    let mut out = Vec::with_capacity(t + 1);
+    for (k, &token) in ranked.iter().enumerate() {
+        current[token * d..(token + 1) * d].fill(0.0);
+        pending.push(current.clone());
+        if pending.len() == 64 || k + 1 == ranked.len() {
+            let batch = Tensor::<3>::from_data(
+                TensorData::new(pending.concat(), [pending.len(), t, d]),
+                &device,
+            );
+            out.extend(target_scores(
+                graph.try_forward(batch)?,
+                target,
+                Score::Logit,
+            )?);
+            pending.clear();
+        }
+    }
+    Ok(out)
 }
 
 /// Finite values of the shapes `[N, T, D]` and `[N, T]`, a target per sample.
