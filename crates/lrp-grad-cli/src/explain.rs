@@ -11,6 +11,8 @@ use lrp_grad::heatmap::{self, ColorMap};
 use lrp_grad::{Baseline, Explainer, FeatureShape, OutputRelevance, PreparedExplainer, Target};
 
 use crate::output::write_atomically;
+use tokenizers::Tokenizer;
+
 use crate::{
     ModelArgs, RuleArgs, answers, device, inputs, model, npy, prompt, ragged, spec, tokens,
 };
@@ -308,7 +310,11 @@ fn show_tokens(
 
 /// The model `--model` names and its inputs; a checkpoint directory's graph is built for the
 /// token ids' length, and its tokenizer (when it has one) reads `--text`.
-fn model_and_inputs(args: &ExplainArgs, device: &Device) -> Result<Loaded> {
+fn model_and_inputs(
+    args: &ExplainArgs,
+    tokenizer: Option<&Tokenizer>,
+    device: &Device,
+) -> Result<Loaded> {
     let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
     let dir = &args.model.model;
     if !model::is_checkpoint(dir) {
@@ -327,7 +333,7 @@ fn model_and_inputs(args: &ExplainArgs, device: &Device) -> Result<Loaded> {
         let inputs = inputs::read(&args.input, model.file_shape(), &args.preprocess, dir)?;
         return Ok((model, inputs, None));
     }
-    let (inputs, ragged) = checkpoint_inputs(args)?;
+    let (inputs, ragged) = checkpoint_inputs(args, tokenizer)?;
     let lm = lrp_grad::hf::load(dir, device)?;
     let tokens = inputs.shape.last().copied().unwrap_or(0);
     let model = model::checkpoint_model(dir, &lm, tokens)?;
@@ -336,12 +342,15 @@ fn model_and_inputs(args: &ExplainArgs, device: &Device) -> Result<Loaded> {
 
 /// A checkpoint's inputs: token ids (with their attention mask) or texts, and each sample's
 /// real tokens where the lengths differ.
-fn checkpoint_inputs(args: &ExplainArgs) -> Result<(inputs::Inputs, Option<ragged::Ragged>)> {
+fn checkpoint_inputs(
+    args: &ExplainArgs,
+    tokenizer: Option<&Tokenizer>,
+) -> Result<(inputs::Inputs, Option<ragged::Ragged>)> {
     let dir = &args.model.model;
     let texts = &args.text[..];
     if !texts.is_empty() {
-        return match prompt::tokenizer(dir)? {
-            Some(tokenizer) => prompt::encode(&tokenizer, texts),
+        return match tokenizer {
+            Some(tokenizer) => prompt::encode(tokenizer, texts),
             None => bail!(
                 "--text: {} has no tokenizer.json; give token ids with --input",
                 dir.display()
@@ -379,21 +388,11 @@ type Loaded = (
 /// A checkpoint's token texts (from its tokenizer.json, if any): the answers' labels and the
 /// tokens' rendering.
 fn checkpoint_vocabulary(
-    args: &ExplainArgs,
+    tokenizer: Option<&Tokenizer>,
     model: &model::CliModel,
-) -> Result<Option<lrp_grad::tokens::Vocabulary>> {
-    let Some(embedding) = model
-        .embedding
-        .as_ref()
-        .filter(|_| model::is_checkpoint(&args.model.model))
-    else {
-        return Ok(None);
-    };
-    let vocab_size = embedding.weight.dims()[0];
-    match prompt::tokenizer(&args.model.model)? {
-        Some(tokenizer) => Ok(Some(prompt::vocabulary(&tokenizer, vocab_size))),
-        None => Ok(None),
-    }
+) -> Option<lrp_grad::tokens::Vocabulary> {
+    let vocab_size = model.embedding.as_ref()?.weight.dims()[0];
+    Some(prompt::vocabulary(tokenizer?, vocab_size))
 }
 
 /// The classes' names: `--labels`, or a causal LM's token texts.
@@ -413,12 +412,12 @@ fn labels(
 }
 
 /// `--target-token`'s id, through the checkpoint's tokenizer.
-fn target_token(args: &ExplainArgs) -> Result<Option<usize>> {
+fn target_token(args: &ExplainArgs, tokenizer: Option<&Tokenizer>) -> Result<Option<usize>> {
     let Some(token) = &args.target_token else {
         return Ok(None);
     };
-    match prompt::tokenizer(&args.model.model)? {
-        Some(tokenizer) => Ok(Some(prompt::target_token(&tokenizer, token)?)),
+    match tokenizer {
+        Some(tokenizer) => Ok(Some(prompt::target_token(tokenizer, token)?)),
         None => bail!(
             "--target-token: {} has no tokenizer.json; give --target ID",
             args.model.model.display()
@@ -428,9 +427,14 @@ fn target_token(args: &ExplainArgs) -> Result<Option<usize>> {
 
 pub(crate) fn run(args: ExplainArgs) -> Result<()> {
     let device = device()?;
-    let (model, mut inputs, ragged) = model_and_inputs(&args, &device)?;
+    // A checkpoint's tokenizer, read once: --text, --target-token, the tokens' texts.
+    let tokenizer = match model::is_checkpoint(&args.model.model) {
+        true => prompt::tokenizer(&args.model.model)?,
+        false => None,
+    };
+    let (model, mut inputs, ragged) = model_and_inputs(&args, tokenizer.as_ref(), &device)?;
     let classes = model.graph.num_classes(model.input_shape)?;
-    let vocabulary = checkpoint_vocabulary(&args, &model)?;
+    let vocabulary = checkpoint_vocabulary(tokenizer.as_ref(), &model);
     // A causal LM's classes are its tokens; a classifier's are not.
     let next_token = model
         .embedding
@@ -452,7 +456,7 @@ pub(crate) fn run(args: ExplainArgs) -> Result<()> {
         embed,
     )?;
     let mut explainer = explainer(&args, &model, &inputs)?;
-    if let Some(id) = target_token(&args)? {
+    if let Some(id) = target_token(&args, tokenizer.as_ref())? {
         explainer = explainer.target(Target::Class(id));
     }
     let labels = labels(&args, vocabulary.as_ref(), classes, next_token)?;
