@@ -11,11 +11,12 @@ use super::attention::{
     one_pass_identity, one_pass_layer_norm, one_pass_mean, one_pass_product, one_pass_softmax,
     one_pass_uniform, propagate_layer_norm, propagate_mean, propagate_product, propagate_softmax,
 };
-use super::step::{AttentionStep, Routing, Step};
+use super::step::{AttentionStep, Step};
 use super::{
     one_pass_add, one_pass_forward, one_pass_pass, propagate, propagate_add, route_by_gradient,
 };
 use crate::model::graph::permute_internal;
+use crate::model::lrp::Route;
 use crate::model::{FeatureShape, Graph, Operation};
 
 /// A canonical graph resolved against a composite: one step per node, and each value's
@@ -130,14 +131,17 @@ impl LrpGraph<'_> {
     fn route(
         &self,
         k: usize,
-        routing: &Routing<'_>,
+        route: &Route<'_>,
         values: &[Tensor<4>],
         r: Tensor<4>,
     ) -> Vec<(usize, Tensor<4>)> {
         let inputs = &self.graph.nodes()[k].inputs;
         let a = &values[inputs[0]];
-        match routing {
-            Routing::Concat(axis) => {
+        // The route's axes are per sample; the values' internal layout places them.
+        let internal = |axis: &usize| self.shapes[inputs[0]].internal_axis(*axis);
+        match route {
+            Route::Concat(axis) => {
+                let axis = &internal(axis);
                 let mut start = 0;
                 inputs
                     .iter()
@@ -150,20 +154,22 @@ impl LrpGraph<'_> {
                     .collect()
             }
             // The gate is a constant: all relevance stays with the gated value.
-            Routing::Gate | Routing::Scale => vec![(inputs[0], r)],
-            Routing::Prepend { axis, skip } => {
+            Route::Gate | Route::Scale => vec![(inputs[0], r)],
+            Route::Prepend { axis, skip } => {
+                let axis = &internal(axis);
                 let length = a.dims()[*axis];
                 vec![(inputs[0], r.narrow(*axis, *skip, length))]
             }
-            Routing::Slice { axis, start } => {
+            Route::Slice { axis, start } => {
+                let axis = &internal(axis);
                 let mut ranges: Vec<std::ops::Range<usize>> =
                     a.dims().iter().map(|&d| 0..d).collect();
                 ranges[*axis] = *start..*start + r.dims()[*axis];
                 let ranges: [std::ops::Range<usize>; 4] = ranges.try_into().expect("rank 4");
                 vec![(inputs[0], a.zeros_like().slice_assign(ranges, r))]
             }
-            Routing::Reshape => vec![(inputs[0], r.reshape(a.dims()))],
-            Routing::Permute(axes) => {
+            Route::Reshape => vec![(inputs[0], r.reshape(a.dims()))],
+            Route::Permute(axes) => {
                 // The inverse permutation puts each value's relevance back in place.
                 let mut inverse = vec![0; axes.len()];
                 for (i, &p) in axes.iter().enumerate() {
@@ -353,7 +359,7 @@ impl LrpGraph<'_> {
             }
             Step::Attention(step) => self.one_pass_attention(k, step, inputs),
             Step::Custom(operation) => operation.lrp_forward(inputs.remove(0)),
-            Step::Route(Routing::Gate) => {
+            Step::Route(Route::Gate) => {
                 // The gate is a constant: no gradient, so no relevance, enters its branch.
                 let x = inputs.remove(0);
                 let gate = inputs.remove(0).without_autodiff();

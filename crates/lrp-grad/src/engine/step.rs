@@ -27,7 +27,7 @@ pub(crate) enum Step<'a> {
         constant: Option<&'a Tensor<4>>,
     },
     /// Concatenation, gate, reshape, permutation: relevance routed by position.
-    Route(Routing<'a>),
+    Route(Route<'a>),
     /// An attention operation with its AttnLRP rule (see [`super::attention`]).
     Attention(AttentionStep<'a>),
     /// A user's operation, by its own LRP form.
@@ -65,34 +65,6 @@ pub(crate) enum AttentionStep<'a> {
         norm: &'a LayerNorm,
         /// The ε rule's stabilizer; `None` for the identity rule.
         stabilizer: Option<Stabilizer>,
-    },
-}
-
-/// How a routing node moves relevance back to its inputs.
-pub(crate) enum Routing<'a> {
-    /// Split along the (internal) axis by the inputs' sizes.
-    Concat(usize),
-    /// All to the gated value, none to the gate.
-    Gate,
-    /// Reshaped to the input.
-    Reshape,
-    /// The inverse permutation of these per-sample axes.
-    Permute(&'a [usize]),
-    /// Unchanged (multiplication by a constant).
-    Scale,
-    /// The part after the learned tensor's `skip` entries along the internal axis.
-    Prepend {
-        /// The internal axis.
-        axis: usize,
-        /// How many entries the learned tensor holds along it.
-        skip: usize,
-    },
-    /// Put back at `start` along the internal axis, zeros elsewhere.
-    Slice {
-        /// The internal axis.
-        axis: usize,
-        /// The first entry the slice kept.
-        start: usize,
     },
 }
 
@@ -146,21 +118,7 @@ impl<'a> Step<'a> {
                 stabilizer,
                 constant,
             },
-            Form::Route(route) => Step::Route(match route {
-                Route::Concat(a) => Routing::Concat(axis(a)),
-                Route::Gate => Routing::Gate,
-                Route::Reshape => Routing::Reshape,
-                Route::Permute(axes) => Routing::Permute(axes),
-                Route::Scale => Routing::Scale,
-                Route::Prepend { axis: a, skip } => Routing::Prepend {
-                    axis: axis(a),
-                    skip,
-                },
-                Route::Slice { axis: a, start } => Routing::Slice {
-                    axis: axis(a),
-                    start,
-                },
-            }),
+            Form::Route(route) => Step::Route(route),
             Form::Product { stabilizer, .. } => {
                 Step::Attention(AttentionStep::Product { stabilizer })
             }
