@@ -274,7 +274,21 @@ fn model_parameter_randomisation_cascades_from_the_top() {
     let explainer = lrp_grad::Explainer::new().composite(lrp_grad::Composite::epsilon_plus());
     let r = |g: &Graph| common::values(explainer.explain(g, x.clone()).unwrap().relevance);
     assert_eq!(metrics::spearman(&r(&s.graph), &r(&same)), 1.0);
-    let curve = metrics::mprt(&s.graph, &explainer, x.clone(), 7).unwrap();
+    let order = (
+        metrics::LayerOrder::Cascading,
+        metrics::Similarity::Spearman,
+        7,
+    );
+    let curve: Vec<(String, f64)> = (metrics::mprt(&s.graph, &explainer, x.clone(), order)
+        .unwrap())
+    .into_iter()
+    .map(|(name, per_sample)| {
+        (
+            name,
+            per_sample.iter().sum::<f64>() / per_sample.len() as f64,
+        )
+    })
+    .collect();
     assert_eq!(curve.len(), layers.len());
     assert_eq!(curve[0].0, layers[layers.len() - 1]);
     let last = curve.last().unwrap().1;

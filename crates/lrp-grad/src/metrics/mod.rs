@@ -1,23 +1,33 @@
 //! Evaluating explanations: faithfulness by perturbation (pixel flipping, region
-//! perturbation, selectivity; token removal for text) and complexity (sparseness, entropy, effective complexity), at
+//! perturbation, selectivity, faithfulness correlation, ROAD; token removal for text),
+//! randomisation checks (MPRT, random logit), complexity (sparseness, entropy, effective
+//! complexity) and completeness, at
 //! parity with Quantus 0.6.0 (`tests/metrics.rs`, `tools/quantus-reference`) — on any model
 //! lrp-grad loads, every perturbed copy of a sample in one batched forward pass.
 //!
 //! Quantus normalises an explanation batch by its largest magnitude before these metrics
 //! ([`normalise_by_max`]); the complexity metrics then take magnitudes.
 
+mod axiomatic;
 mod complexity;
 mod correlation;
+mod imputation;
 mod perturbation;
 mod randomisation;
+mod road;
+mod similarity;
 mod tokens;
 
+pub use axiomatic::{completeness, input_invariance};
 pub use complexity::{complexity, effective_complexity, sparseness};
 pub use correlation::{faithfulness_correlation, pearson};
+pub use imputation::noisy_linear_imputation;
 pub use perturbation::{
     Baseline, Images, Score, auc, pixel_flipping, region_perturbation, selectivity,
 };
-pub use randomisation::{mprt, randomise_top_layers, spearman};
+pub use randomisation::{LayerOrder, mprt, random_logit, randomise_top_layers, similarities};
+pub use road::{road, road_percentages};
+pub use similarity::{Similarity, spearman, ssim};
 pub use tokens::{Order, area_between, token_removal};
 
 /// Divides every value by the largest magnitude of the whole batch (Quantus'

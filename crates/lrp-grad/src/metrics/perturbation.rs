@@ -279,14 +279,42 @@ pub(super) fn scores(
     target: usize,
     score: Score,
 ) -> Result<Vec<f64>> {
+    per_chunk(model, copies, dims, |logits| {
+        target_scores(logits, target, score)
+    })
+}
+
+/// The class each copy (`[C, H, W]` each) is predicted as, batched.
+pub(super) fn predictions(
+    model: &impl AsGraph,
+    copies: &[Vec<f32>],
+    dims: [usize; 4],
+) -> Result<Vec<usize>> {
+    per_chunk(model, copies, dims, |logits| {
+        let classes = logits.argmax(1).into_data().convert::<i64>();
+        let classes = classes
+            .try_into_vec::<i64>()
+            .map_err(|e| Error::InvalidMetric {
+                reason: format!("predictions: {e:?}"),
+            })?;
+        Ok(classes.into_iter().map(|c| c as usize).collect())
+    })
+}
+
+/// `read` applied to the logits of the copies, 64 copies per forward pass.
+fn per_chunk<T>(
+    model: &impl AsGraph,
+    copies: &[Vec<f32>],
+    [_, c, h, w]: [usize; 4],
+    read: impl Fn(Tensor<2>) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
     let graph = model.as_graph();
-    let [_, c, h, w] = dims;
     let device = burn::tensor::Device::default();
     let mut out = Vec::with_capacity(copies.len());
     for chunk in copies.chunks(64) {
         let data: Vec<f32> = chunk.concat();
         let x = Tensor::<4>::from_data(TensorData::new(data, [chunk.len(), c, h, w]), &device);
-        out.extend(target_scores(graph.try_forward(x)?, target, score)?);
+        out.extend(read(graph.try_forward(x)?)?);
     }
     Ok(out)
 }

@@ -1,41 +1,67 @@
-//! Sanity checks by randomisation (Adebayo et al. 2018): an explanation that does not change
-//! when the model's parameters are replaced by random ones cannot be explaining the model.
-//! Model parameter randomisation (MPRT) replaces the dense and conv layers' weights and biases,
-//! cascading from the top layer down, and compares each explanation with the original one by
-//! Spearman's rank correlation (per sample, over all its values).
+//! Sanity checks by randomisation: an explanation that does not change when the model's
+//! parameters are replaced by random ones (Adebayo et al. 2018, MPRT), or when another class
+//! is explained (Sixt et al. 2020, the random-logit test), cannot be explaining the model.
+//! MPRT replaces the dense and conv layers' weights and biases — cascading from the top layer
+//! down, or one layer at a time — and compares each explanation with the original one, per
+//! sample, by a [`Similarity`].
 
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Distribution, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
+use super::similarity::Similarity;
+use crate::Target;
 use crate::error::{Error, Result};
 use crate::explain::Explainer;
 use crate::model::{Graph, Layer, Op};
+
+/// Which layers each MPRT step randomises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerOrder {
+    /// Step k randomises the top k layers (Quantus' `"top_down"`).
+    Cascading,
+    /// Step k randomises the k-th layer from the top alone (Quantus' `"independent"`).
+    Independent,
+}
 
 /// A copy of `graph` whose last `count` dense and conv layers (in topological order) have
 /// weights and biases drawn from `U(−k, k)`, `k = 1/√fan_in` (PyTorch's default initialisation),
 /// seeded. Returns the names of the layers randomised.
 pub fn randomise_top_layers(graph: &Graph, count: usize, seed: u64) -> (Graph, Vec<String>) {
+    randomise(graph, |rank| rank < count, seed)
+}
+
+/// A copy of `graph` whose dense and conv layers of the chosen ranks (0 = the last in
+/// topological order) are randomised as [`randomise_top_layers`] does; their names, top first.
+fn randomise(graph: &Graph, chosen: impl Fn(usize) -> bool, seed: u64) -> (Graph, Vec<String>) {
     let mut nodes = graph.nodes().to_vec();
     let device = burn::tensor::Device::default();
     device.seed(seed);
     let mut names = Vec::new();
+    let mut rank = 0;
     for node in nodes.iter_mut().rev() {
-        if names.len() == count {
-            break;
+        if !matches!(node.op, Op::Layer(Layer::Linear(_) | Layer::Conv2d(_))) {
+            continue;
         }
-        let randomised = match &node.op {
-            Op::Layer(Layer::Linear(l)) => Some(Layer::Linear(random_linear(l))),
-            Op::Layer(Layer::Conv2d(c)) => Some(Layer::Conv2d(random_conv(c))),
-            _ => None,
-        };
-        if let Some(layer) = randomised {
-            node.op = Op::Layer(layer);
+        if chosen(rank) {
+            node.op = random_layer(&node.op);
             names.push(node.name.clone());
         }
+        rank += 1;
     }
     (Graph::from_nodes(nodes), names)
+}
+
+/// A dense or conv layer with fresh weights; any other operation as it is.
+fn random_layer(op: &Op) -> Op {
+    match op {
+        Op::Layer(Layer::Linear(l)) => Op::Layer(Layer::Linear(random_linear(l))),
+        Op::Layer(Layer::Conv2d(c)) => Op::Layer(Layer::Conv2d(random_conv(c))),
+        other => other.clone(),
+    }
 }
 
 fn uniform<const D: usize>(like: &Tensor<D>, fan_in: usize) -> Tensor<D> {
@@ -66,65 +92,80 @@ fn random_conv(c: &Conv2d) -> Conv2d {
     conv
 }
 
-/// Spearman's rank correlation (average ranks for ties; 0 where either series is constant).
-pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
-    let (ra, rb) = (ranks(a), ranks(b));
-    super::pearson(&ra, &rb)
-}
-
-/// Ranks from 1, ties sharing their average rank.
-fn ranks(v: &[f32]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
-    let mut ranks = vec![0.0; v.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start;
-        while end + 1 < order.len() && v[order[end + 1]] == v[order[start]] {
-            end += 1;
-        }
-        let rank = (start + end) as f64 / 2.0 + 1.0;
-        for &i in &order[start..=end] {
-            ranks[i] = rank;
-        }
-        start = end + 1;
-    }
-    ranks
-}
-
-/// MPRT, cascading: for 1, 2, … of the top dense and conv layers randomised, the last one's
-/// name and the mean Spearman correlation between each sample's explanation and its original
-/// one (the explainer's targets; its default target is each sample's class on the original
-/// model, kept for the randomised ones).
+/// MPRT: per step (one per dense or conv layer, top first), the layer's name and each
+/// sample's similarity between its explanation on the randomised model and on the original
+/// one. The explainer's targets hold throughout; by default each sample's class on the
+/// original model.
 pub fn mprt(
     graph: &Graph,
     explainer: &Explainer,
     x: Tensor<4>,
-    seed: u64,
-) -> Result<Vec<(String, f64)>> {
+    (order, similarity, seed): (LayerOrder, Similarity, u64),
+) -> Result<Vec<(String, Vec<f64>)>> {
     let original = explainer.explain(graph, x.clone())?;
     let targets = original.targets.clone().unwrap_or_default();
     let reference = floats(original.relevance)?;
-    let n = x.dims()[0];
-    let per = reference.len() / n.max(1);
     let layers = (graph.nodes().iter())
         .filter(|node| matches!(node.op, Op::Layer(Layer::Linear(_) | Layer::Conv2d(_))))
         .count();
-    let fixed = explainer.clone().target(crate::Target::PerSample(targets));
-    (1..=layers)
-        .map(|count| {
-            let (randomised, names) = randomise_top_layers(graph, count, seed + count as u64);
+    let fixed = explainer.clone().target(Target::PerSample(targets));
+    (0..layers)
+        .map(|step| {
+            let seed = seed + step as u64 + 1;
+            let (randomised, names) = match order {
+                LayerOrder::Cascading => randomise(graph, |rank| rank <= step, seed),
+                LayerOrder::Independent => randomise(graph, |rank| rank == step, seed),
+            };
             let r = floats(fixed.explain(&randomised, x.clone())?.relevance)?;
-            let similarity = (0..n)
-                .map(|i| {
-                    spearman(
-                        &reference[i * per..(i + 1) * per],
-                        &r[i * per..(i + 1) * per],
-                    )
-                })
-                .sum::<f64>()
-                / n as f64;
-            Ok((names.last().cloned().unwrap_or_default(), similarity))
+            let name = names.last().cloned().unwrap_or_default();
+            Ok((name, similarities(&reference, &r, x.dims(), similarity)?))
+        })
+        .collect()
+}
+
+/// The random-logit test: each sample's explanation for its target against its explanation
+/// for another class drawn uniformly (seeded) — a class-sensitive method scores low.
+pub fn random_logit(
+    graph: &Graph,
+    explainer: &Explainer,
+    x: Tensor<4>,
+    (similarity, seed): (Similarity, u64),
+) -> Result<Vec<f64>> {
+    let original = explainer.explain(graph, x.clone())?;
+    let targets = original.targets.clone().unwrap_or_default();
+    let classes = graph.try_forward(x.clone())?.dims()[1];
+    if classes < 2 {
+        return Err(Error::InvalidMetric {
+            reason: format!(
+                "the random-logit test needs 2 or more classes; the model has {classes}"
+            ),
+        });
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let others: Vec<usize> = (targets.iter())
+        .map(|&t| (t + rng.random_range(1..classes)) % classes)
+        .collect();
+    let reference = floats(original.relevance)?;
+    let other = explainer.clone().target(Target::PerSample(others));
+    let r = floats(other.explain(graph, x.clone())?.relevance)?;
+    similarities(&reference, &r, x.dims(), similarity)
+}
+
+/// Per sample, the similarity of `a` and `b` (`[N, C, H, W]` each).
+pub fn similarities(
+    a: &[f32],
+    b: &[f32],
+    [n, c, h, w]: [usize; 4],
+    similarity: Similarity,
+) -> Result<Vec<f64>> {
+    let per = c * h * w;
+    (0..n)
+        .map(|i| {
+            similarity.of(
+                &a[i * per..(i + 1) * per],
+                &b[i * per..(i + 1) * per],
+                [c, h, w],
+            )
         })
         .collect()
 }
@@ -135,16 +176,4 @@ fn floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| Error::InvalidMetric {
             reason: format!("relevance: {e:?}"),
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spearman_ranks_with_average_ties() {
-        assert_eq!(ranks(&[3.0, 1.0, 3.0, 2.0]), vec![3.5, 1.0, 3.5, 2.0]);
-        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
-        assert!((spearman(&[1.0, 2.0, 3.0], &[9.0, 4.0, 1.0]) + 1.0).abs() < 1e-12);
-    }
 }
