@@ -65,7 +65,8 @@ const WINDOW: usize = 7;
 
 /// The mean structural similarity of two `[H, W]` maps (Wang et al. 2004, as scikit-image
 /// computes it: 7 × 7 box windows that lie wholly inside the map, sample covariances,
-/// `K1 = 0.01`, `K2 = 0.03`, the data range being the pair's joint max − min).
+/// `K1 = 0.01`, `K2 = 0.03`, the data range being the pair's joint max − min). Two maps of one
+/// and the same constant are identical: 1 (scikit-image gives NaN).
 ///
 /// # Shapes
 /// - `a`, `b`: `H·W` values, row-major; `H, W ≥ 7`.
@@ -82,6 +83,10 @@ pub fn ssim(a: &[f32], b: &[f32], [h, w]: [usize; 2]) -> Result<f64> {
     let (lo, hi) = (a.iter().chain(b)).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
         (lo.min(f64::from(v)), hi.max(f64::from(v)))
     });
+    if hi == lo {
+        // Both maps one and the same constant: identical (scikit-image divides 0 by 0 here).
+        return Ok(1.0);
+    }
     let (c1, c2) = ((0.01 * (hi - lo)).powi(2), (0.03 * (hi - lo)).powi(2));
     let np = (WINDOW * WINDOW) as f64;
     let mut total = 0.0;
