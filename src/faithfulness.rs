@@ -2,15 +2,16 @@
 //! relevant 2×2 patches first, in steps, and track the target score. AOPC, the area over the
 //! perturbation curve, `AOPC = 1/(L+1) · Σ_{k=0..L} ⟨f(x⁽⁰⁾) − f(x⁽ᵏ⁾)⟩`, is larger when the
 //! removed regions mattered more. Shared by `mnist_faithfulness` (CNN, MLP) and `mnist_vit`.
+//! The perturbation is the library's (`lrp_grad::metrics::region_perturbation`, one patch per
+//! point); a step here removes `per_step` patches, so the curve takes every `per_step`-th point.
 
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
+use lrp_grad::metrics::{self, Baseline, Images, Score};
 use lrp_grad::{AsGraph, Explainer, Graph, Target};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 use crate::floats;
 use crate::mnist::{PIXELS, SIDE, Split};
@@ -66,22 +67,9 @@ pub fn scores(model: &Graph, images: &[f32], targets: &[usize], device: &Device)
     out
 }
 
-/// Patch order (most relevant first) from a relevance map.
-fn order(relevance: &[f32]) -> Vec<usize> {
-    let score = |p: usize| {
-        let (py, px) = (p / PATCHES_PER_SIDE, p % PATCHES_PER_SIDE);
-        (0..PATCH * PATCH)
-            .map(|k| relevance[(py * PATCH + k / PATCH) * SIDE + px * PATCH + k % PATCH])
-            .sum::<f32>()
-    };
-    let mut patches: Vec<usize> = (0..PATCHES).collect();
-    patches.sort_by(|a, b| score(*b).total_cmp(&score(*a)));
-    patches
-}
-
-/// Per method: its name, each digit's patches by falling relevance, the mean conservation
-/// error (LRP only) and the seconds it took.
-type Orders = Vec<(String, Vec<Vec<usize>>, Option<f64>, f64)>;
+/// Per method: its name, every digit's relevance map, the mean conservation error (LRP only)
+/// and the seconds it took.
+type Maps = Vec<(String, Vec<f32>, Option<f64>, f64)>;
 
 fn explain_all(
     model: &Graph,
@@ -89,12 +77,12 @@ fn explain_all(
     targets: &[usize],
     clean: &[f32],
     methods: Vec<(String, Explainer)>,
-) -> anyhow::Result<Orders> {
+) -> anyhow::Result<Maps> {
     let (n, device) = (test.len(), Device::default());
-    let mut orders = Vec::new();
+    let mut maps = Vec::new();
     for (name, explainer) in methods {
         let start = Instant::now();
-        let mut per_sample = Vec::with_capacity(n);
+        let mut relevance = Vec::with_capacity(n * PIXELS);
         let mut conservation = Vec::new();
         for chunk in (0..n).step_by(100) {
             let end = (chunk + 100).min(n);
@@ -108,16 +96,15 @@ fn explain_all(
                     conservation.push(((sum - f).abs() / f.abs().max(1e-6)) as f64);
                 }
             }
-            let r = floats(e.relevance);
-            per_sample.extend((0..end - chunk).map(|k| order(&r[k * PIXELS..(k + 1) * PIXELS])));
+            relevance.extend(floats(e.relevance));
         }
         let conservation = (!conservation.is_empty())
             .then(|| conservation.iter().sum::<f64>() / conservation.len() as f64);
         let seconds = start.elapsed().as_secs_f64();
         println!("{name}: explained {n} digits in {seconds:.1} s");
-        orders.push((name, per_sample, conservation, seconds));
+        maps.push((name, relevance, conservation, seconds));
     }
-    Ok(orders)
+    Ok(maps)
 }
 
 /// Explains every test digit's predicted class with each method, then flips patches in each
@@ -145,75 +132,63 @@ pub fn evaluate(
     .map(|t| t as usize)
     .collect();
     let clean = scores(&graph, &test.images, &targets, &device);
-    let mut orders = explain_all(&graph, test, &targets, &clean, methods)?;
+    let mut maps = explain_all(&graph, test, &targets, &clean, methods)?;
+    // A random order: patches ranked by random relevance.
     let mut rng = StdRng::seed_from_u64(p.seed);
-    let random: Vec<Vec<usize>> = (0..n)
-        .map(|_| {
-            let mut order: Vec<usize> = (0..PATCHES).collect();
-            order.shuffle(&mut rng);
-            order
-        })
-        .collect();
-    orders.push(("random order".into(), random, None, 0.0));
-    let bar = ProgressBar::new((orders.len() * p.steps) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("perturbing {bar:30} {pos}/{len} steps {elapsed}<{eta}")
-            .expect("template"),
-    );
-    let mut outcomes: Vec<Outcome> = orders
-        .into_iter()
-        .map(|(name, order, conservation, seconds)| {
-            let (curve, aopc) = perturb(&graph, test, &targets, &clean, &order, p, &bar);
-            let mean = aopc.iter().sum::<f64>() / n as f64;
-            let var = aopc.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
-            Outcome {
-                name,
-                curve,
-                aopc: mean,
-                std_error: (var / n as f64).sqrt(),
-                conservation,
-                seconds,
-            }
-        })
-        .collect();
-    bar.finish_and_clear();
+    let random = (0..n * PIXELS).map(|_| rng.random::<f32>()).collect();
+    maps.push(("random order".into(), random, None, 0.0));
+    let mut outcomes = Vec::with_capacity(maps.len());
+    for (name, relevance, conservation, seconds) in maps {
+        let (curve, aopc) = perturb(&graph, (test, &targets, &clean), &relevance, p)?;
+        let mean = aopc.iter().sum::<f64>() / n as f64;
+        let var = aopc.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
+        let std_error = (var / n as f64).sqrt();
+        outcomes.push(Outcome {
+            name,
+            curve,
+            aopc: mean,
+            std_error,
+            conservation,
+            seconds,
+        });
+    }
     outcomes.sort_by(|a, b| b.aopc.total_cmp(&a.aopc));
     Ok(outcomes)
 }
 
-/// The mean score curve and each digit's AOPC for one patch order.
+/// The mean score curve and each digit's AOPC for one method's relevance maps.
 fn perturb(
     model: &Graph,
-    test: &Split,
-    targets: &[usize],
-    clean: &[f32],
-    order: &[Vec<usize>],
+    (test, targets, clean): (&Split, &[usize], &[f32]),
+    relevance: &[f32],
     p: &Perturbation,
-    bar: &ProgressBar,
-) -> (Vec<f64>, Vec<f64>) {
-    let (n, device) = (test.len(), Device::default());
-    let mut images = test.images.clone();
-    let mut drops = vec![0f64; n]; // Σ_k f(x⁰) − f(xᵏ), per sample (k = 0 adds 0)
-    let mut curve = vec![clean.iter().map(|v| *v as f64).sum::<f64>() / n as f64];
-    for step in 1..=p.steps {
-        for (s, patches) in order.iter().enumerate() {
-            for q in &patches[(step - 1) * p.per_step..step * p.per_step] {
-                let (py, px) = (q / PATCHES_PER_SIDE, q % PATCHES_PER_SIDE);
-                for k in 0..PATCH * PATCH {
-                    images[s * PIXELS + (py * PATCH + k / PATCH) * SIDE + px * PATCH + k % PATCH] =
-                        p.baseline;
-                }
-            }
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let n = test.len();
+    let images = Images {
+        x: &test.images,
+        a: relevance,
+        dims: [n, 1, SIDE, SIDE],
+        targets,
+    };
+    let settings = (Baseline::Value(p.baseline), Score::Logit);
+    // drops[s][j]: f(x⁰) − f(x) after j + 1 patches.
+    let drops =
+        metrics::region_perturbation(model, images, (PATCH, p.steps * p.per_step), settings)?;
+    let at = |s: usize, k: usize| {
+        if k == 0 {
+            0.0
+        } else {
+            drops[s][k * p.per_step - 1]
         }
-        let f = scores(model, &images, targets, &device);
-        for s in 0..n {
-            drops[s] += (clean[s] - f[s]) as f64;
-        }
-        curve.push(f.iter().map(|v| *v as f64).sum::<f64>() / n as f64);
-        bar.inc(1);
-    }
-    let aopc = drops.iter().map(|d| d / (p.steps + 1) as f64).collect();
-    (curve, aopc)
+    };
+    let mean_clean = clean.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+    let curve = (0..=p.steps)
+        .map(|k| mean_clean - (0..n).map(|s| at(s, k)).sum::<f64>() / n as f64)
+        .collect();
+    let aopc = (0..n)
+        .map(|s| (0..=p.steps).map(|k| at(s, k)).sum::<f64>() / (p.steps + 1) as f64)
+        .collect();
+    Ok((curve, aopc))
 }
 
 /// The outcomes as a Markdown table under a one-line description.

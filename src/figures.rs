@@ -2,38 +2,19 @@
 //! Heatmaps themselves come from `lrp_grad::heatmap` (the CLI's code).
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use image::{Rgb, RgbImage};
 use lrp_grad::heatmap::{self, ColorMap};
+use lrp_grad::plots::{self, Chart};
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use crate::mnist::SIDE;
 
-/// Registers a system TrueType font for plotters' text (DejaVu Sans, or `$LRP_GRAD_FONT`).
+/// Registers a system TrueType font for plotters' text (`lrp_grad::plots::register_font`).
 /// Returns false when none is found: figures are then drawn without text.
 pub fn fonts() -> bool {
-    static READY: OnceLock<bool> = OnceLock::new();
-    *READY.get_or_init(|| {
-        let candidates = [
-            std::env::var("LRP_GRAD_FONT").unwrap_or_default(),
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
-            "/usr/share/fonts/TTF/DejaVuSans.ttf".into(),
-            "/Library/Fonts/Arial.ttf".into(),
-        ];
-        for path in candidates.iter().filter(|p| !p.is_empty()) {
-            if let Ok(bytes) = std::fs::read(path) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return true;
-                }
-            }
-        }
-        eprintln!("note: no TrueType font found (set LRP_GRAD_FONT); figures will have no labels");
-        false
-    })
+    lrp_grad::plots::register_font()
 }
 
 /// A digit as a grey image.
@@ -123,57 +104,12 @@ pub fn curves(
     x_label: &str,
     series: &[(String, Vec<f64>)],
 ) -> Result<()> {
-    let steps = series.iter().map(|(_, v)| v.len()).max().unwrap_or(1);
-    let (lo, hi) = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-            (l.min(v), h.max(v))
-        });
-    let pad = ((hi - lo) * 0.05).max(1e-6);
-    let has_text = fonts();
-    {
-        let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut builder = ChartBuilder::on(&root);
-        builder.margin(14);
-        if has_text {
-            builder
-                .caption(title, ("sans-serif", 20))
-                .x_label_area_size(40)
-                .y_label_area_size(60);
-        }
-        let mut chart =
-            builder.build_cartesian_2d(0f64..(steps - 1).max(1) as f64, (lo - pad)..(hi + pad))?;
-        if has_text {
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc("mean target score")
-                .draw()?;
-        }
-        for (k, (name, values)) in series.iter().enumerate() {
-            let color = Palette99::pick(k).to_rgba();
-            let line = chart.draw_series(LineSeries::new(
-                values.iter().enumerate().map(|(i, v)| (i as f64, *v)),
-                color.stroke_width(2),
-            ))?;
-            if has_text {
-                line.label(name.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            }
-        }
-        if has_text {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 13))
-                .draw()?;
-        }
-        root.present()
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    let chart = Chart {
+        title: title.into(),
+        x_label: x_label.into(),
+        y_label: "mean target score".into(),
+        series: series.to_vec(),
+        x_names: Vec::new(),
+    };
+    Ok(plots::write_panels(path, &[chart], 1)?)
 }

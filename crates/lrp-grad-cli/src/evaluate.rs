@@ -1,19 +1,19 @@
-//! `lrp-grad evaluate`: how faithful and how concentrated each method's explanations are on
-//! the given images, with `lrp_grad::metrics` (Quantus 0.6.0's definitions): pixel flipping,
-//! region perturbation and selectivity (areas under their curves), sparseness, complexity,
-//! effective complexity, and conservation `|Σ R − f(x)| / |f(x)|`.
+//! `lrp-grad evaluate`: how faithful, how class- and model-sensitive and how concentrated each
+//! method's explanations are on the given images, with `lrp_grad::metrics` (Quantus 0.6.0's
+//! definitions): a table on stdout, `--json`, and the curves as a PNG (`--plot`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Tensor, TensorData};
 use clap::Args;
-use lrp_grad::metrics::{self, Baseline, Images, Score};
+use indicatif::{ProgressBar, ProgressStyle};
+use lrp_grad::metrics::{self, Baseline, Images, LayerOrder, Score, Similarity};
 use lrp_grad::{Explainer, Graph};
-use serde_json::json;
 
+use crate::metric::{Case, Measured, Metric, Settings};
 use crate::output::write_atomically;
-use crate::{ModelArgs, RuleArgs, device, inputs, model, spec};
+use crate::{ModelArgs, RuleArgs, device, inputs, model, report, spec};
 
 #[derive(Args)]
 pub(crate) struct EvaluateArgs {
@@ -37,7 +37,16 @@ pub(crate) struct EvaluateArgs {
         default_value = "lrp,gradient-x-input,integrated-gradients"
     )]
     methods: Vec<String>,
-    /// Pixel flipping: input values replaced per step (default: a sixteenth of a sample's).
+    /// The metrics to run.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "pixel-flipping,region-perturbation,selectivity,faithfulness-correlation,road,complexity,completeness,random-logit,mprt"
+    )]
+    metrics: Vec<Metric>,
+    /// Pixel flipping and faithfulness correlation: input values replaced per step (default: a
+    /// sixteenth of a sample's).
     #[arg(long)]
     features_in_step: Option<usize>,
     /// Region perturbation and selectivity: the square patches' side (a divisor of the size).
@@ -52,31 +61,37 @@ pub(crate) struct EvaluateArgs {
     /// Score the curves record: the target's softmax (Quantus' default) or its logit.
     #[arg(long, value_parser = ["softmax", "logit"], default_value = "softmax")]
     score: String,
+    /// ROAD: the percentages of pixels imputed (default Quantus': 1, 3, …, 99).
+    #[arg(long, value_delimiter = ',')]
+    road_percentages: Option<Vec<f64>>,
+    /// ROAD: the standard deviation of the noise added to imputed pixels.
+    #[arg(long, default_value_t = 0.01)]
+    road_noise: f64,
+    /// MPRT: randomise the top layers cumulatively (`cascading`) or one at a time.
+    #[arg(long, value_parser = ["cascading", "independent"], default_value = "cascading")]
+    mprt_order: String,
+    /// MPRT and random logit: how explanations are compared.
+    #[arg(long, value_parser = ["spearman", "ssim"], default_value = "spearman")]
+    similarity: String,
+    /// Input invariance: the constant added to every input value.
+    #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
+    input_shift: f32,
+    /// Seed of the random metrics (faithfulness correlation, ROAD, random logit, MPRT).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Write the results (per method: the metrics' means, the mean curves) as JSON.
     #[arg(long, value_name = "FILE.json")]
     json: Option<PathBuf>,
+    /// Draw the mean curves (one panel per metric, one line per method) as PNG.
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
 }
 
 /// One method's results.
-struct Row {
-    method: String,
-    /// Mean curves: pixel flipping, region perturbation, selectivity.
-    curves: [Vec<f64>; 3],
-    /// Means: the three AUCs, faithfulness correlation, sparseness, complexity, effective
-    /// complexity, conservation.
-    values: [f64; 8],
+pub(crate) struct Row {
+    pub(crate) method: String,
+    pub(crate) measured: Vec<Measured>,
 }
-
-const COLUMNS: [&str; 8] = [
-    "pixel-flipping AUC ↓",
-    "region-perturbation AUC ↑",
-    "selectivity AUC ↓",
-    "faithfulness correlation ↑",
-    "sparseness",
-    "complexity",
-    "effective complexity",
-    "conservation error",
-];
 
 pub(crate) fn run(args: EvaluateArgs) -> Result<()> {
     if model::is_checkpoint(&args.model.model) {
@@ -85,6 +100,35 @@ pub(crate) fn run(args: EvaluateArgs) -> Result<()> {
         };
         return crate::evaluate_text::run(&args.model.model, input, &args.rules, &args.methods);
     }
+    let (graph, x, dims) = images(&args)?;
+    let settings = settings(&args, dims)?;
+    if let Some(path) = args
+        .plot
+        .as_ref()
+        .filter(|_| !args.metrics.iter().any(|m| m.has_curve()))
+    {
+        bail!(
+            "--plot {}: none of the metrics asked for has a curve",
+            path.display()
+        );
+    }
+    let bar = progress(args.methods.len() * args.metrics.len());
+    let rows = (args.methods.iter())
+        .map(|m| evaluate(&args, (&graph, &x, dims), m, (&settings, &bar)))
+        .collect::<Result<Vec<_>>>()?;
+    bar.finish_and_clear();
+    print!("{}", report::table(dims[0], &rows));
+    if let Some(path) = &args.json {
+        write_atomically(path, &report::json(dims[0], &rows)?)?;
+    }
+    if let Some(path) = &args.plot {
+        report::plot(path, &rows)?;
+    }
+    Ok(())
+}
+
+/// The image model and its inputs `[N, C, H, W]`.
+fn images(args: &EvaluateArgs) -> Result<(Graph, Vec<f32>, [usize; 4])> {
     let device = device()?;
     let weights = model::require_weights(&args.model.model, args.weights.as_deref())?;
     let model = model::load(
@@ -110,35 +154,55 @@ pub(crate) fn run(args: EvaluateArgs) -> Result<()> {
         &args.preprocess,
         &args.model.model,
     )?;
-    let dims = [inputs.n, c, h, w];
-    let rows = (args.methods.iter())
-        .map(|m| evaluate(&args, &model.graph, &inputs.data, dims, m))
-        .collect::<Result<Vec<_>>>()?;
-    print!("{}", table(inputs.n, &rows));
-    if let Some(path) = &args.json {
-        let methods: Vec<_> = (rows.iter())
-            .map(|r| {
-                let values: serde_json::Map<_, _> = COLUMNS
-                    .iter()
-                    .zip(r.values)
-                    .map(|(k, v)| (k.to_string(), json!(v)))
-                    .collect();
-                json!({"method": r.method, "metrics": values, "pixel_flipping": r.curves[0],
-                       "region_perturbation": r.curves[1], "selectivity": r.curves[2]})
-            })
-            .collect();
-        let bytes = serde_json::to_vec_pretty(&json!({"samples": inputs.n, "methods": methods}))?;
-        write_atomically(path, &bytes)?;
-    }
-    Ok(())
+    Ok((model.graph, inputs.data, [inputs.n, c, h, w]))
 }
 
-/// One method's explanations of every input (the predicted class): normalised by the batch's
-/// largest magnitude (Quantus' default), the targets, and `|Σ R − f(x)| / |f(x)|` per sample.
+fn progress(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn settings(args: &EvaluateArgs, [_, c, h, w]: [usize; 4]) -> Result<Settings> {
+    Ok(Settings {
+        baseline: baseline(&args.baseline)?,
+        score: if args.score == "logit" {
+            Score::Logit
+        } else {
+            Score::Softmax
+        },
+        features_in_step: args.features_in_step.unwrap_or((c * h * w / 16).max(1)),
+        patch: args.patch,
+        regions: args.regions,
+        road_percentages: args
+            .road_percentages
+            .clone()
+            .unwrap_or_else(metrics::road_percentages),
+        road_noise: args.road_noise,
+        order: match args.mprt_order.as_str() {
+            "independent" => LayerOrder::Independent,
+            _ => LayerOrder::Cascading,
+        },
+        similarity: match args.similarity.as_str() {
+            "ssim" => Similarity::Ssim,
+            _ => Similarity::Spearman,
+        },
+        input_shift: args.input_shift,
+        seed: args.seed,
+    })
+}
+
+/// One method's explainer and its explanations of every input (the predicted class): as
+/// computed and normalised by the batch's largest magnitude (Quantus' default), the targets
+/// and their logits.
 struct Explained {
+    explainer: Explainer,
     a: Vec<f32>,
+    raw: Vec<f32>,
     targets: Vec<usize>,
-    conservation: Vec<f64>,
+    logits: Vec<f64>,
 }
 
 fn explain(
@@ -155,34 +219,31 @@ fn explain(
         explainer = explainer.composite(args.rules.composite(shape, None)?);
     }
     let input = Tensor::<4>::from_data(TensorData::new(x.to_vec(), dims), &device);
-    let e = explainer
-        .explain(graph, input)
-        .with_context(|| format!("--methods {method}"))?;
+    let e = (explainer.explain(graph, input)).with_context(|| format!("--methods {method}"))?;
     let targets = e.targets.clone().unwrap_or_default();
-    let (scores, sums) = (floats(e.output.clone())?, e.relevance_sums());
+    let scores = floats(e.output.clone())?;
     let classes = scores.len() / dims[0];
-    let conservation = (0..dims[0])
-        .map(|i| {
-            let f = f64::from(scores[i * classes + targets[i]]);
-            (f64::from(sums[i]) - f).abs() / f.abs().max(1e-12)
-        })
+    let logits = (0..dims[0])
+        .map(|i| f64::from(scores[i * classes + targets[i]]))
         .collect();
-    let mut a = floats(e.relevance)?;
+    let raw = floats(e.relevance)?;
+    let mut a = raw.clone();
     metrics::normalise_by_max(&mut a);
     Ok(Explained {
+        explainer,
         a,
+        raw,
         targets,
-        conservation,
+        logits,
     })
 }
 
-/// One method: its explanations, then the metrics.
+/// One method: its explanations, then each metric.
 fn evaluate(
     args: &EvaluateArgs,
-    graph: &Graph,
-    x: &[f32],
-    dims: [usize; 4],
+    (graph, x, dims): (&Graph, &[f32], [usize; 4]),
     method: &str,
+    (settings, bar): (&Settings, &ProgressBar),
 ) -> Result<Row> {
     let e = explain(args, graph, x, dims, method)?;
     let images = Images {
@@ -191,43 +252,27 @@ fn evaluate(
         dims,
         targets: &e.targets,
     };
-    let score = if args.score == "logit" {
-        Score::Logit
-    } else {
-        Score::Softmax
+    let case = Case {
+        graph,
+        explainer: &e.explainer,
+        images,
+        raw: &e.raw,
+        logits: &e.logits,
+        settings,
     };
-    let settings = (baseline(&args.baseline)?, score);
-    let per = dims[1] * dims[2] * dims[3];
-    let step = args.features_in_step.unwrap_or((per / 16).max(1));
-    let curves = [
-        metrics::pixel_flipping(graph, images, step, settings)?,
-        metrics::region_perturbation(graph, images, (args.patch, args.regions), settings)?,
-        metrics::selectivity(graph, images, args.patch, settings)?,
-    ];
-    let correlation = metrics::faithfulness_correlation(graph, images, (step, 32, 0), settings)?;
-    let samples: Vec<&[f32]> = e.a.chunks(per).collect();
-    let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let aucs = curves
-        .each_ref()
-        .map(|c| mean(c.iter().map(|c| metrics::auc(c)).collect()));
+    let mut measured = Vec::with_capacity(args.metrics.len());
+    for metric in &args.metrics {
+        bar.set_message(format!("{method}: {metric:?}"));
+        measured.push(
+            metric
+                .measure(&case)
+                .with_context(|| format!("{method}: {metric:?}"))?,
+        );
+        bar.inc(1);
+    }
     Ok(Row {
         method: method.to_string(),
-        values: [
-            aucs[0],
-            aucs[1],
-            aucs[2],
-            mean(correlation),
-            mean(samples.iter().map(|s| metrics::sparseness(s)).collect()),
-            mean(samples.iter().map(|s| metrics::complexity(s)).collect()),
-            mean(
-                samples
-                    .iter()
-                    .map(|s| metrics::effective_complexity(s, 1e-5) as f64)
-                    .collect(),
-            ),
-            mean(e.conservation),
-        ],
-        curves: curves.map(|c| mean_curve(&c)),
+        measured,
     })
 }
 
@@ -246,25 +291,4 @@ fn floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))
-}
-
-/// The pointwise mean of equally long curves.
-fn mean_curve(curves: &[Vec<f64>]) -> Vec<f64> {
-    let len = curves.first().map_or(0, Vec::len);
-    (0..len)
-        .map(|k| curves.iter().map(|c| c[k]).sum::<f64>() / curves.len() as f64)
-        .collect()
-}
-
-fn table(n: usize, rows: &[Row]) -> String {
-    let mut out = format!(
-        "{n} samples; means per method\n\n| method | {} |\n|---|{}\n",
-        COLUMNS.join(" | "),
-        "---|".repeat(COLUMNS.len())
-    );
-    for r in rows {
-        let values: Vec<String> = r.values.iter().map(|v| format!("{v:.4}")).collect();
-        out += &format!("| {} | {} |\n", r.method, values.join(" | "));
-    }
-    out
 }

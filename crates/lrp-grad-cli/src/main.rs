@@ -8,11 +8,13 @@ mod evaluate_text;
 mod explain;
 mod info;
 mod inputs;
+mod metric;
 mod model;
 mod npy;
 mod output;
 mod prompt;
 mod ragged;
+mod report;
 mod spec;
 mod tokens;
 

@@ -1746,51 +1746,70 @@ fn layer_and_name_rules_compose_zennit_layer_maps() {
     );
 }
 
-/// `evaluate` compares methods on images: a table on stdout and JSON with each method's
-/// metrics and mean curves (12 pixel-flipping steps of a sixteenth of 432 values, 9 patches);
-/// bad arguments are clear errors and nothing is written.
-#[test]
-fn evaluate_compares_methods_with_the_metrics() {
+/// The Zennit CNN fixture and its inputs written as `x.npy` in a new temporary folder.
+fn cnn_inputs() -> (ZennitFixture, TempDir, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let fixture = ZennitFixture::open(&root, "cnn");
     let (shape, input) = fixture.get("input");
     let dir = TempDir::new().unwrap();
     let x = dir.path().join("x.npy");
     write_npy(&x, &shape, &input);
-    let json = dir.path().join("m.json");
-    let run = lrp_grad()
-        .arg("evaluate")
+    (fixture, dir, x)
+}
+
+/// `lrp-grad evaluate` on the Zennit CNN fixture's model with the inputs `x`.
+fn evaluate_cnn(fixture: &ZennitFixture, x: &Path) -> Command {
+    let mut cmd = lrp_grad();
+    cmd.arg("evaluate")
         .arg("--model")
         .arg(fixture.folder.join("model.json"))
         .arg("--weights")
         .arg(fixture.folder.join("weights.safetensors"))
         .arg("--input")
-        .arg(&x)
-        .args([
-            "--composite",
-            "epsilon-plus",
-            "--methods",
-            "lrp,gradient-x-input",
-            "--features-in-step",
-            "36",
-        ])
+        .arg(x);
+    cmd
+}
+
+/// `evaluate` compares methods on images: a table on stdout, JSON with each method's
+/// metrics and mean curves (12 pixel-flipping steps of a sixteenth of 432 values, 9 patches,
+/// ROAD's percentages, MPRT's layers top first) and the curves as PNG; bad arguments are
+/// clear errors and nothing is written.
+#[test]
+fn evaluate_compares_methods_with_the_metrics() {
+    let (fixture, dir, x) = cnn_inputs();
+    let (json, plot) = (dir.path().join("m.json"), dir.path().join("curves.png"));
+    let evaluate = || evaluate_cnn(&fixture, &x);
+    let run = evaluate()
+        .args(["--composite", "epsilon-plus", "--methods", "lrp,gradient-x-input"])
+        .args(["--features-in-step", "36", "--road-percentages", "10,50,90"])
+        .args(["--metrics", "pixel-flipping,region-perturbation,road,completeness,random-logit,mprt,input-invariance"])
         .arg("--json")
         .arg(&json)
+        .arg("--plot")
+        .arg(&plot)
         .assert()
         .success();
     let stdout = String::from_utf8(run.get_output().stdout.clone()).unwrap();
-    assert!(
-        stdout.contains("| lrp |") && stdout.contains("| gradient-x-input |"),
-        "{stdout}"
-    );
+    for expected in [
+        "| lrp |",
+        "| gradient-x-input |",
+        "ROAD AUC",
+        "MPRT mean similarity",
+        "input invariance",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let methods = report["methods"].as_array().unwrap();
     assert_eq!(methods.len(), 2);
-    assert_eq!(methods[0]["pixel_flipping"].as_array().unwrap().len(), 12);
+    let len = |m: &serde_json::Value, key: &str| m[key].as_array().unwrap().len();
+    assert_eq!(len(&methods[0], "pixel_flipping"), 12);
+    assert_eq!(len(&methods[0], "region_perturbation"), 9);
+    assert_eq!(len(&methods[0], "road"), 3);
     assert_eq!(
-        methods[0]["region_perturbation"].as_array().unwrap().len(),
-        9
+        methods[0]["mprt_steps"],
+        serde_json::json!(["13", "11", "7", "4", "0"])
     );
     for m in methods {
         for (name, value) in m["metrics"].as_object().unwrap() {
@@ -1800,19 +1819,42 @@ fn evaluate_compares_methods_with_the_metrics() {
             );
         }
     }
+    assert_eq!(&std::fs::read(&plot).unwrap()[1..4], b"PNG");
+}
+
+/// `evaluate` names the argument at fault: a patch that does not divide the image, zero values
+/// per step, a percentage outside (0, 100), an unknown metric, a plot without curves.
+#[test]
+fn evaluate_refuses_bad_arguments() {
+    let (fixture, dir, x) = cnn_inputs();
+    let evaluate = || evaluate_cnn(&fixture, &x);
     let f = Fixture::new();
     fails(
         &f,
-        lrp_grad()
-            .arg("evaluate")
-            .arg("--model")
-            .arg(fixture.folder.join("model.json"))
-            .arg("--weights")
-            .arg(fixture.folder.join("weights.safetensors"))
-            .arg("--input")
-            .arg(&x)
-            .args(["--patch", "5"]),
+        evaluate().args(["--patch", "5"]),
         &["patch size 5", "12 × 12"],
+    );
+    fails(
+        &f,
+        evaluate().args(["--features-in-step", "0"]),
+        &["features_in_step 0"],
+    );
+    fails(
+        &f,
+        evaluate().args(["--metrics", "road", "--road-percentages", "100"]),
+        &["ROAD percentage 100", "(0, 100)"],
+    );
+    fails(
+        &f,
+        evaluate().args(["--metrics", "roads"]),
+        &["invalid value 'roads'", "road"],
+    );
+    fails(
+        &f,
+        evaluate()
+            .args(["--metrics", "complexity", "--plot"])
+            .arg(dir.path().join("none.png")),
+        &["none of the metrics asked for has a curve"],
     );
 }
 

@@ -77,6 +77,8 @@ pub mod metrics;
 mod model;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "plots")]
+pub mod plots;
 #[cfg(feature = "images")]
 pub mod preprocess;
 mod rules;

@@ -108,6 +108,11 @@ pub fn mprt(
     let layers = (graph.nodes().iter())
         .filter(|node| matches!(node.op, Op::Layer(Layer::Linear(_) | Layer::Conv2d(_))))
         .count();
+    if layers == 0 {
+        return Err(Error::InvalidMetric {
+            reason: "MPRT randomises dense and conv layers; the model has none".into(),
+        });
+    }
     let fixed = explainer.clone().target(Target::PerSample(targets));
     (0..layers)
         .map(|step| {

@@ -31,6 +31,11 @@ pub fn road(
     (noise, seed): (f64, u64),
 ) -> Result<Vec<Vec<f64>>> {
     images.check()?;
+    if percentages.is_empty() {
+        return Err(Error::InvalidMetric {
+            reason: "ROAD needs at least one percentage".into(),
+        });
+    }
     if let Some(p) = percentages.iter().find(|p| !(**p > 0.0 && **p < 100.0)) {
         return Err(Error::InvalidMetric {
             reason: format!("ROAD percentage {p}: expected a value in (0, 100)"),
