@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::zennit::ZennitFixture;
-use lrp_grad::metrics::{self, Images, Similarity};
+use lrp_grad::metrics::{self, Baseline, Images, Score, Similarity};
 use lrp_grad::{Composite, Explainer, Graph, Target, interchange};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -257,4 +257,87 @@ fn mprt_spearman_equals_quantus_given_its_randomised_weights() {
             }
         }
     }
+}
+
+fn mean_and_error(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+/// Faithfulness correlation draws its subsets at random (Quantus with numpy's legacy RNG,
+/// ours seeded in Rust), so the 256 samples' means agree within 2 standard errors of the
+/// difference — for logits and for softmax scores.
+#[test]
+fn faithfulness_correlation_agrees_with_quantus_in_distribution() {
+    let s = road_setup();
+    let mut a = s.a.clone();
+    metrics::normalise_by_max(&mut a);
+    let images = Images {
+        x: &s.x,
+        a: &a,
+        dims: [256, 3, 12, 12],
+        targets: &s.targets,
+    };
+    let fixture = json("faithfulness_correlation.json");
+    for (run, score) in [
+        ("softmax-false", Score::Logit),
+        ("softmax-true", Score::Softmax),
+    ] {
+        let ours = metrics::faithfulness_correlation(
+            &s.graph,
+            images,
+            (36, 100, 5),
+            (Baseline::Min, score),
+        )
+        .unwrap();
+        let (mean, se) = mean_and_error(&ours);
+        let theirs = &fixture["runs"][run];
+        let (q_mean, q_se) = (
+            theirs["mean"].as_f64().unwrap(),
+            theirs["stderr"].as_f64().unwrap(),
+        );
+        let bound = 2.0 * (se * se + q_se * q_se).sqrt();
+        assert!(
+            (mean - q_mean).abs() <= bound,
+            "{run}: {mean} ± {se} vs Quantus {q_mean} ± {q_se}"
+        );
+    }
+}
+
+/// The random-logit test with Spearman's correlation, given the classes Quantus drew: the same
+/// similarity per sample (signed explanations, the logit as output relevance).
+#[test]
+fn random_logit_spearman_equals_quantus_given_its_classes() {
+    let s = road_setup();
+    let r = &json("random_logit_spearman.json")["results"]["road-inputs"];
+    assert_eq!(usizes(&r["targets"]), s.targets);
+    let explain = |classes: Vec<usize>| {
+        let explainer = Explainer::new()
+            .composite(Composite::epsilon_plus())
+            .target(Target::PerSample(classes));
+        common::values(
+            explainer
+                .explain(&s.graph, common::tensor(s.x.clone(), [256, 3, 12, 12]))
+                .unwrap()
+                .relevance,
+        )
+    };
+    let (own, other) = (
+        explain(s.targets.clone()),
+        explain(usizes(&r["random_class"])),
+    );
+    let ours = metrics::similarities(&own, &other, [256, 3, 12, 12], Similarity::Spearman).unwrap();
+    let mut compared = 0;
+    for (i, (a, b)) in ours
+        .iter()
+        .zip(r["similarity"].as_array().unwrap())
+        .enumerate()
+    {
+        let Some(b) = b.as_f64() else { continue }; // NaN: a constant explanation
+        assert!((a - b).abs() <= 1e-4, "sample {i}: {a} vs Quantus {b}");
+        compared += 1;
+    }
+    assert!(compared >= 250, "{compared}");
 }

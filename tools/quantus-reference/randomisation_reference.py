@@ -18,6 +18,11 @@ tests/fixtures/quantus/:
                          explanations)  MPRT, layer_order top_down and independent, similarity
                          correlation_spearman (its default) and ssim
   random_logit.json      RandomLogit (default ssim), the off-class each sample was explained for
+  random_logit_spearman.json  RandomLogit with similarity_func=correlation_spearman, same inputs and draws
+  faithfulness_correlation.json  FaithfulnessCorrelation on road.safetensors (x, targets, model/<key>;
+                         a repeated over the 3 channels), subset_size 36, 100 runs, 'black' baseline,
+                         softmax False (its default) and True, np.random seeded; per-sample scores,
+                         mean, stderr, and the exact draws/series of the first samples
 
 explain_func (MPRT, RandomLogit) is `explain` below: Zennit's EpsilonPlus composite with output
 relevance one_hot(target) * logits, exactly tools/zennit-reference/generate.py's `attribute`
@@ -40,11 +45,12 @@ numpy 2.4.6, scipy 1.17.1, scikit-image 0.26.0, zennit 1.0.0, safetensors 0.8.0 
 requirements.txt; the fixture's relevance was written with zennit 0.5.1 and this script checks
 it reproduces it exactly).
 
-Run (from anywhere; CI does not need Python, the fixtures are committed; about 2 minutes on CPU):
+Run (from anywhere; CI does not need Python, the fixtures are committed; about 7 minutes on CPU):
     pip install quantus==0.6.0 zennit==1.0.0 safetensors     # next to an existing torch
     python3 tools/quantus-reference/randomisation_reference.py
 """
 import contextlib
+import copy
 import importlib.metadata
 import json
 import math
@@ -73,6 +79,9 @@ OUT = qr.ROOT / "tests" / "fixtures" / "quantus"
 ROAD_N = 256
 ROAD_INPUT_SEED = 7  # torch.Generator seed of ROAD's inputs
 ROAD_NOISE_SEED = 42  # np.random.seed before each noisy ROAD run
+FC_SEED = 31  # np.random.seed before each FaithfulnessCorrelation run
+FC_SUBSET, FC_RUNS, FC_BATCH = 36, 100, 64
+FC_EXACT = 4  # samples whose drawn subsets and series faithfulness_correlation.json records
 OFFSETS = [((1, 1), 1 / 12), ((0, 1), 1 / 6), ((-1, 1), 1 / 12), ((1, -1), 1 / 12),
            ((0, -1), 1 / 6), ((-1, -1), 1 / 12), ((1, 0), 1 / 6), ((-1, 0), 1 / 6)]
 
@@ -740,6 +749,293 @@ def random_logit_fixture(model, x, targets, road_model, road_x, road_targets, cl
     })
 
 
+# ---------------------------------------------------------------------------------------------
+# 6. RandomLogit with Spearman
+# ---------------------------------------------------------------------------------------------
+
+def random_logit_spearman_fixture(model, x, targets, road_model, road_x, road_targets, classes):
+    common = dict(disable_warnings=True, display_progressbar=False, return_aggregate=False)
+    previous = json.loads((OUT / "random_logit.json").read_text())["results"]
+    results, used = {}, None
+    print("random_logit (correlation_spearman):")
+    for name, m, xs, ys in (("cnn-fixture", model, x, targets), ("road-inputs", road_model, road_x, road_targets)):
+        values = {}
+        for normalise in (True, False):
+            metric = quantus.RandomLogit(num_classes=classes, similarity_func=correlation_spearman,
+                                         normalise=normalise, **common)
+            with recording() as calls, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values[normalise] = np.asarray(metric(
+                    model=m, x_batch=xs.copy(), y_batch=ys.copy(), a_batch=None, channel_first=True,
+                    explain_func=explain, batch_size=64), dtype=np.float64)
+            if normalise:
+                used = {"abs": metric.abs, "normalise": metric.normalise, "seed": metric.seed,
+                        "num_classes": metric.num_classes,
+                        "normalise_func": getattr(metric.normalise_func, "__name__", str(metric.normalise_func)),
+                        "similarity_func": f"{metric.similarity_func.__module__}.{metric.similarity_func.__name__}"}
+                normalised_calls = calls
+        assert len(normalised_calls) == 2 * math.ceil(len(xs) / 64)
+        y_off = np.concatenate([c["targets"] for c in normalised_calls[1::2]])
+        assert y_off.tolist() == previous[name]["random_class"], "spearman run drew other classes than ssim's"
+        identical = bool(np.array_equal(values[True], values[False], equal_nan=True))
+        assert identical, f"{name}: normalise changed Spearman"
+        # Re-derive: per sample spearmanr of the RAW (unnormalised, signed) flattened C*H*W explanations.
+        rho = []
+        for a_y, a_off in zip(normalised_calls[0::2], normalised_calls[1::2]):
+            u = a_y["a"].reshape(len(a_y["a"]), -1).astype(np.float64)
+            v = a_off["a"].reshape(len(a_off["a"]), -1).astype(np.float64)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rho += [scipy.stats.spearmanr(p, q)[0] for p, q in zip(u, v)]
+        assert_close(f"random_logit {name} spearman", rho, values[True], 1e-12)
+        sim = values[True]
+        results[name] = {"n": len(xs), "batch_size": 64, "targets": ys, "random_class": y_off,
+                         "random_index": previous[name]["random_index"],
+                         "similarity": sim, "nan_count": int(np.isnan(sim).sum()),
+                         "mean": float(np.nanmean(sim)),
+                         "stderr": float(np.nanstd(sim, ddof=1) / np.sqrt(np.sum(~np.isnan(sim)))),
+                         "normalise_false_identical": identical}
+        print(f"  {name}: mean Spearman {results[name]['mean']:.4f} +- {results[name]['stderr']:.4f}, "
+              f"normalise=False identical: {identical}")
+    dump("random_logit_spearman.json", {
+        **versions(),
+        "inputs": {"cnn-fixture": "tests/fixtures/zennit/cnn reference.safetensors `input`, cases.json targets",
+                   "road-inputs": "road.safetensors: model/<key> (the bias-centred CNN), x, targets; 4 chunks of 64"},
+        "explain_func": "EpsilonPlus, R_out = one_hot(class) * logits (see mprt.json); float32 [N, 3, H, W]",
+        "num_classes": classes,
+        "defaults": qr.signature_defaults(quantus.RandomLogit),
+        "settings": {**used, "batch_size": 64, "return_aggregate": False,
+                     "call": "RandomLogit(num_classes=K, similarity_func=quantus.similarity_func."
+                             "correlation_spearman, disable_warnings=True, return_aggregate=False)"
+                             "(model, x, y, a_batch=None, explain_func=explain, batch_size=64)"},
+        "similarity": "correlation_spearman(a_y.reshape(B, -1), a_off.reshape(B, -1), batched=True) = "
+                      "diag of the cross block of scipy.stats.spearmanr(a, b, axis=1): per sample the Pearson "
+                      "correlation of the ranks of the two flattened C*H*W (= 432) SIGNED explanations (abs=False), "
+                      "ties get average ranks, NaN (null) if either vector is constant; float64",
+        "normalisation": "normalise=True divides each chunk's explanations by one positive scalar (max|a| over the "
+                         "chunk, target and random class separately): ranks unchanged, so Spearman is bitwise "
+                         "identical with normalise=False (checked, `normalise_false_identical`). Re-derived "
+                         "here from the raw explanations to 1e-12",
+        "class_draw": "exactly random_logit.json's (checked): per chunk np.random.seed(42); idx = "
+                      "randint(0, num_classes - 1, B); random_class = idx + (idx >= target)",
+        "results": results,
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. FaithfulnessCorrelation
+# ---------------------------------------------------------------------------------------------
+
+def faithfulness_correlation_fixture(road_model, road):
+    x, a1, targets = road["x"], road["a"], road["targets"]
+    n, c, h, w = x.shape
+    features = c * h * w
+    a = np.repeat(a1, c, axis=1)  # [N, C, H, W]: the per-pixel relevance on every channel
+    common = dict(disable_warnings=True, display_progressbar=False, return_aggregate=False)
+    settings = dict(subset_size=FC_SUBSET, nr_runs=FC_RUNS, perturb_baseline="black", abs=False, normalise=True)
+    call = dict(model=road_model, x_batch=x.copy(), y_batch=targets.copy(), channel_first=True,
+                batch_size=FC_BATCH)
+
+    def run(softmax, a_batch, **over):
+        metric = quantus.FaithfulnessCorrelation(**{**settings, **over}, **common)
+        perturb, sim = metric.perturb_func, metric.similarity_func
+        rec = {"indices": [], "baseline": [], "att_sums": [], "pred_deltas": []}
+
+        def perturb_rec(arr, indices, **kwargs):
+            out = perturb(arr=arr, indices=indices, **kwargs)
+            rec["indices"].append(indices.copy())
+            rec["baseline"].append(out[np.arange(len(out)), indices[:, 0]].copy())
+            return out
+
+        def sim_rec(a, b, **kwargs):
+            rec["att_sums"].append(a.copy())
+            rec["pred_deltas"].append(b.copy())
+            return sim(a=a, b=b, **kwargs)
+
+        metric.perturb_func, metric.similarity_func = perturb_rec, sim_rec
+        rec["perturb_func"], rec["similarity_func"] = perturb, sim
+        np.random.seed(FC_SEED)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = np.asarray(metric(a_batch=a_batch.copy(), softmax=softmax, **call))
+        chunks = len(rec["att_sums"])
+        assert chunks == math.ceil(n / FC_BATCH) and len(rec["indices"]) == chunks * FC_RUNS
+        rec["indices"] = np.concatenate([np.stack(rec["indices"][k * FC_RUNS:(k + 1) * FC_RUNS], axis=1)
+                                         for k in range(chunks)])  # [N, runs, subset]
+        rec["baseline"] = np.concatenate([np.stack(rec["baseline"][k * FC_RUNS:(k + 1) * FC_RUNS], axis=1)
+                                          for k in range(chunks)])  # [N, runs]
+        rec["att_sums"] = np.concatenate(rec["att_sums"])  # [N, runs]
+        rec["pred_deltas"] = np.concatenate(rec["pred_deltas"])
+        return values, metric, rec
+
+    # The global-RNG stream Quantus consumes, re-derived: per chunk of FC_BATCH, per run, one
+    # np.random.choice(F, S, replace=False) (= permutation(F)[:S]) per sample, then get_baseline_dict's
+    # np.random.uniform(0, 1, size=B) (its "uniform" entry is drawn even for "black").
+    np.random.seed(FC_SEED)
+    derived = []
+    for start in range(0, n, FC_BATCH):
+        b = min(FC_BATCH, n - start)
+        per_run = []
+        for _ in range(FC_RUNS):
+            per_run.append(np.stack([np.random.permutation(features)[:FC_SUBSET] for _ in range(b)]))
+            np.random.uniform(0.0, 1.0, size=b)
+        derived.append(np.stack(per_run, axis=1))
+    derived = np.concatenate(derived)
+
+    black = x.reshape(n, -1).min(axis=1)
+    a_norm = a / np.abs(a).max()  # normalise_by_max over the whole a_batch: one scalar
+    x_flat = x.reshape(n, -1)
+    print("faithfulness_correlation:")
+    runs, exact, used = {}, {}, None
+    indices_ref = None
+    for softmax in (False, True):
+        name = f"softmax-{str(softmax).lower()}"
+        values, metric, rec = run(softmax, a)
+        if used is None:
+            used = {"subset_size": metric.subset_size, "nr_runs": metric.nr_runs, "abs": metric.abs,
+                    "normalise": metric.normalise,
+                    "normalise_func": getattr(metric.normalise_func, "__name__", str(metric.normalise_func)),
+                    "similarity_func": f"{rec['similarity_func'].__module__}.{rec['similarity_func'].__name__}",
+                    "perturb_func": f"{rec['perturb_func'].func.__module__}.{rec['perturb_func'].func.__name__}",
+                    "perturb_func_kwargs": dict(rec["perturb_func"].keywords),
+                    "batch_size": FC_BATCH, "return_aggregate": metric.return_aggregate}
+        assert np.array_equal(rec["indices"], derived), "re-derived RNG stream differs"
+        assert np.all((rec["indices"] >= 0) & (rec["indices"] < features))
+        assert all(len(set(r.tolist())) == FC_SUBSET for r in rec["indices"].reshape(-1, FC_SUBSET))
+        assert np.array_equal(rec["baseline"], np.broadcast_to(black[:, None], rec["baseline"].shape))
+        if indices_ref is None:
+            indices_ref = rec["indices"]
+        assert np.array_equal(indices_ref, rec["indices"])
+        # Quantus's own similarity on its own series, float32 (scipy keeps float32) vs float64.
+        p64 = np.array([scipy.stats.pearsonr(u, v)[0] for u, v in
+                        zip(rec["att_sums"].astype(np.float64), rec["pred_deltas"].astype(np.float64))])
+        assert_close(f"fc {name} pearson float64 of Quantus's series", p64, values, 1e-5)
+        # Re-derive everything: att sums of the normalised a, black-baseline perturbation, deltas.
+        rows = np.arange(n)[:, None, None]
+        att = a_norm.reshape(n, -1)[rows, derived].astype(np.float64).sum(axis=-1)  # [N, runs]
+        assert_close(f"fc {name} attribution sums", att, rec["att_sums"], 1e-5)
+        xp = np.repeat(x_flat[:, None, :], FC_RUNS, axis=1)  # [N, runs, F]
+        xp[rows, np.arange(FC_RUNS)[None, :, None], derived] = black[:, None, None]
+        with torch.no_grad():
+            out = road_model(torch.from_numpy(np.concatenate([x, xp.reshape(-1, c, h, w)])))
+            if softmax:
+                out = torch.softmax(out, dim=-1)
+            out = out.numpy().astype(np.float64)
+        f_x = out[np.arange(n), targets]
+        f_p = out[n:].reshape(n, FC_RUNS, -1)[np.arange(n)[:, None], np.arange(FC_RUNS)[None, :], targets[:, None]]
+        deltas = f_x[:, None] - f_p
+        assert_close(f"fc {name} prediction deltas", deltas, rec["pred_deltas"], 1e-5)
+        ours = np.array([scipy.stats.pearsonr(u, v)[0] for u, v in zip(att, deltas)])
+        assert_close(f"fc {name} per-sample Pearson re-derived (float64)", ours, values, 1e-4)
+        # Sensitivity to the model's float32 arithmetic: the deltas are small (~1e-3 logits), so
+        # the same draws through a float64 copy of the model move the scores by this much.
+        model64 = copy.deepcopy(road_model).double()
+        with torch.no_grad():
+            out64 = model64(torch.from_numpy(np.concatenate([x, xp.reshape(-1, c, h, w)]).astype(np.float64)))
+            if softmax:
+                out64 = torch.softmax(out64, dim=-1)
+            out64 = out64.numpy()
+        d64 = out64[np.arange(n), targets][:, None] - out64[n:].reshape(n, FC_RUNS, -1)[
+            np.arange(n)[:, None], np.arange(FC_RUNS)[None, :], targets[:, None]]
+        ours64 = np.array([scipy.stats.pearsonr(u, v)[0] for u, v in zip(att, d64)])
+        model64_diff = float(np.nanmax(np.abs(ours64 - values)))
+        # Normalisation: a positive scalar -> the same Pearson (up to float32 rounding of the sums).
+        np_values, _, _ = run(softmax, a, normalise=False)
+        norm_diff = float(np.nanmax(np.abs(np_values - values)))
+        # The un-repeated [N, 1, H, W] a is broadcast by evaluate_batch: identical.
+        one_values, _, _ = run(softmax, a1)
+        same_one = bool(np.array_equal(one_values, values, equal_nan=True))
+        ok = ~np.isnan(values)
+        runs[name] = {
+            "softmax": softmax,
+            "np_random_seed": FC_SEED,
+            "values": values.astype(np.float32),
+            "nan_count": int((~ok).sum()),
+            "mean": float(values[ok].astype(np.float64).mean()),
+            "stderr": float(values[ok].astype(np.float64).std(ddof=1) / np.sqrt(ok.sum())),
+            "values_float64_pearson": p64,
+            "f_x": f_x.astype(np.float32),
+            "normalise_false_max_abs_diff": norm_diff,
+            "float64_model_max_abs_diff": model64_diff,
+            "a_unrepeated_identical": same_one,
+        }
+        exact[name] = {"att_sums": rec["att_sums"][:FC_EXACT], "pred_deltas": rec["pred_deltas"][:FC_EXACT]}
+        print(f"  FaithfulnessCorrelation {name}: mean {runs[name]['mean']:.4f} +- {runs[name]['stderr']:.4f} "
+              f"(NaN {runs[name]['nan_count']}), normalise=False max |diff| {norm_diff:.3g}, "
+              f"float64 model max |diff| {model64_diff:.3g}, "
+              f"[N,1,H,W] a identical: {same_one}")
+
+    dump("faithfulness_correlation.json", {
+        **versions(),
+        "inputs": "road.safetensors: model/<key> (the bias-centred CNN of road.json), x [256, 3, 12, 12] f32, "
+                  "targets i64 (the model's argmax)",
+        "attributions": "road.safetensors `a` [256, 1, 12, 12] (EpsilonPlus relevance summed over channels) "
+                        "repeated over the 3 channels: np.repeat(a, 3, axis=1) -> [256, 3, 12, 12] (passing the "
+                        "[256, 1, 12, 12] a as is gives identical values, `a_unrepeated_identical`: Quantus "
+                        "np.broadcast_to's it to x's shape)",
+        "n": n,
+        "n_features": features,
+        "defaults": qr.signature_defaults(quantus.FaithfulnessCorrelation),
+        "settings": {**used, "np_random_seed": FC_SEED,
+                     "call": f"np.random.seed({FC_SEED}); FaithfulnessCorrelation(subset_size={FC_SUBSET}, "
+                             f"nr_runs={FC_RUNS}, perturb_baseline='black', abs=False, normalise=True, "
+                             "return_aggregate=False, disable_warnings=True)(model, x, y, a_batch=a, "
+                             f"channel_first=True, softmax=<run>, batch_size={FC_BATCH}); the seed is set "
+                             "before each run"},
+        "softmax_default": "__call__'s softmax defaults to False (logits), see defaults.call",
+        "procedure": {
+            "normalise": "a_batch / max|a_batch| over ALL N samples (one positive scalar, before batching); "
+                         "abs=False: signed attributions",
+            "flatten": "a and x are flattened per sample to F = C*H*W = 432 values, row-major (c, h, w): flat "
+                       "index = c*144 + h*12 + w; every channel value is its own feature (with the repeated a, "
+                       "the 3 channel values of a pixel carry the same attribution but are drawn independently)",
+            "subset": "per run and per sample, S = subset_size = 36 distinct flat indices drawn uniformly WITHOUT "
+                      "replacement from the F = 432 C*H*W values (np.random.choice(F, S, replace=False) = "
+                      "np.random.permutation(F)[:S], legacy global RandomState); a fresh subset every run; runs "
+                      "are independent (each perturbs the original x). Quantus's check: subset_size < H*W",
+            "baseline": "'black' = per-sample min of the ORIGINAL x over all C*H*W values "
+                        "(x.reshape(B, -1).min(axis=1); `black_baseline`), written into the S chosen values",
+            "prediction": "f = the model's logits (softmax=False) or torch.softmax(logits, -1) (softmax=True), "
+                          "at the target class; float32",
+            "series": "per run r: att_sum_r = sum of the normalised a over the S chosen values; delta_r = "
+                      "f(x)_y - f(x_perturbed)_y (positive when removing the values lowers the target score)",
+            "score": "per sample: Pearson correlation of (att_sum_r)_r and (delta_r)_r over the nr_runs = 100 runs "
+                     "(scipy.stats.pearsonr(att_sums, deltas, axis=1), computed in float32 since both series are "
+                     "float32; `values_float64_pearson` is the same on the float64-cast series). NaN if either "
+                     "series is constant. Higher is better; range [-1, 1]",
+            "rng_stream": f"after np.random.seed({FC_SEED}): for each chunk of batch_size = {FC_BATCH} samples (in "
+                          "order), for each run: B draws np.random.choice(432, 36, replace=False) (sample by "
+                          "sample), then np.random.uniform(0, 1, size=B) (get_baseline_dict computes its 'uniform' "
+                          "entry even for 'black'). Re-derived and checked; the subsets therefore depend on "
+                          "batch_size",
+        },
+        "normalisation_and_pearson": "Pearson is invariant to a positive scale of one series, and the attribution "
+                                     "sums are linear in a, so normalise_by_max (one positive scalar) cannot "
+                                     "change the score except by float32 rounding "
+                                     "(runs.*.normalise_false_max_abs_diff; a per-sample normaliser would not "
+                                     "change it either)",
+        "black_baseline": black,
+        "runs": runs,
+        "exact_samples": {
+            "samples": list(range(FC_EXACT)),
+            "what": "Quantus's own draws and series for samples 0..K-1 (the same subsets in both runs): indices "
+                    "[K][runs][S] flat C*H*W indices in draw order; att_sums and pred_deltas [K][runs] as Quantus "
+                    "passed them to the Pearson (float32), series.<run>.{att_sums, pred_deltas}; Pearson of a row pair = runs.<run>.values[k]",
+            "indices": derived[:FC_EXACT],
+            "series": exact,
+        },
+        "notes": [
+            "Quantus's random subsets cannot be reproduced without numpy's legacy MT19937 + permutation "
+            "algorithm; compare a re-implementation by mean +- stderr over the 256 samples (or per sample for "
+            "exact_samples given the same indices).",
+            "The mean over samples is what return_aggregate=True (np.mean) would return.",
+            "The deltas are small (~1e-3 logits, ~1e-4 probabilities: the model reacts weakly to its input), so "
+            "float32 cancellation in f(x) - f(x_perturbed) matters: runs.*.float64_model_max_abs_diff is how far "
+            "the per-sample scores move when the same draws go through a float64 copy of the model.",
+        ],
+    })
+
+
 def main():
     warnings.filterwarnings("ignore")
     model_json = json.loads((qr.FIXTURE / "model.json").read_text())
@@ -761,6 +1057,8 @@ def main():
     road = load_file(str(OUT / "road.safetensors"))
     road_model = qr.build(model_json, {k[len("model/"):]: v for k, v in road.items() if k.startswith("model/")})
     random_logit_fixture(model, x, targets, road_model, road["x"], road["targets"], classes)
+    random_logit_spearman_fixture(model, x, targets, road_model, road["x"], road["targets"], classes)
+    faithfulness_correlation_fixture(road_model, road)
 
 
 if __name__ == "__main__":

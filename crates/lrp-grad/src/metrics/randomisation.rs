@@ -93,8 +93,8 @@ fn random_conv(c: &Conv2d) -> Conv2d {
 }
 
 /// MPRT: per step (one per dense or conv layer, top first), the layer's name and each
-/// sample's similarity between its explanation on the randomised model and on the original
-/// one. The explainer's targets hold throughout; by default each sample's class on the
+/// sample's similarity between the magnitudes of its explanation on the randomised model and
+/// on the original one (Quantus' default `abs=True`). The explainer's targets hold throughout; by default each sample's class on the
 /// original model.
 pub fn mprt(
     graph: &Graph,
@@ -104,7 +104,8 @@ pub fn mprt(
 ) -> Result<Vec<(String, Vec<f64>)>> {
     let original = explainer.explain(graph, x.clone())?;
     let targets = original.targets.clone().unwrap_or_default();
-    let reference = floats(original.relevance)?;
+    // Magnitudes, as Quantus compares them (its `abs=True`).
+    let reference = floats(original.relevance.abs())?;
     let layers = (graph.nodes().iter())
         .filter(|node| matches!(node.op, Op::Layer(Layer::Linear(_) | Layer::Conv2d(_))))
         .count();
@@ -121,7 +122,7 @@ pub fn mprt(
                 LayerOrder::Cascading => randomise(graph, |rank| rank <= step, seed),
                 LayerOrder::Independent => randomise(graph, |rank| rank == step, seed),
             };
-            let r = floats(fixed.explain(&randomised, x.clone())?.relevance)?;
+            let r = floats(fixed.explain(&randomised, x.clone())?.relevance.abs())?;
             let name = names.last().cloned().unwrap_or_default();
             Ok((name, similarities(&reference, &r, x.dims(), similarity)?))
         })
