@@ -191,7 +191,8 @@ fn perturbation(metric: Metric, case: &Case<'_>) -> Result<Measured> {
 
 fn tensor(case: &Case<'_>) -> Tensor<4> {
     let data = TensorData::new(case.images.x.to_vec(), case.images.dims);
-    Tensor::from_data(data, &burn::tensor::Device::default())
+    let device = burn::module::Module::devices(case.graph).into_iter().next().unwrap_or_default();
+    Tensor::from_data(data, &device)
 }
 
 fn road(case: &Case<'_>) -> Result<Measured> {

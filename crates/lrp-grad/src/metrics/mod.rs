@@ -40,3 +40,10 @@ pub fn normalise_by_max(a: &mut [f32]) {
         }
     }
 }
+
+/// The device `graph`'s parameters live on (the default one for a graph without any), where
+/// the metrics put their perturbed copies.
+pub(crate) fn device_of(graph: &crate::model::Graph) -> burn::tensor::Device {
+    use burn::module::Module;
+    graph.devices().into_iter().next().unwrap_or_default()
+}

@@ -309,7 +309,7 @@ fn per_chunk<T>(
     read: impl Fn(Tensor<2>) -> Result<Vec<T>>,
 ) -> Result<Vec<T>> {
     let graph = model.as_graph();
-    let device = burn::tensor::Device::default();
+    let device = super::device_of(&graph);
     let mut out = Vec::with_capacity(copies.len());
     for chunk in copies.chunks(64) {
         let data: Vec<f32> = chunk.concat();

@@ -38,7 +38,7 @@ pub fn randomise_top_layers(graph: &Graph, count: usize, seed: u64) -> (Graph, V
 /// topological order) are randomised as [`randomise_top_layers`] does; their names, top first.
 fn randomise(graph: &Graph, chosen: impl Fn(usize) -> bool, seed: u64) -> (Graph, Vec<String>) {
     let mut nodes = graph.nodes().to_vec();
-    let device = burn::tensor::Device::default();
+    let device = super::device_of(graph);
     device.seed(seed);
     let mut names = Vec::new();
     let mut rank = 0;

@@ -52,7 +52,7 @@ fn removal_scores(
     ranked: &[usize],
     target: usize,
 ) -> Result<Vec<f64>> {
-    let device = burn::tensor::Device::default();
+    let device = super::device_of(graph);
     let mut current = x.to_vec();
     let mut pending = vec![current.clone()];
     let mut out = Vec::with_capacity(t + 1);
