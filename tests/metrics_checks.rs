@@ -154,4 +154,16 @@ fn mprt_orders_randomise_the_top_first_or_one_layer_at_a_time() {
     let (top, chosen) = metrics::randomise_top_layers(&graph, 1, 9);
     assert_eq!(chosen, [layers[0].clone()]);
     assert_eq!(graph.nodes()[0].op.kind(), top.nodes()[0].op.kind());
+    // Seeded on the host: one seed, one model; another seed, another.
+    let logits = |g: &Graph| values(g.forward(x.clone()));
+    let again = metrics::randomise_top_layers(&graph, 1, 9).0;
+    assert_eq!(logits(&top), logits(&again));
+    assert_ne!(
+        logits(&top),
+        logits(&metrics::randomise_top_layers(&graph, 1, 10).0)
+    );
+    assert_eq!(
+        logits(&graph),
+        logits(&metrics::randomise_top_layers(&graph, 0, 9).0)
+    );
 }

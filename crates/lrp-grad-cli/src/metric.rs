@@ -191,7 +191,10 @@ fn perturbation(metric: Metric, case: &Case<'_>) -> Result<Measured> {
 
 fn tensor(case: &Case<'_>) -> Tensor<4> {
     let data = TensorData::new(case.images.x.to_vec(), case.images.dims);
-    let device = burn::module::Module::devices(case.graph).into_iter().next().unwrap_or_default();
+    let device = burn::module::Module::devices(case.graph)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     Tensor::from_data(data, &device)
 }
 

@@ -8,7 +8,7 @@
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -29,7 +29,8 @@ pub enum LayerOrder {
 
 /// A copy of `graph` whose last `count` dense and conv layers (in topological order) have
 /// weights and biases drawn from `U(−k, k)`, `k = 1/√fan_in` (PyTorch's default initialisation),
-/// seeded. Returns the names of the layers randomised.
+/// seeded. The draws are made on the host (`StdRng`), so every backend and device randomises
+/// alike. Returns the names of the layers randomised.
 pub fn randomise_top_layers(graph: &Graph, count: usize, seed: u64) -> (Graph, Vec<String>) {
     randomise(graph, |rank| rank < count, seed)
 }
@@ -38,8 +39,7 @@ pub fn randomise_top_layers(graph: &Graph, count: usize, seed: u64) -> (Graph, V
 /// topological order) are randomised as [`randomise_top_layers`] does; their names, top first.
 fn randomise(graph: &Graph, chosen: impl Fn(usize) -> bool, seed: u64) -> (Graph, Vec<String>) {
     let mut nodes = graph.nodes().to_vec();
-    let device = super::device_of(graph);
-    device.seed(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut names = Vec::new();
     let mut rank = 0;
     for node in nodes.iter_mut().rev() {
@@ -47,7 +47,7 @@ fn randomise(graph: &Graph, chosen: impl Fn(usize) -> bool, seed: u64) -> (Graph
             continue;
         }
         if chosen(rank) {
-            node.op = random_layer(&node.op);
+            node.op = random_layer(&node.op, &mut rng);
             names.push(node.name.clone());
         }
         rank += 1;
@@ -56,46 +56,43 @@ fn randomise(graph: &Graph, chosen: impl Fn(usize) -> bool, seed: u64) -> (Graph
 }
 
 /// A dense or conv layer with fresh weights; any other operation as it is.
-fn random_layer(op: &Op) -> Op {
+fn random_layer(op: &Op, rng: &mut StdRng) -> Op {
     match op {
-        Op::Layer(Layer::Linear(l)) => Op::Layer(Layer::Linear(random_linear(l))),
-        Op::Layer(Layer::Conv2d(c)) => Op::Layer(Layer::Conv2d(random_conv(c))),
+        Op::Layer(Layer::Linear(l)) => Op::Layer(Layer::Linear(random_linear(l, rng))),
+        Op::Layer(Layer::Conv2d(c)) => Op::Layer(Layer::Conv2d(random_conv(c, rng))),
         other => other.clone(),
     }
 }
 
-fn uniform<const D: usize>(like: &Tensor<D>, fan_in: usize) -> Tensor<D> {
-    let k = 1.0 / (fan_in.max(1) as f64).sqrt();
-    Tensor::random(like.dims(), Distribution::Uniform(-k, k), &like.device())
+/// A tensor like `like` with values from `U(−k, k)`, `k = 1/√fan_in`.
+fn uniform<const D: usize>(like: &Tensor<D>, fan_in: usize, rng: &mut StdRng) -> Tensor<D> {
+    let k = 1.0 / (fan_in.max(1) as f32).sqrt();
+    let values: Vec<f32> = (0..like.shape().num_elements())
+        .map(|_| rng.random_range(-k..k))
+        .collect();
+    Tensor::from_data(TensorData::new(values, like.dims()), &like.device())
 }
 
-fn random_linear(l: &Linear) -> Linear {
+fn random_linear(l: &Linear, rng: &mut StdRng) -> Linear {
     let fan_in = l.weight.dims()[0];
-    Linear {
-        weight: Param::from_tensor(uniform(&l.weight.val(), fan_in)),
-        bias: l
-            .bias
-            .as_ref()
-            .map(|b| Param::from_tensor(uniform(&b.val(), fan_in))),
-    }
+    let weight = Param::from_tensor(uniform(&l.weight.val(), fan_in, rng));
+    let bias = (l.bias.as_ref()).map(|b| Param::from_tensor(uniform(&b.val(), fan_in, rng)));
+    Linear { weight, bias }
 }
 
-fn random_conv(c: &Conv2d) -> Conv2d {
+fn random_conv(c: &Conv2d, rng: &mut StdRng) -> Conv2d {
     let [_, per_group, kh, kw] = c.weight.dims();
     let fan_in = per_group * kh * kw;
     let mut conv = c.clone();
-    conv.weight = Param::from_tensor(uniform(&c.weight.val(), fan_in));
-    conv.bias = c
-        .bias
-        .as_ref()
-        .map(|b| Param::from_tensor(uniform(&b.val(), fan_in)));
+    conv.weight = Param::from_tensor(uniform(&c.weight.val(), fan_in, rng));
+    conv.bias = (c.bias.as_ref()).map(|b| Param::from_tensor(uniform(&b.val(), fan_in, rng)));
     conv
 }
 
 /// MPRT: per step (one per dense or conv layer, top first), the layer's name and each
 /// sample's similarity between the magnitudes of its explanation on the randomised model and
-/// on the original one (Quantus' default `abs=True`). The explainer's targets hold throughout; by default each sample's class on the
-/// original model.
+/// on the original one (Quantus' default `abs=True`). The explainer's targets hold
+/// throughout; by default each sample's class on the original model.
 pub fn mprt(
     graph: &Graph,
     explainer: &Explainer,
