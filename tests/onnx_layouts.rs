@@ -13,8 +13,13 @@ use common::{assert_close, device, tensor, values};
 use lrp_grad::{Composite, Explainer, LayerType, Rule, Strategy, Target, onnx};
 
 fn fixture(name: &str) -> PathBuf {
+    in_fixtures("shuffle", name)
+}
+
+fn in_fixtures(dir: &str, name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/onnx/shuffle")
+        .join("tests/fixtures/onnx")
+        .join(dir)
         .join(name)
 }
 
@@ -55,9 +60,7 @@ fn a_channel_shuffle_through_a_rank_5_view_matches_zennit_from_both_exporters() 
 }
 
 fn mixer(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/onnx/mixer")
-        .join(name)
+    in_fixtures("mixer", name)
 }
 
 /// An MLP-Mixer block (`tools/onnx-reference/mixer.py`): its token-mixing MLP runs dense layers
@@ -108,4 +111,29 @@ fn a_token_mixing_mlp_after_a_transpose_matches_zennit() {
         err.contains("reshape1") && err.contains("not known statically"),
         "{err}"
     );
+}
+
+/// Zennit's composites give layer norms ε through `x − mean` (the `1/std` constant), not the
+/// identity: passing a norm's relevance unchanged into a residual sum that divides by the
+/// norm's input made timm's MLP-Mixer B/16 explode (|R| up to 1e18 for a logit of 0.37).
+#[test]
+fn zennit_composites_give_layer_norms_epsilon_not_the_identity() {
+    let model = onnx::load(&mixer("mixer-dynamo.onnx"), &device()).unwrap();
+    for composite in [
+        Composite::epsilon_plus_flat(),
+        Composite::epsilon_plus(),
+        Composite::epsilon_alpha2_beta1(),
+    ] {
+        let plan = composite.plan(&model.graph).unwrap();
+        for (node, propagation) in model.graph.nodes().iter().zip(&plan) {
+            if node.op.kind() == "layer_norm" {
+                assert_eq!(
+                    *propagation,
+                    lrp_grad::Propagation::Rule(Rule::Epsilon { epsilon: 1e-6 }),
+                    "{}",
+                    node.name
+                );
+            }
+        }
+    }
 }
