@@ -56,6 +56,13 @@ impl Converter<'_> {
             .find(|&(k, &d)| d == 0 && k == batch)
             .map(|(k, _)| k);
         let minus_one = target.iter().position(|&d| d == -1);
+        if output_dims_known(node).is_err() {
+            // Shape inference stopped at a target that onnx-ir folded only after it ran
+            // (TorchScript's `Shape → Slice → Concat`): resolve the target here.
+            let dims = resolve_target(target, &x.layout.onnx_dims(self.batch))?;
+            let layout = x.layout.reshape(&dims, self.batch, (copy, minus_one))?;
+            return self.relabel(node, x, layout);
+        }
         self.reshape_like(node, x, (copy, minus_one))
     }
 
@@ -385,5 +392,48 @@ mod tests {
         assert_eq!(group_of(&[3, 2, 4, 5], &[6, 4, 5], 2), Some((1, 1)));
         // A leading size-1 axis left out of the graph.
         assert_eq!(group_of(&[1, 10, 3, 8], &[10, 3, 8], 1), Some((0, 1)));
+    }
+}
+
+/// A reshape's target resolved against its input's dims: `0` copies the input's dim at that
+/// place, one `-1` takes what the others leave (ONNX's rules, `allowzero` off).
+pub(super) fn resolve_target(target: &[i64], input: &[usize]) -> Result<Vec<usize>, Failure> {
+    let total: usize = input.iter().product();
+    let mut dims = Vec::with_capacity(target.len());
+    for (k, &d) in target.iter().enumerate() {
+        dims.push(match d {
+            0 => *input
+                .get(k)
+                .ok_or("a 0 in the target past the input's axes")?,
+            -1 => 0,
+            d if d > 0 => d as usize,
+            d => return Err(format!("target dim {d}").into()),
+        });
+    }
+    let known: usize = dims.iter().filter(|&&d| d > 0).product();
+    match target.iter().filter(|&&d| d == -1).count() {
+        0 if known == total => Ok(dims),
+        1 if known > 0 && total % known == 0 => Ok(dims
+            .iter()
+            .map(|&d| if d == 0 { total / known } else { d })
+            .collect()),
+        _ => Err(format!("the target {target:?} does not fit the input {input:?}").into()),
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::resolve_target;
+
+    #[test]
+    fn a_target_copies_zeros_and_fills_its_minus_one() {
+        assert_eq!(
+            resolve_target(&[3, 8, -1], &[3, 8, 4, 4]).unwrap(),
+            [3, 8, 16]
+        );
+        assert_eq!(resolve_target(&[0, -1], &[2, 3, 4]).unwrap(), [2, 12]);
+        assert_eq!(resolve_target(&[6, 4], &[2, 3, 4]).unwrap(), [6, 4]);
+        assert!(resolve_target(&[5, -1], &[2, 3, 4]).is_err());
+        assert!(resolve_target(&[-1, -1], &[2, 3, 4]).is_err());
     }
 }
