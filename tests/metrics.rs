@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::zennit::ZennitFixture;
-use lrp_grad::metrics::{self, Baseline, Images, Score};
+use lrp_grad::metrics::{self, Baseline, Images, Score, Unit};
 use lrp_grad::{Graph, interchange};
 use serde_json::Value;
 
@@ -125,13 +125,70 @@ fn perturbation_curves_match_quantus() {
     };
     for (suffix, score) in [("", Score::Softmax), ("/logits", Score::Logit)] {
         let settings = (Baseline::Min, score);
-        let flipping = metrics::pixel_flipping(&s.graph, images, 36, settings).unwrap();
-        check_curves(&flipping, &s.quantus, &format!("PixelFlipping{suffix}"));
+        let flipping = metrics::pixel_flipping(&s.graph, images, (36, Unit::Value), settings);
+        check_curves(
+            &flipping.unwrap(),
+            &s.quantus,
+            &format!("PixelFlipping{suffix}"),
+        );
         let regions = metrics::region_perturbation(&s.graph, images, (4, 10), settings).unwrap();
         check_curves(&regions, &s.quantus, &format!("RegionPerturbation{suffix}"));
         let selectivity = metrics::selectivity(&s.graph, images, 4, settings).unwrap();
         check_curves(&selectivity, &s.quantus, &format!("Selectivity{suffix}"));
     }
+}
+
+/// Whole pixels (every channel replaced together) against Quantus given the channel-summed
+/// map `[N, 1, H, W]`, which it broadcasts over the channels and ranks value by value: its steps
+/// of 36 values are 12 whole pixels until equal sums (this relevance has many exact zeros) let
+/// its stable sort take one channel of many pixels first — compared up to there.
+#[test]
+fn pixel_flipping_by_whole_pixels_matches_quantus_on_the_channel_sum() {
+    let s = setup();
+    let [n, c, h, w] = s.dims;
+    let mut summed: Vec<f32> = (0..n * h * w)
+        .map(|k| {
+            (0..c)
+                .map(|ch| s.raw[(k / (h * w) * c + ch) * h * w + k % (h * w)])
+                .sum()
+        })
+        .collect();
+    metrics::normalise_by_max(&mut summed);
+    let a: Vec<f32> = summed.chunks(h * w).flat_map(|m| m.repeat(c)).collect();
+    let images = Images {
+        x: &s.x,
+        a: &a,
+        dims: s.dims,
+        targets: &s.targets,
+    };
+    let mut compared = 0;
+    for (suffix, score) in [("", Score::Softmax), ("/logits", Score::Logit)] {
+        let ours =
+            metrics::pixel_flipping(&s.graph, images, (12, Unit::Pixel), (Baseline::Min, score));
+        let theirs = quantus_values(&s.quantus, &format!("PixelFlipping/channel-sum{suffix}"));
+        for (i, (curve, theirs)) in ours.unwrap().iter().zip(theirs).enumerate() {
+            let mut sorted = summed[i * h * w..(i + 1) * h * w].to_vec();
+            sorted.sort_by(|p, q| q.total_cmp(p));
+            let untied = sorted
+                .windows(2)
+                .position(|v| v[0] == v[1])
+                .unwrap_or(h * w);
+            for (k, (a, b)) in curve
+                .iter()
+                .zip(theirs.as_array().unwrap())
+                .enumerate()
+                .take(untied / 12)
+            {
+                close(
+                    *a,
+                    b.as_f64().unwrap(),
+                    &format!("channel-sum{suffix} sample {i} step {k}"),
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 6, "{compared} points compared");
 }
 
 #[test]
@@ -146,7 +203,7 @@ fn bad_metric_arguments_are_errors() {
     let settings = (Baseline::Min, Score::Logit);
     let err = metrics::region_perturbation(&s.graph, images, (5, 3), settings).unwrap_err();
     assert!(err.to_string().contains("patch size 5"), "{err}");
-    let err = metrics::pixel_flipping(&s.graph, images, 0, settings).unwrap_err();
+    let err = metrics::pixel_flipping(&s.graph, images, (0, Unit::Pixel), settings).unwrap_err();
     assert!(err.to_string().contains("features_in_step 0"), "{err}");
     let wrong = Images {
         targets: &[0],

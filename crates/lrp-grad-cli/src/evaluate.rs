@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Tensor, TensorData};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use lrp_grad::metrics::{self, Baseline, Images, LayerOrder, Score, Similarity};
+use lrp_grad::metrics::{self, Baseline, Images, LayerOrder, Score, Similarity, Unit};
 use lrp_grad::{Explainer, Graph};
 
 use crate::metric::{Case, Measured, Metric, Settings};
@@ -45,10 +45,15 @@ pub(crate) struct EvaluateArgs {
         default_value = "pixel-flipping,region-perturbation,selectivity,faithfulness-correlation,road,complexity,completeness,random-logit,mprt"
     )]
     metrics: Vec<Metric>,
-    /// Pixel flipping and faithfulness correlation: input values replaced per step (default: a
-    /// sixteenth of a sample's).
+    /// Pixel flipping: pixels (or, with --flip-values, input values) replaced per step
+    /// (default: a sixteenth of a sample's); faithfulness correlation: the subset's size (times
+    /// the channels for pixels).
     #[arg(long)]
     features_in_step: Option<usize>,
+    /// Pixel flipping ranks single input values, each channel of a pixel on its own (Quantus'
+    /// PixelFlipping with a per-channel map), instead of whole pixels.
+    #[arg(long)]
+    flip_values: bool,
     /// Region perturbation and selectivity: the square patches' side (a divisor of the size).
     #[arg(long, default_value_t = 4)]
     patch: usize,
@@ -166,6 +171,10 @@ fn progress(len: usize) -> ProgressBar {
 }
 
 fn settings(args: &EvaluateArgs, [_, c, h, w]: [usize; 4]) -> Result<Settings> {
+    let (unit, units) = match args.flip_values {
+        true => (Unit::Value, c * h * w),
+        false => (Unit::Pixel, h * w),
+    };
     Ok(Settings {
         baseline: baseline(&args.baseline)?,
         score: if args.score == "logit" {
@@ -173,7 +182,8 @@ fn settings(args: &EvaluateArgs, [_, c, h, w]: [usize; 4]) -> Result<Settings> {
         } else {
             Score::Softmax
         },
-        features_in_step: args.features_in_step.unwrap_or((c * h * w / 16).max(1)),
+        features_in_step: args.features_in_step.unwrap_or((units / 16).max(1)),
+        unit,
         patch: args.patch,
         regions: args.regions,
         road_percentages: args

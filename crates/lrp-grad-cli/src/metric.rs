@@ -4,7 +4,7 @@
 use anyhow::Result;
 use burn::tensor::{Tensor, TensorData};
 use clap::ValueEnum;
-use lrp_grad::metrics::{self, Baseline, Images, LayerOrder, Score, Similarity};
+use lrp_grad::metrics::{self, Baseline, Images, LayerOrder, Score, Similarity, Unit};
 use lrp_grad::{Explainer, Graph};
 
 /// One metric, as `--metrics` names it.
@@ -70,6 +70,8 @@ pub(crate) struct Settings {
     pub baseline: Baseline,
     pub score: Score,
     pub features_in_step: usize,
+    /// Pixel flipping's unit: whole pixels (default) or single values (Quantus').
+    pub unit: Unit,
     pub patch: usize,
     pub regions: usize,
     pub road_percentages: Vec<f64>,
@@ -115,7 +117,11 @@ impl Metric {
                 perturbation(self, case)?
             }
             Metric::FaithfulnessCorrelation => {
-                let runs = (s.features_in_step, 32, s.seed);
+                let per_unit = match s.unit {
+                    Unit::Pixel => images.dims[1],
+                    Unit::Value => 1,
+                };
+                let runs = (s.features_in_step * per_unit, 32, s.seed);
                 let c =
                     metrics::faithfulness_correlation(graph, images, runs, (s.baseline, s.score))?;
                 single("faithfulness correlation ↑", c)
@@ -149,7 +155,7 @@ fn perturbation(metric: Metric, case: &Case<'_>) -> Result<Measured> {
     let (graph, images, settings) = (case.graph, case.images, (s.baseline, s.score));
     let (m, column, key, title, x_label) = match metric {
         Metric::PixelFlipping => (
-            metrics::pixel_flipping(graph, images, s.features_in_step, settings)?,
+            metrics::pixel_flipping(graph, images, (s.features_in_step, s.unit), settings)?,
             "pixel-flipping AUC ↓",
             "pixel_flipping",
             "pixel flipping",

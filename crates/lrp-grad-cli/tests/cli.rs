@@ -1771,7 +1771,7 @@ fn evaluate_cnn(fixture: &ZennitFixture, x: &Path) -> Command {
 }
 
 /// `evaluate` compares methods on images: a table on stdout, JSON with each method's
-/// metrics and mean curves (12 pixel-flipping steps of a sixteenth of 432 values, 9 patches,
+/// metrics and mean curves (12 pixel-flipping steps of 12 whole pixels, 9 patches,
 /// ROAD's percentages, MPRT's layers top first) and the curves as PNG; bad arguments are
 /// clear errors and nothing is written.
 #[test]
@@ -1781,7 +1781,7 @@ fn evaluate_compares_methods_with_the_metrics() {
     let evaluate = || evaluate_cnn(&fixture, &x);
     let run = evaluate()
         .args(["--composite", "epsilon-plus", "--methods", "lrp,gradient-x-input"])
-        .args(["--features-in-step", "36", "--road-percentages", "10,50,90"])
+        .args(["--features-in-step", "12", "--road-percentages", "10,50,90"])
         .args(["--metrics", "pixel-flipping,region-perturbation,road,completeness,random-logit,mprt,input-invariance"])
         .arg("--json")
         .arg(&json)

@@ -23,7 +23,7 @@ pub use complexity::{complexity, effective_complexity, sparseness};
 pub use correlation::{faithfulness_correlation, pearson};
 pub use imputation::noisy_linear_imputation;
 pub use perturbation::{
-    Baseline, Images, Score, auc, pixel_flipping, region_perturbation, selectivity,
+    Baseline, Images, Score, Unit, auc, pixel_flipping, region_perturbation, selectivity,
 };
 pub use randomisation::{LayerOrder, mprt, random_logit, randomise_top_layers, similarities};
 pub use road::{road, road_percentages};

@@ -4,9 +4,11 @@
 //! signed relevance (ties by position), replaced cumulatively by a baseline, every perturbed
 //! copy of a sample in one batched forward pass. The curves hold no unperturbed point.
 //!
-//! Pixel flipping ranks single values of the input (`C·H·W` of them, so the channels of one
-//! pixel move independently, as Quantus does); region perturbation and selectivity rank
-//! square patches over all channels.
+//! Pixel flipping ranks either whole pixels (relevance summed over channels, every channel
+//! replaced together: [`Unit::Pixel`]) or single values (`C·H·W` of them, the channels of one
+//! pixel moving independently, as Quantus' `PixelFlipping` does with a per-channel map —
+//! its issue #75: [`Unit::Value`]); region perturbation and selectivity rank square patches
+//! over all channels.
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
@@ -30,6 +32,15 @@ pub enum Score {
     Softmax,
     /// The target's logit.
     Logit,
+}
+
+/// What pixel flipping ranks and replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Whole pixels: relevance summed over channels, every channel replaced together.
+    Pixel,
+    /// Single input values, each channel of a pixel on its own (Quantus' default).
+    Value,
 }
 
 /// A batch of images and their explanations, `[N, C, H, W]` each (row-major), with targets.
@@ -95,33 +106,57 @@ impl Images<'_> {
 }
 
 /// Pixel flipping: the target's score after each step replaces the next `features_in_step`
-/// most relevant input values — ⌈C·H·W / features_in_step⌉ points per sample.
+/// most relevant pixels or values (`unit`) — ⌈H·W / features_in_step⌉ or
+/// ⌈C·H·W / features_in_step⌉ points per sample.
 pub fn pixel_flipping(
     model: &impl AsGraph,
     images: Images<'_>,
-    features_in_step: usize,
+    (features_in_step, unit): (usize, Unit),
     (baseline, score): (Baseline, Score),
 ) -> Result<Vec<Vec<f64>>> {
     images.check()?;
-    let per = images.dims[1] * images.dims[2] * images.dims[3];
-    if features_in_step == 0 || features_in_step > per {
+    let [_, c, h, w] = images.dims;
+    let units = match unit {
+        Unit::Pixel => h * w,
+        Unit::Value => c * h * w,
+    };
+    if features_in_step == 0 || features_in_step > units {
         return Err(Error::InvalidMetric {
             reason: format!(
-                "features_in_step {features_in_step}: expected 1 to {per} (the values of a sample)"
+                "features_in_step {features_in_step}: expected 1 to {units} (the {} of a sample)",
+                if unit == Unit::Pixel {
+                    "pixels"
+                } else {
+                    "values"
+                }
             ),
         });
     }
     (0..images.dims[0])
         .map(|i| {
             let (x, a) = images.sample(i);
-            let order = descending(a);
-            let groups: Vec<Vec<usize>> = order
-                .chunks(features_in_step)
-                .map(<[usize]>::to_vec)
-                .collect();
+            let groups: Vec<Vec<usize>> = match unit {
+                Unit::Value => (descending(a).chunks(features_in_step))
+                    .map(<[usize]>::to_vec)
+                    .collect(),
+                Unit::Pixel => (descending(&per_pixel(a, [c, h, w])).chunks(features_in_step))
+                    .map(|pixels| {
+                        (0..c)
+                            .flat_map(|ch| pixels.iter().map(move |p| ch * h * w + p))
+                            .collect()
+                    })
+                    .collect(),
+            };
             let at = (images.dims, images.targets[i], score);
             cumulative_scores(model, x, (&groups, baseline.value(x)), at, false)
         })
+        .collect()
+}
+
+/// A `[C, H, W]` map summed over its channels.
+pub(super) fn per_pixel(a: &[f32], [c, h, w]: [usize; 3]) -> Vec<f32> {
+    (0..h * w)
+        .map(|p| (0..c).map(|ch| a[ch * h * w + p]).sum())
         .collect()
 }
 

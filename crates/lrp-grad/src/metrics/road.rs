@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rayon::prelude::*;
 
 use super::imputation::noisy_linear_imputation;
-use super::perturbation::{Images, descending, predictions};
+use super::perturbation::{Images, descending, per_pixel, predictions};
 use crate::error::{Error, Result};
 use crate::model::AsGraph;
 
@@ -72,10 +72,7 @@ fn imputed_copies(
 ) -> Result<Vec<Vec<f32>>> {
     let [_, c, h, w] = images.dims;
     let (x, a) = images.sample(i);
-    let per_pixel: Vec<f32> = (0..h * w)
-        .map(|p| (0..c).map(|ch| a[ch * h * w + p]).sum())
-        .collect();
-    let order = descending(&per_pixel);
+    let order = descending(&per_pixel(a, [c, h, w]));
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(i as u64));
     let mut estimate: Vec<f64> = x.iter().copied().map(f64::from).collect();
     (percentages.iter())

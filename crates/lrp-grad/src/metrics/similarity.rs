@@ -3,6 +3,7 @@
 //! Quantus 0.6.0 computes them (its `correlation_spearman`, and its `ssim`, which calls
 //! scikit-image's `structural_similarity` with its defaults and the pair's joint range).
 
+use super::perturbation::per_pixel;
 use crate::error::{Error, Result};
 
 /// Which similarity of two explanations a randomisation check reports.
@@ -19,19 +20,9 @@ impl Similarity {
     pub fn of(self, a: &[f32], b: &[f32], dims: [usize; 3]) -> Result<f64> {
         match self {
             Similarity::Spearman => Ok(spearman(a, b)),
-            Similarity::Ssim => ssim(
-                &channel_sum(a, dims),
-                &channel_sum(b, dims),
-                [dims[1], dims[2]],
-            ),
+            Similarity::Ssim => ssim(&per_pixel(a, dims), &per_pixel(b, dims), [dims[1], dims[2]]),
         }
     }
-}
-
-fn channel_sum(a: &[f32], [c, h, w]: [usize; 3]) -> Vec<f32> {
-    (0..h * w)
-        .map(|p| (0..c).map(|ch| a[ch * h * w + p]).sum())
-        .collect()
 }
 
 /// Spearman's rank correlation (average ranks for ties; 0 where either series is constant).
