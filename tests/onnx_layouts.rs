@@ -133,3 +133,35 @@ fn zennit_composites_give_layer_norms_epsilon_not_the_identity() {
         }
     }
 }
+
+/// ONNX `Split` into three equal chunks and a batch norm over tokens with the batch folded in
+/// (`BatchNorm1d` on `[N·T, C]`, LeViT's), from both exporters
+/// (`tools/onnx-reference/split_bn.py`): logits equal PyTorch's, LRP-ε (on the dense layers and
+/// the batch norm's affine map, Norm on the sum) equals Zennit's in float64 within
+/// max(1e-5, 4 × Zennit's own float32 distance).
+#[test]
+fn a_split_and_a_batch_norm_of_folded_tokens_match_zennit_from_both_exporters() {
+    let f = read_f32_tensors(&in_fixtures("split-bn", "split-bn.safetensors"));
+    let targets: Vec<usize> = f["targets"].1.iter().map(|&t| t as usize).collect();
+    for exporter in ["script", "dynamo"] {
+        let path = in_fixtures("split-bn", &format!("split-bn-{exporter}.onnx"));
+        let model = onnx::load(&path, &device()).unwrap_or_else(|e| panic!("{exporter}: {e}"));
+        let x = tensor(f["input"].1.clone(), [3, 5, 6]);
+        assert_close(
+            &values(model.graph.forward(x.clone())),
+            &f["output"].1,
+            2e-5,
+        );
+        let e = Explainer::new()
+            .rule(Rule::Epsilon { epsilon: 1e-6 })
+            .target(Target::PerSample(targets.clone()))
+            .explain(&model.graph, x)
+            .unwrap();
+        let own_f32 = common::relative_error(&f["epsilon-f32"].1, &f["epsilon"].1);
+        assert_close(
+            &values(e.relevance),
+            &f["epsilon"].1,
+            (4.0 * own_f32).max(1e-5),
+        );
+    }
+}

@@ -30,6 +30,8 @@ from zennit.layer import Sum
 from zennit.rules import Epsilon, Norm, Pass
 from zennit.types import Convolution, Linear, Activation
 
+import zennit_common
+
 OUT = pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "onnx" / "mixer"
 
 
@@ -96,13 +98,7 @@ def relevance(net, x, targets):
     composite = LayerMapComposite([(Activation, Pass()), (torch.nn.LayerNorm, Pass()),
                                    (Sum, Norm()), (TokenMean, Norm()),
                                    (Convolution, Epsilon(1e-6)), (Linear, Epsilon(1e-6))])
-    x = x.clone().requires_grad_(True)
-    with composite.context(net) as modified:
-        out = modified(x)
-        grad = torch.zeros_like(out)
-        grad[torch.arange(len(targets)), targets] = 1.0
-        (g,) = torch.autograd.grad(out, x, grad * out)
-    return g.detach()  # Zennit's rules make the input gradient the relevance
+    return zennit_common.relevance(net, x, targets, composite)
 
 
 def main():
@@ -111,9 +107,7 @@ def main():
     x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = net(x)
-    for exporter, dynamo in (("script", False), ("dynamo", True)):
-        torch.onnx.export(net, (x,), str(OUT / f"mixer-{exporter}.onnx"), dynamo=dynamo,
-                          external_data=False, input_names=["input"], output_names=["logits"])
+    zennit_common.export_both(net, x, OUT, "mixer")
     targets = torch.tensor([0, 2, 4])
     net64, x64 = model(reference=True).double(), x.double()
     with torch.no_grad():

@@ -23,6 +23,8 @@ from zennit.composites import LayerMapComposite
 from zennit.rules import Epsilon, ZPlus, Pass
 from zennit.types import Convolution, Linear, Activation
 
+import zennit_common
+
 OUT = pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "onnx" / "shuffle"
 
 
@@ -50,13 +52,7 @@ def model():
 def relevance(net, x, targets, conv_rule):
     composite = LayerMapComposite([(Activation, Pass()), (Convolution, conv_rule),
                                    (Linear, Epsilon(1e-6))])
-    x = x.clone().requires_grad_(True)
-    with composite.context(net) as modified:
-        out = modified(x)
-        grad = torch.zeros_like(out)
-        grad[torch.arange(len(targets)), targets] = 1.0
-        (g,) = torch.autograd.grad(out, x, grad * out)
-    return g.detach()  # Zennit's rules make the input gradient the relevance
+    return zennit_common.relevance(net, x, targets, composite)
 
 
 def main():
@@ -65,9 +61,7 @@ def main():
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = net(x)
-    for exporter, dynamo in (("script", False), ("dynamo", True)):
-        torch.onnx.export(net, (x,), str(OUT / f"shuffle-{exporter}.onnx"), dynamo=dynamo,
-                          external_data=False, input_names=["input"], output_names=["logits"])
+    zennit_common.export_both(net, x, OUT, "shuffle")
     targets = torch.tensor([0, 2, 4])
     net64, x64 = model().double(), x.double()
     tensors = {"input": x, "output": out, "targets": targets,

@@ -259,6 +259,7 @@ impl<'a> Converter<'a> {
             OnnxNode::Gather(n) => self.gather(node, n.config.axis as i64),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
             OnnxNode::Expand(_) => self.expand_constant(node),
+            OnnxNode::Split(n) => self.split(node, &n.config),
             OnnxNode::Slice(n) => self.slice_onnx(node, &n.config),
             OnnxNode::Attention(n) => self.attention(node, &n.config),
             _ => self.activation(node),
@@ -430,12 +431,72 @@ impl<'a> Converter<'a> {
                 format!("input {index} (scale, bias, mean, variance) is not a constant")
             })?);
         }
+        if !x.layout.is_standard() {
+            return self.batch_norm_folded(
+                node,
+                x,
+                [&parts[0], &parts[1], &parts[2], &parts[3]],
+                epsilon,
+            );
+        }
         let bn = params::batch_norm(
             [&parts[0], &parts[1], &parts[2], &parts[3]],
             epsilon,
             self.device,
         )?;
         self.push(node, Op::Layer(bn.into()), &[x])
+    }
+
+    /// A batch norm of a value whose batch is folded with its tokens (LeViT's `BatchNorm1d`
+    /// on `[N·T, C]`): its per-channel affine map `x · s + t`, `s = γ/√(var + ε)`,
+    /// `t = β − μ·s`, as a constant scale and a learned shift on the channel axis, which must
+    /// be the sample's last. (Relevance passes the scale unchanged; the shift takes its share
+    /// as a bias does.)
+    fn batch_norm_folded(
+        &mut self,
+        node: &OnnxNode,
+        x: Value,
+        [gamma, beta, mean, var]: [&Constant; 4],
+        epsilon: f64,
+    ) -> Result<(), Failure> {
+        let channels = gamma.values.len();
+        let last = x.layout.sample.len();
+        if x.layout.axes.len() != 2
+            || x.layout.axes[1] != (last - 1..last)
+            || x.dims().last() != Some(&channels)
+        {
+            return Err(format!(
+                "normalizes a value laid out as {}; lrp-grad takes a batch norm of folded tokens over their last axis ({channels} channels)",
+                x.layout.describe()
+            )
+            .into());
+        }
+        let scale: Vec<f32> = (0..channels)
+            .map(|i| {
+                (f64::from(gamma.values[i]) / (f64::from(var.values[i]) + epsilon).sqrt()) as f32
+            })
+            .collect();
+        let shift: Vec<f32> = (0..x.shape.numel())
+            .map(|k| beta.values[k % channels] - mean.values[k % channels] * scale[k % channels])
+            .collect();
+        let scale = Constant {
+            dims: vec![channels],
+            values: scale,
+        };
+        let op = ConstantScale::new(&scale, x.shape, false)?;
+        let name = unique_name(node);
+        let scaled = self
+            .graph
+            .push(format!("{name}.scale"), Op::Custom(Custom::new(op)), [x.id]);
+        let shift = Tensor::<1>::from_data(
+            burn::tensor::TensorData::new(shift, [x.shape.numel()]),
+            self.device,
+        );
+        let add = crate::model::AddParam::new(shift, x.shape);
+        let id = self
+            .graph
+            .push(format!("{name}.shift"), Op::AddParam(add), [scaled]);
+        self.relabel(node, Value::standard(id, x.shape), x.layout.clone())
     }
 
     fn max_pool(

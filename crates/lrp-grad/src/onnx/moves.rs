@@ -191,6 +191,56 @@ impl Converter<'_> {
     ) -> Result<(), Failure> {
         let (axis, start, end) = one_axis(c)?;
         let x = self.activation_input(node, 0)?;
+        self.slice_to(node, 0, x, (axis, start, end))
+    }
+
+    /// `Split` along one axis into constant sizes (TorchScript's fused-QKV `unbind`): each
+    /// output a slice of the input.
+    pub(super) fn split(
+        &mut self,
+        node: &OnnxNode,
+        c: &onnx_ir::node::split::SplitConfig,
+    ) -> Result<(), Failure> {
+        use onnx_ir::node::split::SplitSizesInput;
+        let x = self.activation_input(node, 0)?;
+        let axis = c.axis as i64;
+        let size = x.layout.onnx_dims(self.batch)[c.axis];
+        let outputs = node.outputs().len();
+        let sizes: Vec<usize> = match (&c.split_sizes, c.split_size) {
+            (Some(SplitSizesInput::Static(sizes)), _) => sizes.clone(),
+            (None, Some(each)) => (0..size.div_ceil(each.max(1)))
+                .map(|k| each.min(size - k * each))
+                .collect(),
+            (None, None) if outputs > 0 && size % outputs == 0 => vec![size / outputs; outputs],
+            _ => {
+                return Err(
+                    "the split's sizes are computed at run time; expected constants".into(),
+                );
+            }
+        };
+        if sizes.len() != outputs || sizes.iter().sum::<usize>() != size {
+            return Err(format!(
+                "splits {size} values of axis {axis} into {sizes:?} for {outputs} outputs"
+            )
+            .into());
+        }
+        let mut start = 0;
+        for (k, len) in sizes.into_iter().enumerate() {
+            let bounds = (axis, start as i64, (start + len) as i64);
+            self.slice_to(node, k, x.clone(), bounds)?;
+            start += len;
+        }
+        Ok(())
+    }
+
+    /// Output `k` of `node`: `x` sliced to `start..end` along ONNX axis `axis`.
+    fn slice_to(
+        &mut self,
+        node: &OnnxNode,
+        k: usize,
+        x: Value,
+        (axis, start, end): (i64, i64, i64),
+    ) -> Result<(), Failure> {
         let s = x.layout.sample_axis(axis)?;
         let size = x.layout.sample[s] as i64;
         let clamp = |v: i64| (if v < 0 { v + size } else { v }).clamp(0, size) as usize;
@@ -209,21 +259,22 @@ impl Converter<'_> {
             start: start * inner,
             len: (end - start) * inner,
         };
-        let id = self.graph.push(unique_name(node), Op::Slice(slice), [x.id]);
+        let name = match k {
+            0 => unique_name(node),
+            k => format!("{}.{k}", unique_name(node)),
+        };
+        let id = self.graph.push(name, Op::Slice(slice), [x.id]);
         let mut dims = x.shape.dims();
         dims[g] = (end - start) * inner;
         let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
         let mut layout = x.layout.clone();
         layout.sample[s] = end - start;
-        self.relabel(
-            node,
-            Value {
-                id,
-                shape,
-                layout: layout.clone(),
-            },
-            layout,
-        )
+        let value = Value {
+            id,
+            shape,
+            layout: layout.clone(),
+        };
+        self.relabel_output(node, k, value, layout)
     }
 
     /// ONNX `Attention` (which onnx-ir also makes of `softmax(Q·Kᵀ / s)·V`) on `[N, H, T, dh]`
@@ -284,6 +335,17 @@ impl Converter<'_> {
         x: Value,
         layout: Layout,
     ) -> Result<(), Failure> {
+        self.relabel_output(node, 0, x, layout)
+    }
+
+    /// [`Converter::relabel`] for the node's output `k`.
+    fn relabel_output(
+        &mut self,
+        node: &OnnxNode,
+        k: usize,
+        x: Value,
+        layout: Layout,
+    ) -> Result<(), Failure> {
         let dims = layout.sample.clone();
         let mut value = if (1..=FeatureShape::MAX_RANK).contains(&dims.len()) {
             let taken = self
@@ -293,14 +355,19 @@ impl Converter<'_> {
                 .any(|n| n.name == unique_name(node));
             let name = match taken {
                 false => unique_name(node),
-                true => format!("{}.out", unique_name(node)),
+                true => format!(
+                    "{}.out{}",
+                    unique_name(node),
+                    if k > 0 { format!("{k}") } else { String::new() }
+                ),
             };
             self.view(name, x, &dims)?
         } else {
             x
         };
         value.layout = layout;
-        self.values.insert(node.outputs()[0].name.clone(), value);
+        let output = node.outputs().get(k).ok_or("a missing output")?;
+        self.values.insert(output.name.clone(), value);
         Ok(())
     }
 
