@@ -165,3 +165,30 @@ fn a_split_and_a_batch_norm_of_folded_tokens_match_zennit_from_both_exporters() 
         );
     }
 }
+
+/// A class token prepended by `expand(N, -1, -1)`, which the TorchScript exporter writes as a
+/// constant subgraph onnx-ir cannot type (`ConstantOfShape → Mul → Equal → Where → Expand`;
+/// `tools/onnx-reference/cls_token.py`): folded before parsing, the export's logits equal
+/// PyTorch's, and its relevance equals the dynamo export's (which writes the token as a
+/// constant), so folding changes nothing but the parse.
+#[test]
+fn a_class_tokens_constant_expand_folds_before_parsing() {
+    let f = read_f32_tensors(&in_fixtures("cls-token", "cls.safetensors"));
+    let x = tensor(f["input"].1.clone(), [2, 3, 8, 8]);
+    let relevance = |exporter: &str| {
+        let path = in_fixtures("cls-token", &format!("cls-{exporter}.onnx"));
+        let model = onnx::load(&path, &device()).unwrap_or_else(|e| panic!("{exporter}: {e}"));
+        assert_close(
+            &values(model.graph.forward(x.clone())),
+            &f["output"].1,
+            2e-5,
+        );
+        let e = Explainer::new()
+            .composite(Composite::attn_lrp())
+            .target(Target::PerSample(vec![0, 2]))
+            .explain(&model.graph, x.clone())
+            .unwrap();
+        values(e.relevance)
+    };
+    assert_close(&relevance("script"), &relevance("dynamo"), 1e-5);
+}

@@ -40,6 +40,7 @@
 mod constant_scale;
 mod convert;
 pub(crate) mod error;
+mod fold;
 mod layout;
 mod moves;
 mod params;
@@ -143,8 +144,15 @@ fn parse(path: &Path) -> Result<OnnxGraph, OnnxError> {
             reason: source.to_string(),
         });
     }
+    // Constant subgraphs onnx-ir cannot type are folded first (`fold.rs`).
+    let folded = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| fold::fold(&bytes));
     // The parser panics on some malformed files: a panic becomes an error naming the file.
-    let parsed = std::panic::catch_unwind(|| OnnxGraphBuilder::new().parse_file(path));
+    let parsed = std::panic::catch_unwind(|| match &folded {
+        Some(bytes) => OnnxGraphBuilder::new().parse_bytes(bytes),
+        None => OnnxGraphBuilder::new().parse_file(path),
+    });
     let reason = match parsed {
         Ok(Ok(graph)) => return Ok(graph),
         Ok(Err(e)) => e.to_string(),

@@ -1,0 +1,401 @@
+//! Constant subgraphs folded before onnx-ir reads the model: TorchScript writes a class
+//! token's `expand(N, -1, -1)` as `ConstantOfShape → Mul → Equal → Where → Expand` over
+//! constants, and a model's constant lookups (LeViT's attention biases) as `GatherND` of
+//! constants — operators onnx-ir neither folds nor types, so every shape after them would be
+//! unknown. Each node of those kinds whose inputs are all constants is evaluated here and
+//! replaced by an initializer (with `Mul`, `Add`, `Sub`, `Unsqueeze`, `Transpose` and `Cast` of
+//! constants, which feed or read them); onnx-ir then parses the model as if it had been exported folded.
+
+use std::collections::HashMap;
+
+use onnx_ir::{Message, ModelProto, NodeProto, TensorProto};
+
+/// Tensor element types ONNX numbers them by.
+const FLOAT: i32 = 1;
+const INT32: i32 = 6;
+const INT64: i32 = 7;
+const BOOL: i32 = 9;
+
+/// A small constant: dims and values (integers and booleans held as `f64`, exact for the
+/// index and shape arithmetic folded here), with its ONNX element type.
+#[derive(Debug, Clone, PartialEq)]
+struct Const {
+    dims: Vec<usize>,
+    values: Vec<f64>,
+    ty: i32,
+}
+
+/// The model's bytes with its constant subgraphs folded, or `None` when there is nothing to
+/// fold (or its tensors live in external data, which bytes alone cannot carry).
+pub(super) fn fold(bytes: &[u8]) -> Option<Vec<u8>> {
+    // Only models with the operators that start such subgraphs are decoded twice.
+    let has = |op: &[u8]| bytes.windows(op.len()).any(|w| w == op);
+    if !has(b"ConstantOfShape") && !has(b"GatherND") {
+        return None;
+    }
+    let mut model = ModelProto::parse_from_bytes(bytes).ok()?;
+    let graph = model.graph.as_mut()?;
+    if graph
+        .initializer
+        .iter()
+        .any(|t| !t.external_data.is_empty())
+    {
+        return None;
+    }
+    let mut known: HashMap<String, Const> = HashMap::new();
+    for t in &graph.initializer {
+        if let Some(c) = read(t) {
+            known.insert(t.name.clone(), c);
+        }
+    }
+    let mut folded = Vec::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        if node.op_type == "Constant" {
+            let value = node.attribute.iter().find(|a| a.name == "value");
+            if let (Some(t), Some(out)) = (value.and_then(|a| a.t.as_ref()), node.output.first()) {
+                read(t).map(|c| known.insert(out.clone(), c));
+            }
+            continue;
+        }
+        let inputs: Option<Vec<&Const>> = node.input.iter().map(|n| known.get(n)).collect();
+        let Some(result) = inputs.and_then(|inputs| evaluate(node, &inputs)) else {
+            continue;
+        };
+        known.insert(node.output[0].clone(), result.clone());
+        folded.push((i, result));
+    }
+    if folded.is_empty() {
+        return None;
+    }
+    for (i, c) in folded.iter().rev() {
+        let name = graph.node[*i].output[0].clone();
+        graph.node.remove(*i);
+        graph.initializer.push(write(&name, c));
+    }
+    model.write_to_bytes().ok()
+}
+
+/// A tensor's values, when it is a number type held in the model.
+fn read(t: &TensorProto) -> Option<Const> {
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    let raw = &t.raw_data;
+    let values: Vec<f64> = match t.data_type {
+        FLOAT if !raw.is_empty() => raw
+            .chunks(4)
+            .map(|b| Some(f64::from(f32::from_le_bytes(b.try_into().ok()?))))
+            .collect::<Option<_>>()?,
+        FLOAT => t.float_data.iter().map(|&v| f64::from(v)).collect(),
+        INT64 if !raw.is_empty() => raw
+            .chunks(8)
+            .map(|b| Some(i64::from_le_bytes(b.try_into().ok()?) as f64))
+            .collect::<Option<_>>()?,
+        INT64 => t.int64_data.iter().map(|&v| v as f64).collect(),
+        INT32 if !raw.is_empty() => raw
+            .chunks(4)
+            .map(|b| Some(f64::from(i32::from_le_bytes(b.try_into().ok()?))))
+            .collect::<Option<_>>()?,
+        INT32 | BOOL if raw.is_empty() => t.int32_data.iter().map(|&v| f64::from(v)).collect(),
+        BOOL => raw.iter().map(|&b| f64::from(b)).collect(),
+        _ => return None,
+    };
+    (values.len() == dims.iter().product::<usize>()).then_some(Const {
+        dims,
+        values,
+        ty: t.data_type,
+    })
+}
+
+fn write(name: &str, c: &Const) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.to_string();
+    t.dims = c.dims.iter().map(|&d| d as i64).collect();
+    t.data_type = c.ty;
+    let bytes: Vec<u8> = match c.ty {
+        FLOAT => c
+            .values
+            .iter()
+            .flat_map(|&v| (v as f32).to_le_bytes())
+            .collect(),
+        INT32 => c
+            .values
+            .iter()
+            .flat_map(|&v| (v as i32).to_le_bytes())
+            .collect(),
+        BOOL => c.values.iter().map(|&v| u8::from(v != 0.0)).collect(),
+        _ => c
+            .values
+            .iter()
+            .flat_map(|&v| (v as i64).to_le_bytes())
+            .collect(),
+    };
+    t.raw_data = bytes.into();
+    t
+}
+
+/// The node's value, for the kinds folded here.
+fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
+    let attribute = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    match (node.op_type.as_str(), inputs) {
+        ("ConstantOfShape", [shape]) => {
+            let fill = attribute("value").and_then(|a| a.t.as_ref()).and_then(read);
+            constant_of_shape(shape, fill)
+        }
+        ("Equal", [a, b]) => broadcast(&[a, b], |v| f64::from(u8::from(v[0] == v[1])), BOOL),
+        ("Where", [c, a, b]) => {
+            broadcast(&[c, a, b], |v| if v[0] != 0.0 { v[1] } else { v[2] }, a.ty)
+        }
+        ("Expand", [x, shape]) => {
+            let dims: Vec<usize> = shape.values.iter().map(|&d| d as usize).collect();
+            broadcast_to(x, &dims)
+        }
+        ("Mul", [a, b]) => broadcast(&[a, b], |v| v[0] * v[1], a.ty),
+        ("Add", [a, b]) => broadcast(&[a, b], |v| v[0] + v[1], a.ty),
+        ("Sub", [a, b]) => broadcast(&[a, b], |v| v[0] - v[1], a.ty),
+        ("Unsqueeze", [x, axes]) => unsqueeze(x, axes),
+        ("Transpose", [x]) => {
+            let perm: Vec<usize> = match attribute("perm") {
+                Some(a) => a.ints.iter().map(|&p| p as usize).collect(),
+                None => (0..x.dims.len()).rev().collect(),
+            };
+            transpose(x, &perm)
+        }
+        ("Cast", [x]) => {
+            let to = attribute("to")?.i as i32;
+            matches!(to, FLOAT | INT32 | INT64 | BOOL).then(|| Const {
+                ty: to,
+                ..(*x).clone()
+            })
+        }
+        ("GatherND", [data, indices]) => gather_nd(data, indices),
+        _ => None,
+    }
+}
+
+/// ONNX `ConstantOfShape`: `fill` (default a float 0) repeated to the shape.
+fn constant_of_shape(shape: &Const, fill: Option<Const>) -> Option<Const> {
+    let fill = fill.unwrap_or(Const {
+        dims: vec![1],
+        values: vec![0.0],
+        ty: FLOAT,
+    });
+    let dims: Vec<usize> = shape.values.iter().map(|&d| d as usize).collect();
+    let n = dims.iter().product();
+    Some(Const {
+        dims,
+        values: vec![*fill.values.first()?; n],
+        ty: fill.ty,
+    })
+}
+
+/// ONNX `Unsqueeze` with its axes as an input (negative ones count from the new rank's end).
+fn unsqueeze(x: &Const, axes: &Const) -> Option<Const> {
+    let rank = (x.dims.len() + axes.values.len()) as i64;
+    let mut at: Vec<usize> = (axes.values.iter())
+        .map(|&a| (if a < 0.0 { a as i64 + rank } else { a as i64 }) as usize)
+        .collect();
+    at.sort_unstable();
+    let mut dims = x.dims.clone();
+    for a in at {
+        (a <= dims.len()).then(|| dims.insert(a, 1))?;
+    }
+    Some(Const { dims, ..x.clone() })
+}
+
+/// NumPy's broadcast of several dims, or `None` when they do not broadcast.
+fn broadcast_dims(all: &[&[usize]]) -> Option<Vec<usize>> {
+    let rank = all.iter().map(|d| d.len()).max()?;
+    (0..rank)
+        .map(|k| {
+            let at = |d: &[usize]| (k + d.len()).checked_sub(rank).map_or(1, |i| d[i]);
+            let big = all.iter().map(|d| at(d)).max()?;
+            all.iter()
+                .all(|d| at(d) == 1 || at(d) == big)
+                .then_some(big)
+        })
+        .collect()
+}
+
+/// The flat index into a tensor of `dims` (broadcast to `out`) of the output's flat index `i`.
+fn source(dims: &[usize], out: &[usize], mut i: usize) -> usize {
+    let (mut index, mut stride) = (0, 1);
+    for k in (0..out.len()).rev() {
+        let coordinate = i % out[k];
+        i /= out[k];
+        if let Some(j) = (k + dims.len()).checked_sub(out.len()) {
+            index += (coordinate % dims[j]) * stride;
+            stride *= dims[j];
+        }
+    }
+    index
+}
+
+fn broadcast(inputs: &[&Const], f: impl Fn(&[f64]) -> f64, ty: i32) -> Option<Const> {
+    let dims: Vec<&[usize]> = inputs.iter().map(|c| c.dims.as_slice()).collect();
+    let out = broadcast_dims(&dims)?;
+    let n: usize = out.iter().product();
+    let values = (0..n)
+        .map(|i| {
+            f(&inputs
+                .iter()
+                .map(|c| c.values[source(&c.dims, &out, i)])
+                .collect::<Vec<_>>())
+        })
+        .collect();
+    Some(Const {
+        dims: out,
+        values,
+        ty,
+    })
+}
+
+/// ONNX `Expand`: `x` broadcast with `shape` (a 1 in `shape` keeps `x`'s dim).
+fn broadcast_to(x: &Const, shape: &[usize]) -> Option<Const> {
+    let out = broadcast_dims(&[&x.dims, shape])?;
+    let n = out.iter().product();
+    let values = (0..n).map(|i| x.values[source(&x.dims, &out, i)]).collect();
+    Some(Const {
+        dims: out,
+        values,
+        ty: x.ty,
+    })
+}
+
+/// `x` with its axes in the order `perm` (output axis `k` is input axis `perm[k]`).
+fn transpose(x: &Const, perm: &[usize]) -> Option<Const> {
+    if perm.len() != x.dims.len() || perm.iter().any(|&p| p >= perm.len()) {
+        return None;
+    }
+    let dims: Vec<usize> = perm.iter().map(|&p| x.dims[p]).collect();
+    let mut strides = vec![1; x.dims.len()];
+    for k in (0..x.dims.len().saturating_sub(1)).rev() {
+        strides[k] = strides[k + 1] * x.dims[k + 1];
+    }
+    let n = x.values.len();
+    let values = (0..n)
+        .map(|mut i| {
+            let mut at = 0;
+            for k in (0..dims.len()).rev() {
+                at += (i % dims[k]) * strides[perm[k]];
+                i /= dims[k];
+            }
+            x.values[at]
+        })
+        .collect();
+    Some(Const {
+        dims,
+        values,
+        ty: x.ty,
+    })
+}
+
+/// ONNX `GatherND` with `batch_dims = 0`: each index row of the last axis picks a slice.
+fn gather_nd(data: &Const, indices: &Const) -> Option<Const> {
+    let depth = *indices.dims.last()?;
+    if depth > data.dims.len() {
+        return None;
+    }
+    let slice: usize = data.dims[depth..].iter().product();
+    let rows = indices.values.len() / depth.max(1);
+    let mut values = Vec::with_capacity(rows * slice);
+    for row in indices.values.chunks(depth) {
+        let mut offset = 0;
+        for (k, &i) in row.iter().enumerate() {
+            let size = data.dims[k] as i64;
+            let i = if i < 0.0 { i as i64 + size } else { i as i64 };
+            if !(0..size).contains(&i) {
+                return None;
+            }
+            offset = offset * data.dims[k] + i as usize;
+        }
+        values.extend_from_slice(&data.values[offset * slice..(offset + 1) * slice]);
+    }
+    let dims = indices.dims[..indices.dims.len() - 1]
+        .iter()
+        .chain(&data.dims[depth..])
+        .copied()
+        .collect();
+    Some(Const {
+        dims,
+        values,
+        ty: data.ty,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(dims: &[usize], values: &[f64], ty: i32) -> Const {
+        Const {
+            dims: dims.to_vec(),
+            values: values.to_vec(),
+            ty,
+        }
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(broadcast_dims(&[&[3], &[2, 1]]), Some(vec![2, 3]));
+        assert_eq!(broadcast_dims(&[&[3], &[2]]), None);
+        let x = c(&[1, 3], &[1.0, 2.0, 3.0], FLOAT);
+        assert_eq!(
+            broadcast_to(&x, &[2, 1]).unwrap().values,
+            [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
+        );
+    }
+
+    #[test]
+    fn the_class_tokens_expand_shape_folds() {
+        // TorchScript's expand(N, -1, -1): ConstantOfShape([3]) = ones, · -1, == [1, -1, -1],
+        // Where(…, ones, [1, -1, -1]).
+        let ones = c(&[3], &[1.0; 3], INT64);
+        let minus = broadcast(&[&ones, &c(&[], &[-1.0], INT64)], |v| v[0] * v[1], INT64).unwrap();
+        let target = c(&[3], &[1.0, -1.0, -1.0], INT64);
+        let equal = broadcast(
+            &[&target, &minus],
+            |v| f64::from(u8::from(v[0] == v[1])),
+            BOOL,
+        )
+        .unwrap();
+        assert_eq!(equal.values, [0.0, 1.0, 1.0]);
+        let shape = broadcast(
+            &[&equal, &ones, &target],
+            |v| if v[0] != 0.0 { v[1] } else { v[2] },
+            INT64,
+        );
+        assert_eq!(shape.unwrap().values, [1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn transpose_moves_axes() {
+        let x = c(&[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], FLOAT);
+        let t = transpose(&x, &[1, 0]).unwrap();
+        assert_eq!(
+            (t.dims, t.values),
+            (vec![3, 2], vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0])
+        );
+    }
+
+    #[test]
+    fn gather_nd_picks_rows() {
+        let data = c(&[2, 3], &[0.0, 1.0, 2.0, 10.0, 11.0, 12.0], FLOAT);
+        let picked = gather_nd(&data, &c(&[2, 2], &[1.0, 2.0, 0.0, 1.0], INT64)).unwrap();
+        assert_eq!((picked.dims, picked.values), (vec![2], vec![12.0, 1.0]));
+        let rows = gather_nd(&data, &c(&[1, 1], &[1.0], INT64)).unwrap();
+        assert_eq!(
+            (rows.dims, rows.values),
+            (vec![1, 3], vec![10.0, 11.0, 12.0])
+        );
+    }
+
+    #[test]
+    fn tensors_round_trip_through_the_proto() {
+        for t in [
+            c(&[2], &[3.0, -1.0], INT64),
+            c(&[3], &[0.5, 1.0, -2.0], FLOAT),
+            c(&[2], &[1.0, 0.0], BOOL),
+        ] {
+            assert_eq!(read(&write("t", &t)).unwrap(), t);
+        }
+    }
+}
