@@ -192,3 +192,25 @@ fn a_class_tokens_constant_expand_folds_before_parsing() {
     };
     assert_close(&relevance("script"), &relevance("dynamo"), 1e-5);
 }
+
+/// A `Gather` of every index of an axis in order, with a [1, C, 1, 1] index tensor, after a
+/// flattening `Reshape` (how dynamo writes timm ConvNeXt's head at batch 1:
+/// `tools/onnx-reference/norm_head.py`) is a reshape, no slice: the logits equal onnxruntime's
+/// and LRP-ε explains it.
+#[test]
+fn a_gather_of_every_index_in_order_is_a_reshape() {
+    let f = read_f32_tensors(&in_fixtures("norm-head", "norm-head.safetensors"));
+    let model = onnx::load(&in_fixtures("norm-head", "norm-head.onnx"), &device()).unwrap();
+    let x = tensor(f["input"].1.clone(), [1, 3, 6, 6]);
+    assert_close(
+        &values(model.graph.forward(x.clone())),
+        &f["output"].1,
+        1e-5,
+    );
+    let kinds: Vec<&str> = model.graph.nodes().iter().map(|n| n.op.kind()).collect();
+    assert!(!kinds.contains(&"slice"), "{kinds:?}");
+    let e = Explainer::new()
+        .rule(Rule::Epsilon { epsilon: 1e-6 })
+        .explain(&model.graph, x);
+    assert!(values(e.unwrap().relevance).iter().all(|v| v.is_finite()));
+}

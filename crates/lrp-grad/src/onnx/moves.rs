@@ -147,6 +147,17 @@ impl Converter<'_> {
     pub(super) fn gather(&mut self, node: &OnnxNode, axis: i64) -> Result<(), Failure> {
         let x = self.activation_input(node, 0)?;
         let index = constant(node, 1)?.ok_or("the index is missing")?;
+        let axis_size = x
+            .layout
+            .onnx_dims(self.batch)
+            .get(axis.max(0) as usize)
+            .copied();
+        if index.values.len() > 1
+            && index.values.iter().enumerate().all(|(k, &v)| v == k as f32)
+            && Some(index.values.len()) == axis_size
+        {
+            return self.gather_identity(node, x, (axis, &index.dims));
+        }
         let [i] = index.values[..] else {
             return Err(format!(
                 "gathers indices of shape {:?}; lrp-grad takes one constant index (a slice)",
@@ -179,6 +190,21 @@ impl Converter<'_> {
         let hint = layout.batch_axis - usize::from(axis < layout.batch_axis);
         let dropped = layout.reshape(&out, self.batch, (Some(hint), None))?;
         self.relabel(node, Value { id, shape, layout }, dropped)
+    }
+
+    /// `Gather` of every index of an axis in order (dynamo's `as_strided` of a flattened value,
+    /// ConvNeXt's head): the values stay, the axis takes the indices' shape — a reshape.
+    fn gather_identity(
+        &mut self,
+        node: &OnnxNode,
+        x: Value,
+        (axis, dims): (i64, &[usize]),
+    ) -> Result<(), Failure> {
+        let mut out = x.layout.onnx_dims(self.batch);
+        let axis = axis as usize;
+        out.splice(axis..=axis, dims.iter().copied());
+        let layout = x.layout.reshape(&out, self.batch, (None, None))?;
+        self.relabel(node, x, layout)
     }
 
     /// `Slice` of one axis with step 1 (a fused projection's q, k or v, as `unbind` exports
