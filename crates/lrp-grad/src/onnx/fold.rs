@@ -28,11 +28,6 @@ struct Const {
 /// The model's bytes with its constant subgraphs folded, or `None` when there is nothing to
 /// fold (or its tensors live in external data, which bytes alone cannot carry).
 pub(super) fn fold(bytes: &[u8]) -> Option<Vec<u8>> {
-    // Only models with the operators that start such subgraphs are decoded twice.
-    let has = |op: &[u8]| bytes.windows(op.len()).any(|w| w == op);
-    if !has(b"ConstantOfShape") && !has(b"GatherND") {
-        return None;
-    }
     let mut model = ModelProto::parse_from_bytes(bytes).ok()?;
     let graph = model.graph.as_mut()?;
     if graph
@@ -73,6 +68,35 @@ pub(super) fn fold(bytes: &[u8]) -> Option<Vec<u8>> {
         graph.initializer.push(write(&name, c));
     }
     model.write_to_bytes().ok()
+}
+
+/// Whether the file holds an operator that starts such a subgraph: read in 1 MiB pieces, so a
+/// large model that needs no folding is neither held in memory twice nor decoded twice.
+pub(super) fn worth_folding(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    const NEEDLES: [&[u8]; 2] = [b"ConstantOfShape", b"GatherND"];
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let keep = NEEDLES.iter().map(|n| n.len()).max().unwrap_or(1) - 1;
+    let mut window: Vec<u8> = Vec::with_capacity(keep + (1 << 20));
+    let mut piece = vec![0u8; 1 << 20];
+    loop {
+        let Ok(n) = file.read(&mut piece) else {
+            return false;
+        };
+        if n == 0 {
+            return false;
+        }
+        window.extend_from_slice(&piece[..n]);
+        if NEEDLES
+            .iter()
+            .any(|needle| window.windows(needle.len()).any(|w| w == *needle))
+        {
+            return true;
+        }
+        window.drain(..window.len().saturating_sub(keep));
+    }
 }
 
 /// A tensor's values, when it is a number type held in the model.
@@ -386,6 +410,22 @@ mod tests {
             (rows.dims, rows.values),
             (vec![1, 3], vec![10.0, 11.0, 12.0])
         );
+    }
+
+    #[test]
+    fn a_needle_across_a_piece_boundary_is_found() {
+        let dir = std::env::temp_dir().join(format!("lrp-grad-fold-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (with, without) = (dir.join("with.onnx"), dir.join("without.onnx"));
+        let mut bytes = vec![0u8; (1 << 20) - 5];
+        bytes.extend_from_slice(b"ConstantOfShape");
+        bytes.extend_from_slice(&[0u8; 100]);
+        std::fs::write(&with, &bytes).unwrap();
+        std::fs::write(&without, vec![7u8; (1 << 20) + 50]).unwrap();
+        assert!(worth_folding(&with));
+        assert!(!worth_folding(&without));
+        assert!(!worth_folding(&dir.join("missing.onnx")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -145,8 +145,9 @@ fn parse(path: &Path) -> Result<OnnxGraph, OnnxError> {
         });
     }
     // Constant subgraphs onnx-ir cannot type are folded first (`fold.rs`).
-    let folded = std::fs::read(path)
-        .ok()
+    let folded = (fold::worth_folding(path))
+        .then(|| std::fs::read(path).ok())
+        .flatten()
         .and_then(|bytes| fold::fold(&bytes));
     // The parser panics on some malformed files: a panic becomes an error naming the file.
     let parsed = std::panic::catch_unwind(|| match &folded {
