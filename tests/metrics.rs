@@ -23,6 +23,18 @@ struct Setup {
     quantus: Value,
 }
 
+impl Setup {
+    /// The inputs with their normalised relevance and the targets.
+    fn images(&self) -> Images<'_> {
+        Images {
+            x: &self.x,
+            a: &self.a,
+            dims: self.dims,
+            targets: &self.targets,
+        }
+    }
+}
+
 fn setup() -> Setup {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fixture = ZennitFixture::open(root, "cnn");
@@ -117,12 +129,7 @@ fn complexity_metrics_match_quantus() {
 #[test]
 fn perturbation_curves_match_quantus() {
     let s = setup();
-    let images = Images {
-        x: &s.x,
-        a: &s.a,
-        dims: s.dims,
-        targets: &s.targets,
-    };
+    let images = s.images();
     for (suffix, score) in [("", Score::Softmax), ("/logits", Score::Logit)] {
         let settings = (Baseline::Min, score);
         let flipping = metrics::pixel_flipping(&s.graph, images, (36, Unit::Value), settings);
@@ -194,12 +201,7 @@ fn pixel_flipping_by_whole_pixels_matches_quantus_on_the_channel_sum() {
 #[test]
 fn bad_metric_arguments_are_errors() {
     let s = setup();
-    let images = Images {
-        x: &s.x,
-        a: &s.a,
-        dims: s.dims,
-        targets: &s.targets,
-    };
+    let images = s.images();
     let settings = (Baseline::Min, Score::Logit);
     let err = metrics::region_perturbation(&s.graph, images, (5, 3), settings).unwrap_err();
     assert!(err.to_string().contains("patch size 5"), "{err}");

@@ -133,13 +133,13 @@ impl Metric {
                 let how = (s.similarity, s.seed);
                 single(
                     "random-logit similarity ↓",
-                    metrics::random_logit(graph, case.explainer, tensor(case), how)?,
+                    metrics::random_logit(graph, case.explainer, tensor(case)?, how)?,
                 )
             }
             Metric::Mprt => mprt(case)?,
             Metric::InputInvariance => {
                 let d =
-                    metrics::input_invariance(graph, case.explainer, tensor(case), s.input_shift)?;
+                    metrics::input_invariance(graph, case.explainer, tensor(case)?, s.input_shift)?;
                 single(
                     "input invariance ↑",
                     d.iter().map(|&d| f64::from(u8::from(d <= 1e-4))).collect(),
@@ -195,13 +195,10 @@ fn perturbation(metric: Metric, case: &Case<'_>) -> Result<Measured> {
     })
 }
 
-fn tensor(case: &Case<'_>) -> Tensor<4> {
+/// The inputs as a tensor on the command's device (where the model was loaded).
+fn tensor(case: &Case<'_>) -> Result<Tensor<4>> {
     let data = TensorData::new(case.images.x.to_vec(), case.images.dims);
-    let device = burn::module::Module::devices(case.graph)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    Tensor::from_data(data, &device)
+    Ok(Tensor::from_data(data, &crate::device()?))
 }
 
 fn road(case: &Case<'_>) -> Result<Measured> {
@@ -266,7 +263,7 @@ fn mprt(case: &Case<'_>) -> Result<Measured> {
     let steps = metrics::mprt(
         case.graph,
         case.explainer,
-        tensor(case),
+        tensor(case)?,
         (s.order, s.similarity, s.seed),
     )?;
     let values: Vec<f64> = steps

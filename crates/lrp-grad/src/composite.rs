@@ -102,7 +102,7 @@ impl Composite {
     /// to an input that can be near 0 where the output is not (the norm's shift and bias),
     /// and the residual sum before it divides by that input: on timm's MLP-Mixer B/16 the
     /// relevance reached 1e18 for a logit of 0.37; with ε it sums to the logit.
-    fn epsilon_on_dense() -> Self {
+    fn zennit_base() -> Self {
         let epsilon = Rule::Epsilon {
             epsilon: DEFAULT_EPSILON,
         };
@@ -113,7 +113,7 @@ impl Composite {
 
     /// Zennit's `EpsilonPlus`: z⁺ on conv layers, ε on dense layers.
     pub fn epsilon_plus() -> Self {
-        Self::epsilon_on_dense().with_type(LayerType::Conv2d, Rule::ZPlus)
+        Self::zennit_base().with_type(LayerType::Conv2d, Rule::ZPlus)
     }
 
     /// Zennit's `EpsilonPlusFlat`: as [`Composite::epsilon_plus`], with flat on the first dense
@@ -125,7 +125,7 @@ impl Composite {
     /// Zennit's `EpsilonGammaBox`: z-box on the first conv layer, γ = 0.25 on the other conv
     /// layers, ε on dense layers.
     pub fn epsilon_gamma_box(low: impl Into<Bound>, high: impl Into<Bound>) -> Result<Self> {
-        Ok(Self::epsilon_on_dense()
+        Ok(Self::zennit_base()
             .with_type(
                 LayerType::Conv2d,
                 Rule::Gamma {
@@ -137,7 +137,7 @@ impl Composite {
 
     /// Zennit's `EpsilonAlpha2Beta1`: α2β1 on conv layers, ε on dense layers.
     pub fn epsilon_alpha2_beta1() -> Self {
-        Self::epsilon_on_dense().with_type(
+        Self::zennit_base().with_type(
             LayerType::Conv2d,
             Rule::AlphaBeta {
                 alpha: 2.0,

@@ -136,7 +136,7 @@ pub fn random_logit(
 ) -> Result<Vec<f64>> {
     let original = explainer.explain(graph, x.clone())?;
     let targets = original.targets.clone().unwrap_or_default();
-    let classes = graph.try_forward(x.clone())?.dims()[1];
+    let classes = original.output.dims()[1];
     if classes < 2 {
         return Err(Error::InvalidMetric {
             reason: format!(

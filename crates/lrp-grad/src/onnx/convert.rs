@@ -459,7 +459,7 @@ impl<'a> Converter<'a> {
         [gamma, beta, mean, var]: [&Constant; 4],
         epsilon: f64,
     ) -> Result<(), Failure> {
-        let channels = gamma.values.len();
+        let channels = params::batch_norm_channels([gamma, beta, mean, var])?;
         let last = x.layout.sample.len();
         if x.layout.axes.len() != 2
             || x.layout.axes[1] != (last - 1..last)

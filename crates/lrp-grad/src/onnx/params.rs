@@ -132,16 +132,25 @@ pub(super) fn batch_norm(
     epsilon: f64,
     device: &Device,
 ) -> Result<BatchNorm, String> {
-    let n = scale.values.len();
-    for (what, c) in [("bias", bias), ("mean", mean), ("variance", var)] {
-        c.expect_dims(what, &[n])?;
-    }
+    let n = batch_norm_channels([scale, bias, mean, var])?;
     let mut bn = BatchNormConfig::new(n).with_epsilon(epsilon).init(device);
     bn.gamma = Param::from_tensor(scale.tensor(device));
     bn.beta = Param::from_tensor(bias.tensor(device));
     bn.running_mean = RunningState::new(mean.tensor(device));
     bn.running_var = RunningState::new(var.tensor(device));
     Ok(bn)
+}
+
+/// The channels `C` of a batch norm: its scale's values, which its bias, mean and variance
+/// must match as `[C]`.
+pub(super) fn batch_norm_channels(
+    [scale, bias, mean, var]: [&Constant; 4],
+) -> Result<usize, String> {
+    let n = scale.values.len();
+    for (what, c) in [("bias", bias), ("mean", mean), ("variance", var)] {
+        c.expect_dims(what, &[n])?;
+    }
+    Ok(n)
 }
 
 /// A layer norm from its ONNX scale `[D]`, optional bias `[D]` and ε.
