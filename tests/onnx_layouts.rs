@@ -214,3 +214,35 @@ fn a_gather_of_every_index_in_order_is_a_reshape() {
         .explain(&model.graph, x);
     assert!(values(e.unwrap().relevance).iter().all(|v| v.is_finite()));
 }
+
+/// An adaptive average pool whose output does not divide its input (VGG's and AlexNet's at
+/// 160²), which the dynamo exporter decomposes into `GatherND`, `Where`, `Gather`s and a `Div`,
+/// with its weights and indices in external data (`tools/onnx-reference/adaptive_pool.py`):
+/// read as one pooling layer, logits equal PyTorch's and LRP-ε equals Zennit's in float64
+/// within max(1e-5, 4 × Zennit's own float32 distance).
+#[test]
+fn a_decomposed_adaptive_pool_is_one_pooling_layer_and_matches_zennit() {
+    let f = read_f32_tensors(&in_fixtures("adaptive-pool", "adaptive-pool.safetensors"));
+    let targets: Vec<usize> = f["targets"].1.iter().map(|&t| t as usize).collect();
+    let path = in_fixtures("adaptive-pool", "adaptive-pool-dynamo.onnx");
+    let model = onnx::load(&path, &device()).unwrap();
+    let kinds: Vec<&str> = model.graph.nodes().iter().map(|n| n.op.kind()).collect();
+    assert!(kinds.contains(&"adaptive_avg_pool2d"), "{kinds:?}");
+    let x = tensor(f["input"].1.clone(), [2, 3, 10, 10]);
+    assert_close(
+        &values(model.graph.forward(x.clone())),
+        &f["output"].1,
+        2e-5,
+    );
+    let e = Explainer::new()
+        .rule(Rule::Epsilon { epsilon: 1e-6 })
+        .target(Target::PerSample(targets))
+        .explain(&model.graph, x)
+        .unwrap();
+    let own_f32 = common::relative_error(&f["epsilon-f32"].1, &f["epsilon"].1);
+    assert_close(
+        &values(e.relevance),
+        &f["epsilon"].1,
+        (4.0 * own_f32).max(1e-5),
+    );
+}

@@ -289,7 +289,11 @@ def worker(spec):
         stage("export")
         t0 = time.perf_counter()
         try:
-            with warnings.catch_warnings(), torch.no_grad():
+            # Not under `torch.no_grad()`: there nn.MultiheadAttention takes its fast path,
+            # `aten::_native_multi_head_attention`, which the TorchScript exporter cannot write
+            # (torchvision's vit_b_16); a user's plain `torch.onnx.export(model, ...)` runs
+            # with gradients enabled too.
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(model, (x,), onnx_path, dynamo=(exporter == "dynamo"),
                                   external_data=big, input_names=["input"],

@@ -13,6 +13,7 @@ use onnx_ir::node::padding::{AutoPad, PaddingConfig2d as OnnxPadding};
 use onnx_ir::node::reduce::ReduceAxes;
 
 use super::OnnxError;
+use super::adaptive_pool::{DOMAIN as POOL_DOMAIN, OP as POOL_OP};
 use super::constant_scale::ConstantScale;
 use super::layout::Layout;
 use super::params::{self, Constant, ConvGeometry};
@@ -262,6 +263,11 @@ impl<'a> Converter<'a> {
             OnnxNode::Split(n) => self.split(node, &n.config),
             OnnxNode::Slice(n) => self.slice_onnx(node, &n.config),
             OnnxNode::Attention(n) => self.attention(node, &n.config),
+            OnnxNode::Custom(n)
+                if (n.domain.as_str(), n.op_type.as_str()) == (POOL_DOMAIN, POOL_OP) =>
+            {
+                self.adaptive_pool(node, n)
+            }
             _ => self.activation(node),
         }
     }
@@ -533,6 +539,25 @@ impl<'a> Converter<'a> {
             .with_count_include_pad(c.count_include_pad)
             .with_ceil_mode(c.ceil_mode)
             .init();
+        self.unary(node, Op::Layer(pool.into()))
+    }
+
+    /// The dynamo exporter's decomposed adaptive average pool, found before parsing
+    /// (`adaptive_pool.rs`): its input must have the size the pool was recognised for.
+    fn adaptive_pool(&mut self, node: &OnnxNode, n: &onnx_ir::CustomNode) -> Result<(), Failure> {
+        let x = self.activation_input(node, 0)?;
+        let size = |name: &str| -> Option<[usize; 2]> {
+            let s = n.attrs.get_i64s(name)?;
+            Some([usize::try_from(s[0]).ok()?, usize::try_from(s[1]).ok()?])
+        };
+        let (Some(input), Some(output)) = (size("input_size"), size("output_size")) else {
+            return Err("expects `input_size` and `output_size` of two sizes each".into());
+        };
+        let [h, w] = spatial(&x.dims())?;
+        if [h, w] != input {
+            return Err(format!("was recognised for a {input:?} input, gets {:?}", [h, w]).into());
+        }
+        let pool = AdaptiveAvgPool2dConfig::new(output).init();
         self.unary(node, Op::Layer(pool.into()))
     }
 

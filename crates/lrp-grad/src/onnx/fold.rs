@@ -3,43 +3,45 @@
 //! constants, and a model's constant lookups (LeViT's attention biases) as `GatherND` of
 //! constants — operators onnx-ir neither folds nor types, so every shape after them would be
 //! unknown. Each node of those kinds whose inputs are all constants is evaluated here and
-//! replaced by an initializer (with `Mul`, `Add`, `Sub`, `Unsqueeze`, `Transpose` and `Cast` of
-//! constants, which feed or read them); onnx-ir then parses the model as if it had been exported folded.
+//! replaced by an initializer (with `Mul`, `Add`, `Sub`, `Div`, `Gather`, `Unsqueeze`,
+//! `Transpose` and `Cast` of constants, which feed or read them); onnx-ir then parses the model
+//! as if it had been exported folded. The same evaluator finds the dynamo exporter's adaptive
+//! average pools (`adaptive_pool.rs`).
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use onnx_ir::{Message, ModelProto, NodeProto, TensorProto};
 
 /// Tensor element types ONNX numbers them by.
-const FLOAT: i32 = 1;
+pub(super) const FLOAT: i32 = 1;
 const INT32: i32 = 6;
 const INT64: i32 = 7;
 const BOOL: i32 = 9;
 
+/// The largest external tensor read as a constant (indices and masks are small; weights are
+/// not folded).
+const SMALL: u64 = 1 << 20;
+
 /// A small constant: dims and values (integers and booleans held as `f64`, exact for the
 /// index and shape arithmetic folded here), with its ONNX element type.
 #[derive(Debug, Clone, PartialEq)]
-struct Const {
-    dims: Vec<usize>,
-    values: Vec<f64>,
-    ty: i32,
+pub(super) struct Const {
+    pub dims: Vec<usize>,
+    pub values: Vec<f64>,
+    pub ty: i32,
 }
 
 /// The model's bytes with its constant subgraphs folded, or `None` when there is nothing to
-/// fold (or its tensors live in external data, which bytes alone cannot carry).
-pub(super) fn fold(bytes: &[u8]) -> Option<Vec<u8>> {
+/// fold. Tensors in external data (`dir` holds their files) are read where they are small
+/// constants, and written into the returned bytes when anything was folded (a model over
+/// ~1.9 GB, which one protobuf message cannot hold, is left unfolded).
+pub(super) fn fold(bytes: &[u8], dir: Option<&Path>) -> Option<Vec<u8>> {
     let mut model = ModelProto::parse_from_bytes(bytes).ok()?;
     let graph = model.graph.as_mut()?;
-    if graph
-        .initializer
-        .iter()
-        .any(|t| !t.external_data.is_empty())
-    {
-        return None;
-    }
     let mut known: HashMap<String, Const> = HashMap::new();
     for t in &graph.initializer {
-        if let Some(c) = read(t) {
+        if let Some(c) = read(t, dir) {
             known.insert(t.name.clone(), c);
         }
     }
@@ -48,7 +50,7 @@ pub(super) fn fold(bytes: &[u8]) -> Option<Vec<u8>> {
         if node.op_type == "Constant" {
             let value = node.attribute.iter().find(|a| a.name == "value");
             if let (Some(t), Some(out)) = (value.and_then(|a| a.t.as_ref()), node.output.first()) {
-                read(t).map(|c| known.insert(out.clone(), c));
+                read(t, dir).map(|c| known.insert(out.clone(), c));
             }
             continue;
         }
@@ -59,15 +61,79 @@ pub(super) fn fold(bytes: &[u8]) -> Option<Vec<u8>> {
         known.insert(node.output[0].clone(), result.clone());
         folded.push((i, result));
     }
-    if folded.is_empty() {
-        return None;
-    }
     for (i, c) in folded.iter().rev() {
         let name = graph.node[*i].output[0].clone();
         graph.node.remove(*i);
         graph.initializer.push(write(&name, c));
     }
+    let pools = super::adaptive_pool::rewrite(&mut model, &known);
+    if folded.is_empty() && pools == 0 {
+        return None;
+    }
+    inline_external(&mut model, dir)?;
     model.write_to_bytes().ok()
+}
+
+/// Every external tensor's bytes moved into the model (bytes alone cannot point at files).
+fn inline_external(model: &mut ModelProto, dir: Option<&Path>) -> Option<()> {
+    let graph = model.graph.as_mut()?;
+    let external = |t: &TensorProto| !t.external_data.is_empty();
+    if !graph.initializer.iter().any(external) {
+        return Some(());
+    }
+    let dir = dir?;
+    let total: u64 = (graph.initializer.iter().filter(|t| external(t)))
+        .filter_map(|t| external_range(t).map(|(_, _, length)| length))
+        .sum();
+    if total > 1_900_000_000 {
+        return None;
+    }
+    for t in graph.initializer.iter_mut().filter(|t| external(t)) {
+        t.raw_data = read_external(t, dir, u64::MAX)?.into();
+        t.external_data.clear();
+        t.data_location = Default::default();
+    }
+    Some(())
+}
+
+/// An external tensor's file, offset and length (the length from its dims when not written).
+fn external_range(t: &TensorProto) -> Option<(String, u64, u64)> {
+    let entry = |key: &str| t.external_data.iter().find(|e| e.key == key);
+    let location = entry("location")?.value.clone();
+    let offset = entry("offset").map_or(Some(0), |e| e.value.parse().ok())?;
+    let width = match t.data_type {
+        FLOAT | INT32 => 4,
+        INT64 => 8,
+        BOOL => 1,
+        10 | 16 => 2,
+        11 => 8,
+        _ => return None,
+    };
+    let elements: i64 = t.dims.iter().product();
+    let length = match entry("length") {
+        Some(e) => e.value.parse().ok()?,
+        None => u64::try_from(elements).ok()? * width,
+    };
+    Some((location, offset, length))
+}
+
+/// An external tensor's bytes, when its file is beside the model (no absolute paths or
+/// `..`, as onnx-ir's own reader requires) and it holds at most `limit` bytes.
+fn read_external(t: &TensorProto, dir: &Path, limit: u64) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let (location, offset, length) = external_range(t)?;
+    let relative = Path::new(&location);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain || length > limit {
+        return None;
+    }
+    let mut file = std::fs::File::open(dir.join(relative)).ok()?;
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut bytes = vec![0; usize::try_from(length).ok()?];
+    file.read_exact(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// Whether the file holds an operator that starts such a subgraph: read in 1 MiB pieces, so a
@@ -99,10 +165,16 @@ pub(super) fn worth_folding(path: &std::path::Path) -> bool {
     }
 }
 
-/// A tensor's values, when it is a number type held in the model.
-fn read(t: &TensorProto) -> Option<Const> {
+/// A tensor's values, when it is a number type held in the model (or a small one in
+/// external data beside it).
+fn read(t: &TensorProto, dir: Option<&Path>) -> Option<Const> {
     let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-    let raw = &t.raw_data;
+    let external = match (t.external_data.is_empty(), dir) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(read_external(t, dir, SMALL)?),
+        (false, None) => return None,
+    };
+    let raw: &[u8] = external.as_deref().unwrap_or(&t.raw_data);
     let values: Vec<f64> = match t.data_type {
         FLOAT if !raw.is_empty() => raw
             .chunks(4)
@@ -157,11 +229,11 @@ fn write(name: &str, c: &Const) -> TensorProto {
 }
 
 /// The node's value, for the kinds folded here.
-fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
+pub(super) fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
     let attribute = |name: &str| node.attribute.iter().find(|a| a.name == name);
     match (node.op_type.as_str(), inputs) {
         ("ConstantOfShape", [shape]) => {
-            let fill = attribute("value").and_then(|a| a.t.as_ref()).and_then(read);
+            let fill = (attribute("value").and_then(|a| a.t.as_ref())).and_then(|t| read(t, None));
             constant_of_shape(shape, fill)
         }
         ("Equal", [a, b]) => broadcast(&[a, b], |v| f64::from(u8::from(v[0] == v[1])), BOOL),
@@ -175,6 +247,8 @@ fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
         ("Mul", [a, b]) => broadcast(&[a, b], |v| v[0] * v[1], a.ty),
         ("Add", [a, b]) => broadcast(&[a, b], |v| v[0] + v[1], a.ty),
         ("Sub", [a, b]) => broadcast(&[a, b], |v| v[0] - v[1], a.ty),
+        ("Div", [a, b]) if a.ty == FLOAT => broadcast(&[a, b], |v| v[0] / v[1], a.ty),
+        ("Gather", [data, indices]) => gather(data, indices, attribute("axis").map_or(0, |a| a.i)),
         ("Unsqueeze", [x, axes]) => unsqueeze(x, axes),
         ("Transpose", [x]) => {
             let perm: Vec<usize> = match attribute("perm") {
@@ -312,6 +386,43 @@ fn transpose(x: &Const, perm: &[usize]) -> Option<Const> {
     })
 }
 
+/// ONNX `Gather`: the entries of `data` along `axis` at `indices` (negative ones count from
+/// the end), the indices' dims in the axis' place.
+fn gather(data: &Const, indices: &Const, axis: i64) -> Option<Const> {
+    let rank = data.dims.len() as i64;
+    let axis = usize::try_from(if axis < 0 { axis + rank } else { axis }).ok()?;
+    let size = *data.dims.get(axis)?;
+    let outer: usize = data.dims[..axis].iter().product();
+    let inner: usize = data.dims[axis + 1..].iter().product();
+    let picks: Vec<usize> = (indices.values.iter())
+        .map(|&i| {
+            let i = if i < 0.0 {
+                i as i64 + size as i64
+            } else {
+                i as i64
+            };
+            usize::try_from(i).ok().filter(|&i| i < size)
+        })
+        .collect::<Option<_>>()?;
+    let mut values = Vec::with_capacity(outer * picks.len() * inner);
+    for o in 0..outer {
+        for &p in &picks {
+            let start = (o * size + p) * inner;
+            values.extend_from_slice(&data.values[start..start + inner]);
+        }
+    }
+    let dims = (data.dims[..axis].iter())
+        .chain(&indices.dims)
+        .chain(&data.dims[axis + 1..])
+        .copied()
+        .collect();
+    Some(Const {
+        dims,
+        values,
+        ty: data.ty,
+    })
+}
+
 /// ONNX `GatherND` with `batch_dims = 0`: each index row of the last axis picks a slice.
 fn gather_nd(data: &Const, indices: &Const) -> Option<Const> {
     let depth = *indices.dims.last()?;
@@ -435,7 +546,7 @@ mod tests {
             c(&[3], &[0.5, 1.0, -2.0], FLOAT),
             c(&[2], &[1.0, 0.0], BOOL),
         ] {
-            assert_eq!(read(&write("t", &t)).unwrap(), t);
+            assert_eq!(read(&write("t", &t), None).unwrap(), t);
         }
     }
 }

@@ -37,6 +37,7 @@
 //! the graph starts at the embeddings `[N, T, D]`; relevance per token is the sum over `D`
 //! ([`crate::tokens`]).
 
+mod adaptive_pool;
 mod constant_scale;
 mod convert;
 pub(crate) mod error;
@@ -148,11 +149,15 @@ fn parse(path: &Path) -> Result<OnnxGraph, OnnxError> {
     let folded = (fold::worth_folding(path))
         .then(|| std::fs::read(path).ok())
         .flatten()
-        .and_then(|bytes| fold::fold(&bytes));
+        .and_then(|bytes| fold::fold(&bytes, path.parent()));
     // The parser panics on some malformed files: a panic becomes an error naming the file.
-    let parsed = std::panic::catch_unwind(|| match &folded {
-        Some(bytes) => OnnxGraphBuilder::new().parse_bytes(bytes),
-        None => OnnxGraphBuilder::new().parse_file(path),
+    let parsed = std::panic::catch_unwind(|| {
+        let builder = OnnxGraphBuilder::new()
+            .with_custom_op_inference(std::sync::Arc::new(adaptive_pool::PoolTypes));
+        match &folded {
+            Some(bytes) => builder.parse_bytes(bytes),
+            None => builder.parse_file(path),
+        }
     });
     let reason = match parsed {
         Ok(Ok(graph)) => return Ok(graph),
