@@ -15,7 +15,6 @@ use super::step::{AttentionStep, Step};
 use super::{
     one_pass_add, one_pass_forward, one_pass_pass, propagate, propagate_add, route_by_gradient,
 };
-use crate::model::graph::permute_internal;
 use crate::model::lrp::Route;
 use crate::model::{FeatureShape, Graph, Operation};
 
@@ -169,14 +168,8 @@ impl LrpGraph<'_> {
                 vec![(inputs[0], a.zeros_like().slice_assign(ranges, r))]
             }
             Route::Reshape => vec![(inputs[0], r.reshape(a.dims()))],
-            Route::Permute(axes) => {
-                // The inverse permutation puts each value's relevance back in place.
-                let mut inverse = vec![0; axes.len()];
-                for (i, &p) in axes.iter().enumerate() {
-                    inverse[p] = i;
-                }
-                let permuted = self.shapes[k + 1];
-                vec![(inputs[0], permute_internal(r, &inverse, permuted))]
+            Route::Permute(permute) => {
+                vec![(inputs[0], permute.route_back(r, self.shapes[inputs[0]]))]
             }
         }
     }

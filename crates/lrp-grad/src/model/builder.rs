@@ -53,7 +53,8 @@ use burn::tensor::Tensor;
 use super::attention::{
     AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
 };
-use super::graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape, node_shape};
+use super::graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Reshape, node_shape};
+use super::permute::Permute;
 use super::{FeatureShape, Layer, to_internal};
 
 /// The operations a forward pass is written in; see the module docs.
@@ -103,7 +104,7 @@ pub trait Builder {
     /// `x` with its per-sample axes permuted.
     fn permute(&mut self, name: &str, axes: &[usize], x: Self::Value) -> Self::Value {
         let axes = axes.to_vec();
-        self.op(name, Op::Permute(Permute { axes }), vec![x])
+        self.op(name, Op::Permute(Permute::new(axes)), vec![x])
     }
 
     /// `a·b` over the last two axes.

@@ -36,6 +36,7 @@ use super::attention::{
     AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
 };
 use super::custom::Custom;
+use super::permute::Permute;
 use super::lrp::{Form, Lrp, Refusal, Route, STABILIZER_ONLY, route, stabilizer_only};
 use super::operator::{Arity, LayerType, Operator, ShapeError};
 use super::shape::FeatureShape;
@@ -102,19 +103,6 @@ pub struct Gate;
 pub struct Reshape {
     /// The per-sample shape after the reshape.
     pub shape: Vec<usize>,
-}
-
-/// A permutation of each sample's axes (an image's `[C, H, W]`: `[1, 2, 0]` gives `[H, W, C]`;
-/// a sequence's `[T, D]`: `[1, 0]` gives `[D, T]`);
-/// relevance moves with the values.
-///
-/// # Shapes
-/// - input: a per-sample shape of rank `axes.len()`
-/// - output: its axes in the order `axes`
-#[derive(Module, Debug, Default)]
-pub struct Permute {
-    /// Output axis `i` is input axis `axes[i]` (per sample, the batch axis not counted).
-    pub axes: Vec<usize>,
 }
 
 /// What one node of a [`Graph`] computes.
@@ -297,7 +285,7 @@ impl Graph {
         axes: impl Into<Vec<usize>>,
         x: NodeId,
     ) -> NodeId {
-        self.push(name, Op::Permute(Permute { axes: axes.into() }), [x])
+        self.push(name, Op::Permute(Permute::new(axes.into())), [x])
     }
 
     /// `a·b` over the last two axes (`[M, K]·[K, P]`, batched over a leading axis).
@@ -588,20 +576,6 @@ impl Operator for Reshape {
     }
 }
 
-impl Operator for Permute {
-    fn kind(&self) -> &'static str {
-        "permute"
-    }
-
-    fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
-        Ok(permute_shape(&self.axes, inputs[0])?)
-    }
-
-    fn forward(&self, mut inputs: Vec<Tensor<4>>, input: FeatureShape) -> Tensor<4> {
-        permute_internal(inputs.remove(0), &self.axes, input)
-    }
-}
-
 impl Lrp for Add {
     fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
         let rule = rule.cloned().unwrap_or(Rule::Norm);
@@ -648,16 +622,6 @@ impl Lrp for Reshape {
     }
 }
 
-impl Lrp for Permute {
-    fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
-        route(rule, Route::Permute(&self.axes))
-    }
-
-    fn keeps_nonnegative(&self, _first: bool, all: bool) -> bool {
-        all
-    }
-}
-
 impl Op {
     /// The operation's own answers (see [`super::operator`]): the one dispatch on its kind.
     pub(crate) fn operator(&self) -> &dyn Operator {
@@ -682,28 +646,6 @@ impl Op {
             Op::CausalMask(op) => op,
             Op::Custom(op) => op,
         }
-    }
-}
-
-/// `x` (internal layout of per-sample shape `input`) with its per-sample axes permuted; the
-/// axes must be a permutation of `input`'s (checked with the shapes).
-pub(crate) fn permute_internal(x: Tensor<4>, axes: &[usize], input: FeatureShape) -> Tensor<4> {
-    let n = x.dims()[0];
-    let permuted = permute_shape(axes, input).expect("checked with the shapes");
-    // Each shape's internal layout is its row-major order padded with ones, so the permutation
-    // runs on the per-sample dims and the result takes its own layout.
-    let order: Vec<isize> = std::iter::once(0)
-        .chain(axes.iter().map(|&a| a as isize + 1))
-        .collect();
-    match *input.with_batch(n).as_slice() {
-        [_, _] => x,
-        [n, t, d] => x
-            .reshape([n, t, d])
-            .permute([order[0], order[1], order[2]])
-            .reshape(permuted.batched(n)),
-        _ => x
-            .permute([order[0], order[1], order[2], order[3]])
-            .reshape(permuted.batched(n)),
     }
 }
 
@@ -797,20 +739,6 @@ fn reshape_shape(shape: &[usize], input: FeatureShape) -> ShapeResult {
         ));
     }
     from_dims(shape)
-}
-
-fn permute_shape(axes: &[usize], input: FeatureShape) -> ShapeResult {
-    let dims = input.dims();
-    let mut sorted = axes.to_vec();
-    sorted.sort_unstable();
-    if sorted != (0..dims.len()).collect::<Vec<_>>() {
-        return Err(format!(
-            "axes {axes:?} are not a permutation of the {} axes of per-sample shape {input}",
-            dims.len()
-        ));
-    }
-    let permuted: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
-    from_dims(&permuted)
 }
 
 fn gate_shape(x: FeatureShape, gate: FeatureShape) -> ShapeResult {

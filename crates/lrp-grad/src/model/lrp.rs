@@ -126,8 +126,8 @@ pub(crate) enum Route<'a> {
     Gate,
     /// Reshaped to the input.
     Reshape,
-    /// The inverse permutation of these axes.
-    Permute(&'a [usize]),
+    /// The inverse permutation.
+    Permute(&'a super::Permute),
     /// Unchanged (multiplication by a constant).
     Scale,
     /// The part after the learned tensor's `skip` entries along the axis.

@@ -20,6 +20,7 @@ pub(crate) mod graph;
 pub(crate) mod lrp;
 mod mask;
 mod operation;
+pub(crate) mod permute;
 pub(crate) mod operator;
 mod rotary;
 pub(crate) mod shape;
@@ -30,7 +31,8 @@ pub use attention::{
 };
 pub use builder::{Builder, Eager, EagerValue};
 pub use custom::{Custom, Operation};
-pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Permute, Reshape};
+pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Reshape};
+pub use permute::Permute;
 pub use lrp::Propagation;
 pub use mask::CausalMask;
 pub use operator::LayerType;

@@ -72,6 +72,8 @@ pub(super) struct Converter<'a> {
     /// Outputs of `Expand` nodes that repeat a constant along the batch axis (a positional
     /// tensor too large for the exporter to fold), with that constant.
     expanded: HashMap<String, Constant>,
+    /// Shape values computed from activations' dims (see [`super::shapes`]).
+    pub(super) shapes: HashMap<String, Vec<i64>>,
 }
 
 type NodeResult<T> = Result<T, String>;
@@ -98,6 +100,7 @@ impl<'a> Converter<'a> {
             rms: HashMap::new(),
             folded: HashSet::new(),
             expanded: HashMap::new(),
+            shapes: HashMap::new(),
         }
     }
 
@@ -235,7 +238,11 @@ impl<'a> Converter<'a> {
     }
 
     fn translate(&mut self, node: &OnnxNode) -> Result<(), Failure> {
+        if let Some(done) = self.shape_arithmetic(node) {
+            return done;
+        }
         match node {
+            OnnxNode::Shape(n) => self.shape_of(node, &n.config),
             OnnxNode::Conv2d(n) => self.conv(node, &n.config),
             OnnxNode::Linear(n) => self.linear(node, n.config.transpose_weight),
             OnnxNode::BatchNormalization(n) => self.batch_norm(node, batch_norm_epsilon(&n.config)),

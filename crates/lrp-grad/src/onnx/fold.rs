@@ -2,7 +2,9 @@
 //! token's `expand(N, -1, -1)` as `ConstantOfShape → Mul → Equal → Where → Expand` over
 //! constants, and a model's constant lookups (LeViT's attention biases) as `GatherND` of
 //! constants — operators onnx-ir neither folds nor types, so every shape after them would be
-//! unknown. Each node of those kinds whose inputs are all constants is evaluated here and
+//! unknown; TorchScript's `unflatten` of a projection (nn.MultiheadAttention's packed q, k, v)
+//! computes its slice bounds with `Mod` and `Reshape` of constants, which onnx-ir does not fold
+//! either. Each node of those kinds whose inputs are all constants is evaluated here and
 //! replaced by an initializer (with `Mul`, `Add`, `Sub`, `Div`, `Gather`, `Unsqueeze`,
 //! `Transpose` and `Cast` of constants, which feed or read them); onnx-ir then parses the model
 //! as if it had been exported folded. The same evaluator finds the dynamo exporter's adaptive
@@ -140,7 +142,8 @@ fn read_external(t: &TensorProto, dir: &Path, limit: u64) -> Option<Vec<u8>> {
 /// large model that needs no folding is neither held in memory twice nor decoded twice.
 pub(super) fn worth_folding(path: &std::path::Path) -> bool {
     use std::io::Read;
-    const NEEDLES: [&[u8]; 2] = [b"ConstantOfShape", b"GatherND"];
+    // `Mod` with its protobuf field tag and length (a bare "Mod" turns up in weights).
+    const NEEDLES: [&[u8]; 3] = [b"ConstantOfShape", b"GatherND", b"\x22\x03Mod"];
     let Ok(mut file) = std::fs::File::open(path) else {
         return false;
     };
@@ -265,6 +268,16 @@ pub(super) fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
             })
         }
         ("GatherND", [data, indices]) => gather_nd(data, indices),
+        ("Mod", [a, b]) => {
+            let fmod = attribute("fmod").is_some_and(|a| a.i == 1);
+            // Integer `Mod` takes the divisor's sign (Python's `%`); `fmod` the dividend's.
+            let f = move |v: &[f64]| match fmod {
+                true => v[0] % v[1],
+                false => v[0] - v[1] * (v[0] / v[1]).floor(),
+            };
+            (b.values.iter().all(|&d| d != 0.0)).then(|| broadcast(&[a, b], f, a.ty))?
+        }
+        ("Reshape", [x, shape]) => reshape(x, shape),
         _ => None,
     }
 }
@@ -282,6 +295,31 @@ fn constant_of_shape(shape: &Const, fill: Option<Const>) -> Option<Const> {
         dims,
         values: vec![*fill.values.first()?; n],
         ty: fill.ty,
+    })
+}
+
+/// ONNX `Reshape` of a constant: a `0` copies the dim, one `-1` takes what is left.
+fn reshape(x: &Const, shape: &Const) -> Option<Const> {
+    let mut dims: Vec<usize> = Vec::with_capacity(shape.values.len());
+    let mut free = None;
+    for (k, &d) in shape.values.iter().enumerate() {
+        match d {
+            -1.0 if free.is_none() => {
+                free = Some(k);
+                dims.push(1);
+            }
+            0.0 => dims.push(*x.dims.get(k)?),
+            d if d > 0.0 => dims.push(d as usize),
+            _ => return None,
+        }
+    }
+    let known: usize = dims.iter().product();
+    if let Some(k) = free {
+        (known > 0 && x.values.len() % known == 0).then(|| dims[k] = x.values.len() / known)?;
+    }
+    (dims.iter().product::<usize>() == x.values.len()).then(|| Const {
+        dims,
+        ..x.clone()
     })
 }
 

@@ -167,9 +167,17 @@ impl Layout {
     ) -> Result<Layout, String> {
         let before: usize = self.sample[..self.at].iter().product();
         let after: usize = self.sample[self.at..].iter().product();
-        let candidates: Vec<(usize, usize, usize)> = (0..out.len())
+        let mut candidates: Vec<(usize, usize, usize)> = (0..out.len())
             .filter_map(|b| split_batch(out, b, n0, before, after).map(|(x, y)| (b, x, y)))
             .collect();
+        // A batch that was not on the last axis does not join it: the last axis holds the
+        // features a dense layer reads (`[T, N, H, dh]` → `[T·N, H·dh]`, not `[T, N·H·dh]`,
+        // at N = 1), unless the operator places it there.
+        let last_kept = self.batch_axis + 1 < self.axes.len()
+            && hint.0.is_none_or(|h| h + 1 != out.len());
+        if last_kept && candidates.len() > 1 {
+            candidates.retain(|c| c.0 + 1 != out.len());
+        }
         let chosen = match candidates[..] {
             [one] => one,
             [] => {
@@ -306,6 +314,15 @@ mod tests {
         );
         assert_eq!(flat.sample_axis(-1), Ok(1));
         assert!(flat.sample_axis(0).unwrap_err().contains("holds the batch"));
+    }
+
+    /// nn.MultiheadAttention's `view(T·N, D)` of `[T, N, D]` exported with a batch of 1: the
+    /// batch joins the tokens, not the features.
+    #[test]
+    fn a_batch_of_one_stays_out_of_the_feature_axis() {
+        let x = Layout::standard(&[10, 8]).transpose(&[1, 0, 2]).unwrap().0;
+        let y = x.reshape(&[10, 8], 1, (None, None)).unwrap();
+        assert_eq!(y.describe(), "[10·N, 8]");
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod layout;
 mod moves;
 mod params;
 mod patterns;
+mod shapes;
 
 pub use error::OnnxError;
 

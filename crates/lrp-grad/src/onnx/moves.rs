@@ -9,6 +9,7 @@ use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 
 use super::convert::{Converter, Failure, Value, constant, output_dims_known, unique_name};
 use super::layout::{Layout, SampleOp, compress};
+use crate::model::permute::MAX_VIEW_RANK;
 use crate::model::{FeatureShape, Op, Permute, Reshape, Slice};
 
 impl Converter<'_> {
@@ -18,24 +19,29 @@ impl Converter<'_> {
         let SampleOp::Permute(order) = op else {
             return self.relabel(node, x, layout);
         };
-        // A rank-4 or -5 sample: its size-1 axes left out, neighbours that stay merged.
+        // A rank-4 or -5 sample: its size-1 axes left out, neighbours that stay merged; what
+        // still needs more than three axes permutes a view of them (Swin's windows).
         let (dims, axes) = match x.layout.sample.len() {
             0..=3 => (x.layout.sample.clone(), order.clone()),
             _ => compress(&x.layout.sample, &order),
         };
-        if dims.len() > FeatureShape::MAX_RANK {
-            return Err(format!(
-                "permutes per-sample {:?} as {order:?}, which needs {} axes; lrp-grad's graphs hold per-sample ranks 1 to 3",
-                x.layout.sample,
-                dims.len()
-            )
-            .into());
-        }
-        let x = self.view(format!("{}.in", unique_name(node)), x, &dims)?;
-        let permute = Op::Permute(Permute { axes: axes.clone() });
-        let id = self.graph.push(unique_name(node), permute, [x.id]);
-        let permuted: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
-        let shape = FeatureShape::new(&permuted).map_err(|e| e.to_string())?;
+        let (x, permute) = match dims.len() {
+            0..=3 => {
+                let x = self.view(format!("{}.in", unique_name(node)), x, &dims)?;
+                (x, Permute::new(axes))
+            }
+            4..=MAX_VIEW_RANK => (x, Permute::viewed(dims, axes)),
+            _ => {
+                return Err(format!(
+                    "permutes per-sample {:?} as {order:?}, which needs {} axes; lrp-grad permutes at most {MAX_VIEW_RANK}",
+                    x.layout.sample,
+                    dims.len()
+                )
+                .into());
+            }
+        };
+        let shape = permute.shape(x.shape)?;
+        let id = self.graph.push(unique_name(node), Op::Permute(permute), [x.id]);
         let x = Value {
             id,
             shape,
@@ -47,9 +53,14 @@ impl Converter<'_> {
     /// A reshape follows the batch: the export's dims say where it lands (a `0` copying it
     /// places it; the target's `-1` decides last, for a batch of 1).
     pub(super) fn reshape(&mut self, node: &OnnxNode, shape: &ReshapeInput) -> Result<(), Failure> {
-        let ReshapeInput::Static(target) = shape else {
-            return Err("the target shape is computed at run time; expected a constant".into());
-        };
+        let target = match shape {
+            ReshapeInput::Static(target) => target,
+            ReshapeInput::Runtime(r) => self.shapes.get(&r.name).ok_or(
+                "the target shape is computed at run time from values other than activations' shapes; expected a constant",
+            )?,
+        }
+        .clone();
+        let target = &target;
         let x = self.activation_input(node, 0)?;
         let batch = x.layout.batch_axis;
         let copy = (target.iter().enumerate())
@@ -63,7 +74,7 @@ impl Converter<'_> {
             let layout = x.layout.reshape(&dims, self.batch, (copy, minus_one))?;
             return self.relabel(node, x, layout);
         }
-        self.reshape_like(node, x, (copy, minus_one))
+        self.reshape_like(node, x, (copy, minus_one), None)
     }
 
     pub(super) fn squeeze(
@@ -79,7 +90,13 @@ impl Converter<'_> {
         };
         let before = removed.iter().filter(|&&a| a < x.layout.batch_axis).count();
         let hint = x.layout.batch_axis.checked_sub(before);
-        self.reshape_like(node, x, (hint, None))
+        // The dims without the squeezed axes, for when the parser lost track of them.
+        let dims = x.layout.onnx_dims(self.batch);
+        let kept = (dims.iter().enumerate())
+            .filter(|(a, d)| !(removed.contains(a) || removed.is_empty() && **d == 1))
+            .map(|(_, &d)| d)
+            .collect();
+        self.reshape_like(node, x, (hint, None), Some(kept))
     }
 
     pub(super) fn unsqueeze(
@@ -89,6 +106,7 @@ impl Converter<'_> {
     ) -> Result<(), Failure> {
         let x = self.activation_input(node, 0)?;
         let mut hint = x.layout.batch_axis;
+        let mut dims = Some(x.layout.onnx_dims(self.batch));
         if let UnsqueezeConfig::Static(axes) = config {
             let rank = (x.layout.axes.len() + axes.len()) as i64;
             let mut axes: Vec<usize> = axes.iter().map(|&a| normalise(a, rank)).collect();
@@ -97,25 +115,40 @@ impl Converter<'_> {
                 if a <= hint {
                     hint += 1;
                 }
+                // The dims with the new axes, for when the parser lost track of them.
+                dims = dims.filter(|d| a <= d.len()).map(|mut d| {
+                    d.insert(a, 1);
+                    d
+                });
             }
         }
-        self.reshape_like(node, x, (Some(hint), None))
+        self.reshape_like(node, x, (Some(hint), None), dims)
     }
 
     pub(super) fn flatten(&mut self, node: &OnnxNode) -> Result<(), Failure> {
         let x = self.activation_input(node, 0)?;
-        self.reshape_like(node, x, (None, None))
+        self.reshape_like(node, x, (None, None), None)
     }
 
-    /// The node's output as a reshape of `x` (its dims from shape inference; one symbolic dim
-    /// — a dynamic batch — gets what the values leave for it, and holds the batch).
+    /// The node's output as a reshape of `x` (its dims from shape inference, else `own`, the
+    /// operator's own; one symbolic dim — a dynamic batch — gets what the values leave for it,
+    /// and holds the batch).
     fn reshape_like(
         &mut self,
         node: &OnnxNode,
         x: Value,
         (strong, weak): (Option<usize>, Option<usize>),
+        own: Option<Vec<usize>>,
     ) -> Result<(), Failure> {
-        let dims = output_dims_known(node)?;
+        // At most one symbolic dim (a dynamic batch) counts as known.
+        let inferred = output_dims_known(node)
+            .ok()
+            .filter(|d| d.iter().filter(|d| d.is_none()).count() <= 1);
+        let dims = match (inferred, own) {
+            (Some(dims), _) => dims,
+            (None, Some(own)) => own.into_iter().map(Some).collect(),
+            (None, None) => vec![None, None],
+        };
         let symbolic = dims.iter().position(Option::is_none);
         let out: Vec<usize> = match dims.iter().filter(|d| d.is_none()).count() {
             0 => dims.iter().flatten().copied().collect(),
@@ -170,9 +203,21 @@ impl Converter<'_> {
         if i < 0.0 {
             return Err("gathers at a negative index".into());
         }
-        let x = self.materialized(x)?;
+        // A sample of more than three axes is viewed as [before, axis, after] for the slice
+        // (Swin's `qkv[0]` of [3, windows, heads, tokens, dh]).
+        let sample = x.layout.sample.clone();
+        let (x, graph_axis) = match sample.len() {
+            0..=3 => (self.materialized(x)?, sample_axis),
+            _ => {
+                let before: usize = sample[..sample_axis].iter().product();
+                let after: usize = sample[sample_axis + 1..].iter().product();
+                let dims = [before, sample[sample_axis], after];
+                let x = self.view(format!("{}.in", unique_name(node)), x, &dims)?;
+                (x, 1)
+            }
+        };
         let slice = Slice {
-            axis: sample_axis,
+            axis: graph_axis,
             start: i as usize,
             len: 1,
         };
@@ -183,7 +228,9 @@ impl Converter<'_> {
         );
         let mut layout = x.layout.clone();
         layout.sample[sample_axis] = 1;
-        let shape = FeatureShape::new(&layout.sample).map_err(|e| e.to_string())?;
+        let mut dims = x.shape.dims();
+        dims[graph_axis] = 1;
+        let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
         // A scalar index drops the axis (the parser does not always know the output shape).
         let mut out = layout.onnx_dims(self.batch);
         out.remove(axis);
