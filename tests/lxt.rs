@@ -354,6 +354,14 @@ fn torchvisions_own_vit_export_matches_lxt() {
     check("vit-torchvision", Source::Onnx("model.onnx"));
 }
 
+/// The same ViT from the TorchScript exporter (gradients enabled, as a plain export runs):
+/// its in-projection is split by `unflatten`, whose target shape the export computes in the
+/// graph (`Shape → Slice → Concat → Reshape`, slice bounds by `Mod`) — followed at load.
+#[test]
+fn torchvisions_vit_from_the_torchscript_exporter_matches_lxt() {
+    check("vit-torchvision", Source::Onnx("model-script.onnx"));
+}
+
 /// LRP stays per sample when the export folds the batch into the heads: explaining the batch
 /// in another order gives each sample's relevance unchanged, to the last bit.
 #[test]

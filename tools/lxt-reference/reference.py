@@ -435,11 +435,32 @@ def export_fused_encoder():
                       input_names=["input"], external_data=False)
 
 
+def export_torchvision_vit_script():
+    """`vit-torchvision/model-script.onnx`: the committed torchvision ViT exported by the
+    TorchScript exporter, with gradients enabled as a plain `torch.onnx.export` runs (under
+    `torch.no_grad()` nn.MultiheadAttention takes its fast path, which that exporter cannot
+    write). Its in-projection is split by `unflatten`, written as `Shape → Slice → Concat →
+    Reshape` with the slice bounds computed by `Mod`; the same weights and math as
+    `model.onnx`, so the same LXT reference applies."""
+    from safetensors.torch import load_file
+    net, w, x, _ = weights_and_input("vit-torchvision", (3, 12, 12), 6)
+    folder = OUT / "vit-torchvision"
+    saved = load_file(str(folder / "weights.safetensors"))
+    assert all(torch.equal(saved[k], v) for k, v in w.items()), "not the committed fixture's weights"
+    reference = load_file(str(folder / "reference.safetensors"))
+    with torch.no_grad():
+        assert torch.allclose(net(reference["input"]), reference["output"], atol=1e-5)
+    torch.onnx.export(net.eval(), (x,), str(folder / "model-script.onnx"), dynamo=False,
+                      input_names=["input"], output_names=["logits"])
+
+
 def main():
     import sys
     chosen = sys.argv[1:]  # kinds to regenerate; all when none are named
     if chosen == ["bert-sdpa"]:
         return export_bert_sdpa()
+    if chosen == ["vit-torchvision-script"]:
+        return export_torchvision_vit_script()
     if chosen == ["encoder-fused"]:
         return export_fused_encoder()
     for kind, shape, seed in (("encoder", (5, D), 0), ("vit", (1, 12, 12), 1), ("text", (6,), 2),

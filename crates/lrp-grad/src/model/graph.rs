@@ -36,9 +36,9 @@ use super::attention::{
     AddParam, LayerNorm, MatMul, Mean, Mul, Prepend, RmsNorm, Scale, Slice, Softmax,
 };
 use super::custom::Custom;
-use super::permute::Permute;
 use super::lrp::{Form, Lrp, Refusal, Route, STABILIZER_ONLY, route, stabilizer_only};
 use super::operator::{Arity, LayerType, Operator, ShapeError};
+use super::permute::Permute;
 use super::shape::FeatureShape;
 use super::{Layer, Sequential, to_internal};
 use crate::error::{Error, Result};

@@ -20,8 +20,8 @@ pub(crate) mod graph;
 pub(crate) mod lrp;
 mod mask;
 mod operation;
-pub(crate) mod permute;
 pub(crate) mod operator;
+pub(crate) mod permute;
 mod rotary;
 pub(crate) mod shape;
 
@@ -32,10 +32,10 @@ pub use attention::{
 pub use builder::{Builder, Eager, EagerValue};
 pub use custom::{Custom, Operation};
 pub use graph::{Add, Concat, Gate, Graph, Node, NodeId, Op, Reshape};
-pub use permute::Permute;
 pub use lrp::Propagation;
 pub use mask::CausalMask;
 pub use operator::LayerType;
+pub use permute::Permute;
 pub use rotary::{Llama3Scaling, Rotary};
 pub use shape::FeatureShape;
 

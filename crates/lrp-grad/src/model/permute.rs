@@ -170,7 +170,11 @@ mod tests {
             let at = s * 48 + (i * 2 + k) * 12 + (j * 3 + l) * 2 + c;
             assert_eq!(v, values[at], "output {o}");
         }
-        let back = p.route_back(y, input).into_data().try_to_vec::<f32>().unwrap();
+        let back = p
+            .route_back(y, input)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(back, values);
     }
 

@@ -317,10 +317,7 @@ fn reshape(x: &Const, shape: &Const) -> Option<Const> {
     if let Some(k) = free {
         (known > 0 && x.values.len() % known == 0).then(|| dims[k] = x.values.len() / known)?;
     }
-    (dims.iter().product::<usize>() == x.values.len()).then(|| Const {
-        dims,
-        ..x.clone()
-    })
+    (dims.iter().product::<usize>() == x.values.len()).then(|| Const { dims, ..x.clone() })
 }
 
 /// ONNX `Unsqueeze` with its axes as an input (negative ones count from the new rank's end).

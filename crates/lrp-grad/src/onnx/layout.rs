@@ -173,8 +173,8 @@ impl Layout {
         // A batch that was not on the last axis does not join it: the last axis holds the
         // features a dense layer reads (`[T, N, H, dh]` → `[T·N, H·dh]`, not `[T, N·H·dh]`,
         // at N = 1), unless the operator places it there.
-        let last_kept = self.batch_axis + 1 < self.axes.len()
-            && hint.0.is_none_or(|h| h + 1 != out.len());
+        let last_kept =
+            self.batch_axis + 1 < self.axes.len() && hint.0.is_none_or(|h| h + 1 != out.len());
         if last_kept && candidates.len() > 1 {
             candidates.retain(|c| c.0 + 1 != out.len());
         }

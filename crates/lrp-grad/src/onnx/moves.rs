@@ -41,7 +41,9 @@ impl Converter<'_> {
             }
         };
         let shape = permute.shape(x.shape)?;
-        let id = self.graph.push(unique_name(node), Op::Permute(permute), [x.id]);
+        let id = self
+            .graph
+            .push(unique_name(node), Op::Permute(permute), [x.id]);
         let x = Value {
             id,
             shape,

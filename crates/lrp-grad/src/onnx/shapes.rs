@@ -17,7 +17,9 @@ impl Converter<'_> {
         let x = self.activation_input(node, 0)?;
         let dims = x.layout.onnx_dims(self.batch);
         let end = c.end.min(dims.len());
-        let part = dims.get(c.start..end).ok_or("its start lies past its end")?;
+        let part = dims
+            .get(c.start..end)
+            .ok_or("its start lies past its end")?;
         self.keep_shape(node, part.iter().map(|&d| d as i64).collect())
     }
 
@@ -25,7 +27,10 @@ impl Converter<'_> {
     pub(super) fn shape_arithmetic(&mut self, node: &OnnxNode) -> Option<Result<(), Failure>> {
         let first = &node.inputs().first()?.name;
         let concat_of_shapes = matches!(node, OnnxNode::Concat(_))
-            && node.inputs().iter().any(|i| self.shapes.contains_key(&i.name));
+            && node
+                .inputs()
+                .iter()
+                .any(|i| self.shapes.contains_key(&i.name));
         if !self.shapes.contains_key(first) && !concat_of_shapes {
             return None;
         }
@@ -46,7 +51,11 @@ impl Converter<'_> {
                 node.node_type()
             )),
         };
-        Some(value.map_err(Failure::from).and_then(|v| self.keep_shape(node, v)))
+        Some(
+            value
+                .map_err(Failure::from)
+                .and_then(|v| self.keep_shape(node, v)),
+        )
     }
 
     /// `Slice` of a shape value with constant bounds (one axis, step 1; Python's clamping).
