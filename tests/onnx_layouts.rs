@@ -246,3 +246,52 @@ fn a_decomposed_adaptive_pool_is_one_pooling_layer_and_matches_zennit() {
         (4.0 * own_f32).max(1e-5),
     );
 }
+
+/// A tiny torchvision Swin from the dynamo exporter (`tools/onnx-reference/swin.py`): window
+/// partitions through rank-6 views with the batch folded into the windows, the relative
+/// position bias and the shifted windows' mask (built from constants) added to the scores,
+/// the roll, the patch merging's strided slices. Logits equal PyTorch's, and each sample's
+/// input gradient equals PyTorch's float64 autograd (every one of those operators routes
+/// values, so the gradient checks its forward and backward alike).
+#[test]
+fn a_swin_transformer_export_runs_and_routes_gradients_like_pytorch() {
+    let f = read_f32_tensors(&in_fixtures("swin", "swin.safetensors"));
+    let targets: Vec<usize> = f["targets"].1.iter().map(|&t| t as usize).collect();
+    let model = onnx::load(&in_fixtures("swin", "swin-dynamo.onnx"), &device()).unwrap();
+    let x = tensor(f["input"].1.clone(), [2, 3, 16, 16]);
+    assert_close(
+        &values(model.graph.forward(x.clone())),
+        &f["output"].1,
+        1e-5,
+    );
+    let e = Explainer::new()
+        .method(lrp_grad::Method::Gradient)
+        .target(Target::PerSample(targets))
+        .explain(&model.graph, x)
+        .unwrap();
+    assert_close(&values(e.relevance), &f["gradient"].1, 1e-4);
+}
+
+/// The Swin export folds the batch into its windows: explaining the batch in the other order
+/// gives each sample's relevance unchanged, to the last bit (AttnLRP's rules).
+#[test]
+fn permuting_the_batch_of_a_swin_export_permutes_the_relevance() {
+    let f = read_f32_tensors(&in_fixtures("swin", "swin.safetensors"));
+    let model = onnx::load(&in_fixtures("swin", "swin-dynamo.onnx"), &device()).unwrap();
+    let input = &f["input"].1;
+    let per = 3 * 16 * 16;
+    let swapped: Vec<f32> = [&input[per..], &input[..per]].concat();
+    let explain = |x: Vec<f32>, targets: Vec<usize>| {
+        let e = Explainer::new()
+            .composite(Composite::attn_lrp())
+            .target(Target::PerSample(targets))
+            .explain(&model.graph, tensor(x, [2, 3, 16, 16]))
+            .unwrap();
+        values(e.relevance)
+    };
+    let r = explain(input.clone(), vec![0, 4]);
+    let rs = explain(swapped, vec![4, 0]);
+    assert_eq!(&rs[..per], &r[per..]);
+    assert_eq!(&rs[per..], &r[..per]);
+    assert!(r.iter().any(|&v| v != 0.0));
+}

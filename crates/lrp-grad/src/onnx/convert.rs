@@ -232,6 +232,11 @@ impl<'a> Converter<'a> {
         })
     }
 
+    /// The device the graph's parameters go to.
+    pub(super) fn device(&self) -> &Device {
+        self.device
+    }
+
     /// The value of an ONNX tensor name, when it is an activation.
     pub fn value_of(&self, name: &str) -> Option<NodeId> {
         self.values.get(name).map(|v| v.id)
@@ -322,19 +327,30 @@ impl<'a> Converter<'a> {
             )
             .into());
         }
-        let inputs: Vec<Value> = (inputs.iter().cloned())
-            .map(|x| self.materialized(x))
-            .collect::<NodeResult<_>>()?;
-        let shape = self.push_node(node, op, &inputs)?;
-        let mut layout = inputs[0].layout.clone();
-        if layout.sample.len() != shape.rank() {
+        // A sample of more than three axes is held with its leading ones merged.
+        let rank = first.sample.len();
+        let mut held = Vec::with_capacity(inputs.len());
+        for (i, x) in inputs.iter().cloned().enumerate() {
+            held.push(self.held(format!("{}.in{i}", unique_name(node)), x)?);
+        }
+        let shape = self.push_node(node, op, &held)?;
+        let mut layout = held[0].layout.clone();
+        let dims = shape.dims();
+        let kept = match rank {
+            0..=3 => dims.len() == rank,
+            _ => dims.len() == 3 && dims[0] == held[0].shape.dims()[0],
+        };
+        if !kept {
             return Err(format!(
                 "changes the rank of a sample laid out as {}",
                 layout.describe()
             )
             .into());
         }
-        layout.sample = shape.dims();
+        match rank {
+            0..=3 => layout.sample = dims,
+            _ => layout.sample[rank - 2..].copy_from_slice(&dims[1..]),
+        }
         let id = NodeId(self.graph.nodes().len());
         self.values
             .insert(node.outputs()[0].name.clone(), Value { id, shape, layout });
@@ -371,6 +387,21 @@ impl<'a> Converter<'a> {
             true => Ok(axis),
             false => Err(format!(
                 "the last axis of {} is not a sample's last",
+                x.layout.describe()
+            )),
+        }
+    }
+
+    /// The graph axis of ONNX axis `axis` of `x` as [`Converter::held`] holds it: a sample's
+    /// own, or one of the last two of a longer sample.
+    pub(super) fn graph_axis(x: &Value, axis: i64) -> NodeResult<usize> {
+        let s = x.layout.sample_axis(axis)?;
+        let len = x.layout.sample.len();
+        match (len, s + 2 >= len) {
+            (0..=3, _) => Ok(s),
+            (_, true) => Ok(s + 3 - len),
+            (_, false) => Err(format!(
+                "operates along axis {axis} of {}, which lrp-grad holds merged with the axes before it",
                 x.layout.describe()
             )),
         }
@@ -651,13 +682,8 @@ impl<'a> Converter<'a> {
         if dims.len() == x.dims().len() + 1 && repeated {
             dims.remove(0);
         }
-        if dims != x.dims() {
-            return Err(format!(
-                "adds a constant of shape {:?} to per-sample shape {:?}; lrp-grad adds constants of the value's own shape (positional embeddings)",
-                constant.dims,
-                x.dims()
-            )
-            .into());
+        if dims != x.dims() || !x.layout.is_standard() {
+            return self.add_broadcast(node, x, &constant);
         }
         let values = Tensor::<1>::from_data(
             burn::tensor::TensorData::new(constant.values[..per_sample].to_vec(), [per_sample]),
@@ -767,7 +793,7 @@ impl<'a> Converter<'a> {
     fn softmax(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
         let x = self.activation_input(node, 0)?;
         let softmax = crate::model::Softmax {
-            axis: x.layout.sample_axis(axis as i64)?,
+            axis: Self::graph_axis(&x, axis as i64)?,
         };
         self.push_laid(node, Op::Softmax(softmax), &[x])
     }
@@ -913,7 +939,7 @@ impl<'a> Converter<'a> {
             .map(|i| self.activation_input(node, i))
             .collect::<NodeResult<Vec<_>>>()?;
         let concat = crate::model::Concat {
-            axis: inputs[0].layout.sample_axis(axis as i64)?,
+            axis: Self::graph_axis(&inputs[0], axis as i64)?,
         };
         self.push_laid(node, Op::Concat(concat), &inputs)
     }

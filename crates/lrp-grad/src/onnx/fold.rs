@@ -143,7 +143,12 @@ fn read_external(t: &TensorProto, dir: &Path, limit: u64) -> Option<Vec<u8>> {
 pub(super) fn worth_folding(path: &std::path::Path) -> bool {
     use std::io::Read;
     // `Mod` with its protobuf field tag and length (a bare "Mod" turns up in weights).
-    const NEEDLES: [&[u8]; 3] = [b"ConstantOfShape", b"GatherND", b"\x22\x03Mod"];
+    const NEEDLES: [&[u8]; 4] = [
+        b"ConstantOfShape",
+        b"GatherND",
+        b"ScatterND",
+        b"\x22\x03Mod",
+    ];
     let Ok(mut file) = std::fs::File::open(path) else {
         return false;
     };
@@ -278,6 +283,16 @@ pub(super) fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
             (b.values.iter().all(|&d| d != 0.0)).then(|| broadcast(&[a, b], f, a.ty))?
         }
         ("Reshape", [x, shape]) => reshape(x, shape),
+        ("Not", [x]) => Some(Const {
+            values: x
+                .values
+                .iter()
+                .map(|&v| f64::from(u8::from(v == 0.0)))
+                .collect(),
+            ..(*x).clone()
+        }),
+        ("ScatterND", [data, indices, updates]) => scatter_nd(data, indices, updates),
+        ("Slice", [x, starts, ends, rest @ ..]) => slice(x, [starts, ends], rest),
         _ => None,
     }
 }
@@ -455,6 +470,79 @@ fn gather(data: &Const, indices: &Const, axis: i64) -> Option<Const> {
         dims,
         values,
         ty: data.ty,
+    })
+}
+
+/// ONNX `ScatterND` (no reduction): `data` with the slices at `indices` replaced by `updates`.
+fn scatter_nd(data: &Const, indices: &Const, updates: &Const) -> Option<Const> {
+    let depth = *indices.dims.last()?;
+    if depth == 0 || depth > data.dims.len() {
+        return None;
+    }
+    let slice: usize = data.dims[depth..].iter().product();
+    let mut out = data.clone();
+    for (r, row) in indices.values.chunks(depth).enumerate() {
+        let mut offset = 0;
+        for (k, &i) in row.iter().enumerate() {
+            let size = data.dims[k] as i64;
+            let i = if i < 0.0 { i as i64 + size } else { i as i64 };
+            (0..size).contains(&i).then_some(())?;
+            offset = offset * data.dims[k] + i as usize;
+        }
+        let source = updates.values.get(r * slice..(r + 1) * slice)?;
+        out.values[offset * slice..(offset + 1) * slice].copy_from_slice(source);
+    }
+    Some(out)
+}
+
+/// ONNX `Slice` of a constant: per axis `start..end` by `step` (NumPy's clamping).
+fn slice(x: &Const, [starts, ends]: [&Const; 2], rest: &[&Const]) -> Option<Const> {
+    let rank = x.dims.len();
+    let axes: Vec<usize> = match rest.first() {
+        Some(a) => (a.values.iter())
+            .map(|&a| (if a < 0.0 { a + rank as f64 } else { a }) as usize)
+            .collect(),
+        None => (0..starts.values.len()).collect(),
+    };
+    let steps: Vec<i64> = match rest.get(1) {
+        Some(s) => s.values.iter().map(|&s| s as i64).collect(),
+        None => vec![1; axes.len()],
+    };
+    // The input index each output index of every axis reads.
+    let mut picks: Vec<Vec<usize>> = x.dims.iter().map(|&d| (0..d).collect()).collect();
+    for (k, &axis) in axes.iter().enumerate() {
+        let (size, step) = (*x.dims.get(axis)? as i64, *steps.get(k)?);
+        if step <= 0 {
+            return None;
+        }
+        let at = |v: f64| {
+            let v = v.clamp(-(size as f64) - 1.0, size as f64) as i64;
+            (if v < 0 { v + size } else { v }).clamp(0, size)
+        };
+        let (start, end) = (at(*starts.values.get(k)?), at(*ends.values.get(k)?));
+        picks[axis] = (start..end)
+            .step_by(step as usize)
+            .map(|i| i as usize)
+            .collect();
+    }
+    let dims: Vec<usize> = picks.iter().map(Vec::len).collect();
+    let n: usize = dims.iter().product();
+    let values = (0..n)
+        .map(|mut i| {
+            let mut at = 0;
+            let mut stride = 1;
+            for k in (0..rank).rev() {
+                at += picks[k][i % dims[k]] * stride;
+                i /= dims[k];
+                stride *= x.dims[k];
+            }
+            x.values[at]
+        })
+        .collect();
+    Some(Const {
+        dims,
+        values,
+        ty: x.ty,
     })
 }
 

@@ -38,6 +38,7 @@
 //! ([`crate::tokens`]).
 
 mod adaptive_pool;
+mod broadcast;
 mod constant_scale;
 mod convert;
 pub(crate) mod error;

@@ -264,9 +264,56 @@ impl Converter<'_> {
         node: &OnnxNode,
         c: &onnx_ir::node::slice::SliceConfig,
     ) -> Result<(), Failure> {
-        let (axis, start, end) = one_axis(c)?;
+        let (axis, start, end, step) = one_axis(c)?;
         let x = self.activation_input(node, 0)?;
-        self.slice_to(node, 0, x, (axis, start, end))
+        match step {
+            1 => self.slice_to(node, 0, x, (axis, start, end)),
+            _ => self.every_step(node, x, (axis, start, end, step)),
+        }
+    }
+
+    /// A strided slice `start::step` over a whole axis whose size the step divides (Swin's
+    /// patch merging, `x[..., 0::2, 0::2, :]`): the axis viewed as `[size / step, step]` and
+    /// entry `start` of the second taken, a slice of the sample viewed as `[before, step,
+    /// after]`.
+    fn every_step(
+        &mut self,
+        node: &OnnxNode,
+        x: Value,
+        (axis, start, end, step): (i64, i64, i64, i64),
+    ) -> Result<(), Failure> {
+        let s = x.layout.sample_axis(axis)?;
+        let size = x.layout.sample[s] as i64;
+        let whole = end >= size || end == i64::MAX;
+        if step < 1 || !(0..step).contains(&start) || size % step != 0 || !whole {
+            return Err(format!(
+                "slices axis {axis} (of {size}) as {start}..{end} by {step}; lrp-grad takes strided slices start::step over a whole axis whose size the step divides"
+            )
+            .into());
+        }
+        let (size, step) = (size as usize, step as usize);
+        let before = x.layout.sample[..s].iter().product::<usize>() * (size / step);
+        let after: usize = x.layout.sample[s + 1..].iter().product();
+        let name = unique_name(node);
+        let x = self.view(format!("{name}.steps"), x, &[before, step, after])?;
+        let slice = Slice {
+            axis: 1,
+            start: start as usize,
+            len: 1,
+        };
+        let id = self.graph.push(name, Op::Slice(slice), [x.id]);
+        let mut layout = x.layout.clone();
+        layout.sample[s] = size / step;
+        let shape = FeatureShape::image(before, 1, after);
+        self.relabel(
+            node,
+            Value {
+                id,
+                shape,
+                layout: layout.clone(),
+            },
+            layout,
+        )
     }
 
     /// `Split` along one axis into constant sizes (TorchScript's fused-QKV `unbind`): each
@@ -352,26 +399,27 @@ impl Converter<'_> {
         self.relabel_output(node, k, value, layout)
     }
 
-    /// ONNX `Attention` (which onnx-ir also makes of `softmax(Q·Kᵀ / s)·V`) on `[N, H, T, dh]`
-    /// values without a mask: `Q·Kᵀ`, the scale, softmax, `·V` as graph nodes.
+    /// ONNX `Attention` (which onnx-ir also makes of `softmax(Q·Kᵀ / s + B)·V`) on `[N, H, T,
+    /// dh]` values — or `[N·W, H, T, dh]` windows, the leading axes merged — with no mask or
+    /// a constant additive one `B` (Swin's relative position bias): `Q·Kᵀ`, the scale, `+ B`,
+    /// softmax, `·V` as graph nodes.
     pub(super) fn attention(
         &mut self,
         node: &OnnxNode,
         c: &onnx_ir::node::attention::AttentionConfig,
     ) -> Result<(), Failure> {
-        if c.is_causal || c.softcap != 0.0 || node.inputs().len() > 3 {
-            return Err("attention with a mask, causal flag or softcap; lrp-grad takes plain softmax(Q·Kᵀ·s)·V".into());
+        let bias = match node.inputs().get(3) {
+            Some(_) => Some(constant(node, 3)?.ok_or("its mask is not a constant")?),
+            None => None,
+        };
+        if c.is_causal || c.softcap != 0.0 || node.inputs().len() > 4 {
+            return Err("attention with a causal flag, softcap or past keys; lrp-grad takes softmax(Q·Kᵀ·s + B)·V with a constant B".into());
         }
+        let name = unique_name(node);
         let [q, k, v] = [0, 1, 2].map(|i| self.activation_input(node, i));
-        let (q, k, v) = (
-            self.materialized(q?)?,
-            self.materialized(k?)?,
-            self.materialized(v?)?,
-        );
-        if q.layout.sample.len() != 3
-            || !q.layout.same_structure(&k.layout)
-            || !q.layout.same_structure(&v.layout)
-        {
+        let (q, k, v) = (q?, k?, v?);
+        let structure = |a: &Value, b: &Value| a.layout.same_structure(&b.layout);
+        if q.layout.sample.len() < 3 || !structure(&q, &k) || !structure(&q, &v) {
             return Err(format!(
                 "attention on {} / {} / {}; expected [N, H, T, dh] values laid out alike",
                 q.layout.describe(),
@@ -380,21 +428,40 @@ impl Converter<'_> {
             )
             .into());
         }
-        let dh = q.layout.sample[2];
+        let dh = *q.layout.sample.last().expect("three axes at least");
+        let q = self.held(format!("{name}.q"), q)?;
+        let k = self.held(format!("{name}.k"), k)?;
+        let v = self.held(format!("{name}.v"), v)?;
         let scale = c.scale.unwrap_or(1.0 / (dh as f64).sqrt());
-        let name = unique_name(node);
         let g = &mut self.graph;
         let kt = g.permute(format!("{name}.k_t"), [0, 2, 1], k.id);
         let scores = g.matmul(format!("{name}.scores"), q.id, kt);
-        let scores = g.scale(format!("{name}.scale"), scale, scores);
+        let mut scores = g.scale(format!("{name}.scale"), scale, scores);
+        if let Some(bias) = bias {
+            let mut layout = q.layout.clone();
+            let last = layout.sample.len() - 1;
+            layout.sample[last] = k.layout.sample[last - 1];
+            let [a, b, _] = q.shape.dims()[..] else {
+                return Err("attention's queries are not held in three axes".into());
+            };
+            let shape = FeatureShape::image(a, b, layout.sample[last]);
+            let held = Value {
+                id: scores,
+                shape,
+                layout,
+            };
+            scores = self.add_per_sample(format!("{name}.bias"), &held, &bias)?;
+        }
+        let g = &mut self.graph;
         let weights = g.softmax(format!("{name}.softmax"), 2, scores);
         let id = g.matmul(name, weights, v.id);
-        let (h, t, dv) = (q.layout.sample[0], q.layout.sample[1], v.layout.sample[2]);
         let mut layout = q.layout;
-        layout.sample = vec![h, t, dv];
+        let last = layout.sample.len() - 1;
+        layout.sample[last] = v.layout.sample[last];
+        let dims = q.shape.dims();
         let value = Value {
             id,
-            shape: FeatureShape::image(h, t, dv),
+            shape: FeatureShape::image(dims[0], dims[1], v.shape.dims()[2]),
             layout,
         };
         self.values.insert(node.outputs()[0].name.clone(), value);
@@ -448,7 +515,12 @@ impl Converter<'_> {
 
     /// `x` held with per-sample dims `dims` (a graph reshape named `name` when it is held
     /// otherwise).
-    fn view(&mut self, name: String, x: Value, dims: &[usize]) -> Result<Value, Failure> {
+    pub(super) fn view(
+        &mut self,
+        name: String,
+        x: Value,
+        dims: &[usize],
+    ) -> Result<Value, Failure> {
         if x.shape.dims() == dims {
             return Ok(x);
         }
@@ -471,7 +543,7 @@ fn normalise(axis: i64, rank: i64) -> usize {
 }
 
 /// A `Slice`'s one axis, start and end (constants, step 1).
-fn one_axis(c: &onnx_ir::node::slice::SliceConfig) -> Result<(i64, i64, i64), Failure> {
+fn one_axis(c: &onnx_ir::node::slice::SliceConfig) -> Result<(i64, i64, i64, i64), Failure> {
     use onnx_ir::node::slice::SliceInput::Static;
     let (Static(starts), Static(ends)) = (&c.starts, &c.ends) else {
         return Err("the slice's bounds are computed at run time; expected constants".into());
@@ -481,17 +553,16 @@ fn one_axis(c: &onnx_ir::node::slice::SliceConfig) -> Result<(i64, i64, i64), Fa
         None => vec![0],
         Some(_) => return Err("the slice's axes are computed at run time".into()),
     };
-    let steps_one = match &c.steps {
-        Some(Static(steps)) => steps.iter().all(|&s| s == 1),
-        None => true,
-        Some(_) => false,
+    let steps = match &c.steps {
+        Some(Static(steps)) => steps.clone(),
+        None => vec![1],
+        Some(_) => return Err("the slice's steps are computed at run time".into()),
     };
-    let (&[axis], &[start], &[end], true) = (&axes[..], &starts[..], &ends[..], steps_one) else {
-        return Err(
-            format!("slices axes {axes:?} with steps; lrp-grad takes one axis, step 1").into(),
-        );
+    let (&[axis], &[start], &[end], &[step]) = (&axes[..], &starts[..], &ends[..], &steps[..])
+    else {
+        return Err(format!("slices axes {axes:?}; lrp-grad takes one axis").into());
     };
-    Ok((axis, start, end))
+    Ok((axis, start, end, step))
 }
 
 /// The graph axis holding sample axis `s` when the graph holds `sample` with consecutive axes
