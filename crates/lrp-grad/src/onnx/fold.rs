@@ -413,27 +413,33 @@ fn transpose(x: &Const, perm: &[usize]) -> Option<Const> {
     if perm.len() != x.dims.len() || perm.iter().any(|&p| p >= perm.len()) {
         return None;
     }
-    let dims: Vec<usize> = perm.iter().map(|&p| x.dims[p]).collect();
+    let all: Vec<Vec<usize>> = x.dims.iter().map(|&d| (0..d).collect()).collect();
+    Some(pick_axes(x, perm, &all))
+}
+
+/// Output axis `k` reads input axis `perm[k]` at the entries `picks[perm[k]]`.
+fn pick_axes(x: &Const, perm: &[usize], picks: &[Vec<usize>]) -> Const {
     let mut strides = vec![1; x.dims.len()];
     for k in (0..x.dims.len().saturating_sub(1)).rev() {
         strides[k] = strides[k + 1] * x.dims[k + 1];
     }
-    let n = x.values.len();
+    let dims: Vec<usize> = perm.iter().map(|&p| picks[p].len()).collect();
+    let n = dims.iter().product();
     let values = (0..n)
         .map(|mut i| {
             let mut at = 0;
             for k in (0..dims.len()).rev() {
-                at += (i % dims[k]) * strides[perm[k]];
+                at += picks[perm[k]][i % dims[k]] * strides[perm[k]];
                 i /= dims[k];
             }
             x.values[at]
         })
         .collect();
-    Some(Const {
+    Const {
         dims,
         values,
         ty: x.ty,
-    })
+    }
 }
 
 /// ONNX `Gather`: the entries of `data` along `axis` at `indices` (negative ones count from
@@ -525,25 +531,8 @@ fn slice(x: &Const, [starts, ends]: [&Const; 2], rest: &[&Const]) -> Option<Cons
             .map(|i| i as usize)
             .collect();
     }
-    let dims: Vec<usize> = picks.iter().map(Vec::len).collect();
-    let n: usize = dims.iter().product();
-    let values = (0..n)
-        .map(|mut i| {
-            let mut at = 0;
-            let mut stride = 1;
-            for k in (0..rank).rev() {
-                at += picks[k][i % dims[k]] * stride;
-                i /= dims[k];
-                stride *= x.dims[k];
-            }
-            x.values[at]
-        })
-        .collect();
-    Some(Const {
-        dims,
-        values,
-        ty: x.ty,
-    })
+    let identity: Vec<usize> = (0..rank).collect();
+    Some(pick_axes(x, &identity, &picks))
 }
 
 /// ONNX `GatherND` with `batch_dims = 0`: each index row of the last axis picks a slice.
@@ -644,6 +633,43 @@ mod tests {
             (rows.dims, rows.values),
             (vec![1, 3], vec![10.0, 11.0, 12.0])
         );
+    }
+
+    /// Swin's shifted-window mask is built by scattering region ids into a zero map and
+    /// slicing it by steps; TorchScript's `unflatten` bounds come from `Mod` and `Reshape`.
+    #[test]
+    fn scatter_slice_gather_mod_and_reshape_follow_onnx() {
+        let data = c(&[3, 2], &[0.0; 6], FLOAT);
+        let rows = c(&[2, 1], &[2.0, 0.0], INT64);
+        let updates = c(&[2, 2], &[5.0, 6.0, 7.0, 8.0], FLOAT);
+        let scattered = scatter_nd(&data, &rows, &updates).unwrap();
+        assert_eq!(scattered.values, vec![7.0, 8.0, 0.0, 0.0, 5.0, 6.0]);
+        let x = c(&[2, 5], &(0..10).map(f64::from).collect::<Vec<_>>(), FLOAT);
+        let (starts, ends) = (c(&[1], &[-4.0], INT64), c(&[1], &[9e18], INT64));
+        let (axes, steps) = (c(&[1], &[1.0], INT64), c(&[1], &[2.0], INT64));
+        let sliced = slice(&x, [&starts, &ends], &[&axes, &steps]).unwrap();
+        assert_eq!(
+            (sliced.dims, sliced.values),
+            (vec![2, 2], vec![1.0, 3.0, 6.0, 8.0])
+        );
+        let column = gather(&x, &c(&[], &[-1.0], INT64), 1).unwrap();
+        assert_eq!((column.dims, column.values), (vec![2], vec![4.0, 9.0]));
+        let a = c(&[3], &[-7.0, 7.0, 5.0], INT64);
+        let m = |fmod: bool| {
+            let mut node = NodeProto::new();
+            node.op_type = "Mod".into();
+            let mut attribute = onnx_ir::AttributeProto::new();
+            attribute.name = "fmod".into();
+            attribute.i = i64::from(fmod);
+            node.attribute.push(attribute);
+            let b = c(&[1], &[3.0], INT64);
+            evaluate(&node, &[&a, &b]).unwrap().values
+        };
+        assert_eq!(m(false), vec![2.0, 1.0, 2.0], "Python's sign");
+        assert_eq!(m(true), vec![-1.0, 1.0, 2.0], "C's sign");
+        let r = reshape(&x, &c(&[3], &[0.0, -1.0, 1.0], INT64)).unwrap();
+        assert_eq!(r.dims, vec![2, 5, 1]);
+        assert!(reshape(&x, &c(&[1], &[3.0], INT64)).is_none());
     }
 
     #[test]
