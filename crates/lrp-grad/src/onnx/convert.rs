@@ -655,8 +655,34 @@ impl<'a> Converter<'a> {
                 let layout = Layout::standard(&output_dims(node)?);
                 self.relabel(node, Value::standard(id, shape), layout)
             }
+            // Neighbouring axes (timm's channels-last pooling, `mean((1, 2))` of [N, H, W, C]):
+            // the mean of one axis of a view that merges them.
+            [first, .., last]
+                if *first >= 1
+                    && axes.windows(2).all(|w| w[1] == w[0] + 1)
+                    && (*last as usize) <= x.dims().len() =>
+            {
+                let (a, b) = (*first as usize - 1, *last as usize);
+                let mut dims = x.dims();
+                let merged: usize = dims[a..b].iter().product();
+                dims.splice(a..b, [merged]);
+                let name = unique_name(node);
+                let x = self.view(format!("{name}.merged"), x, &dims)?;
+                let id = self.graph.push(
+                    format!("{name}.mean"),
+                    Op::Mean(crate::model::Mean { axis: a }),
+                    [x.id],
+                );
+                dims.remove(a);
+                let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
+                let layout = match c.keepdims {
+                    true => Layout::standard(&output_dims(node)?),
+                    false => Layout::standard(&dims),
+                };
+                self.relabel(node, Value::standard(id, shape), layout)
+            }
             _ => Err(format!(
-                "a mean over axes {axes:?} of per-sample shape {:?}; lrp-grad takes the mean over the spatial axes [2, 3] of an image, or over one axis",
+                "a mean over axes {axes:?} of per-sample shape {:?}; lrp-grad takes the mean over the spatial axes [2, 3] of an image, or over one axis or neighbouring axes",
                 x.dims()
             )
             .into()),

@@ -21,9 +21,10 @@ const INT32: i32 = 6;
 const INT64: i32 = 7;
 const BOOL: i32 = 9;
 
-/// The largest external tensor read as a constant (indices and masks are small; weights are
-/// not folded).
-const SMALL: u64 = 1 << 20;
+/// The largest external tensor read as a constant, in bytes, and the most elements of any
+/// (indices, masks and position tables are small; weights are not folded).
+const SMALL: u64 = 1 << 22;
+const SMALL_ELEMENTS: usize = 1 << 20;
 
 /// A small constant: dims and values (integers and booleans held as `f64`, exact for the
 /// index and shape arithmetic folded here), with its ONNX element type.
@@ -138,10 +139,20 @@ fn read_external(t: &TensorProto, dir: &Path, limit: u64) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// Whether the file holds an operator that starts such a subgraph: read in 1 MiB pieces, so a
-/// large model that needs no folding is neither held in memory twice nor decoded twice.
+/// Whether to fold: always for a file of at most 64 MiB (the dynamo exporter's, whose weights
+/// live beside it, or a small model), else when it holds an operator that starts such a
+/// subgraph — read in 1 MiB pieces, so a large model that needs no folding is neither held in
+/// memory twice nor decoded twice.
 pub(super) fn worth_folding(path: &std::path::Path) -> bool {
+    worth_folding_above(path, 64 << 20)
+}
+
+/// [`worth_folding`] with files of at most `always` bytes folded always.
+fn worth_folding_above(path: &std::path::Path, always: u64) -> bool {
     use std::io::Read;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() <= always) {
+        return true;
+    }
     // `Mod` with its protobuf field tag and length (a bare "Mod" turns up in weights).
     const NEEDLES: [&[u8]; 4] = [
         b"ConstantOfShape",
@@ -177,6 +188,10 @@ pub(super) fn worth_folding(path: &std::path::Path) -> bool {
 /// external data beside it).
 fn read(t: &TensorProto, dir: Option<&Path>) -> Option<Const> {
     let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    // Weights are not folded: only small tensors are decoded (bounded memory on large models).
+    if dims.iter().product::<usize>() > SMALL_ELEMENTS {
+        return None;
+    }
     let external = match (t.external_data.is_empty(), dir) {
         (true, _) => None,
         (false, Some(dir)) => Some(read_external(t, dir, SMALL)?),
@@ -682,9 +697,10 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 100]);
         std::fs::write(&with, &bytes).unwrap();
         std::fs::write(&without, vec![7u8; (1 << 20) + 50]).unwrap();
-        assert!(worth_folding(&with));
-        assert!(!worth_folding(&without));
-        assert!(!worth_folding(&dir.join("missing.onnx")));
+        assert!(worth_folding_above(&with, 0));
+        assert!(!worth_folding_above(&without, 0));
+        assert!(!worth_folding_above(&dir.join("missing.onnx"), 0));
+        assert!(worth_folding(&without), "a small file is always folded");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
