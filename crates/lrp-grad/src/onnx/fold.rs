@@ -271,6 +271,11 @@ pub(super) fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
         ("Add", [a, b]) => broadcast(&[a, b], |v| v[0] + v[1], a.ty),
         ("Sub", [a, b]) => broadcast(&[a, b], |v| v[0] - v[1], a.ty),
         ("Div", [a, b]) if a.ty == FLOAT => broadcast(&[a, b], |v| v[0] / v[1], a.ty),
+        ("Pow", [a, b]) if a.ty == FLOAT => broadcast(&[a, b], |v| v[0].powf(v[1]), a.ty),
+        ("Sqrt", [x]) if x.ty == FLOAT => broadcast(&[x], |v| v[0].sqrt(), x.ty),
+        ("Neg", [x]) => broadcast(&[x], |v| -v[0], x.ty),
+        // TorchScript writes a parameter shared by two modules as an `Identity` of the first.
+        ("Identity", [x]) => Some((*x).clone()),
         ("Gather", [data, indices]) => gather(data, indices, attribute("axis").map_or(0, |a| a.i)),
         ("Unsqueeze", [x, axes]) => unsqueeze(x, axes),
         ("Transpose", [x]) => {
@@ -298,6 +303,24 @@ pub(super) fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
             (b.values.iter().all(|&d| d != 0.0)).then(|| broadcast(&[a, b], f, a.ty))?
         }
         ("Reshape", [x, shape]) => reshape(x, shape),
+        ("Concat", parts) if !parts.is_empty() => concat(parts, attribute("axis")?.i),
+        ("Shape", [x]) => {
+            let rank = x.dims.len() as i64;
+            let at = |name: &str, default: i64| {
+                let v = attribute(name).map_or(default, |a| a.i);
+                (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize
+            };
+            let (start, end) = (at("start", 0), at("end", rank));
+            let dims: Vec<f64> = x.dims[start..end.max(start)]
+                .iter()
+                .map(|&d| d as f64)
+                .collect();
+            Some(Const {
+                dims: vec![dims.len()],
+                values: dims,
+                ty: INT64,
+            })
+        }
         ("Not", [x]) => Some(Const {
             values: x
                 .values
@@ -325,6 +348,36 @@ fn constant_of_shape(shape: &Const, fill: Option<Const>) -> Option<Const> {
         dims,
         values: vec![*fill.values.first()?; n],
         ty: fill.ty,
+    })
+}
+
+/// ONNX `Concat` of constants along `axis` (negative counts from the end).
+fn concat(parts: &[&Const], axis: i64) -> Option<Const> {
+    let first = parts[0];
+    let rank = first.dims.len() as i64;
+    let axis = usize::try_from(if axis < 0 { axis + rank } else { axis }).ok()?;
+    let same = |c: &&Const| {
+        c.dims.len() == first.dims.len()
+            && (0..first.dims.len()).all(|k| k == axis || c.dims[k] == first.dims[k])
+    };
+    if axis >= first.dims.len() || !parts.iter().all(same) {
+        return None;
+    }
+    let outer: usize = first.dims[..axis].iter().product();
+    let inner: usize = first.dims[axis + 1..].iter().product();
+    let mut values = Vec::new();
+    for o in 0..outer {
+        for c in parts {
+            let chunk = c.dims[axis] * inner;
+            values.extend_from_slice(&c.values[o * chunk..(o + 1) * chunk]);
+        }
+    }
+    let mut dims = first.dims.clone();
+    dims[axis] = parts.iter().map(|c| c.dims[axis]).sum();
+    Some(Const {
+        dims,
+        values,
+        ty: first.ty,
     })
 }
 
@@ -533,21 +586,36 @@ fn slice(x: &Const, [starts, ends]: [&Const; 2], rest: &[&Const]) -> Option<Cons
     let mut picks: Vec<Vec<usize>> = x.dims.iter().map(|&d| (0..d).collect()).collect();
     for (k, &axis) in axes.iter().enumerate() {
         let (size, step) = (*x.dims.get(axis)? as i64, *steps.get(k)?);
-        if step <= 0 {
-            return None;
-        }
-        let at = |v: f64| {
-            let v = v.clamp(-(size as f64) - 1.0, size as f64) as i64;
-            (if v < 0 { v + size } else { v }).clamp(0, size)
-        };
-        let (start, end) = (at(*starts.values.get(k)?), at(*ends.values.get(k)?));
-        picks[axis] = (start..end)
-            .step_by(step as usize)
-            .map(|i| i as usize)
-            .collect();
+        let (start, end) = (*starts.values.get(k)? as i64, *ends.values.get(k)? as i64);
+        picks[axis] = slice_entries(size, start, end, step)?;
     }
     let identity: Vec<usize> = (0..rank).collect();
     Some(pick_axes(x, &identity, &picks))
+}
+
+/// The entries `start..end` by `step` of an axis of `size` (NumPy's rules: negative bounds
+/// count from the end; a negative step walks back from `start` to after `end`).
+fn slice_entries(size: i64, start: i64, end: i64, step: i64) -> Option<Vec<usize>> {
+    let at = |v: i64, low: i64, high: i64| {
+        (if v < 0 { v.saturating_add(size) } else { v }).clamp(low, high)
+    };
+    match step {
+        0 => None,
+        1.. => {
+            let (start, end) = (at(start, 0, size), at(end, 0, size));
+            Some(
+                (start..end)
+                    .step_by(step as usize)
+                    .map(|i| i as usize)
+                    .collect(),
+            )
+        }
+        _ => {
+            let (start, end) = (at(start, -1, size - 1), at(end, -1, size - 1));
+            let count = ((start - end).max(0) as u64).div_ceil(step.unsigned_abs()) as i64;
+            Some((0..count).map(|i| (start + i * step) as usize).collect())
+        }
+    }
 }
 
 /// ONNX `GatherND` with `batch_dims = 0`: each index row of the last axis picks a slice.
@@ -666,6 +734,13 @@ mod tests {
         assert_eq!(
             (sliced.dims, sliced.values),
             (vec![2, 2], vec![1.0, 3.0, 6.0, 8.0])
+        );
+        let (back, none) = (c(&[1], &[-1.0], INT64), c(&[1], &[-9e18], INT64));
+        let reversed = slice(&x, [&back, &none], &[&axes, &c(&[1], &[-1.0], INT64)]).unwrap();
+        assert_eq!(
+            reversed.values[..5],
+            [4.0, 3.0, 2.0, 1.0, 0.0],
+            "F.pad's pads reversed"
         );
         let column = gather(&x, &c(&[], &[-1.0], INT64), 1).unwrap();
         assert_eq!((column.dims, column.values), (vec![2], vec![4.0, 9.0]));

@@ -10,7 +10,7 @@ use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 use super::convert::{Converter, Failure, Value, constant, output_dims_known, unique_name};
 use super::layout::{Layout, SampleOp, compress};
 use crate::model::permute::MAX_VIEW_RANK;
-use crate::model::{FeatureShape, Op, Permute, Reshape, Slice};
+use crate::model::{FeatureShape, NodeId, Op, Permute, Reshape, Slice};
 
 impl Converter<'_> {
     pub(super) fn transpose(&mut self, node: &OnnxNode, perm: &[i64]) -> Result<(), Failure> {
@@ -285,11 +285,13 @@ impl Converter<'_> {
         let s = x.layout.sample_axis(axis)?;
         let size = x.layout.sample[s] as i64;
         let whole = end >= size || end == i64::MAX;
-        if step < 1 || !(0..step).contains(&start) || size % step != 0 || !whole {
-            return Err(format!(
-                "slices axis {axis} (of {size}) as {start}..{end} by {step}; lrp-grad takes strided slices start::step over a whole axis whose size the step divides"
-            )
-            .into());
+        if step < 1 {
+            return Err(
+                format!("slices axis {axis} by step {step}; lrp-grad takes steps ≥ 1").into(),
+            );
+        }
+        if !(0..step).contains(&start) || size % step != 0 || !whole {
+            return self.picked_entries(node, x, s, (start, end, step));
         }
         let (size, step) = (size as usize, step as usize);
         let before = x.layout.sample[..s].iter().product::<usize>() * (size / step);
@@ -305,6 +307,57 @@ impl Converter<'_> {
         let mut layout = x.layout.clone();
         layout.sample[s] = size / step;
         let shape = FeatureShape::image(before, 1, after);
+        self.relabel(
+            node,
+            Value {
+                id,
+                shape,
+                layout: layout.clone(),
+            },
+            layout,
+        )
+    }
+
+    /// A strided slice of any bounds (LeViT's `x[:, ::2, ::2]` of a 7 × 7 map): each entry a
+    /// slice of the sample viewed as `[before, size, after]`, concatenated.
+    fn picked_entries(
+        &mut self,
+        node: &OnnxNode,
+        x: Value,
+        s: usize,
+        (start, end, step): (i64, i64, i64),
+    ) -> Result<(), Failure> {
+        let size = x.layout.sample[s] as i64;
+        let at = |v: i64| (if v < 0 { v + size } else { v }).clamp(0, size);
+        let entries: Vec<usize> = (at(start)..at(end))
+            .step_by(step as usize)
+            .map(|i| i as usize)
+            .collect();
+        if entries.is_empty() {
+            return Err(format!("an empty slice of sample axis {s}").into());
+        }
+        let before: usize = x.layout.sample[..s].iter().product();
+        let after: usize = x.layout.sample[s + 1..].iter().product();
+        let name = unique_name(node);
+        let x = self.view(
+            format!("{name}.entries"),
+            x,
+            &[before, size as usize, after],
+        )?;
+        let parts: Vec<NodeId> = (entries.iter())
+            .map(|&i| {
+                let slice = Slice {
+                    axis: 1,
+                    start: i,
+                    len: 1,
+                };
+                (self.graph).push(format!("{name}.entry{i}"), Op::Slice(slice), [x.id])
+            })
+            .collect();
+        let id = self.graph.concat(name, 1, parts);
+        let mut layout = x.layout.clone();
+        layout.sample[s] = entries.len();
+        let shape = FeatureShape::image(before, entries.len(), after);
         self.relabel(
             node,
             Value {

@@ -26,12 +26,18 @@ impl Converter<'_> {
     /// A node computing on shape values, when its first input is one (`None`: it is not).
     pub(super) fn shape_arithmetic(&mut self, node: &OnnxNode) -> Option<Result<(), Failure>> {
         let first = &node.inputs().first()?.name;
-        let concat_of_shapes = matches!(node, OnnxNode::Concat(_))
-            && node
-                .inputs()
-                .iter()
-                .any(|i| self.shapes.contains_key(&i.name));
-        if !self.shapes.contains_key(first) && !concat_of_shapes {
+        let several = matches!(
+            node,
+            OnnxNode::Concat(_)
+                | OnnxNode::Add(_)
+                | OnnxNode::Sub(_)
+                | OnnxNode::Mul(_)
+                | OnnxNode::Div(_)
+                | OnnxNode::Mod(_)
+        );
+        let reads_shape =
+            several && (node.inputs().iter()).any(|i| self.shapes.contains_key(&i.name));
+        if !self.shapes.contains_key(first) && !reads_shape {
             return None;
         }
         let value = match node {
@@ -45,9 +51,19 @@ impl Converter<'_> {
                 let index = self.shape_input(node, 1);
                 v.and_then(|v| pick(&v, &index?))
             }
-            OnnxNode::Unsqueeze(_) | OnnxNode::Squeeze(_) => self.shape_input(node, 0),
+            OnnxNode::Shape(_) => self.shape_input(node, 0).map(|v| vec![v.len() as i64]),
+            OnnxNode::Unsqueeze(_) | OnnxNode::Squeeze(_) | OnnxNode::Cast(_) => {
+                self.shape_input(node, 0)
+            }
+            OnnxNode::Add(_) => self.integer_op(node, |a, b| Some(a + b)),
+            OnnxNode::Sub(_) => self.integer_op(node, |a, b| Some(a - b)),
+            OnnxNode::Mul(_) => self.integer_op(node, |a, b| Some(a * b)),
+            // Integer division and `Mod` as ONNX defines them on integers (floor; the divisor's
+            // sign, as Python's `%`).
+            OnnxNode::Div(_) => self.integer_op(node, |a, b| (b != 0).then(|| a.div_euclid(b))),
+            OnnxNode::Mod(_) => self.integer_op(node, |a, b| (b != 0).then(|| a.rem_euclid(b))),
             _ => Err(format!(
-                "computes on a shape with `{}`; lrp-grad follows Shape, Slice, Concat, Gather, Unsqueeze and Squeeze",
+                "computes on a shape with `{}`; lrp-grad follows Shape, Slice, Concat, Gather, Unsqueeze, Squeeze, Cast and integer Add, Sub, Mul, Div and Mod",
                 node.node_type()
             )),
         };
@@ -78,6 +94,28 @@ impl Converter<'_> {
         let at = |i: i64| (if i < 0 { i + len } else { i }).clamp(0, len) as usize;
         let (start, end) = (at(one(&c.starts)?), at(one(&c.ends)?));
         Ok(v[start.min(end)..end].to_vec())
+    }
+
+    /// An element-wise operator on two shape values (or constants), one side a single number
+    /// or both of one length.
+    fn integer_op(
+        &self,
+        node: &OnnxNode,
+        f: impl Fn(i64, i64) -> Option<i64>,
+    ) -> Result<Vec<i64>, String> {
+        let (a, b) = (self.shape_input(node, 0)?, self.shape_input(node, 1)?);
+        let n = a.len().max(b.len());
+        let at = |v: &[i64], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+        if !(a.len() == b.len() || a.len() == 1 || b.len() == 1) {
+            return Err(format!(
+                "combines shapes of {} and {} dims",
+                a.len(),
+                b.len()
+            ));
+        }
+        (0..n)
+            .map(|i| f(at(&a, i), at(&b, i)).ok_or_else(|| "divides a shape by 0".to_string()))
+            .collect()
     }
 
     /// Input `i` as a shape value: one computed here, or an integer constant.
