@@ -73,7 +73,7 @@ pub(super) struct Converter<'a> {
     /// tensor too large for the exporter to fold), with that constant.
     expanded: HashMap<String, Constant>,
     /// Shape values computed from activations' dims (see [`super::shapes`]).
-    pub(super) shapes: HashMap<String, Vec<i64>>,
+    pub(super) shapes: HashMap<String, super::fold::Const>,
 }
 
 type NodeResult<T> = Result<T, String>;
@@ -271,6 +271,7 @@ impl<'a> Converter<'a> {
             OnnxNode::InstanceNormalization(n) => self.instance_norm(node, n.config.epsilon),
             OnnxNode::Gather(n) => self.gather(node, n.config.axis as i64),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
+            OnnxNode::Pad(n) => self.pad(node, &n.config),
             OnnxNode::Expand(_) => self.expand_constant(node),
             OnnxNode::Split(n) => self.split(node, &n.config),
             OnnxNode::Slice(n) => self.slice_onnx(node, &n.config),
@@ -412,6 +413,27 @@ impl<'a> Converter<'a> {
         let x = self.activation_input(node, 0)?;
         self.values.insert(node.outputs()[0].name.clone(), x);
         Ok(())
+    }
+
+    /// `Pad` by nothing (TorchScript's `F.pad` of Swin's windows when the map divides into
+    /// them, its pads computed from shapes): the input. Padding by something is refused.
+    fn pad(&mut self, node: &OnnxNode, c: &onnx_ir::node::pad::PadConfig) -> Result<(), Failure> {
+        use onnx_ir::node::pad::PadInput;
+        let pads: Vec<i64> = match &c.pads {
+            PadInput::Static(pairs) => pairs
+                .iter()
+                .flat_map(|&(a, b)| [a as i64, b as i64])
+                .collect(),
+            PadInput::Runtime { input, .. } => self
+                .shape_value(&input.name)
+                .ok_or("its pads are computed from values other than activations' shapes")?,
+        };
+        if pads.iter().any(|&p| p != 0) {
+            return Err(
+                format!("pads by {pads:?}; lrp-grad takes only a padding by nothing").into(),
+            );
+        }
+        self.alias(node)
     }
 
     /// `Flatten` from axis 1 of a batch-first value is a [`Flatten`] layer; any other, a
@@ -752,9 +774,15 @@ impl<'a> Converter<'a> {
                 }),
                 Err(_) => {
                     let name = node.inputs().get(i).map(|a| a.name.as_str());
-                    let constant = match name.and_then(|n| self.expanded.get(n)) {
-                        Some(c) => c.clone(),
-                        None => constant(node, i)?.ok_or("an input is missing")?,
+                    let shape = name.and_then(|n| self.shapes.get(n)).map(|c| Constant {
+                        dims: c.dims.clone(),
+                        values: c.values.iter().map(|&v| v as f32).collect(),
+                    });
+                    let constant = match (name.and_then(|n| self.expanded.get(n)), shape) {
+                        (Some(c), _) => c.clone(),
+                        // A number computed from shapes (TorchScript's `head_dim ** -0.5`).
+                        (None, Some(c)) => c,
+                        (None, None) => constant(node, i)?.ok_or("an input is missing")?,
                     };
                     Ok(Other {
                         value: None,

@@ -18,7 +18,7 @@ use onnx_ir::{Message, ModelProto, NodeProto, TensorProto};
 /// Tensor element types ONNX numbers them by.
 pub(super) const FLOAT: i32 = 1;
 const INT32: i32 = 6;
-const INT64: i32 = 7;
+pub(super) const INT64: i32 = 7;
 const BOOL: i32 = 9;
 
 /// The largest external tensor read as a constant, in bytes, and the most elements of any
@@ -336,7 +336,7 @@ pub(super) fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
 }
 
 /// ONNX `ConstantOfShape`: `fill` (default a float 0) repeated to the shape.
-fn constant_of_shape(shape: &Const, fill: Option<Const>) -> Option<Const> {
+pub(super) fn constant_of_shape(shape: &Const, fill: Option<Const>) -> Option<Const> {
     let fill = fill.unwrap_or(Const {
         dims: vec![1],
         values: vec![0.0],
@@ -352,7 +352,7 @@ fn constant_of_shape(shape: &Const, fill: Option<Const>) -> Option<Const> {
 }
 
 /// ONNX `Concat` of constants along `axis` (negative counts from the end).
-fn concat(parts: &[&Const], axis: i64) -> Option<Const> {
+pub(super) fn concat(parts: &[&Const], axis: i64) -> Option<Const> {
     let first = parts[0];
     let rank = first.dims.len() as i64;
     let axis = usize::try_from(if axis < 0 { axis + rank } else { axis }).ok()?;
@@ -382,7 +382,7 @@ fn concat(parts: &[&Const], axis: i64) -> Option<Const> {
 }
 
 /// ONNX `Reshape` of a constant: a `0` copies the dim, one `-1` takes what is left.
-fn reshape(x: &Const, shape: &Const) -> Option<Const> {
+pub(super) fn reshape(x: &Const, shape: &Const) -> Option<Const> {
     let mut dims: Vec<usize> = Vec::with_capacity(shape.values.len());
     let mut free = None;
     for (k, &d) in shape.values.iter().enumerate() {
@@ -404,7 +404,7 @@ fn reshape(x: &Const, shape: &Const) -> Option<Const> {
 }
 
 /// ONNX `Unsqueeze` with its axes as an input (negative ones count from the new rank's end).
-fn unsqueeze(x: &Const, axes: &Const) -> Option<Const> {
+pub(super) fn unsqueeze(x: &Const, axes: &Const) -> Option<Const> {
     let rank = (x.dims.len() + axes.values.len()) as i64;
     let mut at: Vec<usize> = (axes.values.iter())
         .map(|&a| (if a < 0.0 { a as i64 + rank } else { a as i64 }) as usize)
@@ -445,7 +445,7 @@ fn source(dims: &[usize], out: &[usize], mut i: usize) -> usize {
     index
 }
 
-fn broadcast(inputs: &[&Const], f: impl Fn(&[f64]) -> f64, ty: i32) -> Option<Const> {
+pub(super) fn broadcast(inputs: &[&Const], f: impl Fn(&[f64]) -> f64, ty: i32) -> Option<Const> {
     let dims: Vec<&[usize]> = inputs.iter().map(|c| c.dims.as_slice()).collect();
     let out = broadcast_dims(&dims)?;
     let n: usize = out.iter().product();
@@ -465,7 +465,7 @@ fn broadcast(inputs: &[&Const], f: impl Fn(&[f64]) -> f64, ty: i32) -> Option<Co
 }
 
 /// ONNX `Expand`: `x` broadcast with `shape` (a 1 in `shape` keeps `x`'s dim).
-fn broadcast_to(x: &Const, shape: &[usize]) -> Option<Const> {
+pub(super) fn broadcast_to(x: &Const, shape: &[usize]) -> Option<Const> {
     let out = broadcast_dims(&[&x.dims, shape])?;
     let n = out.iter().product();
     let values = (0..n).map(|i| x.values[source(&x.dims, &out, i)]).collect();
@@ -477,7 +477,7 @@ fn broadcast_to(x: &Const, shape: &[usize]) -> Option<Const> {
 }
 
 /// `x` with its axes in the order `perm` (output axis `k` is input axis `perm[k]`).
-fn transpose(x: &Const, perm: &[usize]) -> Option<Const> {
+pub(super) fn transpose(x: &Const, perm: &[usize]) -> Option<Const> {
     if perm.len() != x.dims.len() || perm.iter().any(|&p| p >= perm.len()) {
         return None;
     }
@@ -512,7 +512,7 @@ fn pick_axes(x: &Const, perm: &[usize], picks: &[Vec<usize>]) -> Const {
 
 /// ONNX `Gather`: the entries of `data` along `axis` at `indices` (negative ones count from
 /// the end), the indices' dims in the axis' place.
-fn gather(data: &Const, indices: &Const, axis: i64) -> Option<Const> {
+pub(super) fn gather(data: &Const, indices: &Const, axis: i64) -> Option<Const> {
     let rank = data.dims.len() as i64;
     let axis = usize::try_from(if axis < 0 { axis + rank } else { axis }).ok()?;
     let size = *data.dims.get(axis)?;
@@ -548,7 +548,7 @@ fn gather(data: &Const, indices: &Const, axis: i64) -> Option<Const> {
 }
 
 /// ONNX `ScatterND` (no reduction): `data` with the slices at `indices` replaced by `updates`.
-fn scatter_nd(data: &Const, indices: &Const, updates: &Const) -> Option<Const> {
+pub(super) fn scatter_nd(data: &Const, indices: &Const, updates: &Const) -> Option<Const> {
     let depth = *indices.dims.last()?;
     if depth == 0 || depth > data.dims.len() {
         return None;
@@ -570,7 +570,7 @@ fn scatter_nd(data: &Const, indices: &Const, updates: &Const) -> Option<Const> {
 }
 
 /// ONNX `Slice` of a constant: per axis `start..end` by `step` (NumPy's clamping).
-fn slice(x: &Const, [starts, ends]: [&Const; 2], rest: &[&Const]) -> Option<Const> {
+pub(super) fn slice(x: &Const, [starts, ends]: [&Const; 2], rest: &[&Const]) -> Option<Const> {
     let rank = x.dims.len();
     let axes: Vec<usize> = match rest.first() {
         Some(a) => (a.values.iter())
@@ -619,7 +619,7 @@ fn slice_entries(size: i64, start: i64, end: i64, step: i64) -> Option<Vec<usize
 }
 
 /// ONNX `GatherND` with `batch_dims = 0`: each index row of the last axis picks a slice.
-fn gather_nd(data: &Const, indices: &Const) -> Option<Const> {
+pub(super) fn gather_nd(data: &Const, indices: &Const) -> Option<Const> {
     let depth = *indices.dims.last()?;
     if depth > data.dims.len() {
         return None;

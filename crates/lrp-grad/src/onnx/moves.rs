@@ -56,12 +56,11 @@ impl Converter<'_> {
     /// places it; the target's `-1` decides last, for a batch of 1).
     pub(super) fn reshape(&mut self, node: &OnnxNode, shape: &ReshapeInput) -> Result<(), Failure> {
         let target = match shape {
-            ReshapeInput::Static(target) => target,
-            ReshapeInput::Runtime(r) => self.shapes.get(&r.name).ok_or(
+            ReshapeInput::Static(target) => target.clone(),
+            ReshapeInput::Runtime(r) => self.shape_value(&r.name).ok_or(
                 "the target shape is computed at run time from values other than activations' shapes; expected a constant",
             )?,
-        }
-        .clone();
+        };
         let target = &target;
         let x = self.activation_input(node, 0)?;
         let batch = x.layout.batch_axis;
@@ -264,7 +263,7 @@ impl Converter<'_> {
         node: &OnnxNode,
         c: &onnx_ir::node::slice::SliceConfig,
     ) -> Result<(), Failure> {
-        let (axis, start, end, step) = one_axis(c)?;
+        let (axis, start, end, step) = one_axis(c, |name| self.shape_value(name))?;
         let x = self.activation_input(node, 0)?;
         match step {
             1 => self.slice_to(node, 0, x, (axis, start, end)),
@@ -596,20 +595,29 @@ fn normalise(axis: i64, rank: i64) -> usize {
 }
 
 /// A `Slice`'s one axis, start and end (constants, step 1).
-fn one_axis(c: &onnx_ir::node::slice::SliceConfig) -> Result<(i64, i64, i64, i64), Failure> {
-    use onnx_ir::node::slice::SliceInput::Static;
-    let (Static(starts), Static(ends)) = (&c.starts, &c.ends) else {
-        return Err("the slice's bounds are computed at run time; expected constants".into());
+fn one_axis(
+    c: &onnx_ir::node::slice::SliceConfig,
+    runtime: impl Fn(&str) -> Option<Vec<i64>>,
+) -> Result<(i64, i64, i64, i64), Failure> {
+    use onnx_ir::node::slice::SliceInput::{Runtime, Static};
+    // Bounds computed from shapes (TorchScript's crop after a pad) are read as the converter
+    // followed them.
+    let read = |s: &onnx_ir::node::slice::SliceInput, what: &str| match s {
+        Static(v) => Ok(v.clone()),
+        Runtime(r) => runtime(&r.name).ok_or_else(|| {
+            Failure::from(format!(
+                "the slice's {what} are computed at run time from values other than shapes"
+            ))
+        }),
     };
+    let (starts, ends) = (read(&c.starts, "starts")?, read(&c.ends, "ends")?);
     let axes = match &c.axes {
-        Some(Static(axes)) => axes.clone(),
+        Some(a) => read(a, "axes")?,
         None => vec![0],
-        Some(_) => return Err("the slice's axes are computed at run time".into()),
     };
     let steps = match &c.steps {
-        Some(Static(steps)) => steps.clone(),
+        Some(s) => read(s, "steps")?,
         None => vec![1],
-        Some(_) => return Err("the slice's steps are computed at run time".into()),
     };
     let (&[axis], &[start], &[end], &[step]) = (&axes[..], &starts[..], &ends[..], &steps[..])
     else {

@@ -1,15 +1,22 @@
 //! Shapes computed in the graph. TorchScript writes `unflatten` (nn.MultiheadAttention's packed
-//! q, k, v) as `Shape → Slice → Concat → Reshape`, and onnx-ir leaves such a target to run
-//! time; the converter follows the chain instead, from the dims it knows for every activation
-//! (at the batch the model was exported with), so that the `Reshape` gets its target. Shape
-//! values are 1-D integer vectors; the nodes on them (`Shape`, `Slice`, `Concat`, `Gather`,
-//! `Unsqueeze`, `Squeeze`) compute no activation and add nothing to the graph.
+//! q, k, v) as `Shape → Slice → Concat → Reshape`, and `F.pad`'s pads (Swin's windows) as
+//! `Shape`, integer arithmetic, `ConstantOfShape`, `Concat`, `Reshape`, a reversed `Slice` and
+//! `Transpose`; onnx-ir leaves such values to run time. The converter follows them instead, from
+//! the dims it knows for every activation (at the batch the model was exported with), so that
+//! a `Reshape` gets its target and a `Pad` its pads. Shape values are small integer tensors
+//! (`fold.rs`'s constants, evaluated by its operations); the nodes on them compute no
+//! activation and add nothing to the graph.
 
 use onnx_ir::Node as OnnxNode;
+use onnx_ir::node::constant_of_shape::ConstantOfShapeShape;
 use onnx_ir::node::shape::ShapeConfig;
-use onnx_ir::node::slice::SliceInput;
+use onnx_ir::node::slice::{SliceConfig, SliceInput};
+use onnx_ir::node::squeeze::SqueezeInput;
+use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 
 use super::convert::{Converter, Failure, constant};
+use super::fold::{self, Const, INT64};
+use super::params::Constant;
 
 impl Converter<'_> {
     /// `Shape` of an activation: its ONNX dims `start..end`.
@@ -20,132 +27,189 @@ impl Converter<'_> {
         let part = dims
             .get(c.start..end)
             .ok_or("its start lies past its end")?;
-        self.keep_shape(node, part.iter().map(|&d| d as i64).collect())
+        self.keep_shape(node, vector(part.iter().map(|&d| d as f64).collect()))
     }
 
-    /// A node computing on shape values, when its first input is one (`None`: it is not).
+    /// A node computing on shape values, when it reads one (`None`: it does not).
     pub(super) fn shape_arithmetic(&mut self, node: &OnnxNode) -> Option<Result<(), Failure>> {
-        let first = &node.inputs().first()?.name;
-        let several = matches!(
-            node,
-            OnnxNode::Concat(_)
-                | OnnxNode::Add(_)
-                | OnnxNode::Sub(_)
-                | OnnxNode::Mul(_)
-                | OnnxNode::Div(_)
-                | OnnxNode::Mod(_)
-        );
-        let reads_shape =
-            several && (node.inputs().iter()).any(|i| self.shapes.contains_key(&i.name));
-        if !self.shapes.contains_key(first) && !reads_shape {
+        // An operator on an activation reads a shape value as a constant (a Reshape's target,
+        // a Pad's pads, a scale).
+        let inputs = node.inputs();
+        let activation = inputs.iter().any(|i| self.values.contains_key(&i.name));
+        if activation || !inputs.iter().any(|i| self.shapes.contains_key(&i.name)) {
             return None;
         }
-        let value = match node {
-            OnnxNode::Slice(n) => self.slice_shape(node, &n.config),
-            OnnxNode::Concat(_) => (0..node.inputs().len())
-                .map(|i| self.shape_input(node, i))
-                .collect::<Result<Vec<_>, _>>()
-                .map(|parts| parts.concat()),
-            OnnxNode::Gather(n) if n.config.axis == 0 => {
-                let v = self.shape_input(node, 0);
-                let index = self.shape_input(node, 1);
-                v.and_then(|v| pick(&v, &index?))
+        let value = self.evaluate_shape(node).ok_or_else(|| {
+            format!(
+                "computes on a shape with `{}` in a way lrp-grad does not follow",
+                node.node_type()
+            )
+        });
+        Some((value.map_err(Failure::from)).and_then(|v| self.keep_shape(node, v)))
+    }
+
+    /// The node's value on shape values and constants (integers held as `f64`).
+    fn evaluate_shape(&self, node: &OnnxNode) -> Option<Const> {
+        let input = |i: usize| self.shape_input(node, i);
+        let integer = |f: fn(f64, f64) -> f64| {
+            let (a, b) = (input(0)?, input(1)?);
+            fold::broadcast(&[&a, &b], |v| f(v[0], v[1]), INT64)
+        };
+        match node {
+            OnnxNode::Shape(_) => Some(vector(input(0)?.dims.iter().map(|&d| d as f64).collect())),
+            OnnxNode::Slice(n) => self.slice(node, &input(0)?, &n.config),
+            OnnxNode::Concat(n) => {
+                let parts: Option<Vec<Const>> = (0..node.inputs().len()).map(input).collect();
+                fold::concat(&parts?.iter().collect::<Vec<_>>(), n.config.axis as i64)
             }
-            OnnxNode::Shape(_) => self.shape_input(node, 0).map(|v| vec![v.len() as i64]),
-            OnnxNode::Unsqueeze(_) | OnnxNode::Squeeze(_) | OnnxNode::Cast(_) => {
-                self.shape_input(node, 0)
+            OnnxNode::Gather(n) => fold::gather(&input(0)?, &input(1)?, n.config.axis as i64),
+            OnnxNode::Unsqueeze(n) => match &n.config {
+                UnsqueezeConfig::Static(axes) => fold::unsqueeze(
+                    &input(0)?,
+                    &vector(axes.iter().map(|&a| a as f64).collect()),
+                ),
+                UnsqueezeConfig::Runtime(_) => None,
+            },
+            OnnxNode::Squeeze(n) => squeeze(input(0)?, n.config.axes.as_ref()),
+            OnnxNode::Cast(_) => input(0),
+            OnnxNode::Reshape(_) => fold::reshape(&input(0)?, &input(1)?),
+            OnnxNode::Transpose(n) => {
+                let perm: Vec<usize> = n.config.perm.iter().map(|&p| p as usize).collect();
+                fold::transpose(&input(0)?, &perm)
             }
-            OnnxNode::Add(_) => self.integer_op(node, |a, b| Some(a + b)),
-            OnnxNode::Sub(_) => self.integer_op(node, |a, b| Some(a - b)),
-            OnnxNode::Mul(_) => self.integer_op(node, |a, b| Some(a * b)),
+            OnnxNode::ConstantOfShape(n) => {
+                let shape = match &n.config.shape {
+                    ConstantOfShapeShape::Static(s) => {
+                        vector(s.iter().map(|&d| d as f64).collect())
+                    }
+                    ConstantOfShapeShape::Runtime(_) => input(0)?,
+                };
+                let fill = (n.config.value.as_ref())
+                    .and_then(|v| Constant::from_data(v.clone()).ok())
+                    .and_then(|c| c.values.first().map(|&v| f64::from(v)))
+                    .unwrap_or(0.0);
+                fold::constant_of_shape(&shape, Some(vector(vec![fill])))
+            }
+            OnnxNode::Add(_) => integer(|a, b| a + b),
+            OnnxNode::Sub(_) => integer(|a, b| a - b),
+            OnnxNode::Mul(_) => integer(|a, b| a * b),
             // Integer division and `Mod` as ONNX defines them on integers (floor; the divisor's
             // sign, as Python's `%`).
-            OnnxNode::Div(_) => self.integer_op(node, |a, b| (b != 0).then(|| a.div_euclid(b))),
-            OnnxNode::Mod(_) => self.integer_op(node, |a, b| (b != 0).then(|| a.rem_euclid(b))),
-            _ => Err(format!(
-                "computes on a shape with `{}`; lrp-grad follows Shape, Slice, Concat, Gather, Unsqueeze, Squeeze, Cast and integer Add, Sub, Mul, Div and Mod",
-                node.node_type()
-            )),
-        };
-        Some(
-            value
-                .map_err(Failure::from)
-                .and_then(|v| self.keep_shape(node, v)),
-        )
-    }
-
-    /// `Slice` of a shape value with constant bounds (one axis, step 1; Python's clamping).
-    fn slice_shape(
-        &self,
-        node: &OnnxNode,
-        c: &onnx_ir::node::slice::SliceConfig,
-    ) -> Result<Vec<i64>, String> {
-        let v = self.shape_input(node, 0)?;
-        let one = |s: &SliceInput| match s {
-            SliceInput::Static(values) if values.len() == 1 => Ok(values[0]),
-            _ => Err("slices a shape with bounds that are not one constant each".to_string()),
-        };
-        if let Some(step) = &c.steps
-            && one(step)? != 1
-        {
-            return Err("slices a shape with a step".into());
+            OnnxNode::Div(_) => integer(|a, b| (a / b).floor()),
+            OnnxNode::Mod(_) => integer(|a, b| a - b * (a / b).floor()),
+            OnnxNode::Pow(_) => integer(f64::powf),
+            OnnxNode::Equal(_) => integer(|a, b| f64::from(u8::from(a == b))),
+            OnnxNode::Less(_) => integer(|a, b| f64::from(u8::from(a < b))),
+            OnnxNode::Greater(_) => integer(|a, b| f64::from(u8::from(a > b))),
+            OnnxNode::Not(_) => {
+                fold::broadcast(&[&input(0)?], |v| f64::from(u8::from(v[0] == 0.0)), INT64)
+            }
+            OnnxNode::Where(_) => {
+                let (c, a, b) = (input(0)?, input(1)?, input(2)?);
+                fold::broadcast(
+                    &[&c, &a, &b],
+                    |v| if v[0] != 0.0 { v[1] } else { v[2] },
+                    INT64,
+                )
+            }
+            OnnxNode::ScatterND(_) => fold::scatter_nd(&input(0)?, &input(1)?, &input(2)?),
+            OnnxNode::GatherND(_) => fold::gather_nd(&input(0)?, &input(1)?),
+            OnnxNode::Range(_) => {
+                let [start, limit, delta] = [0, 1, 2].map(|i| input(i)?.values.first().copied());
+                let (start, limit, delta) = (start?, limit?, delta?);
+                let count = ((limit - start) / delta).ceil().max(0.0) as usize;
+                (delta != 0.0 && count <= 1 << 20)
+                    .then(|| vector((0..count).map(|k| start + k as f64 * delta).collect()))
+            }
+            OnnxNode::Expand(_) => {
+                let dims: Vec<usize> = input(1)?.values.iter().map(|&d| d as usize).collect();
+                fold::broadcast_to(&input(0)?, &dims)
+            }
+            OnnxNode::Sqrt(_) => fold::broadcast(&[&input(0)?], |v| v[0].sqrt(), INT64),
+            _ => None,
         }
-        let len = v.len() as i64;
-        let at = |i: i64| (if i < 0 { i + len } else { i }).clamp(0, len) as usize;
-        let (start, end) = (at(one(&c.starts)?), at(one(&c.ends)?));
-        Ok(v[start.min(end)..end].to_vec())
     }
 
-    /// An element-wise operator on two shape values (or constants), one side a single number
-    /// or both of one length.
-    fn integer_op(
-        &self,
-        node: &OnnxNode,
-        f: impl Fn(i64, i64) -> Option<i64>,
-    ) -> Result<Vec<i64>, String> {
-        let (a, b) = (self.shape_input(node, 0)?, self.shape_input(node, 1)?);
-        let n = a.len().max(b.len());
-        let at = |v: &[i64], i: usize| if v.len() == 1 { v[0] } else { v[i] };
-        if !(a.len() == b.len() || a.len() == 1 || b.len() == 1) {
-            return Err(format!(
-                "combines shapes of {} and {} dims",
-                a.len(),
-                b.len()
-            ));
-        }
-        (0..n)
-            .map(|i| f(at(&a, i), at(&b, i)).ok_or_else(|| "divides a shape by 0".to_string()))
-            .collect()
-    }
-
-    /// Input `i` as a shape value: one computed here, or an integer constant.
-    fn shape_input(&self, node: &OnnxNode, i: usize) -> Result<Vec<i64>, String> {
-        let arg = node.inputs().get(i).ok_or("a missing input")?;
+    /// Input `i` as a shape value: one computed here, or a constant.
+    fn shape_input(&self, node: &OnnxNode, i: usize) -> Option<Const> {
+        let arg = node.inputs().get(i)?;
         if let Some(v) = self.shapes.get(&arg.name) {
-            return Ok(v.clone());
+            return Some(v.clone());
         }
-        let c = constant(node, i)?.ok_or("a missing input")?;
-        Ok(c.values.iter().map(|&v| v as i64).collect())
+        let c = constant(node, i).ok()??;
+        Some(Const {
+            dims: c.dims,
+            values: c.values.iter().map(|&v| f64::from(v)).collect(),
+            ty: INT64,
+        })
     }
 
-    fn keep_shape(&mut self, node: &OnnxNode, value: Vec<i64>) -> Result<(), Failure> {
+    fn keep_shape(&mut self, node: &OnnxNode, value: Const) -> Result<(), Failure> {
         let output = node.outputs().first().ok_or("a missing output")?;
         self.shapes.insert(output.name.clone(), value);
         Ok(())
     }
+
+    /// A shape value read as integers (a reshape's target, pads).
+    pub(super) fn shape_value(&self, name: &str) -> Option<Vec<i64>> {
+        let v = self.shapes.get(name)?;
+        Some(v.values.iter().map(|&v| v as i64).collect())
+    }
 }
 
-/// `Gather` of constant indices from a shape value.
-fn pick(v: &[i64], index: &[i64]) -> Result<Vec<i64>, String> {
-    let len = v.len() as i64;
-    index
-        .iter()
-        .map(|&i| {
-            let i = if i < 0 { i + len } else { i };
-            usize::try_from(i)
-                .ok()
-                .and_then(|i| v.get(i).copied())
-                .ok_or_else(|| format!("gathers index {i} of a shape of {len} dims"))
-        })
-        .collect()
+/// A 1-D integer constant.
+fn vector(values: Vec<f64>) -> Const {
+    Const {
+        dims: vec![values.len()],
+        values,
+        ty: INT64,
+    }
+}
+
+impl Converter<'_> {
+    /// `Slice` of a shape value, its bounds constants or shape values themselves.
+    fn slice(&self, node: &OnnxNode, x: &Const, c: &SliceConfig) -> Option<Const> {
+        let fixed = |s: &SliceInput| match s {
+            SliceInput::Static(v) => Some(vector(v.iter().map(|&v| v as f64).collect())),
+            SliceInput::Runtime(r) => self.shape_input(node, r.input_index),
+        };
+        slice_with(x, c, fixed)
+    }
+}
+
+/// `Slice` of `x` with its bounds as `fixed` reads them.
+fn slice_with(
+    x: &Const,
+    c: &SliceConfig,
+    fixed: impl Fn(&SliceInput) -> Option<Const>,
+) -> Option<Const> {
+    let (starts, ends) = (fixed(&c.starts)?, fixed(&c.ends)?);
+    let mut rest = Vec::new();
+    if let Some(axes) = &c.axes {
+        rest.push(fixed(axes)?);
+    }
+    if let Some(steps) = &c.steps {
+        if rest.is_empty() {
+            rest.push(vector((0..starts.values.len()).map(|a| a as f64).collect()));
+        }
+        rest.push(fixed(steps)?);
+    }
+    fold::slice(x, [&starts, &ends], &rest.iter().collect::<Vec<_>>())
+}
+
+/// `Squeeze` of a shape value: the axes named (or every axis of size 1) dropped.
+fn squeeze(x: Const, axes: Option<&SqueezeInput>) -> Option<Const> {
+    let rank = x.dims.len() as i64;
+    let dropped: Vec<usize> = match axes {
+        Some(SqueezeInput::Static(axes)) => (axes.iter())
+            .map(|&a| (if a < 0 { a + rank } else { a }) as usize)
+            .collect(),
+        Some(SqueezeInput::Runtime(_)) => return None,
+        None => (0..x.dims.len()).filter(|&k| x.dims[k] == 1).collect(),
+    };
+    let dims = (x.dims.iter().enumerate())
+        .filter(|(k, _)| !dropped.contains(k))
+        .map(|(_, &d)| d)
+        .collect();
+    Some(Const { dims, ..x })
 }
