@@ -458,3 +458,58 @@ fn a_text_model_on_token_ids_matches_lxt_per_token() {
         "{err}"
     );
 }
+
+/// LXT 2.1's own ViT recipe (its `examples/vit_torch.py`; `tools/lxt-reference/vit_recipe.py`
+/// runs it): CP-LRP efficient with Zennit's γ on the patch conv (0.25) and on every dense layer
+/// LXT's hooks reach (0.05) — the MLP's and the head. `nn.MultiheadAttention` calls neither
+/// its fused in-projection nor its `out_proj` as modules, so LXT gives them the plain gradient;
+/// here those nodes (`linear1`, `linear2` in both exports) are named to match. Both exporters,
+/// within max(1e-4, 4 × LXT's own float32-vs-float64 distance).
+#[test]
+fn torchvisions_vit_matches_lxts_vit_recipe_from_both_exporters() {
+    let folder = folder("vit-torchvision");
+    let reference = read_f32_tensors(&folder.join("reference.safetensors"));
+    let recipe = read_f32_tensors(&folder.join("recipe.safetensors"));
+    let (shape, input) = &reference["input"];
+    let [n, c, h, w] = shape[..] else {
+        panic!("an image batch")
+    };
+    let targets: Vec<usize> = recipe["targets"].1.iter().map(|&t| t as usize).collect();
+    use lrp_grad::Rule;
+    let plain = Rule::Epsilon {
+        epsilon: lrp_grad::PLAIN_EPSILON,
+    };
+    let composite = Composite::cp_lrp_efficient()
+        .with_type(lrp_grad::LayerType::Conv2d, Rule::Gamma { gamma: 0.25 })
+        .with_type(lrp_grad::LayerType::Dense, Rule::Gamma { gamma: 0.05 })
+        .with_name("linear1", plain.clone())
+        .with_name("linear2", plain);
+    let expected = &recipe["recipe"].1;
+    let max = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let own = recipe["recipe-f32"]
+        .1
+        .iter()
+        .zip(expected)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+        / max;
+    for file in ["model.onnx", "model-script.onnx"] {
+        let graph = lrp_grad::onnx::load(&folder.join(file), &common::device())
+            .unwrap()
+            .graph;
+        let e = Explainer::new()
+            .composite(composite.clone())
+            .target(Target::PerSample(targets.clone()))
+            .explain(&graph, tensor(input.clone(), [n, c, h, w]))
+            .unwrap();
+        let got = values(e.relevance);
+        let err = got
+            .iter()
+            .zip(expected)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+            / max;
+        assert!(
+            err <= (4.0 * own).max(1e-4),
+            "{file}: {err:.2e} from LXT's recipe (LXT's own f32 distance {own:.2e})"
+        );
+    }
+}
