@@ -272,6 +272,7 @@ impl<'a> Converter<'a> {
             OnnxNode::Gather(n) => self.gather(node, n.config.axis as i64),
             OnnxNode::Dropout(_) | OnnxNode::Identity(_) => self.alias(node),
             OnnxNode::Pad(n) => self.pad(node, &n.config),
+            OnnxNode::Einsum(n) => self.einsum(node, &n.config.equation),
             OnnxNode::Expand(_) => self.expand_constant(node),
             OnnxNode::Split(n) => self.split(node, &n.config),
             OnnxNode::Slice(n) => self.slice_onnx(node, &n.config),
@@ -318,7 +319,12 @@ impl<'a> Converter<'a> {
 
     /// Pushes `op`, which treats each sample's values alike wherever the batch is (element-wise,
     /// or along the last axes), on `inputs` of one layout; the output keeps it.
-    fn push_laid(&mut self, node: &OnnxNode, op: Op, inputs: &[Value]) -> Result<(), Failure> {
+    pub(super) fn push_laid(
+        &mut self,
+        node: &OnnxNode,
+        op: Op,
+        inputs: &[Value],
+    ) -> Result<(), Failure> {
         let first = &inputs[0].layout;
         if let Some(x) = inputs.iter().find(|v| !v.layout.same_structure(first)) {
             return Err(format!(
@@ -730,7 +736,9 @@ impl<'a> Converter<'a> {
         if dims.len() == x.dims().len() + 1 && repeated {
             dims.remove(0);
         }
-        if dims != x.dims() || !x.layout.is_standard() {
+        // Held otherwise than as its own sample (merged axes), the value keeps its layout
+        // through the broadcast path.
+        if dims != x.dims() || !x.layout.is_standard() || x.dims() != x.layout.sample {
             return self.add_broadcast(node, x, &constant);
         }
         let values = Tensor::<1>::from_data(

@@ -41,6 +41,7 @@ mod adaptive_pool;
 mod broadcast;
 mod constant_scale;
 mod convert;
+mod einsum;
 pub(crate) mod error;
 mod fold;
 mod layout;
