@@ -247,18 +247,18 @@ fn a_decomposed_adaptive_pool_is_one_pooling_layer_and_matches_zennit() {
     );
 }
 
-/// A tiny torchvision Swin from the dynamo exporter (`tools/onnx-reference/swin.py`): window
-/// partitions through rank-6 views with the batch folded into the windows, the relative
-/// position bias and the shifted windows' mask (built from constants) added to the scores,
-/// the roll, the patch merging's strided slices. Logits equal PyTorch's, and each sample's
-/// input gradient equals PyTorch's float64 autograd (every one of those operators routes
-/// values, so the gradient checks its forward and backward alike).
-#[test]
-fn a_swin_transformer_export_runs_and_routes_gradients_like_pytorch() {
-    let f = read_f32_tensors(&in_fixtures("swin", "swin.safetensors"));
+/// A tiny torchvision model from the dynamo exporter (`tools/onnx-reference/swin.py`): logits
+/// equal PyTorch's, and each sample's input gradient equals PyTorch's float64 autograd (the
+/// operators it checks route values, so the gradient checks their forward and backward alike).
+fn gradients_match_pytorch(stem: &str, size: usize) {
+    let f = read_f32_tensors(&in_fixtures(stem, &format!("{stem}.safetensors")));
     let targets: Vec<usize> = f["targets"].1.iter().map(|&t| t as usize).collect();
-    let model = onnx::load(&in_fixtures("swin", "swin-dynamo.onnx"), &device()).unwrap();
-    let x = tensor(f["input"].1.clone(), [2, 3, 16, 16]);
+    let model = onnx::load(
+        &in_fixtures(stem, &format!("{stem}-dynamo.onnx")),
+        &device(),
+    )
+    .unwrap();
+    let x = tensor(f["input"].1.clone(), [2, 3, size, size]);
     assert_close(
         &values(model.graph.forward(x.clone())),
         &f["output"].1,
@@ -270,6 +270,21 @@ fn a_swin_transformer_export_runs_and_routes_gradients_like_pytorch() {
         .explain(&model.graph, x)
         .unwrap();
     assert_close(&values(e.relevance), &f["gradient"].1, 1e-4);
+}
+
+/// Swin: window partitions through rank-6 views with the batch folded into the windows, the
+/// relative position bias and the shifted windows' mask (built from constants) added to the
+/// scores, the roll, the patch merging's strided slices.
+#[test]
+fn a_swin_transformer_export_runs_and_routes_gradients_like_pytorch() {
+    gradients_match_pytorch("swin", 16);
+}
+
+/// MaxViT: attention as `Einsum` on rank-5 values, block and grid partitions as rank-6
+/// permutes, squeeze-excitation and depthwise convolutions before them.
+#[test]
+fn a_maxvit_export_runs_and_routes_gradients_like_pytorch() {
+    gradients_match_pytorch("maxvit", 32);
 }
 
 /// The Swin export folds the batch into its windows: explaining the batch in the other order

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/fixtures/onnx/swin: a tiny torchvision `SwinTransformer` (patch 2, embed dim 8,
+"""Writes tests/fixtures/onnx/swin (and maxvit, below): a tiny torchvision `SwinTransformer` (patch 2, embed dim 8,
 two stages of two blocks, 2 heads, 2×2 windows shifted by 1, 5 classes; random weights, seed 0)
 on 16×16 images, exported by the dynamo exporter with a batch of 2 — the operators of Swin as
 exported: window partitions and their reverse through rank-6 views and permutes with the
@@ -14,6 +14,13 @@ checks each one's forward and backward).
   swin-dynamo.onnx (+ .data)   the export (weights in external data, as that exporter writes)
   swin.safetensors             `input` [2, 3, 16, 16], `output` (float64 logits), `targets`,
                                `gradient` (float64, stored as float32)
+
+tests/fixtures/onnx/maxvit: a tiny torchvision `MaxVit` (32×32 images, stem 8 channels, one block
+of 8 channels, partition 2, head dim 4, 5 classes; seed 0), the same way — its attention is
+`Einsum` (`B G H I D, B G H J D -> B G H I J` and back) on rank-5 values with the relative
+position bias added, its block and grid partitions rank-6 permutes.
+
+  maxvit-dynamo.onnx (+ .data), maxvit.safetensors   as above, `input` [2, 3, 32, 32]
 
 Usage: python tools/onnx-reference/swin.py (torch, torchvision, onnx, onnxscript, safetensors)
 """
@@ -35,20 +42,33 @@ def model():
     return net.eval()
 
 
-def main():
-    OUT.mkdir(parents=True, exist_ok=True)
-    net = model()
-    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    torch.onnx.export(net, (x,), str(OUT / "swin-dynamo.onnx"), dynamo=True, external_data=True,
-                      input_names=["input"], output_names=["logits"])
-    net64, x64 = model().double(), x.double().requires_grad_(True)
+def maxvit():
+    from torchvision.models.maxvit import MaxVit
+    torch.manual_seed(0)
+    return MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[8],
+                  block_layers=[1], head_dim=4, stochastic_depth_prob=0.0, num_classes=5).eval()
+
+
+def write(build, stem, size):
+    out_dir = OUT.parent / stem
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = build()
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    torch.onnx.export(net, (x,), str(out_dir / f"{stem}-dynamo.onnx"), dynamo=True,
+                      external_data=True, input_names=["input"], output_names=["logits"])
+    net64, x64 = build().double(), x.double().requires_grad_(True)
     out = net64(x64)
     targets = out.argmax(1)
     (gradient,) = torch.autograd.grad(out[torch.arange(2), targets].sum(), x64)
     tensors = {"input": x, "output": out.detach(), "targets": targets, "gradient": gradient}
     save_file({k: v.float().contiguous() for k, v in tensors.items()},
-              str(OUT / "swin.safetensors"))
-    print(f"targets {targets.tolist()}: {OUT}")
+              str(out_dir / f"{stem}.safetensors"))
+    print(f"targets {targets.tolist()}: {out_dir}")
+
+
+def main():
+    write(model, "swin", 16)
+    write(maxvit, "maxvit", 32)
 
 
 if __name__ == "__main__":
