@@ -15,7 +15,7 @@ use onnx_ir::{
     HookCoverage, MissingReason, ModelProto, NodeProto, ProcessError, TensorType,
 };
 
-use super::fold::{Const, FLOAT, evaluate};
+use super::constants::{Const, FLOAT, evaluate};
 
 /// The custom node's domain and operator.
 pub(super) const DOMAIN: &str = "lrp_grad";
@@ -56,12 +56,13 @@ pub(super) fn rewrite(model: &mut ModelProto, known: &HashMap<String, Const>) ->
         replace(graph, found);
         count += 1;
     }
-    if count > 0 && !model.opset_import.iter().any(|o| o.domain == DOMAIN) {
-        if let Some(mut entry) = model.opset_import.first().cloned() {
-            entry.domain = DOMAIN.to_string();
-            entry.version = 1;
-            model.opset_import.push(entry);
-        }
+    if count > 0
+        && !model.opset_import.iter().any(|o| o.domain == DOMAIN)
+        && let Some(mut entry) = model.opset_import.first().cloned()
+    {
+        entry.domain = DOMAIN.to_string();
+        entry.version = 1;
+        model.opset_import.push(entry);
     }
     count
 }

@@ -73,7 +73,7 @@ pub(super) struct Converter<'a> {
     /// tensor too large for the exporter to fold), with that constant.
     expanded: HashMap<String, Constant>,
     /// Shape values computed from activations' dims (see [`super::shapes`]).
-    pub(super) shapes: HashMap<String, super::fold::Const>,
+    pub(super) shapes: HashMap<String, super::constants::Const>,
 }
 
 type NodeResult<T> = Result<T, String>;
@@ -683,31 +683,14 @@ impl<'a> Converter<'a> {
                 let layout = Layout::standard(&output_dims(node)?);
                 self.relabel(node, Value::standard(id, shape), layout)
             }
-            // Neighbouring axes (timm's channels-last pooling, `mean((1, 2))` of [N, H, W, C]):
-            // the mean of one axis of a view that merges them.
+            // Neighbouring axes (timm's channels-last pooling, `mean((1, 2))` of [N, H, W, C]).
             [first, .., last]
                 if *first >= 1
                     && axes.windows(2).all(|w| w[1] == w[0] + 1)
                     && (*last as usize) <= x.dims().len() =>
             {
-                let (a, b) = (*first as usize - 1, *last as usize);
-                let mut dims = x.dims();
-                let merged: usize = dims[a..b].iter().product();
-                dims.splice(a..b, [merged]);
-                let name = unique_name(node);
-                let x = self.view(format!("{name}.merged"), x, &dims)?;
-                let id = self.graph.push(
-                    format!("{name}.mean"),
-                    Op::Mean(crate::model::Mean { axis: a }),
-                    [x.id],
-                );
-                dims.remove(a);
-                let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
-                let layout = match c.keepdims {
-                    true => Layout::standard(&output_dims(node)?),
-                    false => Layout::standard(&dims),
-                };
-                self.relabel(node, Value::standard(id, shape), layout)
+                let axes = (*first as usize - 1, *last as usize);
+                self.mean_of_neighbours(node, x, axes, c.keepdims)
             }
             _ => Err(format!(
                 "a mean over axes {axes:?} of per-sample shape {:?}; lrp-grad takes the mean over the spatial axes [2, 3] of an image, or over one axis or neighbouring axes",
@@ -715,6 +698,30 @@ impl<'a> Converter<'a> {
             )
             .into()),
         }
+    }
+
+    /// The mean over per-sample axes `a..b`: the mean of one axis of a view that merges them.
+    fn mean_of_neighbours(
+        &mut self,
+        node: &OnnxNode,
+        x: Value,
+        (a, b): (usize, usize),
+        keepdims: bool,
+    ) -> Result<(), Failure> {
+        let mut dims = x.dims();
+        let merged: usize = dims[a..b].iter().product();
+        dims.splice(a..b, [merged]);
+        let name = unique_name(node);
+        let x = self.view(format!("{name}.merged"), x, &dims)?;
+        let mean = Op::Mean(crate::model::Mean { axis: a });
+        let id = self.graph.push(format!("{name}.mean"), mean, [x.id]);
+        dims.remove(a);
+        let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
+        let layout = match keepdims {
+            true => Layout::standard(&output_dims(node)?),
+            false => Layout::standard(&dims),
+        };
+        self.relabel(node, Value::standard(id, shape), layout)
     }
 
     /// A sum of activations, or an activation plus a constant of its per-sample shape (a

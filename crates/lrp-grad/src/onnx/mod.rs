@@ -40,6 +40,7 @@
 mod adaptive_pool;
 mod broadcast;
 mod constant_scale;
+mod constants;
 mod convert;
 mod einsum;
 pub(crate) mod error;

@@ -9,6 +9,7 @@ use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 
 use super::convert::{Converter, Failure, Value, constant, output_dims_known, unique_name};
 use super::layout::{Layout, SampleOp, compress};
+use super::params::Constant;
 use crate::model::permute::MAX_VIEW_RANK;
 use crate::model::{FeatureShape, NodeId, Op, Permute, Reshape, Slice};
 
@@ -204,19 +205,7 @@ impl Converter<'_> {
         if i < 0.0 {
             return Err("gathers at a negative index".into());
         }
-        // A sample of more than three axes is viewed as [before, axis, after] for the slice
-        // (Swin's `qkv[0]` of [3, windows, heads, tokens, dh]).
-        let sample = x.layout.sample.clone();
-        let (x, graph_axis) = match sample.len() {
-            0..=3 => (self.materialized(x)?, sample_axis),
-            _ => {
-                let before: usize = sample[..sample_axis].iter().product();
-                let after: usize = sample[sample_axis + 1..].iter().product();
-                let dims = [before, sample[sample_axis], after];
-                let x = self.view(format!("{}.in", unique_name(node)), x, &dims)?;
-                (x, 1)
-            }
-        };
+        let (x, graph_axis) = self.around(node, x, sample_axis)?;
         let slice = Slice {
             axis: graph_axis,
             start: i as usize,
@@ -238,6 +227,20 @@ impl Converter<'_> {
         let hint = layout.batch_axis - usize::from(axis < layout.batch_axis);
         let dropped = layout.reshape(&out, self.batch, (Some(hint), None))?;
         self.relabel(node, Value { id, shape, layout }, dropped)
+    }
+
+    /// `x` held so that its sample axis `s` is one graph axis (which): as it is, or — a sample
+    /// of more than three axes (Swin's `qkv[0]` of [3, windows, heads, tokens, dh]) — viewed as
+    /// `[before, axis, after]`.
+    fn around(&mut self, node: &OnnxNode, x: Value, s: usize) -> Result<(Value, usize), Failure> {
+        let sample = x.layout.sample.clone();
+        if sample.len() <= 3 {
+            return Ok((self.materialized(x)?, s));
+        }
+        let before: usize = sample[..s].iter().product();
+        let after: usize = sample[s + 1..].iter().product();
+        let dims = [before, sample[s], after];
+        Ok((self.view(format!("{}.in", unique_name(node)), x, &dims)?, 1))
     }
 
     /// `Gather` of every index of an axis in order (dynamo's `as_strided` of a flattened value,
@@ -490,19 +493,7 @@ impl Converter<'_> {
         let scores = g.matmul(format!("{name}.scores"), q.id, kt);
         let mut scores = g.scale(format!("{name}.scale"), scale, scores);
         if let Some(bias) = bias {
-            let mut layout = q.layout.clone();
-            let last = layout.sample.len() - 1;
-            layout.sample[last] = k.layout.sample[last - 1];
-            let [a, b, _] = q.shape.dims()[..] else {
-                return Err("attention's queries are not held in three axes".into());
-            };
-            let shape = FeatureShape::image(a, b, layout.sample[last]);
-            let held = Value {
-                id: scores,
-                shape,
-                layout,
-            };
-            scores = self.add_per_sample(format!("{name}.bias"), &held, &bias)?;
+            scores = self.scores_plus(format!("{name}.bias"), scores, (&q, &k), &bias)?;
         }
         let g = &mut self.graph;
         let weights = g.softmax(format!("{name}.softmax"), 2, scores);
@@ -518,6 +509,30 @@ impl Converter<'_> {
         };
         self.values.insert(node.outputs()[0].name.clone(), value);
         Ok(())
+    }
+
+    /// The scores `Q·Kᵀ` (node `scores`, held like `q` with the keys' count last) plus a
+    /// constant broadcast onto each sample.
+    fn scores_plus(
+        &mut self,
+        name: String,
+        scores: NodeId,
+        (q, k): (&Value, &Value),
+        bias: &Constant,
+    ) -> Result<NodeId, Failure> {
+        let mut layout = q.layout.clone();
+        let last = layout.sample.len() - 1;
+        layout.sample[last] = k.layout.sample[last - 1];
+        let [a, b, _] = q.shape.dims()[..] else {
+            return Err("attention's queries are not held in three axes".into());
+        };
+        let shape = FeatureShape::image(a, b, layout.sample[last]);
+        let held = Value {
+            id: scores,
+            shape,
+            layout,
+        };
+        self.add_per_sample(name, &held, bias)
     }
 
     /// Names the node's output: `x`'s values under `layout`, reshaped in the graph when a

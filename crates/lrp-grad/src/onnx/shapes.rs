@@ -4,7 +4,7 @@
 //! `Transpose`; onnx-ir leaves such values to run time. The converter follows them instead, from
 //! the dims it knows for every activation (at the batch the model was exported with), so that
 //! a `Reshape` gets its target and a `Pad` its pads. Shape values are small integer tensors
-//! (`fold.rs`'s constants, evaluated by its operations); the nodes on them compute no
+//! (`constants.rs`'s constants, evaluated by its operations); the nodes on them compute no
 //! activation and add nothing to the graph.
 
 use onnx_ir::Node as OnnxNode;
@@ -14,8 +14,8 @@ use onnx_ir::node::slice::{SliceConfig, SliceInput};
 use onnx_ir::node::squeeze::SqueezeInput;
 use onnx_ir::node::unsqueeze::UnsqueezeConfig;
 
+use super::constants::{self as ops, Const, INT64};
 use super::convert::{Converter, Failure, constant};
-use super::fold::{self, Const, INT64};
 use super::params::Constant;
 
 impl Converter<'_> {
@@ -50,46 +50,19 @@ impl Converter<'_> {
 
     /// The node's value on shape values and constants (integers held as `f64`).
     fn evaluate_shape(&self, node: &OnnxNode) -> Option<Const> {
+        self.element_wise_shape(node)
+            .or_else(|| self.structural_shape(node))
+    }
+
+    /// Integer arithmetic, comparisons and selections on shape values.
+    fn element_wise_shape(&self, node: &OnnxNode) -> Option<Const> {
         let input = |i: usize| self.shape_input(node, i);
         let integer = |f: fn(f64, f64) -> f64| {
             let (a, b) = (input(0)?, input(1)?);
-            fold::broadcast(&[&a, &b], |v| f(v[0], v[1]), INT64)
+            ops::broadcast(&[&a, &b], |v| f(v[0], v[1]), INT64)
         };
         match node {
-            OnnxNode::Shape(_) => Some(vector(input(0)?.dims.iter().map(|&d| d as f64).collect())),
-            OnnxNode::Slice(n) => self.slice(node, &input(0)?, &n.config),
-            OnnxNode::Concat(n) => {
-                let parts: Option<Vec<Const>> = (0..node.inputs().len()).map(input).collect();
-                fold::concat(&parts?.iter().collect::<Vec<_>>(), n.config.axis as i64)
-            }
-            OnnxNode::Gather(n) => fold::gather(&input(0)?, &input(1)?, n.config.axis as i64),
-            OnnxNode::Unsqueeze(n) => match &n.config {
-                UnsqueezeConfig::Static(axes) => fold::unsqueeze(
-                    &input(0)?,
-                    &vector(axes.iter().map(|&a| a as f64).collect()),
-                ),
-                UnsqueezeConfig::Runtime(_) => None,
-            },
-            OnnxNode::Squeeze(n) => squeeze(input(0)?, n.config.axes.as_ref()),
             OnnxNode::Cast(_) => input(0),
-            OnnxNode::Reshape(_) => fold::reshape(&input(0)?, &input(1)?),
-            OnnxNode::Transpose(n) => {
-                let perm: Vec<usize> = n.config.perm.iter().map(|&p| p as usize).collect();
-                fold::transpose(&input(0)?, &perm)
-            }
-            OnnxNode::ConstantOfShape(n) => {
-                let shape = match &n.config.shape {
-                    ConstantOfShapeShape::Static(s) => {
-                        vector(s.iter().map(|&d| d as f64).collect())
-                    }
-                    ConstantOfShapeShape::Runtime(_) => input(0)?,
-                };
-                let fill = (n.config.value.as_ref())
-                    .and_then(|v| Constant::from_data(v.clone()).ok())
-                    .and_then(|c| c.values.first().map(|&v| f64::from(v)))
-                    .unwrap_or(0.0);
-                fold::constant_of_shape(&shape, Some(vector(vec![fill])))
-            }
             OnnxNode::Add(_) => integer(|a, b| a + b),
             OnnxNode::Sub(_) => integer(|a, b| a - b),
             OnnxNode::Mul(_) => integer(|a, b| a * b),
@@ -102,18 +75,60 @@ impl Converter<'_> {
             OnnxNode::Less(_) => integer(|a, b| f64::from(u8::from(a < b))),
             OnnxNode::Greater(_) => integer(|a, b| f64::from(u8::from(a > b))),
             OnnxNode::Not(_) => {
-                fold::broadcast(&[&input(0)?], |v| f64::from(u8::from(v[0] == 0.0)), INT64)
+                ops::broadcast(&[&input(0)?], |v| f64::from(u8::from(v[0] == 0.0)), INT64)
             }
             OnnxNode::Where(_) => {
                 let (c, a, b) = (input(0)?, input(1)?, input(2)?);
-                fold::broadcast(
+                ops::broadcast(
                     &[&c, &a, &b],
                     |v| if v[0] != 0.0 { v[1] } else { v[2] },
                     INT64,
                 )
             }
-            OnnxNode::ScatterND(_) => fold::scatter_nd(&input(0)?, &input(1)?, &input(2)?),
-            OnnxNode::GatherND(_) => fold::gather_nd(&input(0)?, &input(1)?),
+            OnnxNode::Sqrt(_) => ops::broadcast(&[&input(0)?], |v| v[0].sqrt(), INT64),
+            _ => None,
+        }
+    }
+
+    /// Shapes, reshapes, gathers, slices, scatters and ranges of shape values.
+    fn structural_shape(&self, node: &OnnxNode) -> Option<Const> {
+        let input = |i: usize| self.shape_input(node, i);
+        match node {
+            OnnxNode::Shape(_) => Some(vector(input(0)?.dims.iter().map(|&d| d as f64).collect())),
+            OnnxNode::Slice(n) => self.slice(node, &input(0)?, &n.config),
+            OnnxNode::Concat(n) => {
+                let parts: Option<Vec<Const>> = (0..node.inputs().len()).map(input).collect();
+                ops::concat(&parts?.iter().collect::<Vec<_>>(), n.config.axis as i64)
+            }
+            OnnxNode::Gather(n) => ops::gather(&input(0)?, &input(1)?, n.config.axis as i64),
+            OnnxNode::Unsqueeze(n) => match &n.config {
+                UnsqueezeConfig::Static(axes) => ops::unsqueeze(
+                    &input(0)?,
+                    &vector(axes.iter().map(|&a| a as f64).collect()),
+                ),
+                UnsqueezeConfig::Runtime(_) => None,
+            },
+            OnnxNode::Squeeze(n) => squeeze(input(0)?, n.config.axes.as_ref()),
+            OnnxNode::Reshape(_) => ops::reshape(&input(0)?, &input(1)?),
+            OnnxNode::Transpose(n) => {
+                let perm: Vec<usize> = n.config.perm.iter().map(|&p| p as usize).collect();
+                ops::transpose(&input(0)?, &perm)
+            }
+            OnnxNode::ConstantOfShape(n) => {
+                let shape = match &n.config.shape {
+                    ConstantOfShapeShape::Static(s) => {
+                        vector(s.iter().map(|&d| d as f64).collect())
+                    }
+                    ConstantOfShapeShape::Runtime(_) => input(0)?,
+                };
+                let fill = (n.config.value.as_ref())
+                    .and_then(|v| Constant::from_data(v.clone()).ok())
+                    .and_then(|c| c.values.first().map(|&v| f64::from(v)))
+                    .unwrap_or(0.0);
+                ops::constant_of_shape(&shape, Some(vector(vec![fill])))
+            }
+            OnnxNode::ScatterND(_) => ops::scatter_nd(&input(0)?, &input(1)?, &input(2)?),
+            OnnxNode::GatherND(_) => ops::gather_nd(&input(0)?, &input(1)?),
             OnnxNode::Range(_) => {
                 let [start, limit, delta] = [0, 1, 2].map(|i| input(i)?.values.first().copied());
                 let (start, limit, delta) = (start?, limit?, delta?);
@@ -123,9 +138,8 @@ impl Converter<'_> {
             }
             OnnxNode::Expand(_) => {
                 let dims: Vec<usize> = input(1)?.values.iter().map(|&d| d as usize).collect();
-                fold::broadcast_to(&input(0)?, &dims)
+                ops::broadcast_to(&input(0)?, &dims)
             }
-            OnnxNode::Sqrt(_) => fold::broadcast(&[&input(0)?], |v| v[0].sqrt(), INT64),
             _ => None,
         }
     }
@@ -194,7 +208,7 @@ fn slice_with(
         }
         rest.push(fixed(steps)?);
     }
-    fold::slice(x, [&starts, &ends], &rest.iter().collect::<Vec<_>>())
+    ops::slice(x, [&starts, &ends], &rest.iter().collect::<Vec<_>>())
 }
 
 /// `Squeeze` of a shape value: the axes named (or every axis of size 1) dropped.
