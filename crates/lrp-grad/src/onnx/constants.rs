@@ -21,6 +21,18 @@ pub(super) struct Const {
     pub ty: i32,
 }
 
+impl Const {
+    /// A constant of `dims` holding `values` of ONNX element type `ty`.
+    #[cfg(test)]
+    pub(super) fn new(dims: &[usize], values: &[f64], ty: i32) -> Self {
+        Const {
+            dims: dims.to_vec(),
+            values: values.to_vec(),
+            ty,
+        }
+    }
+}
+
 /// A tensor's values from its proto and raw bytes, when it is a number type.
 pub(super) fn decode(t: &TensorProto, raw: &[u8]) -> Option<Const> {
     let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
@@ -470,11 +482,7 @@ mod tests {
     use super::*;
 
     fn c(dims: &[usize], values: &[f64], ty: i32) -> Const {
-        Const {
-            dims: dims.to_vec(),
-            values: values.to_vec(),
-            ty,
-        }
+        Const::new(dims, values, ty)
     }
 
     #[test]

@@ -219,11 +219,7 @@ mod tests {
     use super::*;
 
     fn c(dims: &[usize], values: &[f64], ty: i32) -> Const {
-        Const {
-            dims: dims.to_vec(),
-            values: values.to_vec(),
-            ty,
-        }
+        Const::new(dims, values, ty)
     }
 
     #[test]
