@@ -311,3 +311,40 @@ fn on_key_value_recall_the_key_is_the_most_relevant_token() {
         assert_eq!(first, n, "the key is first in {first} of {n} prompts");
     }
 }
+
+/// The same BERT from `torch.onnx.export` with transformers' default attention (SDPA, the batch
+/// folded into the heads; `tools/hf-reference/bert_onnx.py`): its relevance under LXT 2.1's
+/// efficient AttnLRP equals LXT's, as the checkpoint's does.
+#[test]
+fn a_bert_classifier_exported_with_sdpa_matches_lxt_efficient() {
+    let dir = folder("bert");
+    let f = read_f32_tensors(&dir.join("reference.safetensors"));
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let model = lrp_grad::onnx::load(&dir.join("model-sdpa.onnx"), &device()).unwrap();
+    assert!(model.embedding.is_some(), "the ids' lookup is taken out");
+    let (shape, embeddings) = &f["embeddings"];
+    let x = Tensor::<3>::from_data(
+        TensorData::new(embeddings.clone(), [shape[0], shape[1], shape[2]]),
+        &device(),
+    );
+    let logits = values(model.graph.forward(x.clone()));
+    assert!(distance(&logits, &f["logits"].1) / max_abs(&f["logits"].1) < 1e-4);
+    let targets: Vec<usize> = (cases["targets"].as_array().unwrap().iter())
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let floor = cases["modes"]["attnlrp"]["lxt_f32_distance"]
+        .as_f64()
+        .unwrap();
+    let e = Explainer::new()
+        .composite(Composite::attn_lrp_efficient())
+        .target(Target::PerSample(targets))
+        .explain(&model.graph, x)
+        .unwrap();
+    let want = &f["relevance.attnlrp.embeddings"].1;
+    let err = f64::from(distance(&values(e.relevance), want) / max_abs(want));
+    assert!(
+        err <= (4.0 * floor).max(1e-4),
+        "{err:.2e} (LXT f32 {floor:.2e})"
+    );
+}
