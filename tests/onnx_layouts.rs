@@ -287,6 +287,15 @@ fn a_maxvit_export_runs_and_routes_gradients_like_pytorch() {
     gradients_match_pytorch("maxvit", 32);
 }
 
+/// Swin v2: cosine attention (q and k L2-normalized — the norm held constant for LRP, its own
+/// gradient here), a per-head logit scale on windows with the batch folded in, the relative
+/// position bias from an MLP on a constant table (folded), and maps padded with zeros to the
+/// windows.
+#[test]
+fn a_swin_v2_export_runs_and_routes_gradients_like_pytorch() {
+    gradients_match_pytorch("swin-v2", 16);
+}
+
 /// The Swin export folds the batch into its windows: explaining the batch in the other order
 /// gives each sample's relevance unchanged, to the last bit (AttnLRP's rules).
 #[test]

@@ -22,6 +22,12 @@ position bias added, its block and grid partitions rank-6 permutes.
 
   maxvit-dynamo.onnx (+ .data), maxvit.safetensors   as above, `input` [2, 3, 32, 32]
 
+tests/fixtures/onnx/swin-v2: the Swin above with Swin v2's blocks (cosine attention: q and k
+L2-normalized, a per-head logit scale, the relative position bias from an MLP on a constant
+table; patch merging v2) and 3×3 windows, so that its 8×8 and 4×4 maps are padded with zeros.
+
+  swin-v2-dynamo.onnx (+ .data), swin-v2.safetensors   as above, `input` [2, 3, 16, 16]
+
 Usage: python tools/onnx-reference/swin.py (torch, torchvision, onnx, onnxscript, safetensors)
 """
 import pathlib
@@ -49,6 +55,17 @@ def maxvit():
                   block_layers=[1], head_dim=4, stochastic_depth_prob=0.0, num_classes=5).eval()
 
 
+def swin_v2():
+    from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformerBlockV2
+    torch.manual_seed(0)
+    net = SwinTransformer(patch_size=[2, 2], embed_dim=8, depths=[2, 2], num_heads=[2, 2],
+                          window_size=[3, 3], num_classes=5, block=SwinTransformerBlockV2,
+                          downsample_layer=PatchMergingV2)
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.5)
+    return net.eval()
+
+
 def write(build, stem, size):
     out_dir = OUT.parent / stem
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -69,6 +86,7 @@ def write(build, stem, size):
 def main():
     write(model, "swin", 16)
     write(maxvit, "maxvit", 32)
+    write(swin_v2, "swin-v2", 16)
 
 
 if __name__ == "__main__":

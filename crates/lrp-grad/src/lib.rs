@@ -97,8 +97,8 @@ pub use methods::{
 pub use model::{
     Activation, ActivationLayer, Add, AddParam, AsGraph, Builder, CausalMask, Concat, Custom,
     Eager, EagerValue, FeatureShape, Flatten, Gate, Graph, Layer, LayerNorm, Llama3Scaling, MatMul,
-    Mean, Mul, Node, NodeId, Op, Operation, Permute, Prepend, Reshape, RmsNorm, Rotary, Scale,
-    Sequential, Slice, Softmax,
+    Mean, Mul, Node, NodeId, Normalize, Op, Operation, Pad, Permute, Prepend, Reshape, RmsNorm,
+    Rotary, Scale, Sequential, Slice, Softmax,
 };
 pub use rules::{
     Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,

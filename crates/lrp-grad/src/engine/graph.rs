@@ -353,10 +353,11 @@ impl LrpGraph<'_> {
             Step::Attention(step) => self.one_pass_attention(k, step, inputs),
             Step::Custom(operation) => operation.lrp_forward(inputs.remove(0)),
             Step::Route(Route::Gate) => {
-                // The gate is a constant: no gradient, so no relevance, enters its branch.
+                // The gate (input 1) is a constant: no gradient, so no relevance, enters its
+                // branch.
                 let x = inputs.remove(0);
                 let gate = inputs.remove(0).without_autodiff();
-                x * gate
+                node.op.forward(vec![x, gate], shape)
             }
             Step::WinnerTakesAll(_) | Step::Route(_) => node.op.forward(inputs, shape),
         }

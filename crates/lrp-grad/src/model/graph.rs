@@ -145,6 +145,10 @@ pub enum Op {
     Rotary(super::Rotary),
     /// A causal mask on attention scores.
     CausalMask(super::CausalMask),
+    /// `x / max(‖y‖₂, ε)` over the last axis (`F.normalize`).
+    Normalize(super::Normalize),
+    /// Zeros before and after one axis.
+    Pad(super::Pad),
     /// An operation defined outside the library (see [`Operation`](super::Operation)).
     Custom(Custom),
 }
@@ -644,6 +648,8 @@ impl Op {
             Op::RmsNorm(op) => op,
             Op::Rotary(op) => op,
             Op::CausalMask(op) => op,
+            Op::Normalize(op) => op,
+            Op::Pad(op) => op,
             Op::Custom(op) => op,
         }
     }

@@ -44,6 +44,15 @@ impl Converter<'_> {
         Ok(())
     }
 
+    /// `c` broadcast onto one sample laid out as `layout` (see [`per_sample`]).
+    pub(super) fn per_sample_values(
+        &self,
+        layout: &Layout,
+        c: &Constant,
+    ) -> Result<Vec<f32>, String> {
+        per_sample(layout, c)
+    }
+
     /// A graph node adding `c`, broadcast onto each sample of `x`, to `x` (held as it is).
     pub(super) fn add_per_sample(
         &mut self,
@@ -61,7 +70,7 @@ impl Converter<'_> {
 
 /// `c` broadcast onto one sample of a value laid out as `layout`, in the sample's row-major
 /// order: its dims against the value's ONNX dims at a batch of 1, 1 on the batch's axis.
-pub(super) fn per_sample(layout: &Layout, c: &Constant) -> Result<Vec<f32>, String> {
+fn per_sample(layout: &Layout, c: &Constant) -> Result<Vec<f32>, String> {
     let out = layout.onnx_dims(1);
     let refuse = || {
         format!(

@@ -82,6 +82,20 @@ fn element_wise(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
         ("Pow", [a, b]) if a.ty == FLOAT => broadcast(&[a, b], |v| v[0].powf(v[1]), a.ty),
         ("Sqrt", [x]) if x.ty == FLOAT => broadcast(&[x], |v| v[0].sqrt(), x.ty),
         ("Neg", [x]) => broadcast(&[x], |v| -v[0], x.ty),
+        ("Relu", [x]) => broadcast(&[x], |v| v[0].max(0.0), x.ty),
+        // Bounds as inputs (opset 11+), either left out (empty).
+        ("Clip", [x, bounds @ ..]) => {
+            let bound = |i: usize, none: f64| {
+                bounds
+                    .get(i)
+                    .and_then(|b| b.values.first().copied())
+                    .unwrap_or(none)
+            };
+            let (low, high) = (bound(0, f64::NEG_INFINITY), bound(1, f64::INFINITY));
+            broadcast(&[x], |v| v[0].clamp(low, high), x.ty)
+        }
+        ("Exp", [x]) => broadcast(&[x], |v| v[0].exp(), x.ty),
+        ("Sigmoid", [x]) => broadcast(&[x], |v| 1.0 / (1.0 + (-v[0]).exp()), x.ty),
         // TorchScript writes a parameter shared by two modules as an `Identity` of the first.
         ("Identity", [x]) => Some((*x).clone()),
         ("Cast", [x]) => {
@@ -156,6 +170,19 @@ fn structural(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
         }
         ("ScatterND", [data, indices, updates]) => scatter_nd(data, indices, updates),
         ("Slice", [x, starts, ends, rest @ ..]) => slice(x, [starts, ends], rest),
+        // Swin v2's position-bias MLP runs on a constant table.
+        ("MatMul", [a, b]) => matmul(a, b),
+        ("Gemm", [a, b, rest @ ..]) => {
+            let flag = |name: &str| attribute(name).is_some_and(|a| a.i == 1);
+            let scale = |name: &str| attribute(name).map_or(1.0, |a| f64::from(a.f));
+            gemm(
+                a,
+                b,
+                rest.first().copied(),
+                [flag("transA"), flag("transB")],
+                [scale("alpha"), scale("beta")],
+            )
+        }
         _ => None,
     }
 }
@@ -444,6 +471,59 @@ fn slice_entries(size: i64, start: i64, end: i64, step: i64) -> Option<Vec<usize
     }
 }
 
+/// ONNX `MatMul` of two constants of rank 2 or more: NumPy's batched product (the leading
+/// axes broadcast).
+fn matmul(a: &Const, b: &Const) -> Option<Const> {
+    let (ra, rb) = (a.dims.len(), b.dims.len());
+    if ra < 2 || rb < 2 || a.dims[ra - 1] != b.dims[rb - 2] {
+        return None;
+    }
+    let (m, k, n) = (a.dims[ra - 2], a.dims[ra - 1], b.dims[rb - 1]);
+    let lead = broadcast_dims(&[&a.dims[..ra - 2], &b.dims[..rb - 2]])?;
+    let batches: usize = lead.iter().product();
+    let mut values = Vec::with_capacity(batches * m * n);
+    for t in 0..batches {
+        let (pa, pb) = (
+            source(&a.dims[..ra - 2], &lead, t),
+            source(&b.dims[..rb - 2], &lead, t),
+        );
+        for i in 0..m {
+            for j in 0..n {
+                let sum = (0..k)
+                    .map(|l| a.values[(pa * m + i) * k + l] * b.values[(pb * k + l) * n + j])
+                    .sum();
+                values.push(sum);
+            }
+        }
+    }
+    let dims = lead.into_iter().chain([m, n]).collect();
+    Some(Const {
+        dims,
+        values,
+        ty: a.ty,
+    })
+}
+
+/// ONNX `Gemm` of constants: `alpha · A' · B' + beta · C` (`'` the optional transposes).
+fn gemm(
+    a: &Const,
+    b: &Const,
+    c: Option<&Const>,
+    [ta, tb]: [bool; 2],
+    [alpha, beta]: [f64; 2],
+) -> Option<Const> {
+    let t = |x: &Const, flip: bool| match flip {
+        true => transpose(x, &[1, 0]),
+        false => Some(x.clone()),
+    };
+    let product = matmul(&t(a, ta)?, &t(b, tb)?)?;
+    let scaled = broadcast(&[&product], |v| alpha * v[0], product.ty)?;
+    match c {
+        Some(c) => broadcast(&[&scaled, c], |v| v[0] + beta * v[1], product.ty),
+        None => Some(scaled),
+    }
+}
+
 /// ONNX `GatherND` with `batch_dims = 0`: each index row of the last axis picks a slice.
 pub(super) fn gather_nd(data: &Const, indices: &Const) -> Option<Const> {
     let depth = *indices.dims.last()?;
@@ -483,6 +563,24 @@ mod tests {
 
     fn c(dims: &[usize], values: &[f64], ty: i32) -> Const {
         Const::new(dims, values, ty)
+    }
+
+    /// Swin v2's position-bias MLP: `relu(T · W₁ + b₁) · W₂` on a constant table.
+    #[test]
+    fn matmul_and_gemm_follow_onnx() {
+        let a = c(
+            &[2, 1, 2, 3],
+            &(1..=12).map(f64::from).collect::<Vec<_>>(),
+            FLOAT,
+        );
+        let b = c(&[3, 1], &[1.0, 0.0, -1.0], FLOAT);
+        let p = matmul(&a, &b).unwrap();
+        assert_eq!((p.dims, p.values), (vec![2, 1, 2, 1], vec![-2.0; 4]));
+        let a = c(&[2, 2], &[1.0, 2.0, 3.0, 4.0], FLOAT);
+        let bias = c(&[2], &[10.0, 20.0], FLOAT);
+        let g = gemm(&a, &a, Some(&bias), [false, true], [2.0, 0.5]).unwrap();
+        // A·Aᵀ = [[5, 11], [11, 25]]; · 2 + 0.5 · [10, 20].
+        assert_eq!(g.values, vec![15.0, 32.0, 27.0, 60.0]);
     }
 
     #[test]

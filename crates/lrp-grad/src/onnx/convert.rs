@@ -17,7 +17,7 @@ use super::adaptive_pool::{DOMAIN as POOL_DOMAIN, OP as POOL_OP};
 use super::constant_scale::ConstantScale;
 use super::layout::Layout;
 use super::params::{self, Constant, ConvGeometry};
-use super::patterns::GroupNormFound;
+use super::patterns::{GroupNormFound, NormalizeFound};
 use crate::model::graph::node_shape;
 use crate::model::{Activation, Custom, FeatureShape, Flatten, Graph, Layer, NodeId, Op};
 
@@ -68,10 +68,12 @@ pub(super) struct Converter<'a> {
     /// `Mul` nodes that end RMS norm's pattern `x · 1/√(mean(x²) + ε) (· γ)`.
     rms: HashMap<String, RmsPattern>,
     /// Nodes folded into another one (the sigmoid of a SiLU).
-    folded: HashSet<String>,
+    pub(super) folded: HashSet<String>,
     /// Outputs of `Expand` nodes that repeat a constant along the batch axis (a positional
     /// tensor too large for the exporter to fold), with that constant.
     expanded: HashMap<String, Constant>,
+    /// `Div` nodes that end an L2 normalization (see [`super::normalize`]).
+    pub(super) normalizations: HashMap<String, NormalizeFound>,
     /// Shape values computed from activations' dims (see [`super::shapes`]).
     pub(super) shapes: HashMap<String, super::constants::Const>,
 }
@@ -101,7 +103,18 @@ impl<'a> Converter<'a> {
             folded: HashSet::new(),
             expanded: HashMap::new(),
             shapes: HashMap::new(),
+            normalizations: HashMap::new(),
         }
+    }
+
+    /// Finds every operator written as several nodes (activations, GELU, RMS norm, group norm,
+    /// L2 normalization), so that each becomes one graph node.
+    pub fn find_patterns(&mut self, nodes: &[&OnnxNode]) {
+        self.find_activations(nodes);
+        self.find_gelu(nodes);
+        self.find_rms_norm(nodes);
+        self.find_group_norms(nodes);
+        self.find_normalizations(nodes);
     }
 
     /// Finds activations written as several nodes (SiLU, Mish, softplus with its threshold), so
@@ -211,10 +224,12 @@ impl<'a> Converter<'a> {
         let translated = match (
             self.composed.get(node.name()).cloned(),
             self.group_norms.remove(node.name()),
+            self.normalizations.remove(node.name()),
         ) {
-            (Some((x, activation)), _) => self.activation_on(node, activation, &x),
-            (None, Some(found)) => self.group_norm(node, found),
-            (None, None) => self.translate(node),
+            (Some((x, activation)), _, _) => self.activation_on(node, activation, &x),
+            (None, Some(found), _) => self.group_norm(node, found),
+            (None, None, Some(found)) => self.normalize(node, found),
+            (None, None, None) => self.translate(node),
         };
         translated.map_err(|reason| match reason {
             Failure::Unsupported => OnnxError::Unsupported {
@@ -388,7 +403,7 @@ impl<'a> Converter<'a> {
 
     /// The per-sample axis of the last ONNX axis, when it is one axis of a sample (what a dense
     /// layer, a norm or a softmax over the last axis needs).
-    fn last_axis(&self, x: &Value) -> NodeResult<usize> {
+    pub(super) fn last_axis(&self, x: &Value) -> NodeResult<usize> {
         let axis = x.layout.sample_axis(-1)?;
         match axis + 1 == x.layout.sample.len() {
             true => Ok(axis),
@@ -421,27 +436,6 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    /// `Pad` by nothing (TorchScript's `F.pad` of Swin's windows when the map divides into
-    /// them, its pads computed from shapes): the input. Padding by something is refused.
-    fn pad(&mut self, node: &OnnxNode, c: &onnx_ir::node::pad::PadConfig) -> Result<(), Failure> {
-        use onnx_ir::node::pad::PadInput;
-        let pads: Vec<i64> = match &c.pads {
-            PadInput::Static(pairs) => pairs
-                .iter()
-                .flat_map(|&(a, b)| [a as i64, b as i64])
-                .collect(),
-            PadInput::Runtime { input, .. } => self
-                .shape_value(&input.name)
-                .ok_or("its pads are computed from values other than activations' shapes")?,
-        };
-        if pads.iter().any(|&p| p != 0) {
-            return Err(
-                format!("pads by {pads:?}; lrp-grad takes only a padding by nothing").into(),
-            );
-        }
-        self.alias(node)
-    }
-
     /// `Flatten` from axis 1 of a batch-first value is a [`Flatten`] layer; any other, a
     /// reshape that follows the batch.
     fn flatten_onnx(&mut self, node: &OnnxNode, axis: usize) -> Result<(), Failure> {
@@ -450,6 +444,13 @@ impl<'a> Converter<'a> {
             true => self.unary(node, Op::Layer(Flatten.into())),
             false => self.flatten(node),
         }
+    }
+
+    /// The activation of an ONNX tensor name.
+    pub(super) fn named_activation(&self, name: &str) -> NodeResult<Value> {
+        self.values.get(name).cloned().ok_or_else(|| {
+            format!("`{name}` is a constant or comes from outside the explained path; expected an activation")
+        })
     }
 
     pub(super) fn activation_input(&self, node: &OnnxNode, index: usize) -> NodeResult<Value> {
@@ -822,8 +823,20 @@ impl<'a> Converter<'a> {
         invert: bool,
     ) -> Result<(), Failure> {
         let [value] = c.values[..] else {
-            let op = ConstantScale::new(c, x.shape, invert)?;
-            return self.push(node, Op::Custom(Custom::new(op)), &[x]);
+            if x.layout.is_standard() && x.dims() == x.layout.sample {
+                let op = ConstantScale::new(c, x.shape, invert)?;
+                return self.push(node, Op::Custom(Custom::new(op)), &[x]);
+            }
+            // Laid out otherwise (Swin v2's per-head logit scale on windows with the batch
+            // folded in): the constant broadcast onto each sample as the graph holds it.
+            let held = self.held(format!("{}.in", unique_name(node)), x)?;
+            let values = self.per_sample_values(&held.layout, c)?;
+            let expanded = Constant {
+                dims: held.shape.dims(),
+                values,
+            };
+            let op = ConstantScale::new(&expanded, held.shape, invert)?;
+            return self.push_laid(node, Op::Custom(Custom::new(op)), &[held]);
         };
         let factor = if invert {
             1.0 / f64::from(value)

@@ -44,7 +44,21 @@ pub(super) fn fold(bytes: &[u8], dir: Option<&Path>) -> Option<Vec<u8>> {
             }
             continue;
         }
-        let inputs: Option<Vec<&Const>> = node.input.iter().map(|n| known.get(n)).collect();
+        // An optional input left out (`""`, Clip's missing bound) is an empty constant.
+        let absent = Const {
+            dims: vec![0],
+            values: Vec::new(),
+            ty: FLOAT,
+        };
+        let inputs: Option<Vec<&Const>> = (node.input.iter())
+            .map(|n| {
+                if n.is_empty() {
+                    Some(&absent)
+                } else {
+                    known.get(n)
+                }
+            })
+            .collect();
         let Some(result) = inputs.and_then(|inputs| evaluate(node, &inputs)) else {
             continue;
         };

@@ -47,6 +47,7 @@ pub(crate) mod error;
 mod fold;
 mod layout;
 mod moves;
+mod normalize;
 mod params;
 mod patterns;
 mod shapes;
@@ -108,10 +109,7 @@ pub fn load(path: &Path, device: &Device) -> Result<OnnxModel, OnnxError> {
         (&graph_input, input_shape),
         export_batch(&onnx),
     );
-    converter.find_activations(&nodes);
-    converter.find_gelu(&nodes);
-    converter.find_rms_norm(&nodes);
-    converter.find_group_norms(&nodes);
+    converter.find_patterns(&nodes);
     for node in &nodes {
         converter.node(node)?;
     }

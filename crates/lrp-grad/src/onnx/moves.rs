@@ -371,6 +371,61 @@ impl Converter<'_> {
         )
     }
 
+    /// `Pad` with zeros (Swin's windows, `F.pad`; its pads constant or computed from shapes):
+    /// the input when it pads by nothing, else one graph `pad` per padded axis of a sample.
+    pub(super) fn pad(
+        &mut self,
+        node: &OnnxNode,
+        c: &onnx_ir::node::pad::PadConfig,
+    ) -> Result<(), Failure> {
+        use onnx_ir::node::pad::{ConstantValueInput, PadInput, PadMode};
+        let pairs: Vec<(i64, i64)> = match &c.pads {
+            PadInput::Static(pairs) => pairs.iter().map(|&(a, b)| (a as i64, b as i64)).collect(),
+            PadInput::Runtime { input, axes: None } => {
+                let v = self
+                    .shape_value(&input.name)
+                    .ok_or("its pads are computed from values other than shapes")?;
+                let r = v.len() / 2;
+                (0..r).map(|k| (v[k], v[k + r])).collect()
+            }
+            PadInput::Runtime { .. } => {
+                return Err("pads a subset of axes computed at run time".into());
+            }
+        };
+        let zero = matches!(c.constant_value, ConstantValueInput::Static(v) if v == 0.0);
+        if !matches!(c.mode, PadMode::Constant)
+            || !zero
+            || pairs.iter().any(|&(a, b)| a < 0 || b < 0)
+        {
+            return Err(
+                format!("pads by {pairs:?} ({:?}); lrp-grad pads with zeros", c.mode).into(),
+            );
+        }
+        let mut x = self.activation_input(node, 0)?;
+        for (k, &(before, after)) in pairs.iter().enumerate().filter(|(_, p)| **p != (0, 0)) {
+            let s = x.layout.sample_axis(k as i64)?;
+            let (held, axis) = self.around(node, x, s)?;
+            let pad = crate::model::Pad {
+                axis,
+                before: before as usize,
+                after: after as usize,
+            };
+            let mut dims = held.shape.dims();
+            dims[axis] += (before + after) as usize;
+            let shape = FeatureShape::new(&dims).map_err(|e| e.to_string())?;
+            let id = self.graph.push(
+                format!("{}.axis{k}", unique_name(node)),
+                Op::Pad(pad),
+                [held.id],
+            );
+            let mut layout = held.layout;
+            layout.sample[s] += (before + after) as usize;
+            x = Value { id, shape, layout };
+        }
+        let layout = x.layout.clone();
+        self.relabel(node, x, layout)
+    }
+
     /// `Split` along one axis into constant sizes (TorchScript's fused-QKV `unbind`): each
     /// output a slice of the input.
     pub(super) fn split(

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 
 use onnx_ir::Node as OnnxNode;
+use onnx_ir::node::clip::ClipInput;
+use onnx_ir::node::reduce::ReduceAxes;
 
 use super::params::{Constant, scalar};
 use crate::model::Activation;
@@ -279,4 +281,57 @@ fn same_shape(a: &onnx_ir::ir::ArgType, b: &onnx_ir::ir::ArgType) -> bool {
         .zip(&known(&b.static_shape))
         .all(|(x, y)| x.is_none() || y.is_none() || x == y);
     a.rank == b.rank && dims_agree
+}
+
+/// `F.normalize(x, dim=-1)` as the dynamo exporter writes it (Swin v2's cosine attention):
+/// `Div(x, Expand(Clip(ReduceL2(y, axes = [-1], keepdims), min = ε), shape))`, with `y` the same
+/// values as `x` (often computed a second time). A normalization found: its `Div`, the value, the value of its norm, ε, and the nodes of the
+/// norm's chain.
+pub(super) struct NormalizeFound {
+    pub div: String,
+    pub x: String,
+    pub y: String,
+    pub epsilon: f64,
+    pub folded: Vec<String>,
+}
+
+/// Every such normalization of `nodes` (the chain's nodes read by nothing else).
+pub(super) fn find_normalizations(nodes: &[&OnnxNode]) -> Vec<NormalizeFound> {
+    let only = sole_producer(nodes);
+    nodes
+        .iter()
+        .filter_map(|node| {
+            let OnnxNode::Div(div) = node else {
+                return None;
+            };
+            let mut folded = Vec::new();
+            let mut d = only(&div.inputs[1].name)?;
+            if let OnnxNode::Expand(e) = d {
+                folded.push(e.name.clone());
+                d = only(&e.inputs[0].name)?;
+            }
+            let mut epsilon = 0.0;
+            if let OnnxNode::Clip(c) = d {
+                let (Some(ClipInput::Static(min)), None) = (&c.config.min, &c.config.max) else {
+                    return None;
+                };
+                epsilon = *min;
+                folded.push(c.name.clone());
+                d = only(&c.inputs[0].name)?;
+            }
+            let OnnxNode::ReduceL2(r) = d else {
+                return None;
+            };
+            let last = matches!(&r.config.axes, ReduceAxes::Static(a) if a.len() == 1);
+            (last && r.config.keepdims).then_some(())?;
+            folded.push(r.name.clone());
+            Some(NormalizeFound {
+                div: div.name.clone(),
+                x: div.inputs[0].name.clone(),
+                y: r.inputs[0].name.clone(),
+                epsilon,
+                folded,
+            })
+        })
+        .collect()
 }
