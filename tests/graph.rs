@@ -406,3 +406,79 @@ fn permutations_and_reshapes_move_relevance_with_the_values() {
     let err = lrp_grad::explain(&bad, input).unwrap_err().to_string();
     assert!(err.contains("are not a permutation"), "{err}");
 }
+
+/// `F.normalize`'s node holds the norm constant (as LXT holds a norm's `rsqrt`): relevance
+/// passes it unchanged, so on `dense(x / ‖x‖)` the relevance of `x` is the dense layer's
+/// ε-rule relevance of its input `x / ‖x‖` — computed here in f64 loops — in both strategies.
+#[test]
+fn an_l2_normalization_passes_relevance_unchanged() {
+    let mut r = rng(11);
+    let (d_in, d_out, target) = (5, 3, 1);
+    let w = random_vec(&mut r, d_out * d_in, -1.0, 1.0);
+    let x = random_vec(&mut r, d_in, -1.0, 1.0);
+    let mut g = Graph::new();
+    let input = g.input();
+    let normalized = g.push(
+        "normalize",
+        lrp_grad::Op::Normalize(lrp_grad::Normalize { epsilon: 1e-12 }),
+        [input, input],
+    );
+    g.layer("dense", linear(&w, None, d_in, d_out), normalized);
+    let norm: f64 = x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+    let y: Vec<f64> = x.iter().map(|&v| f64::from(v) / norm).collect();
+    let z: f64 = (0..d_in)
+        .map(|i| f64::from(w[target * d_in + i]) * y[i])
+        .sum();
+    let epsilon = 1e-6;
+    let expected: Vec<f32> = (0..d_in)
+        .map(|i| {
+            let share = y[i] * f64::from(w[target * d_in + i]) / (z + epsilon * z.signum());
+            (share * z) as f32
+        })
+        .collect();
+    for strategy in [Strategy::Auto, Strategy::LayerWise] {
+        let e = Explainer::new()
+            .rule(Rule::Epsilon { epsilon })
+            .strategy(strategy)
+            .target(Target::Class(target))
+            .explain(&g, tensor(x.clone(), [1, d_in]))
+            .unwrap();
+        assert_close(&values(e.relevance), &expected, 1e-5);
+    }
+}
+
+/// Zero padding moves relevance with the values: on `dense(pad(x))` the relevance of `x` is the
+/// dense layer's ε-rule relevance of the padded input at `x`'s places (f64 loops), both
+/// strategies.
+#[test]
+fn a_zero_padding_moves_relevance_with_the_values() {
+    let mut r = rng(12);
+    let (d_in, before, after, d_out, target) = (4, 1, 2, 3, 2);
+    let d_pad = d_in + before + after;
+    let w = random_vec(&mut r, d_out * d_pad, -1.0, 1.0);
+    let x = random_vec(&mut r, d_in, -1.0, 1.0);
+    let mut g = Graph::new();
+    let input = g.input();
+    let pad = lrp_grad::Pad {
+        axis: 0,
+        before,
+        after,
+    };
+    let padded = g.push("pad", lrp_grad::Op::Pad(pad), [input]);
+    g.layer("dense", linear(&w, None, d_pad, d_out), padded);
+    let row = |i: usize| f64::from(w[target * d_pad + before + i]);
+    let z: f64 = (0..d_in).map(|i| row(i) * f64::from(x[i])).sum();
+    let epsilon = 1e-6;
+    let expected: Vec<f32> = (0..d_in)
+        .map(|i| (f64::from(x[i]) * row(i) * z / (z + epsilon * z.signum())) as f32)
+        .collect();
+    for strategy in [Strategy::Auto, Strategy::LayerWise] {
+        let e = Explainer::new()
+            .rule(Rule::Epsilon { epsilon })
+            .strategy(strategy)
+            .target(Target::Class(target))
+            .explain(&g, tensor(x.clone(), [1, d_in]))
+            .unwrap();
+        assert_close(&values(e.relevance), &expected, 1e-5);
+    }
+}
