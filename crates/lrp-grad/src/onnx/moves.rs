@@ -69,9 +69,12 @@ impl Converter<'_> {
             .find(|&(k, &d)| d == 0 && k == batch)
             .map(|(k, _)| k);
         let minus_one = target.iter().position(|&d| d == -1);
-        if output_dims_known(node).is_err() {
-            // Shape inference stopped at a target that onnx-ir folded only after it ran
-            // (TorchScript's `Shape → Slice → Concat`): resolve the target here.
+        // Shape inference stopped at a target that onnx-ir folded only after it ran
+        // (TorchScript's `Shape → Slice → Concat`), or left the `-1` of a static target
+        // symbolic (which would read as a dynamic batch): resolve the target here.
+        let minus_one_unknown = output_dims_known(node)
+            .is_ok_and(|d| minus_one.is_some_and(|k| d.get(k).is_some_and(Option::is_none)));
+        if output_dims_known(node).is_err() || minus_one_unknown && copy.is_none() {
             let dims = resolve_target(target, &x.layout.onnx_dims(self.batch))?;
             let layout = x.layout.reshape(&dims, self.batch, (copy, minus_one))?;
             return self.relabel(node, x, layout);
