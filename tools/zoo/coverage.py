@@ -86,9 +86,8 @@ interrupted run keeps what it did; --resume skips the rows the JSON already has.
 Runtime (2 CPU cores): a worker spends ~5 s starting (imports) and building, the TorchScript
 export of a small CNN takes ~2-5 s and the dynamo export ~5-30 s, large models (VGG,
 RegNetY-32GF, EfficientNet-B7, ViT-B) a minute or more, onnxruntime a few seconds; the explain
-calls themselves take from under a second to a few tens of seconds. The sample run (7 models,
-14 rows; coverage-sample.md) took 2.4 min, ~10 s a row; VGG-11 takes 20-30 s a row; the full zoo (85 models, 170 rows, several of them
-over 100 M parameters) should take roughly 1-2 hours on 2 cores (an estimate, not measured).
+calls themselves take from under a second to a few tens of seconds (median 1.9 s). The full
+zoo (85 models, 170 rows; coverage.md) took 44 minutes on 2 cores on 2026-12-07.
 """
 import argparse
 import datetime
