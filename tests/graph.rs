@@ -436,15 +436,7 @@ fn an_l2_normalization_passes_relevance_unchanged() {
             (share * z) as f32
         })
         .collect();
-    for strategy in [Strategy::Auto, Strategy::LayerWise] {
-        let e = Explainer::new()
-            .rule(Rule::Epsilon { epsilon })
-            .strategy(strategy)
-            .target(Target::Class(target))
-            .explain(&g, tensor(x.clone(), [1, d_in]))
-            .unwrap();
-        assert_close(&values(e.relevance), &expected, 1e-5);
-    }
+    epsilon_rule_gives(&g, (&x[..], target), epsilon, &expected);
 }
 
 /// Zero padding moves relevance with the values: on `dense(pad(x))` the relevance of `x` is the
@@ -472,13 +464,18 @@ fn a_zero_padding_moves_relevance_with_the_values() {
     let expected: Vec<f32> = (0..d_in)
         .map(|i| (f64::from(x[i]) * row(i) * z / (z + epsilon * z.signum())) as f32)
         .collect();
+    epsilon_rule_gives(&g, (&x[..], target), epsilon, &expected);
+}
+
+/// LRP-ε on the one-sample vector `x` for class `target` gives `expected`, in both strategies.
+fn epsilon_rule_gives(g: &Graph, (x, target): (&[f32], usize), epsilon: f64, expected: &[f32]) {
     for strategy in [Strategy::Auto, Strategy::LayerWise] {
         let e = Explainer::new()
             .rule(Rule::Epsilon { epsilon })
             .strategy(strategy)
             .target(Target::Class(target))
-            .explain(&g, tensor(x.clone(), [1, d_in]))
+            .explain(g, tensor(x.to_vec(), [1, x.len()]))
             .unwrap();
-        assert_close(&values(e.relevance), &expected, 1e-5);
+        assert_close(&values(e.relevance), expected, 1e-5);
     }
 }

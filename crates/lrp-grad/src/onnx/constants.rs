@@ -67,22 +67,18 @@ pub(super) fn evaluate(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
     element_wise(node, inputs).or_else(|| structural(node, inputs))
 }
 
-/// Arithmetic, comparisons and selections, value by value (NumPy's broadcasting).
+/// Arithmetic, comparisons, selections and casts, value by value (NumPy's broadcasting).
 fn element_wise(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
     let attribute = |name: &str| node.attribute.iter().find(|a| a.name == name);
     match (node.op_type.as_str(), inputs) {
-        ("Equal", [a, b]) => broadcast(&[a, b], |v| f64::from(u8::from(v[0] == v[1])), BOOL),
-        ("Where", [c, a, b]) => {
-            broadcast(&[c, a, b], |v| if v[0] != 0.0 { v[1] } else { v[2] }, a.ty)
+        // Integer division is left to the parser (ONNX truncates it); powers and roots of
+        // integers too.
+        ("Div" | "Pow" | "Sqrt", [x, ..]) if x.ty != FLOAT => None,
+        // `fmod` takes the dividend's sign (C's `%`); plain `Mod` the divisor's.
+        ("Mod", [a, b]) if attribute("fmod").is_some_and(|a| a.i == 1) => {
+            (!b.values.contains(&0.0)).then(|| broadcast(&[a, b], |v| v[0] % v[1], a.ty))?
         }
-        ("Mul", [a, b]) => broadcast(&[a, b], |v| v[0] * v[1], a.ty),
-        ("Add", [a, b]) => broadcast(&[a, b], |v| v[0] + v[1], a.ty),
-        ("Sub", [a, b]) => broadcast(&[a, b], |v| v[0] - v[1], a.ty),
-        ("Div", [a, b]) if a.ty == FLOAT => broadcast(&[a, b], |v| v[0] / v[1], a.ty),
-        ("Pow", [a, b]) if a.ty == FLOAT => broadcast(&[a, b], |v| v[0].powf(v[1]), a.ty),
-        ("Sqrt", [x]) if x.ty == FLOAT => broadcast(&[x], |v| v[0].sqrt(), x.ty),
-        ("Neg", [x]) => broadcast(&[x], |v| -v[0], x.ty),
-        ("Relu", [x]) => broadcast(&[x], |v| v[0].max(0.0), x.ty),
+        (op, inputs) if ELEMENT_WISE.contains(&op) => element_wise_op(op, inputs),
         // Bounds as inputs (opset 11+), either left out (empty).
         ("Clip", [x, bounds @ ..]) => {
             let bound = |i: usize, none: f64| {
@@ -94,8 +90,6 @@ fn element_wise(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
             let (low, high) = (bound(0, f64::NEG_INFINITY), bound(1, f64::INFINITY));
             broadcast(&[x], |v| v[0].clamp(low, high), x.ty)
         }
-        ("Exp", [x]) => broadcast(&[x], |v| v[0].exp(), x.ty),
-        ("Sigmoid", [x]) => broadcast(&[x], |v| 1.0 / (1.0 + (-v[0]).exp()), x.ty),
         // TorchScript writes a parameter shared by two modules as an `Identity` of the first.
         ("Identity", [x]) => Some((*x).clone()),
         ("Cast", [x]) => {
@@ -105,23 +99,48 @@ fn element_wise(node: &NodeProto, inputs: &[&Const]) -> Option<Const> {
                 ..(*x).clone()
             })
         }
-        ("Mod", [a, b]) => {
-            let fmod = attribute("fmod").is_some_and(|a| a.i == 1);
-            // Integer `Mod` takes the divisor's sign (Python's `%`); `fmod` the dividend's.
-            let f = move |v: &[f64]| match fmod {
-                true => v[0] % v[1],
-                false => v[0] - v[1] * (v[0] / v[1]).floor(),
-            };
-            (b.values.iter().all(|&d| d != 0.0)).then(|| broadcast(&[a, b], f, a.ty))?
+        _ => None,
+    }
+}
+
+/// The operators [`element_wise_op`] evaluates (they take no attributes).
+pub(super) const ELEMENT_WISE: [&str; 16] = [
+    "Add", "Sub", "Mul", "Div", "Mod", "Pow", "Equal", "Less", "Greater", "Not", "Where", "Sqrt",
+    "Neg", "Relu", "Exp", "Sigmoid",
+];
+
+/// `op` value by value (NumPy's broadcasting; the first input's element type, `BOOL` for
+/// comparisons). On integers `Div` floors and `Mod` takes the divisor's sign (Python's `//`
+/// and `%`, as shape arithmetic uses them); `Mod` by 0 evaluates to nothing.
+pub(super) fn element_wise_op(op: &str, inputs: &[&Const]) -> Option<Const> {
+    let binary = |f: fn(f64, f64) -> f64, ty: i32| {
+        let [a, b] = inputs else { return None };
+        broadcast(&[a, b], |v| f(v[0], v[1]), ty)
+    };
+    let x = inputs.first()?;
+    let unary = |f: fn(f64) -> f64| broadcast(&[x], |v| f(v[0]), x.ty);
+    match op {
+        "Add" => binary(|a, b| a + b, x.ty),
+        "Sub" => binary(|a, b| a - b, x.ty),
+        "Mul" => binary(|a, b| a * b, x.ty),
+        "Div" if x.ty == FLOAT => binary(|a, b| a / b, x.ty),
+        "Div" => binary(|a, b| (a / b).floor(), x.ty),
+        "Mod" if inputs.get(1)?.values.contains(&0.0) => None,
+        "Mod" => binary(|a, b| a - b * (a / b).floor(), x.ty),
+        "Pow" => binary(f64::powf, x.ty),
+        "Equal" => binary(|a, b| f64::from(u8::from(a == b)), BOOL),
+        "Less" => binary(|a, b| f64::from(u8::from(a < b)), BOOL),
+        "Greater" => binary(|a, b| f64::from(u8::from(a > b)), BOOL),
+        "Not" => unary(|v| f64::from(u8::from(v == 0.0))),
+        "Sqrt" => unary(f64::sqrt),
+        "Neg" => unary(|v| -v),
+        "Relu" => unary(|v| v.max(0.0)),
+        "Exp" => unary(f64::exp),
+        "Sigmoid" => unary(|v| 1.0 / (1.0 + (-v).exp())),
+        "Where" => {
+            let [c, a, b] = inputs else { return None };
+            broadcast(&[c, a, b], |v| if v[0] != 0.0 { v[1] } else { v[2] }, a.ty)
         }
-        ("Not", [x]) => Some(Const {
-            values: x
-                .values
-                .iter()
-                .map(|&v| f64::from(u8::from(v == 0.0)))
-                .collect(),
-            ..(*x).clone()
-        }),
         _ => None,
     }
 }

@@ -72,9 +72,13 @@ impl Converter<'_> {
         // Shape inference stopped at a target that onnx-ir folded only after it ran
         // (TorchScript's `Shape → Slice → Concat`), or left the `-1` of a static target
         // symbolic (which would read as a dynamic batch): resolve the target here.
-        let minus_one_unknown = output_dims_known(node)
-            .is_ok_and(|d| minus_one.is_some_and(|k| d.get(k).is_some_and(Option::is_none)));
-        if output_dims_known(node).is_err() || minus_one_unknown && copy.is_none() {
+        let resolve_here = match output_dims_known(node) {
+            Err(_) => true,
+            Ok(d) => {
+                copy.is_none() && minus_one.is_some_and(|k| d.get(k).is_some_and(Option::is_none))
+            }
+        };
+        if resolve_here {
             let dims = resolve_target(target, &x.layout.onnx_dims(self.batch))?;
             let layout = x.layout.reshape(&dims, self.batch, (copy, minus_one))?;
             return self.relabel(node, x, layout);

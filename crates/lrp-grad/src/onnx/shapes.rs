@@ -54,40 +54,29 @@ impl Converter<'_> {
             .or_else(|| self.structural_shape(node))
     }
 
-    /// Integer arithmetic, comparisons and selections on shape values.
+    /// Integer arithmetic, comparisons and selections on shape values (the constant
+    /// evaluator's own, [`ops::element_wise_op`]).
     fn element_wise_shape(&self, node: &OnnxNode) -> Option<Const> {
-        let input = |i: usize| self.shape_input(node, i);
-        let integer = |f: fn(f64, f64) -> f64| {
-            let (a, b) = (input(0)?, input(1)?);
-            ops::broadcast(&[&a, &b], |v| f(v[0], v[1]), INT64)
+        let op = match node {
+            OnnxNode::Cast(_) => return self.shape_input(node, 0),
+            OnnxNode::Add(_) => "Add",
+            OnnxNode::Sub(_) => "Sub",
+            OnnxNode::Mul(_) => "Mul",
+            OnnxNode::Div(_) => "Div",
+            OnnxNode::Mod(_) => "Mod",
+            OnnxNode::Pow(_) => "Pow",
+            OnnxNode::Equal(_) => "Equal",
+            OnnxNode::Less(_) => "Less",
+            OnnxNode::Greater(_) => "Greater",
+            OnnxNode::Not(_) => "Not",
+            OnnxNode::Where(_) => "Where",
+            OnnxNode::Sqrt(_) => "Sqrt",
+            _ => return None,
         };
-        match node {
-            OnnxNode::Cast(_) => input(0),
-            OnnxNode::Add(_) => integer(|a, b| a + b),
-            OnnxNode::Sub(_) => integer(|a, b| a - b),
-            OnnxNode::Mul(_) => integer(|a, b| a * b),
-            // Integer division and `Mod` as ONNX defines them on integers (floor; the divisor's
-            // sign, as Python's `%`).
-            OnnxNode::Div(_) => integer(|a, b| (a / b).floor()),
-            OnnxNode::Mod(_) => integer(|a, b| a - b * (a / b).floor()),
-            OnnxNode::Pow(_) => integer(f64::powf),
-            OnnxNode::Equal(_) => integer(|a, b| f64::from(u8::from(a == b))),
-            OnnxNode::Less(_) => integer(|a, b| f64::from(u8::from(a < b))),
-            OnnxNode::Greater(_) => integer(|a, b| f64::from(u8::from(a > b))),
-            OnnxNode::Not(_) => {
-                ops::broadcast(&[&input(0)?], |v| f64::from(u8::from(v[0] == 0.0)), INT64)
-            }
-            OnnxNode::Where(_) => {
-                let (c, a, b) = (input(0)?, input(1)?, input(2)?);
-                ops::broadcast(
-                    &[&c, &a, &b],
-                    |v| if v[0] != 0.0 { v[1] } else { v[2] },
-                    INT64,
-                )
-            }
-            OnnxNode::Sqrt(_) => ops::broadcast(&[&input(0)?], |v| v[0].sqrt(), INT64),
-            _ => None,
-        }
+        let inputs: Option<Vec<Const>> = (0..node.inputs().len())
+            .map(|i| self.shape_input(node, i))
+            .collect();
+        ops::element_wise_op(op, &inputs?.iter().collect::<Vec<_>>())
     }
 
     /// Shapes, reshapes, gathers, slices, scatters and ranges of shape values.
