@@ -293,18 +293,25 @@ impl LrpGraph<'_> {
                 relevance.add(v, value.clone() * grad);
             }
         }
-        let values: Vec<Tensor<4>> = plain
-            .into_iter()
-            .map(|p| p.unwrap_or_else(|| output.zeros_like()))
-            .collect();
         let lw_nodes = (0..nodes.len())
             .filter(|k| layer_wise[*k])
             .collect::<Vec<_>>();
-        self.walk_back(lw_nodes.into_iter(), &values, &mut relevance, &nonnegative);
+        let input = plain[0].clone().expect("the input");
+        if !lw_nodes.is_empty() {
+            // The layer-wise part reads only its own values (all before the one pass); one
+            // shared placeholder stands for the rest (a fresh zero tensor per value cost a
+            // decoder 700 fills of its logits).
+            let placeholder = output.zeros_like();
+            let values: Vec<Tensor<4>> = plain
+                .into_iter()
+                .map(|p| p.unwrap_or_else(|| placeholder.clone()))
+                .collect();
+            self.walk_back(lw_nodes.into_iter(), &values, &mut relevance, &nonnegative);
+        }
         let r = relevance
             .0
             .swap_remove(0)
-            .unwrap_or_else(|| values[0].zeros_like());
+            .unwrap_or_else(|| input.zeros_like());
         Ok(Some((r, output)))
     }
 
@@ -341,7 +348,7 @@ impl LrpGraph<'_> {
         let shape = self.shapes[node.inputs[0]];
         match &self.steps[k] {
             Step::Rule(step) => one_pass_forward(step, inputs.remove(0), nonnegative),
-            Step::Pass(layer) => one_pass_pass(layer, inputs.remove(0)),
+            Step::Pass(layer) => one_pass_pass(layer, inputs.remove(0), shape),
             Step::Add {
                 stabilizer,
                 constant,
@@ -376,9 +383,14 @@ impl LrpGraph<'_> {
             let c = |i: usize| node.inputs.get(i).is_some_and(|&v| self.constant[v]);
             [c(0), c(1)]
         };
-        // The identity rule for any map of one shape: relevance through the factor y/x.
+        // The identity rule for any map of one shape: relevance through the operation's own
+        // factor where it names one, else through y/x.
         let identity = |x: Tensor<4>| {
-            let y = node.op.forward(vec![x.clone().without_autodiff()], shape);
+            let plain = x.clone().without_autodiff();
+            if let Some(factor) = node.op.operator().identity_factor(plain.clone(), shape) {
+                return x * factor;
+            }
+            let y = node.op.forward(vec![plain], shape);
             one_pass_identity(x, y)
         };
         match step {

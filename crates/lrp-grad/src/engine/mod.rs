@@ -28,7 +28,8 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv_transpose2d, co
 use burn::tensor::ops::ConvTransposeOptions;
 
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
-use crate::model::{Layer, dense};
+use crate::model::lrp::Lrp;
+use crate::model::{FeatureShape, Layer, dense};
 use crate::rules::{Group, InputMod, OutputMask, ParamMod, Stabilizer, Term};
 use step::RuleStep;
 
@@ -612,12 +613,16 @@ fn one_pass_two_groups(
 /// A layer that passes relevance unchanged, in the one pass. A homogeneous layer
 /// (`f(x) = x·f'(x)`: ReLU, identity, …) is its own one-pass form; another element-wise layer
 /// with `f(0) = 0` becomes `x ⊙ (f(x)/x)` with the factor constant (0 where `x = 0`), so that
-/// input × gradient is its output relevance.
-pub(crate) fn one_pass_pass(layer: &Layer, a: Tensor<4>) -> Tensor<4> {
+/// input × gradient is its output relevance; `input` is its per-sample shape. Where the layer
+/// names that factor in closed form (SiLU's `sigmoid(x)`), it is used as it is.
+pub(crate) fn one_pass_pass(layer: &Layer, a: Tensor<4>, input: FeatureShape) -> Tensor<4> {
     if layer.is_homogeneous() || matches!(layer, Layer::MaxPool2d(_)) {
         return layer.forward(a);
     }
     let x = a.clone().without_autodiff();
+    if let Some(factor) = layer.identity_factor(x.clone(), input) {
+        return a * factor;
+    }
     let z = layer.forward(x.clone());
     let zero = x.clone().equal_elem(0.0);
     let factor = (z.clone() / x.mask_fill(zero.clone(), 1.0)).mask_fill(zero, 0.0);

@@ -134,6 +134,26 @@ impl Activation {
         }
     }
 
+    /// `f(x)/x` where the function is `x` times a factor: the constant factor of the identity
+    /// rule's one pass, computed as the forward pass computes it, so that `x ⊙ factor` is the
+    /// forward pass bit for bit. `None`: the engine divides the output by the input.
+    pub(crate) fn identity_factor<const D: usize>(&self, x: Tensor<D>) -> Option<Tensor<D>> {
+        match *self {
+            // Burn's `silu` is `x · sigmoid(x)` and `hard_swish` `x · hard_sigmoid(x)`.
+            Activation::Silu => Some(f::sigmoid(x)),
+            Activation::HardSwish => Some(f::hard_sigmoid(x, 1.0 / 6.0, 0.5)),
+            Activation::GeluTanh => {
+                // Burn's `gelu_approximate` is `(x · (tanh(inner) + 1)) · 0.5`; halving is exact,
+                // so `x · ((tanh(inner) + 1) · 0.5)` rounds the same.
+                const SQRT_2_OVER_PI: f64 =
+                    core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
+                let inner = x.clone() + x.powf_scalar(3.0) * 0.044715;
+                Some(((inner * SQRT_2_OVER_PI).tanh() + 1) * 0.5)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `f(x) = x·f'(x)` (positively homogeneous, piecewise linear through 0): the plain
     /// gradient then carries relevance through unchanged, with no factor to compute.
     pub(crate) fn is_homogeneous(&self) -> bool {
@@ -346,6 +366,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Where an activation names its identity factor, input × factor is its forward pass bit
+    /// for bit (the one pass's value is then the model's own), and the factor is `f(x)/x`.
+    #[test]
+    fn identity_factors_rebuild_the_forward_pass_exactly() {
+        let xs: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.0173).collect();
+        let x = Tensor::<1>::from_floats(xs.as_slice(), &Device::default());
+        let mut named = 0;
+        for activation in EVERY {
+            let Some(factor) = activation.identity_factor(x.clone()) else {
+                continue;
+            };
+            named += 1;
+            let rebuilt = (x.clone() * factor.clone()).into_data().to_vec::<f32>().unwrap();
+            let forward = activation.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+            assert_eq!(rebuilt, forward, "{}", activation.name());
+            let factor = factor.into_data().to_vec::<f32>().unwrap();
+            for (&xi, &fi) in xs.iter().zip(&factor).filter(|(x, _)| x.abs() > 0.01) {
+                let expected = reference(activation, xi as f64) / xi as f64;
+                assert!((fi as f64 - expected).abs() < 1e-5, "{}({xi})", activation.name());
+            }
+        }
+        assert_eq!(named, 3, "silu, hard swish, GELU's tanh form");
     }
 
     /// The properties LRP relies on, checked against the f64 definitions rather than listed.

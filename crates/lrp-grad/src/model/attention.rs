@@ -251,17 +251,18 @@ impl RmsNorm {
         self.gamma.dims()[0]
     }
 
-    /// The forward pass on the internal layout, normalizing the internal `axis`.
+    /// The forward pass on the internal layout, normalizing the internal `axis`: `x ⊙ factor`.
     pub(crate) fn forward_axis(&self, x: Tensor<4>, axis: usize) -> Tensor<4> {
-        let rms = x
-            .clone()
-            .square()
-            .mean_dim(axis)
-            .add_scalar(self.epsilon)
-            .sqrt();
+        x.clone() * self.factor(x, axis)
+    }
+
+    /// `γ / √(mean(x²) + ε)`, what the norm multiplies `x` by: held constant, it is the identity
+    /// rule's factor (LXT's `rms_norm_identity`, the `rsqrt` detached).
+    fn factor(&self, x: Tensor<4>, axis: usize) -> Tensor<4> {
+        let rms = x.square().mean_dim(axis).add_scalar(self.epsilon).sqrt();
         let mut dims = [1; 4];
         dims[axis] = self.d_model();
-        x / rms * self.gamma.val().reshape(dims)
+        self.gamma.val().reshape(dims) / rms
     }
 }
 
@@ -711,6 +712,10 @@ impl Lrp for LayerNorm {
 impl Lrp for RmsNorm {
     fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
         route(rule, Route::Reshape).map(|_| Form::Identity)
+    }
+
+    fn identity_factor(&self, x: Tensor<4>, input: FeatureShape) -> Option<Tensor<4>> {
+        Some(self.factor(x, last_axis(input)))
     }
 
     fn keeps_nonnegative(&self, _first: bool, _all: bool) -> bool {

@@ -7,7 +7,7 @@
 //! is written once, and a new operation brings its own row.
 
 use super::operation::Operation;
-use super::{Layer, LayerNorm};
+use super::{FeatureShape, Layer, LayerNorm};
 use burn::tensor::Tensor;
 
 use crate::rules::{Rule, Stabilizer};
@@ -184,6 +184,14 @@ pub(crate) enum Refusal {
 pub(crate) trait Lrp {
     /// The form for the rule a composite assigned (`None`: the operation's default).
     fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal>;
+
+    /// For an operation of one input whose identity rule has a closed form (`f(x) = x ⊙ c(x)`):
+    /// the factor `c` of the plain input `x` (internal layout; `input` its per-sample shape),
+    /// computed so that `x ⊙ c` is the forward pass bit for bit. The one pass then multiplies
+    /// the input by it, held constant. `None`: the engine divides the output by the input.
+    fn identity_factor(&self, _x: Tensor<4>, _input: FeatureShape) -> Option<Tensor<4>> {
+        None
+    }
 
     /// Whether the output is non-negative, given whether the first input and all inputs are
     /// (lets z⁺ rules skip the negative half where no negative value can arrive).

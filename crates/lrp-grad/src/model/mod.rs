@@ -305,6 +305,13 @@ impl Lrp for Layer {
         }
     }
 
+    fn identity_factor(&self, x: Tensor<4>, _input: FeatureShape) -> Option<Tensor<4>> {
+        match self {
+            Layer::Activation(a) => a.function.identity_factor(x),
+            _ => None,
+        }
+    }
+
     fn keeps_nonnegative(&self, first: bool, _all: bool) -> bool {
         match self {
             Layer::Activation(a) => a.function.is_nonnegative(),
