@@ -50,11 +50,21 @@ pub(crate) fn one_pass_product(
     let detach = |t: Tensor<4>, c: bool| if c { t.without_autodiff() } else { t };
     let (a, b) = (detach(a, constant[0]), detach(b, constant[1]));
     // The plain gradient (LXT's efficient mode): the factor is 1/n, so one product in the
-    // graph, its gradient scaled (a second product for the value would double the cost).
+    // graph, its gradient scaled (a second product for the value would double the cost) — at
+    // the output or at the factors that are not constants, whichever holds fewer numbers
+    // (attention's `Q·Kᵀ` is `T/d` times its factors at `T` tokens of head width `d`).
     if stabilizer.epsilon() <= crate::rules::PLAIN_EPSILON {
-        let y = a.matmul(b);
-        let z = y.clone().without_autodiff();
-        return with_value(y.div_scalar(n as f64), z);
+        let live = |t: &Tensor<4>, c: bool| if c { 0 } else { t.shape().num_elements() };
+        let [.., columns] = b.dims();
+        let output = a.shape().num_elements() / a.dims()[3] * columns;
+        if live(&a, constant[0]) + live(&b, constant[1]) < output {
+            let scaled = |t: Tensor<4>, c: bool| match c {
+                true => t,
+                false => gradient_scaled(t, n),
+            };
+            return scaled(a, constant[0]).matmul(scaled(b, constant[1]));
+        }
+        return gradient_scaled(a.matmul(b), n);
     }
     let z = a
         .clone()
@@ -68,7 +78,14 @@ pub(crate) fn one_pass_product(
 pub(crate) fn one_pass_uniform(a: Tensor<4>, b: Tensor<4>, constant: [bool; 2]) -> Tensor<4> {
     let n = constant.iter().filter(|c| !**c).count().max(1);
     let detach = |t: Tensor<4>, c: bool| if c { t.without_autodiff() } else { t };
-    let y = detach(a, constant[0]) * detach(b, constant[1]);
+    gradient_scaled(detach(a, constant[0]) * detach(b, constant[1]), n)
+}
+
+/// `y` with its gradient divided by `n` (the value unchanged, bit for bit).
+fn gradient_scaled(y: Tensor<4>, n: usize) -> Tensor<4> {
+    if n == 1 {
+        return y;
+    }
     let z = y.clone().without_autodiff();
     with_value(y.div_scalar(n as f64), z)
 }

@@ -150,9 +150,10 @@ impl Bert {
             project("key", &block.k),
             project("value", &block.v),
         );
+        // Scaled on q: the same product, fewer numbers than the scores.
+        let q = g.scale(p("self.scaling"), 1.0 / (dh as f64).sqrt(), q);
         let kt = g.permute(p("self.key_t"), [0, 2, 1], k);
         let scores = g.matmul(p("self.scores"), q, kt);
-        let scores = g.scale(p("self.scaling"), 1.0 / (dh as f64).sqrt(), scores);
         let weights = g.softmax(p("self.softmax"), 2, scores);
         let context = g.matmul(p("self.context"), weights, v);
         let context = g.permute(p("self.merge_heads"), [1, 0, 2], context);

@@ -150,9 +150,10 @@ impl Gpt2 {
             g.permute(p(&format!("{name}.by_head")), [1, 0, 2], x)
         };
         let (q, k, v) = (split("q", 0), split("k", d), split("v", 2 * d));
+        // Scaled on q: the same product, fewer numbers than the scores.
+        let q = g.scale(p("scaling"), 1.0 / (dh as f64).sqrt(), q);
         let kt = g.permute(p("k_t"), [0, 2, 1], k);
         let scores = g.matmul(p("scores"), q, kt);
-        let scores = g.scale(p("scaling"), 1.0 / (dh as f64).sqrt(), scores);
         let scores = g.causal_mask(p("mask"), None, scores);
         let weights = g.softmax(p("softmax"), 2, scores);
         let context = g.matmul(p("context"), weights, v);
