@@ -12,7 +12,7 @@
 //! | layer norm (identity) | `R` |
 
 use burn::tensor::Tensor;
-use burn::tensor::activation::softmax;
+use crate::model::fused::{gradient_scaled, softmax};
 
 use super::{self_ratio, stabilize, with_value};
 use crate::model::FeatureShape;
@@ -81,14 +81,7 @@ pub(crate) fn one_pass_uniform(a: Tensor<4>, b: Tensor<4>, constant: [bool; 2]) 
     gradient_scaled(detach(a, constant[0]) * detach(b, constant[1]), n)
 }
 
-/// `y` with its gradient divided by `n` (the value unchanged, bit for bit).
-fn gradient_scaled(y: Tensor<4>, n: usize) -> Tensor<4> {
-    if n == 1 {
-        return y;
-    }
-    let z = y.clone().without_autodiff();
-    with_value(y.div_scalar(n as f64), z)
-}
+
 
 /// Softmax's relevance: `x ⊙ (R − s ⊙ Σ_axis R)`, with `−∞` inputs (masks) counted as 0.
 pub(crate) fn propagate_softmax(

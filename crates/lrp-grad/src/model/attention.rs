@@ -6,7 +6,7 @@
 //! default, see [`crate::Composite::attn_lrp`]). Axes are per-sample, the batch axis not counted.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::softmax;
+use super::fused::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::shape::FeatureShape;

@@ -16,6 +16,7 @@ pub(crate) mod attention;
 mod builder;
 mod canonize;
 mod custom;
+pub(crate) mod fused;
 pub(crate) mod graph;
 pub(crate) mod lrp;
 mod mask;
