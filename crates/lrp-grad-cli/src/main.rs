@@ -62,7 +62,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    keep_tensor_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -71,26 +70,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// libtorch allocates through the C library's `malloc`, not through mimalloc. glibc serves
-/// blocks above its mmap threshold (128 KiB at first) with fresh mappings and unmaps them on
-/// free, so each attention score or MLP activation of a transformer started with page faults
-/// and zero-filled pages. A fixed 32 MiB threshold (glibc's own ceiling for it) and a trim
-/// threshold above it keep such blocks in the heap for reuse: 22 % fewer page faults and ~3 %
-/// less time for a 512-token Qwen2-0.5B explanation, peak memory unchanged. (Set before the
-/// program starts, `MALLOC_MMAP_THRESHOLD_=33554432` does more for the plain gradient.)
-#[cfg(all(feature = "tch", target_os = "linux", target_env = "gnu"))]
-fn keep_tensor_memory() {
-    // SAFETY: `mallopt` only sets tuning parameters of glibc's allocator (it takes the
-    // allocator's own lock).
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-    }
-}
-
-#[cfg(not(all(feature = "tch", target_os = "linux", target_env = "gnu")))]
-fn keep_tensor_memory() {}
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {

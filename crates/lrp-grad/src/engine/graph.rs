@@ -293,26 +293,36 @@ impl LrpGraph<'_> {
                 relevance.add(v, value.clone() * grad);
             }
         }
-        let lw_nodes = (0..nodes.len())
-            .filter(|k| layer_wise[*k])
-            .collect::<Vec<_>>();
         let input = plain[0].clone().expect("the input");
-        if !lw_nodes.is_empty() {
-            // The layer-wise part reads only its own values (all before the one pass); one
-            // shared placeholder stands for the rest (a fresh zero tensor per value cost a
-            // decoder 700 fills of its logits).
-            let placeholder = output.zeros_like();
-            let values: Vec<Tensor<4>> = plain
-                .into_iter()
-                .map(|p| p.unwrap_or_else(|| placeholder.clone()))
-                .collect();
-            self.walk_back(lw_nodes.into_iter(), &values, &mut relevance, &nonnegative);
-        }
+        self.finish_layer_wise(plain, &layer_wise, &mut relevance, &nonnegative);
         let r = relevance
             .0
             .swap_remove(0)
             .unwrap_or_else(|| input.zeros_like());
         Ok(Some((r, output)))
+    }
+
+    /// The layer-wise part's walk back, after the one pass, over its own `plain` values.
+    fn finish_layer_wise(
+        &self,
+        plain: Vec<Option<Tensor<4>>>,
+        layer_wise: &[bool],
+        relevance: &mut Relevances,
+        nonnegative: &[bool],
+    ) {
+        let lw_nodes: Vec<usize> = (0..layer_wise.len()).filter(|k| layer_wise[*k]).collect();
+        if lw_nodes.is_empty() {
+            return;
+        }
+        // The layer-wise part reads only its own values (all before the one pass); one shared
+        // placeholder stands for the rest (a fresh zero tensor per value cost a decoder 700
+        // fills of its logits).
+        let placeholder = plain[0].clone().expect("the input").zeros_like();
+        let values: Vec<Tensor<4>> = plain
+            .into_iter()
+            .map(|p| p.unwrap_or_else(|| placeholder.clone()))
+            .collect();
+        self.walk_back(lw_nodes.into_iter(), &values, relevance, nonnegative);
     }
 
     /// The one-pass nodes' values, in order, on autodiff inputs (`values` holds the layer-wise

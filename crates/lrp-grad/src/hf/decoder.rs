@@ -210,18 +210,29 @@ impl Decoder {
     /// The model on `tokens` positions as a graph: input the embeddings `[T, D]`, output the
     /// last position's logits `[V]`. Node names follow the checkpoint's
     /// (`layers.3.self_attn.q_proj`, `layers.3.mlp.down_proj`, `lm_head`).
+    ///
+    /// The last block computes its keys and values at every position but the rest (its query,
+    /// attention output and MLP) at the last position only: nothing else reaches the logits,
+    /// so the logits and every relevance are those of the whole block, for ~1/L less work
+    /// (unless a sliding window shorter than the sequence masks that query's row).
     pub fn graph(&self, tokens: usize) -> Graph {
         let mut g = Graph::new();
         let mut x = g.input();
+        let mut at_last = false;
         for (b, block) in self.blocks.iter().enumerate() {
             let p = |s: &str| format!("layers.{b}.{s}");
             let n = &block.norms;
             let h = g.rms_norm(p("input_layernorm"), n.input.clone(), x);
-            let mut a = self.attention(&mut g, b, block, h, tokens);
+            let window = self.window(b);
+            at_last = b + 1 == self.blocks.len() && window.is_none_or(|w| w >= tokens);
+            let mut a = self.attention(&mut g, b, block, h, (tokens, at_last));
             let mut h_name = "post_attention_layernorm";
             if let Some((post_attention, _)) = &n.post {
                 a = g.rms_norm(p("post_attention_layernorm"), post_attention.clone(), a);
                 h_name = "pre_feedforward_layernorm";
+            }
+            if at_last {
+                x = g.slice("last_position", 0, (tokens - 1, 1), x);
             }
             x = g.add(p("residual_attn"), [x, a]);
             let h = g.rms_norm(p(h_name), n.pre_mlp.clone(), x);
@@ -231,7 +242,10 @@ impl Decoder {
             }
             x = g.add(p("residual_mlp"), [x, m]);
         }
-        let last = g.slice("last_position", 0, (tokens - 1, 1), x);
+        let last = match at_last {
+            true => x,
+            false => g.slice("last_position", 0, (tokens - 1, 1), x),
+        };
         let last = g.reshape("last", [self.config.hidden_size], last);
         let last = g.rms_norm("norm", self.norm.clone(), last);
         g.layer("lm_head", self.head.clone(), last);
@@ -246,8 +260,24 @@ impl Decoder {
         }
     }
 
-    /// Grouped-query self-attention of `h` `[T, D]`, with its output projection.
-    fn attention(&self, g: &mut Graph, b: usize, block: &Block, h: NodeId, t: usize) -> NodeId {
+    /// The sliding window of block `b`'s attention, if any.
+    fn window(&self, b: usize) -> Option<usize> {
+        match self.config.is_local(b) {
+            true => self.config.sliding_window,
+            false => self.config.window(),
+        }
+    }
+
+    /// Grouped-query self-attention of `h` `[T, D]`, with its output projection: `[T, D]`, or
+    /// `[1, D]` for the last position's query alone (`last`, no mask: it sees every key).
+    fn attention(
+        &self,
+        g: &mut Graph,
+        b: usize,
+        block: &Block,
+        h: NodeId,
+        (t, last): (usize, bool),
+    ) -> NodeId {
         let c = &self.config;
         let (heads, kv, dh) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
         let p = |s: &str| format!("layers.{b}.self_attn.{s}");
@@ -268,18 +298,20 @@ impl Decoder {
         // The scaling on q rather than on the scores: the same product, and `T/dh` times fewer
         // numbers to scale at `T` tokens.
         let scalar = c.query_pre_attn_scalar.unwrap_or(dh as f64);
-        let q = g.scale(p("scaling"), 1.0 / scalar.sqrt(), q);
+        let mut q = g.scale(p("scaling"), 1.0 / scalar.sqrt(), q);
+        if last {
+            q = g.slice(p("last_query"), 1, (t - 1, 1), q);
+        }
         let kt = g.permute(p("k_t"), [0, 2, 1], k);
-        let scores = g.matmul(p("scores"), q, kt);
-        let window = match c.is_local(b) {
-            true => c.sliding_window,
-            false => c.window(),
-        };
-        let scores = g.causal_mask(p("mask"), window, scores);
+        let mut scores = g.matmul(p("scores"), q, kt);
+        if !last {
+            scores = g.causal_mask(p("mask"), self.window(b), scores);
+        }
         let weights = g.softmax(p("softmax"), 2, scores);
         let context = g.matmul(p("context"), weights, v);
         let context = g.permute(p("merge_heads"), [1, 0, 2], context);
-        let context = g.reshape(p("merged"), [t, heads * dh], context);
+        let rows = if last { 1 } else { t };
+        let context = g.reshape(p("merged"), [rows, heads * dh], context);
         g.layer(p("o_proj"), block.o.clone(), context)
     }
 

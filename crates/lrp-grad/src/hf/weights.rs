@@ -7,18 +7,32 @@ use std::path::{Path, PathBuf};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
+use std::io::{Read, Seek, SeekFrom};
+
+use safetensors::tensor::TensorInfo;
 use safetensors::{Dtype, SafeTensors};
 
 use super::HfError;
 
 /// The tensors of a checkpoint directory, read on demand by name.
+///
+/// Only the files' headers stay in memory: each tensor's bytes are read when it is asked for
+/// and dropped once widened to f32, so loading a bf16 checkpoint peaks at its f32 weights,
+/// not at those plus the whole file (1 GB more for Qwen2-0.5B).
 pub(super) struct Weights {
-    /// Each file's bytes.
-    files: HashMap<PathBuf, Vec<u8>>,
-    /// Which file holds each tensor.
-    index: HashMap<String, PathBuf>,
+    /// Each file, open, with its tensors' places.
+    files: HashMap<PathBuf, File>,
+    /// Which file holds each tensor, and where.
+    index: HashMap<String, (PathBuf, TensorInfo)>,
     /// What to name in an error about a missing tensor.
     source: PathBuf,
+}
+
+/// One open safetensors file.
+struct File {
+    handle: std::fs::File,
+    /// Where the tensors' bytes begin (after the length and the header).
+    data_start: u64,
 }
 
 impl Weights {
@@ -42,15 +56,11 @@ impl Weights {
             }
         };
         for file in names {
-            let bytes = std::fs::read(&file).map_err(|e| HfError::Read {
-                file: file.clone(),
-                reason: e.to_string(),
-            })?;
-            let tensors = parse(&file, &bytes)?;
-            for name in tensors.names() {
-                index.insert(name.to_string(), file.clone());
+            let (open, tensors) = File::open(&file)?;
+            for (name, info) in tensors {
+                index.insert(name, (file.clone(), info));
             }
-            files.insert(file, bytes);
+            files.insert(file, open);
         }
         Ok(Weights {
             files,
@@ -61,9 +71,7 @@ impl Weights {
 
     /// The shape of tensor `name`, if the checkpoint has it.
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        let file = self.index.get(name)?;
-        let tensors = parse(file, &self.files[file]).ok()?;
-        Some(tensors.tensor(name).ok()?.shape().to_vec())
+        Some(self.index.get(name)?.1.shape.clone())
     }
 
     /// Whether the checkpoint has a tensor of this name.
@@ -73,27 +81,23 @@ impl Weights {
 
     /// The tensor `name` as f32 values, checked to have `shape`.
     pub fn read(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, HfError> {
-        let file = self.index.get(name).ok_or_else(|| HfError::MissingTensor {
+        let (file, info) = self.index.get(name).ok_or_else(|| HfError::MissingTensor {
             file: self.source.clone(),
             tensor: name.to_string(),
         })?;
-        let tensors = parse(file, &self.files[file])?;
-        let view = tensors.tensor(name).map_err(|e| HfError::Weights {
-            file: file.clone(),
-            reason: e.to_string(),
-        })?;
-        if view.shape() != shape {
+        if info.shape != shape {
             return Err(HfError::Shape {
                 file: file.clone(),
                 tensor: name.to_string(),
                 expected: shape.to_vec(),
-                found: view.shape().to_vec(),
+                found: info.shape.clone(),
             });
         }
-        to_f32(view.dtype(), view.data()).ok_or_else(|| HfError::Dtype {
+        let bytes = self.files[file].bytes(file, info)?;
+        to_f32(info.dtype, &bytes).ok_or_else(|| HfError::Dtype {
             file: file.clone(),
             tensor: name.to_string(),
-            dtype: format!("{:?}", view.dtype()),
+            dtype: format!("{:?}", info.dtype),
         })
     }
 
@@ -158,11 +162,59 @@ pub(super) fn linear(
     }
 }
 
-fn parse<'a>(file: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, HfError> {
-    SafeTensors::deserialize(bytes).map_err(|e| HfError::Weights {
-        file: file.to_path_buf(),
-        reason: e.to_string(),
-    })
+impl File {
+    /// Opens `path` and reads its header: the tensors by name, checked by the safetensors
+    /// crate (offsets contiguous, within the file — a truncated file is refused here).
+    fn open(path: &Path) -> Result<(Self, Vec<(String, TensorInfo)>), HfError> {
+        let invalid = |reason: String| HfError::Weights {
+            file: path.to_path_buf(),
+            reason,
+        };
+        let unreadable = |e: std::io::Error| HfError::Read {
+            file: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let mut handle = std::fs::File::open(path).map_err(unreadable)?;
+        let file_len = handle.metadata().map_err(unreadable)?.len();
+        let mut len = [0u8; 8];
+        handle
+            .read_exact(&mut len)
+            .map_err(|e| invalid(format!("no header length: {e}")))?;
+        let header_len = u64::from_le_bytes(len);
+        if header_len > 100_000_000 || 8 + header_len > file_len {
+            return Err(invalid(format!("a header of {header_len} bytes")));
+        }
+        // The header in a buffer of the file's length whose data part is never read nor
+        // touched (zeroed lazily by the system): the crate checks the offsets against it.
+        let mut buffer = vec![0u8; file_len as usize];
+        buffer[..8].copy_from_slice(&len);
+        let header = &mut buffer[8..8 + header_len as usize];
+        handle.read_exact(header).map_err(unreadable)?;
+        let (_, metadata) =
+            SafeTensors::read_metadata(&buffer).map_err(|e| invalid(e.to_string()))?;
+        let tensors = metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| (name, info.clone()))
+            .collect();
+        let data_start = 8 + header_len;
+        Ok((File { handle, data_start }, tensors))
+    }
+
+    /// The bytes of one tensor.
+    fn bytes(&self, path: &Path, info: &TensorInfo) -> Result<Vec<u8>, HfError> {
+        let (start, end) = info.data_offsets;
+        let mut bytes = vec![0u8; end - start];
+        let mut handle = &self.handle;
+        handle
+            .seek(SeekFrom::Start(self.data_start + start as u64))
+            .and_then(|_| handle.read_exact(&mut bytes))
+            .map_err(|e| HfError::Read {
+                file: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(bytes)
+    }
 }
 
 /// `{"weight_map": {tensor: shard file}}`.
