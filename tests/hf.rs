@@ -207,6 +207,22 @@ fn bad_checkpoints_name_the_file_and_the_tensor() {
         )
     });
     assert!(err.contains("rope_scaling"), "{err}");
+    let (_, err) = broken("header", |d| {
+        let mut bytes = std::fs::read(d.join("model.safetensors")).unwrap();
+        bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(d.join("model.safetensors"), &bytes).unwrap();
+    });
+    assert!(
+        err.contains("model.safetensors") && err.contains("a header of"),
+        "{err}"
+    );
+    let (_, err) = broken("stub", |d| {
+        std::fs::write(d.join("model.safetensors"), [1u8, 0, 0]).unwrap();
+    });
+    assert!(
+        err.contains("model.safetensors") && err.contains("no header length"),
+        "{err}"
+    );
 }
 
 /// BF16 and sharded checkpoints (what `save_pretrained` writes for large models) load to the

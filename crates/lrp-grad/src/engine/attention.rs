@@ -11,8 +11,8 @@
 //! | layer norm (ε, `1/std` constant) | `x ⊙ Jᵀ(R / stab(y))`, `J` the Jacobian with the std held constant |
 //! | layer norm (identity) | `R` |
 
-use burn::tensor::Tensor;
 use crate::model::fused::{gradient_scaled, softmax};
+use burn::tensor::Tensor;
 
 use super::{self_ratio, stabilize, with_value};
 use crate::model::FeatureShape;
@@ -52,11 +52,12 @@ pub(crate) fn one_pass_product(
     // The plain gradient (LXT's efficient mode): the factor is 1/n, so one product in the
     // graph, its gradient scaled (a second product for the value would double the cost) — at
     // the output or at the factors that are not constants, whichever holds fewer numbers
-    // (attention's `Q·Kᵀ` is `T/d` times its factors at `T` tokens of head width `d`).
+    // (attention's `Q·Kᵀ` holds `T/(2d)` times as many as `Q` and `K` at `T` tokens of head
+    // width `d`).
     if stabilizer.epsilon() <= crate::rules::PLAIN_EPSILON {
         let live = |t: &Tensor<4>, c: bool| if c { 0 } else { t.shape().num_elements() };
-        let [.., columns] = b.dims();
-        let output = a.shape().num_elements() / a.dims()[3] * columns;
+        let ([n0, n1, rows, _], [m0, m1, _, columns]) = (a.dims(), b.dims());
+        let output = n0.max(m0) * n1.max(m1) * rows * columns;
         if live(&a, constant[0]) + live(&b, constant[1]) < output {
             let scaled = |t: Tensor<4>, c: bool| match c {
                 true => t,
@@ -80,8 +81,6 @@ pub(crate) fn one_pass_uniform(a: Tensor<4>, b: Tensor<4>, constant: [bool; 2]) 
     let detach = |t: Tensor<4>, c: bool| if c { t.without_autodiff() } else { t };
     gradient_scaled(detach(a, constant[0]) * detach(b, constant[1]), n)
 }
-
-
 
 /// Softmax's relevance: `x ⊙ (R − s ⊙ Σ_axis R)`, with `−∞` inputs (masks) counted as 0.
 pub(crate) fn propagate_softmax(

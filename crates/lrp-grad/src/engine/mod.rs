@@ -27,8 +27,8 @@ use burn::tensor::Tensor;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv_transpose2d, conv2d, max_pool2d};
 use burn::tensor::ops::ConvTransposeOptions;
 
-use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
 use crate::model::lrp::Lrp;
+use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
 use crate::model::{FeatureShape, Layer, dense};
 use crate::rules::{Group, InputMod, OutputMask, ParamMod, Stabilizer, Term};
 use step::RuleStep;

@@ -211,8 +211,8 @@ impl Decoder {
     /// last position's logits `[V]`. Node names follow the checkpoint's
     /// (`layers.3.self_attn.q_proj`, `layers.3.mlp.down_proj`, `lm_head`).
     ///
-    /// The last block computes its keys and values at every position but the rest (its query,
-    /// attention output and MLP) at the last position only: nothing else reaches the logits,
+    /// The last block computes its keys and values at every position but the rest (its
+    /// attention scores, output and MLP) at the last query only: nothing else reaches the logits,
     /// so the logits and every relevance are those of the whole block, for ~1/L less work
     /// (unless a sliding window shorter than the sequence masks that query's row).
     pub fn graph(&self, tokens: usize) -> Graph {
@@ -298,10 +298,11 @@ impl Decoder {
         // The scaling on q rather than on the scores: the same product, and `T/dh` times fewer
         // numbers to scale at `T` tokens.
         let scalar = c.query_pre_attn_scalar.unwrap_or(dh as f64);
-        let mut q = g.scale(p("scaling"), 1.0 / scalar.sqrt(), q);
-        if last {
-            q = g.slice(p("last_query"), 1, (t - 1, 1), q);
-        }
+        let q = match last {
+            true => g.slice(p("last_query"), 1, (t - 1, 1), q),
+            false => q,
+        };
+        let q = g.scale(p("scaling"), 1.0 / scalar.sqrt(), q);
         let kt = g.permute(p("k_t"), [0, 2, 1], k);
         let mut scores = g.matmul(p("scores"), q, kt);
         if !last {

@@ -2,15 +2,14 @@
 //! `model.safetensors.index.json`; F32, F16 and BF16, read as f32.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
-use std::io::{Read, Seek, SeekFrom};
-
-use safetensors::tensor::TensorInfo;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
+use safetensors::tensor::{Metadata, TensorInfo};
 
 use super::HfError;
 
@@ -21,7 +20,7 @@ use super::HfError;
 /// not at those plus the whole file (1 GB more for Qwen2-0.5B).
 pub(super) struct Weights {
     /// Each file, open, with its tensors' places.
-    files: HashMap<PathBuf, File>,
+    files: HashMap<PathBuf, Shard>,
     /// Which file holds each tensor, and where.
     index: HashMap<String, (PathBuf, TensorInfo)>,
     /// What to name in an error about a missing tensor.
@@ -29,7 +28,7 @@ pub(super) struct Weights {
 }
 
 /// One open safetensors file.
-struct File {
+struct Shard {
     handle: std::fs::File,
     /// Where the tensors' bytes begin (after the length and the header).
     data_start: u64,
@@ -56,7 +55,7 @@ impl Weights {
             }
         };
         for file in names {
-            let (open, tensors) = File::open(&file)?;
+            let (open, tensors) = Shard::open(&file)?;
             for (name, info) in tensors {
                 index.insert(name, (file.clone(), info));
             }
@@ -93,7 +92,7 @@ impl Weights {
                 found: info.shape.clone(),
             });
         }
-        let bytes = self.files[file].bytes(file, info)?;
+        let bytes = self.files[file].bytes(file, name, info)?;
         to_f32(info.dtype, &bytes).ok_or_else(|| HfError::Dtype {
             file: file.clone(),
             tensor: name.to_string(),
@@ -162,9 +161,13 @@ pub(super) fn linear(
     }
 }
 
-impl File {
+/// The longest header read (the safetensors format's own limit).
+const MAX_HEADER: u64 = 100_000_000;
+
+impl Shard {
     /// Opens `path` and reads its header: the tensors by name, checked by the safetensors
-    /// crate (offsets contiguous, within the file — a truncated file is refused here).
+    /// crate (offsets contiguous, sizes matching shapes), and their data against the file's
+    /// length (a truncated file is refused here).
     fn open(path: &Path) -> Result<(Self, Vec<(String, TensorInfo)>), HfError> {
         let invalid = |reason: String| HfError::Weights {
             file: path.to_path_buf(),
@@ -181,40 +184,64 @@ impl File {
             .read_exact(&mut len)
             .map_err(|e| invalid(format!("no header length: {e}")))?;
         let header_len = u64::from_le_bytes(len);
-        if header_len > 100_000_000 || 8 + header_len > file_len {
-            return Err(invalid(format!("a header of {header_len} bytes")));
+        if header_len > MAX_HEADER.min(file_len - 8) {
+            return Err(invalid(format!(
+                "a header of {header_len} bytes in a file of {file_len}"
+            )));
         }
-        // The header in a buffer of the file's length whose data part is never read nor
-        // touched (zeroed lazily by the system): the crate checks the offsets against it.
-        let mut buffer = vec![0u8; file_len as usize];
-        buffer[..8].copy_from_slice(&len);
-        let header = &mut buffer[8..8 + header_len as usize];
-        handle.read_exact(header).map_err(unreadable)?;
-        let (_, metadata) =
-            SafeTensors::read_metadata(&buffer).map_err(|e| invalid(e.to_string()))?;
+        let mut header = vec![0u8; header_len as usize];
+        handle.read_exact(&mut header).map_err(unreadable)?;
+        let metadata: Metadata =
+            serde_json::from_slice(&header).map_err(|e| invalid(format!("its header: {e}")))?;
+        let data_start = 8 + header_len;
+        let data_end = data_start + metadata.data_len() as u64;
+        if data_end != file_len {
+            return Err(invalid(format!(
+                "its tensors end at byte {data_end} but the file has {file_len} bytes"
+            )));
+        }
         let tensors = metadata
             .tensors()
             .into_iter()
             .map(|(name, info)| (name, info.clone()))
             .collect();
-        let data_start = 8 + header_len;
-        Ok((File { handle, data_start }, tensors))
+        Ok((Shard { handle, data_start }, tensors))
     }
 
-    /// The bytes of one tensor.
-    fn bytes(&self, path: &Path, info: &TensorInfo) -> Result<Vec<u8>, HfError> {
+    /// The bytes of tensor `name`.
+    fn bytes(&self, path: &Path, name: &str, info: &TensorInfo) -> Result<Vec<u8>, HfError> {
         let (start, end) = info.data_offsets;
         let mut bytes = vec![0u8; end - start];
-        let mut handle = &self.handle;
-        handle
-            .seek(SeekFrom::Start(self.data_start + start as u64))
-            .and_then(|_| handle.read_exact(&mut bytes))
-            .map_err(|e| HfError::Read {
+        read_at(&self.handle, &mut bytes, self.data_start + start as u64).map_err(|e| {
+            HfError::Read {
                 file: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+                reason: format!("tensor `{name}`: {e}"),
+            }
+        })?;
         Ok(bytes)
     }
+}
+
+/// Fills `bytes` from `offset` (a positional read: no shared cursor).
+#[cfg(unix)]
+fn read_at(file: &std::fs::File, bytes: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, bytes, offset)
+}
+
+/// Fills `bytes` from `offset` (a positional read: no shared cursor).
+#[cfg(windows)]
+fn read_at(file: &std::fs::File, mut bytes: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !bytes.is_empty() {
+        match file.seek_read(bytes, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                bytes = &mut bytes[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `{"weight_map": {tensor: shard file}}`.

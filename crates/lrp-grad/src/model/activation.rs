@@ -136,9 +136,12 @@ impl Activation {
 
     /// `f(x)/x` where the function is `x` times a factor: the constant factor of the identity
     /// rule's one pass, computed as the forward pass computes it, so that `x ⊙ factor` is the
-    /// forward pass bit for bit. `None`: the engine divides the output by the input.
+    /// forward pass bit for bit; 0 where `x = 0` (no relevance there, so none may pass on —
+    /// LXT's `f(x)/(x + 1e-10)` is 0 there too). `None`: the engine divides the output by the
+    /// input.
     pub(crate) fn identity_factor<const D: usize>(&self, x: Tensor<D>) -> Option<Tensor<D>> {
-        match *self {
+        let zero = x.clone().equal_elem(0.0);
+        let factor = match *self {
             // Burn's `silu` is `x · sigmoid(x)` and `hard_swish` `x · hard_sigmoid(x)`.
             Activation::Silu => Some(f::sigmoid(x)),
             Activation::HardSwish => Some(f::hard_sigmoid(x, 1.0 / 6.0, 0.5)),
@@ -151,7 +154,8 @@ impl Activation {
                 Some(((inner * SQRT_2_OVER_PI).tanh() + 1) * 0.5)
             }
             _ => None,
-        }
+        };
+        factor.map(|f| f.mask_fill(zero, 0.0))
     }
 
     /// Whether `f(x) = x·f'(x)` (positively homogeneous, piecewise linear through 0): the plain
@@ -369,10 +373,12 @@ mod tests {
     }
 
     /// Where an activation names its identity factor, input × factor is its forward pass bit
-    /// for bit (the one pass's value is then the model's own), and the factor is `f(x)/x`.
+    /// for bit (the one pass's value is then the model's own), and the factor is `f(x)/x`
+    /// (0 at 0).
     #[test]
     fn identity_factors_rebuild_the_forward_pass_exactly() {
         let xs: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.0173).collect();
+        assert!(xs.contains(&0.0));
         let x = Tensor::<1>::from_floats(xs.as_slice(), &Device::default());
         let mut named = 0;
         for activation in EVERY {
@@ -380,13 +386,27 @@ mod tests {
                 continue;
             };
             named += 1;
-            let rebuilt = (x.clone() * factor.clone()).into_data().to_vec::<f32>().unwrap();
-            let forward = activation.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+            let rebuilt = (x.clone() * factor.clone())
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            let forward = activation
+                .forward(x.clone())
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
             assert_eq!(rebuilt, forward, "{}", activation.name());
             let factor = factor.into_data().to_vec::<f32>().unwrap();
-            for (&xi, &fi) in xs.iter().zip(&factor).filter(|(x, _)| x.abs() > 0.01) {
-                let expected = reference(activation, xi as f64) / xi as f64;
-                assert!((fi as f64 - expected).abs() < 1e-5, "{}({xi})", activation.name());
+            for (&xi, &fi) in xs.iter().zip(&factor) {
+                let expected = match xi {
+                    0.0 => 0.0,
+                    _ => reference(activation, xi as f64) / xi as f64,
+                };
+                assert!(
+                    (fi as f64 - expected).abs() < 1e-5,
+                    "{}({xi})",
+                    activation.name()
+                );
             }
         }
         assert_eq!(named, 3, "silu, hard swish, GELU's tanh form");

@@ -5,8 +5,8 @@
 //! Each is a graph node ([`super::Op`]); its LRP rule comes from the composite (AttnLRP's by
 //! default, see [`crate::Composite::attn_lrp`]). Axes are per-sample, the batch axis not counted.
 
-use burn::module::{Module, Param};
 use super::fused::softmax;
+use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::shape::FeatureShape;

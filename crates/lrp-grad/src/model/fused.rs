@@ -9,9 +9,9 @@
 //! - **gradient scaling**: the value unchanged (no pass at all), the gradient times a factor —
 //!   AttnLRP's uniform split of a product, which otherwise costs three passes over the value.
 //!
-//! They run through Burn's backend extensions on the CPU backends this crate builds (flex,
-//! ndarray, libtorch) and their autodiff; elsewhere (Vulkan) the composed forms stand in, with
-//! the same values and gradients.
+//! They run through Burn's backend extensions on the backends flex, ndarray and libtorch and
+//! their autodiff; elsewhere (Vulkan) the composed forms stand in, with the same values and
+//! gradients (up to rounding in softmax's backward).
 
 // burn-tch is deprecated upstream; it stays this crate's opt-in libtorch backend.
 #![allow(deprecated)]
@@ -38,8 +38,8 @@ pub trait FusedOps: Backend {
         <Self as ActivationOps<Self>>::softmax(x, dim)
     }
 
-    /// `x` itself; its gradient times `factor`.
-    fn scale_gradient(x: FloatTensor<Self>, _factor: f32) -> FloatTensor<Self> {
+    /// `x` itself; its gradient divided by `divisor`.
+    fn scale_gradient(x: FloatTensor<Self>, _divisor: f32) -> FloatTensor<Self> {
         x
     }
 }
@@ -59,7 +59,12 @@ impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         impl<B: Backend> Backward<B, 1> for SoftmaxBackward {
             type State = (FloatTensor<B>, usize);
 
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
                 let (s, dim) = ops.state;
                 unary::<B, _>(ops.parents, ops.node, grads, |g| {
                     let gs = B::float_mul(g, s.clone());
@@ -83,24 +88,33 @@ impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         }
     }
 
-    fn scale_gradient(x: FloatTensor<Self>, factor: f32) -> FloatTensor<Self> {
+    fn scale_gradient(x: FloatTensor<Self>, divisor: f32) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct ScaleBackward;
 
         impl<B: Backend> Backward<B, 1> for ScaleBackward {
             type State = f32;
 
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let factor = ops.state;
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let divisor = ops.state;
                 unary::<B, _>(ops.parents, ops.node, grads, |g| {
-                    B::float_mul_scalar(g, factor.into())
+                    B::float_div_scalar(g, divisor.into())
                 });
             }
         }
 
         let (primitive, node) = x.into_parts();
-        match ScaleBackward.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(factor, primitive),
+        match ScaleBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(divisor, primitive),
             OpsKind::UnTracked(prep) => prep.finish(primitive),
         }
     }
@@ -145,7 +159,7 @@ pub(crate) fn gradient_scaled<const D: usize>(y: Tensor<D>, n: usize) -> Tensor<
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::scale_gradient(
         y.into_dispatch(),
-        1.0 / n as f32,
+        n as f32,
     ))
 }
 
@@ -187,7 +201,9 @@ mod tests {
     fn softmax_value_and_gradient_are_softmax_and_its_jacobian() {
         let device = Device::default();
         let (x, w) = case();
-        let leaf = Tensor::<2>::from_floats(x, &device).autodiff().require_grad();
+        let leaf = Tensor::<2>::from_floats(x, &device)
+            .autodiff()
+            .require_grad();
         let s = softmax(leaf.clone(), 1);
         let weights = Tensor::<2>::from_floats(w, &device);
         let grad = leaf.grad(&(s.clone() * weights).sum().backward()).unwrap();
@@ -208,7 +224,10 @@ mod tests {
         let x = Tensor::<2>::from_floats([[0.1, -3.0, 7.25], [2.0, 0.0, -0.5]], &device);
         let leaf = x.clone().autodiff().require_grad();
         let y = gradient_scaled(leaf.clone() * leaf.clone(), 4);
-        assert_eq!(values(y.clone().without_autodiff()), values(x.clone() * x.clone()));
+        assert_eq!(
+            values(y.clone().without_autodiff()),
+            values(x.clone() * x.clone())
+        );
         let grad = values(leaf.grad(&y.sum().backward()).unwrap());
         let expected: Vec<f32> = values(x).iter().map(|v| 2.0 * v / 4.0).collect();
         assert_eq!(grad, expected);
