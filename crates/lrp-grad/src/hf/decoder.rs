@@ -291,27 +291,12 @@ impl Decoder {
         let q = self.split_heads(g, &p("q"), q, (t, heads), norms.map(|n| &n.0), Some(rotary));
         let k = self.split_heads(g, &p("k"), k, (t, kv), norms.map(|n| &n.1), Some(rotary));
         let v = self.split_heads(g, &p("v"), v, (t, kv), None, None);
-        let (k, v) = (
-            repeat_kv(g, &p("k"), k, kv, heads / kv),
-            repeat_kv(g, &p("v"), v, kv, heads / kv),
-        );
-        // The scaling on q rather than on the scores: the same product, and `T/dh` times fewer
-        // numbers to scale at `T` tokens.
         let scalar = c.query_pre_attn_scalar.unwrap_or(dh as f64);
-        let q = match last {
-            true => g.slice(p("last_query"), 1, (t - 1, 1), q),
-            false => q,
-        };
-        let q = g.scale(p("scaling"), 1.0 / scalar.sqrt(), q);
-        let kt = g.permute(p("k_t"), [0, 2, 1], k);
-        let mut scores = g.matmul(p("scores"), q, kt);
-        if !last {
-            scores = g.causal_mask(p("mask"), self.window(b), scores);
-        }
-        let weights = g.softmax(p("softmax"), 2, scores);
-        let context = g.matmul(p("context"), weights, v);
-        let context = g.permute(p("merge_heads"), [1, 0, 2], context);
+        let q = scaled_query(g, &p(""), q, (t, last), 1.0 / scalar.sqrt());
+        let mask = (!last).then(|| self.window(b));
         let rows = if last { 1 } else { t };
+        let dims = ([heads, kv, dh], (rows, t));
+        let context = grouped_attention(g, &p(""), [q, k, v], dims, mask);
         let context = g.reshape(p("merged"), [rows, heads * dh], context);
         g.layer(p("o_proj"), block.o.clone(), context)
     }
@@ -339,19 +324,51 @@ impl Decoder {
     }
 }
 
-/// Each key or value head repeated for the `n_rep` query heads that share it (`[KV, T, dh]` →
-/// `[KV·n_rep, T, dh]`, head `j` at `j·n_rep … j·n_rep + n_rep − 1`, as `repeat_kv`).
-fn repeat_kv(g: &mut Graph, name: &str, x: NodeId, kv: usize, n_rep: usize) -> NodeId {
-    if n_rep == 1 {
-        return x;
+/// The queries `[H, T, dh]` that reach the logits (all, or the last position's alone when
+/// `last`), scaled — on q rather than on the scores: the same product, and `T/dh` times fewer
+/// numbers to scale at `T` tokens.
+pub(super) fn scaled_query(
+    g: &mut Graph,
+    prefix: &str,
+    q: NodeId,
+    (t, last): (usize, bool),
+    scale: f64,
+) -> NodeId {
+    let q = match last {
+        true => g.slice(format!("{prefix}last_query"), 1, (t - 1, 1), q),
+        false => q,
+    };
+    g.scale(format!("{prefix}scaling"), scale, q)
+}
+
+/// `softmax(q·kᵀ)·v` of `q` `[H, R, dh]` (already scaled) on `k`, `v` `[KV, T, dh]`, each
+/// key-value head shared by `H/KV` consecutive query heads (as transformers' `repeat_kv` pairs
+/// them); `mask`: the causal mask and its window, if any. Returns `[R, H, dh]`.
+///
+/// The query heads that share a key-value head are stacked into one matrix (`[KV, H/KV·R, dh]`,
+/// a view): one product per key-value head, and no copies of k and v — the same entries as the
+/// products of repeated heads, so the same relevance.
+pub(super) fn grouped_attention(
+    g: &mut Graph,
+    prefix: &str,
+    [q, k, v]: [NodeId; 3],
+    ([heads, kv, dh], (rows, t)): ([usize; 3], (usize, usize)),
+    mask: Option<Option<usize>>,
+) -> NodeId {
+    let p = |s: &str| format!("{prefix}{s}");
+    let n_rep = heads / kv;
+    let q = g.reshape(p("q_groups"), [kv, n_rep * rows, dh], q);
+    let kt = g.permute(p("k_t"), [0, 2, 1], k);
+    let scores = g.matmul(p("scores"), q, kt);
+    let mut scores = g.reshape(p("scores_by_head"), [heads, rows, t], scores);
+    if let Some(window) = mask {
+        scores = g.causal_mask(p("mask"), window, scores);
     }
-    let heads: Vec<NodeId> = (0..kv)
-        .flat_map(|j| {
-            let head = g.slice(format!("{name}.head{j}"), 0, (j, 1), x);
-            std::iter::repeat_n(head, n_rep)
-        })
-        .collect();
-    g.concat(format!("{name}.repeated"), 0, heads)
+    let weights = g.softmax(p("softmax"), 2, scores);
+    let weights = g.reshape(p("weights_groups"), [kv, n_rep * rows, t], weights);
+    let context = g.matmul(p("context"), weights, v);
+    let context = g.reshape(p("context_by_head"), [heads, rows, dh], context);
+    g.permute(p("merge_heads"), [1, 0, 2], context)
 }
 
 /// q, k and v of `h` (`prefix` ends in `.`), from three projections or slices of one.

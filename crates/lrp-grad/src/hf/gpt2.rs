@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::HfError;
 use super::config::Config;
+use super::decoder::{grouped_attention, scaled_query};
 use super::weights::Weights;
 use crate::model::{Activation, AddParam, FeatureShape, Graph, LayerNorm, NodeId};
 
@@ -106,7 +107,8 @@ impl Gpt2 {
     }
 
     /// The model on `tokens` positions as a graph: input the token embeddings `[T, D]`, output
-    /// the last position's logits `[V]`.
+    /// the last position's logits `[V]`. The last block computes its keys and values at every
+    /// position and the rest at the last query only (nothing else reaches the logits).
     ///
     /// # Panics
     /// When `tokens` exceeds [`Gpt2::positions`].
@@ -123,7 +125,11 @@ impl Gpt2 {
         for (b, block) in self.blocks.iter().enumerate() {
             let p = |s: &str| format!("h.{b}.{s}");
             let h = g.layer_norm(p("ln_1"), block.ln_1.clone(), x);
-            let a = self.attention(&mut g, b, block, h, tokens);
+            let last = b + 1 == self.blocks.len();
+            let a = self.attention(&mut g, b, block, h, (tokens, last));
+            if last {
+                x = g.slice("last_position", 0, (tokens - 1, 1), x);
+            }
             x = g.add(p("residual_attn"), [x, a]);
             let h = g.layer_norm(p("ln_2"), block.ln_2.clone(), x);
             let m = g.layer(p("mlp.c_fc"), block.c_fc.clone(), h);
@@ -131,15 +137,26 @@ impl Gpt2 {
             let m = g.layer(p("mlp.c_proj"), block.mlp_proj.clone(), m);
             x = g.add(p("residual_mlp"), [x, m]);
         }
-        let last = g.slice("last_position", 0, (tokens - 1, 1), x);
+        let last = match self.blocks.is_empty() {
+            true => g.slice("last_position", 0, (tokens - 1, 1), x),
+            false => x,
+        };
         let last = g.reshape("last", [d], last);
         let last = g.layer_norm("ln_f", self.ln_f.clone(), last);
         g.layer("lm_head", self.head.clone(), last);
         g
     }
 
-    /// Causal multi-head self-attention of `h` `[T, D]`, with its output projection.
-    fn attention(&self, g: &mut Graph, b: usize, block: &Block, h: NodeId, t: usize) -> NodeId {
+    /// Causal multi-head self-attention of `h` `[T, D]`, with its output projection: `[T, D]`,
+    /// or `[1, D]` for the last position's query alone (`last`, no mask: it sees every key).
+    fn attention(
+        &self,
+        g: &mut Graph,
+        b: usize,
+        block: &Block,
+        h: NodeId,
+        (t, last): (usize, bool),
+    ) -> NodeId {
         let (d, heads) = (self.config.hidden_size, self.config.num_attention_heads);
         let dh = d / heads;
         let p = |s: &str| format!("h.{b}.attn.{s}");
@@ -150,15 +167,12 @@ impl Gpt2 {
             g.permute(p(&format!("{name}.by_head")), [1, 0, 2], x)
         };
         let (q, k, v) = (split("q", 0), split("k", d), split("v", 2 * d));
-        // Scaled on q: the same product, fewer numbers than the scores.
-        let q = g.scale(p("scaling"), 1.0 / (dh as f64).sqrt(), q);
-        let kt = g.permute(p("k_t"), [0, 2, 1], k);
-        let scores = g.matmul(p("scores"), q, kt);
-        let scores = g.causal_mask(p("mask"), None, scores);
-        let weights = g.softmax(p("softmax"), 2, scores);
-        let context = g.matmul(p("context"), weights, v);
-        let context = g.permute(p("merge_heads"), [1, 0, 2], context);
-        let context = g.reshape(p("merged"), [t, d], context);
+        let q = scaled_query(g, &p(""), q, (t, last), 1.0 / (dh as f64).sqrt());
+        let rows = if last { 1 } else { t };
+        let dims = ([heads, heads, dh], (rows, t));
+        let mask = (!last).then_some(None);
+        let context = grouped_attention(g, &p(""), [q, k, v], dims, mask);
+        let context = g.reshape(p("merged"), [rows, d], context);
         g.layer(p("c_proj"), block.attn_proj.clone(), context)
     }
 }
