@@ -11,7 +11,7 @@
 //! | layer norm (ε, `1/std` constant) | `x ⊙ Jᵀ(R / stab(y))`, `J` the Jacobian with the std held constant |
 //! | layer norm (identity) | `R` |
 
-use crate::model::fused::{gradient_scaled, softmax};
+use crate::model::fused::{gradient_scaled, gradient_stabilized, softmax};
 use burn::tensor::Tensor;
 
 use super::{self_ratio, stabilize, with_value};
@@ -38,8 +38,8 @@ pub(crate) fn propagate_product(
     [r_a, r_b]
 }
 
-/// `A·B` in the one pass: `(A·B) ⊙ (O / stab(n·O))` with the factor constant and the value
-/// `O`, so that `A ⊙ gradient` is the relevance above. Constant factors are detached.
+/// `A·B` in the one pass: the product `O` with its gradient times `O / stab(n·O)`, so that
+/// `A ⊙ gradient` is the relevance above. Constant factors are detached.
 pub(crate) fn one_pass_product(
     a: Tensor<4>,
     b: Tensor<4>,
@@ -67,12 +67,7 @@ pub(crate) fn one_pass_product(
         }
         return gradient_scaled(a.matmul(b), n);
     }
-    let z = a
-        .clone()
-        .without_autodiff()
-        .matmul(b.clone().without_autodiff());
-    let factor = z.clone() / stabilize(z.clone().mul_scalar(n as f64), stabilizer);
-    with_value(a.matmul(b) * factor, z)
+    gradient_stabilized(a.matmul(b), n, stabilizer)
 }
 
 /// `a ⊙ b` in the one pass: the product scaled by `1/n` in the gradient only.

@@ -27,6 +27,7 @@ use burn::tensor::Tensor;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv_transpose2d, conv2d, max_pool2d};
 use burn::tensor::ops::ConvTransposeOptions;
 
+use crate::model::fused::gradient_stabilized;
 use crate::model::lrp::Lrp;
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
 use crate::model::{FeatureShape, Layer, dense};
@@ -479,15 +480,11 @@ pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: b
     // the same operation as the model's forward pass); otherwise one plain forward outside
     // the graph.
     let plain_term = matches!(terms.as_slice(), [(_, t)] if t.is_unmodified() && t.sign == 1.0);
-    // The plain gradient (LRP-0 with ε ≤ `PLAIN_EPSILON`, LXT's efficient rule): the factor
-    // z / stab(z) is 1, so the layer's own output is its one-pass form.
     if plain_term
         && let [(_, group)] = groups.as_slice()
-        && group.mask == OutputMask::All
-        && group.scale == 1.0
-        && group.stabilizer.epsilon() <= crate::rules::PLAIN_EPSILON
+        && let Some(y) = own_output(group, &outputs[0])
     {
-        return outputs.into_iter().next().expect("one term");
+        return y;
     }
     let z = if plain_term {
         group_values[0].clone()
@@ -509,6 +506,23 @@ pub(crate) fn one_pass_forward(step: &RuleStep<'_>, a: Tensor<4>, nonnegative: b
         .reduce(|acc, t| acc + t)
         .expect("a rule has at least one term");
     with_value(y, z)
+}
+
+/// A layer's own output `z` as its one-pass form when its single group is `z / stab(z)`
+/// unscaled: the factor goes into the gradient, recomputed there from `z` rather than kept
+/// beside it; for the plain gradient (LRP-0 with ε ≤ `PLAIN_EPSILON`, LXT's efficient rule) it
+/// is 1.
+fn own_output(group: &Group, z: &Tensor<4>) -> Option<Tensor<4>> {
+    if group.mask != OutputMask::All || group.scale != 1.0 {
+        return None;
+    }
+    let z = z.clone();
+    Some(
+        match group.stabilizer.epsilon() <= crate::rules::PLAIN_EPSILON {
+            true => z,
+            false => gradient_stabilized(z, 1, group.stabilizer),
+        },
+    )
 }
 
 /// A group's constant factor in the one pass, `scale · mask(z) · z / stab(z_ρ)`; for the
@@ -629,8 +643,8 @@ pub(crate) fn one_pass_pass(layer: &Layer, a: Tensor<4>, input: FeatureShape) ->
     with_value(a * factor, z)
 }
 
-/// An addition with a stabilizer-only rule (norm, ε, zero), in the one pass:
-/// `Σ xᵢ ⊙ (z / stab(z))` with the factor constant, so `xᵢ ⊙ gradient = xᵢ·R / stab(z)`.
+/// An addition with a stabilizer-only rule (norm, ε, zero), in the one pass: the sum `z` with
+/// its gradient times `z / stab(z)`, so `xᵢ ⊙ gradient = xᵢ·R / stab(z)`.
 pub(crate) fn one_pass_add(inputs: Vec<Tensor<4>>, stabilizer: Stabilizer) -> Tensor<4> {
     let sum = inputs
         .into_iter()
@@ -640,9 +654,7 @@ pub(crate) fn one_pass_add(inputs: Vec<Tensor<4>>, stabilizer: Stabilizer) -> Te
     if stabilizer.epsilon() <= crate::rules::PLAIN_EPSILON {
         return sum;
     }
-    let z = sum.clone().without_autodiff();
-    let factor = self_ratio(z.clone(), stabilizer);
-    with_value(sum * factor, z)
+    gradient_stabilized(sum, 1, stabilizer)
 }
 
 /// The layer-wise step of an addition: `R_i = x_i ⊙ R / stab(Σ x)`.

@@ -388,15 +388,15 @@ mod tests {
             named += 1;
             let rebuilt = (x.clone() * factor.clone())
                 .into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .unwrap();
             let forward = activation
                 .forward(x.clone())
                 .into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .unwrap();
             assert_eq!(rebuilt, forward, "{}", activation.name());
-            let factor = factor.into_data().to_vec::<f32>().unwrap();
+            let factor = factor.into_data().try_to_vec::<f32>().unwrap();
             for (&xi, &fi) in xs.iter().zip(&factor) {
                 let expected = match xi {
                     0.0 => 0.0,

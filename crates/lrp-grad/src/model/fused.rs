@@ -8,6 +8,11 @@
 //!   libtorch) and the backward one rule, `s ⊙ (g − Σ_axis g ⊙ s)`, from the saved output.
 //! - **gradient scaling**: the value unchanged (no pass at all), the gradient times a factor —
 //!   AttnLRP's uniform split of a product, which otherwise costs three passes over the value.
+//! - **stabilized gradient**: the value unchanged, the gradient times `y / stab(n·y)` — the ε
+//!   rule's constant factor of a layer, a sum or a product, recomputed in the backward pass from
+//!   `y` itself. The composed form `y ⊙ factor` keeps the factor (one more tensor of the
+//!   output's size per layer) where this keeps `y`, whose buffer the next operation (a matrix
+//!   product, a gated MLP's product) mostly keeps anyway.
 //!
 //! They run through Burn's backend extensions on the backends flex, ndarray and libtorch and
 //! their autodiff; elsewhere (Vulkan) the composed forms stand in, with the same values and
@@ -25,6 +30,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DispatchDevice, backend_extension};
 use burn::tensor::Tensor;
 
+use crate::rules::Stabilizer;
+
 /// The extension (see the module docs); the default bodies are the plain (non-autodiff) forms.
 #[backend_extension(
     Flex: cfg(feature = "flex"),
@@ -41,6 +48,34 @@ pub trait FusedOps: Backend {
     /// `x` itself; its gradient divided by `divisor`.
     fn scale_gradient(x: FloatTensor<Self>, _divisor: f32) -> FloatTensor<Self> {
         x
+    }
+
+    /// `x` itself; its gradient times `x / stab(n·x)` (see [`Stabilized`]).
+    fn stabilize_gradient(x: FloatTensor<Self>, _stabilized: Stabilized) -> FloatTensor<Self> {
+        x
+    }
+}
+
+/// The factor `y / stab(n·y)` of a stabilized gradient: `n > 0` the product's factor count
+/// (1 for a layer or a sum), `stab` Zennit's signed `z + ε·sign(z)` (then the factor is
+/// `|y| / (n·|y| + ε)`, equal bit for bit) or LXT's `z + ε`.
+#[derive(Debug, Clone, Copy)]
+pub struct Stabilized {
+    pub n: f32,
+    pub epsilon: f32,
+    pub signed: bool,
+}
+
+impl Stabilized {
+    /// The factor from `y`, in the backend's own operations.
+    fn factor<B: Backend>(self, y: FloatTensor<B>) -> FloatTensor<B> {
+        let y = if self.signed { B::float_abs(y) } else { y };
+        let ny = if self.n == 1.0 {
+            y.clone()
+        } else {
+            B::float_mul_scalar(y.clone(), self.n.into())
+        };
+        B::float_div(y, B::float_add_scalar(ny, self.epsilon.into()))
     }
 }
 
@@ -118,6 +153,37 @@ impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(primitive),
         }
     }
+
+    fn stabilize_gradient(x: FloatTensor<Self>, stabilized: Stabilized) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct StabilizedBackward;
+
+        impl<B: Backend> Backward<B, 1> for StabilizedBackward {
+            type State = (FloatTensor<B>, Stabilized);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (y, stabilized) = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |g| {
+                    B::float_mul(g, stabilized.factor::<B>(y))
+                });
+            }
+        }
+
+        let (primitive, node) = x.into_parts();
+        match StabilizedBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((primitive.clone(), stabilized), primitive),
+            OpsKind::UnTracked(prep) => prep.finish(primitive),
+        }
+    }
 }
 
 /// Whether the extension serves the device (a CPU backend of this build, or its autodiff).
@@ -160,6 +226,40 @@ pub(crate) fn gradient_scaled<const D: usize>(y: Tensor<D>, n: usize) -> Tensor<
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::scale_gradient(
         y.into_dispatch(),
         n as f32,
+    ))
+}
+
+/// `y` with its gradient times `y / stab(n·y)` (the ε rule's constant factor; see
+/// [`Stabilized`]), the value unchanged bit for bit.
+pub(crate) fn gradient_stabilized<const D: usize>(
+    y: Tensor<D>,
+    n: usize,
+    stabilizer: Stabilizer,
+) -> Tensor<D> {
+    if !y.is_autodiff() {
+        return y;
+    }
+    let (epsilon, signed) = match stabilizer {
+        Stabilizer::Signed(epsilon) => (epsilon, true),
+        Stabilizer::Added(epsilon) => (epsilon, false),
+    };
+    let stabilized = Stabilized {
+        n: n as f32,
+        epsilon: epsilon as f32,
+        signed,
+    };
+    if !served(y.device().as_dispatch()) {
+        let z = y.clone().without_autodiff();
+        let factor = Tensor::from_dispatch(
+            stabilized.factor::<burn::backend::Dispatch>(z.clone().into_dispatch()),
+        );
+        let scaled = y * factor;
+        let value = scaled.clone().without_autodiff();
+        return (scaled - value) + z;
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::stabilize_gradient(
+        y.into_dispatch(),
+        stabilized,
     ))
 }
 
@@ -231,5 +331,46 @@ mod tests {
         let grad = values(leaf.grad(&y.sum().backward()).unwrap());
         let expected: Vec<f32> = values(x).iter().map(|v| 2.0 * v / 4.0).collect();
         assert_eq!(grad, expected);
+    }
+
+    #[test]
+    fn a_stabilized_gradient_keeps_the_value_and_multiplies_the_gradient_by_y_over_stab_ny() {
+        let device = Device::default();
+        let x = [[0.5f32, -3.0, 0.0], [1e-7, -2e-7, 4.25]];
+        let w = [[1.0f32, -2.0, 3.0], [0.5, 7.0, -1.5]];
+        for (stabilizer, signed) in [
+            (Stabilizer::Signed(1e-6), true),
+            (Stabilizer::Added(1e-6), false),
+        ] {
+            for n in [1usize, 2] {
+                let leaf = Tensor::<2>::from_floats(x, &device)
+                    .autodiff()
+                    .require_grad();
+                let y = gradient_stabilized(leaf.clone(), n, stabilizer);
+                assert_eq!(
+                    values(y.clone().without_autodiff()),
+                    values(leaf.clone().without_autodiff())
+                );
+                let weights = Tensor::<2>::from_floats(w, &device);
+                let grad = values(leaf.grad(&(y * weights).sum().backward()).unwrap());
+                for k in 0..6 {
+                    let (v, wk) = (x[k / 3][k % 3] as f64, w[k / 3][k % 3] as f64);
+                    let nv = n as f64 * v;
+                    // Zennit's sign(0) = +1; LXT adds ε unsigned.
+                    let stab = if signed {
+                        nv + if nv >= 0.0 { 1e-6 } else { -1e-6 }
+                    } else {
+                        nv + 1e-6
+                    };
+                    let expected = wk * v / stab;
+                    let error = (grad[k] as f64 - expected).abs();
+                    assert!(
+                        error <= 1e-6 * expected.abs().max(1e-3),
+                        "{stabilizer:?} n={n} [{k}]: {} vs {expected}",
+                        grad[k]
+                    );
+                }
+            }
+        }
     }
 }
