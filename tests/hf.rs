@@ -120,6 +120,14 @@ fn gemma3_with_local_and_global_layers_matches_transformers_and_lxt_efficient() 
     check("gemma3");
 }
 
+/// Gemma 3 with its logits capped, `2·tanh(x/2)` (the fixture's logits reach 2.2, so the tanh
+/// bends them): the cap's plain gradient, as LXT leaves it. `attn_logit_softcapping` is set too
+/// (1.5), and ignored as transformers' Gemma 3 ignores it.
+#[test]
+fn gemma3_with_a_logit_softcap_matches_transformers_and_lxt_efficient() {
+    check("gemma3-softcap");
+}
+
 /// A BERT classifier: position and token-type embeddings as a constant summand, post-norm
 /// blocks, the pooler's tanh on token 0; its class logits explained (LXT has AttnLRP only).
 #[test]
@@ -207,6 +215,17 @@ fn bad_checkpoints_name_the_file_and_the_tensor() {
         )
     });
     assert!(err.contains("rope_scaling"), "{err}");
+    let (_, err) = broken("softcap", |d| {
+        edit_config(
+            d,
+            "\"rope_theta\"",
+            "\"final_logit_softcapping\": 30.0, \"rope_theta\"",
+        )
+    });
+    assert!(
+        err.contains("final_logit_softcapping") && err.contains("llama has no softcap"),
+        "{err}"
+    );
     let (_, err) = broken("header", |d| {
         let mut bytes = std::fs::read(d.join("model.safetensors")).unwrap();
         bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());

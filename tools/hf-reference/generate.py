@@ -2,7 +2,9 @@
 """LXT 2.1 efficient-mode reference relevance for tiny Hugging Face causal LMs and a BERT classifier (tests/fixtures/hf/).
 
 For each family in llama, mistral, qwen2, qwen3, phi3, gpt2, gemma3 (causal LMs) and bert (a
-sequence classifier, see "BERT" below) this writes tests/fixtures/hf/<family>/:
+sequence classifier, see "BERT" below) this writes tests/fixtures/hf/<family>/ (and for each
+variant in VARIANTS, a family's checkpoint with config fields changed, tests/fixtures/hf/<name>/:
+gemma3-softcap has Gemma's logit softcaps set):
 
   config.json, model.safetensors, generation_config.json
       the checkpoint exactly as `save_pretrained` writes it (float32, safetensors). A tiny causal
@@ -240,6 +242,13 @@ from safetensors.torch import load_file, save_file
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "hf"
 FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2", "bert", "gemma3"]
+# A family's checkpoint with config fields changed: name -> (family, fields). The same seed and
+# weights as the family; its own folder. gemma3-softcap: the logits' softcap cap·tanh(x/cap)
+# small enough to bend the tiny model's O(1) logits far from linear; attn_logit_softcapping set
+# too, which transformers 4.52.4's Gemma 3 stores and never applies (its attention passes no
+# softcap to the attention function), so a loader must ignore it to match.
+VARIANTS = {"gemma3-softcap": ("gemma3", {"attn_logit_softcapping": 1.5,
+                                          "final_logit_softcapping": 2.0})}
 MODES = {"attnlrp": "attnLRP", "cplrp": "cp_LRP"}  # fixture name -> LXT rule-set name
 # LXT 2.1's BERT map (lxt/efficient/models/bert.py) defines attnLRP only (no cp_LRP)
 FAMILY_MODES = {"bert": ["attnlrp"]}
@@ -373,9 +382,11 @@ def load(family, folder, dtype):
 # ---------------------------------------------------------------- parent: checkpoint + plain
 
 
-def build(family, folder):
+def build(family, folder, fields=None):
     """Seeded random checkpoint + ids; saved with save_pretrained."""
     config = make_config(family)
+    for key, value in (fields or {}).items():
+        setattr(config, key, value)
     config._attn_implementation = "eager"
     cls = getattr(modeling_module(family), causal_lm_class(family))
     torch.manual_seed(0)
@@ -471,8 +482,8 @@ def gemma3_checks(model, ids, e):
     for layer, kind in zip(inner.layers, kinds):
         assert layer.self_attn.is_sliding == (kind == "local")
         assert layer.self_attn.scaling == cfg.query_pre_attn_scalar ** -0.5
-        assert layer.self_attn.attn_logit_softcapping is None
-    assert cfg.final_logit_softcapping is None
+        # 4.52.4 stores the attention softcap but passes none to the attention function
+        assert layer.self_attn.attn_logit_softcapping == cfg.attn_logit_softcapping
     with torch.no_grad():
         att = model(inputs_embeds=e, use_cache=False, output_attentions=True).attentions
     for kind, a in zip(kinds, att):  # a: [N, heads, T, T]
@@ -926,9 +937,10 @@ def versions():
             "lxt": version("lxt"), "python": sys.version.split()[0]}
 
 
-def generate(family):
-    folder = OUT / family
-    ids = build(family, folder)
+def generate(name):
+    family, fields = VARIANTS.get(name, (name, {}))
+    folder = OUT / name
+    ids = build(family, folder, fields)
     e32, logits32, f64_logit_distance = plain(family, folder, ids)
     targets = logits32.argmax(-1).tolist()
     top2 = logits32.topk(2, dim=-1).values
@@ -987,6 +999,7 @@ def generate(family):
             "torch_dtype"] + EXTRA_CONFIG_KEYS.get(family, [])
     case = {
         "family": family,
+        "variant": fields or None,
         "config": {k: cfg[k] for k in keys if k in cfg},
         "notes": {
             "llama": "untied embeddings, no biases",
@@ -1019,7 +1032,9 @@ def generate(family):
                       "attention scaling query_pre_attn_scalar^-0.5; gelu_pytorch_tanh gated MLP; "
                       "tied head; no softcaps (defaults None). Relevance at the SCALED embeddings "
                       "embed_tokens(ids) = weight[ids] * sqrt(16). LXT 2.1's own gemma3 maps",
-        }[family],
+        }[family] + ("; " + ", ".join(f"{k} {v}" for k, v in fields.items()) +
+                      " (LXT leaves the softcaps' tanh unpatched: its plain gradient)"
+                      if fields else ""),
         "shape": {"batch": N, "tokens": T},
         "ids": ids.tolist(),
         "targets": targets,
@@ -1043,7 +1058,7 @@ def generate(family):
     if family in RULES:
         case["rules"] = RULES[family]
     (folder / "cases.json").write_text(json.dumps(case, indent=2) + "\n")
-    print(f"{family}: targets {targets}, " + ", ".join(
+    print(f"{name}: targets {targets}, " + ", ".join(
         f"{m} lxt_f32_distance {v['lxt_f32_distance']:.2e}" for m, v in modes.items()))
 
 
@@ -1055,12 +1070,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("families", nargs="*", metavar="family", help=f"default: {' '.join(FAMILIES)}")
     args = parser.parse_args()
-    for family in args.families:
-        if family not in FAMILIES:
-            parser.error(f"unknown family {family!r} (one of {', '.join(FAMILIES)})")
+    names = FAMILIES + list(VARIANTS)
+    for name in args.families:
+        if name not in names:
+            parser.error(f"unknown family {name!r} (one of {', '.join(names)})")
     torch.set_num_threads(1)
-    for family in args.families or FAMILIES:
-        generate(family)
+    for name in args.families or names:
+        generate(name)
 
 
 if __name__ == "__main__":

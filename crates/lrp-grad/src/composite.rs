@@ -187,7 +187,8 @@ impl Composite {
     /// through every linear map, sum and product — LRP-0, no ε — with the uniform split of
     /// products (LXT divides the gradient of q and k by 4 and of v by 2, and of a gated MLP's
     /// product by 2: the same split), the identity rule through activations and norms (their
-    /// `rsqrt`/`std` detached), and softmax's gradient. [`Composite::attn_lrp`] is LXT's
+    /// `rsqrt`/`std` detached), and the gradient of softmax and of logit softcaps (LXT leaves
+    /// them unpatched). [`Composite::attn_lrp`] is LXT's
     /// explicit rule set (ε-LRP with `z + ε`); the two differ by those ε only.
     pub fn attn_lrp_efficient() -> Self {
         // LRP-0 with an ε that only keeps 0/0 at 0: LXT's plain gradient (Zennit's zero rule
@@ -203,6 +204,7 @@ impl Composite {
             .with_type(LayerType::AddParam, plain.clone())
             .with_type(LayerType::MatMul, plain)
             .with_type(LayerType::Softmax, Rule::Gradient)
+            .with_type(LayerType::Softcap, Rule::Gradient)
     }
 
     /// CP-LRP as LXT 2.1's efficient mode computes it: [`Composite::attn_lrp_efficient`] with q

@@ -98,7 +98,7 @@ pub use model::{
     Activation, ActivationLayer, Add, AddParam, AsGraph, Builder, CausalMask, Concat, Custom,
     Eager, EagerValue, FeatureShape, Flatten, Gate, Graph, Layer, LayerNorm, Llama3Scaling, MatMul,
     Mean, Mul, Node, NodeId, Normalize, Op, Operation, Pad, Permute, Prepend, Reshape, RmsNorm,
-    Rotary, Scale, Sequential, Slice, Softmax,
+    Rotary, Scale, Sequential, Slice, Softcap, Softmax,
 };
 pub use rules::{
     Bound, CustomRule, DEFAULT_EPSILON, DEFAULT_GAMMA, DEFAULT_STABILIZER, Group, InputMod,

@@ -85,10 +85,11 @@ pub struct Config {
     /// Gemma 3: every `sliding_window_pattern`-th layer is global, the others local.
     #[serde(default)]
     pub sliding_window_pattern: Option<usize>,
-    /// Gemma: `tanh` caps of the logits (refused when set: not supported yet).
+    /// Gemma: the logits' cap `cap · tanh(x / cap)`.
     #[serde(default)]
     pub final_logit_softcapping: Option<f64>,
-    /// Gemma: `tanh` caps of the attention scores (refused when set: not supported yet).
+    /// Gemma 2's cap of the attention scores: read, and unused as transformers' Gemma 3 leaves
+    /// it unused (4.52.4: its attention passes no softcap to the attention function).
     #[serde(default)]
     pub attn_logit_softcapping: Option<f64>,
     /// BERT: token types (type 0 is added to every token).
@@ -193,9 +194,7 @@ impl Config {
                 self.model_type
             ));
         }
-        if let Some(cap) = self.final_logit_softcapping.or(self.attn_logit_softcapping) {
-            return Err(format!("a logit softcap ({cap}) is not supported yet"));
-        }
+        self.check_softcaps()?;
         if self.model_type == "qwen2" && self.use_sliding_window {
             return Err(
                 "use_sliding_window (Qwen2's window on its upper layers) is not supported yet"
@@ -203,6 +202,26 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The logits' softcap: positive where set, and only on Gemma (the one family here whose
+    /// modeling code reads it; transformers would ignore it elsewhere, silently).
+    fn check_softcaps(&self) -> Result<(), String> {
+        let Some(cap) = self.final_logit_softcapping else {
+            return Ok(());
+        };
+        if self.model_type != "gemma3_text" {
+            return Err(format!(
+                "final_logit_softcapping is set ({cap}), but {} has no softcap (only gemma3_text reads it)",
+                self.model_type
+            ));
+        }
+        match cap > 0.0 && cap.is_finite() {
+            true => Ok(()),
+            false => Err(format!(
+                "final_logit_softcapping must be a positive number, got {cap}"
+            )),
+        }
     }
 
     /// The rotary embeddings of the heads: plain, or LLaMA 3's scaling.

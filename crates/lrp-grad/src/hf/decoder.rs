@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use super::HfError;
 use super::config::Config;
 use super::weights::Weights;
-use crate::model::{Activation, Graph, NodeId, RmsNorm, Rotary};
+use crate::model::{Activation, Builder, Graph, NodeId, RmsNorm, Rotary};
 
 /// A block's q, k, v projections: three layers, or Phi-3's one (`qkv_proj`, rows q, k, v).
 #[derive(Debug, Clone)]
@@ -248,7 +248,10 @@ impl Decoder {
         };
         let last = g.reshape("last", [self.config.hidden_size], last);
         let last = g.rms_norm("norm", self.norm.clone(), last);
-        g.layer("lm_head", self.head.clone(), last);
+        let logits = g.layer("lm_head", self.head.clone(), last);
+        if let Some(cap) = self.config.final_logit_softcapping {
+            g.softcap("final_logit_softcapping", cap, logits);
+        }
         g
     }
 

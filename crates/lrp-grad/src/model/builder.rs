@@ -137,6 +137,11 @@ pub trait Builder {
         self.op(name, Op::CausalMask(super::CausalMask { window }), vec![x])
     }
 
+    /// `cap · tanh(x / cap)`, element-wise (a logit softcap).
+    fn softcap(&mut self, name: &str, cap: f64, x: Self::Value) -> Self::Value {
+        self.op(name, Op::Softcap(super::Softcap { cap }), vec![x])
+    }
+
     /// RMS norm over the last axis.
     fn rms_norm(&mut self, name: &str, norm: RmsNorm, x: Self::Value) -> Self::Value {
         self.op(name, Op::RmsNorm(norm), vec![x])

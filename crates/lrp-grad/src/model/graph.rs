@@ -149,6 +149,8 @@ pub enum Op {
     Normalize(super::Normalize),
     /// Zeros before and after one axis.
     Pad(super::Pad),
+    /// `cap · tanh(x / cap)` (a logit softcap).
+    Softcap(super::Softcap),
     /// An operation defined outside the library (see [`Operation`](super::Operation)).
     Custom(Custom),
 }
@@ -650,6 +652,7 @@ impl Op {
             Op::CausalMask(op) => op,
             Op::Normalize(op) => op,
             Op::Pad(op) => op,
+            Op::Softcap(op) => op,
             Op::Custom(op) => op,
         }
     }

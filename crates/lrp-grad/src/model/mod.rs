@@ -27,6 +27,7 @@ mod pad;
 pub(crate) mod permute;
 mod rotary;
 pub(crate) mod shape;
+mod softcap;
 
 pub use activation::{Activation, ActivationLayer};
 pub use attention::{
@@ -43,6 +44,7 @@ pub use pad::Pad;
 pub use permute::Permute;
 pub use rotary::{Llama3Scaling, Rotary};
 pub use shape::FeatureShape;
+pub use softcap::Softcap;
 
 use std::borrow::Cow;
 

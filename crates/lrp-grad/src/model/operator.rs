@@ -41,12 +41,14 @@ pub enum LayerType {
     AddParam,
     /// Element-wise products of two activations (a gated MLP's `act(gate) · up`).
     Mul,
+    /// Logit softcaps `cap · tanh(x / cap)`.
+    Softcap,
 }
 
 impl LayerType {
     /// Every class with its name (as the command line's `--layer-rule TYPE=RULE` takes it):
     /// the one list names are parsed from and listed by.
-    pub const ALL: [(LayerType, &'static str); 13] = [
+    pub const ALL: [(LayerType, &'static str); 14] = [
         (LayerType::Dense, "dense"),
         (LayerType::Conv2d, "conv"),
         (LayerType::AnyLinear, "linear"),
@@ -60,6 +62,7 @@ impl LayerType {
         (LayerType::Mean, "mean"),
         (LayerType::AddParam, "add-param"),
         (LayerType::Mul, "mul"),
+        (LayerType::Softcap, "softcap"),
     ];
 
     /// The class's name.
