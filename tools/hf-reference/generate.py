@@ -249,6 +249,12 @@ FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2", "bert", "gemma
 # softcap to the attention function), so a loader must ignore it to match.
 VARIANTS = {"gemma3-softcap": ("gemma3", {"attn_logit_softcapping": 1.5,
                                           "final_logit_softcapping": 2.0})}
+VARIANT_NOTES = {
+    "gemma3-softcap": "the gemma3 checkpoint (same seed and weights) with final_logit_softcapping "
+                      "2.0: logits = 2 tanh(lm_head / 2), which LXT leaves unpatched (its plain "
+                      "gradient); attn_logit_softcapping 1.5 is stored and never applied by "
+                      "transformers 4.52.4's Gemma 3 (checked: the logits equal those with it None)",
+}
 MODES = {"attnlrp": "attnLRP", "cplrp": "cp_LRP"}  # fixture name -> LXT rule-set name
 # LXT 2.1's BERT map (lxt/efficient/models/bert.py) defines attnLRP only (no cp_LRP)
 FAMILY_MODES = {"bert": ["attnlrp"]}
@@ -484,6 +490,15 @@ def gemma3_checks(model, ids, e):
         assert layer.self_attn.scaling == cfg.query_pre_attn_scalar ** -0.5
         # 4.52.4 stores the attention softcap but passes none to the attention function
         assert layer.self_attn.attn_logit_softcapping == cfg.attn_logit_softcapping
+    if cfg.attn_logit_softcapping is not None:  # ... so the logits do not depend on it
+        with torch.no_grad():
+            capped = model(inputs_embeds=e, use_cache=False).logits
+            for layer in inner.layers:
+                layer.self_attn.attn_logit_softcapping = None
+            uncapped = model(inputs_embeds=e, use_cache=False).logits
+            for layer in inner.layers:
+                layer.self_attn.attn_logit_softcapping = cfg.attn_logit_softcapping
+        assert torch.equal(capped, uncapped), "attn_logit_softcapping changed the logits"
     with torch.no_grad():
         att = model(inputs_embeds=e, use_cache=False, output_attentions=True).attentions
     for kind, a in zip(kinds, att):  # a: [N, heads, T, T]
@@ -999,7 +1014,6 @@ def generate(name):
             "torch_dtype"] + EXTRA_CONFIG_KEYS.get(family, [])
     case = {
         "family": family,
-        "variant": fields or None,
         "config": {k: cfg[k] for k in keys if k in cfg},
         "notes": {
             "llama": "untied embeddings, no biases",
@@ -1032,9 +1046,7 @@ def generate(name):
                       "attention scaling query_pre_attn_scalar^-0.5; gelu_pytorch_tanh gated MLP; "
                       "tied head; no softcaps (defaults None). Relevance at the SCALED embeddings "
                       "embed_tokens(ids) = weight[ids] * sqrt(16). LXT 2.1's own gemma3 maps",
-        }[family] + ("; " + ", ".join(f"{k} {v}" for k, v in fields.items()) +
-                      " (LXT leaves the softcaps' tanh unpatched: its plain gradient)"
-                      if fields else ""),
+        }[family] if not fields else VARIANT_NOTES[name],
         "shape": {"batch": N, "tokens": T},
         "ids": ids.tolist(),
         "targets": targets,
@@ -1055,6 +1067,8 @@ def generate(name):
              "visible_keys": [gemma3_visible(kind, q, config.sliding_window) for q in range(T)]}
             for i, kind in enumerate(gemma3_layer_kinds(config))]
         case["embed_scale"] = config.hidden_size ** 0.5
+    if fields:
+        case["variant"] = fields
     if family in RULES:
         case["rules"] = RULES[family]
     (folder / "cases.json").write_text(json.dumps(case, indent=2) + "\n")
@@ -1068,7 +1082,8 @@ def main():
         worker(family, mode, pathlib.Path(folder), pathlib.Path(out_path))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("families", nargs="*", metavar="family", help=f"default: {' '.join(FAMILIES)}")
+    parser.add_argument("families", nargs="*", metavar="family",
+                        help=f"default: {' '.join(FAMILIES + list(VARIANTS))}")
     args = parser.parse_args()
     names = FAMILIES + list(VARIANTS)
     for name in args.families:

@@ -188,8 +188,8 @@ impl Composite {
     /// products (LXT divides the gradient of q and k by 4 and of v by 2, and of a gated MLP's
     /// product by 2: the same split), the identity rule through activations and norms (their
     /// `rsqrt`/`std` detached), and the gradient of softmax and of logit softcaps (LXT leaves
-    /// them unpatched). [`Composite::attn_lrp`] is LXT's
-    /// explicit rule set (ε-LRP with `z + ε`); the two differ by those ε only.
+    /// them unpatched). [`Composite::attn_lrp`] is LXT's explicit rule set (ε-LRP with
+    /// `z + ε`); the two differ by those ε, and at softcaps (the identity rule there).
     pub fn attn_lrp_efficient() -> Self {
         // LRP-0 with an ε that only keeps 0/0 at 0: LXT's plain gradient (Zennit's zero rule
         // adds 1e-9, which moves outputs near 0 by up to 1e-5 relative).

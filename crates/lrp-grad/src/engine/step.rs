@@ -138,7 +138,7 @@ impl<'a> Step<'a> {
                 norm,
                 stabilizer: rule.map(|(_, s)| s),
             }),
-            Form::Custom(operation) => Step::Custom(operation),
+            Form::Custom(operation) | Form::Gradient(operation) => Step::Custom(operation),
         })
     }
 

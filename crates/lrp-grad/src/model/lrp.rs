@@ -115,6 +115,9 @@ pub(crate) enum Form<'a> {
     },
     /// A user's operation, by its own LRP form.
     Custom(&'a dyn Operation),
+    /// An operation crossed by its plain gradient (input × gradient of `R / z`): its own
+    /// forward is its LRP form (a softcap in LXT's efficient mode).
+    Gradient(&'a dyn Operation),
 }
 
 /// How a routing operation moves relevance back to its inputs (per-sample axes).
@@ -165,7 +168,7 @@ impl Form<'_> {
             | Form::LayerNorm { rule: None, .. }
             | Form::Custom(_) => Propagation::Pass,
             Form::Uniform => Propagation::Uniform,
-            Form::Softmax { .. } => Propagation::Gradient,
+            Form::Softmax { .. } | Form::Gradient(_) => Propagation::Gradient,
             Form::Block => Propagation::Block,
         }
     }

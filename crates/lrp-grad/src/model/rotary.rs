@@ -156,7 +156,8 @@ impl Operation for Rotary {
 impl Lrp for Rotary {
     fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
         match rule {
-            None | Some(Rule::Pass | Rule::Gradient) => Ok(Form::Custom(self)),
+            None | Some(Rule::Pass) => Ok(Form::Custom(self)),
+            Some(Rule::Gradient) => Ok(Form::Gradient(self)),
             Some(_) => Err(Refusal::Mismatch(
                 "rotary embeddings are a rotation: relevance crosses by the gradient (pass or gradient)",
             )),

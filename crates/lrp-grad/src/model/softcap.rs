@@ -78,7 +78,7 @@ impl Lrp for Softcap {
     fn form(&self, rule: Option<&Rule>) -> Result<Form<'_>, Refusal> {
         match rule {
             None | Some(Rule::Pass) => Ok(Form::Identity),
-            Some(Rule::Gradient) => Ok(Form::Custom(self)),
+            Some(Rule::Gradient) => Ok(Form::Gradient(self)),
             Some(_) => Err(Refusal::Mismatch(
                 "a softcap takes pass (the identity rule) or gradient (LXT's efficient mode)",
             )),
@@ -131,9 +131,11 @@ mod tests {
     fn the_gradient_rule_is_the_softcap_itself_and_others_are_refused() {
         let cap = Softcap { cap: 2.0 };
         assert!(matches!(cap.form(None), Ok(Form::Identity)));
+        let plan = cap.form(Some(&Rule::Gradient)).unwrap().propagation();
+        assert_eq!(plan, crate::model::Propagation::Gradient);
         assert!(matches!(
             cap.form(Some(&Rule::Gradient)),
-            Ok(Form::Custom(_))
+            Ok(Form::Gradient(_))
         ));
         let refused = cap.form(Some(&Rule::Epsilon { epsilon: 1e-6 }));
         assert!(matches!(refused, Err(Refusal::Mismatch(m)) if m.contains("softcap")));
