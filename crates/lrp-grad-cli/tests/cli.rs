@@ -1473,6 +1473,31 @@ fn the_help_and_the_readme_list_every_composite() {
     }
 }
 
+/// `lrp-grad explain --model FOLDER --input IDS --composite C`, writing the relevance and the
+/// summary into `dir`; their paths.
+fn explain_checkpoint(
+    folder: &Path,
+    ids: &Path,
+    composite: &str,
+    dir: &Path,
+) -> (PathBuf, PathBuf) {
+    let (out, summary) = (dir.join("r.npy"), dir.join("s.json"));
+    lrp_grad()
+        .arg("explain")
+        .arg("--model")
+        .arg(folder)
+        .arg("--input")
+        .arg(ids)
+        .arg("--output")
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .args(["--composite", composite, "--quiet"])
+        .assert()
+        .success();
+    (out, summary)
+}
+
 /// A Hugging Face checkpoint directory (Qwen2: biases, a tied head) on token ids: per-token
 /// relevance of the predicted next token equals LXT 2.1's efficient AttnLRP and CP-LRP, and the
 /// summary names the prediction; `--weights` beside a directory is refused.
@@ -1488,20 +1513,7 @@ fn a_checkpoint_directory_explains_the_next_token_as_lxt_efficient() {
         ("attn-lrp-efficient", "attnlrp"),
         ("cp-lrp-efficient", "cplrp"),
     ] {
-        let (out, summary) = (dir.path().join("r.npy"), dir.path().join("s.json"));
-        lrp_grad()
-            .arg("explain")
-            .arg("--model")
-            .arg(&folder)
-            .arg("--input")
-            .arg(&ids_path)
-            .arg("--output")
-            .arg(&out)
-            .arg("--summary")
-            .arg(&summary)
-            .args(["--composite", composite, "--quiet"])
-            .assert()
-            .success();
+        let (out, summary) = explain_checkpoint(&folder, &ids_path, composite, dir.path());
         let (out_shape, relevance) = read_npy(&out);
         assert_eq!(&out_shape, shape);
         let expected = &reference[&format!("relevance.{mode}")].1;
@@ -1533,6 +1545,72 @@ fn a_checkpoint_directory_explains_the_next_token_as_lxt_efficient() {
             .arg(f.path("r.npy")),
         &["is a checkpoint directory", "drop --weights"],
     );
+}
+
+/// Every family's checkpoint (and Gemma 3 with its logit softcap) from the command line: the
+/// per-token relevance of the predicted token (a classifier's class) equals LXT 2.1's efficient
+/// AttnLRP and CP-LRP (where LXT has it) within the suite's tolerance, and the summary's
+/// prediction and score are transformers' argmax and its logit.
+#[test]
+fn every_family_explains_from_the_command_line_as_lxt_efficient() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hf");
+    let families = [
+        "llama",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "phi3",
+        "gpt2",
+        "gemma3",
+        "gemma3-softcap",
+        "bert",
+    ];
+    let dir = TempDir::new().unwrap();
+    for family in families {
+        let folder = fixtures.join(family);
+        let reference = zennit::read_f32_tensors(&folder.join("reference.safetensors"));
+        let cases: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("cases.json")).unwrap())
+                .unwrap();
+        let (shape, ids) = &reference["ids"];
+        let ids_path = dir.path().join(format!("{family}.npy"));
+        write_ids_npy(&ids_path, shape, ids);
+        for (composite, mode) in [
+            ("attn-lrp-efficient", "attnlrp"),
+            ("cp-lrp-efficient", "cplrp"),
+        ] {
+            let Some(floor) = cases["modes"][mode]["lxt_f32_distance"].as_f64() else {
+                continue; // LXT has no CP-LRP map for BERT
+            };
+            let (out, summary) = explain_checkpoint(&folder, &ids_path, composite, dir.path());
+            let (out_shape, relevance) = read_npy(&out);
+            assert_eq!(&out_shape, shape, "{family}");
+            let expected = &reference[&format!("relevance.{mode}")].1;
+            let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let error = (relevance.iter().zip(expected))
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+                / scale;
+            let tolerance = (4.0 * floor).max(1e-4) as f32;
+            assert!(error <= tolerance, "{family} {composite}: {error:.2e}");
+            let json: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+            let logits = &reference["logits"].1;
+            let classes = logits.len() / shape[0];
+            for (i, row) in logits.chunks(classes).enumerate() {
+                let argmax = (0..classes)
+                    .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                    .unwrap();
+                let sample = &json["samples"][i];
+                assert_eq!(sample["predicted"], argmax, "{family} sample {i}");
+                let score = sample["score"].as_f64().unwrap() as f32;
+                let want = row[argmax];
+                assert!(
+                    (score - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{family} sample {i}: score {score}, transformers' logit {want}"
+                );
+            }
+        }
+    }
 }
 
 /// `--text` through the checkpoint's tokenizer.json (a word-level tokenizer over the Qwen2
