@@ -27,7 +27,7 @@ use burn::tensor::Tensor;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv_transpose2d, conv2d, max_pool2d};
 use burn::tensor::ops::ConvTransposeOptions;
 
-use crate::model::fused::gradient_stabilized;
+use crate::model::fused::{gradient_stabilized, stabilized_ratio};
 use crate::model::lrp::Lrp;
 use crate::model::shape::{avg_pool_options, conv_options, max_pool_options, padding_pairs};
 use crate::model::{FeatureShape, Layer, dense};
@@ -212,15 +212,10 @@ pub(crate) fn stabilize(z: Tensor<4>, stabilizer: Stabilizer) -> Tensor<4> {
 
 /// `z / stab(z)`, the constant factor of an unmodified term (ε, and sums), in three passes: with
 /// the signed stabilizer it is `|z| / (|z| + ε)`, bit for bit (`z − ε = −(|z| + ε)` in floating
-/// point), without the sign mask's four passes.
+/// point), without the sign mask's four passes — the factor the fused stabilized gradient
+/// recomputes in its backward pass, one definition for both.
 pub(crate) fn self_ratio(z: Tensor<4>, stabilizer: Stabilizer) -> Tensor<4> {
-    match stabilizer {
-        Stabilizer::Signed(epsilon) => {
-            let magnitude = z.abs();
-            magnitude.clone() / magnitude.add_scalar(epsilon)
-        }
-        Stabilizer::Added(epsilon) => z.clone() / z.add_scalar(epsilon),
-    }
+    stabilized_ratio(z, 1, stabilizer)
 }
 
 /// A group's semantics, shared by both strategies: `mask(z) ⊙ numerator / stab(denominator)`,

@@ -67,6 +67,18 @@ pub struct Stabilized {
 }
 
 impl Stabilized {
+    fn new(n: usize, stabilizer: Stabilizer) -> Self {
+        let (epsilon, signed) = match stabilizer {
+            Stabilizer::Signed(epsilon) => (epsilon, true),
+            Stabilizer::Added(epsilon) => (epsilon, false),
+        };
+        Self {
+            n: n as f32,
+            epsilon: epsilon as f32,
+            signed,
+        }
+    }
+
     /// The factor from `y`, in the backend's own operations.
     fn factor<B: Backend>(self, y: FloatTensor<B>) -> FloatTensor<B> {
         let y = if self.signed { B::float_abs(y) } else { y };
@@ -239,28 +251,27 @@ pub(crate) fn gradient_stabilized<const D: usize>(
     if !y.is_autodiff() {
         return y;
     }
-    let (epsilon, signed) = match stabilizer {
-        Stabilizer::Signed(epsilon) => (epsilon, true),
-        Stabilizer::Added(epsilon) => (epsilon, false),
-    };
-    let stabilized = Stabilized {
-        n: n as f32,
-        epsilon: epsilon as f32,
-        signed,
-    };
     if !served(y.device().as_dispatch()) {
         let z = y.clone().without_autodiff();
-        let factor = Tensor::from_dispatch(
-            stabilized.factor::<burn::backend::Dispatch>(z.clone().into_dispatch()),
-        );
-        let scaled = y * factor;
+        let scaled = y * stabilized_ratio(z.clone(), n, stabilizer);
         let value = scaled.clone().without_autodiff();
         return (scaled - value) + z;
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::stabilize_gradient(
         y.into_dispatch(),
-        stabilized,
+        Stabilized::new(n, stabilizer),
     ))
+}
+
+/// The factor `z / stab(n·z)` itself (see [`Stabilized`]), of a plain tensor.
+pub(crate) fn stabilized_ratio<const D: usize>(
+    z: Tensor<D>,
+    n: usize,
+    stabilizer: Stabilizer,
+) -> Tensor<D> {
+    let factor =
+        Stabilized::new(n, stabilizer).factor::<burn::backend::Dispatch>(z.into_dispatch());
+    Tensor::from_dispatch(factor)
 }
 
 #[cfg(test)]

@@ -31,6 +31,17 @@ impl Softcap {
     fn apply(&self, x: Tensor<4>) -> Tensor<4> {
         x.div_scalar(self.cap).tanh().mul_scalar(self.cap)
     }
+
+    /// The input's shape, for a cap that is a positive number.
+    fn shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
+        match self.cap > 0.0 && self.cap.is_finite() {
+            true => Ok(input),
+            false => Err(format!(
+                "a softcap must be a positive number, got {}",
+                self.cap
+            )),
+        }
+    }
 }
 
 impl Operator for Softcap {
@@ -39,10 +50,7 @@ impl Operator for Softcap {
     }
 
     fn output_shape(&self, _: usize, inputs: &[FeatureShape]) -> Result<FeatureShape, ShapeError> {
-        match self.cap > 0.0 && self.cap.is_finite() {
-            true => Ok(inputs[0]),
-            false => Err(format!("a softcap must be a positive number, got {}", self.cap).into()),
-        }
+        Ok(self.shape(inputs[0])?)
     }
 
     fn forward(&self, mut inputs: Vec<Tensor<4>>, _: FeatureShape) -> Tensor<4> {
@@ -62,7 +70,7 @@ impl Operation for Softcap {
     }
 
     fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
-        Ok(input)
+        self.shape(input)
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
